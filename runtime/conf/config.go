@@ -1,0 +1,211 @@
+package conf
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is a validated kong.conf. It is immutable once Load returns it.
+type Config struct {
+	Prefix   string // absolute
+	LogLevel string
+
+	ProxyStreamAccessLog AccessLog
+	ProxyStreamErrorLog  string // path, absolute, or "off"
+	AdminAccessLog       string
+	AdminErrorLog        string
+	StatusAccessLog      string
+	StatusErrorLog       string
+
+	// Plugins is the plugins property as written, "bundled" included; see
+	// EnabledPlugins.
+	Plugins []string
+	NodeID  string
+
+	StreamListeners []Listener
+	AdminListeners  []Listener
+	StatusListeners []Listener
+	// PortMaps maps a port gong listens on to the port clients reach it on;
+	// stream routes match the mapped port.
+	PortMaps map[int]int
+
+	DeclarativeConfig       string // absolute path, or ""
+	DeclarativeConfigString string
+	MemCacheSize            int64
+
+	TLS       TLS
+	ClientSSL ClientSSL
+	LuaSSL    LuaSSL
+
+	// TrustedIPs are the peers whose PROXY protocol header is believed.
+	TrustedIPs []netip.Prefix
+	TrustUnix  bool
+
+	DNS DNS
+
+	LuaPackagePath    string
+	LuaSocketPoolSize int
+	UntrustedLua      string
+
+	RouterFlavor string
+
+	Stream  StreamSettings
+	Tracing Tracing
+
+	values map[string]Value
+}
+
+// Value is one resolved property, before typing.
+type Value struct {
+	Raw    string
+	Source Source
+}
+
+// AccessLog is proxy_stream_access_log: a path and the name of a format.
+type AccessLog struct {
+	Off    bool
+	Path   string // absolute
+	Format string // "basic" or a name defined with nginx_stream_log_format
+}
+
+// TLS is the downstream TLS of ssl listeners.
+type TLS struct {
+	CipherSuite         string   // modern, intermediate, old, fips or custom
+	Ciphers             []string // OpenSSL names, from the suite or ssl_ciphers
+	Protocols           []string // TLSv1 ... TLSv1.3, from the suite or ssl_protocols
+	PreferServerCiphers bool
+	SessionTickets      bool
+	SessionTimeout      time.Duration
+	// Certs are the ssl_cert/ssl_cert_key pairs, loaded; empty means gong
+	// generates its default certificates under Prefix/ssl.
+	Certs []CertPair
+}
+
+// CertPair is a certificate chain and its key, PEM encoded.
+type CertPair struct {
+	CertPEM []byte
+	KeyPEM  []byte
+}
+
+// ClientSSL is the client certificate presented to TLS upstreams.
+type ClientSSL struct {
+	Enabled bool
+	Cert    *CertPair
+}
+
+// LuaSSL is the TLS of plugin sockets.
+type LuaSSL struct {
+	TrustedCertificates []string // "system", paths or PEM
+	VerifyDepth         int
+	Protocols           []string
+}
+
+// DNS configures the resolution of service hosts and targets.
+type DNS struct {
+	Resolvers   []string // "ip:port"; empty = /etc/resolv.conf
+	HostsFile   string
+	Order       []string // upper case: LAST, SRV, A, AAAA, CNAME
+	ValidTTL    time.Duration
+	StaleTTL    time.Duration
+	CacheSize   int
+	NotFoundTTL time.Duration
+	ErrorTTL    time.Duration
+}
+
+// StreamSettings are the nginx stream directives gong honours, from the
+// nginx_stream_* and nginx_sproxy_* properties.
+type StreamSettings struct {
+	PrereadBufferSize    int
+	PrereadTimeout       time.Duration
+	ProxyProtocolTimeout time.Duration
+	// ProxyTimeout is the idle timeout of a connection no service has set
+	// one for yet.
+	ProxyTimeout time.Duration
+	// ProxySSLVerify is the upstream verification of services that leave
+	// tls_verify unset; nil means off.
+	ProxySSLVerify             *bool
+	ProxySSLVerifyDepth        int
+	ProxySSLTrustedCertificate string
+	// LogFormats are the access-log formats by name, "basic" included.
+	LogFormats map[string]string
+}
+
+// BasicLogFormat is Kong's stream access-log format "basic".
+const BasicLogFormat = `$remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time`
+
+// Tracing configures OpenTelemetry tracing of connections.
+type Tracing struct {
+	Instrumentations   []string // empty when off
+	SamplingRate       float64
+	OTLPProtocol       string // "http/protobuf" or "grpc"
+	OTLPEndpoint       string
+	OTLPHeaders        map[string]string
+	OTLPTimeout        time.Duration
+	ResourceAttributes map[string]string
+	BatchSpanCount     int
+	BatchFlushDelay    time.Duration
+}
+
+// Get returns a property's resolved text and whether it is set.
+func (c *Config) Get(key string) (string, bool) {
+	v, ok := c.values[key]
+	return v.Raw, ok
+}
+
+// Source returns where a property's value came from.
+func (c *Config) Source(key string) (Source, bool) {
+	v, ok := c.values[key]
+	return v.Source, ok
+}
+
+// Keys returns the names of every set property, sorted.
+func (c *Config) Keys() []string {
+	keys := make([]string, 0, len(c.values))
+	for k := range c.values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// EnabledPlugins expands the plugins property: "bundled" stands for the
+// given bundled names, "off" alone for none; duplicates are dropped.
+func (c *Config) EnabledPlugins(bundled []string) []string {
+	if len(c.Plugins) == 1 && c.Plugins[0] == "off" {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, p := range c.Plugins {
+		if p == "bundled" {
+			for _, b := range bundled {
+				add(b)
+			}
+			continue
+		}
+		add(p)
+	}
+	return out
+}
+
+// KongEnv renders the merged configuration in kong.conf syntax, as Kong
+// writes <prefix>/.kong_env: one "key = value" line per set property,
+// sorted, with # escaped. Loading it back gives the same Config.
+func (c *Config) KongEnv() []byte {
+	var b strings.Builder
+	for _, k := range c.Keys() {
+		b.WriteString(k)
+		b.WriteString(" = ")
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(c.values[k].Raw, "#", `\#`), "\n", "\\\n"))
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
