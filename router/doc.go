@@ -1,0 +1,19 @@
+// Package router matches the facts of a stream connection (protocol, SNI,
+// source and destination address) to Kong stream routes (snis, sources,
+// destinations) with the semantics of Kong's two classic router flavors:
+// traditional (kong/router/traditional.lua) and traditional_compatible
+// (kong/router/compat.lua, transform.lua, atc.lua).
+//
+// A Router is built once per config generation by New, is read-only
+// afterwards and is safe for concurrent Match calls. Routes are indexed by
+// SNI, address, port and CIDR so a lookup does not scan the route list, and
+// results (positive and negative) are kept in bounded LRU caches keyed like
+// Kong's.
+//
+// The package does no I/O, knows nothing of Lua, and imports no other gong
+// package: the runtime translates its entities into Route values.
+//
+//	rt, err := router.New(routes, router.Options{Flavor: router.TraditionalCompatible})
+//	if err != nil { ... }
+//	route, ok := rt.Match(router.ConnInfo{Protocol: "tls", Src: src, Dst: dst, SNI: sni})
+package router
