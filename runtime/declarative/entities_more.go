@@ -1,7 +1,9 @@
 package declarative
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 )
 
 func validateUpstreamName(name string) string {
@@ -142,11 +144,8 @@ func (b *builder) upstreams() *schema {
 	}
 	fallbackIn := func(v string, allowed ...string) check {
 		return conditional{ifField: hashOn, ifMatch: is(v), thenField: "hash_fallback", then: func(x any) *ErrorNode {
-			if s, _ := x.(string); x == nil || !isOneOf(allowed...)(s) {
-				if x == nil {
-					return nil
-				}
-				return leaf("expected one of: " + joinComma(allowed))
+			if s, ok := x.(string); ok && !slices.Contains(allowed, s) {
+				return leaf("expected one of: " + strings.Join(allowed, ", "))
 			}
 			return nil
 		}}.check()
@@ -171,17 +170,6 @@ func (b *builder) upstreams() *schema {
 	}
 	s.shorthand = upstreamShorthands
 	return s
-}
-
-func joinComma(vs []string) string {
-	out := ""
-	for i, v := range vs {
-		if i > 0 {
-			out += ", "
-		}
-		out += v
-	}
-	return out
 }
 
 // distinct is Kong's distinct entity check; it does not run when a field
