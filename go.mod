@@ -6,5 +6,6 @@ require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+	github.com/pires/go-proxyproto v0.15.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 )

@@ -47,13 +47,13 @@ func (t *typer) config() *Config {
 	if c.Prefix == "" {
 		t.fail("prefix", "prefix must be set")
 	}
-	t.dir = c.Prefix // log paths are relative to the prefix
+	t.prefix = c.Prefix
 	c.LogLevel = t.enum("log_level", "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
-	c.ProxyStreamErrorLog = t.path("proxy_stream_error_log")
+	c.ProxyStreamErrorLog = t.logPath("proxy_stream_error_log")
 	c.AdminAccessLog = t.logPath("admin_access_log")
-	c.AdminErrorLog = t.path("admin_error_log")
+	c.AdminErrorLog = t.logPath("admin_error_log")
 	c.StatusAccessLog = t.logPath("status_access_log")
-	c.StatusErrorLog = t.path("status_error_log")
+	c.StatusErrorLog = t.logPath("status_error_log")
 	t.accept("proxy_access_log", "proxy_error_log", "anonymous_reports")
 
 	c.Plugins = t.array("plugins")
@@ -123,14 +123,6 @@ func (t *typer) config() *Config {
 
 	c.Tracing = t.tracing()
 	return c
-}
-
-// logPath reads a log property that may be off.
-func (t *typer) logPath(key string) string {
-	if v, _ := t.lookup(key); v == "off" {
-		return "off"
-	}
-	return t.path(key)
 }
 
 func (t *typer) listeners(key string, family listenFamily) []Listener {
@@ -229,7 +221,7 @@ func (t *typer) accessLog(formats map[string]string) AccessLog {
 	if _, ok := formats[f[1]]; !ok {
 		t.fail("proxy_stream_access_log", "proxy_stream_access_log uses the unknown log format '%s' (define it with nginx_stream_log_format)", f[1])
 	}
-	return AccessLog{Path: absPath(t.dir, f[0]), Format: f[1]}
+	return AccessLog{Path: absPath(t.prefix, f[0]), Format: f[1]}
 }
 
 func (t *typer) downstreamTLS() TLS {
@@ -343,7 +335,7 @@ func (t *typer) pemValue(v string) []byte {
 	if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
 		return []byte(v)
 	}
-	if data, err := os.ReadFile(absPath("", v)); err == nil {
+	if data, err := os.ReadFile(absPath(t.dir, v)); err == nil {
 		return data
 	}
 	if data, err := base64.StdEncoding.DecodeString(v); err == nil {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Listener is one parsed entry of stream_listen, admin_listen or
@@ -27,6 +28,49 @@ type Listener struct {
 	Backlog       int    // 0: the system default
 	IPv6Only      string // "", "on" or "off"
 	SOKeepalive   string // "", "on", "off" or "<idle>:<intvl>:<cnt>"
+	// KeepAlive is SOKeepalive read: TCP keepalive on accepted sockets.
+	KeepAlive KeepAlive
+}
+
+// KeepAlive is an so_keepalive setting. Zero durations and a zero count
+// keep the system's defaults, as an empty part does in nginx.
+type KeepAlive struct {
+	Enabled  bool
+	Idle     time.Duration
+	Interval time.Duration
+	Count    int
+}
+
+// parseKeepAlive reads "on", "off" or "<idle>:<intvl>:<cnt>", the times
+// in nginx's units.
+func parseKeepAlive(v string) (KeepAlive, bool) {
+	switch v {
+	case "off":
+		return KeepAlive{}, true
+	case "on":
+		return KeepAlive{Enabled: true}, true
+	}
+	parts := strings.Split(v, ":")
+	ka := KeepAlive{Enabled: true}
+	var ok bool
+	if parts[0] != "" {
+		if ka.Idle, ok = parseDuration(parts[0]); !ok {
+			return ka, false
+		}
+	}
+	if parts[1] != "" {
+		if ka.Interval, ok = parseDuration(parts[1]); !ok {
+			return ka, false
+		}
+	}
+	if parts[2] != "" {
+		n, err := strconv.Atoi(parts[2])
+		if err != nil {
+			return ka, false
+		}
+		ka.Count = n
+	}
+	return ka, true
 }
 
 // Addr is the address to listen on, as net.Listen wants it.
@@ -129,6 +173,10 @@ func parseListener(entry string, family listenFamily) (Listener, bool) {
 			l.IPv6Only = strings.TrimPrefix(tok, "ipv6only=")
 		case strings.HasPrefix(tok, "so_keepalive="):
 			l.SOKeepalive = strings.TrimPrefix(tok, "so_keepalive=")
+			var ok bool
+			if l.KeepAlive, ok = parseKeepAlive(l.SOKeepalive); !ok {
+				return l, false
+			}
 		}
 	}
 	if len(address) != 1 {

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"testing"
+	"time"
 )
 
 func TestParseListeners(t *testing.T) {
@@ -24,6 +25,7 @@ func TestParseListeners(t *testing.T) {
 		{"no port", []string{"127.0.0.1"}, nil, streamUsage},
 		{"port too big", []string{"127.0.0.1:70000"}, nil, streamUsage},
 		{"unknown flag", []string{"127.0.0.1:1 http2"}, nil, streamUsage},
+		{"bad keepalive time", []string{"127.0.0.1:1 so_keepalive=soon:1:1"}, nil, streamUsage},
 		{"bad backlog", []string{"127.0.0.1:1 backlog=x"}, nil, streamUsage},
 		{"ipv6 without brackets", []string{"::1:80"}, nil, streamUsage},
 		{"bad ipv4", []string{"300.1.1.1:80"}, nil, streamUsage},
@@ -62,6 +64,24 @@ func TestListenerFields(t *testing.T) {
 	}
 	if l.Addr() != "[::1]:5353" {
 		t.Errorf("Addr() = %q; want [::1]:5353", l.Addr())
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	tests := []struct {
+		flag string
+		want KeepAlive
+	}{
+		{"so_keepalive=on", KeepAlive{Enabled: true}},
+		{"so_keepalive=off", KeepAlive{}},
+		{"so_keepalive=30m::10", KeepAlive{Enabled: true, Idle: 30 * time.Minute, Count: 10}},
+		{"so_keepalive=:5:", KeepAlive{Enabled: true, Interval: 5 * time.Second}},
+	}
+	for _, tt := range tests {
+		ls, err := parseListeners("stream_listen", []string{"127.0.0.1:1 " + tt.flag}, streamFlags)
+		if err != "" || ls[0].KeepAlive != tt.want {
+			t.Errorf("%s: KeepAlive = %+v (%s); want %+v", tt.flag, ls[0].KeepAlive, err, tt.want)
+		}
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 // can prove every default is used.
 type typer struct {
 	values   map[string]Value
-	dir      string
+	dir      string // resolves relative paths, as the working directory
+	prefix   string // resolves relative log paths
 	read     map[string]bool
 	problems Errors
 }
@@ -46,6 +47,16 @@ func (t *typer) path(key string) string {
 		return ""
 	}
 	return absPath(t.dir, v)
+}
+
+// logPath reads a log file property, relative to the prefix as in Kong;
+// it may be off.
+func (t *typer) logPath(key string) string {
+	v, ok := t.lookup(key)
+	if !ok || v == "off" {
+		return v
+	}
+	return absPath(t.prefix, v)
 }
 
 // boolean is Kong's boolean: on or true is true, anything else false.

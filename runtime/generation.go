@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// generation is everything built from one configuration. It is immutable;
+// connections keep the generation they started with.
+type generation struct {
+	conf      *conf.Config
+	decl      *declarative.Config
+	router    *router.Router
+	listeners map[listenKey]conf.Listener
+	format    logFormat
+	access    *accessLog // nil when proxy_stream_access_log is off
+}
+
+// listenKey identifies a listening socket across generations.
+type listenKey struct {
+	network string // "tcp" or "udp"
+	addr    string
+}
+
+func keyOf(l conf.Listener) listenKey {
+	if l.UDP {
+		return listenKey{"udp", l.Addr()}
+	}
+	return listenKey{"tcp", l.Addr()}
+}
+
+// routeTarget is the router's payload for a route.
+type routeTarget struct {
+	route   *declarative.Route
+	name    string   // route name or id, for logs
+	service *service // nil: the route has no usable service
+}
+
+// service is a declarative service prepared for proxying.
+type service struct {
+	decl    *declarative.Service
+	name    string
+	peers   balancer
+	connect time.Duration
+	idle    time.Duration // max(read_timeout, write_timeout), as Kong sets proxy_timeout
+	tries   int           // 1 + retries
+}
+
+// streamProtocols are the route protocols the stream router serves.
+var streamProtocols = []string{"tcp", "tls", "udp", "tls_passthrough"}
+
+// buildGeneration prepares a configuration for serving. accessLog returns
+// the shared writer for a path. Errors name the entity at fault.
+func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path string) (*accessLog, error), warn func(string, ...any)) (*generation, error) {
+	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
+	for _, p := range d.Plugins {
+		if p.Enabled && p.Stream() {
+			return nil, fmt.Errorf("plugin '%s' (%s): gong cannot run Lua plugins yet; remove it from the declarative configuration", p.Name, p.ID)
+		}
+	}
+	for _, l := range c.StreamListeners {
+		if l.SSL {
+			return nil, fmt.Errorf("stream_listen %s: ssl listeners are not served by gong yet", l.Listener)
+		}
+		k := keyOf(l)
+		if _, dup := g.listeners[k]; dup {
+			return nil, fmt.Errorf("stream_listen: %s is listed twice", l.Listener)
+		}
+		g.listeners[k] = l
+	}
+	if !c.ProxyStreamAccessLog.Off {
+		f, err := compileLogFormat(c.Stream.LogFormats[c.ProxyStreamAccessLog.Format])
+		if err != nil {
+			return nil, fmt.Errorf("nginx_stream_log_format: %w", err)
+		}
+		g.format = f
+		if g.access, err = accessLog(c.ProxyStreamAccessLog.Path); err != nil {
+			return nil, fmt.Errorf("proxy_stream_access_log: %w", err)
+		}
+	}
+	res, err := newResolver(c.DNS)
+	if err != nil {
+		return nil, err
+	}
+	services := buildServices(d, res, warn)
+	var routes []*router.Route
+	for _, r := range d.Routes {
+		if !slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(streamProtocols, p) }) {
+			continue
+		}
+		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID)}
+		if r.Service != nil {
+			s, ok := services[*r.Service]
+			if !ok {
+				continue // its service is disabled: Kong leaves the route out
+			}
+			target.service = s
+		}
+		routes = append(routes, &router.Route{
+			ID: r.ID, Name: target.name, Protocols: r.Protocols,
+			Sources: endpoints(r.Sources), Destinations: endpoints(r.Destinations),
+			SNIs: r.SNIs, CreatedAt: r.CreatedAt, Value: target,
+		})
+	}
+	g.router, err = router.New(routes, router.Options{Flavor: router.Flavor(c.RouterFlavor)})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// buildServices prepares the enabled services, keyed by id; a service of an
+// http protocol gets nil, so its routes serve without a service, as in Kong.
+func buildServices(d *declarative.Config, res *resolver, warn func(string, ...any)) map[string]*service {
+	upstreams := map[string]*declarative.Upstream{}
+	for _, u := range d.Upstreams {
+		upstreams[u.Name] = u
+	}
+	targets := map[string][]*declarative.Target{}
+	for _, t := range d.Targets {
+		targets[t.Upstream] = append(targets[t.Upstream], t)
+	}
+	out := map[string]*service{}
+	for _, s := range d.Services {
+		if !s.Enabled {
+			continue
+		}
+		if !slices.Contains([]string{"tcp", "tls", "udp", "tls_passthrough"}, s.Protocol) {
+			warn("service with protocol '%s' cannot be used with 'stream' subsystem", s.Protocol)
+			out[s.ID] = nil
+			continue
+		}
+		svc := &service{
+			decl:    s,
+			name:    nameOr(s.Name, s.ID),
+			connect: time.Duration(s.ConnectTimeout) * time.Millisecond,
+			idle:    time.Duration(max(s.ReadTimeout, s.WriteTimeout)) * time.Millisecond,
+			tries:   1 + s.Retries,
+		}
+		if u, ok := upstreams[s.Host]; ok {
+			svc.peers = newRoundRobin(targets[u.ID], res)
+		} else {
+			svc.peers = &hostBalancer{host: s.Host, port: s.Port, resolver: res}
+		}
+		out[s.ID] = svc
+	}
+	return out
+}
+
+func endpoints(eps []declarative.Endpoint) []router.Endpoint {
+	var out []router.Endpoint
+	for _, e := range eps {
+		var re router.Endpoint
+		if e.IP != nil {
+			re.IP = *e.IP
+		}
+		if e.Port != nil {
+			re.Port, re.HasPort = uint16(*e.Port), true
+		}
+		out = append(out, re)
+	}
+	return out
+}
+
+func nameOr(name *string, id string) string {
+	if name != nil {
+		return *name
+	}
+	return id
+}
+
+// destination is the address routes match as the connection's
+// destination: the listener's local address, its port mapped through
+// port_maps as Kong does for the first routing pass.
+func (g *generation) destination(local netip.AddrPort) netip.AddrPort {
+	if p, ok := g.conf.PortMaps[int(local.Port())]; ok {
+		return netip.AddrPortFrom(local.Addr(), uint16(p))
+	}
+	return local
+}
+
+// trusted reports whether a peer may set the client address with a PROXY
+// protocol header (trusted_ips).
+func (g *generation) trusted(peer netip.Addr) bool {
+	peer = peer.Unmap()
+	for _, p := range g.conf.TrustedIPs {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeLabel names a route for log lines.
+func routeLabel(t *routeTarget) string {
+	var b strings.Builder
+	b.WriteString("route: ")
+	b.WriteString(t.name)
+	if t.service != nil {
+		b.WriteString(", service: ")
+		b.WriteString(t.service.name)
+	}
+	return b.String()
+}

@@ -1,0 +1,305 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gong-proxy/gong/runtime/conf"
+)
+
+// ReloadConfFile, in the prefix, names the kong.conf the next reload reads
+// instead of the one the server started with; "gong reload -c" writes it.
+const ReloadConfFile = ".kong_reload_conf"
+
+// ErrStopped is what Done reports after Stop.
+var ErrStopped = errors.New("server stopped")
+
+// Options configure a Server.
+type Options struct {
+	// Conf is how the configuration is read again on reload.
+	Conf conf.Options
+	// Config is the configuration to start with, already loaded from Conf.
+	Config *conf.Config
+	// LogLevel, if set, overrides log_level (the CLI's --v and --vv).
+	LogLevel string
+	// ErrorLog, if set, receives the error log instead of
+	// proxy_stream_error_log.
+	ErrorLog io.Writer
+}
+
+// Server runs gong: it owns the listening sockets, the current generation
+// and the connections in flight.
+type Server struct {
+	opts    Options
+	log     *errorLog
+	current atomic.Pointer[generation]
+
+	mu         sync.Mutex // guards listeners, accessLogs and stopping
+	listeners  map[listenKey]*socket
+	accessLogs map[string]*accessLog
+	stopping   bool
+
+	conns    sync.WaitGroup
+	connsMu  sync.Mutex
+	active   map[io.Closer]struct{} // closed by Stop
+	nextID   atomic.Uint64
+	done     chan error
+	doneOnce sync.Once
+}
+
+// socket is one open listening socket and its accept loop.
+type socket struct {
+	key    listenKey
+	ln     net.Listener
+	pc     net.PacketConn
+	closed atomic.Bool
+	loop   sync.WaitGroup
+}
+
+func (s *socket) close() {
+	s.closed.Store(true)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.pc != nil {
+		s.pc.Close()
+	}
+}
+
+// New prepares a server; Start opens its listeners.
+func New(opts Options) (*Server, error) {
+	s := &Server{
+		opts:       opts,
+		listeners:  map[listenKey]*socket{},
+		accessLogs: map[string]*accessLog{},
+		active:     map[io.Closer]struct{}{},
+		done:       make(chan error, 1),
+	}
+	s.log = newErrorLog(os.Stderr, s.level(opts.Config))
+	if opts.ErrorLog != nil {
+		s.log.w = opts.ErrorLog
+	}
+	return s, nil
+}
+
+func (s *Server) level(c *conf.Config) Level {
+	if s.opts.LogLevel != "" {
+		return parseLevel(s.opts.LogLevel)
+	}
+	return parseLevel(c.LogLevel)
+}
+
+// Start builds the first generation and opens its listeners.
+func (s *Server) Start() error {
+	c := s.opts.Config
+	if s.opts.ErrorLog == nil {
+		if err := s.log.reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
+			return fmt.Errorf("proxy_stream_error_log: %w", err)
+		}
+	}
+	g, err := s.build(c)
+	if err != nil {
+		return err
+	}
+	if err := s.apply(g); err != nil {
+		return err
+	}
+	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
+	return nil
+}
+
+// build makes a generation from a kong.conf, reading its declarative
+// configuration.
+func (s *Server) build(c *conf.Config) (*generation, error) {
+	d, err := LoadDeclarative(c)
+	if err != nil {
+		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
+	}
+	return buildGeneration(c, d, s.accessLog, func(format string, args ...any) {
+		s.log.logf(LevelWarn, 0, format, args...)
+	})
+}
+
+// accessLog returns the writer for path, shared by generations; writers
+// live until the server ends, since old connections may still log.
+func (s *Server) accessLog(path string) (*accessLog, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accessLogs[path]; ok {
+		return a, nil
+	}
+	a, err := newAccessLog(path)
+	if err != nil {
+		return nil, err
+	}
+	s.accessLogs[path] = a
+	return a, nil
+}
+
+// apply opens the listeners g adds, makes g current, and closes the
+// listeners g drops. If a listener cannot be opened nothing changes.
+func (s *Server) apply(g *generation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return ErrStopped
+	}
+	var opened []*socket
+	for k, l := range g.listeners {
+		if _, ok := s.listeners[k]; ok {
+			continue
+		}
+		ln, pc, err := listenSocket(l)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			return fmt.Errorf("stream_listen %s: %w", l.Listener, err)
+		}
+		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
+	}
+	s.current.Store(g)
+	for _, o := range opened {
+		s.listeners[o.key] = o
+		o.loop.Add(1)
+		if o.ln != nil {
+			go s.acceptLoop(o)
+		} else {
+			go s.udpLoop(o)
+		}
+	}
+	for k, o := range s.listeners {
+		if _, keep := g.listeners[k]; !keep {
+			o.close()
+			delete(s.listeners, k)
+		}
+	}
+	return nil
+}
+
+// Reload reads the configuration again and swaps generations. On any
+// error the current generation keeps serving; the error is logged and
+// returned.
+func (s *Server) Reload() error {
+	opts := s.opts.Conf
+	if c := s.current.Load(); c != nil {
+		if data, err := os.ReadFile(filepath.Join(c.conf.Prefix, ReloadConfFile)); err == nil {
+			opts.Path = strings.TrimSpace(string(data))
+			s.opts.Conf.Path = opts.Path
+			os.Remove(filepath.Join(c.conf.Prefix, ReloadConfFile))
+		}
+	}
+	err := s.reload(opts)
+	if err != nil {
+		s.log.logf(LevelError, 0, "reload failed, the previous configuration keeps serving: %v", err)
+		return err
+	}
+	s.log.logf(LevelNotice, 0, "reload succeeded")
+	return nil
+}
+
+func (s *Server) reload(opts conf.Options) error {
+	c, warnings, err := conf.Load(opts)
+	for _, w := range warnings {
+		s.log.logf(LevelWarn, 0, "%v", w)
+	}
+	if err != nil {
+		return err
+	}
+	g, err := s.build(c)
+	if err != nil {
+		return err
+	}
+	if err := s.apply(g); err != nil {
+		return err
+	}
+	if s.opts.ErrorLog == nil {
+		return s.log.reopen(c.ProxyStreamErrorLog, s.level(c))
+	}
+	s.log.level.Store(int32(s.level(c)))
+	return nil
+}
+
+// Quit stops accepting connections and ends the server once those in
+// flight have ended, however long that takes; "gong quit" escalates to
+// Stop after its timeout.
+func (s *Server) Quit() {
+	s.closeListeners()
+	s.conns.Wait()
+	s.finish(nil)
+}
+
+// Stop closes the listeners and every connection at once.
+func (s *Server) Stop() {
+	s.closeListeners()
+	s.connsMu.Lock()
+	for c := range s.active {
+		c.Close()
+	}
+	s.connsMu.Unlock()
+	s.conns.Wait()
+	s.finish(ErrStopped)
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	s.stopping = true
+	for k, o := range s.listeners {
+		o.close()
+		delete(s.listeners, k)
+		o.loop.Wait()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) finish(err error) {
+	s.doneOnce.Do(func() {
+		s.mu.Lock()
+		for _, a := range s.accessLogs {
+			a.close()
+		}
+		s.mu.Unlock()
+		s.done <- err
+	})
+}
+
+// Done reports the end of the server: nil after Quit, ErrStopped after Stop.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Addrs returns the addresses the server listens on, for stream_listen
+// entries with port 0.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, o := range s.listeners {
+		if o.ln != nil {
+			out = append(out, o.ln.Addr())
+		} else {
+			out = append(out, o.pc.LocalAddr())
+		}
+	}
+	return out
+}
+
+// track registers a connection's sockets so Stop can close them; untrack
+// undoes it.
+func (s *Server) track(c io.Closer) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	s.active[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c io.Closer) {
+	s.connsMu.Lock()
+	delete(s.active, c)
+	s.connsMu.Unlock()
+}

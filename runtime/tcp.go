@@ -1,0 +1,184 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/gong-proxy/gong/router"
+)
+
+// Session statuses, as Kong's stream sessions report them.
+const (
+	statusOK                 = 200
+	statusBadRequest         = 400
+	statusInternalError      = 500
+	statusBadGateway         = 502
+	statusServiceUnavailable = 503
+)
+
+func (s *Server) acceptLoop(o *socket) {
+	defer o.loop.Done()
+	var backoff time.Duration
+	for {
+		conn, err := o.ln.Accept()
+		if err != nil {
+			if o.closed.Load() {
+				return
+			}
+			// Out of descriptors or similar: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.logf(LevelCrit, 0, "accept() failed on %s: %v", o.key.addr, err)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		g := s.current.Load()
+		s.conns.Add(1)
+		go s.serveTCP(g, o.key, conn.(*net.TCPConn))
+	}
+}
+
+// conn is one TCP session in progress. Only its own goroutine touches it.
+type conn struct {
+	s    *Server
+	g    *generation
+	down *net.TCPConn
+	sess session
+	// local is the listener address the client connected to.
+	local netip.AddrPort
+	// client is the client address, after a trusted PROXY header.
+	client netip.AddrPort
+}
+
+func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
+	defer s.conns.Done()
+	s.track(down)
+	defer s.untrack(down)
+	defer down.Close()
+
+	l, ok := g.listeners[key]
+	if !ok {
+		return // the listener left the configuration while this was accepted
+	}
+	cx := &conn{s: s, g: g, down: down}
+	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
+	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
+	cx.sess = session{id: s.nextID.Add(1), protocol: "TCP", start: time.Now()}
+	defer cx.finish()
+
+	var first []byte
+	if l.ProxyProtocol {
+		var err error
+		if first, err = cx.readProxyHeader(); err != nil {
+			s.log.logf(LevelError, cx.sess.id, "broken header: %v while reading PROXY protocol%s", err, cx.context())
+			cx.sess.status = statusBadRequest
+			return
+		}
+	}
+	cx.sess.status = cx.proxy(first)
+}
+
+// readProxyHeader reads a PROXY v1 or v2 header within
+// nginx_sproxy_proxy_protocol_timeout, and returns the bytes read past it.
+// The header's source becomes the client address only when the peer is
+// in trusted_ips.
+func (cx *conn) readProxyHeader() ([]byte, error) {
+	cx.down.SetReadDeadline(time.Now().Add(cx.g.conf.Stream.ProxyProtocolTimeout))
+	br := bufio.NewReaderSize(cx.down, 256)
+	h, err := proxyproto.Read(br)
+	cx.down.SetReadDeadline(time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() && cx.g.trusted(cx.client.Addr()) {
+		cx.client = src.AddrPort()
+	}
+	rest, _ := br.Peek(br.Buffered())
+	return rest, nil
+}
+
+// proxy routes the connection and relays it; it returns the session
+// status.
+func (cx *conn) proxy(first []byte) int {
+	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
+	rt, ok := cx.g.router.Match(ci)
+	if !ok {
+		cx.s.log.logf(LevelError, cx.sess.id, "no Route found with those values%s", cx.context())
+		return statusInternalError
+	}
+	target := rt.Value.(*routeTarget)
+	if target.service == nil {
+		cx.s.log.logf(LevelWarn, cx.sess.id, "no Service found with those values%s, route: %s", cx.context(), target.name)
+		return statusServiceUnavailable
+	}
+	svc := target.service
+	up, status := cx.dial(svc)
+	if up == nil {
+		return status
+	}
+	cx.s.track(up)
+	defer cx.s.untrack(up)
+	defer up.Close()
+	r := &relay{down: cx.down, up: up, idle: svc.idle}
+	_, err := r.run(first)
+	cx.sess.bytesSent, cx.sess.bytesReceived = r.sent, r.received
+	cx.sess.upstreamBytesSent, cx.sess.upstreamBytesRecv = r.received, r.sent
+	if err != nil {
+		cx.s.log.logf(LevelInfo, cx.sess.id, "connection closed with an error: %v%s, upstream: %s", err, cx.context(), up.RemoteAddr())
+	}
+	return statusOK
+}
+
+// dial connects to the service, trying another peer after each failure
+// up to service.retries times.
+func (cx *conn) dial(svc *service) (*net.TCPConn, int) {
+	var tried []string
+	for attempt := 0; attempt < svc.tries; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+		peer, err := svc.peers.next(ctx, tried)
+		if err != nil {
+			cancel()
+			cx.s.log.logf(LevelError, cx.sess.id, "%v%s, service: %s", err, cx.context(), svc.name)
+			return nil, statusServiceUnavailable
+		}
+		tried = append(tried, peer)
+		start := time.Now()
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", peer)
+		cancel()
+		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
+		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
+		if err == nil {
+			return c.(*net.TCPConn), 0
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("upstream timed out (110: Connection timed out)")
+		}
+		cx.s.log.logf(LevelError, cx.sess.id, "connect() failed (%v) while connecting to upstream%s, upstream: \"%s\"", err, cx.context(), peer)
+	}
+	return nil, statusBadGateway
+}
+
+// context is the ", client: ..., server: ..." tail nginx puts on log lines.
+func (cx *conn) context() string {
+	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
+}
+
+// finish writes the access-log line.
+func (cx *conn) finish() {
+	cx.sess.end = time.Now()
+	cx.sess.remoteAddr = cx.client.Addr().String()
+	cx.sess.remotePort = int(cx.client.Port())
+	cx.sess.serverAddr = cx.local.Addr().String()
+	cx.sess.serverPort = int(cx.local.Port())
+	if cx.g.access != nil {
+		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))
+	}
+}

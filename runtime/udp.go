@@ -1,0 +1,167 @@
+package runtime
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gong-proxy/gong/router"
+)
+
+// udpSession is one client address's datagram exchange with an upstream.
+type udpSession struct {
+	s      *Server
+	g      *generation
+	pc     *net.UDPConn // the listener, to answer the client
+	up     *net.UDPConn // connected to the chosen peer
+	client netip.AddrPort
+	local  netip.AddrPort
+	idle   time.Duration
+	last   atomic.Int64 // unix nanoseconds of the last datagram either way
+
+	sess     session
+	received atomic.Int64 // bytes from the client
+}
+
+// udpLoop reads the listener's datagrams and hands each to its client's
+// session, creating the session on a client's first datagram. Datagrams
+// keep their boundaries: one read, one write.
+func (s *Server) udpLoop(o *socket) {
+	defer o.loop.Done()
+	pc := o.pc.(*net.UDPConn)
+	local := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	var mu sync.Mutex // guards sessions
+	sessions := map[netip.AddrPort]*udpSession{}
+	buf := make([]byte, 64<<10)
+	for {
+		n, client, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if o.closed.Load() {
+				// Replies can no longer reach the clients: end the sessions.
+				mu.Lock()
+				for _, us := range sessions {
+					us.up.Close()
+				}
+				mu.Unlock()
+				return
+			}
+			s.log.logf(LevelError, 0, "recvfrom() failed on %s: %v", o.key.addr, err)
+			continue
+		}
+		mu.Lock()
+		us := sessions[client]
+		mu.Unlock()
+		if us == nil {
+			g := s.current.Load()
+			if _, ok := g.listeners[o.key]; !ok {
+				continue
+			}
+			us = s.newUDPSession(g, pc, client, local)
+			if us == nil {
+				continue
+			}
+			mu.Lock()
+			sessions[client] = us
+			mu.Unlock()
+			s.conns.Add(1)
+			go func() {
+				us.serve()
+				mu.Lock()
+				delete(sessions, client)
+				mu.Unlock()
+				s.conns.Done()
+			}()
+		}
+		us.last.Store(time.Now().UnixNano())
+		us.received.Add(int64(n))
+		if _, err := us.up.Write(buf[:n]); err != nil {
+			s.log.logf(LevelInfo, us.sess.id, "send() to upstream failed: %v, client: %s", err, client)
+		}
+	}
+}
+
+// newUDPSession routes a new client and connects to its upstream; it
+// returns nil, after logging the session, when that fails.
+func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local netip.AddrPort) *udpSession {
+	us := &udpSession{s: s, g: g, pc: pc, client: client, local: local}
+	us.sess = session{id: s.nextID.Add(1), protocol: "UDP", start: time.Now()}
+	rt, ok := g.router.Match(router.ConnInfo{Protocol: "udp", Src: client, Dst: g.destination(local)})
+	switch {
+	case !ok:
+		s.log.logf(LevelError, us.sess.id, "no Route found with those values, client: %s, server: %s", client.Addr(), local)
+		us.end(statusInternalError)
+		return nil
+	case rt.Value.(*routeTarget).service == nil:
+		s.log.logf(LevelWarn, us.sess.id, "no Service found with those values, client: %s, server: %s", client.Addr(), local)
+		us.end(statusServiceUnavailable)
+		return nil
+	}
+	svc := rt.Value.(*routeTarget).service
+	us.idle = svc.idle
+	var tried []string
+	for attempt := 0; attempt < svc.tries; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+		peer, err := svc.peers.next(ctx, tried)
+		cancel()
+		if err != nil {
+			s.log.logf(LevelError, us.sess.id, "%v, client: %s, server: %s, service: %s", err, client.Addr(), local, svc.name)
+			us.end(statusServiceUnavailable)
+			return nil
+		}
+		tried = append(tried, peer)
+		us.sess.upstreamAddrs = append(us.sess.upstreamAddrs, peer)
+		up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		if err == nil {
+			us.up = up
+			return us
+		}
+		s.log.logf(LevelError, us.sess.id, "connect() failed (%v) while connecting to upstream, client: %s, server: %s, upstream: \"%s\"", err, client.Addr(), local, peer)
+	}
+	us.end(statusBadGateway)
+	return nil
+}
+
+// serve relays the upstream's datagrams to the client until the session
+// has been idle (no datagram either way) for the service's timeout.
+func (us *udpSession) serve() {
+	us.s.track(us.up)
+	defer us.s.untrack(us.up)
+	defer us.up.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		deadline := time.Unix(0, us.last.Load()).Add(us.idle)
+		if !time.Now().Before(deadline) {
+			break
+		}
+		us.up.SetReadDeadline(deadline)
+		n, err := us.up.Read(buf)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue // the loop head decides whether the session is idle
+			}
+			break
+		}
+		us.last.Store(time.Now().UnixNano())
+		if _, err := us.pc.WriteToUDPAddrPort(buf[:n], us.client); err != nil {
+			break
+		}
+		us.sess.bytesSent += int64(n)
+	}
+	us.end(statusOK)
+}
+
+// end writes the session's access-log line.
+func (us *udpSession) end(status int) {
+	us.sess.status = status
+	us.sess.end = time.Now()
+	us.sess.bytesReceived = us.received.Load()
+	us.sess.upstreamBytesSent, us.sess.upstreamBytesRecv = us.sess.bytesReceived, us.sess.bytesSent
+	us.sess.remoteAddr, us.sess.remotePort = us.client.Addr().String(), int(us.client.Port())
+	us.sess.serverAddr, us.sess.serverPort = us.local.Addr().String(), int(us.local.Port())
+	if us.g.access != nil {
+		us.g.access.write(us.g.format.appendLine(nil, &us.sess))
+	}
+}
