@@ -3,9 +3,9 @@ module github.com/gong-proxy/gong
 go 1.26
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/google/uuid v1.6.0 // indirect
-	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
-	github.com/pires/go-proxyproto v0.15.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/google/uuid v1.6.0
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/pires/go-proxyproto v0.15.0
+	go.yaml.in/yaml/v3 v3.0.6
 )
