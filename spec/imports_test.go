@@ -1,0 +1,57 @@
+package spec
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/gong-proxy/gong"
+
+// allowedImports is design.md's import direction: for each package, the
+// gong packages and the third-party modules it may import. Anything else,
+// the standard library aside, fails the test.
+var allowedImports = map[string][]string{
+	"":                    {},
+	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/balancer", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto"},
+	"runtime/conf":        {""},
+	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
+	"router":              {"github.com/hashicorp/golang-lru/v2"},
+	"tlsmgr":              {},
+	"pdk":                 {"lua"},
+	"lua":                 {"github.com/yuin/gopher-lua"},
+	"examples":            {},
+	"examples/tcpbin":     {},
+	"spec":                {},
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+		allowed, known := allowedImports[pkg]
+		if !known {
+			t.Errorf("package %s is not in the import table of design.md; add it with the imports it may have", fields[0])
+			continue
+		}
+		for _, imp := range fields[1:] {
+			switch {
+			case imp == module || strings.HasPrefix(imp, module+"/"):
+				rel := strings.TrimPrefix(strings.TrimPrefix(imp, module), "/")
+				if !slices.Contains(allowed, rel) {
+					t.Errorf("%s imports %s: not allowed by design.md's import direction", fields[0], imp)
+				}
+			case strings.Contains(strings.Split(imp, "/")[0], "."):
+				if !slices.ContainsFunc(allowed, func(a string) bool { return imp == a || strings.HasPrefix(imp, a+"/") }) {
+					t.Errorf("%s imports %s: a dependency this package may not use", fields[0], imp)
+				}
+			}
+		}
+	}
+}
