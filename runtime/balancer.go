@@ -50,7 +50,8 @@ func (b *hostBalancer) next(ctx context.Context, tried []string) (string, error)
 type roundRobin struct {
 	targets  []string // "host:port"
 	resolver *resolver
-	rr       atomic.Uint64
+	rr       atomic.Uint64 // turn among targets
+	addrTurn atomic.Uint64 // turn among a name's addresses
 }
 
 func newRoundRobin(targets []*declarative.Target, r *resolver) *roundRobin {
@@ -78,7 +79,7 @@ func (b *roundRobin) next(ctx context.Context, tried []string) (string, error) {
 	for i, a := range addrs {
 		peers[i] = netip.AddrPortFrom(a, uint16(p)).String()
 	}
-	return pickUntried(peers, tried, &b.rr), nil
+	return pickUntried(peers, tried, &b.addrTurn), nil
 }
 
 // pickUntried takes the next peer in turn that was not tried yet, or the

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -158,12 +160,25 @@ func (cx *conn) dial(svc *service) (*net.TCPConn, int) {
 		if err == nil {
 			return c.(*net.TCPConn), 0
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("upstream timed out (110: Connection timed out)")
-		}
-		cx.s.log.logf(LevelError, cx.sess.id, "connect() failed (%v) while connecting to upstream%s, upstream: \"%s\"", err, cx.context(), peer)
+		cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
 	}
 	return nil, statusBadGateway
+}
+
+// connectError words a failed connect as nginx does: "upstream timed out
+// (110: Connection timed out)" or "connect() failed (111: Connection
+// refused)".
+func connectError(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return "upstream timed out (110: Connection timed out)"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg := errno.Error()
+		return fmt.Sprintf("connect() failed (%d: %s)", int(errno), strings.ToUpper(msg[:1])+msg[1:])
+	}
+	return fmt.Sprintf("connect() failed (%v)", err)
 }
 
 // context is the ", client: ..., server: ..." tail nginx puts on log lines.

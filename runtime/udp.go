@@ -87,6 +87,7 @@ func (s *Server) udpLoop(o *socket) {
 // returns nil, after logging the session, when that fails.
 func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local netip.AddrPort) *udpSession {
 	us := &udpSession{s: s, g: g, pc: pc, client: client, local: local}
+	us.last.Store(time.Now().UnixNano())
 	us.sess = session{id: s.nextID.Add(1), protocol: "UDP", start: time.Now()}
 	rt, ok := g.router.Match(router.ConnInfo{Protocol: "udp", Src: client, Dst: g.destination(local)})
 	switch {
@@ -118,7 +119,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 			us.up = up
 			return us
 		}
-		s.log.logf(LevelError, us.sess.id, "connect() failed (%v) while connecting to upstream, client: %s, server: %s, upstream: \"%s\"", err, client.Addr(), local, peer)
+		s.log.logf(LevelError, us.sess.id, "%s while connecting to upstream, client: %s, server: %s, upstream: \"%s\"", connectError(err), client.Addr(), local, peer)
 	}
 	us.end(statusBadGateway)
 	return nil

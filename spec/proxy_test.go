@@ -1,0 +1,451 @@
+package spec
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// svc is a kong.yml service block forwarding to addr, with routes.
+func svc(name, addr, extra, routes string) string {
+	h, p := hostPort(addr)
+	return fmt.Sprintf("  - name: %s\n    protocol: tcp\n    host: %s\n    port: %s\n%s    routes:\n%s", name, h, p, extra, routes)
+}
+
+func TestRoutesByDestinationPort(t *testing.T) {
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	pa, pb := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+%s%s`,
+		svc("a", a, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", pa)),
+		svc("b", b, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{ip: 127.0.0.1, port: %d}]\n", pb)))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), yml)
+	for port, want := range map[int]string{pa: "a: hi", pb: "b: hi"} {
+		got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", port), "hi")
+		if err != nil || got != want {
+			t.Errorf("port %d answered %q, %v; want %q", port, got, err, want)
+		}
+	}
+}
+
+func TestRoutesBySource(t *testing.T) {
+	a, b := startEcho(t, "by-source"), startEcho(t, "by-port")
+	p := freePort(t)
+	// A source match outranks a destination-only match.
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+%s%s`,
+		svc("src", a, "", "      - protocols: [tcp]\n        sources: [{ip: 127.0.0.0/8}]\n"),
+		svc("dst", b, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x")
+	if err != nil || got != "by-source: x" {
+		t.Errorf("answer %q, %v; want by-source: x", got, err)
+	}
+}
+
+func TestNoRouteAndNoService(t *testing.T) {
+	echo := startEcho(t, "e")
+	pNone, pNoSvc := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+%sroutes:
+  - name: orphan
+    protocols: [tcp]
+    destinations: [{port: %d}]
+`, svc("e", echo, "", "      - protocols: [tcp]\n        destinations: [{port: 1}]\n"), pNoSvc)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pNone, pNoSvc), yml)
+
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pNone)))
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pNoSvc)))
+	logs := g.errLog.String()
+	if !strings.Contains(logs, "[error]") || !strings.Contains(logs, fmt.Sprintf("no Route found with those values, client: 127.0.0.1, server: 127.0.0.1:%d", pNone)) {
+		t.Errorf("error log lacks the no-route line:\n%s", logs)
+	}
+	if !strings.Contains(logs, "[warn]") || !strings.Contains(logs, "no Service found with those values") {
+		t.Errorf("error log lacks the no-service line:\n%s", logs)
+	}
+	statuses := map[string]bool{}
+	for _, l := range g.accessLines(t) {
+		statuses[strings.Fields(l)[4]] = true
+	}
+	if !statuses["500"] || !statuses["503"] {
+		t.Errorf("access-log statuses %v; want 500 and 503", statuses)
+	}
+}
+
+func TestAccessLogBasicFormat(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "hello"); err != nil || got != "e: hello" {
+		t.Fatalf("round trip: %q, %v", got, err)
+	}
+	lines := g.accessLines(t)
+	// $remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time
+	re := regexp.MustCompile(`^127\.0\.0\.1 \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] TCP 200 9 6 \d+\.\d{3}$`)
+	if len(lines) != 1 || !re.MatchString(lines[0]) {
+		t.Errorf("access log %q; want one basic line matching %s", lines, re)
+	}
+}
+
+func TestCustomLogFormat(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	dir := t.TempDir()
+	custom := dir + "/custom.log"
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nnginx_stream_log_format = mine '$protocol|$status|$upstream_addr|$server_port'\nproxy_stream_access_log = %s mine\n", p, custom), yml)
+	if _, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil {
+		t.Fatal(err)
+	}
+	g.stop()
+	data, _ := os.ReadFile(custom)
+	if want := fmt.Sprintf("TCP|200|%s|%d\n", echo, p); string(data) != want {
+		t.Errorf("custom access log %q; want %q", data, want)
+	}
+}
+
+func TestRetryAfterRefusedTarget(t *testing.T) {
+	echo := startEcho(t, "alive")
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: pool
+    targets:
+      - target: %s
+      - target: %s
+services:
+  - name: s
+    protocol: tcp
+    host: pool
+    retries: 1
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+`, dead, echo, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	for i := range 4 {
+		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "alive: x" {
+			t.Fatalf("connection %d: %q, %v; want alive: x", i, got, err)
+		}
+	}
+	if !strings.Contains(g.errLog.String(), fmt.Sprintf(`while connecting to upstream, client: 127.0.0.1, server: 127.0.0.1:%d, upstream: "%s"`, p, dead)) {
+		t.Errorf("no connect failure logged for the dead target:\n%s", g.errLog)
+	}
+}
+
+func TestAllTriesFailIs502(t *testing.T) {
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", dead, "    retries: 2\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
+	if n := strings.Count(g.errLog.String(), "connect() failed"); n != 3 {
+		t.Errorf("%d connect failures logged; want 3 (1 + retries)", n)
+	}
+	if l := g.accessLines(t); len(l) != 1 || strings.Fields(l[0])[4] != "502" {
+		t.Errorf("access log %q; want status 502", l)
+	}
+}
+
+// fullBacklog returns the address of a listener whose accept queue is
+// full, so that connecting to it hangs.
+func fullBacklog(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the queue; later SYNs are dropped.
+	for range 4 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+func TestConnectTimeout(t *testing.T) {
+	hang := fullBacklog(t)
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", hang, "    retries: 0\n    connect_timeout: 300\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	start := time.Now()
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("closed after %v; want at least the 300ms connect_timeout", took)
+	}
+	if !strings.Contains(g.errLog.String(), "upstream timed out") {
+		t.Errorf("no timeout logged:\n%s", g.errLog)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", echo, "    read_timeout: 400\n    write_timeout: 200\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	if got, err := exchange(c, "a"); err != nil || got != "e: a" {
+		t.Fatalf("exchange: %q, %v", got, err)
+	}
+	last := time.Now()
+	expectClosed(t, c)
+	// Idle is max(read_timeout, write_timeout) = 400ms; gong closes between
+	// 1 and 1.25 times that after the last byte.
+	if idle := time.Since(last); idle < 400*time.Millisecond {
+		t.Errorf("closed after %v idle; want at least 400ms", idle)
+	}
+}
+
+func TestActiveConnectionIsNotIdle(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", echo, "    read_timeout: 300\n    write_timeout: 300\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	// Keep exchanging for well over the idle timeout; the connection must
+	// stay up because bytes keep moving.
+	deadline := time.Now().Add(1200 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		got, err := exchange(c, fmt.Sprint(i))
+		if err != nil || got != fmt.Sprintf("e: %d", i) {
+			t.Fatalf("exchange %d after %v: %q, %v", i, time.Since(deadline.Add(-1200*time.Millisecond)), got, err)
+		}
+		time.Sleep(50 * time.Millisecond) // pacing the client, not synchronising
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	// The upstream reads until EOF, then answers and closes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		data, _ := io.ReadAll(c)
+		io.WriteString(c, "got "+string(data))
+	}()
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", ln.Addr().String(), "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	io.WriteString(c, "request")
+	c.(*net.TCPConn).CloseWrite()
+	reply, err := io.ReadAll(c)
+	if err != nil || string(reply) != "got request" {
+		t.Errorf("after half-close the client read %q, %v; want %q", reply, err, "got request")
+	}
+}
+
+func TestUDPInterleavedClients(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	p := freePort(t)
+	h, port := hostPort(echo)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+    routes:
+      - protocols: [udp]
+        destinations: [{port: %d}]
+`, h, port, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
+	const clients, rounds = 5, 4
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		conns[i] = c
+	}
+	buf := make([]byte, 100)
+	for r := range rounds {
+		for i, c := range conns {
+			fmt.Fprintf(c, "c%d-r%d", i, r)
+		}
+		for i, c := range conns {
+			n, err := c.Read(buf)
+			if want := fmt.Sprintf("u: c%d-r%d", i, r); err != nil || string(buf[:n]) != want {
+				t.Fatalf("client %d round %d got %q, %v; want %q", i, r, buf[:n], err, want)
+			}
+		}
+	}
+	lines := g.accessLines(t)
+	if len(lines) != clients {
+		t.Fatalf("access log has %d lines; want one per UDP session (%d):\n%s", len(lines), clients, strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if f[3] != "UDP" || f[4] != "200" || f[5] != "32" || f[6] != "20" {
+			t.Errorf("access line %q; want UDP 200 32 20", l)
+		}
+	}
+}
+
+func TestProxyProtocol(t *testing.T) {
+	fromProxy, direct := startEcho(t, "via-proxy-header"), startEcho(t, "direct")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+%s%s`,
+		svc("pp", fromProxy, "", "      - protocols: [tcp]\n        sources: [{ip: 203.0.113.7}]\n"),
+		svc("d", direct, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	v1 := "PROXY TCP4 203.0.113.7 127.0.0.1 5000 6000\r\n"
+	v2 := "\r\n\r\n\x00\r\nQUIT\n" + "\x21\x11\x00\x0c" + "\xcb\x00\x71\x07" + "\x7f\x00\x00\x01" + "\x13\x88\x17\x70"
+	tests := []struct {
+		name    string
+		trusted string
+		header  string
+		want    string
+	}{
+		{"v1 trusted", "127.0.0.1", v1, "via-proxy-header: x"},
+		{"v2 trusted", "127.0.0.0/8", v2, "via-proxy-header: x"},
+		{"v1 untrusted", "10.0.0.0/8", v1, "direct: x"},
+		{"v2 untrusted", "", v2, "direct: x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\n", p)
+			if tt.trusted != "" {
+				extra += "trusted_ips = " + tt.trusted + "\n"
+			}
+			g := startGong(t, extra, yml)
+			c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+			io.WriteString(c, tt.header)
+			if got, err := exchange(c, "x"); err != nil || got != tt.want {
+				t.Errorf("answer %q, %v; want %q", got, err, tt.want)
+			}
+			g.stop()
+		})
+	}
+}
+
+func TestProxyProtocolBrokenHeader(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\nnginx_sproxy_proxy_protocol_timeout = 300ms\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+
+	garbage := dial(t, addr)
+	io.WriteString(garbage, "GET / HTTP/1.1\r\n\r\n")
+	expectClosed(t, garbage)
+
+	slow := dial(t, addr) // sends nothing: the header timeout closes it
+	expectClosed(t, slow)
+
+	good := dial(t, addr)
+	io.WriteString(good, "PROXY TCP4 127.0.0.1 127.0.0.1 1 2\r\n")
+	if got, err := exchange(good, "ok"); err != nil || got != "e: ok" {
+		t.Errorf("a good connection after broken ones: %q, %v", got, err)
+	}
+	if n := strings.Count(g.errLog.String(), "while reading PROXY protocol"); n != 2 {
+		t.Errorf("%d broken-header lines logged; want 2:\n%s", n, g.errLog)
+	}
+}
+
+// pipes counts the pipe descriptors this process holds: Go's splice(2)
+// path borrows a pipe pair for each direction it copies.
+func pipes(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd on this system")
+	}
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "pipe:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPlainTCPSplices proves plain TCP to plain TCP relays through
+// splice(2): while connections are held open the process holds pipes for
+// them, which only the splice path creates.
+func TestPlainTCPSplices(t *testing.T) {
+	// Pipes that earlier tests returned to Go's pool would blur the count,
+	// so the measurement runs in a fresh process.
+	if os.Getenv("GONG_SPLICE_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPlainTCPSplices$", "-test.v")
+		cmd.Env = append(os.Environ(), "GONG_SPLICE_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("splice measurement failed: %v\n%s", err, out)
+		}
+		return
+	}
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	before := pipes(t)
+	const held = 5
+	for i := range held {
+		c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+		if got, err := exchange(c, fmt.Sprint(i)); err != nil || got != fmt.Sprintf("e: %d", i) {
+			t.Fatalf("exchange: %q, %v", got, err)
+		}
+	}
+	// Two directions per connection, each splicing through a pipe (two
+	// descriptors).
+	if got := pipes(t) - before; got < held*2*2 {
+		t.Errorf("%d new pipe descriptors for %d relayed connections; want at least %d (splice)", got, held, held*4)
+	}
+}
+
+func TestManyConcurrentConnections(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprint(i)); err != nil || got != fmt.Sprintf("e: %d", i) {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		t.Errorf("%d of 50 concurrent connections failed", f)
+	}
+}
