@@ -137,3 +137,29 @@ func BenchmarkNew(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatchParallel measures Match from many goroutines at once
+// (1,000 routes), where the cache's lock is shared.
+func BenchmarkMatchParallel(b *testing.B) {
+	for _, f := range flavors {
+		routes, conns := benchRoutes(1000, f), benchConns(1000, 1024)
+		for _, size := range []int{-1, 0} {
+			mode := "uncached"
+			if size == 0 {
+				mode = "cached"
+			}
+			b.Run(fmt.Sprintf("%s/%s", f, mode), func(b *testing.B) {
+				r, err := New(routes, Options{Flavor: f, CacheSize: size})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for i := 0; pb.Next(); i++ {
+						r.Match(conns[i%len(conns)])
+					}
+				})
+			})
+		}
+	}
+}

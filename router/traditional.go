@@ -41,6 +41,10 @@ type category struct {
 	sni              map[string]int
 	srcIP, dstIP     map[netip.Addr]int
 	srcPort, dstPort map[uint16]int
+	// lastSrcIPPort and lastDstIPPort are the last positions of routes
+	// that go first in source (destination) buckets, -1 if none: past
+	// them, a bucket's order is plain position order.
+	lastSrcIPPort, lastDstIPPort int32
 }
 
 func buildCategories(routes []route) map[uint8]*category {
@@ -53,8 +57,15 @@ func buildCategories(routes []route) map[uint8]*category {
 				sni:   map[string]int{},
 				srcIP: map[netip.Addr]int{}, dstIP: map[netip.Addr]int{},
 				srcPort: map[uint16]int{}, dstPort: map[uint16]int{},
+				lastSrcIPPort: -1, lastDstIPPort: -1,
 			}
 			cats[rt.bits] = c
+		}
+		if rt.srcIPPort {
+			c.lastSrcIPPort = int32(i)
+		}
+		if rt.dstIPPort {
+			c.lastDstIPPort = int32(i)
 		}
 		for j, s := range rt.snis {
 			if !slices.Contains(rt.snis[:j], s) {
@@ -242,5 +253,30 @@ func (s *search) scanTraditional(list []int32) {
 		if rt.inBucket(s.bucket, s.ci) && (s.inBucket < 0 || s.r.bucketBefore(s.bucket, i, s.inBucket)) {
 			s.inBucket = i
 		}
+		if s.settled(rt.bits, i) {
+			return
+		}
 	}
+}
+
+// settled reports whether the routes after position i in a list can no
+// longer change the result. The first match wins when there is no
+// bucket. A bucket's best route so far can only be overtaken by a route
+// before it, or by a later one that goes first in the bucket when it does
+// not.
+func (s *search) settled(bits uint8, i int32) bool {
+	if s.bucket == noBucket {
+		return true
+	}
+	if s.inBucket < 0 || i < s.inBucket {
+		return false
+	}
+	c, in := s.r.cats[bits], &s.r.routes[s.inBucket]
+	switch s.bucket {
+	case srcIPBucket, srcPortBucket:
+		return in.srcIPPort || i >= c.lastSrcIPPort
+	case dstIPBucket, dstPortBucket:
+		return in.dstIPPort || i >= c.lastDstIPPort
+	}
+	return true
 }

@@ -48,11 +48,11 @@ type cmdContext struct {
 	verbose bool
 	debug   bool
 
-	conf     string
-	prefix   string
-	timeout  int
-	wait     int
-	all      bool
+	conf    string
+	prefix  string
+	timeout int
+	wait    int
+	all     bool
 }
 
 func main() {
