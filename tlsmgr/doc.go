@@ -1,0 +1,15 @@
+// Package tlsmgr owns gong's downstream and upstream TLS material: the
+// certificates selected by SNI with Kong's lookup order, the default
+// certificates from kong.conf (or generated as Kong does), a bounded
+// ClientHello peek for ssl listeners, and the *tls.Config factories for
+// termination and for upstream TLS.
+//
+// It imports the standard library only; the runtime translates its
+// entities and kong.conf settings into the plain types declared here.
+// A Manager is immutable once New returns, so one is built per config
+// generation and shared by every connection of that generation:
+//
+//	m, err := tlsmgr.New(tlsmgr.Options{Certs: certs, SNIs: snis, Default: defaults})
+//	hello, err := tlsmgr.PeekClientHello(conn, 16<<10, 30*time.Second)
+//	tc := tls.Server(tlsmgr.NewReplayConn(conn, hello.Raw), m.ServerConfig())
+package tlsmgr
