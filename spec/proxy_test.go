@@ -449,3 +449,34 @@ func TestManyConcurrentConnections(t *testing.T) {
 		t.Errorf("%d of 50 concurrent connections failed", f)
 	}
 }
+
+func TestServiceHostByName(t *testing.T) {
+	echo := startEcho(t, "named")
+	_, port := hostPort(echo)
+	hosts := t.TempDir() + "/hosts"
+	writeFile(t, hosts, "# test hosts\n127.0.0.1 echo.gong.test other.gong.test\n")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: named
+    url: tcp://echo.gong.test:%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+`, port, p)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\ndns_hostsfile = %s\n", p, hosts), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "named: x" {
+		t.Errorf("service by host name: %q, %v; want named: x", got, err)
+	}
+}
+
+func TestPortMaps(t *testing.T) {
+	echo := startEcho(t, "mapped")
+	p := freePort(t)
+	// Routes see the mapped (public) port 19000, not the listening port.
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("m", echo, "", "      - protocols: [tcp]\n        destinations: [{port: 19000}]\n")
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nport_maps = 19000:%d\n", p, p), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "mapped: x" {
+		t.Errorf("port_maps routing: %q, %v; want mapped: x", got, err)
+	}
+}

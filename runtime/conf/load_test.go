@@ -307,3 +307,25 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kong.conf")
+	os.WriteFile(path, []byte("prefix = run\ndeclarative_config = conf/kong.yml\nproxy_stream_access_log = logs/a.log basic\nproxy_stream_error_log = /dev/stderr\n"), 0o600)
+	c, _, err := Load(Options{Path: path, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "run"); c.Prefix != want {
+		t.Errorf("prefix = %q; want %q", c.Prefix, want)
+	}
+	if want := filepath.Join(dir, "conf/kong.yml"); c.DeclarativeConfig != want {
+		t.Errorf("declarative_config = %q; want %q (relative to the working directory)", c.DeclarativeConfig, want)
+	}
+	if want := filepath.Join(dir, "run/logs/a.log"); c.ProxyStreamAccessLog.Path != want {
+		t.Errorf("access log = %q; want %q (relative to the prefix)", c.ProxyStreamAccessLog.Path, want)
+	}
+	if c.ProxyStreamErrorLog != "/dev/stderr" {
+		t.Errorf("error log = %q", c.ProxyStreamErrorLog)
+	}
+}
