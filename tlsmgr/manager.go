@@ -147,6 +147,8 @@ func New(opts Options) (*Manager, error) {
 		NextProtos:             opts.NextProtos,
 		GetCertificate:         m.Certificate,
 	}
+	// crypto/tls has no ticket lifetime setting, so ssl_session_timeout is
+	// enforced with an issue time carried in the ticket itself.
 	if opts.SessionTickets && opts.SessionTimeout > 0 {
 		cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 			return cfg.EncryptTicket(cs, m.stampSession(ss))

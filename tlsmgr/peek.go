@@ -36,23 +36,28 @@ type Hello struct {
 
 // PeekClientHello reads the start of conn until crypto/tls has parsed a
 // whole ClientHello (which may span several TLS records and TCP segments),
-// reading at most maxBytes within timeout. Nothing is written to conn, and
-// the read deadline is cleared on return. The bytes read are in Raw, also
-// when an error is returned; the caller replays them, either with
-// NewReplayConn or, for a plain upstream, by writing Raw to it and then
-// copying (splicing) the original conn.
+// reading at most maxBytes (nginx's preread_buffer_size is 16k) within
+// timeout (preread_timeout, 30s; zero or negative means no time limit).
+// Nothing is written to conn. With a time limit, the read deadline is
+// cleared on return, replacing any the caller had set. The bytes read are
+// in Raw, also when an error is returned; the caller replays them, either
+// with NewReplayConn or, for a plain upstream, by writing Raw to it and
+// then copying (splicing) the original conn.
 //
 // A first byte other than 0x16 returns IsTLS false and no error. A timeout
 // returns an error wrapping os.ErrDeadlineExceeded; more than maxBytes
 // returns ErrHelloTooLarge; a malformed ClientHello returns crypto/tls's
 // error. The parsing is crypto/tls's own, as in traefik's clientHelloInfo.
 func PeekClientHello(conn net.Conn, maxBytes int, timeout time.Duration) (Hello, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return Hello{}, fmt.Errorf("peek client hello: %w", err)
+	if timeout > 0 {
+		if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return Hello{}, fmt.Errorf("peek client hello: %w", err)
+		}
+		defer conn.SetReadDeadline(time.Time{})
 	}
-	defer conn.SetReadDeadline(time.Time{})
 
 	rc := &recordingConn{Conn: conn, limit: maxBytes}
+	// The first byte decides, as in nginx's ssl_preread.
 	var first [1]byte
 	if _, err := io.ReadFull(rc, first[:]); err != nil {
 		return Hello{Raw: rc.raw}, fmt.Errorf("peek client hello: %w", err)
