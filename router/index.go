@@ -191,7 +191,7 @@ func netCost(x *netIndex, entries []entry) int {
 // routes, so that a lookup hands few routes to check. In
 // traditional_compatible an SNI condition holds for every non-TLS
 // connection, so routes with sources or destinations are anchored on
-// those and routes with only snis are also kept in r.sniOnly.
+// those, and the first route with only snis is also kept in r.sniOnly.
 func (r *Router) index() {
 	all := struct {
 		src, dst netIndex

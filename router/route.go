@@ -69,7 +69,6 @@ type route struct {
 	snis, suffixes, prefixes []string
 	src, dst                 []entry
 	bits                     uint8
-	input                    int32 // position in New's argument, the last tie-break
 
 	// traditional_compatible only.
 	priority uint64

@@ -91,9 +91,9 @@ type Options struct {
 // for concurrent use.
 type Router struct {
 	flavor Flavor
-	// routes is in scan order: index i is tried before index j when i < j
-	// and both match (see order in traditional.go and compat.go). Index
-	// lists hold positions in this slice, ascending.
+	// routes is sorted by traditionalOrder or compatOrder: within a
+	// category (traditional) or overall (compat), a lower position wins.
+	// Index lists hold positions in this slice, ascending.
 	routes []route
 	// src, dst and sni index every route under exactly one of its
 	// attributes, its anchor; a route that matches is therefore found
@@ -117,8 +117,10 @@ type Router struct {
 // to 20 steps (kong/runloop/handler.lua).
 const defaultCacheStep = 5000
 
-// New builds a router for routes. It fails on routes Kong would refuse to
-// load into the same flavor; the error names the route.
+// New builds a router for routes. It fails on a route that Kong's schema
+// or router refuses in that flavor (no snis, sources or destinations; a bad
+// ip; a wildcard SNI in traditional; a non-UUID id in
+// traditional_compatible), naming the route.
 func New(routes []*Route, opts Options) (*Router, error) {
 	flavor := opts.Flavor
 	if flavor == "" {
@@ -151,7 +153,6 @@ func New(routes []*Route, opts Options) (*Router, error) {
 			}
 			ids[rt.ID] = true
 		}
-		c.input = int32(i)
 		compiled = append(compiled, c)
 	}
 
