@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // quietProbes is how many quiet probes in a row make a connection idle;
@@ -183,13 +185,12 @@ func (r *relay) source(dir int) net.Conn {
 	return r.up
 }
 
-// copyOnce copies until EOF or an error. Between two TCP sockets it is
-// TCPConn.ReadFrom, which splices; anything else (TLS) goes through a
-// pooled buffer.
+// copyOnce copies until EOF or an error. Between two TCP sockets it
+// splices (spliceTCP); anything else (TLS) goes through a pooled buffer.
 func copyOnce(dst, src net.Conn) (int64, error) {
 	if d, ok := dst.(*net.TCPConn); ok {
 		if s, ok := src.(*net.TCPConn); ok {
-			return d.ReadFrom(s)
+			return spliceTCP(d, s)
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
@@ -207,4 +208,59 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	c.Close()
+}
+
+// spliceTCP moves src to dst with splice(2) until EOF or an error.
+//
+// TCPConn.ReadFrom alone would splice too, but it holds a pipe pair (two
+// descriptors and a kernel buffer) for as long as it waits for data, so
+// every idle connection would hold two of them. Instead this waits for
+// src to be readable holding nothing, asks the kernel how many bytes are
+// queued, and splices exactly those through a LimitedReader, which
+// ReadFrom still splices and which returns the pipe to Go's pool at once.
+func spliceTCP(dst, src *net.TCPConn) (int64, error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		queued, eof, err := waitQueued(rc)
+		if err != nil || eof {
+			return total, err
+		}
+		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// waitQueued blocks, in the poller and within src's read deadline, until
+// the socket has bytes queued or has reached EOF.
+func waitQueued(rc syscall.RawConn) (queued int, eof bool, err error) {
+	var one [1]byte
+	var opErr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, e := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case e == syscall.EAGAIN || e == syscall.EINTR:
+			return false // not readable yet: wait in the poller
+		case e != nil:
+			opErr = e
+		case n == 0:
+			eof = true
+		default:
+			_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&queued)))
+			if errno != 0 || queued == 0 {
+				queued = 1 // the peek saw a byte; splice at least that
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = opErr
+	}
+	return queued, eof, err
 }
