@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -19,15 +20,21 @@ const quietProbes = 4
 // relay copies bytes both ways between the client and the upstream until
 // both directions end, or no byte has moved for the idle timeout.
 //
-// Between two plain TCP sockets each direction is one TCPConn.ReadFrom,
-// which Go runs as splice(2): the bytes never enter user space. To still
-// notice idleness, a timer probes the copies: it sets a past read deadline
-// on each live direction, which returns from ReadFrom with the bytes moved
-// so far, reports them, and goes on. Per-chunk bookkeeping would defeat
-// splice; this costs two system calls per direction and probe.
+// Each direction runs in a goroutine of its own, started fresh, so a held
+// connection costs two small stacks and nothing else: the goroutine that
+// accepted and routed it (with a stack grown by that work) has returned.
+// The last direction to end calls done.
+//
+// Between two plain TCP sockets bytes move with splice(2) (see
+// spliceTCP). To still notice idleness, a timer probes the copies: it sets
+// a past read deadline on each live direction, which returns from its wait
+// with the bytes moved so far, reports them, and goes on. Per-chunk
+// bookkeeping would cost more than these two system calls per direction
+// and probe.
 type relay struct {
 	down, up net.Conn
 	idle     time.Duration
+	done     func(r *relay, err error)
 
 	mu          sync.Mutex // guards the fields below and the read deadlines
 	live        int        // directions still copying
@@ -38,8 +45,9 @@ type relay struct {
 	timer       *time.Timer
 	idled       bool
 	finished    [2]bool // this direction reached EOF or failed
+	err         error   // the first failure
 
-	sent, received int64 // bytes to and from the client
+	sent, received atomic.Int64 // bytes to and from the client
 }
 
 const (
@@ -47,56 +55,60 @@ const (
 	toClient
 )
 
-// run relays until the session ends and returns whether it ended idle.
-// first is written to the upstream before anything else.
-func (r *relay) run(first []byte) (idled bool, err error) {
+// start writes first to the upstream, then relays in two goroutines; done
+// runs once both directions have ended.
+func (r *relay) start(first []byte) error {
 	if len(first) > 0 {
 		if _, err := r.up.Write(first); err != nil {
-			return false, err
+			return err
 		}
-		r.received += int64(len(first))
+		r.received.Add(int64(len(first)))
 	}
 	r.live = 2
 	if r.idle > 0 {
 		r.timer = time.AfterFunc(r.idle/quietProbes, r.probe)
 	}
-	done := make(chan error, 1)
-	go r.pumpToClient(done)
-	errUp := r.pump(toUpstream, r.up, r.down, &r.received)
-	errDown := <-done
-	if r.timer != nil {
-		r.timer.Stop()
-	}
-	return r.idled, errors.Join(errUp, errDown)
+	go r.pumpToUpstream()
+	go r.pumpToClient()
+	return nil
 }
 
-// pumpToClient runs the upstream-to-client direction; it is its own
-// function so stack traces name it.
-func (r *relay) pumpToClient(done chan<- error) {
-	done <- r.pump(toClient, r.down, r.up, &r.sent)
-}
+// pumpToUpstream and pumpToClient are the two directions, named so stack
+// traces say which is which.
+func (r *relay) pumpToUpstream() { r.pump(toUpstream, r.up, r.down, &r.received) }
+func (r *relay) pumpToClient()   { r.pump(toClient, r.down, r.up, &r.sent) }
 
 // pump copies src to dst until EOF, then half-closes dst. A failure on
 // either side ends the whole session.
-func (r *relay) pump(dir int, dst, src net.Conn, count *int64) error {
+func (r *relay) pump(dir int, dst, src net.Conn, count *atomic.Int64) {
 	for {
 		n, err := copyOnce(dst, src)
-		*count += n
+		count.Add(n)
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && r.report(dir, n > 0, src) {
 			continue
 		}
-		r.end(dir)
 		if err != nil {
-			if r.wasIdled() {
-				return nil
+			if !r.wasIdled() {
+				r.fail(err)
 			}
-			r.down.Close()
-			r.up.Close()
-			return err
+		} else {
+			closeWrite(dst)
 		}
-		closeWrite(dst)
-		return nil
+		r.end(dir)
+		return
 	}
+}
+
+// fail records the first error and closes both sides so the other
+// direction ends too.
+func (r *relay) fail(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.mu.Unlock()
+	r.down.Close()
+	r.up.Close()
 }
 
 // report hands a probe the result of one interrupted copy and says
@@ -154,9 +166,9 @@ func (r *relay) decide() {
 }
 
 // end marks a direction finished; a probe waiting for it stops waiting.
+// The last direction to end stops the timer and calls done.
 func (r *relay) end(dir int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.live--
 	r.finished[dir] = true
 	if r.interrupted[dir] {
@@ -165,6 +177,14 @@ func (r *relay) end(dir int) {
 		if r.pending == 0 && !r.idled {
 			r.decide()
 		}
+	}
+	last, err := r.live == 0, r.err
+	r.mu.Unlock()
+	if last {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		r.done(r, err)
 	}
 }
 
@@ -210,14 +230,18 @@ func closeWrite(c net.Conn) {
 	c.Close()
 }
 
-// spliceTCP moves src to dst with splice(2) until EOF or an error.
+// spliceTCP moves src to dst until EOF or an error, with splice(2) for
+// anything larger than a small read.
 //
-// TCPConn.ReadFrom alone would splice too, but it holds a pipe pair (two
-// descriptors and a kernel buffer) for as long as it waits for data, so
-// every idle connection would hold two of them. Instead this waits for
-// src to be readable holding nothing, asks the kernel how many bytes are
-// queued, and splices exactly those through a LimitedReader, which
-// ReadFrom still splices and which returns the pipe to Go's pool at once.
+// TCPConn.ReadFrom alone would splice everything, but it holds a pipe pair
+// (two descriptors and a kernel buffer) for as long as it waits for data,
+// so every idle connection would hold two, and a small message would cost
+// four system calls where read and write take two. So each round waits
+// for src to be readable holding nothing, reads up to smallRead bytes with
+// one recv into a pooled buffer and writes them; if the buffer filled, the
+// bytes still queued go through splice (a LimitedReader of exactly that
+// many, which ReadFrom still splices and which returns the pipe to Go's
+// pool at once).
 func spliceTCP(dst, src *net.TCPConn) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
@@ -225,42 +249,61 @@ func spliceTCP(dst, src *net.TCPConn) (int64, error) {
 	}
 	var total int64
 	for {
-		queued, eof, err := waitQueued(rc)
-		if err != nil || eof {
-			return total, err
+		n, queued, err := readSmall(rc, dst)
+		total += int64(n)
+		if err != nil || n == 0 {
+			return total, err // n == 0 without an error is EOF
 		}
-		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
-		total += n
-		if err != nil {
-			return total, err
+		if queued > 0 {
+			m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
+			total += m
+			if err != nil {
+				return total, err
+			}
 		}
 	}
 }
 
-// waitQueued blocks, in the poller and within src's read deadline, until
-// the socket has bytes queued or has reached EOF.
-func waitQueued(rc syscall.RawConn) (queued int, eof bool, err error) {
-	var one [1]byte
+// smallRead is the most spliceTCP copies through user space per round.
+const smallRead = 4 << 10
+
+var smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallRead); return &b }}
+
+// readSmall waits, in the poller and within src's read deadline, until src
+// is readable, then moves what one recv returns to dst. It reports the
+// bytes moved (0 at EOF) and, when the buffer filled, how many more are
+// queued. The buffer is borrowed only while there is data to copy.
+func readSmall(rc syscall.RawConn, dst net.Conn) (moved, queued int, err error) {
+	var bp *[]byte
+	var n int
 	var opErr error
 	err = rc.Read(func(fd uintptr) bool {
-		n, _, e := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		bp = smallBuffers.Get().(*[]byte)
+		var e error
+		n, _, e = syscall.Recvfrom(int(fd), *bp, syscall.MSG_DONTWAIT)
 		switch {
 		case e == syscall.EAGAIN || e == syscall.EINTR:
+			smallBuffers.Put(bp)
+			bp = nil
 			return false // not readable yet: wait in the poller
 		case e != nil:
-			opErr = e
-		case n == 0:
-			eof = true
-		default:
-			_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&queued)))
-			if errno != 0 || queued == 0 {
-				queued = 1 // the peek saw a byte; splice at least that
-			}
+			opErr, n = e, 0
+		case n == smallRead:
+			syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&queued)))
 		}
 		return true
 	})
+	if bp != nil {
+		defer smallBuffers.Put(bp)
+	}
 	if err == nil {
 		err = opErr
 	}
-	return queued, eof, err
+	if err != nil || n <= 0 {
+		return 0, 0, err
+	}
+	if _, err := dst.Write((*bp)[:n]); err != nil {
+		return 0, 0, err
+	}
+	return n, queued, nil
 }

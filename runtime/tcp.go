@@ -60,31 +60,26 @@ type conn struct {
 }
 
 func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
-	defer s.conns.Done()
 	s.track(down)
-	defer s.untrack(down)
-	defer down.Close()
-
 	l, ok := g.listeners[key]
-	if !ok {
-		return // the listener left the configuration while this was accepted
-	}
 	cx := &conn{s: s, g: g, down: down}
 	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
 	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
 	cx.sess = session{id: s.nextID.Add(1), protocol: "TCP", start: time.Now()}
-	defer cx.finish()
-
+	if !ok {
+		cx.end(nil, 0) // the listener left the configuration while this was accepted
+		return
+	}
 	var first []byte
 	if l.ProxyProtocol {
 		var err error
 		if first, err = cx.readProxyHeader(); err != nil {
 			s.log.logf(LevelError, cx.sess.id, "broken header: %v while reading PROXY protocol%s", err, cx.context())
-			cx.sess.status = statusBadRequest
+			cx.end(nil, statusBadRequest)
 			return
 		}
 	}
-	cx.sess.status = cx.proxy(first)
+	cx.proxy(first)
 }
 
 // readProxyHeader reads a PROXY v1 or v2 header within
@@ -106,36 +101,43 @@ func (cx *conn) readProxyHeader() ([]byte, error) {
 	return rest, nil
 }
 
-// proxy routes the connection and relays it; it returns the session
-// status.
-func (cx *conn) proxy(first []byte) int {
+// proxy routes the connection and starts relaying it; the session ends
+// when the relay does, or here on failure.
+func (cx *conn) proxy(first []byte) {
 	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
 	rt, ok := cx.g.router.Match(ci)
 	if !ok {
 		cx.s.log.logf(LevelError, cx.sess.id, "no Route found with those values%s", cx.context())
-		return statusInternalError
+		cx.end(nil, statusInternalError)
+		return
 	}
 	target := rt.Value.(*routeTarget)
 	if target.service == nil {
 		cx.s.log.logf(LevelWarn, cx.sess.id, "no Service found with those values%s, route: %s", cx.context(), target.name)
-		return statusServiceUnavailable
+		cx.end(nil, statusServiceUnavailable)
+		return
 	}
-	svc := target.service
-	up, status := cx.dial(svc)
+	up, status := cx.dial(target.service)
 	if up == nil {
-		return status
+		cx.end(nil, status)
+		return
 	}
 	cx.s.track(up)
-	defer cx.s.untrack(up)
-	defer up.Close()
-	r := &relay{down: cx.down, up: up, idle: svc.idle}
-	_, err := r.run(first)
-	cx.sess.bytesSent, cx.sess.bytesReceived = r.sent, r.received
-	cx.sess.upstreamBytesSent, cx.sess.upstreamBytesRecv = r.received, r.sent
-	if err != nil {
-		cx.s.log.logf(LevelInfo, cx.sess.id, "connection closed with an error: %v%s, upstream: %s", err, cx.context(), up.RemoteAddr())
+	r := &relay{down: cx.down, up: up, idle: target.service.idle, done: cx.relayDone}
+	if err := r.start(first); err != nil {
+		cx.s.log.logf(LevelError, cx.sess.id, "send() to upstream failed: %v%s", err, cx.context())
+		cx.end(up, statusBadGateway)
 	}
-	return statusOK
+}
+
+// relayDone ends a relayed session.
+func (cx *conn) relayDone(r *relay, err error) {
+	cx.sess.bytesSent, cx.sess.bytesReceived = r.sent.Load(), r.received.Load()
+	cx.sess.upstreamBytesSent, cx.sess.upstreamBytesRecv = cx.sess.bytesReceived, cx.sess.bytesSent
+	if err != nil {
+		cx.s.log.logf(LevelInfo, cx.sess.id, "connection closed with an error: %v%s, upstream: %s", err, cx.context(), r.up.RemoteAddr())
+	}
+	cx.end(r.up.(*net.TCPConn), statusOK)
 }
 
 // dial connects to the service, trying another peer after each failure
@@ -186,8 +188,16 @@ func (cx *conn) context() string {
 	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
 }
 
-// finish writes the access-log line.
-func (cx *conn) finish() {
+// end closes the session's sockets (up may be nil), writes its access-log
+// line and lets Quit and Stop know it is gone.
+func (cx *conn) end(up *net.TCPConn, status int) {
+	cx.down.Close()
+	cx.s.untrack(cx.down)
+	if up != nil {
+		up.Close()
+		cx.s.untrack(up)
+	}
+	cx.sess.status = status
 	cx.sess.end = time.Now()
 	cx.sess.remoteAddr = cx.client.Addr().String()
 	cx.sess.remotePort = int(cx.client.Port())
@@ -196,4 +206,5 @@ func (cx *conn) finish() {
 	if cx.g.access != nil {
 		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))
 	}
+	cx.s.conns.Done()
 }

@@ -395,9 +395,9 @@ func pipes(t *testing.T) int {
 	return n
 }
 
-// TestPlainTCPSplices proves plain TCP to plain TCP relays through
-// splice(2), and that idle connections hold no pipe: relaying creates
-// pipes (the buffered path creates none), but fewer than the four
+// TestPlainTCPSplices proves plain TCP to plain TCP relays bulk bytes
+// through splice(2), and that idle connections hold no pipe: relaying
+// creates pipes (the buffered path creates none), but fewer than the four
 // descriptors per connection that a pipe pair per direction would take.
 func TestPlainTCPSplices(t *testing.T) {
 	// Pipes that earlier tests returned to Go's pool would blur the count,
@@ -416,10 +416,11 @@ func TestPlainTCPSplices(t *testing.T) {
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	before := pipes(t)
 	const held = 10
-	for i := range held {
+	bulk := strings.Repeat("x", 256<<10) // well past what gong copies through user space
+	for range held {
 		c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
-		if got, err := exchange(c, fmt.Sprint(i)); err != nil || got != fmt.Sprintf("e: %d", i) {
-			t.Fatalf("exchange: %q, %v", got, err)
+		if got, err := exchange(c, bulk); err != nil || got != "e: "+bulk {
+			t.Fatalf("exchange of %d bytes: got %d bytes, %v", len(bulk), len(got), err)
 		}
 	}
 	got := pipes(t) - before
