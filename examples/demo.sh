@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The gong demo: an echo upstream (examples/tcpbin) behind gong, configured
-# by examples/kong.conf and examples/kong.yml on top of gong's embedded
-# defaults. It sends messages through gong over TCP, through an upstream,
-# and over UDP, prints the echoes, then stops everything.
+# The gong demo: TLS termination by SNI in front of a plain TCP echo
+# upstream (examples/tcpbin), configured by examples/kong.conf and
+# examples/kong.yml on top of gong's embedded defaults. A client talks TLS
+# to gong with SNI demo.gong.test; gong terminates it with the certificate
+# from kong.yml and forwards plain bytes to the echo server. Then plain
+# TCP, a balanced upstream and UDP, and everything stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
@@ -21,6 +23,13 @@ echo "== starting the echo upstream on 127.0.0.1:9000 and gong"
 for _ in $(seq 50); do "$bin/gong" health -p servroot >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin/gong" health -p servroot
 
+echo "== TLS terminated by gong (route echo-tls, SNI demo.gong.test, port 5443)"
+"$bin/tcpbin" send -tls -sni demo.gong.test -addr 127.0.0.1:5443 "hello over tls"
+if command -v openssl >/dev/null; then
+  echo "== the same with openssl s_client"
+  { echo "hello from openssl"; sleep 1; } | timeout 10 openssl s_client -connect 127.0.0.1:5443 \
+    -servername demo.gong.test -quiet -no_ign_eof 2>/dev/null
+fi
 echo "== TCP through gong (route echo-tcp, port 5555)"
 "$bin/tcpbin" send -addr 127.0.0.1:5555 "hello over tcp"
 echo "== TCP through an upstream (route pool-tcp, port 5556)"

@@ -19,8 +19,10 @@ var errNoPeers = errors.New("No peers are available")
 // safe for concurrent use and live as long as their generation.
 type balancer interface {
 	// next returns the address for the next attempt of one connection,
-	// avoiding the addresses in tried when it has others.
-	next(ctx context.Context, tried []string) (string, error)
+	// avoiding the addresses in tried when it has others, and the host
+	// name the address stands for (the target or service host, for
+	// upstream TLS SNI).
+	next(ctx context.Context, tried []string) (peer, host string, err error)
 }
 
 // hostBalancer serves a service whose host is an IP address or a DNS name:
@@ -32,16 +34,16 @@ type hostBalancer struct {
 	rr       atomic.Uint64
 }
 
-func (b *hostBalancer) next(ctx context.Context, tried []string) (string, error) {
+func (b *hostBalancer) next(ctx context.Context, tried []string) (string, string, error) {
 	addrs, err := b.resolver.lookup(ctx, b.host)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	peers := make([]string, len(addrs))
 	for i, a := range addrs {
 		peers[i] = netip.AddrPortFrom(a, uint16(b.port)).String()
 	}
-	return pickUntried(peers, tried, &b.rr), nil
+	return pickUntried(peers, tried, &b.rr), b.host, nil
 }
 
 // roundRobin serves a service whose host names an upstream: its targets of
@@ -64,22 +66,22 @@ func newRoundRobin(targets []*declarative.Target, r *resolver) *roundRobin {
 	return b
 }
 
-func (b *roundRobin) next(ctx context.Context, tried []string) (string, error) {
+func (b *roundRobin) next(ctx context.Context, tried []string) (string, string, error) {
 	if len(b.targets) == 0 {
-		return "", errNoPeers
+		return "", "", errNoPeers
 	}
 	target := pickUntried(b.targets, tried, &b.rr)
 	host, port, _ := net.SplitHostPort(target)
 	addrs, err := b.resolver.lookup(ctx, host)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	p, _ := strconv.Atoi(port)
 	peers := make([]string, len(addrs))
 	for i, a := range addrs {
 		peers[i] = netip.AddrPortFrom(a, uint16(p)).String()
 	}
-	return pickUntried(peers, tried, &b.addrTurn), nil
+	return pickUntried(peers, tried, &b.addrTurn), host, nil
 }
 
 // pickUntried takes the next peer in turn that was not tried yet, or the

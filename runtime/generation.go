@@ -10,6 +10,7 @@ import (
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/tlsmgr"
 )
 
 // generation is everything built from one configuration. It is immutable;
@@ -20,7 +21,8 @@ type generation struct {
 	router    *router.Router
 	listeners map[listenKey]conf.Listener
 	format    logFormat
-	access    *accessLog // nil when proxy_stream_access_log is off
+	access    *accessLog      // nil when proxy_stream_access_log is off
+	tls       *tlsmgr.Manager // nil without ssl listeners
 }
 
 // listenKey identifies a listening socket across generations.
@@ -51,6 +53,7 @@ type service struct {
 	connect time.Duration
 	idle    time.Duration // max(read_timeout, write_timeout), as Kong sets proxy_timeout
 	tries   int           // 1 + retries
+	tls     *upstreamTLS  // nil for plain TCP upstreams
 }
 
 // streamProtocols are the route protocols the stream router serves.
@@ -66,9 +69,6 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 		}
 	}
 	for _, l := range c.StreamListeners {
-		if l.SSL {
-			return nil, fmt.Errorf("stream_listen %s: ssl listeners are not served by gong yet", l.Listener)
-		}
 		k := keyOf(l)
 		if _, dup := g.listeners[k]; dup {
 			return nil, fmt.Errorf("stream_listen: %s is listed twice", l.Listener)
@@ -85,11 +85,20 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 			return nil, fmt.Errorf("proxy_stream_access_log: %w", err)
 		}
 	}
+	if slices.ContainsFunc(c.StreamListeners, func(l conf.Listener) bool { return l.SSL }) {
+		var err error
+		if g.tls, err = newTLSManager(c, d); err != nil {
+			return nil, err
+		}
+	}
 	res, err := newResolver(c.DNS)
 	if err != nil {
 		return nil, err
 	}
-	services := buildServices(d, res, warn)
+	services, err := buildServices(c, d, res, warn)
+	if err != nil {
+		return nil, err
+	}
 	var routes []*router.Route
 	for _, r := range d.Routes {
 		if !slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(streamProtocols, p) }) {
@@ -118,7 +127,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-func buildServices(d *declarative.Config, res *resolver, warn func(string, ...any)) map[string]*service {
+func buildServices(c *conf.Config, d *declarative.Config, res *resolver, warn func(string, ...any)) (map[string]*service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -144,14 +153,23 @@ func buildServices(d *declarative.Config, res *resolver, warn func(string, ...an
 			idle:    time.Duration(max(s.ReadTimeout, s.WriteTimeout)) * time.Millisecond,
 			tries:   1 + s.Retries,
 		}
-		if u, ok := upstreams[s.Host]; ok {
+		u := upstreams[s.Host]
+		if u != nil {
 			svc.peers = newRoundRobin(targets[u.ID], res)
 		} else {
 			svc.peers = &hostBalancer{host: s.Host, port: s.Port, resolver: res}
 		}
+		// Kong disables upstream TLS only for tcp services (and UDP never
+		// has it); tls and tls_passthrough services both speak TLS.
+		if s.Protocol == "tls" || s.Protocol == "tls_passthrough" {
+			var err error
+			if svc.tls, err = newUpstreamTLS(c, d, s, u); err != nil {
+				return nil, err
+			}
+		}
 		out[s.ID] = svc
 	}
-	return out
+	return out, nil
 }
 
 func endpoints(eps []declarative.Endpoint) []router.Endpoint {

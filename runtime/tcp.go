@@ -57,6 +57,8 @@ type conn struct {
 	local netip.AddrPort
 	// client is the client address, after a trusted PROXY header.
 	client netip.AddrPort
+	// target is the matched route, once routing is done.
+	target *routeTarget
 }
 
 func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
@@ -79,7 +81,14 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 			return
 		}
 	}
-	cx.proxy(first)
+	if l.SSL {
+		cx.serveTLS(first)
+		return
+	}
+	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
+	if target, ok := cx.route(ci); ok {
+		cx.proxyTo(target, cx.down, first)
+	}
 }
 
 // readProxyHeader reads a PROXY v1 or v2 header within
@@ -101,17 +110,23 @@ func (cx *conn) readProxyHeader() ([]byte, error) {
 	return rest, nil
 }
 
-// proxy routes the connection and starts relaying it; the session ends
-// when the relay does, or here on failure.
-func (cx *conn) proxy(first []byte) {
-	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
+// route matches the connection; without a match it ends the session
+// with Kong's status 500.
+func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 	rt, ok := cx.g.router.Match(ci)
 	if !ok {
 		cx.s.log.logf(LevelError, cx.sess.id, "no Route found with those values%s", cx.context())
 		cx.end(nil, statusInternalError)
-		return
+		return nil, false
 	}
-	target := rt.Value.(*routeTarget)
+	cx.target = rt.Value.(*routeTarget)
+	return cx.target, true
+}
+
+// proxyTo connects to the route's service and starts relaying down (the
+// client connection, or its TLS layer) to it, first sending first. The
+// session ends when the relay does, or here on failure.
+func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 	if target.service == nil {
 		cx.s.log.logf(LevelWarn, cx.sess.id, "no Service found with those values%s, route: %s", cx.context(), target.name)
 		cx.end(nil, statusServiceUnavailable)
@@ -123,7 +138,7 @@ func (cx *conn) proxy(first []byte) {
 		return
 	}
 	cx.s.track(up)
-	r := &relay{down: cx.down, up: up, idle: target.service.idle, done: cx.relayDone}
+	r := &relay{down: down, up: up, idle: target.service.idle, done: cx.relayDone}
 	if err := r.start(first); err != nil {
 		cx.s.log.logf(LevelError, cx.sess.id, "send() to upstream failed: %v%s", err, cx.context())
 		cx.end(up, statusBadGateway)
@@ -137,16 +152,16 @@ func (cx *conn) relayDone(r *relay, err error) {
 	if err != nil {
 		cx.s.log.logf(LevelInfo, cx.sess.id, "connection closed with an error: %v%s, upstream: %s", err, cx.context(), r.up.RemoteAddr())
 	}
-	cx.end(r.up.(*net.TCPConn), statusOK)
+	cx.end(r.up, statusOK)
 }
 
-// dial connects to the service, trying another peer after each failure
-// up to service.retries times.
-func (cx *conn) dial(svc *service) (*net.TCPConn, int) {
+// dial connects to the service, with TLS when its protocol asks for it,
+// trying another peer after each failure up to service.retries times.
+func (cx *conn) dial(svc *service) (net.Conn, int) {
 	var tried []string
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-		peer, err := svc.peers.next(ctx, tried)
+		peer, host, err := svc.peers.next(ctx, tried)
 		if err != nil {
 			cancel()
 			cx.s.log.logf(LevelError, cx.sess.id, "%v%s, service: %s", err, cx.context(), svc.name)
@@ -156,13 +171,24 @@ func (cx *conn) dial(svc *service) (*net.TCPConn, int) {
 		start := time.Now()
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", peer)
-		cancel()
 		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
 		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
-		if err == nil {
-			return c.(*net.TCPConn), 0
+		if err != nil {
+			cancel()
+			cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
+			continue
 		}
-		cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
+		if svc.tls == nil {
+			cancel()
+			return c, 0
+		}
+		tc, err := cx.handshakeUpstream(ctx, c, svc.tls, host)
+		cancel()
+		if err == nil {
+			return tc, 0
+		}
+		c.Close()
+		cx.s.log.logf(LevelError, cx.sess.id, "upstream SSL handshake failed: %v%s, upstream: \"%s\"", err, cx.context(), peer)
 	}
 	return nil, statusBadGateway
 }
@@ -190,7 +216,7 @@ func (cx *conn) context() string {
 
 // end closes the session's sockets (up may be nil), writes its access-log
 // line and lets Quit and Stop know it is gone.
-func (cx *conn) end(up *net.TCPConn, status int) {
+func (cx *conn) end(up net.Conn, status int) {
 	cx.down.Close()
 	cx.s.untrack(cx.down)
 	if up != nil {

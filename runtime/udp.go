@@ -105,7 +105,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	var tried []string
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-		peer, err := svc.peers.next(ctx, tried)
+		peer, _, err := svc.peers.next(ctx, tried)
 		cancel()
 		if err != nil {
 			s.log.logf(LevelError, us.sess.id, "%v, client: %s, server: %s, service: %s", err, client.Addr(), local, svc.name)

@@ -1,0 +1,243 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/tlsmgr"
+)
+
+// handshakeTimeout bounds a downstream TLS handshake, as nginx's
+// ssl_handshake_timeout default does.
+const handshakeTimeout = 60 * time.Second
+
+// newTLSManager builds the certificates ssl listeners serve: the
+// certificate and SNI entities, and kong.conf's ssl_cert pairs as the
+// default, or, with none configured, the self-signed pair Kong generates
+// under <prefix>/ssl.
+func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, error) {
+	var defaults []tlsmgr.Cert
+	for i, p := range c.TLS.Certs {
+		defaults = append(defaults, tlsmgr.Cert{ID: fmt.Sprintf("ssl_cert[%d]", i+1), CertPEM: p.CertPEM, KeyPEM: p.KeyPEM})
+	}
+	if len(defaults) == 0 {
+		var err error
+		if defaults, err = tlsmgr.GenerateDefault(filepath.Join(c.Prefix, "ssl")); err != nil {
+			return nil, fmt.Errorf("default certificate: %w", err)
+		}
+	}
+	opts := tlsmgr.Options{
+		Default:             defaults,
+		Protocols:           c.TLS.Protocols,
+		Ciphers:             c.TLS.Ciphers,
+		PreferServerCiphers: c.TLS.PreferServerCiphers,
+		SessionTickets:      c.TLS.SessionTickets,
+		SessionTimeout:      c.TLS.SessionTimeout,
+	}
+	for _, ce := range d.Certificates {
+		if err := checkNotExpired(ce.ID, ce.Cert); err != nil {
+			return nil, err
+		}
+		tc := tlsmgr.Cert{ID: ce.ID, CertPEM: []byte(ce.Cert), KeyPEM: []byte(ce.Key)}
+		if ce.CertAlt != nil && ce.KeyAlt != nil {
+			if err := checkNotExpired(ce.ID, *ce.CertAlt); err != nil {
+				return nil, err
+			}
+			tc.AltCertPEM, tc.AltKeyPEM = []byte(*ce.CertAlt), []byte(*ce.KeyAlt)
+		}
+		opts.Certs = append(opts.Certs, tc)
+	}
+	for _, s := range d.SNIs {
+		opts.SNIs = append(opts.SNIs, tlsmgr.SNI{Name: s.Name, CertID: s.Certificate})
+	}
+	return tlsmgr.New(opts)
+}
+
+// checkNotExpired refuses a certificate entity whose leaf has expired: a
+// handshake with it would fail for every client.
+func checkNotExpired(id, certPEM string) error {
+	b, _ := pem.Decode([]byte(certPEM))
+	if b == nil {
+		return fmt.Errorf("certificate %s: no PEM certificate", id)
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return fmt.Errorf("certificate %s: %w", id, err)
+	}
+	if time.Now().After(leaf.NotAfter) {
+		return fmt.Errorf("certificate %s: expired on %s", id, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// upstreamTLS is a tls service's settings towards its upstream (Kong's
+// kong/runloop/upstream_ssl.lua), resolved once per generation.
+type upstreamTLS struct {
+	verify     bool
+	depth      int
+	roots      *x509.CertPool
+	clientCert *tls.Certificate
+	hostHeader string // the upstream's host_header, a candidate SNI
+}
+
+// newUpstreamTLS resolves a service's verification, trust store and
+// client certificate, falling back as Kong does: tls_verify to
+// nginx_sproxy_proxy_ssl_verify (off), tls_verify_depth to its depth (1),
+// ca_certificates to nginx_sproxy_proxy_ssl_trusted_certificate, and the
+// client certificate from the service to its upstream to client_ssl.
+func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Service, u *declarative.Upstream) (*upstreamTLS, error) {
+	ut := &upstreamTLS{depth: c.Stream.ProxySSLVerifyDepth}
+	if c.Stream.ProxySSLVerify != nil {
+		ut.verify = *c.Stream.ProxySSLVerify
+	}
+	if s.TLSVerify != nil {
+		ut.verify = *s.TLSVerify
+	}
+	if s.TLSVerifyDepth != nil {
+		ut.depth = *s.TLSVerifyDepth
+	}
+	switch {
+	case len(s.CACertificates) > 0:
+		var pems [][]byte
+		for _, id := range s.CACertificates {
+			i := slices.IndexFunc(d.CACertificates, func(ca *declarative.CACertificate) bool { return ca.ID == id })
+			if i < 0 {
+				return nil, fmt.Errorf("service %s: CA Certificate '%s' does not exist", nameOr(s.Name, s.ID), id)
+			}
+			pems = append(pems, []byte(d.CACertificates[i].Cert))
+		}
+		pool, err := tlsmgr.PoolFromPEM(pems...)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: ca_certificates: %w", nameOr(s.Name, s.ID), err)
+		}
+		ut.roots = pool
+	case c.Stream.ProxySSLTrustedCertificate != "":
+		data, err := os.ReadFile(c.Stream.ProxySSLTrustedCertificate)
+		if err != nil {
+			return nil, fmt.Errorf("nginx_sproxy_proxy_ssl_trusted_certificate: %w", err)
+		}
+		if ut.roots, err = tlsmgr.PoolFromPEM(data); err != nil {
+			return nil, fmt.Errorf("nginx_sproxy_proxy_ssl_trusted_certificate: %w", err)
+		}
+	}
+	certID := s.ClientCertificate
+	if certID == nil && u != nil {
+		certID = u.ClientCertificate
+		ut.hostHeader = derefOr(u.HostHeader, "")
+	}
+	switch {
+	case certID != nil:
+		i := slices.IndexFunc(d.Certificates, func(ce *declarative.Certificate) bool { return ce.ID == *certID })
+		if i < 0 {
+			return nil, fmt.Errorf("service %s: client certificate '%s' does not exist", nameOr(s.Name, s.ID), *certID)
+		}
+		cert, err := tls.X509KeyPair([]byte(d.Certificates[i].Cert), []byte(d.Certificates[i].Key))
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", *certID, err)
+		}
+		ut.clientCert = &cert
+	case c.ClientSSL.Cert != nil:
+		cert, err := tls.X509KeyPair(c.ClientSSL.Cert.CertPEM, c.ClientSSL.Cert.KeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client_ssl_cert: %w", err)
+		}
+		ut.clientCert = &cert
+	}
+	return ut, nil
+}
+
+func derefOr(p *string, or string) string {
+	if p == nil {
+		return or
+	}
+	return *p
+}
+
+// handshakeUpstream runs TLS over a fresh upstream connection, with the
+// SNI Kong would send.
+func (cx *conn) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamTLS, host string) (net.Conn, error) {
+	sni := tlsmgr.UpstreamSNI(cx.target.route.PreserveHost, cx.sess.sni, ut.hostHeader, host)
+	tc := tls.Client(c, tlsmgr.UpstreamConfig(tlsmgr.UpstreamOptions{
+		ServerName: sni, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
+	}))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// serveTLS handles a connection on an ssl listener, as Kong's TLS preread
+// layer does: peek the ClientHello, route on its SNI, then terminate TLS
+// (a tls route) or pass the bytes through (a tls_passthrough route).
+func (cx *conn) serveTLS(first []byte) {
+	var src net.Conn = cx.down
+	if len(first) > 0 {
+		src = tlsmgr.NewReplayConn(cx.down, first)
+	}
+	limit := cx.g.conf.Stream.PrereadBufferSize
+	if limit <= 0 {
+		limit = 16 << 10
+	}
+	hello, err := tlsmgr.PeekClientHello(src, limit, cx.g.conf.Stream.PrereadTimeout)
+	if err != nil {
+		cx.s.log.logf(LevelInfo, cx.sess.id, "failed to read the TLS ClientHello: %v%s", err, cx.context())
+		cx.end(nil, statusBadRequest)
+		return
+	}
+	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
+	if hello.IsTLS {
+		ci.Protocol, ci.SNI = "tls", hello.ServerName
+		cx.sess.sni = hello.ServerName
+	}
+	target, ok := cx.route(ci)
+	if !ok {
+		return
+	}
+	switch {
+	case slices.Contains(target.route.Protocols, "tls"):
+		cx.terminate(hello.Raw)
+	case slices.Contains(target.route.Protocols, "tls_passthrough"):
+		cx.proxyTo(target, cx.down, hello.Raw)
+	default:
+		cx.s.log.logf(LevelError, cx.sess.id, "unexpected protocols in matched Route%s, route: %s", cx.context(), target.name)
+		cx.end(nil, statusInternalError)
+	}
+}
+
+// terminate completes the TLS handshake with the certificate the SNI
+// selects, then routes again on the decrypted connection: with the
+// handshake's SNI and the listener's own port (port_maps is not applied
+// in this second pass, as in Kong).
+func (cx *conn) terminate(raw []byte) {
+	tc := tls.Server(tlsmgr.NewReplayConn(cx.down, raw), cx.g.tls.ServerConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		cx.s.log.logf(LevelInfo, cx.sess.id, "SSL handshake failed: %v%s", err, cx.context())
+		cx.end(nil, statusBadRequest)
+		return
+	}
+	st := tc.ConnectionState()
+	cx.sess.sni = st.ServerName
+	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.local, SNI: st.ServerName}
+	if st.ServerName != "" {
+		ci.Protocol = "tls"
+	}
+	target, ok := cx.route(ci)
+	if !ok {
+		return
+	}
+	cx.proxyTo(target, tc, nil)
+}
