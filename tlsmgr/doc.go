@@ -2,7 +2,8 @@
 // certificates selected by SNI with Kong's lookup order, the default
 // certificates from kong.conf (or generated as Kong does), a bounded
 // ClientHello peek for ssl listeners, and the *tls.Config factories for
-// termination and for upstream TLS.
+// termination (with a route's client certificate verification and ALPN,
+// gong extensions) and for upstream TLS.
 //
 // It imports the standard library only; the runtime translates its
 // entities and kong.conf settings into the plain types declared here.

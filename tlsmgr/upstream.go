@@ -75,27 +75,41 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, name string, depth int
 		}
 		certs[i] = c
 	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		DNSName:       name,
-	})
+	chains, err := verifyCerts(certs, x509.VerifyOptions{Roots: roots, DNSName: name})
 	if err != nil {
 		return fmt.Errorf("upstream tls verify: %w", err)
 	}
+	if !withinDepth(chains, depth) {
+		return fmt.Errorf("upstream tls verify: certificate chain too long (verify depth %d)", depth)
+	}
+	return nil
+}
+
+// verifyCerts verifies a peer's chain as sent, leaf first, the others
+// serving as intermediates.
+func verifyCerts(certs []*x509.Certificate, opts x509.VerifyOptions) ([][]*x509.Certificate, error) {
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	opts.Intermediates = x509.NewCertPool()
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	return certs[0].Verify(opts)
+}
+
+// withinDepth reports whether one of the verified chains has at most depth
+// intermediates, OpenSSL's verify depth; a negative depth is no limit.
+func withinDepth(chains [][]*x509.Certificate, depth int) bool {
 	if depth < 0 {
-		return nil
+		return true
 	}
 	for _, chain := range chains {
 		if intermediates(chain) <= depth {
-			return nil
+			return true
 		}
 	}
-	return fmt.Errorf("upstream tls verify: certificate chain too long (verify depth %d)", depth)
+	return false
 }
 
 // intermediates counts the certificates between the leaf and the trust

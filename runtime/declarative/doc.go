@@ -25,6 +25,14 @@
 //   - Entity types other than the nine above (vaults, keys, workspaces,
 //     plugin-defined entities) are rejected as unknown fields.
 //
+// Extensions: routes whose protocols include "tls" take three gong fields
+// for TLS termination. client_ca_certificates is a set of ca_certificates
+// ids (each must be declared in the file); when non-empty, a client
+// certificate verified against those CAs is required. client_verify_depth
+// (0-64, null means nginx's ssl_verify_depth of 1) limits the
+// intermediates, and alpn_protocols lists the ALPN protocol ids offered.
+// Other routes must leave them null.
+//
 // Usage:
 //
 //	cfg, err := declarative.LoadFile("kong.yml", declarative.Options{})

@@ -29,6 +29,13 @@ var foreignKeys = map[string][]foreignKey{
 	"targets":   {{"upstream", "upstreams"}},
 }
 
+// setReferences lists fields holding a set of ids of another type (gong
+// extensions). Unlike foreign keys they are checked by id only and never
+// nest.
+var setReferences = map[string][]foreignKey{
+	"routes": {{"client_ca_certificates", "ca_certificates"}},
+}
+
 // children lists, for a parent type, the child types that may be nested
 // in it and the child's field pointing back, in load order.
 func children(parent string) []foreignKey {
@@ -345,6 +352,20 @@ func endpointRecord(name string) *field {
 	return set(name, &field{kind: tRecord, record: rec})
 }
 
+// downstreamTLSFields are gong's route extensions for TLS termination
+// (client certificates and ALPN); only routes that terminate TLS use them.
+var downstreamTLSFields = []string{"client_ca_certificates", "client_verify_depth", "alpn_protocols"}
+
+// lenMax is Kong's len_max for strings, in bytes.
+func lenMax(n int) func(string) string {
+	return func(s string) string {
+		if len(s) > n {
+			return "length must be at most " + strconv.Itoa(n)
+		}
+		return ""
+	}
+}
+
 func streamOnly(name string, kind kind, el *field) *field {
 	return &field{name: name, kind: kind, elements: el, mustBeNull: true,
 		err: "cannot set '" + name + "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'"}
@@ -392,6 +413,9 @@ func (b *builder) routes() *schema {
 		headersField("headers", hostHeader),
 		&field{name: "regex_priority", kind: tInteger, def: 0.0},
 		oneOf(withDefault(str("path_handling"), "v0"), "v0", "v1"),
+		set("client_ca_certificates", &field{kind: tString, uuid: true}),
+		integer("client_verify_depth", 0, 64, nil),
+		set("alpn_protocols", str("", lenMax(255))),
 	)}
 	expressions := flavor == "expressions"
 	if expressions {
@@ -419,6 +443,15 @@ func (b *builder) routes() *schema {
 		},
 		thenErr: "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
 	}.check()}
+	for _, f := range downstreamTLSFields {
+		s.checks = append(s.checks, conditional{
+			ifField:   protocolsF,
+			ifMatch:   func(v any) bool { a, _ := asArray(v); return !slices.Contains(a, any("tls")) },
+			thenField: f,
+			then:      mustBeNull,
+			thenErr:   "'" + f + "' can only be set when 'protocols' includes 'tls'",
+		}.check())
+	}
 	if flavor != "traditional" {
 		s.checks = append(s.checks, validateRouteFields)
 	}

@@ -269,6 +269,7 @@ func resolve(items []*item, cfg *Config) error {
 		it         *item
 		field, typ string
 		value, at  string
+		inSet      bool // an element of a set of ids, left as written
 	}
 	var refs []ref
 	walk(items, func(it *item) {
@@ -304,7 +305,15 @@ func resolve(items []*item, cfg *Config) error {
 		}
 		for _, fk := range foreignKeys[it.typ] {
 			if v, ok := it.rec[fk.field].(string); ok && it.parent == nil {
-				refs = append(refs, ref{it, fk.field, fk.ref, v, at})
+				refs = append(refs, ref{it, fk.field, fk.ref, v, at, false})
+			}
+		}
+		for _, sr := range setReferences[it.typ] {
+			ids, _ := it.rec[sr.field].([]any)
+			for _, v := range ids {
+				if v, ok := v.(string); ok {
+					refs = append(refs, ref{it, sr.field, sr.ref, v, at, true})
+				}
 			}
 		}
 		if it.parent != nil {
@@ -312,7 +321,10 @@ func resolve(items []*item, cfg *Config) error {
 		}
 	})
 	for _, r := range refs {
-		found := byKey[r.typ][r.value]
+		var found *item
+		if !r.inSet {
+			found = byKey[r.typ][r.value]
+		}
 		if found == nil {
 			found = byID[r.typ][r.value]
 		}
@@ -322,7 +334,9 @@ func resolve(items []*item, cfg *Config) error {
 			report(r.it, msg)
 			continue
 		}
-		r.it.rec[r.field] = found.id()
+		if !r.inSet {
+			r.it.rec[r.field] = found.id()
+		}
 	}
 	if !errs.empty() {
 		return &Error{Tree: errs, Flattened: flat}

@@ -96,6 +96,12 @@ type Route struct {
 	PathHandling            string              `json:"path_handling"`
 	Expression              *string             `json:"expression"` // expressions flavor only
 	Priority                *int64              `json:"priority"`   // expressions flavor only
+
+	// Gong extensions for routes whose protocols include "tls"; null
+	// elsewhere.
+	ClientCACertificates []string `json:"client_ca_certificates"` // ca_certificates ids; non-empty requires a client certificate
+	ClientVerifyDepth    *int     `json:"client_verify_depth"`    // intermediates allowed, 0-64; null means 1 (nginx's ssl_verify_depth)
+	ALPNProtocols        []string `json:"alpn_protocols"`         // ALPN ids offered; null offers none
 }
 
 // Upstream is an upstreams entity (upstreams.lua), shorthands applied.
