@@ -12,51 +12,63 @@ import (
 	"unsafe"
 )
 
-// quietProbes is how many quiet probes in a row make a connection idle;
-// probes come every idle/quietProbes, so an idle connection is closed
-// between 1 and 1+1/quietProbes times the idle timeout after its last byte.
-const quietProbes = 4
+// parkAfter is how long a direction of a plain TCP relay waits for bytes
+// in Go's poller before it parks (see parker).
+const parkAfter = 100 * time.Millisecond
+
+// errQuiet reports a direction that saw no byte for parkAfter.
+var errQuiet = errors.New("quiet")
 
 // relay copies bytes both ways between the client and the upstream until
-// both directions end, or no byte has moved for the idle timeout.
+// both directions end, an error ends one, or no byte has moved for the
+// idle timeout.
 //
-// Each direction runs in a goroutine of its own, started fresh, so a held
-// connection costs two small stacks and nothing else: the goroutine that
-// accepted and routed it (with a stack grown by that work) has returned.
-// The last direction to end calls done.
+// Each direction runs in a goroutine of its own while bytes flow. Between
+// two plain TCP sockets a direction that stays quiet for parkAfter parks:
+// its goroutine ends and the parker wakes it when its socket is readable
+// again, so an idle connection costs no goroutine at all. A TLS
+// connection's directions block in its Read instead, since tls.Conn may
+// hold decrypted bytes its socket does not show.
 //
-// Between two plain TCP sockets bytes move with splice(2) (see
-// spliceTCP). To still notice idleness, a timer probes the copies: it sets
-// a past read deadline on each live direction, which returns from its wait
-// with the bytes moved so far, reports them, and goes on. Per-chunk
-// bookkeeping would cost more than these two system calls per direction
-// and probe.
+// An idle timer, reset from the time of the last byte, closes the
+// connection after the idle timeout (max(read_timeout, write_timeout),
+// Kong's proxy_timeout).
 type relay struct {
 	down, up net.Conn
+	downRaw  net.Conn // the client's socket, closed on abort
 	idle     time.Duration
+	parker   *parker // nil: directions never park
 	done     func(r *relay, err error)
+	noPark   atomic.Bool // the parker failed: block in Go's poller instead
 
-	mu          sync.Mutex // guards the fields below and the read deadlines
-	live        int        // directions still copying
-	interrupted [2]bool    // a probe interrupted this direction and awaits its report
-	pending     int        // directions yet to report to the current probe
-	moved       bool       // bytes moved since the previous probe
-	quiet       int        // quiet probes in a row
-	timer       *time.Timer
-	idled       bool
-	finished    [2]bool // this direction reached EOF or failed
-	err         error   // the first failure
-
+	lastActive     atomic.Int64 // unix nanoseconds of the last byte moved
 	sent, received atomic.Int64 // bytes to and from the client
+
+	mu      sync.Mutex // guards the fields below
+	state   [2]dirState
+	token   [2]int32 // parker tokens, 0 until first parked
+	err     error    // the first failure
+	idled   bool
+	closing bool
+	ended   bool
+	timer   *time.Timer
 }
+
+type dirState uint8
+
+const (
+	running dirState = iota
+	parked
+	finished
+)
 
 const (
 	toUpstream = iota
 	toClient
 )
 
-// start writes first to the upstream, then relays in two goroutines; done
-// runs once both directions have ended.
+// start writes first to the upstream, then relays; done runs once both
+// directions have ended.
 func (r *relay) start(first []byte) error {
 	if len(first) > 0 {
 		if _, err := r.up.Write(first); err != nil {
@@ -64,9 +76,11 @@ func (r *relay) start(first []byte) error {
 		}
 		r.received.Add(int64(len(first)))
 	}
-	r.live = 2
+	r.lastActive.Store(time.Now().UnixNano())
 	if r.idle > 0 {
-		r.timer = time.AfterFunc(r.idle/quietProbes, r.probe)
+		r.mu.Lock()
+		r.timer = time.AfterFunc(r.idle, r.checkIdle)
+		r.mu.Unlock()
 	}
 	go r.pumpToUpstream()
 	go r.pumpToClient()
@@ -75,204 +89,223 @@ func (r *relay) start(first []byte) error {
 
 // pumpToUpstream and pumpToClient are the two directions, named so stack
 // traces say which is which.
-func (r *relay) pumpToUpstream() { r.pump(toUpstream, r.up, r.down, &r.received) }
-func (r *relay) pumpToClient()   { r.pump(toClient, r.down, r.up, &r.sent) }
+func (r *relay) pumpToUpstream() { r.pump(toUpstream) }
+func (r *relay) pumpToClient()   { r.pump(toClient) }
 
-// pump copies src to dst until EOF, then half-closes dst. A failure on
-// either side ends the whole session.
-func (r *relay) pump(dir int, dst, src net.Conn, count *atomic.Int64) {
-	for {
-		n, err := copyOnce(dst, src)
-		count.Add(n)
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && r.report(dir, n > 0, src) {
-			continue
-		}
-		if err != nil {
-			if !r.wasIdled() {
-				r.fail(err)
-			}
-		} else {
-			closeWrite(dst)
-		}
-		r.end(dir)
-		return
-	}
-}
-
-// fail records the first error and closes both sides so the other
-// direction ends too.
-func (r *relay) fail(err error) {
-	r.mu.Lock()
-	if r.err == nil {
-		r.err = err
-	}
-	r.mu.Unlock()
-	r.down.Close()
-	r.up.Close()
-}
-
-// report hands a probe the result of one interrupted copy and says
-// whether to go on copying.
-func (r *relay) report(dir int, moved bool, src net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.interrupted[dir] || r.idled {
-		return false
-	}
-	r.interrupted[dir] = false
-	r.moved = r.moved || moved
-	src.SetReadDeadline(time.Time{})
-	r.pending--
-	if r.pending == 0 {
-		r.decide()
-	}
-	return !r.idled
-}
-
-// probe interrupts every live direction so it reports what it moved.
-func (r *relay) probe() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.live == 0 || r.idled {
-		return
-	}
-	past := time.Unix(1, 0)
-	r.pending = 0
-	for dir, live := range r.liveDirs() {
-		if live {
-			r.interrupted[dir] = true
-			r.pending++
-			r.source(dir).SetReadDeadline(past)
-		}
-	}
-}
-
-// decide runs when every live direction has reported to a probe. r.mu is
-// held.
-func (r *relay) decide() {
-	if r.moved {
-		r.quiet = 0
-	} else {
-		r.quiet++
-	}
-	r.moved = false
-	if r.quiet >= quietProbes {
-		r.idled = true
-		r.down.Close()
-		r.up.Close()
-		return
-	}
-	r.timer.Reset(r.idle / quietProbes)
-}
-
-// end marks a direction finished; a probe waiting for it stops waiting.
-// The last direction to end stops the timer and calls done.
-func (r *relay) end(dir int) {
-	r.mu.Lock()
-	r.live--
-	r.finished[dir] = true
-	if r.interrupted[dir] {
-		r.interrupted[dir] = false
-		r.pending--
-		if r.pending == 0 && !r.idled {
-			r.decide()
-		}
-	}
-	last, err := r.live == 0, r.err
-	r.mu.Unlock()
-	if last {
-		if r.timer != nil {
-			r.timer.Stop()
-		}
-		r.done(r, err)
-	}
-}
-
-func (r *relay) wasIdled() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.idled
-}
-
-func (r *relay) liveDirs() [2]bool {
-	return [2]bool{!r.finished[toUpstream], !r.finished[toClient]}
-}
-
-func (r *relay) source(dir int) net.Conn {
+func (r *relay) ends(dir int) (dst, src net.Conn, count *atomic.Int64) {
 	if dir == toUpstream {
-		return r.down
+		return r.up, r.down, &r.received
 	}
-	return r.up
+	return r.down, r.up, &r.sent
 }
 
-// copyOnce copies until EOF or an error. Between two TCP sockets it
-// splices (spliceTCP); anything else (TLS) goes through a pooled buffer.
-func copyOnce(dst, src net.Conn) (int64, error) {
-	if d, ok := dst.(*net.TCPConn); ok {
+// pump copies one direction until EOF (then half-closes its destination),
+// an error, or a quiet spell long enough to park.
+func (r *relay) pump(dir int) {
+	dst, src, count := r.ends(dir)
+	for {
+		n, err := r.move(dst, src)
+		if n > 0 {
+			count.Add(n)
+			r.lastActive.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == nil:
+			continue
+		case err == errQuiet:
+			if r.park(dir, src) {
+				return
+			}
+		case err == io.EOF:
+			closeWrite(dst)
+			r.end(dir, nil)
+			return
+		default:
+			r.end(dir, err)
+			return
+		}
+	}
+}
+
+// move copies one chunk: for plain TCP what is queued after waiting up to
+// parkAfter, otherwise one Read.
+func (r *relay) move(dst, src net.Conn) (int64, error) {
+	if d, ok := dst.(*net.TCPConn); ok && r.parker != nil && !r.noPark.Load() {
 		if s, ok := src.(*net.TCPConn); ok {
-			return spliceTCP(d, s)
+			return moveTCP(d, s)
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+	n, err := src.Read(*bp)
+	if n > 0 {
+		if _, werr := dst.Write((*bp)[:n]); werr != nil {
+			return int64(n), werr
+		}
+	}
+	return int64(n), err
 }
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
-// closeWrite half-closes c when it can, so the peer sees EOF while the
-// other direction goes on.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+// park hands a quiet direction to the parker; false means it must keep
+// running (the relay is closing, or the parker failed).
+func (r *relay) park(dir int, src net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	if r.token[dir] == 0 {
+		r.token[dir] = r.parker.newToken()
+	}
+	r.state[dir] = parked
+	if err := r.parker.park(r.token[dir], r, dir, src.(*net.TCPConn)); err != nil {
+		r.state[dir] = running
+		r.noPark.Store(true)
+		return false
+	}
+	return true
+}
+
+// resume runs a parked direction again; the parker calls it when the
+// direction's socket is readable.
+func (r *relay) resume(dir int) {
+	r.mu.Lock()
+	if r.state[dir] != parked {
+		r.mu.Unlock()
 		return
 	}
-	c.Close()
+	r.state[dir] = running
+	r.mu.Unlock()
+	if dir == toUpstream {
+		go r.pumpToUpstream()
+	} else {
+		go r.pumpToClient()
+	}
 }
 
-// spliceTCP moves src to dst until EOF or an error, with splice(2) for
-// anything larger than a small read.
+// end marks a direction finished. An error closes both sides so the other
+// direction ends too. The last direction to end calls done.
+func (r *relay) end(dir int, err error) {
+	r.mu.Lock()
+	r.state[dir] = finished
+	if err != nil && r.err == nil && !r.idled && !r.closing {
+		r.err = err
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.abort()
+		return
+	}
+	r.finishIfDone()
+}
+
+// abort closes both sides; parked directions, which have no goroutine to
+// notice, end here.
+func (r *relay) abort() {
+	r.mu.Lock()
+	r.closing = true
+	for dir := range r.state {
+		if r.state[dir] == parked {
+			r.state[dir] = finished
+		}
+	}
+	r.mu.Unlock()
+	r.downRaw.Close()
+	r.up.Close()
+	r.finishIfDone()
+}
+
+// Close ends the relay at once (Server.Stop).
+func (r *relay) Close() error {
+	r.abort()
+	return nil
+}
+
+func (r *relay) finishIfDone() {
+	r.mu.Lock()
+	if r.ended || r.state[toUpstream] != finished || r.state[toClient] != finished {
+		r.mu.Unlock()
+		return
+	}
+	r.ended = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	for _, t := range r.token {
+		if t != 0 {
+			r.parker.unpark(t)
+		}
+	}
+	err := r.err
+	r.mu.Unlock()
+	r.done(r, err)
+}
+
+// checkIdle runs from the idle timer: it closes a relay whose last byte is
+// an idle timeout old, or waits for the rest of the timeout.
+func (r *relay) checkIdle() {
+	quiet := time.Duration(time.Now().UnixNano() - r.lastActive.Load())
+	if quiet < r.idle {
+		r.mu.Lock()
+		if !r.ended {
+			r.timer.Reset(r.idle - quiet)
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	r.idled = true
+	r.mu.Unlock()
+	r.abort()
+}
+
+// moveTCP waits up to parkAfter for src to be readable, then moves what
+// is queued: a small read through a pooled buffer, and, when that filled
+// up, the rest with splice(2).
 //
 // TCPConn.ReadFrom alone would splice everything, but it holds a pipe pair
-// (two descriptors and a kernel buffer) for as long as it waits for data,
-// so every idle connection would hold two, and a small message would cost
-// four system calls where read and write take two. So each round waits
-// for src to be readable holding nothing, reads up to smallRead bytes with
-// one recv into a pooled buffer and writes them; if the buffer filled, the
-// bytes still queued go through splice (a LimitedReader of exactly that
-// many, which ReadFrom still splices and which returns the pipe to Go's
-// pool at once).
-func spliceTCP(dst, src *net.TCPConn) (int64, error) {
+// (two descriptors and a kernel buffer) for as long as it waits, and a
+// small message would cost four system calls where read and write take
+// two. A LimitedReader of exactly the queued bytes keeps ReadFrom on the
+// splice path and returns the pipe to Go's pool at once.
+func moveTCP(dst, src *net.TCPConn) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var total int64
-	for {
-		n, queued, err := readSmall(rc, dst)
-		total += int64(n)
-		if err != nil || n == 0 {
-			return total, err // n == 0 without an error is EOF
+	src.SetReadDeadline(time.Now().Add(parkAfter))
+	n, queued, err := readSmall(rc, dst)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, errQuiet
 		}
-		if queued > 0 {
-			m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
-			total += m
-			if err != nil {
-				return total, err
-			}
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	total := int64(n)
+	if queued > 0 {
+		m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
+		total += m
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return total, err
 		}
 	}
+	return total, nil
 }
 
-// smallRead is the most spliceTCP copies through user space per round.
+// smallRead is the most moveTCP copies through user space per round.
 const smallRead = 4 << 10
 
 var smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallRead); return &b }}
 
-// readSmall waits, in the poller and within src's read deadline, until src
-// is readable, then moves what one recv returns to dst. It reports the
-// bytes moved (0 at EOF) and, when the buffer filled, how many more are
-// queued. The buffer is borrowed only while there is data to copy.
+// readSmall waits, in Go's poller and within src's read deadline, until
+// src is readable, then moves what one recv returns to dst. It reports
+// the bytes moved (0 at EOF) and, when the buffer filled, how many more
+// are queued. The buffer is borrowed only while there is data to copy.
 func readSmall(rc syscall.RawConn, dst net.Conn) (moved, queued int, err error) {
 	var bp *[]byte
 	var n int
@@ -306,4 +339,14 @@ func readSmall(rc syscall.RawConn, dst net.Conn) (moved, queued int, err error) 
 		return 0, 0, err
 	}
 	return n, queued, nil
+}
+
+// closeWrite half-closes c when it can, so the peer sees EOF while the
+// other direction goes on.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
 }

@@ -46,6 +46,7 @@ type Server struct {
 	accessLogs map[string]*accessLog
 	stopping   bool
 
+	parker   *parker // nil where epoll is unavailable: relays never park
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -83,6 +84,11 @@ func New(opts Options) (*Server, error) {
 		done:       make(chan error, 1),
 	}
 	s.log = newErrorLog(os.Stderr, s.level(opts.Config))
+	if p, err := newParker(); err == nil {
+		s.parker = p
+	} else {
+		s.log.logf(LevelWarn, 0, "idle connections will keep their goroutines: %v", err)
+	}
 	if opts.ErrorLog != nil {
 		s.log.w = opts.ErrorLog
 	}
@@ -266,6 +272,9 @@ func (s *Server) finish(err error) {
 			a.close()
 		}
 		s.mu.Unlock()
+		if s.parker != nil {
+			s.parker.close()
+		}
 		s.done <- err
 	})
 }
@@ -289,13 +298,11 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// track registers a connection's sockets so Stop can close them; untrack
-// undoes it.
-func (s *Server) track(c io.Closer) bool {
+// track registers a session so Stop can close it; untrack undoes it.
+func (s *Server) track(c io.Closer) {
 	s.connsMu.Lock()
-	defer s.connsMu.Unlock()
 	s.active[c] = struct{}{}
-	return true
+	s.connsMu.Unlock()
 }
 
 func (s *Server) untrack(c io.Closer) {

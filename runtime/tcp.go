@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,12 +60,30 @@ type conn struct {
 	client netip.AddrPort
 	// target is the matched route, once routing is done.
 	target *routeTarget
+
+	mu    sync.Mutex // guards up and relay, which Close reads
+	up    net.Conn
+	relay *relay
+}
+
+// Close ends the session at once; Server.Stop calls it.
+func (cx *conn) Close() error {
+	cx.mu.Lock()
+	r, up := cx.relay, cx.up
+	cx.mu.Unlock()
+	if r != nil {
+		return r.Close()
+	}
+	if up != nil {
+		up.Close()
+	}
+	return cx.down.Close()
 }
 
 func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
-	s.track(down)
 	l, ok := g.listeners[key]
 	cx := &conn{s: s, g: g, down: down}
+	s.track(cx)
 	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
 	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
 	cx.sess = session{id: s.nextID.Add(1), protocol: "TCP", start: time.Now()}
@@ -137,8 +156,10 @@ func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 		cx.end(nil, status)
 		return
 	}
-	cx.s.track(up)
-	r := &relay{down: down, up: up, idle: target.service.idle, done: cx.relayDone}
+	r := &relay{down: down, downRaw: cx.down, up: up, idle: target.service.idle, parker: cx.s.parker, done: cx.relayDone}
+	cx.mu.Lock()
+	cx.relay = r
+	cx.mu.Unlock()
 	if err := r.start(first); err != nil {
 		cx.s.log.logf(LevelError, cx.sess.id, "send() to upstream failed: %v%s", err, cx.context())
 		cx.end(up, statusBadGateway)
@@ -178,6 +199,9 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 			cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
 			continue
 		}
+		cx.mu.Lock()
+		cx.up = c
+		cx.mu.Unlock()
 		if svc.tls == nil {
 			cancel()
 			return c, 0
@@ -218,11 +242,10 @@ func (cx *conn) context() string {
 // line and lets Quit and Stop know it is gone.
 func (cx *conn) end(up net.Conn, status int) {
 	cx.down.Close()
-	cx.s.untrack(cx.down)
 	if up != nil {
 		up.Close()
-		cx.s.untrack(up)
 	}
+	cx.s.untrack(cx)
 	cx.sess.status = status
 	cx.sess.end = time.Now()
 	cx.sess.remoteAddr = cx.client.Addr().String()

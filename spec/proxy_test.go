@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,8 +216,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	last := time.Now()
 	expectClosed(t, c)
-	// Idle is max(read_timeout, write_timeout) = 400ms; gong closes between
-	// 1 and 1.25 times that after the last byte.
+	// Idle is max(read_timeout, write_timeout) = 400ms after the last byte.
 	if idle := time.Since(last); idle < 400*time.Millisecond {
 		t.Errorf("closed after %v idle; want at least 400ms", idle)
 	}
@@ -482,5 +482,40 @@ func TestPortMaps(t *testing.T) {
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nport_maps = 19000:%d\n", p, p), yml)
 	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "mapped: x" {
 		t.Errorf("port_maps routing: %q, %v; want mapped: x", got, err)
+	}
+}
+
+// TestIdleConnectionsPark proves an idle plain TCP connection costs gong
+// no goroutine, and wakes up when bytes come.
+func TestIdleConnectionsPark(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	base := runtime.NumGoroutine()
+	const held = 20
+	conns := make([]net.Conn, held)
+	for i := range conns {
+		conns[i] = dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+		if got, err := exchange(conns[i], "hi"); err != nil || got != "e: hi" {
+			t.Fatalf("exchange: %q, %v", got, err)
+		}
+	}
+	// The echo server keeps one goroutine per connection; gong's relays
+	// must drop theirs once quiet.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for runtime.NumGoroutine()-base > held+4 {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%d goroutines for %d idle connections (echo server included); gong's relays did not park", runtime.NumGoroutine()-base, held)
+		}
+	}
+	for i, c := range conns {
+		if got, err := exchange(c, fmt.Sprint("again ", i)); err != nil || got != fmt.Sprint("e: again ", i) {
+			t.Errorf("parked connection %d did not wake: %q, %v", i, got, err)
+		}
 	}
 }
