@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gong-proxy/gong/tlsmgr"
 )
 
 // session is what one connection (or UDP session) leaves for the access
@@ -26,6 +29,7 @@ type session struct {
 	bytesReceived int64 // from the client
 	start, end    time.Time
 	sni           string
+	tls           *tls.ConnectionState // terminated TLS, else nil
 
 	upstreamAddrs        []string
 	upstreamConnectTimes []time.Duration
@@ -56,6 +60,26 @@ var logVariables = map[string]logVariable{
 	"hostname":        func(b []byte, s *session) []byte { return append(b, hostname...) },
 	"ssl_server_name": func(b []byte, s *session) []byte { return append(b, s.sni...) },
 	"upstream_addr":   func(b []byte, s *session) []byte { return append(b, strings.Join(s.upstreamAddrs, ", ")...) },
+	"ssl_protocol": func(b []byte, s *session) []byte {
+		if s.tls == nil {
+			return b
+		}
+		return append(b, strings.Replace(tls.VersionName(s.tls.Version), "TLS 1.", "TLSv1.", 1)...)
+	},
+	"ssl_cipher": func(b []byte, s *session) []byte {
+		if s.tls == nil {
+			return b
+		}
+		return append(b, tls.CipherSuiteName(s.tls.CipherSuite)...)
+	},
+	"ssl_alpn_protocol": func(b []byte, s *session) []byte {
+		return appendTLS(b, s, func(cs *tls.ConnectionState) string { return cs.NegotiatedProtocol })
+	},
+	"ssl_client_verify":      func(b []byte, s *session) []byte { return append(b, clientIdentity(s).Verify...) },
+	"ssl_client_s_dn":        func(b []byte, s *session) []byte { return append(b, clientIdentity(s).SubjectDN...) },
+	"ssl_client_i_dn":        func(b []byte, s *session) []byte { return append(b, clientIdentity(s).IssuerDN...) },
+	"ssl_client_serial":      func(b []byte, s *session) []byte { return append(b, clientIdentity(s).Serial...) },
+	"ssl_client_fingerprint": func(b []byte, s *session) []byte { return append(b, clientIdentity(s).Fingerprint...) },
 	"upstream_connect_time": func(b []byte, s *session) []byte {
 		for i, d := range s.upstreamConnectTimes {
 			if i > 0 {
@@ -70,6 +94,22 @@ var logVariables = map[string]logVariable{
 }
 
 var hostname, _ = os.Hostname()
+
+func appendTLS(b []byte, s *session, f func(*tls.ConnectionState) string) []byte {
+	if s.tls == nil {
+		return b
+	}
+	return append(b, f(s.tls)...)
+}
+
+// clientIdentity is the client certificate of a terminated session, as
+// nginx's $ssl_client_* variables show it; "NONE" without TLS too.
+func clientIdentity(s *session) tlsmgr.ClientIdentity {
+	if s.tls == nil {
+		return tlsmgr.ClientIdentity{Verify: "NONE"}
+	}
+	return tlsmgr.ClientIdentityOf(*s.tls)
+}
 
 // appendSeconds writes d as nginx does: seconds with millisecond precision.
 func appendSeconds(b []byte, d time.Duration) []byte {

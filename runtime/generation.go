@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,6 +13,33 @@ import (
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
+
+// routeServerTLS is the termination config of a route: the manager's own,
+// or one requiring client certificates (client_ca_certificates,
+// client_verify_depth) and offering ALPN (alpn_protocols), gong's
+// extensions to Kong's route.
+func routeServerTLS(m *tlsmgr.Manager, d *declarative.Config, r *declarative.Route) (*tls.Config, error) {
+	rt := tlsmgr.RouteTLS{VerifyDepth: 1, NextProtos: r.ALPNProtocols}
+	if r.ClientVerifyDepth != nil {
+		rt.VerifyDepth = *r.ClientVerifyDepth
+	}
+	if len(r.ClientCACertificates) > 0 {
+		var pems [][]byte
+		for _, id := range r.ClientCACertificates {
+			i := slices.IndexFunc(d.CACertificates, func(ca *declarative.CACertificate) bool { return ca.ID == id })
+			if i < 0 {
+				return nil, fmt.Errorf("route %s: CA Certificate '%s' does not exist", nameOr(r.Name, r.ID), id)
+			}
+			pems = append(pems, []byte(d.CACertificates[i].Cert))
+		}
+		pool, err := tlsmgr.PoolFromPEM(pems...)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: client_ca_certificates: %w", nameOr(r.Name, r.ID), err)
+		}
+		rt.ClientCAs = pool
+	}
+	return m.ServerConfigFor(rt), nil
+}
 
 // generation is everything built from one configuration. It is immutable;
 // connections keep the generation they started with.
@@ -43,6 +71,10 @@ type routeTarget struct {
 	route   *declarative.Route
 	name    string   // route name or id, for logs
 	service *service // nil: the route has no usable service
+	// serverTLS terminates TLS for connections routed here by their
+	// ClientHello: the shared config, or the route's own with its client
+	// certificate and ALPN extensions. Nil without ssl listeners.
+	serverTLS *tls.Config
 }
 
 // service is a declarative service prepared for proxying.
@@ -105,6 +137,11 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 			continue
 		}
 		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID)}
+		if g.tls != nil {
+			if target.serverTLS, err = routeServerTLS(g.tls, d, r); err != nil {
+				return nil, err
+			}
+		}
 		if r.Service != nil {
 			s, ok := services[*r.Service]
 			if !ok {

@@ -206,7 +206,7 @@ func (cx *conn) serveTLS(first []byte) {
 	}
 	switch {
 	case slices.Contains(target.route.Protocols, "tls"):
-		cx.terminate(hello.Raw)
+		cx.terminate(hello.Raw, target.serverTLS)
 	case slices.Contains(target.route.Protocols, "tls_passthrough"):
 		cx.proxyTo(target, cx.down, hello.Raw)
 	default:
@@ -216,11 +216,12 @@ func (cx *conn) serveTLS(first []byte) {
 }
 
 // terminate completes the TLS handshake with the certificate the SNI
-// selects, then routes again on the decrypted connection: with the
+// selects and the first-pass route's client certificate and ALPN
+// settings, then routes again on the decrypted connection: with the
 // handshake's SNI and the listener's own port (port_maps is not applied
 // in this second pass, as in Kong).
-func (cx *conn) terminate(raw []byte) {
-	tc := tls.Server(tlsmgr.NewReplayConn(cx.down, raw), cx.g.tls.ServerConfig())
+func (cx *conn) terminate(raw []byte, cfg *tls.Config) {
+	tc := tls.Server(tlsmgr.NewReplayConn(cx.down, raw), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -231,6 +232,7 @@ func (cx *conn) terminate(raw []byte) {
 	}
 	st := tc.ConnectionState()
 	cx.sess.sni = st.ServerName
+	cx.sess.tls = &st
 	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.local, SNI: st.ServerName}
 	if st.ServerName != "" {
 		ci.Protocol = "tls"

@@ -420,3 +420,81 @@ func TestTLSCertificatesChangeOnReload(t *testing.T) {
 		t.Errorf("connection from before the reload: %q, %v", got, err)
 	}
 }
+
+// TestDownstreamMTLSAndALPN covers gong's route extensions: a tls route
+// with client_ca_certificates requires a client certificate from those
+// CAs, its identity reaches the access log, and alpn_protocols is offered.
+func TestDownstreamMTLSAndALPN(t *testing.T) {
+	echo := startEcho(t, "plain")
+	p := freePort(t)
+	ca := newCA(t, "clients")
+	other := newCA(t, "strangers")
+	good := newLeaf(t, "alice", nil, &ca, true)
+	bad := newLeaf(t, "mallory", nil, &other, true)
+	server := newLeaf(t, "mtls.test", []string{"mtls.test", "alpn.test"}, nil, false)
+	h, port := hostPort(echo)
+	caID := "5b0a7c8e-3c1d-4a51-9d1e-0c3b9f1a2b01"
+	yml := fmt.Sprintf(`_format_version: "3.0"
+ca_certificates:
+  - id: %s
+    cert: %scertificates:
+  - cert: %s    key: %s    snis: [{name: mtls.test}, {name: alpn.test}]
+services:
+  - name: echo
+    url: tcp://%s:%s
+    routes:
+      - name: mtls
+        protocols: [tls]
+        snis: [mtls.test]
+        client_ca_certificates: [%s]
+      - name: alpn
+        protocols: [tls]
+        snis: [alpn.test]
+        alpn_protocols: [h2, http/1.1]
+`, caID, yamlBlock(ca.certPEM, 6), yamlBlock(server.certPEM, 6), yamlBlock(server.keyPEM, 6), h, port, caID)
+	dir := t.TempDir()
+	logPath := dir + "/tls.log"
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nnginx_stream_log_format = tls '$ssl_server_name|$ssl_client_verify|$ssl_client_s_dn|$ssl_alpn_protocol|$ssl_protocol'\nproxy_stream_access_log = %s tls\n", p, logPath), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+
+	c, err := tlsDial(t, addr, "mtls.test", &tls.Config{Certificates: []tls.Certificate{good.tls(t)}})
+	if err != nil {
+		t.Fatalf("client with a certificate from the route's CA: %v", err)
+	}
+	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
+		t.Errorf("echo over mTLS: %q, %v", got, err)
+	}
+	c.Close()
+	for name, cfg := range map[string]*tls.Config{
+		"no client certificate":         {},
+		"a certificate from another CA": {Certificates: []tls.Certificate{bad.tls(t)}},
+	} {
+		if c, err := tlsDial(t, addr, "mtls.test", cfg); err == nil {
+			// TLS 1.3 reports the client's rejection on the first read.
+			if _, err := exchange(c, "x"); err == nil {
+				t.Errorf("%s: accepted on an mTLS route", name)
+			}
+		}
+	}
+
+	c, err = tlsDial(t, addr, "alpn.test", &tls.Config{NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proto := c.ConnectionState().NegotiatedProtocol; proto != "h2" {
+		t.Errorf("ALPN negotiated %q; want h2", proto)
+	}
+	if got, err := exchange(c, "y"); err != nil || got != "plain: y" {
+		t.Errorf("echo over ALPN route: %q, %v", got, err)
+	}
+	c.Close()
+
+	g.stop()
+	data, _ := os.ReadFile(logPath)
+	log := string(data)
+	for _, want := range []string{"mtls.test|SUCCESS|CN=alice||TLSv1.3\n", "alpn.test|NONE||h2|TLSv1.3\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("access log lacks %q:\n%s", want, log)
+		}
+	}
+}
