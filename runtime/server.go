@@ -245,11 +245,17 @@ func (s *Server) Quit() {
 // Stop closes the listeners and every connection at once.
 func (s *Server) Stop() {
 	s.closeListeners()
+	// Close outside the lock: closing a session may end it at once, and
+	// ending untracks it.
 	s.connsMu.Lock()
+	sessions := make([]io.Closer, 0, len(s.active))
 	for c := range s.active {
-		c.Close()
+		sessions = append(sessions, c)
 	}
 	s.connsMu.Unlock()
+	for _, c := range sessions {
+		c.Close()
+	}
 	s.conns.Wait()
 	s.finish(ErrStopped)
 }

@@ -519,3 +519,40 @@ func TestIdleConnectionsPark(t *testing.T) {
 		}
 	}
 }
+
+// TestStopEndsParkedConnections stops gong while its relays are parked:
+// Stop must close them and return.
+func TestStopEndsParkedConnections(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	base := runtime.NumGoroutine()
+	const held = 10
+	conns := make([]net.Conn, held)
+	for i := range conns {
+		conns[i] = dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+		if _, err := exchange(conns[i], "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.After(10 * time.Second); runtime.NumGoroutine()-base > held+4; {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("relays did not park")
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { g.srv.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return with parked connections")
+	}
+	for _, c := range conns {
+		expectClosed(t, c)
+	}
+}
