@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gong-proxy/gong/router"
@@ -44,6 +45,7 @@ func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, erro
 		PreferServerCiphers: c.TLS.PreferServerCiphers,
 		SessionTickets:      c.TLS.SessionTickets,
 		SessionTimeout:      c.TLS.SessionTimeout,
+		CurvePreferences:    curveIDs(c.TLS.Curves),
 	}
 	for _, ce := range d.Certificates {
 		if err := checkNotExpired(ce.ID, ce.Cert); err != nil {
@@ -62,6 +64,26 @@ func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, erro
 		opts.SNIs = append(opts.SNIs, tlsmgr.SNI{Name: s.Name, CertID: s.Certificate})
 	}
 	return tlsmgr.New(opts)
+}
+
+// curveIDs maps ssl_ecdh_curve names (validated by conf) to crypto/tls.
+func curveIDs(names []string) []tls.CurveID {
+	var out []tls.CurveID
+	for _, n := range names {
+		switch n {
+		case "X25519MLKEM768":
+			out = append(out, tls.X25519MLKEM768)
+		case "X25519":
+			out = append(out, tls.X25519)
+		case "prime256v1", "P-256", "secp256r1":
+			out = append(out, tls.CurveP256)
+		case "secp384r1", "P-384":
+			out = append(out, tls.CurveP384)
+		case "secp521r1", "P-521":
+			out = append(out, tls.CurveP521)
+		}
+	}
+	return out
 }
 
 // checkNotExpired refuses a certificate entity whose leaf has expired: a
@@ -130,6 +152,13 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		if ut.roots, err = tlsmgr.PoolFromPEM(data); err != nil {
 			return nil, fmt.Errorf("nginx_sproxy_proxy_ssl_trusted_certificate: %w", err)
 		}
+	case ut.verify:
+		// Kong verifies against an empty store here, so verification can
+		// only fail; gong uses lua_ssl_trusted_certificate instead.
+		var err error
+		if ut.roots, err = trustedPool(c.LuaSSL.TrustedCertificates); err != nil {
+			return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
+		}
 	}
 	certID := s.ClientCertificate
 	if certID == nil && u != nil {
@@ -155,6 +184,35 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		ut.clientCert = &cert
 	}
 	return ut, nil
+}
+
+// trustedPool reads lua_ssl_trusted_certificate: "system" for the
+// system's store, else PEM files or PEM text.
+func trustedPool(entries []string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if slices.Contains(entries, "system") {
+		sys, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, err
+		}
+		pool = sys.Clone()
+	}
+	for _, e := range entries {
+		if e == "system" {
+			continue
+		}
+		data := []byte(e)
+		if !strings.HasPrefix(strings.TrimSpace(e), "-----BEGIN") {
+			var err error
+			if data, err = os.ReadFile(e); err != nil {
+				return nil, err
+			}
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("no certificate in %s", e)
+		}
+	}
+	return pool, nil
 }
 
 func derefOr(p *string, or string) string {

@@ -385,7 +385,7 @@ services:
 	}
 	check("tls_verify unset, IP host: no SNI", ports[0], "tls-upstream: x", "")
 	check("tls_verify with ca_certificates", ports[1], "tls-upstream: x", "backend.test")
-	check("tls_verify without a trust store", ports[2], "", "-")
+	check("tls_verify with no store trusting the upstream", ports[2], "", "-")
 	check("upstream host_header as SNI", ports[3], "tls-upstream: x", "backend.test")
 	check("client certificate", ports[4], "mtls-upstream: x", "-")
 	if !strings.Contains(g.errLog.String(), "upstream SSL handshake failed") {
@@ -496,5 +496,40 @@ services:
 		if !strings.Contains(log, want) {
 			t.Errorf("access log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestUpstreamTLSGlobalStoreAndCurves covers two kong.conf settings:
+// lua_ssl_trusted_certificate as the trust store of services with
+// tls_verify and no ca_certificates, and nginx_stream_ssl_ecdh_curve.
+func TestUpstreamTLSGlobalStoreAndCurves(t *testing.T) {
+	ca := newCA(t, "global CA")
+	upCert := newLeaf(t, "tls-upstream", []string{"backend.test"}, &ca, false)
+	up, _ := startTLSEcho(t, "verified", upCert, nil)
+	_, port := hostPort(up)
+	dir := t.TempDir()
+	writeFile(t, dir+"/ca.pem", ca.certPEM)
+	writeFile(t, dir+"/hosts", "127.0.0.1 backend.test\n")
+	pPlain, pTLS := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: verified
+    url: tls://backend.test:%s
+    tls_verify: true
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+  - name: terminated
+    url: tls://backend.test:%s
+    routes: [{protocols: [tls], destinations: [{port: %d}]}]
+`, port, pPlain, port, pTLS)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d ssl\ndns_hostsfile = %s/hosts\nlua_ssl_trusted_certificate = system, %s/ca.pem\nnginx_stream_ssl_ecdh_curve = X25519:prime256v1\n", pPlain, pTLS, dir, dir), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "x"); err != nil || got != "verified: x" {
+		t.Errorf("tls_verify against lua_ssl_trusted_certificate: %q, %v", got, err)
+	}
+	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", pTLS), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := c.ConnectionState().CurveID; id != tls.X25519 {
+		t.Errorf("key exchange %v; want X25519 as nginx_stream_ssl_ecdh_curve says (Go clients prefer X25519MLKEM768)", id)
 	}
 }

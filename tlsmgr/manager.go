@@ -74,6 +74,11 @@ type Options struct {
 	// of 7 days applies, which also caps longer values.
 	SessionTimeout time.Duration
 
+	// CurvePreferences are the key exchanges offered, most preferred
+	// first (nginx's ssl_ecdh_curve). If empty, crypto/tls's defaults
+	// apply, which put the post-quantum hybrid X25519MLKEM768 first.
+	CurvePreferences []tls.CurveID
+
 	// NextProtos is offered for ALPN. If nil, no ALPN is negotiated, as
 	// nginx stream does without ssl_alpn.
 	NextProtos []string
@@ -143,6 +148,7 @@ func New(opts Options) (*Manager, error) {
 		MinVersion:             minV,
 		MaxVersion:             maxV,
 		CipherSuites:           suites,
+		CurvePreferences:       opts.CurvePreferences,
 		SessionTicketsDisabled: !opts.SessionTickets,
 		NextProtos:             opts.NextProtos,
 		GetCertificate:         m.Certificate,

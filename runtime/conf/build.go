@@ -32,6 +32,10 @@ const (
 
 var tlsVersions = []string{"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
 
+// ECDHCurves are the ssl_ecdh_curve names gong accepts: OpenSSL's, with
+// their NIST aliases.
+var ECDHCurves = []string{"X25519MLKEM768", "X25519", "prime256v1", "P-256", "secp256r1", "secp384r1", "P-384", "secp521r1", "P-521"}
+
 // TracingInstrumentations are the parts of a connection gong can trace.
 var TracingInstrumentations = []string{"connection", "tls", "router", "plugins", "balancer", "upstream_tls"}
 
@@ -247,6 +251,15 @@ func (t *typer) downstreamTLS() TLS {
 		}
 	default:
 		t.fail("ssl_cipher_suite", "Undefined cipher suite %s", suite)
+	}
+	if v, _ := t.lookup("nginx_stream_ssl_ecdh_curve"); v != "" && v != "auto" {
+		for _, c := range strings.Split(v, ":") {
+			if !slices.Contains(ECDHCurves, c) {
+				t.fail("nginx_stream_ssl_ecdh_curve", "nginx_stream_ssl_ecdh_curve has an invalid value: '%s' (auto or a colon-separated list of %s)", c, strings.Join(ECDHCurves, ", "))
+				continue
+			}
+			s.Curves = append(s.Curves, c)
+		}
 	}
 	s.SessionTickets = t.boolean("ssl_session_tickets")
 	s.SessionTimeout = t.duration("ssl_session_timeout")

@@ -76,8 +76,11 @@ type TLS struct {
 	Ciphers             []string // OpenSSL names, from the suite or ssl_ciphers
 	Protocols           []string // TLSv1 ... TLSv1.3, from the suite or ssl_protocols
 	PreferServerCiphers bool
-	SessionTickets      bool
-	SessionTimeout      time.Duration
+	// Curves are nginx_stream_ssl_ecdh_curve's key exchanges, in OpenSSL's
+	// names; empty for auto.
+	Curves         []string
+	SessionTickets bool
+	SessionTimeout time.Duration
 	// Certs are the ssl_cert/ssl_cert_key pairs, loaded; empty means gong
 	// generates its default certificates under Prefix/ssl.
 	Certs []CertPair
