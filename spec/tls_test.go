@@ -2,10 +2,15 @@ package spec
 
 import (
 	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -531,5 +536,38 @@ services:
 	}
 	if id := c.ConnectionState().CurveID; id != tls.X25519 {
 		t.Errorf("key exchange %v; want X25519 as nginx_stream_ssl_ecdh_curve says (Go clients prefer X25519MLKEM768)", id)
+	}
+}
+
+func TestExpiredCertificateIsAConfigError(t *testing.T) {
+	expired := makeExpired(t)
+	dir := t.TempDir()
+	p := freePort(t)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\ncertificates:\n  - id: 0b8e7c52-7d55-4f0e-b1a4-5b2a3b9c1d00\n    cert: %s    key: %s    snis: [{name: old.test}]\n", yamlBlock(expired.certPEM, 6), yamlBlock(expired.keyPEM, 6))
+	writeFile(t, dir+"/kong.yml", yml)
+	writeFile(t, dir+"/kong.conf", fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s/kong.yml\nstream_listen = 127.0.0.1:%d ssl\n", dir, dir, p))
+	_, errOut, code := runGong(t, dir, nil, "start", "-c", "kong.conf")
+	if code != 1 || !strings.Contains(errOut, "certificate 0b8e7c52-7d55-4f0e-b1a4-5b2a3b9c1d00: expired on") {
+		t.Errorf("start with an expired certificate: exit %d, %q", code, errOut)
+	}
+}
+
+// makeExpired is a self-signed certificate whose validity ended yesterday.
+func makeExpired(t *testing.T) testCert {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "old.test"}, DNSNames: []string{"old.test"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return testCert{
+		certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		keyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
 	}
 }
