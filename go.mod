@@ -9,3 +9,5 @@ require (
 	github.com/pires/go-proxyproto v0.15.0
 	go.yaml.in/yaml/v3 v3.0.6
 )
+
+require github.com/yuin/gopher-lua v1.1.2 // indirect
