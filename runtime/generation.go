@@ -24,15 +24,7 @@ func routeServerTLS(m *tlsmgr.Manager, d *declarative.Config, r *declarative.Rou
 		rt.VerifyDepth = *r.ClientVerifyDepth
 	}
 	if len(r.ClientCACertificates) > 0 {
-		var pems [][]byte
-		for _, id := range r.ClientCACertificates {
-			i := slices.IndexFunc(d.CACertificates, func(ca *declarative.CACertificate) bool { return ca.ID == id })
-			if i < 0 {
-				return nil, fmt.Errorf("route %s: CA Certificate '%s' does not exist", nameOr(r.Name, r.ID), id)
-			}
-			pems = append(pems, []byte(d.CACertificates[i].Cert))
-		}
-		pool, err := tlsmgr.PoolFromPEM(pems...)
+		pool, err := caPool(d, r.ClientCACertificates)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: client_ca_certificates: %w", nameOr(r.Name, r.ID), err)
 		}

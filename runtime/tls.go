@@ -131,15 +131,7 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 	}
 	switch {
 	case len(s.CACertificates) > 0:
-		var pems [][]byte
-		for _, id := range s.CACertificates {
-			i := slices.IndexFunc(d.CACertificates, func(ca *declarative.CACertificate) bool { return ca.ID == id })
-			if i < 0 {
-				return nil, fmt.Errorf("service %s: CA Certificate '%s' does not exist", nameOr(s.Name, s.ID), id)
-			}
-			pems = append(pems, []byte(d.CACertificates[i].Cert))
-		}
-		pool, err := tlsmgr.PoolFromPEM(pems...)
+		pool, err := caPool(d, s.CACertificates)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: ca_certificates: %w", nameOr(s.Name, s.ID), err)
 		}
@@ -184,6 +176,19 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		ut.clientCert = &cert
 	}
 	return ut, nil
+}
+
+// caPool is the trust store made of the ca_certificates entities ids name.
+func caPool(d *declarative.Config, ids []string) (*x509.CertPool, error) {
+	var pems [][]byte
+	for _, id := range ids {
+		i := slices.IndexFunc(d.CACertificates, func(ca *declarative.CACertificate) bool { return ca.ID == id })
+		if i < 0 {
+			return nil, fmt.Errorf("CA Certificate '%s' does not exist", id)
+		}
+		pems = append(pems, []byte(d.CACertificates[i].Cert))
+	}
+	return tlsmgr.PoolFromPEM(pems...)
 }
 
 // trustedPool reads lua_ssl_trusted_certificate: "system" for the

@@ -132,22 +132,25 @@ func startEcho(t *testing.T, name string) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, name+": "+line); err != nil {
-						return
-					}
-				}
-			}()
+			go echoLines(c, name)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// echoLines answers each line read from c with name + ": " + the line.
+func echoLines(c net.Conn, name string) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, name+": "+line); err != nil {
+			return
+		}
+	}
 }
 
 // startUDPEcho runs a UDP server that answers each datagram with name +

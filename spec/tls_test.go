@@ -48,19 +48,7 @@ func startTLSEcho(t *testing.T, name string, cert testCert, clientCAs *x509.Cert
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, name+": "+line); err != nil {
-						return
-					}
-				}
-			}()
+			go echoLines(c, name)
 		}
 	}()
 	return ln.Addr().String(), snis

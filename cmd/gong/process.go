@@ -182,25 +182,19 @@ Options:
 // loadConf loads kong.conf as the command's flags and environment say,
 // printing warnings to stderr.
 func (cx *cmdContext) loadConf() (*conf.Config, error) {
-	opts := conf.Options{Path: cx.conf, Env: cx.env}
-	if cx.prefix != "" {
-		opts.Overrides = map[string]string{"prefix": cx.prefix}
-	}
-	c, warnings, err := conf.Load(opts)
+	c, warnings, err := conf.Load(cx.confOptions())
 	for _, w := range warnings {
 		fmt.Fprintf(cx.stderr, "Warning: %v\n", w)
 	}
 	return c, err
 }
 
-// confOptions are the conf.Options the server re-reads on reload.
+// confOptions says where the configuration comes from: -c, the
+// environment and -p.
 func (cx *cmdContext) confOptions() conf.Options {
 	opts := conf.Options{Path: cx.conf, Env: cx.env}
 	if cx.prefix != "" {
 		opts.Overrides = map[string]string{"prefix": cx.prefix}
-	}
-	if opts.Path != "" {
-		opts.Path, _ = filepath.Abs(opts.Path)
 	}
 	return opts
 }
@@ -279,7 +273,13 @@ func runStart(cx *cmdContext) error {
 	case cx.verbose:
 		level = "info"
 	}
-	srv, err := runtime.New(runtime.Options{Conf: cx.confOptions(), Config: c, LogLevel: level})
+	// The server reads the same sources again on reload, maybe from
+	// another working directory's point of view: make the path absolute.
+	reloadFrom := cx.confOptions()
+	if reloadFrom.Path != "" {
+		reloadFrom.Path, _ = filepath.Abs(reloadFrom.Path)
+	}
+	srv, err := runtime.New(runtime.Options{Conf: reloadFrom, Config: c, LogLevel: level})
 	if err != nil {
 		return err
 	}
