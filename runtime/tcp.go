@@ -48,7 +48,9 @@ func (s *Server) acceptLoop(o *socket) {
 	}
 }
 
-// conn is one TCP session in progress. Only its own goroutine touches it.
+// conn is one TCP session in progress. Its goroutine routes and dials;
+// once relaying, the relay's last direction ends it (relayDone). Close
+// may come from Server.Stop at any time, hence mu.
 type conn struct {
 	s    *Server
 	g    *generation
@@ -115,7 +117,9 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 // The header's source becomes the client address only when the peer is
 // in trusted_ips.
 func (cx *conn) readProxyHeader() ([]byte, error) {
-	cx.down.SetReadDeadline(time.Now().Add(cx.g.conf.Stream.ProxyProtocolTimeout))
+	if t := cx.g.conf.Stream.ProxyProtocolTimeout; t > 0 {
+		cx.down.SetReadDeadline(time.Now().Add(t))
+	}
 	br := bufio.NewReaderSize(cx.down, 256)
 	h, err := proxyproto.Read(br)
 	cx.down.SetReadDeadline(time.Time{})
