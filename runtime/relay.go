@@ -130,9 +130,13 @@ func (r *relay) pump(dir int) {
 // move copies one chunk: for plain TCP what is queued after waiting up to
 // parkAfter, otherwise one Read.
 func (r *relay) move(dst, src net.Conn) (int64, error) {
-	if d, ok := dst.(*net.TCPConn); ok && r.parker != nil && !r.noPark.Load() {
+	if d, ok := dst.(*net.TCPConn); ok {
 		if s, ok := src.(*net.TCPConn); ok {
-			return moveTCP(d, s)
+			wait := parkAfter
+			if r.parker == nil || r.noPark.Load() {
+				wait = 0 // nowhere to park: wait in Go's poller
+			}
+			return moveTCP(d, s, wait)
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
@@ -261,8 +265,8 @@ func (r *relay) checkIdle() {
 	r.abort()
 }
 
-// moveTCP waits up to parkAfter for src to be readable, then moves what
-// is queued: a small read through a pooled buffer, and, when that filled
+// moveTCP waits up to wait (0: without limit) for src to be readable,
+// then moves what is queued: a small read through a pooled buffer, and, when that filled
 // up, the rest with splice(2).
 //
 // TCPConn.ReadFrom alone would splice everything, but it holds a pipe pair
@@ -270,12 +274,14 @@ func (r *relay) checkIdle() {
 // small message would cost four system calls where read and write take
 // two. A LimitedReader of exactly the queued bytes keeps ReadFrom on the
 // splice path and returns the pipe to Go's pool at once.
-func moveTCP(dst, src *net.TCPConn) (int64, error) {
+func moveTCP(dst, src *net.TCPConn, wait time.Duration) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	src.SetReadDeadline(time.Now().Add(parkAfter))
+	if wait > 0 {
+		src.SetReadDeadline(time.Now().Add(wait))
+	}
 	n, queued, err := readSmall(rc, dst)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

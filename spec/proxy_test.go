@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -410,6 +411,9 @@ func TestPlainTCPSplices(t *testing.T) {
 		}
 		return
 	}
+	// Go returns splice pipes to a pool that a garbage collection empties,
+	// closing them; no collection may run while they are counted.
+	debug.SetGCPercent(-1)
 	echo := startEcho(t, "e")
 	p := freePort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
