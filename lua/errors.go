@@ -1,0 +1,72 @@
+package lua
+
+import (
+	"context"
+	"errors"
+	"strings"
+)
+
+// Kind classifies a failure at the Go/Lua boundary so callers can react
+// (log and continue, end the session, discard the VM) without parsing text.
+type Kind int
+
+const (
+	// Syntax: a chunk or module did not parse or compile.
+	Syntax Kind = iota + 1
+	// Runtime: Lua raised an error (error(), a type error, stack overflow...).
+	Runtime
+	// Timeout: the call's context deadline passed.
+	Timeout
+	// Canceled: the call's context was cancelled.
+	Canceled
+	// Panic: a Go function called from Lua panicked; the VM is not trusted.
+	Panic
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Syntax:
+		return "syntax"
+	case Runtime:
+		return "runtime"
+	case Timeout:
+		return "timeout"
+	case Canceled:
+		return "canceled"
+	case Panic:
+		return "panic"
+	}
+	return "unknown"
+}
+
+// Error is the Go-facing form of every Lua failure this package reports.
+type Error struct {
+	Kind      Kind
+	Msg       string // the Lua error value as text, with its chunk:line prefix when Lua added one
+	Traceback string // "stack traceback:" lines, empty when none was available
+	Err       error  // the cause: *glua.ApiError, *parse.Error, context.DeadlineExceeded...
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// untrusted reports whether a VM that produced e must be discarded: its Lua
+// code stopped at an arbitrary instruction, or Go code broke mid-way.
+func (e *Error) untrusted() bool {
+	switch e.Kind {
+	case Timeout, Canceled, Panic:
+		return true
+	}
+	return strings.Contains(e.Msg, "registry overflow")
+}
+
+// contextError classifies a failure that happened while ctx was done; the
+// VM checks the context between instructions and raises its text.
+func contextError(ctx context.Context, msg, tb string, cause error) *Error {
+	kind := Canceled
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		kind = Timeout
+	}
+	return &Error{Kind: kind, Msg: msg, Traceback: tb, Err: errors.Join(ctx.Err(), cause)}
+}

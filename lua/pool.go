@@ -1,0 +1,302 @@
+package lua
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// PoolOptions sizes a Pool and its VMs. A zero field takes its default.
+type PoolOptions struct {
+	// MinVMs idle VMs survive shrinking. Default 0: an unused pool holds
+	// no VM once IdleTimeout has passed.
+	MinVMs int
+	// MaxVMs caps live VMs (idle + leased); Get waits beyond it.
+	// Default 128.
+	MaxVMs int
+	// CallStackSize bounds Lua call depth; deeper recursion raises
+	// "stack overflow". Default 1024 (frames are allocated in small
+	// segments, so an unused depth costs nothing).
+	CallStackSize int
+	// RegistrySize is the initial value-stack size in slots. Default 1024.
+	RegistrySize int
+	// RegistryMaxSize is the value-stack ceiling; beyond it Lua raises
+	// "registry overflow" and the VM is discarded. Default 262144
+	// (4 MiB of slots).
+	RegistryMaxSize int
+	// IdleTimeout: an idle VM beyond MinVMs is closed after this long.
+	// Default 1 minute.
+	IdleTimeout time.Duration
+}
+
+func (o PoolOptions) withDefaults() PoolOptions {
+	if o.MinVMs < 0 {
+		o.MinVMs = 0
+	}
+	if o.MaxVMs <= 0 {
+		o.MaxVMs = 128
+	}
+	if o.MinVMs > o.MaxVMs {
+		o.MinVMs = o.MaxVMs
+	}
+	if o.CallStackSize <= 0 {
+		o.CallStackSize = 1024
+	}
+	if o.RegistrySize <= 0 {
+		o.RegistrySize = 1024
+	}
+	if o.RegistryMaxSize <= 0 {
+		o.RegistryMaxSize = 256 * 1024
+	}
+	if o.RegistryMaxSize < o.RegistrySize {
+		o.RegistryMaxSize = o.RegistrySize
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = time.Minute
+	}
+	return o
+}
+
+// ErrPoolClosed is returned by Get once Close has been called.
+var ErrPoolClosed = errors.New("lua vm pool closed")
+
+// Pool leases VMs of one bundle. It belongs to a config generation, never
+// to a package variable.
+type Pool struct {
+	b     *Bundle
+	opts  PoolOptions
+	setup func(*VM) error
+
+	// slots holds one token per VM that may be leased or created; a Get
+	// that finds it empty waits there.
+	slots   chan struct{}
+	closing chan struct{}
+	leases  sync.WaitGroup
+	stop    chan struct{}
+	janitor sync.WaitGroup
+
+	mu     sync.Mutex
+	idle   []*VM // most recently used last
+	size   int   // live VMs
+	inUse  int
+	closed bool
+}
+
+// Stats is a snapshot for metrics.
+type Stats struct {
+	Size  int // live VMs
+	Idle  int
+	InUse int
+}
+
+// NewPool returns a pool that creates VMs on demand, running setup on each
+// new VM (the pdk installs kong.* there). VMs idle beyond MinVMs are
+// closed after IdleTimeout.
+func NewPool(b *Bundle, opts PoolOptions, setup func(*VM) error) *Pool {
+	opts = opts.withDefaults()
+	p := &Pool{
+		b:       b,
+		opts:    opts,
+		setup:   setup,
+		slots:   make(chan struct{}, opts.MaxVMs),
+		closing: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	for range opts.MaxVMs {
+		p.slots <- struct{}{}
+	}
+	p.janitor.Add(1)
+	go p.shrinkLoop()
+	return p
+}
+
+// Get leases a VM: an idle one, a new one while under MaxVMs, or the next
+// one returned, whichever comes first; it gives up when ctx is done.
+func (p *Pool) Get(ctx context.Context) (*VM, error) {
+	select {
+	case <-p.closing:
+		return nil, ErrPoolClosed
+	default:
+	}
+	select {
+	case <-p.slots:
+	case <-p.closing:
+		return nil, ErrPoolClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.slots <- struct{}{}
+		return nil, ErrPoolClosed
+	}
+	p.leases.Add(1)
+	p.inUse++
+	if n := len(p.idle); n > 0 {
+		vm := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		vm.leased = true
+		p.mu.Unlock()
+		return vm, nil
+	}
+	p.size++
+	p.mu.Unlock()
+
+	vm, err := p.newVM()
+	if err != nil {
+		p.mu.Lock()
+		p.size--
+		p.inUse--
+		p.mu.Unlock()
+		p.slots <- struct{}{}
+		p.leases.Done()
+		return nil, err
+	}
+	return vm, nil
+}
+
+func (p *Pool) newVM() (*VM, error) {
+	vm, err := NewVM(p.b, p.opts)
+	if err != nil {
+		return nil, err
+	}
+	if p.setup != nil {
+		if err := p.setup(vm); err != nil {
+			vm.Close()
+			return nil, err
+		}
+	}
+	vm.pool = p
+	vm.leased = true
+	return vm, nil
+}
+
+// Put resets vm and makes it available again: the stack is emptied, the
+// context removed and the reset hooks run. A broken VM, or one whose hook
+// fails, is discarded instead.
+func (p *Pool) Put(vm *VM) {
+	p.checkLease(vm)
+	vm.L.SetTop(0)
+	vm.L.RemoveContext()
+	for _, reset := range vm.resets {
+		if vm.broken {
+			break
+		}
+		if err := reset(vm); err != nil {
+			vm.broken = true
+		}
+	}
+	if vm.broken {
+		p.Discard(vm)
+		return
+	}
+	vm.leased = false
+	vm.idleFrom = time.Now()
+	p.mu.Lock()
+	p.inUse--
+	if p.closed {
+		p.size--
+		p.mu.Unlock()
+		vm.Close()
+	} else {
+		p.idle = append(p.idle, vm)
+		p.mu.Unlock()
+	}
+	p.slots <- struct{}{}
+	p.leases.Done()
+}
+
+// Discard closes a leased VM whose state can't be trusted (timeout, Go
+// panic, registry overflow) and frees its slot.
+func (p *Pool) Discard(vm *VM) {
+	p.checkLease(vm)
+	vm.leased = false
+	vm.broken = true
+	vm.Close()
+	p.mu.Lock()
+	p.inUse--
+	p.size--
+	p.mu.Unlock()
+	p.slots <- struct{}{}
+	p.leases.Done()
+}
+
+// checkLease panics on a VM that is not leased from p: returning it would
+// let two goroutines share one state.
+func (p *Pool) checkLease(vm *VM) {
+	if vm.pool != p || !vm.leased {
+		panic("lua: VM returned to a pool it is not leased from")
+	}
+}
+
+// Stats returns the current counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Size: p.size, Idle: len(p.idle), InUse: p.inUse}
+}
+
+// Close refuses new leases, waits until every leased VM is back (Put or
+// Discard), then closes all VMs.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.leases.Wait()
+		return
+	}
+	p.closed = true
+	close(p.closing)
+	close(p.stop)
+	p.mu.Unlock()
+	p.janitor.Wait()
+	p.leases.Wait()
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.size -= len(idle)
+	p.mu.Unlock()
+	for _, vm := range idle {
+		vm.Close()
+	}
+}
+
+func (p *Pool) shrinkLoop() {
+	defer p.janitor.Done()
+	t := time.NewTicker(p.opts.IdleTimeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.shrink(now)
+		}
+	}
+}
+
+// shrink closes VMs idle since before now-IdleTimeout, oldest first,
+// keeping MinVMs idle ones.
+func (p *Pool) shrink(now time.Time) {
+	cutoff := now.Add(-p.opts.IdleTimeout)
+	p.mu.Lock()
+	var old []*VM
+	// idle is ordered by return time, oldest first.
+	n := 0
+	for n < len(p.idle)-p.opts.MinVMs && p.idle[n].idleFrom.Before(cutoff) {
+		n++
+	}
+	if n > 0 {
+		old = append(old, p.idle[:n]...)
+		p.idle = slices.Delete(p.idle, 0, n)
+		p.size -= n
+	}
+	p.mu.Unlock()
+	for _, vm := range old {
+		vm.Close()
+	}
+}

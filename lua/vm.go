@@ -1,0 +1,298 @@
+package lua
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	glua "github.com/yuin/gopher-lua"
+)
+
+// VM is one Lua state with the standard library, the compat modules and
+// the bundle's require searcher. It is not goroutine-safe: one lease, one
+// goroutine.
+type VM struct {
+	L      *glua.LState
+	resets []func(*VM) error
+
+	// broken is set when the state can no longer be trusted; Put then
+	// closes the VM instead of reusing it.
+	broken bool
+
+	// raised and trace are written by the coroutine panic hook of Run: a
+	// Lua error goes through LState.Panic, a Go panic does not.
+	raised bool
+	trace  string
+
+	trampoline *glua.LFunction
+	hook       *glua.LFunction
+
+	pool     *Pool
+	leased   bool
+	idleFrom time.Time
+}
+
+// libs is opened in this order because package must exist before base
+// (gopher-lua linit.go). channel is left out: it is gopher-lua's own, not
+// Lua's, and values must never cross VMs.
+var libs = []struct {
+	name string
+	open glua.LGFunction
+}{
+	{glua.LoadLibName, glua.OpenPackage},
+	{glua.BaseLibName, glua.OpenBase},
+	{glua.TabLibName, glua.OpenTable},
+	{glua.IoLibName, glua.OpenIo},
+	{glua.OsLibName, glua.OpenOs},
+	{glua.StringLibName, glua.OpenString},
+	{glua.MathLibName, glua.OpenMath},
+	{glua.DebugLibName, glua.OpenDebug},
+	{glua.CoroutineLibName, glua.OpenCoroutine},
+}
+
+// trampolineProto starts every Run coroutine: it installs the Panic hook on
+// the new thread (Resume resets it), then tail-calls the handler so the
+// trampoline leaves no frame in tracebacks.
+var trampolineProto = mustCompile("=(run)", "local hook, f = ...\nhook()\nreturn f(select(3, ...))")
+
+func mustCompile(name, src string) *glua.FunctionProto {
+	p, err := Compile(name, src)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// NewVM builds a VM for b with the sizes of opts (zero fields take the
+// defaults of PoolOptions).
+func NewVM(b *Bundle, opts PoolOptions) (*VM, error) {
+	opts = opts.withDefaults()
+	L := glua.NewState(glua.Options{
+		SkipOpenLibs:        true,
+		CallStackSize:       opts.CallStackSize,
+		RegistrySize:        opts.RegistrySize,
+		RegistryMaxSize:     opts.RegistryMaxSize,
+		MinimizeStackMemory: true,
+	})
+	vm := &VM{L: L}
+	if err := vm.init(b); err != nil {
+		L.Close()
+		return nil, err
+	}
+	return vm, nil
+}
+
+func (vm *VM) init(b *Bundle) error {
+	L := vm.L
+	for _, lib := range libs {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(glua.LString(lib.name))
+		if err := L.PCall(1, 0, nil); err != nil {
+			return fmt.Errorf("open lua library %q: %w", lib.name, err)
+		}
+	}
+	if err := openCompat(L); err != nil {
+		return err
+	}
+	if b != nil {
+		// After package.preload, before the file-system searcher: bundle
+		// modules win over stray files on package.path.
+		loaders, ok := L.GetField(L.GetGlobal("package"), "loaders").(*glua.LTable)
+		if !ok {
+			return fmt.Errorf("lua package.loaders missing")
+		}
+		loaders.Insert(2, L.NewFunction(b.searcher))
+	}
+	vm.trampoline = L.NewFunctionFromProto(trampolineProto)
+	vm.hook = L.NewFunction(vm.installHook)
+	return nil
+}
+
+// OnReset registers fn to run when the VM goes back to its pool, after the
+// stack is cleared. The pdk uses it to unbind connection state and empty
+// kong.ctx tables; an error discards the VM.
+func (vm *VM) OnReset(fn func(*VM) error) { vm.resets = append(vm.resets, fn) }
+
+// Broken reports whether the VM's state is no longer trusted (timeout,
+// cancellation, Go panic, registry overflow). Pool.Put discards such VMs.
+func (vm *VM) Broken() bool { return vm.broken }
+
+// Close releases the state. Pool users call Discard instead.
+func (vm *VM) Close() { vm.L.Close() }
+
+// bind makes ctx the state's context. A context that can never be done
+// keeps gopher-lua's faster loop, which skips the per-instruction check.
+func (vm *VM) bind(ctx context.Context) {
+	if ctx.Done() != nil {
+		vm.L.SetContext(ctx)
+	}
+}
+
+// Call runs fn(args...) protected, under ctx: a deadline or cancellation
+// stops even a loop that never calls Go, because gopher-lua checks the
+// context between instructions. Blocking Go functions must watch
+// L.Context() themselves.
+func (vm *VM) Call(ctx context.Context, fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
+	L := vm.L
+	vm.bind(ctx)
+	defer L.RemoveContext()
+	base := L.GetTop()
+	L.Push(fn)
+	for _, a := range args {
+		L.Push(a)
+	}
+	if err := L.PCall(len(args), glua.MultRet, nil); err != nil {
+		L.SetTop(base)
+		return nil, vm.fail(ctx, err)
+	}
+	n := L.GetTop() - base
+	var res []glua.LValue
+	if n > 0 {
+		res = make([]glua.LValue, n)
+		for i := range res {
+			res[i] = L.Get(base + 1 + i)
+		}
+	}
+	L.SetTop(base)
+	return res, nil
+}
+
+// Require loads module name as Lua's require does (once per VM).
+func (vm *VM) Require(ctx context.Context, name string) (glua.LValue, error) {
+	res, err := vm.Call(ctx, vm.L.GetGlobal("require"), glua.LString(name))
+	if err != nil {
+		return glua.LNil, err
+	}
+	if len(res) == 0 {
+		return glua.LNil, nil
+	}
+	return res[0], nil
+}
+
+// Run runs fn(args...) on a fresh coroutine under ctx. A Go function that
+// returns L.Yield(values...) ends it early, as Kong's kong.response.exit
+// does with coroutine.yield: Run then reports yielded and the values, and
+// the coroutine is abandoned, never resumed. gopher-lua reports a function
+// that returns nothing as one nil result.
+func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yielded bool, results []glua.LValue, err error) {
+	L := vm.L
+	vm.bind(ctx)
+	defer L.RemoveContext()
+	th, cancel := L.NewThread()
+	if cancel != nil {
+		defer cancel()
+	}
+	vm.raised, vm.trace = false, ""
+	argv := make([]glua.LValue, 0, len(args)+2)
+	argv = append(argv, vm.hook, fn)
+	argv = append(argv, args...)
+	st, rerr, vals := L.Resume(th, vm.trampoline, argv...)
+	switch st {
+	case glua.ResumeYield:
+		return true, vals, nil
+	case glua.ResumeOK:
+		return false, vals, nil
+	}
+	msg := rerr.Error()
+	var e *Error
+	switch {
+	case ctx.Err() != nil:
+		e = contextError(ctx, msg, vm.trace, rerr)
+	case !vm.raised && isCallStackOverflow(msg):
+		e = stackOverflow("", rerr)
+		vm.broken = true
+	case !vm.raised:
+		// threadRun recovered a panic that never went through the Lua
+		// error path: a Go panic in a Go function.
+		e = &Error{Kind: Panic, Msg: msg, Err: rerr}
+	default:
+		e = &Error{Kind: Runtime, Msg: msg, Traceback: vm.trace, Err: rerr}
+	}
+	if e.untrusted() {
+		vm.broken = true
+	}
+	return false, nil, e
+}
+
+// installHook runs first on a Run coroutine and routes its Lua errors
+// through tracePanic. T is the coroutine's state.
+func (vm *VM) installHook(T *glua.LState) int {
+	T.Panic = vm.tracePanic
+	return 0
+}
+
+// tracePanic replaces LState.Panic on Run coroutines: gopher-lua drops the
+// traceback of an error that ends a coroutine, so record it here. It runs
+// for errors of this coroutine and of coroutine.wrap'ed children.
+func (vm *VM) tracePanic(T *glua.LState) {
+	vm.raised = true
+	vm.trace = traceback(T)
+	panic(&glua.ApiError{Type: glua.ApiErrorRun, Object: T.Get(-1), StackTrace: vm.trace})
+}
+
+// traceback formats T's frames as Lua's debug.traceback does.
+func traceback(T *glua.LState) string {
+	var b strings.Builder
+	b.WriteString("stack traceback:")
+	for level := 0; level < 20; level++ {
+		dbg, ok := T.GetStack(level)
+		if !ok {
+			break
+		}
+		if _, err := T.GetInfo("Sln", dbg, glua.LNil); err != nil {
+			break
+		}
+		b.WriteString("\n\t")
+		if dbg.What == "G" {
+			b.WriteString("[G]: in ")
+		} else {
+			fmt.Fprintf(&b, "%s:%d: in ", dbg.Source, dbg.CurrentLine)
+		}
+		switch {
+		case dbg.Name != "":
+			fmt.Fprintf(&b, "function '%s'", dbg.Name)
+		case dbg.What == "main":
+			b.WriteString("main chunk")
+		default:
+			b.WriteString("function <?>")
+		}
+	}
+	return b.String()
+}
+
+// fail turns a PCall error into an *Error and marks the VM when its state
+// is no longer trusted.
+func (vm *VM) fail(ctx context.Context, err error) *Error {
+	var e *Error
+	ae, ok := err.(*glua.ApiError)
+	switch {
+	case !ok:
+		e = &Error{Kind: Runtime, Msg: err.Error(), Err: err}
+	case ctx.Err() != nil:
+		e = contextError(ctx, ae.Object.String(), ae.StackTrace, err)
+	case ae.Type == glua.ApiErrorPanic && isCallStackOverflow(ae.Object.String()):
+		e = stackOverflow(ae.StackTrace, err)
+		vm.broken = true
+	case ae.Type == glua.ApiErrorPanic:
+		e = &Error{Kind: Panic, Msg: ae.Object.String(), Traceback: ae.StackTrace, Err: err}
+	case ae.Type == glua.ApiErrorSyntax:
+		e = &Error{Kind: Syntax, Msg: ae.Object.String(), Err: err}
+	default:
+		e = &Error{Kind: Runtime, Msg: ae.Object.String(), Traceback: ae.StackTrace, Err: err}
+	}
+	if e.untrusted() {
+		vm.broken = true
+	}
+	return e
+}
+
+// With MinimizeStackMemory, gopher-lua v1.1.2's segmented call stack never
+// reports itself full, so deep recursion ends in a Go panic "lua callstack
+// overflow" instead of Lua's "stack overflow" error. Report it as the Lua
+// error it is, but distrust the VM: the panic skipped closing upvalues.
+func isCallStackOverflow(msg string) bool { return strings.Contains(msg, "lua callstack overflow") }
+
+func stackOverflow(tb string, cause error) *Error {
+	return &Error{Kind: Runtime, Msg: "stack overflow", Traceback: tb, Err: cause}
+}
