@@ -420,7 +420,7 @@ func TestPlainTCPSplices(t *testing.T) {
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	before := pipes(t)
 	const held = 10
-	bulk := strings.Repeat("x", 256<<10) // well past what gong copies through user space
+	bulk := strings.Repeat("x", 1<<20) // far past what gong copies through user space
 	for range held {
 		c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 		if got, err := exchange(c, bulk); err != nil || got != "e: "+bulk {
