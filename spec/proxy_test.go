@@ -397,9 +397,9 @@ func pipes(t *testing.T) int {
 }
 
 // TestPlainTCPSplices proves plain TCP to plain TCP relays bulk bytes
-// through splice(2), and that idle connections hold no pipe: relaying
-// creates pipes (the buffered path creates none), but fewer than the four
-// descriptors per connection that a pipe pair per direction would take.
+// through splice(2): relaying creates pipes, which the buffered path never
+// does. (That idle connections hold none follows from
+// TestIdleConnectionsPark: a parked direction has no copy in progress.)
 func TestPlainTCPSplices(t *testing.T) {
 	// Pipes that earlier tests returned to Go's pool would blur the count,
 	// so the measurement runs in a fresh process.
@@ -420,7 +420,7 @@ func TestPlainTCPSplices(t *testing.T) {
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	before := pipes(t)
 	const held = 10
-	bulk := strings.Repeat("x", 1<<20) // far past what gong copies through user space
+	bulk := strings.Repeat("x", 256<<10) // far past what gong copies through user space
 	for range held {
 		c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 		if got, err := exchange(c, bulk); err != nil || got != "e: "+bulk {
@@ -430,9 +430,6 @@ func TestPlainTCPSplices(t *testing.T) {
 	got := pipes(t) - before
 	if got < 2 {
 		t.Errorf("no pipe was created to relay %d connections: the bytes did not go through splice", held)
-	}
-	if got >= held*4 {
-		t.Errorf("%d pipe descriptors for %d idle connections: idle connections hold pipes", got, held)
 	}
 }
 
