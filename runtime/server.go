@@ -83,14 +83,15 @@ func New(opts Options) (*Server, error) {
 		active:     map[io.Closer]struct{}{},
 		done:       make(chan error, 1),
 	}
-	s.log = newErrorLog(os.Stderr, s.level(opts.Config))
+	w := opts.ErrorLog
+	if w == nil {
+		w = os.Stderr
+	}
+	s.log = newErrorLog(w, s.level(opts.Config))
 	if p, err := newParker(); err == nil {
 		s.parker = p
 	} else {
 		s.log.logf(LevelWarn, 0, "idle connections will keep their goroutines: %v", err)
-	}
-	if opts.ErrorLog != nil {
-		s.log.w = opts.ErrorLog
 	}
 	return s, nil
 }
