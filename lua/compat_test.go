@@ -20,7 +20,7 @@ func TestCompat(t *testing.T) {
 		{"rol ror", `bit.rol(0x12345678, 12), bit.ror(0x12345678, 12), bit.rol(-1, 5)`, "1164411171,1736516421,-1"},
 		{"bswap", `bit.bswap(0x12345678), bit.bswap(-1)`, "2018915346,-1"},
 		{"tohex", `bit.tohex(-1), bit.tohex(255, 2), bit.tohex(255, -4), bit.tohex(0x12345678, 4), bit.tohex(1), bit.tohex(-2, 16)`, "ffffffff,ff,00FF,5678,00000001,fffffffe"},
-		{"bit rejects non-numbers", `pcall(bit.band, {}, 1)`, "false,bad argument #1 to band (number expected, got table)"},
+		{"bit rejects non-numbers", `select(2, pcall(bit.band, {}, 1)):find("number expected, got table", 1, true) ~= nil`, "true"},
 
 		{"table.new", `type(table.new(10, 4)), require("table.new") == table.new`, "table,true"},
 		{"table.clear", `(function() local t = {1, 2, a = 1} local same = t table.clear(t) return next(t), same == t end)()`, "nil,true"},
@@ -40,7 +40,7 @@ func TestCompat(t *testing.T) {
 		{"xpcall passes arguments", `xpcall(function(a, b) return a + b, "ok" end, debug.traceback, 1, 2)`, "true,3,ok"},
 		{"xpcall handler", `xpcall(function(a) error(a, 0) end, function(e) return "h:" .. e end, "x")`, "false,h:x"},
 
-		{"jit stub", `jit.version:sub(1, 10), jit.version_num, jit.os, jit.arch, jit.off(), jit.on(), jit.flush(), require("jit") == jit`, "LuaJIT 2.1,20100,Linux,x64,true"},
+		{"jit stub", `jit.version:sub(1, 10), jit.version_num, jit.os, jit.arch, jit.off(), jit.on(), jit.flush(), require("jit") == jit`, "LuaJIT 2.1,20100,Linux,x64,nil,nil,nil,true"},
 
 		{"string.buffer", `(function() local buf = require("string.buffer").new() buf:put("a", 1, "b"):put(2.5) local n = #buf local all = buf:tostring() local head = buf:get(2) local rest = buf:get() return n, all, head, rest, buf:len() end)()`, "6,a1b2.5,a1,b2.5,0"},
 		{"string.buffer putf reset", `(function() local buf = require("string.buffer").new() buf:put("junk"):reset():putf("%d-%s", 3, "x") return tostring(buf) end)()`, "3-x"},
