@@ -45,7 +45,7 @@
 // global, LuaJIT's signed 32-bit results), table.new, table.clear,
 // table.nkeys, table.isempty, table.isarray, table.clone (also as
 // require "table.new" and so on), table.pack, table.unpack, load(chunk,
-// name, mode, env), xpcall(f, handler, ...), jit (stub: no compiler),
+// name, mode, env), xpcall(f, handler, ...), jit (fields and no-op switches: there is no compiler),
 // string.buffer (string building only), tostring of numbers as LuaJIT's
 // "%.14g" (inf, -inf, nan, 1e+15), tonumber with exponents ("1e2"),
 // string.rep with a separator, math.log with a base.

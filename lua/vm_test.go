@@ -231,6 +231,14 @@ return M`})
 			t.Error("context still bound after Run")
 		}
 	})
+	t.Run("deep recursion", func(t *testing.T) {
+		fn := runLua(t, vm, `local function f(n) return 1 + f(n + 1) end return f`)[0]
+		_, _, err := vm.Run(t.Context(), fn, glua.LNumber(1))
+		var le *Error
+		if !errors.As(err, &le) || le.Kind != Runtime || le.Msg != "stack overflow" {
+			t.Fatalf("Run(recursion) = %v; want a Runtime \"stack overflow\" *Error", err)
+		}
+	})
 	t.Run("go panic", func(t *testing.T) {
 		_, _, err := vm.Run(t.Context(), field("boom"))
 		var le *Error
