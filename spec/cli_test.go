@@ -264,3 +264,27 @@ func TestCLILifecycle(t *testing.T) {
 		t.Errorf("stop when not running: exit %d, %q", code, errOut)
 	}
 }
+
+func TestCLIPrepare(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kong.conf"), "stream_listen = 127.0.0.1:9999\n")
+	prefix := filepath.Join(dir, "p")
+	_, errOut, code := runGong(t, dir, []string{"KONG_LOG_LEVEL=warn"}, "prepare", "-c", "kong.conf", "-p", prefix)
+	if code != 0 {
+		t.Fatalf("prepare: exit %d, %s", code, errOut)
+	}
+	env, err := os.ReadFile(filepath.Join(prefix, ".kong_env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"stream_listen = 127.0.0.1:9999\n", "log_level = warn\n", "prefix = " + prefix + "\n"} {
+		if !strings.Contains(string(env), want) {
+			t.Errorf(".kong_env lacks %q", want)
+		}
+	}
+	for _, d := range []string{"logs", "pids", "ssl"} {
+		if _, err := os.Stat(filepath.Join(prefix, d)); err != nil {
+			t.Errorf("prefix folder %s: %v", d, err)
+		}
+	}
+}

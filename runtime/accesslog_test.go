@@ -1,0 +1,41 @@
+package runtime
+
+import (
+	"crypto/tls"
+	"testing"
+	"time"
+)
+
+func TestLogFormat(t *testing.T) {
+	start := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	s := &session{id: 7, protocol: "TCP", remoteAddr: "10.0.0.1", remotePort: 5000, serverAddr: "127.0.0.1", serverPort: 5555,
+		status: 200, bytesSent: 12, bytesReceived: 34, start: start, end: start.Add(1500 * time.Millisecond),
+		upstreamAddrs: []string{"127.0.0.2:9000", "127.0.0.1:9000"}, upstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}}
+	tests := []struct {
+		format, want string
+	}{
+		{"$remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time", "10.0.0.1 [25/Nov/2026:20:00:01 +0000] TCP 200 12 34 1.500"},
+		{"${remote_addr}:$remote_port->$server_port #$connection", "10.0.0.1:5000->5555 #7"},
+		{"$upstream_addr|$upstream_connect_time", "127.0.0.2:9000, 127.0.0.1:9000|0.001, 0.002"},
+		{"[$ssl_protocol][$ssl_client_verify]", "[][NONE]"},
+	}
+	for _, tt := range tests {
+		f, err := compileLogFormat(tt.format)
+		if err != nil {
+			t.Fatalf("compileLogFormat(%q): %v", tt.format, err)
+		}
+		if got := string(f.appendLine(nil, s)); got != tt.want+"\n" {
+			t.Errorf("format %q = %q; want %q", tt.format, got, tt.want)
+		}
+	}
+	s.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+	f, _ := compileLogFormat("$ssl_protocol $ssl_cipher")
+	if got := string(f.appendLine(nil, s)); got != "TLSv1.3 TLS_AES_128_GCM_SHA256\n" {
+		t.Errorf("TLS variables = %q", got)
+	}
+	for _, bad := range []string{"$nope", "${remote_addr"} {
+		if _, err := compileLogFormat(bad); err == nil {
+			t.Errorf("compileLogFormat(%q) accepted an invalid format", bad)
+		}
+	}
+}
