@@ -10,4 +10,4 @@ require (
 	go.yaml.in/yaml/v3 v3.0.6
 )
 
-require github.com/yuin/gopher-lua v1.1.2 // indirect
+require github.com/yuin/gopher-lua v1.1.2
