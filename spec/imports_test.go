@@ -19,6 +19,7 @@ var allowedImports = map[string][]string{
 	"runtime/conf":        {""},
 	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
+	"runtime/balancer":    {"github.com/OneOfOne/xxhash"},
 	"router":              {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":              {},
 	"pdk":                 {"lua", "github.com/yuin/gopher-lua"},
