@@ -2,97 +2,134 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
+	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
-// errNoPeers ends a connection whose upstream has no target to try.
-var errNoPeers = errors.New("No peers are available")
-
-// balancer picks the peer of each connection attempt. Implementations are
-// safe for concurrent use and live as long as their generation.
-type balancer interface {
-	// next returns the address for the next attempt of one connection,
-	// avoiding the addresses in tried when it has others, and the host
-	// name the address stands for (the target or service host, for
-	// upstream TLS SNI).
-	next(ctx context.Context, tried []string) (peer, host string, err error)
+// peers picks the peer of each connection attempt to a service. It is
+// safe for concurrent use and lives as long as its generation.
+type peers interface {
+	// start begins the attempts of a connection from client.
+	start(client netip.Addr) *attempts
+	// next returns the address for the next attempt of the connection a
+	// follows, and the host name it stands for (the target or service
+	// host, for upstream TLS SNI).
+	next(ctx context.Context, a *attempts) (peer, host string, err error)
+	// release ends the connection's use of its last peer; connectTime is
+	// its connect time, 0 when it failed.
+	release(a *attempts, connectTime time.Duration)
 }
 
-// hostBalancer serves a service whose host is an IP address or a DNS name:
-// every address of the name is a peer on the service's port.
-type hostBalancer struct {
+// attempts is one connection's record of its tries.
+type attempts struct {
+	tried  []string
+	handle balancer.Handle
+}
+
+// hostPeers serves a service whose host is an IP address or a DNS name:
+// every address of the name is a peer on the service's port, in turn,
+// the ones not tried yet first.
+type hostPeers struct {
 	host     string
 	port     int
 	resolver *resolver
-	rr       atomic.Uint64
+	turn     atomic.Uint64
 }
 
-func (b *hostBalancer) next(ctx context.Context, tried []string) (string, string, error) {
+func (b *hostPeers) next(ctx context.Context, a *attempts) (string, string, error) {
 	addrs, err := b.resolver.lookup(ctx, b.host)
 	if err != nil {
 		return "", "", err
 	}
 	peers := make([]string, len(addrs))
-	for i, a := range addrs {
-		peers[i] = netip.AddrPortFrom(a, uint16(b.port)).String()
+	for i, ip := range addrs {
+		peers[i] = netip.AddrPortFrom(ip, uint16(b.port)).String()
 	}
-	return pickUntried(peers, tried, &b.rr), b.host, nil
-}
-
-// roundRobin serves a service whose host names an upstream: its targets of
-// non-zero weight, in turn. Target hosts that are names are resolved at
-// each pick. The upstreams issue replaces this with Kong's algorithms.
-type roundRobin struct {
-	targets  []string // "host:port"
-	resolver *resolver
-	rr       atomic.Uint64 // turn among targets
-	addrTurn atomic.Uint64 // turn among a name's addresses
-}
-
-func newRoundRobin(targets []*declarative.Target, r *resolver) *roundRobin {
-	b := &roundRobin{resolver: r}
-	for _, t := range targets {
-		if t.Weight > 0 {
-			b.targets = append(b.targets, t.Target)
+	start := int(b.turn.Add(1) % uint64(len(peers)))
+	peer := peers[start]
+	for i := range peers {
+		if p := peers[(start+i)%len(peers)]; !slices.Contains(a.tried, p) {
+			peer = p
+			break
 		}
 	}
-	return b
+	a.tried = append(a.tried, peer)
+	return peer, b.host, nil
 }
 
-func (b *roundRobin) next(ctx context.Context, tried []string) (string, string, error) {
-	if len(b.targets) == 0 {
-		return "", "", errNoPeers
+func (b *hostPeers) start(netip.Addr) *attempts { return &attempts{} }
+
+func (b *hostPeers) release(*attempts, time.Duration) {}
+
+// upstreamPeers serves a service whose host names an upstream, with the
+// upstream's algorithm over its targets' addresses.
+type upstreamPeers struct {
+	b      balancer.Balancer
+	hashOn [2]string // hash_on, hash_fallback
+}
+
+// newUpstreamPeers resolves the upstream's targets (one address per IP,
+// each with the target's weight, as Kong does) and builds its balancer. A
+// target whose name does not resolve gets no address, with a warning.
+func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *resolver, warn func(string, ...any)) (*upstreamPeers, error) {
+	var addrs []balancer.Address
+	for _, t := range targets {
+		host, portStr, err := net.SplitHostPort(t.Target)
+		if err != nil {
+			return nil, err
+		}
+		port, _ := strconv.Atoi(portStr)
+		ips, err := r.lookup(ctx, host)
+		if err != nil {
+			warn("upstream %s: target %s: %v", u.Name, t.Target, err)
+			continue
+		}
+		name := host
+		if _, err := netip.ParseAddr(host); err == nil {
+			name = ""
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, balancer.Address{Addr: netip.AddrPortFrom(ip, uint16(port)), Weight: t.Weight, Host: name, Target: t.Target})
+		}
 	}
-	target := pickUntried(b.targets, tried, &b.rr)
-	host, port, _ := net.SplitHostPort(target)
-	addrs, err := b.resolver.lookup(ctx, host)
+	b, err := balancer.New(addrs, balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold})
+	if err != nil {
+		return nil, err
+	}
+	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}}, nil
+}
+
+// start sets the value consistent-hashing hashes for the client: in
+// stream only hash_on ip yields one (consumer needs an authenticating
+// plugin); anything else falls back, then hashes "", as in Kong.
+func (u *upstreamPeers) start(client netip.Addr) *attempts {
+	a := &attempts{}
+	for _, on := range u.hashOn {
+		if on == "ip" {
+			a.handle.HashValue = client.String()
+			break
+		}
+	}
+	return a
+}
+
+func (u *upstreamPeers) next(_ context.Context, a *attempts) (string, string, error) {
+	p, err := u.b.Pick(&a.handle)
 	if err != nil {
 		return "", "", err
 	}
-	p, _ := strconv.Atoi(port)
-	peers := make([]string, len(addrs))
-	for i, a := range addrs {
-		peers[i] = netip.AddrPortFrom(a, uint16(p)).String()
-	}
-	return pickUntried(peers, tried, &b.addrTurn), host, nil
+	peer := p.Addr.String()
+	a.tried = append(a.tried, peer)
+	return peer, p.Host, nil
 }
 
-// pickUntried takes the next peer in turn that was not tried yet, or the
-// next in turn when all were.
-func pickUntried(peers, tried []string, turn *atomic.Uint64) string {
-	start := int(turn.Add(1) % uint64(len(peers)))
-	for i := range peers {
-		p := peers[(start+i)%len(peers)]
-		if !slices.Contains(tried, p) {
-			return p
-		}
-	}
-	return peers[start]
+func (u *upstreamPeers) release(a *attempts, connectTime time.Duration) {
+	u.b.Release(&a.handle, connectTime)
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/netip"
@@ -73,7 +74,7 @@ type routeTarget struct {
 type service struct {
 	decl    *declarative.Service
 	name    string
-	peers   balancer
+	peers   peers
 	connect time.Duration
 	idle    time.Duration // max(read_timeout, write_timeout), as Kong sets proxy_timeout
 	tries   int           // 1 + retries
@@ -184,9 +185,15 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, warn fu
 		}
 		u := upstreams[s.Host]
 		if u != nil {
-			svc.peers = newRoundRobin(targets[u.ID], res)
+			ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+			up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, warn)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+			}
+			svc.peers = up
 		} else {
-			svc.peers = &hostBalancer{host: s.Host, port: s.Port, resolver: res}
+			svc.peers = &hostPeers{host: s.Host, port: s.Port, resolver: res}
 		}
 		// Kong disables upstream TLS only for tcp services (and UDP never
 		// has it); tls and tls_passthrough services both speak TLS.

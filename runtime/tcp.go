@@ -62,6 +62,10 @@ type conn struct {
 	client netip.AddrPort
 	// target is the matched route, once routing is done.
 	target *routeTarget
+	// svc and att are the service dialed and the record of its attempts,
+	// released when the session ends (least-connections counts, latency).
+	svc *service
+	att *attempts
 
 	mu    sync.Mutex // guards up and relay, which Close reads
 	up    net.Conn
@@ -183,16 +187,15 @@ func (cx *conn) relayDone(r *relay, err error) {
 // dial connects to the service, with TLS when its protocol asks for it,
 // trying another peer after each failure up to service.retries times.
 func (cx *conn) dial(svc *service) (net.Conn, int) {
-	var tried []string
+	cx.svc, cx.att = svc, svc.peers.start(cx.client.Addr())
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-		peer, host, err := svc.peers.next(ctx, tried)
+		peer, host, err := svc.peers.next(ctx, cx.att)
 		if err != nil {
 			cancel()
 			cx.s.log.logf(LevelError, cx.sess.id, "%v%s, service: %s", err, cx.context(), svc.name)
 			return nil, statusServiceUnavailable
 		}
-		tried = append(tried, peer)
 		start := time.Now()
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", peer)
@@ -248,6 +251,13 @@ func (cx *conn) end(up net.Conn, status int) {
 	cx.down.Close()
 	if up != nil {
 		up.Close()
+	}
+	if cx.att != nil {
+		var connectTime time.Duration
+		if up != nil {
+			connectTime = cx.sess.upstreamConnectTimes[len(cx.sess.upstreamConnectTimes)-1]
+		}
+		cx.svc.peers.release(cx.att, connectTime)
 	}
 	cx.s.untrack(cx)
 	cx.sess.status = status

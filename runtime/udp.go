@@ -24,6 +24,8 @@ type udpSession struct {
 
 	sess     session
 	received atomic.Int64 // bytes from the client
+	svc      *service
+	att      *attempts // released when the session ends
 }
 
 // udpLoop reads the listener's datagrams and hands each to its client's
@@ -102,17 +104,16 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	}
 	svc := rt.Value.(*routeTarget).service
 	us.idle = svc.idle
-	var tried []string
+	us.svc, us.att = svc, svc.peers.start(client.Addr())
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-		peer, _, err := svc.peers.next(ctx, tried)
+		peer, _, err := svc.peers.next(ctx, us.att)
 		cancel()
 		if err != nil {
 			s.log.logf(LevelError, us.sess.id, "%v, client: %s, server: %s, service: %s", err, client.Addr(), local, svc.name)
 			us.end(statusServiceUnavailable)
 			return nil
 		}
-		tried = append(tried, peer)
 		us.sess.upstreamAddrs = append(us.sess.upstreamAddrs, peer)
 		up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
 		if err == nil {
@@ -154,8 +155,11 @@ func (us *udpSession) serve() {
 	us.end(statusOK)
 }
 
-// end writes the session's access-log line.
+// end releases the session's peer and writes its access-log line.
 func (us *udpSession) end(status int) {
+	if us.att != nil {
+		us.svc.peers.release(us.att, 0)
+	}
 	us.sess.status = status
 	us.sess.end = time.Now()
 	us.sess.bytesReceived = us.received.Load()

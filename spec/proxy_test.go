@@ -557,3 +557,51 @@ func TestStopEndsParkedConnections(t *testing.T) {
 		expectClosed(t, c)
 	}
 }
+
+func TestUpstreamAlgorithms(t *testing.T) {
+	a, b, c := startEcho(t, "a"), startEcho(t, "b"), startEcho(t, "c")
+	pHash, pLeast := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: by-ip
+    hash_on: ip
+    targets: [{target: "%s"}, {target: "%s"}, {target: "%s"}]
+  - name: least
+    algorithm: least-connections
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: hashed
+    url: tcp://by-ip
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+  - name: least
+    url: tcp://least
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, a, b, c, a, b, pHash, pLeast)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pHash, pLeast), yml)
+
+	// hash_on ip: every connection from 127.0.0.1 reaches the same target.
+	first := ""
+	for i := range 10 {
+		got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pHash), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = got
+		} else if got != first {
+			t.Fatalf("consistent hashing sent one client to %q, then %q", first, got)
+		}
+	}
+
+	// least-connections: while a long-lived connection holds one target,
+	// the next connection goes to the other.
+	held := dial(t, fmt.Sprintf("127.0.0.1:%d", pLeast))
+	busy, err := exchange(held, "hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := dial(t, fmt.Sprintf("127.0.0.1:%d", pLeast))
+	if got, err := exchange(second, "hold"); err != nil || got == busy {
+		t.Errorf("least-connections answer %q, %v; want the target not holding a connection (not %q)", got, err, busy)
+	}
+}

@@ -1,0 +1,26 @@
+// Package schema serves Kong's schema DSL to plugin schema.lua files and
+// runs the DSL in Go (kong-stream-pdk.md §6).
+//
+// It owns the Go-native Lua modules "kong.db.schema" (define) and
+// "kong.db.schema.typedefs" (callable typedef tables whose custom
+// validators are Go functions), the conversion of the table a plugin's
+// schema.lua returns into a Schema (Load), and the validation of a plugin
+// config with Kong's messages and nested error shape, followed by Kong's
+// default filling (Schema.Validate). It mirrors kong/db/schema/init.lua,
+// kong/db/schema/typedefs.lua and kong/db/schema/entities/plugins.lua.
+//
+// Imports: the standard library, github.com/yuin/gopher-lua (with its pm
+// pattern matcher, for Lua 5.1 patterns) and github.com/gong-proxy/gong/lua.
+//
+// Values on the Go side are decoded JSON/YAML: map[string]any (records and
+// maps), []any (arrays and sets), string, float64 (other Go numbers are
+// converted), bool and nil. A key present with a nil value is Kong's
+// ngx.null; an absent key is Lua's nil. In Lua, null is the VM's ngx.null
+// when the "ngx" global has one when the typedefs module is loaded, and a
+// sentinel of this package otherwise.
+//
+// Not covered: json fields (json_schema), transformations, the schema-level
+// check function, auto fields, vault references (referenceable values are
+// validated as plain strings), and the select-time output of deprecated
+// shorthand fields. is_regex compiles with Go's regexp, not PCRE.
+package schema
