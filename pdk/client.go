@@ -1,0 +1,103 @@
+package pdk
+
+import (
+	"strconv"
+
+	glua "github.com/yuin/gopher-lua"
+)
+
+// authAndLater is client.lua's AUTH_AND_LATER mask.
+var authAndLater = only(PhaseAccess, PhaseHeaderFilter, PhaseResponse, PhaseBodyFilter, PhaseLog)
+
+// clientFuncs is kong.client (kong/pdk/client.lua) in stream; client.tls
+// exists only in http.
+var clientFuncs = []Func{
+	{"get_ip", notIn(PhaseInitWorker), clientGetIP},
+	{"get_forwarded_ip", notIn(PhaseInitWorker), clientGetForwardedIP},
+	{"get_port", notIn(PhaseInitWorker), clientGetPort},
+	{"get_forwarded_port", notIn(PhaseInitWorker), clientGetForwardedPort},
+	{"get_protocol", authAndLater, clientGetProtocol},
+}
+
+// sessionVar reads a variable of the bound session; without one it raises
+// lua-resty-core's "no request found".
+func sessionVar(L *glua.LState, s *State, name string) (string, bool) {
+	if s == nil || s.Session == nil {
+		L.RaiseError("no request found")
+	}
+	return s.Session.Var(name)
+}
+
+// terminated reports whether Kong terminated TLS here: then remote_addr is
+// the client behind the inner PROXY-protocol hop (client.lua get_ip).
+func terminated(L *glua.LState, s *State) bool {
+	if v, _ := sessionVar(L, s, "kong_tls_passthrough_block"); v == "1" {
+		return true
+	}
+	_, ok := sessionVar(L, s, "ssl_protocol")
+	return ok
+}
+
+// pushVar pushes a variable, nil when unset.
+func pushVar(L *glua.LState, v string, ok bool) int {
+	if !ok {
+		L.Push(glua.LNil)
+	} else {
+		L.Push(glua.LString(v))
+	}
+	return 1
+}
+
+// pushPort pushes tonumber(v): nil when unset or not a number.
+func pushPort(L *glua.LState, v string, ok bool) int {
+	n, err := strconv.ParseFloat(v, 64)
+	if !ok || err != nil {
+		L.Push(glua.LNil)
+	} else {
+		L.Push(glua.LNumber(n))
+	}
+	return 1
+}
+
+// clientAddrVar picks remote_<x> when TLS was terminated here, else
+// realip_remote_<x> or remote_<x>: the directly connected peer.
+func clientAddrVar(L *glua.LState, s *State, x string) (string, bool) {
+	if terminated(L, s) {
+		return sessionVar(L, s, "remote_"+x)
+	}
+	if v, ok := sessionVar(L, s, "realip_remote_"+x); ok {
+		return v, true
+	}
+	return sessionVar(L, s, "remote_"+x)
+}
+
+func clientGetIP(L *glua.LState, s *State) int {
+	v, ok := clientAddrVar(L, s, "addr")
+	return pushVar(L, v, ok)
+}
+
+func clientGetForwardedIP(L *glua.LState, s *State) int {
+	v, ok := sessionVar(L, s, "remote_addr")
+	return pushVar(L, v, ok)
+}
+
+func clientGetPort(L *glua.LState, s *State) int {
+	v, ok := clientAddrVar(L, s, "port")
+	return pushPort(L, v, ok)
+}
+
+func clientGetForwardedPort(L *glua.LState, s *State) int {
+	v, ok := sessionVar(L, s, "remote_port")
+	return pushPort(L, v, ok)
+}
+
+// clientGetProtocol ignores allow_terminated: it matters only for https.
+func clientGetProtocol(L *glua.LState, s *State) int {
+	if s == nil || s.Session == nil || s.Session.Protocol() == "" {
+		L.Push(glua.LNil)
+		L.Push(glua.LString("No active route found"))
+		return 2
+	}
+	L.Push(glua.LString(s.Session.Protocol()))
+	return 1
+}

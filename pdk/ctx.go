@@ -1,0 +1,60 @@
+package pdk
+
+import glua "github.com/yuin/gopher-lua"
+
+// openCtx installs kong.ctx (kong/pdk/ctx.lua): shared and plugin are
+// resolved on each access from the bound State, and are nil outside a
+// connection as Kong's are outside a request.
+func (p *pdk) openCtx(L *glua.LState, kong *glua.LTable) {
+	ctx := L.NewTable()
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
+		s := p.b.State
+		if s == nil {
+			L.Push(glua.LNil)
+			return 1
+		}
+		switch L.Get(2).String() {
+		case "shared":
+			L.Push(s.sharedCtx(L))
+		case "plugin":
+			L.Push(s.pluginCtx(L))
+		default:
+			L.Push(glua.LNil)
+		}
+		return 1
+	}))
+	L.SetMetatable(ctx, mt)
+	kong.RawSetString("ctx", ctx)
+}
+
+// sharedCtx is kong.ctx.shared, created on first access.
+func (s *State) sharedCtx(L *glua.LState) *glua.LTable {
+	if s.shared == nil {
+		s.shared = L.NewTable()
+	}
+	return s.shared
+}
+
+// pluginCtx is kong.ctx.plugin of the running plugin, created on first
+// access. Kong keys it by the plugin's handler table; the name is the same
+// key for one connection.
+func (s *State) pluginCtx(L *glua.LState) *glua.LTable {
+	t := s.plugins[s.Plugin]
+	if t == nil {
+		t = L.NewTable()
+		if s.plugins == nil {
+			s.plugins = map[string]*glua.LTable{}
+		}
+		s.plugins[s.Plugin] = t
+	}
+	return t
+}
+
+// ngxCtxTable is ngx.ctx, created on first access.
+func (s *State) ngxCtxTable(L *glua.LState) *glua.LTable {
+	if s.ngxCtx == nil {
+		s.ngxCtx = L.NewTable()
+	}
+	return s.ngxCtx
+}

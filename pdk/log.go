@@ -1,0 +1,276 @@
+package pdk
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gong-proxy/gong/lua"
+	glua "github.com/yuin/gopher-lua"
+)
+
+// phasesWithCtx is log.lua's mask for set_serialize_value.
+var phasesWithCtx = only(PhaseRewrite, PhaseAccess, PhaseHeaderFilter, PhaseResponse, PhaseBodyFilter, PhaseLog)
+
+// logFuncs is kong.log (kong/pdk/log.lua): the level functions, then
+// set_serialize_value and serialize. inspect is a callable table added by
+// openLog, and kong.log(...) is notice through __call.
+func (p *pdk) logFuncs() []Func {
+	f := func(l LogLevel) func(*glua.LState, *State) int {
+		return func(L *glua.LState, s *State) int {
+			p.log(L, s, l, p.joinArgs(L, 1))
+			return 0
+		}
+	}
+	return []Func{
+		{"debug", anyPhase, f(LevelDebug)},
+		{"info", anyPhase, f(LevelInfo)},
+		{"notice", anyPhase, f(LevelNotice)},
+		{"warn", anyPhase, f(LevelWarn)},
+		{"err", anyPhase, f(LevelErr)},
+		{"crit", anyPhase, f(LevelCrit)},
+		{"alert", anyPhase, f(LevelAlert)},
+		{"emerg", anyPhase, f(LevelEmerg)},
+		{"set_serialize_value", phasesWithCtx, logSetSerializeValue},
+		{"serialize", only(PhaseLog), logSerialize},
+	}
+}
+
+// openLog makes kong.log callable and adds kong.log.inspect with its on and
+// off switches.
+func (p *pdk) openLog(L *glua.LState, kong *glua.LTable) {
+	log := kong.RawGetString("log").(*glua.LTable)
+	mt := L.NewTable()
+	mt.RawSetString("__call", L.NewFunction(func(L *glua.LState) int {
+		p.log(L, p.b.State, LevelNotice, p.joinArgs(L, 2))
+		return 0
+	}))
+	L.SetMetatable(log, mt)
+
+	inspect := L.NewTable()
+	inspect.RawSetString("on", L.NewFunction(func(*glua.LState) int { p.inspect = true; return 0 }))
+	inspect.RawSetString("off", L.NewFunction(func(*glua.LState) int { p.inspect = false; return 0 }))
+	imt := L.NewTable()
+	imt.RawSetString("__call", L.NewFunction(func(L *glua.LState) int {
+		if !p.inspect {
+			return 0
+		}
+		parts := make([]string, 0, L.GetTop()-1)
+		for i := 2; i <= L.GetTop(); i++ {
+			parts = append(parts, inspectValue(L.Get(i), 0))
+		}
+		p.log(L, p.b.State, LevelNotice, strings.Join(parts, " "))
+		return 0
+	}))
+	L.SetMetatable(inspect, imt)
+	log.RawSetString("inspect", inspect)
+}
+
+// log formats and filters one kong.log line: "[kong] file:line [plugin] msg"
+// (log.lua's default format), the namespace omitted for the core logger.
+func (p *pdk) log(L *glua.LState, s *State, level LogLevel, msg string) {
+	if level > p.opts.LogLevel {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("[kong] ")
+	if w := strings.TrimSuffix(L.Where(1), ":"); w != "" {
+		b.WriteString(w)
+		b.WriteByte(' ')
+	}
+	if s != nil && s.Plugin != "" {
+		b.WriteString("[" + s.Plugin + "] ")
+	}
+	b.WriteString(msg)
+	p.emit(s, level, b.String())
+}
+
+// emit sends a line to the State's Logger, else to Options.Logger.
+func (p *pdk) emit(s *State, level LogLevel, line string) {
+	sink := p.opts.Logger
+	if s != nil && s.Log != nil {
+		sink = s.Log
+	}
+	if sink != nil {
+		sink.Log(level, line)
+	}
+}
+
+// joinArgs concatenates the arguments from index from on, each through the
+// VM's tostring (LuaJIT number format), as log.lua does.
+func (p *pdk) joinArgs(L *glua.LState, from int) string {
+	var b strings.Builder
+	for i := from; i <= L.GetTop(); i++ {
+		b.WriteString(tostringValue(L, L.Get(i)))
+	}
+	return b.String()
+}
+
+// inspectValue renders v in inspect.lua's style on one line: strings
+// quoted, tables as { 1, 2, key = value } with keys sorted.
+func inspectValue(v glua.LValue, depth int) string {
+	switch v := v.(type) {
+	case glua.LString:
+		return fmt.Sprintf("%q", string(v))
+	case glua.LNumber:
+		return lua.FormatNumber(float64(v))
+	case *glua.LTable:
+		if depth > 16 {
+			return "{...}"
+		}
+		var parts []string
+		n := v.Len()
+		for i := 1; i <= n; i++ {
+			parts = append(parts, inspectValue(v.RawGetInt(i), depth+1))
+		}
+		var keyed []string
+		v.ForEach(func(k, val glua.LValue) {
+			if kn, ok := k.(glua.LNumber); ok && float64(kn) >= 1 && float64(kn) <= float64(n) && float64(kn) == float64(int(kn)) {
+				return
+			}
+			ks := "[" + inspectValue(k, depth+1) + "]"
+			if s, ok := k.(glua.LString); ok && isIdent(string(s)) {
+				ks = string(s)
+			}
+			keyed = append(keyed, ks+" = "+inspectValue(val, depth+1))
+		})
+		sort.Strings(keyed)
+		parts = append(parts, keyed...)
+		if len(parts) == 0 {
+			return "{}"
+		}
+		return "{ " + strings.Join(parts, ", ") + " }"
+	default:
+		return v.String()
+	}
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// serializeValue is one set_serialize_value call, applied at serialize time.
+type serializeValue struct {
+	key   string
+	value glua.LValue
+	mode  string
+}
+
+func logSetSerializeValue(L *glua.LState, s *State) int {
+	key, ok := L.Get(1).(glua.LString)
+	if !ok {
+		L.RaiseError("key must be a string")
+	}
+	mode := "set"
+	if opts, ok := L.Get(3).(*glua.LTable); ok {
+		if m := opts.RawGetString("mode"); m != glua.LNil {
+			mode = m.String()
+			if _, isStr := m.(glua.LString); !isStr {
+				mode = ""
+			}
+		}
+	}
+	if mode != "set" && mode != "add" && mode != "replace" {
+		L.RaiseError("mode must be 'set', 'add' or 'replace'")
+	}
+	s.serializeValues = append(s.serializeValues, serializeValue{string(key), L.Get(2), mode})
+	return 0
+}
+
+// logSerialize returns a new stream record from the Session, edited by the
+// set_serialize_value entries in call order (log.lua edit_result). The
+// opts.ngx and opts.kong substitutes are not supported.
+func logSerialize(L *glua.LState, s *State) int {
+	root := L.NewTable()
+	if s.Session != nil {
+		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
+	}
+	null := Null(L)
+	for _, item := range s.serializeValues {
+		if !validSerializeValue(item.value, null, map[*glua.LTable]bool{}) {
+			L.RaiseError("value must be nil, a number, string, boolean or a non-self-referencial table containing numbers, string and booleans")
+		}
+		editRecord(L, root, item)
+	}
+	L.Push(root)
+	return 1
+}
+
+func validSerializeValue(v, null glua.LValue, visited map[*glua.LTable]bool) bool {
+	switch v := v.(type) {
+	case *glua.LNilType, glua.LBool, glua.LNumber, glua.LString:
+		return true
+	case *glua.LTable:
+		if visited[v] {
+			return false
+		}
+		visited[v] = true
+		ok := true
+		v.ForEach(func(k, val glua.LValue) {
+			switch k.(type) {
+			case glua.LString, glua.LNumber, glua.LBool:
+			default:
+				ok = false
+			}
+			ok = ok && validSerializeValue(val, null, visited)
+		})
+		return ok
+	default:
+		return v == null
+	}
+}
+
+// editRecord applies one entry: a dotted path ("\." is a literal dot),
+// creating tables in set and add mode, skipping a missing path in replace
+// mode.
+func editRecord(L *glua.LState, root *glua.LTable, item serializeValue) {
+	key := item.key
+	node := root
+	start := 0
+	unescape := func(s string) string { return strings.ReplaceAll(s, `\.`, ".") }
+	for i := 1; i < len(key); i++ {
+		if key[i] != '.' || key[i-1] == '\\' {
+			continue
+		}
+		sub := unescape(key[start:i])
+		start = i + 1
+		next := node.RawGetString(sub)
+		switch next.(type) {
+		case *glua.LNilType:
+			if item.mode == "replace" {
+				return
+			}
+			t := L.NewTable()
+			node.RawSetString(sub, t)
+			next = t
+		case *glua.LTable:
+		default:
+			L.RaiseError("The key '%s' could not be used as a serialize value. Subkey '%s' is not a table. It's %s",
+				key, sub, tostringValue(L, next))
+		}
+		node = next.(*glua.LTable)
+	}
+	last := unescape(key[start:])
+	existing := node.RawGetString(last)
+	if item.mode == "set" || item.mode == "add" && existing == glua.LNil || item.mode == "replace" && existing != glua.LNil {
+		node.RawSetString(last, item.value)
+	}
+}
+
+// tostringValue is the VM's tostring(v).
+func tostringValue(L *glua.LState, v glua.LValue) string {
+	L.Push(L.GetGlobal("tostring"))
+	L.Push(v)
+	L.Call(1, 1)
+	s := L.ToString(-1)
+	L.Pop(1)
+	return s
+}

@@ -1,0 +1,324 @@
+package pdk
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gong-proxy/gong/lua"
+	glua "github.com/yuin/gopher-lua"
+)
+
+// Session is what the PDK reads and changes of one stream connection. The
+// runtime implements it; the PDK calls it only from the connection's
+// goroutine, while a State holding it is bound.
+type Session interface {
+	// Var returns the stream variable name (lowercase, without "$") as
+	// ngx.var does: ok is false when it is undefined or has no value.
+	// kong.client reads remote_addr, remote_port, realip_remote_addr,
+	// realip_remote_port, ssl_protocol and kong_tls_passthrough_block
+	// through it, as kong/pdk/client.lua does.
+	Var(name string) (value string, ok bool)
+	// Protocol is the protocol kong.client.get_protocol reports: the route's
+	// only protocol, else "tls" or "tcp" from the balancer data. Empty when
+	// no route matched.
+	Protocol() string
+	// Serialize builds the kong.log.serialize stream record (§5 of
+	// kong-stream-pdk.md) with string keys and values of type nil, bool,
+	// string, the Go integer and float types, []any, []string,
+	// map[string]any or a glua.LValue passed through as is (the live tries
+	// table). The PDK converts it and applies set_serialize_value entries.
+	Serialize() map[string]any
+	// Exit records the end of the session asked by kong.response.exit or
+	// ngx.exit: status is the session status and body the bytes to send
+	// before closing, nil when nothing is sent (no body, or status >= 400,
+	// whose body the PDK logs instead). Status 0 (ngx.exit(ngx.OK)) ends
+	// the preread phase and proxying continues. The handler has ended when
+	// Exit returns: the PDK yields its coroutine.
+	Exit(status int, body []byte)
+}
+
+// LogLevel is an nginx error-log level: lower is more severe.
+type LogLevel int
+
+const (
+	LevelStderr LogLevel = iota
+	LevelEmerg
+	LevelAlert
+	LevelCrit
+	LevelErr
+	LevelWarn
+	LevelNotice
+	LevelInfo
+	LevelDebug
+)
+
+var levelNames = []string{"stderr", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"}
+
+// String returns nginx's name of l ("error" for LevelErr).
+func (l LogLevel) String() string {
+	if l >= 0 && int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("level(%d)", int(l))
+}
+
+// ParseLogLevel reads Kong's log_level setting ("debug" ... "emerg"; "err"
+// and "error" both name LevelErr).
+func ParseLogLevel(s string) (LogLevel, bool) {
+	if s == "err" {
+		return LevelErr, true
+	}
+	for i, n := range levelNames {
+		if n == s {
+			return LogLevel(i), true
+		}
+	}
+	return 0, false
+}
+
+// Logger receives the error-log lines of kong.log and ngx.log that pass the
+// level filter. line is the message as Kong formats it before nginx adds its
+// own prefix: "[kong] handler:12 [my-plugin] text" for kong.log,
+// "handler:12: text" for ngx.log. Log must not call back into the VM.
+type Logger interface {
+	Log(level LogLevel, line string)
+}
+
+// Configuration is the Kong configuration kong.configuration exposes, with
+// the value types Session.Serialize accepts.
+type Configuration map[string]any
+
+// Options are the per-generation settings of the PDK, the same for every VM.
+type Options struct {
+	// Configuration is kong.configuration. Its "node_id" string is
+	// kong.node.get_id's answer and its "log_level" the default LogLevel.
+	Configuration Configuration
+	// Version is kong.version. If empty, KongVersion.
+	Version string
+	// Logger receives lines logged while no State is bound, or when the
+	// bound State has no Log. If nil, those lines are dropped.
+	Logger Logger
+	// LogLevel drops lines less severe than it. If zero, the
+	// configuration's log_level is used, else LevelNotice (Kong's default).
+	LogLevel LogLevel
+	// Now is the clock of ngx.now and friends. If nil, time.Now.
+	Now func() time.Time
+}
+
+// KongVersion is the Kong release whose PDK this package follows.
+const KongVersion = "3.10.0"
+
+// State is what the PDK keeps of one connection across its phases: the
+// current phase and plugin, the session, and the Lua tables of ngx.ctx,
+// kong.ctx.shared and kong.ctx.plugin. The runtime sets Phase and Plugin
+// before each handler call. A State is not safe for concurrent use.
+//
+// The ctx tables are Lua values of the VM that created them: while
+// CtxEmpty is false the connection must keep running on that VM
+// (design.md "Lua VMs"). The certificate phase gets its own State, since
+// Kong clears its ngx.ctx when the phase ends.
+type State struct {
+	Phase   Phase
+	Session Session
+	// Plugin is the name of the running plugin: the kong.log namespace.
+	// Empty means Kong's core logger.
+	Plugin string
+	// Log receives this connection's log lines. If nil, Options.Logger.
+	Log Logger
+
+	ngxCtx          *glua.LTable
+	shared          *glua.LTable
+	plugins         map[string]*glua.LTable
+	serializeValues []serializeValue
+}
+
+// CtxEmpty reports whether no ctx table holds a value and no
+// set_serialize_value entry is pending, so the next phase may run on any VM.
+func (s *State) CtxEmpty() bool {
+	if len(s.serializeValues) > 0 {
+		return false
+	}
+	if !tableEmpty(s.ngxCtx) || !tableEmpty(s.shared) {
+		return false
+	}
+	for _, t := range s.plugins {
+		if !tableEmpty(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func tableEmpty(t *glua.LTable) bool {
+	if t == nil {
+		return true
+	}
+	k, _ := t.Next(glua.LNil)
+	return k == glua.LNil
+}
+
+// Binding is the VM's handle on the State of its current lease: the runtime
+// sets State before running a handler and clears it after. Every PDK
+// function reads it when called, never before.
+type Binding struct {
+	State *State
+}
+
+// Func is one PDK function: its Lua name, phase contract and implementation.
+type Func struct {
+	Name  string
+	Check phaseCheck
+	Fn    func(L *glua.LState, s *State) int
+}
+
+// namespace is one kong.* module in kong/pdk/init.lua's MAJOR_MODULES order.
+type namespace struct {
+	name  string
+	funcs []Func
+}
+
+// pdk is the per-VM context the implementations share.
+type pdk struct {
+	b       *Binding
+	opts    Options
+	inspect bool
+	kong    *glua.LTable
+}
+
+const bindingKey = "gong.pdk.binding"
+
+// Setup returns the function lua.NewPool runs on each new VM: it opens the
+// PDK over a fresh Binding, which BindingOf finds again, and unbinds it when
+// the VM goes back to its pool.
+func Setup(opts Options) func(vm *lua.VM) error {
+	return func(vm *lua.VM) error {
+		b := &Binding{}
+		Open(vm.L, b, opts)
+		vm.OnReset(func(*lua.VM) error {
+			b.State = nil
+			return nil
+		})
+		return nil
+	}
+}
+
+// BindingOf returns the Binding Open installed on L, or nil.
+func BindingOf(L *glua.LState) *Binding {
+	ud, ok := registry(L).RawGetString(bindingKey).(*glua.LUserData)
+	if !ok {
+		return nil
+	}
+	b, _ := ud.Value.(*Binding)
+	return b
+}
+
+// Open installs the globals kong and ngx on L, with their functions bound to
+// b. Walks the namespaces as kong/pdk/init.lua does.
+func Open(L *glua.LState, b *Binding, opts Options) {
+	if opts.Version == "" {
+		opts.Version = KongVersion
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LogLevel == 0 {
+		opts.LogLevel = LevelNotice
+		if s, ok := opts.Configuration["log_level"].(string); ok {
+			if l, ok := ParseLogLevel(s); ok {
+				opts.LogLevel = l
+			}
+		}
+	}
+	p := &pdk{b: b, opts: opts, inspect: true}
+	ud := L.NewUserData()
+	ud.Value = b
+	registry(L).RawSetString(bindingKey, ud)
+
+	kong := L.NewTable()
+	p.kong = kong
+	for _, ns := range p.namespaces() {
+		t := kong
+		for _, part := range strings.Split(ns.name, ".") {
+			sub, ok := t.RawGetString(part).(*glua.LTable)
+			if !ok {
+				sub = L.NewTable()
+				t.RawSetString(part, sub)
+			}
+			t = sub
+		}
+		for _, f := range ns.funcs {
+			if t.RawGetString(f.Name) != glua.LNil {
+				panic("pdk: " + ns.name + "." + f.Name + " registered twice")
+			}
+			t.RawSetString(f.Name, p.bind(L, f))
+		}
+	}
+	p.openGlobals(L, kong)
+	p.openLog(L, kong)
+	p.openCtx(L, kong)
+	L.SetGlobal("kong", kong)
+	L.SetGlobal("ngx", p.openNgx(L))
+}
+
+// namespaces lists the function tables in Kong's order.
+func (p *pdk) namespaces() []namespace {
+	return []namespace{
+		{"node", p.nodeFuncs()},
+		{"log", p.logFuncs()},
+		{"client", clientFuncs},
+		{"response", p.responseFuncs()},
+		{"nginx", nginxFuncs},
+	}
+}
+
+// bind wraps f in a Lua function that checks the phase of the bound State.
+func (p *pdk) bind(L *glua.LState, f Func) *glua.LFunction {
+	return L.NewFunction(func(L *glua.LState) int {
+		s := p.b.State
+		var cur Phase
+		if s != nil {
+			cur = s.Phase
+		}
+		checkPhase(L, cur, f.Check)
+		return f.Fn(L, s)
+	})
+}
+
+// registry is the VM's registry table, where per-VM singletons live.
+func registry(L *glua.LState) *glua.LTable {
+	return L.Get(glua.RegistryIndex).(*glua.LTable)
+}
+
+// registryValue returns the registry entry key, creating it with mk.
+func registryValue(L *glua.LState, key string, mk func() glua.LValue) glua.LValue {
+	r := registry(L)
+	v := r.RawGetString(key)
+	if v == glua.LNil {
+		v = mk()
+		r.RawSetString(key, v)
+	}
+	return v
+}
+
+// Null returns L's ngx.null, which is also cjson.null: a userdata without
+// metatable standing for JSON null.
+func Null(L *glua.LState) glua.LValue {
+	return registryValue(L, "gong.pdk.null", func() glua.LValue { return L.NewUserData() })
+}
+
+// readOnly returns a proxy of t whose writes raise msg.
+func readOnly(L *glua.LState, t *glua.LTable, fields map[string]glua.LValue, msg string) *glua.LTable {
+	proxy := L.NewTable()
+	for k, v := range fields {
+		proxy.RawSetString(k, v)
+	}
+	mt := L.NewTable()
+	mt.RawSetString("__index", t)
+	mt.RawSetString("__newindex", L.NewFunction(func(L *glua.LState) int {
+		L.RaiseError("%s", msg)
+		return 0
+	}))
+	L.SetMetatable(proxy, mt)
+	return proxy
+}
