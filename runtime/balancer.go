@@ -22,9 +22,12 @@ type peers interface {
 	// follows, and the host name it stands for (the target or service
 	// host, for upstream TLS SNI).
 	next(ctx context.Context, a *attempts) (peer, host string, err error)
-	// release ends the connection's use of its last peer; connectTime is
-	// its connect time, 0 when it failed.
-	release(a *attempts, connectTime time.Duration)
+	// failed reports that connecting to the attempt's peer failed and the
+	// connection retries.
+	failed(a *attempts, peer string)
+	// release ends the connection's use of its last peer with the
+	// session's status; connectTime is its connect time, 0 when it failed.
+	release(a *attempts, connectTime time.Duration, status int)
 }
 
 // attempts is one connection's record of its tries.
@@ -66,19 +69,23 @@ func (b *hostPeers) next(ctx context.Context, a *attempts) (string, string, erro
 
 func (b *hostPeers) start(netip.Addr) *attempts { return &attempts{} }
 
-func (b *hostPeers) release(*attempts, time.Duration) {}
+func (b *hostPeers) failed(*attempts, string) {}
+
+func (b *hostPeers) release(*attempts, time.Duration, int) {}
 
 // upstreamPeers serves a service whose host names an upstream, with the
 // upstream's algorithm over its targets' addresses.
 type upstreamPeers struct {
-	b      balancer.Balancer
-	hashOn [2]string // hash_on, hash_fallback
+	b       balancer.Balancer
+	hashOn  [2]string         // hash_on, hash_fallback
+	checker *balancer.Checker // nil when the upstream has no health checks
 }
 
 // newUpstreamPeers resolves the upstream's targets (one address per IP,
-// each with the target's weight, as Kong does) and builds its balancer. A
-// target whose name does not resolve gets no address, with a warning.
-func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *resolver, warn func(string, ...any)) (*upstreamPeers, error) {
+// each with the target's weight, as Kong does) and builds its balancer,
+// with the health checker checkers gives it. A target whose name does not
+// resolve gets no address, with a warning.
+func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *resolver, checkers *checkerSet, warn func(string, ...any)) (*upstreamPeers, error) {
 	var addrs []balancer.Address
 	for _, t := range targets {
 		host, portStr, err := net.SplitHostPort(t.Target)
@@ -103,7 +110,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}}, nil
+	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
 }
 
 // start sets the value consistent-hashing hashes for the client: in
@@ -130,6 +137,17 @@ func (u *upstreamPeers) next(_ context.Context, a *attempts) (string, string, er
 	return peer, p.Host, nil
 }
 
-func (u *upstreamPeers) release(a *attempts, connectTime time.Duration) {
+func (u *upstreamPeers) failed(_ *attempts, peer string) {
+	if u.checker != nil {
+		u.checker.ReportConnectFailure(netip.MustParseAddrPort(peer))
+	}
+}
+
+// release also reports the session's status to passive health checks, as
+// Kong's log phase does, when the session got as far as a peer.
+func (u *upstreamPeers) release(a *attempts, connectTime time.Duration, status int) {
 	u.b.Release(&a.handle, connectTime)
+	if u.checker != nil && len(a.tried) > 0 {
+		u.checker.ReportStatus(netip.MustParseAddrPort(a.tried[len(a.tried)-1]), status)
+	}
 }

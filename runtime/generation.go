@@ -86,7 +86,7 @@ var streamProtocols = []string{"tcp", "tls", "udp", "tls_passthrough"}
 
 // buildGeneration prepares a configuration for serving. accessLog returns
 // the shared writer for a path. Errors name the entity at fault.
-func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path string) (*accessLog, error), warn func(string, ...any)) (*generation, error) {
+func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (*generation, error) {
 	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
 	for _, p := range d.Plugins {
 		if p.Enabled && p.Stream() {
@@ -120,7 +120,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 	if err != nil {
 		return nil, err
 	}
-	services, err := buildServices(c, d, res, warn)
+	services, err := buildServices(c, d, res, checkers, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-func buildServices(c *conf.Config, d *declarative.Config, res *resolver, warn func(string, ...any)) (map[string]*service, error) {
+func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checkers *checkerSet, warn func(string, ...any)) (map[string]*service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -186,7 +186,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, warn fu
 		u := upstreams[s.Host]
 		if u != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-			up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, warn)
+			up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)

@@ -47,6 +47,7 @@ type Server struct {
 	stopping   bool
 
 	parker   *parker // nil where epoll is unavailable: relays never park
+	checkers *checkerSet
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -88,6 +89,7 @@ func New(opts Options) (*Server, error) {
 		w = os.Stderr
 	}
 	s.log = newErrorLog(w, s.level(opts.Config))
+	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {
 		s.parker = p
 	} else {
@@ -111,11 +113,8 @@ func (s *Server) Start() error {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
-	g, err := s.build(c)
+	g, err := s.swap(c)
 	if err != nil {
-		return err
-	}
-	if err := s.apply(g); err != nil {
 		return err
 	}
 	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
@@ -129,9 +128,25 @@ func (s *Server) build(c *conf.Config) (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
 	}
-	return buildGeneration(c, d, s.accessLog, func(format string, args ...any) {
+	return buildGeneration(c, d, s.accessLog, s.checkers, func(format string, args ...any) {
 		s.log.logf(LevelWarn, 0, format, args...)
 	})
+}
+
+// swap builds a generation and makes it current; on failure the current
+// one, with its health checkers, stays as it was.
+func (s *Server) swap(c *conf.Config) (*generation, error) {
+	s.checkers.begin()
+	g, err := s.build(c)
+	if err == nil {
+		err = s.apply(g)
+	}
+	if err != nil {
+		s.checkers.abort()
+		return nil, err
+	}
+	s.checkers.commit()
+	return g, nil
 }
 
 // accessLog returns the writer for path, shared by generations; writers
@@ -220,11 +235,7 @@ func (s *Server) reload(opts conf.Options) error {
 	if err != nil {
 		return err
 	}
-	g, err := s.build(c)
-	if err != nil {
-		return err
-	}
-	if err := s.apply(g); err != nil {
+	if _, err := s.swap(c); err != nil {
 		return err
 	}
 	if s.opts.ErrorLog == nil {
@@ -282,6 +293,7 @@ func (s *Server) finish(err error) {
 		if s.parker != nil {
 			s.parker.close()
 		}
+		s.checkers.stopAll()
 		s.done <- err
 	})
 }

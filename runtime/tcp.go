@@ -204,6 +204,9 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 		if err != nil {
 			cancel()
 			cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
+			if attempt+1 < svc.tries {
+				svc.peers.failed(cx.att, peer)
+			}
 			continue
 		}
 		cx.mu.Lock()
@@ -220,6 +223,9 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 		}
 		c.Close()
 		cx.s.log.logf(LevelError, cx.sess.id, "upstream SSL handshake failed: %v%s, upstream: \"%s\"", err, cx.context(), peer)
+		if attempt+1 < svc.tries {
+			svc.peers.failed(cx.att, peer)
+		}
 	}
 	return nil, statusBadGateway
 }
@@ -257,7 +263,7 @@ func (cx *conn) end(up net.Conn, status int) {
 		if up != nil {
 			connectTime = cx.sess.upstreamConnectTimes[len(cx.sess.upstreamConnectTimes)-1]
 		}
-		cx.svc.peers.release(cx.att, connectTime)
+		cx.svc.peers.release(cx.att, connectTime, status)
 	}
 	cx.s.untrack(cx)
 	cx.sess.status = status

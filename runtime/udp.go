@@ -158,7 +158,7 @@ func (us *udpSession) serve() {
 // end releases the session's peer and writes its access-log line.
 func (us *udpSession) end(status int) {
 	if us.att != nil {
-		us.svc.peers.release(us.att, 0)
+		us.svc.peers.release(us.att, 0, status)
 	}
 	us.sess.status = status
 	us.sess.end = time.Now()

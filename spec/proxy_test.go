@@ -605,3 +605,49 @@ services:
 		t.Errorf("least-connections answer %q, %v; want the target not holding a connection (not %q)", got, err, busy)
 	}
 }
+
+func TestHealthChecks(t *testing.T) {
+	live := startEcho(t, "live")
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: checked
+    healthchecks:
+      active:
+        type: tcp
+        timeout: 1
+        healthy: {interval: 0.05, successes: 1}
+        unhealthy: {interval: 0.05, tcp_failures: 1}
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: s
+    url: tcp://checked
+    retries: 0
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, dead, live, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.After(10 * time.Second); !strings.Contains(g.errLog.String(), "health check: "+dead+" is unhealthy"); {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the dead target was never marked unhealthy:\n%s", g.errLog)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for i := range 10 {
+			if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "live: x" {
+				t.Fatalf("%s, connection %d: %q, %v; want only the healthy target (retries 0)", when, i, got, err)
+			}
+		}
+	}
+	check("after the active check")
+	// The upstream is unchanged by the reload: its health survives.
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	check("right after a reload")
+}

@@ -1,0 +1,263 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// HealthConfig is an upstream's healthchecks record, as the checker uses
+// it in stream: active checks are TCP connects (Kong runs no other type
+// in stream), passive ones count connect failures and session statuses.
+type HealthConfig struct {
+	ActiveTCP         bool // healthchecks.active.type is tcp
+	Timeout           time.Duration
+	Concurrency       int
+	HealthyInterval   time.Duration
+	UnhealthyInterval time.Duration
+	// Active limits: successes to turn healthy, failures or timeouts to
+	// turn unhealthy; 0 disables a counter.
+	Successes, TCPFailures, Timeouts int
+	// Passive limits and statuses.
+	PassiveSuccesses, PassiveTCPFailures, PassiveTimeouts, PassiveHTTPFailures int
+	HealthyStatuses, UnhealthyStatuses                                         []int
+}
+
+// Enabled says whether Kong would create a health checker for the
+// upstream: some active interval or passive unhealthy limit is set.
+func (c HealthConfig) Enabled() bool {
+	return c.ActiveTCP && (c.HealthyInterval > 0 || c.UnhealthyInterval > 0) ||
+		c.PassiveTCPFailures > 0 || c.PassiveTimeouts > 0 || c.PassiveHTTPFailures > 0
+}
+
+// Checker keeps the health of an upstream's addresses, as
+// lua-resty-healthcheck does for Kong: per address a success counter and
+// failure counters; a success clears the failures, a failure clears the
+// successes, and a counter reaching its limit flips the address. It
+// probes actively when configured and takes passive reports from
+// connections. Health changes go to the balancer it feeds.
+type Checker struct {
+	cfg   HealthConfig
+	addrs []netip.AddrPort
+	log   func(format string, args ...any)
+
+	mu      sync.Mutex // guards the fields below
+	b       Balancer
+	state   map[netip.AddrPort]*health
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+type health struct {
+	healthy                          bool
+	successes, tcpFailures, timeouts int
+	httpFailures                     int
+	lastProbe                        time.Time
+}
+
+// NewChecker starts checking addrs (weight 0 excluded) for b; log reports
+// health changes.
+func NewChecker(b Balancer, addrs []Address, cfg HealthConfig, log func(string, ...any)) *Checker {
+	c := &Checker{cfg: cfg, b: b, log: log, state: map[netip.AddrPort]*health{}, stopped: make(chan struct{})}
+	for _, a := range addrs {
+		if a.Weight > 0 && !slices.Contains(c.addrs, a.Addr) {
+			c.addrs = append(c.addrs, a.Addr)
+			c.state[a.Addr] = &health{healthy: true}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	if cfg.ActiveTCP && (cfg.HealthyInterval > 0 || cfg.UnhealthyInterval > 0) {
+		go c.probeLoop(ctx)
+	} else {
+		close(c.stopped)
+	}
+	return c
+}
+
+// Adopt hands the checker to a new balancer of the same upstream (a
+// reload that left it unchanged): the new balancer starts from the health
+// the checker knows. It returns the balancer the checker fed before, for
+// a reload that fails to give it back.
+func (c *Checker) Adopt(b Balancer) Balancer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.b
+	c.b = b
+	for a, h := range c.state {
+		b.SetAvailable(a, h.healthy)
+	}
+	return prev
+}
+
+// Stop ends active probing.
+func (c *Checker) Stop() {
+	c.stop()
+	<-c.stopped
+}
+
+// Healthy reports the health of every checked address.
+func (c *Checker) Healthy() map[netip.AddrPort]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[netip.AddrPort]bool, len(c.state))
+	for a, h := range c.state {
+		out[a] = h.healthy
+	}
+	return out
+}
+
+// Report kinds.
+const (
+	reportSuccess = iota
+	reportTCPFailure
+	reportTimeout
+	reportHTTPFailure
+)
+
+// ReportConnectFailure is a passive report: a connect to addr failed and
+// the connection retries. Kong's stream counts timeouts as TCP failures
+// here too.
+func (c *Checker) ReportConnectFailure(addr netip.AddrPort) {
+	c.report(addr, reportTCPFailure, false)
+}
+
+// ReportStatus is a passive report of a finished session's status: a
+// status in the healthy list is a success, one in the unhealthy list an
+// HTTP failure, anything else is ignored (Kong's 502 after the last
+// failed try, with the default lists).
+func (c *Checker) ReportStatus(addr netip.AddrPort, status int) {
+	switch {
+	case slices.Contains(c.cfg.HealthyStatuses, status):
+		c.report(addr, reportSuccess, false)
+	case slices.Contains(c.cfg.UnhealthyStatuses, status):
+		c.report(addr, reportHTTPFailure, false)
+	}
+}
+
+func (c *Checker) report(addr netip.AddrPort, kind int, active bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.state[addr]
+	if h == nil {
+		return
+	}
+	limits := [4]int{c.cfg.PassiveSuccesses, c.cfg.PassiveTCPFailures, c.cfg.PassiveTimeouts, c.cfg.PassiveHTTPFailures}
+	if active {
+		limits = [4]int{c.cfg.Successes, c.cfg.TCPFailures, c.cfg.Timeouts, 0}
+	}
+	if kind == reportSuccess {
+		h.tcpFailures, h.timeouts, h.httpFailures = 0, 0, 0
+		h.successes++
+		if !h.healthy && limits[0] > 0 && h.successes >= limits[0] {
+			c.flip(addr, h, true)
+		}
+		return
+	}
+	h.successes = 0
+	var n *int
+	switch kind {
+	case reportTCPFailure:
+		n = &h.tcpFailures
+	case reportTimeout:
+		n = &h.timeouts
+	default:
+		n = &h.httpFailures
+	}
+	*n++
+	if h.healthy && limits[kind] > 0 && *n >= limits[kind] {
+		c.flip(addr, h, false)
+	}
+}
+
+// flip changes an address's health. c.mu is held.
+func (c *Checker) flip(addr netip.AddrPort, h *health, healthy bool) {
+	h.healthy = healthy
+	h.successes, h.tcpFailures, h.timeouts, h.httpFailures = 0, 0, 0, 0
+	c.b.SetAvailable(addr, healthy)
+	state := "unhealthy"
+	if healthy {
+		state = "healthy"
+	}
+	c.log("health check: %s is %s", addr, state)
+}
+
+// probeLoop probes healthy addresses every healthy interval and unhealthy
+// ones every unhealthy interval (0 skips that group), at most Concurrency
+// at a time.
+func (c *Checker) probeLoop(ctx context.Context) {
+	defer close(c.stopped)
+	tick := min(nonZero(c.cfg.HealthyInterval), nonZero(c.cfg.UnhealthyInterval))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	sem := make(chan struct{}, max(c.cfg.Concurrency, 1))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		now := time.Now()
+		for _, a := range c.due(now) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.probe(ctx, a)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func nonZero(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return d
+}
+
+// due lists the addresses whose interval has passed, and marks them.
+func (c *Checker) due(now time.Time) []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []netip.AddrPort
+	for _, a := range c.addrs {
+		h := c.state[a]
+		every := c.cfg.HealthyInterval
+		if !h.healthy {
+			every = c.cfg.UnhealthyInterval
+		}
+		if every > 0 && now.Sub(h.lastProbe) >= every {
+			h.lastProbe = now
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// probe is one active TCP check: connected is a success, a timeout a
+// timeout, anything else a TCP failure.
+func (c *Checker) probe(ctx context.Context, a netip.AddrPort) {
+	d := net.Dialer{Timeout: c.cfg.Timeout}
+	conn, err := d.DialContext(ctx, "tcp", a.String())
+	if ctx.Err() != nil {
+		return
+	}
+	var ne net.Error
+	switch {
+	case err == nil:
+		conn.Close()
+		c.report(a, reportSuccess, true)
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		c.report(a, reportTimeout, true)
+	default:
+		c.report(a, reportTCPFailure, true)
+	}
+}

@@ -1,0 +1,138 @@
+package balancer
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// waitHealth waits until the checker reports want for addr.
+func waitHealth(t *testing.T, c *Checker, addr netip.AddrPort, want bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for c.Healthy()[addr] != want {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%v never became healthy=%v", addr, want)
+		}
+	}
+}
+
+func TestActiveTCPChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	live := ln.Addr().(*net.TCPAddr).AddrPort()
+	other := netip.MustParseAddrPort("127.0.0.1:1") // nothing listens on port 1
+	as := []Address{{Addr: live, Weight: 100}, {Addr: other, Weight: 100}}
+	b := mustNew(t, as, Options{})
+	var logs []string
+	c := NewChecker(b, as, HealthConfig{ActiveTCP: true, Timeout: time.Second, Concurrency: 2,
+		HealthyInterval: 20 * time.Millisecond, UnhealthyInterval: 20 * time.Millisecond,
+		Successes: 2, TCPFailures: 2, Timeouts: 2}, func(f string, a ...any) { logs = append(logs, f) })
+	defer c.Stop()
+
+	waitHealth(t, c, other, false)
+	for range 10 {
+		if p, err := b.Pick(&Handle{}); err != nil || p.Addr != live {
+			t.Fatalf("Pick = %v, %v; want only the live address once the dead one is unhealthy", p, err)
+		}
+	}
+	// The live target goes away: it turns unhealthy, and the balancer has
+	// nothing left.
+	ln.Close()
+	waitHealth(t, c, live, false)
+	if _, err := b.Pick(&Handle{}); err != ErrUnhealthy {
+		t.Errorf("all unhealthy: %v; want %v", err, ErrUnhealthy)
+	}
+	// It comes back: unhealthy targets are probed too and recover.
+	ln2, err := net.Listen("tcp", live.String())
+	if err != nil {
+		t.Fatalf("could not listen again on %v: %v", live, err)
+	}
+	defer ln2.Close()
+	go func() {
+		for {
+			c, err := ln2.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	waitHealth(t, c, live, true)
+	if p, err := b.Pick(&Handle{}); err != nil || p.Addr != live {
+		t.Errorf("after recovery: %v, %v", p, err)
+	}
+}
+
+func TestPassiveChecks(t *testing.T) {
+	as := addrs(100, 100)
+	b := mustNew(t, as, Options{})
+	cfg := HealthConfig{PassiveTCPFailures: 3, PassiveHTTPFailures: 2, PassiveSuccesses: 1,
+		HealthyStatuses: []int{200}, UnhealthyStatuses: []int{500, 503}}
+	if !cfg.Enabled() {
+		t.Fatal("passive limits set, but the checker is disabled")
+	}
+	c := NewChecker(b, as, cfg, func(string, ...any) {})
+	defer c.Stop()
+	a := as[0].Addr
+	c.ReportConnectFailure(a)
+	c.ReportConnectFailure(a)
+	c.ReportStatus(a, 200) // a success clears the failures
+	c.ReportConnectFailure(a)
+	c.ReportConnectFailure(a)
+	if !c.Healthy()[a] {
+		t.Fatal("unhealthy after 2 consecutive failures; the limit is 3")
+	}
+	c.ReportConnectFailure(a)
+	if c.Healthy()[a] {
+		t.Fatal("healthy after 3 consecutive connect failures")
+	}
+	c.ReportStatus(a, 502) // in neither list: ignored
+	if c.Healthy()[a] {
+		t.Fatal("a status in neither list changed the health")
+	}
+	c.ReportStatus(a, 200)
+	if !c.Healthy()[a] {
+		t.Fatal("still unhealthy after a success with passive successes = 1")
+	}
+	c.ReportStatus(a, 503)
+	c.ReportStatus(a, 500)
+	if c.Healthy()[a] {
+		t.Fatal("healthy after 2 statuses of the unhealthy list")
+	}
+	if (HealthConfig{}).Enabled() {
+		t.Error("a checker with nothing set is enabled; Kong has none then")
+	}
+}
+
+func TestAdoptKeepsHealth(t *testing.T) {
+	as := addrs(100, 100)
+	cfg := HealthConfig{PassiveTCPFailures: 1}
+	b1 := mustNew(t, as, Options{})
+	c := NewChecker(b1, as, cfg, func(string, ...any) {})
+	defer c.Stop()
+	c.ReportConnectFailure(as[0].Addr)
+	b2 := mustNew(t, as, Options{})
+	c.Adopt(b2)
+	for range 4 {
+		if p, _ := b2.Pick(&Handle{}); p.Addr == as[0].Addr {
+			t.Fatal("the new balancer picked an address the checker knows is unhealthy")
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gong-proxy/gong/runtime/balancer"
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// checkerSet owns the health checkers of the upstreams, across
+// generations: a reload that leaves an upstream, its addresses and its
+// healthchecks unchanged hands the same checker, with its health state, to
+// the new balancer; the others are stopped once the new generation serves.
+type checkerSet struct {
+	log func(string, ...any)
+
+	mu      sync.Mutex // guards the maps
+	all     map[string]*balancer.Checker
+	used    map[string]bool              // keys the generation being built uses
+	pending map[string]*balancer.Checker // checkers it started
+	adopted map[string]balancer.Balancer // checkers it took over, and whom they fed
+}
+
+func newCheckerSet(log func(string, ...any)) *checkerSet {
+	return &checkerSet{log: log, all: map[string]*balancer.Checker{}}
+}
+
+// begin starts collecting the checkers of a generation being built.
+func (cs *checkerSet) begin() {
+	cs.mu.Lock()
+	cs.used, cs.pending, cs.adopted = map[string]bool{}, map[string]*balancer.Checker{}, map[string]balancer.Balancer{}
+	cs.mu.Unlock()
+}
+
+// get returns the checker for an upstream's balancer, or nil when the
+// upstream has no health checks.
+func (cs *checkerSet) get(u *declarative.Upstream, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
+	cfg := healthConfig(u.Healthchecks)
+	if !cfg.Enabled() {
+		return nil
+	}
+	key := checkerKey(u, addrs)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.used[key] = true
+	if c, ok := cs.all[key]; ok {
+		if _, again := cs.adopted[key]; !again {
+			cs.adopted[key] = c.Adopt(b)
+		} else {
+			c.Adopt(b)
+		}
+		return c
+	}
+	c := balancer.NewChecker(b, addrs, cfg, func(f string, a ...any) { cs.log("upstream %s: "+f, append([]any{u.Name}, a...)...) })
+	cs.pending[key] = c
+	return c
+}
+
+// commit makes the collected checkers current and stops the others; abort
+// drops those a failed build started.
+func (cs *checkerSet) commit() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for k, c := range cs.all {
+		if !cs.used[k] {
+			c.Stop()
+			delete(cs.all, k)
+		}
+	}
+	for k, c := range cs.pending {
+		cs.all[k] = c
+	}
+	cs.pending, cs.adopted = nil, nil
+}
+
+func (cs *checkerSet) abort() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range cs.pending {
+		c.Stop()
+	}
+	for k, prev := range cs.adopted {
+		cs.all[k].Adopt(prev)
+	}
+	cs.pending, cs.adopted = nil, nil
+}
+
+// stopAll ends every checker when the server ends.
+func (cs *checkerSet) stopAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for k, c := range cs.all {
+		c.Stop()
+		delete(cs.all, k)
+	}
+}
+
+// checkerKey identifies an upstream's checking: its id, its healthchecks
+// record and its addresses.
+func checkerKey(u *declarative.Upstream, addrs []balancer.Address) string {
+	hc, _ := json.Marshal(u.Healthchecks)
+	list := make([]string, len(addrs))
+	for i, a := range addrs {
+		list[i] = fmt.Sprintf("%s/%d", a.Addr, a.Weight)
+	}
+	slices.Sort(list)
+	return u.ID + "|" + string(hc) + "|" + strings.Join(list, ",")
+}
+
+// healthConfig reads an upstream's healthchecks for stream: active checks
+// run only with type tcp, as in Kong's stream subsystem.
+func healthConfig(h declarative.Healthchecks) balancer.HealthConfig {
+	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	a, p := h.Active, h.Passive
+	return balancer.HealthConfig{
+		ActiveTCP:           a.Type == "tcp",
+		Timeout:             sec(a.Timeout),
+		Concurrency:         a.Concurrency,
+		HealthyInterval:     sec(a.Healthy.Interval),
+		UnhealthyInterval:   sec(a.Unhealthy.Interval),
+		Successes:           a.Healthy.Successes,
+		TCPFailures:         a.Unhealthy.TCPFailures,
+		Timeouts:            a.Unhealthy.Timeouts,
+		PassiveSuccesses:    p.Healthy.Successes,
+		PassiveTCPFailures:  p.Unhealthy.TCPFailures,
+		PassiveTimeouts:     p.Unhealthy.Timeouts,
+		PassiveHTTPFailures: p.Unhealthy.HTTPFailures,
+		HealthyStatuses:     p.Healthy.HTTPStatuses,
+		UnhealthyStatuses:   p.Unhealthy.HTTPStatuses,
+	}
+}
