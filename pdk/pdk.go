@@ -34,7 +34,11 @@ type Session interface {
 	// before closing, nil when nothing is sent (no body, or status >= 400,
 	// whose body the PDK logs instead). Status 0 (ngx.exit(ngx.OK)) ends
 	// the preread phase and proxying continues. The handler has ended when
-	// Exit returns: the PDK yields its coroutine.
+	// Exit returns: the PDK yields its coroutine. The runtime must take a
+	// call to Exit, not lua.VM.Run's yielded, as the signal: gopher-lua
+	// reports a yield from a Go function in tail-call position (the usual
+	// "return kong.response.exit(403)" at a handler's top level) as a
+	// normal return, after which no handler code runs either.
 	Exit(status int, body []byte)
 }
 

@@ -1,0 +1,111 @@
+package pdk
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gong-proxy/gong/lua"
+	glua "github.com/yuin/gopher-lua"
+)
+
+type fakeSession struct {
+	vars     map[string]string
+	protocol string
+	record   map[string]any
+	exits    []fakeExit
+}
+
+type fakeExit struct {
+	status int
+	body   []byte
+}
+
+func (f *fakeSession) Var(name string) (string, bool) { v, ok := f.vars[name]; return v, ok }
+func (f *fakeSession) Protocol() string               { return f.protocol }
+func (f *fakeSession) Serialize() map[string]any      { return f.record }
+func (f *fakeSession) Exit(status int, body []byte) {
+	f.exits = append(f.exits, fakeExit{status, body})
+}
+
+type logLine struct {
+	level LogLevel
+	line  string
+}
+
+type fakeLogger struct{ lines []logLine }
+
+func (f *fakeLogger) Log(level LogLevel, line string) { f.lines = append(f.lines, logLine{level, line}) }
+
+type env struct {
+	vm   *lua.VM
+	b    *Binding
+	sess *fakeSession
+	log  *fakeLogger
+	st   *State
+}
+
+// newEnv opens the PDK on a fresh VM with a State in phase bound.
+func newEnv(t *testing.T, phase Phase, opts Options) *env {
+	t.Helper()
+	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
+	if err != nil {
+		t.Fatalf("NewBundle: %v", err)
+	}
+	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
+	if err != nil {
+		t.Fatalf("NewVM: %v", err)
+	}
+	t.Cleanup(vm.Close)
+	e := &env{vm: vm, b: &Binding{}, sess: &fakeSession{vars: map[string]string{}}, log: &fakeLogger{}}
+	if opts.Logger == nil {
+		opts.Logger = e.log
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	Open(vm.L, e.b, opts)
+	e.st = &State{Phase: phase, Session: e.sess, Plugin: "my-plugin"}
+	e.b.State = e.st
+	return e
+}
+
+func callLua(t *testing.T, vm *lua.VM, code string) ([]glua.LValue, error) {
+	t.Helper()
+	fn, err := vm.L.Load(strings.NewReader(code), "handler")
+	if err != nil {
+		t.Fatalf("load %q: %v", code, err)
+	}
+	return vm.Call(t.Context(), fn)
+}
+
+// runLua runs code and returns its results.
+func runLua(t *testing.T, vm *lua.VM, code string) []glua.LValue {
+	t.Helper()
+	res, err := callLua(t, vm, code)
+	if err != nil {
+		t.Fatalf("run %q: %v", code, err)
+	}
+	return res
+}
+
+// runString runs code returning one value and renders it with tostring.
+func runString(t *testing.T, vm *lua.VM, code string) string {
+	t.Helper()
+	res := runLua(t, vm, code)
+	if len(res) == 0 {
+		return ""
+	}
+	return tostringValue(vm.L, res[0])
+}
+
+// wantLuaError runs code and checks it raises a message containing substr.
+func wantLuaError(t *testing.T, vm *lua.VM, code, substr string) {
+	t.Helper()
+	_, err := callLua(t, vm, code)
+	var le *lua.Error
+	if !errors.As(err, &le) || !strings.Contains(le.Msg, substr) {
+		t.Fatalf("run %q: err = %v; want one containing %q", code, err, substr)
+	}
+}
