@@ -1,0 +1,538 @@
+package schema
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	glua "github.com/yuin/gopher-lua"
+
+	"github.com/gong-proxy/gong/lua"
+)
+
+// Modules are the Go-native Lua modules plugin schema files require:
+// "kong.db.schema" (with define) and "kong.db.schema.typedefs" (callable
+// typedef tables; custom validators in Go). Pass them to lua.NewBundle
+// with lua.GoModules.
+func Modules() map[string]glua.LGFunction {
+	return map[string]glua.LGFunction{
+		"kong.db.schema":          openSchema,
+		"kong.db.schema.typedefs": openTypedefs,
+	}
+}
+
+func openSchema(L *glua.LState) int {
+	m := L.NewTable()
+	L.SetField(m, "define", L.NewFunction(schemaDefine))
+	L.Push(m)
+	return 1
+}
+
+// schemaDefine is Schema.define: the table becomes callable, and calling
+// it with overrides returns the overrides filled with every key they do not
+// set (kong/db/schema/init.lua).
+func schemaDefine(L *glua.LState) int {
+	t := L.CheckTable(1)
+	L.SetMetatable(t, defineMeta(L))
+	L.Push(t)
+	return 1
+}
+
+const defineMetaKey = "gong.schema.define_mt"
+
+func defineMeta(L *glua.LState) *glua.LTable {
+	reg := L.Get(glua.RegistryIndex).(*glua.LTable)
+	if mt, ok := reg.RawGetString(defineMetaKey).(*glua.LTable); ok {
+		return mt
+	}
+	mt := L.NewTable()
+	mt.RawSetString("__call", L.NewFunction(func(L *glua.LState) int {
+		t := L.CheckTable(1)
+		arg, ok := L.Get(2).(*glua.LTable)
+		if !ok {
+			arg = L.NewTable()
+		}
+		t.ForEach(func(k, v glua.LValue) {
+			if arg.RawGet(k) == glua.LNil {
+				arg.RawSet(k, v)
+			}
+		})
+		L.Push(arg)
+		return 1
+	}))
+	reg.RawSetString(defineMetaKey, mt)
+	return mt
+}
+
+// validator is a typedef custom validator: "" when s is valid.
+type validator func(s string) string
+
+// goValidator wraps a validator as custom_validator(value) -> true | nil, err.
+func goValidator(L *glua.LState, fn validator) *glua.LFunction {
+	return L.NewFunction(func(L *glua.LState) int {
+		s, ok := L.Get(1).(glua.LString)
+		if !ok {
+			L.Push(glua.LNil)
+			L.Push(glua.LString("expected a string"))
+			return 2
+		}
+		if msg := fn(string(s)); msg != "" {
+			L.Push(glua.LNil)
+			L.Push(glua.LString(msg))
+			return 2
+		}
+		L.Push(glua.LTrue)
+		return 1
+	})
+}
+
+// protocols is constants.PROTOCOLS, sorted.
+var protocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp"}
+
+// openTypedefs builds kong.db.schema.typedefs (kong/db/schema/typedefs.lua):
+// each typedef is a Schema.define table; indexing an unknown one raises.
+func openTypedefs(L *glua.LState) int {
+	null := nullValue(L)
+	mt := defineMeta(L)
+	td := L.NewTable()
+	def := func(name string, attrs map[string]glua.LValue) *glua.LTable {
+		t := L.NewTable()
+		for k, v := range attrs {
+			t.RawSetString(k, v)
+		}
+		L.SetMetatable(t, mt)
+		td.RawSetString(name, t)
+		return t
+	}
+	str := func(name string, fn validator) *glua.LTable {
+		return def(name, map[string]glua.LValue{"type": glua.LString("string"), "custom_validator": goValidator(L, fn)})
+	}
+	list := func(items ...string) *glua.LTable {
+		t := L.NewTable()
+		for _, s := range items {
+			t.Append(glua.LString(s))
+		}
+		return t
+	}
+	between := func(lo, hi float64) *glua.LTable {
+		t := L.NewTable()
+		t.Append(glua.LNumber(lo))
+		t.Append(glua.LNumber(hi))
+		return t
+	}
+	patErr := func(pattern, err string) *glua.LTable {
+		t := L.NewTable()
+		e := L.NewTable()
+		e.RawSetString("pattern", glua.LString(pattern))
+		e.RawSetString("err", glua.LString(err))
+		t.Append(e)
+		return t
+	}
+	S := func(s string) glua.LValue { return glua.LString(s) }
+
+	def("http_method", map[string]glua.LValue{"type": S("string"), "match": S("^%u+$")})
+	protocol := def("protocol", map[string]glua.LValue{"type": S("string"), "one_of": list(protocols...)})
+	str("host", validateHost)
+	str("redis_host", validateHost)
+	str("host_with_optional_port", validateHostWithOptionalPort)
+	str("wildcard_host", validateWildcardHost)
+	str("ip", validateIP)
+	str("ip_or_cidr", validateIPOrCIDR)
+	cidr := str("cidr_v4", validateIPOrCIDRv4)
+	td.RawSetString("cidr", cidr)
+	def("port", map[string]glua.LValue{"type": S("integer"), "between": between(0, 65535)})
+	def("path", map[string]glua.LValue{"type": S("string"), "starts_with": S("/"),
+		"match_none": patErr("//", "must not have empty segments"), "custom_validator": goValidator(L, validatePath)})
+	str("url", validateURL)
+	str("header_name", validateHeaderName)
+	def("timeout", map[string]glua.LValue{"type": S("integer"), "between": between(0, math.Pow(2, 31)-2)})
+	def("uuid", map[string]glua.LValue{"type": S("string"), "uuid": glua.LTrue, "auto": glua.LTrue})
+	def("auto_timestamp_s", map[string]glua.LValue{"type": S("integer"), "timestamp": glua.LTrue, "auto": glua.LTrue})
+	def("auto_timestamp_ms", map[string]glua.LValue{"type": S("number"), "timestamp": glua.LTrue, "auto": glua.LTrue})
+	for _, n := range []struct{ name, ref string }{{"no_route", "routes"}, {"no_service", "services"}, {"no_consumer", "consumers"}} {
+		def(n.name, map[string]glua.LValue{"type": S("foreign"), "reference": S(n.ref), "eq": null})
+	}
+	def("name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, validateName)})
+	def("utf8_name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, validateUTF8Name)})
+	str("sni", validateSNI)
+	str("redis_server_name", validateSNI)
+	str("certificate", validateCertificate)
+	str("key", validateKey)
+	tag := def("tag", map[string]glua.LValue{"type": S("string"), "required": glua.LTrue, "custom_validator": goValidator(L, validateTag)})
+	def("tags", map[string]glua.LValue{"type": S("set"), "elements": tag})
+	def("protocols", map[string]glua.LValue{"type": S("set"), "required": glua.LTrue,
+		"default": list(httpProtocols...), "elements": protocol})
+	def("protocols_http", map[string]glua.LValue{"type": S("set"), "required": glua.LTrue,
+		"default": list(httpProtocols...), "elements": func() *glua.LTable {
+			t := L.NewTable()
+			t.RawSetString("type", S("string"))
+			t.RawSetString("one_of", list(httpProtocols...))
+			return t
+		}()})
+	headerValues := L.NewTable()
+	headerValues.RawSetString("type", S("array"))
+	strEl := L.NewTable()
+	strEl.RawSetString("type", S("string"))
+	headerValues.RawSetString("elements", strEl)
+	def("headers", map[string]glua.LValue{"type": S("map"), "keys": td.RawGetString("header_name"), "values": headerValues})
+	matchAny := L.NewTable()
+	matchAny.RawSetString("patterns", list("^%d+[%.%d]*$", "^%d+[%.%d]*%-?.*$"))
+	matchAny.RawSetString("err", S("invalid version number: must be in format of X.Y.Z"))
+	def("semantic_version", map[string]glua.LValue{"type": S("string"), "match_any": matchAny,
+		"match_none": patErr("%.%.", "must not have empty version segments")})
+	luaKeys := L.NewTable()
+	luaKeys.RawSetString("type", S("string"))
+	luaKeys.RawSetString("len_min", glua.LNumber(1))
+	luaValues := L.NewTable()
+	luaValues.RawSetString("type", S("string"))
+	luaValues.RawSetString("len_min", glua.LNumber(1))
+	luaValues.RawSetString("custom_validator", goValidator(L, validateLua))
+	def("lua_code", map[string]glua.LValue{"type": S("map"), "keys": luaKeys, "values": luaValues})
+	def("ttl", map[string]glua.LValue{"type": S("number"), "between": between(0, 100000000)})
+	td.RawSetString("queue", queueSchema(L, mt))
+
+	meta := L.NewTable()
+	meta.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
+		L.RaiseError("schema typedef error: definition %s does not exist", L.Get(2).String())
+		return 0
+	}))
+	L.SetMetatable(td, meta)
+	L.Push(td)
+	return 1
+}
+
+// queueSchema is kong/tools/queue_schema.lua.
+func queueSchema(L *glua.LState, mt *glua.LTable) *glua.LTable {
+	fields := L.NewTable()
+	add := func(name, typ string, def glua.LValue, lo, hi float64, oneOf ...float64) {
+		f := L.NewTable()
+		f.RawSetString("type", glua.LString(typ))
+		if def != glua.LNil {
+			f.RawSetString("default", def)
+		}
+		if lo != hi {
+			b := L.NewTable()
+			b.Append(glua.LNumber(lo))
+			b.Append(glua.LNumber(hi))
+			f.RawSetString("between", b)
+		}
+		if len(oneOf) > 0 {
+			o := L.NewTable()
+			for _, n := range oneOf {
+				o.Append(glua.LNumber(n))
+			}
+			f.RawSetString("one_of", o)
+		}
+		item := L.NewTable()
+		item.RawSetString(name, f)
+		fields.Append(item)
+	}
+	N := func(n float64) glua.LValue { return glua.LNumber(n) }
+	add("max_batch_size", "integer", N(1), 1, 1000000)
+	add("max_coalescing_delay", "number", N(1), 0, 3600)
+	add("max_entries", "integer", N(10000), 1, 1000000)
+	add("max_bytes", "integer", glua.LNil, 0, 0)
+	add("max_retry_time", "number", N(60), 0, 0)
+	add("initial_retry_delay", "number", N(0.01), 0.001, 1000000)
+	add("max_retry_delay", "number", N(60), 0.001, 1000000)
+	add("concurrency_limit", "integer", N(1), 0, 0, -1, 1)
+	q := L.NewTable()
+	q.RawSetString("type", glua.LString("record"))
+	q.RawSetString("fields", fields)
+	L.SetMetatable(q, mt)
+	return q
+}
+
+// hostInfo is kong.tools.ip.normalize_ip's result: the host type ("ipv4",
+// "ipv6" or "name") and the port, -1 when none; err is non-empty when the
+// address does not parse.
+type hostInfo struct {
+	typ  string
+	port int
+	err  string
+}
+
+var hostnameRE = regexp.MustCompile(`^[0-9A-Za-z\-._]+$`)
+
+func normalizeIP(address string) hostInfo {
+	host, portStr, hasPort := address, "", false
+	switch {
+	case strings.HasPrefix(address, "["):
+		end := strings.Index(address, "]")
+		if end < 0 {
+			return hostInfo{err: "invalid value"}
+		}
+		host = address[1:end]
+		rest := address[end+1:]
+		if rest != "" {
+			if !strings.HasPrefix(rest, ":") {
+				return hostInfo{err: "invalid value"}
+			}
+			portStr, hasPort = rest[1:], true
+		}
+		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
+			return hostInfo{err: "invalid ipv6 address"}
+		}
+	case strings.Count(address, ":") == 1:
+		i := strings.Index(address, ":")
+		host, portStr, hasPort = address[:i], address[i+1:], true
+	}
+	info := hostInfo{port: -1}
+	if hasPort {
+		p, err := strconv.Atoi(portStr)
+		if err != nil || p < 0 || p > 65535 || portStr == "" {
+			return hostInfo{err: "invalid port number"}
+		}
+		info.port = p
+	}
+	switch {
+	case strings.Contains(host, ":"):
+		if net.ParseIP(host) == nil {
+			return hostInfo{err: "invalid ipv6 address"}
+		}
+		info.typ = "ipv6"
+	case isIPv4(host):
+		info.typ = "ipv4"
+	default:
+		if !hostnameRE.MatchString(host) {
+			return hostInfo{err: "invalid hostname"}
+		}
+		for _, label := range strings.Split(host, ".") {
+			if label == "" || strings.HasSuffix(label, "-") {
+				return hostInfo{err: "invalid hostname"}
+			}
+		}
+		info.typ = "name"
+	}
+	return info
+}
+
+func isIPv4(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 255 || p == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func validateHost(host string) string {
+	info := normalizeIP(host)
+	if info.err != "" && info.err != "invalid port number" {
+		return "invalid value: " + host
+	}
+	if info.err == "invalid port number" || info.port >= 0 {
+		return "must not have a port"
+	}
+	return ""
+}
+
+func validateHostWithOptionalPort(host string) string {
+	return normalizeIP(host).err
+}
+
+func validateSNI(host string) string {
+	info := normalizeIP(host)
+	if info.err != "" && info.err != "invalid port number" {
+		return "invalid value: " + host
+	}
+	if info.err == "" && info.typ != "name" {
+		return "must not be an IP"
+	}
+	if info.err == "invalid port number" || info.port >= 0 {
+		return "must not have a port"
+	}
+	return ""
+}
+
+func validateWildcardHost(host string) string {
+	if idx := strings.Index(host, "*"); idx >= 0 {
+		if idx != 0 && idx != len(host)-1 {
+			return "wildcard must be leftmost or rightmost character"
+		}
+		if strings.Count(host, "*") > 1 {
+			return "only one wildcard must be specified"
+		}
+		host = strings.Replace(host, "*", "wildcard", 1)
+	}
+	return validateSNI(host)
+}
+
+func validateIP(s string) string {
+	if isIPv4(s) || (strings.Contains(s, ":") && net.ParseIP(s) != nil) {
+		return ""
+	}
+	return "not an ip address: " + s
+}
+
+// validIPOrCIDR is kong.tools.ip is_valid_ip_or_cidr (v4only for
+// is_valid_ip_or_cidr_v4).
+func validIPOrCIDR(s string, v4only bool) bool {
+	addr, prefix, hasPrefix := strings.Cut(s, "/")
+	v4 := isIPv4(addr)
+	v6 := !v4 && strings.Contains(addr, ":") && net.ParseIP(addr) != nil
+	if !v4 && (v4only || !v6) {
+		return false
+	}
+	if !hasPrefix {
+		return true
+	}
+	n, err := strconv.Atoi(prefix)
+	if err != nil || n < 0 || prefix == "" {
+		return false
+	}
+	if v4 {
+		return n <= 32
+	}
+	return n <= 128
+}
+
+func validateIPOrCIDR(s string) string {
+	if validIPOrCIDR(s, false) {
+		return ""
+	}
+	return "invalid ip or cidr range: '" + s + "'"
+}
+
+func validateIPOrCIDRv4(s string) string {
+	if validIPOrCIDR(s, true) {
+		return ""
+	}
+	return "invalid ipv4 cidr range: '" + s + "'"
+}
+
+var (
+	pathRE       = regexp.MustCompile(`^/[A-Za-z0-9.\-_~/%:@!$&'()*+,;=]*$`)
+	percentRE    = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
+	nameRE       = regexp.MustCompile(`^[A-Za-z0-9.\-_~]+$`)
+	headerNameRE = regexp.MustCompile(`^[a-zA-Z0-9\-_]+$`)
+)
+
+func validatePath(path string) string {
+	if !pathRE.MatchString(path) {
+		return "invalid path: '" + path + "' (characters outside of the reserved list of RFC 3986 found)"
+	}
+	raw := percentRE.ReplaceAllString(path, "___")
+	if i := strings.Index(raw, "%"); i >= 0 {
+		end := min(i+3, len(raw))
+		return "invalid url-encoded value: '" + raw[i:end] + "'"
+	}
+	return ""
+}
+
+func validateName(name string) string {
+	if !nameRE.MatchString(name) {
+		return "invalid value '" + name + "': it must only contain alphanumeric and '., -, _, ~' characters"
+	}
+	return ""
+}
+
+func validateUTF8(s string) string {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return "invalid utf-8 character sequence detected at position " + strconv.Itoa(i+1)
+		}
+		i += size
+	}
+	return ""
+}
+
+func validateUTF8Name(name string) string {
+	if msg := validateUTF8(name); msg != "" {
+		return msg
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < 0x80 && !nameRE.MatchString(string(c)) || c > 0xF4 {
+			return "invalid value '" + name + "': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
+		}
+	}
+	return ""
+}
+
+func validateTag(tag string) string {
+	if msg := validateUTF8(tag); msg != "" {
+		return msg
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !(c == ' ' || (c >= 33 && c <= 126 && c != ',' && c != '/') || (c >= 128 && c <= 244)) {
+			return "invalid tag '" + tag + "': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"
+		}
+	}
+	return ""
+}
+
+// validateURL is typedefs validate_url over socket.url.parse.
+func validateURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "could not parse url. " + err.Error()
+	}
+	if u.Host == "" {
+		return "missing host in url"
+	}
+	if u.Scheme == "" {
+		return "missing scheme in url"
+	}
+	return ""
+}
+
+// validateHeaderName is kong.tools.http validate_header_name.
+func validateHeaderName(name string) string {
+	if headerNameRE.MatchString(name) {
+		return ""
+	}
+	return "bad header name '" + name + "', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
+}
+
+func validateCertificate(s string) string {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return "invalid certificate: PEM_read_bio_X509_AUX() failed"
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return "invalid certificate: " + err.Error()
+	}
+	return ""
+}
+
+func validateKey(s string) string {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return "invalid key: pkey.new:load_key: failed to load key"
+	}
+	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return ""
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return ""
+	}
+	if _, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+		return ""
+	}
+	if _, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		return ""
+	}
+	return "invalid key: pkey.new:load_key: failed to load key"
+}
+
+// validateLua is the compile check of sandbox.validate_safe.
+func validateLua(code string) string {
+	if _, err := lua.Compile("=(lua_code)", code); err != nil {
+		return "Error parsing function: " + err.Error()
+	}
+	return ""
+}

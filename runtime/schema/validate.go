@@ -1,0 +1,518 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	glua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/pm"
+
+	"github.com/gong-proxy/gong/lua"
+)
+
+// Messages of kong/db/schema/init.lua validation_errors.
+const (
+	msgRequired         = "required field missing"
+	msgUnknown          = "unknown field"
+	msgRequiredForCheck = "field required for entity check"
+)
+
+// callTimeout bounds each Lua function a validation calls (custom
+// validators, entity checks, shorthand funcs).
+const callTimeout = 5 * time.Second
+
+// run is one validation: the VM that owns the schema's Lua functions.
+type run struct {
+	vm   *lua.VM
+	null glua.LValue
+}
+
+// call runs a Lua function of the schema and returns its results.
+func (r *run) call(fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return r.vm.Call(ctx, fn, args...)
+}
+
+// Validate checks a plugin entity's config and returns it with Kong's
+// defaults filled as a handler sees it (select-processed: optional fields
+// without a value are absent, sets de-duplicated), or the field errors
+// nested as Kong nests them: field -> message, or a nested map for records
+// and for arrays (keyed by the 1-based index as a string), and "@entity" ->
+// []string. Entity checks declared at the top of the plugin schema (on
+// "config.x" paths) report their "@entity" messages in the returned map's
+// "@entity". It may call Lua functions of the schema on vm, which must be
+// the VM the schema was loaded on.
+func (s *Schema) Validate(vm *lua.VM, config map[string]any) (filled map[string]any, errs map[string]any) {
+	r := &run{vm: vm, null: nullValue(vm.L)}
+	cfgField := s.root.byName["config"]
+	if cfgField == nil {
+		if len(config) > 0 {
+			return nil, map[string]any{"@entity": []string{"plugin '" + s.name + "' has no config field"}}
+		}
+		return map[string]any{}, nil
+	}
+	entity := map[string]any{"config": normalize(config)}
+	processed, perrs := r.process(s.root, entity)
+	if len(perrs) > 0 {
+		return nil, lift(perrs)
+	}
+	top := map[string]any{}
+	if err := r.field(cfgField, processed["config"], true); err != nil {
+		top["config"] = err
+	}
+	r.checks(s.root, processed, top)
+	if len(top) > 0 {
+		return nil, lift(top)
+	}
+	cfg, _ := processed["config"].(map[string]any)
+	return r.selectRecord(cfgField, cfg), nil
+}
+
+// lift returns the errors under "config", with the plugin-level "@entity"
+// messages added to them.
+func lift(top map[string]any) map[string]any {
+	out := map[string]any{}
+	switch c := top["config"].(type) {
+	case map[string]any:
+		for k, v := range c {
+			out[k] = v
+		}
+	case string:
+		out["@entity"] = []string{c}
+	}
+	if l, ok := top["@entity"].([]string); ok {
+		prev, _ := out["@entity"].([]string)
+		out["@entity"] = append(prev, l...)
+	}
+	for k, v := range top {
+		if k != "config" && k != "@entity" {
+			if _, ok := v.(map[string]any); !ok {
+				out["@entity"] = append(asStrings(out["@entity"]), k+": "+fmt.Sprint(v))
+			}
+		}
+	}
+	return out
+}
+
+func asStrings(v any) []string {
+	l, _ := v.([]string)
+	return l
+}
+
+// typeError is the type check of Schema:validate_field.
+func typeError(f *field, v any) string {
+	switch f.typ {
+	case "array", "set":
+		if _, ok := asList(v); !ok {
+			return "expected " + article(f.typ)
+		}
+	case "map":
+		switch v.(type) {
+		case map[string]any, []any:
+		default:
+			return "expected a map"
+		}
+	case "record", "foreign":
+		if _, ok := asRecord(v); !ok {
+			return "expected a record"
+		}
+	case "integer":
+		n, ok := v.(float64)
+		if !ok || n != math.Floor(n) || math.IsInf(n, 0) {
+			return "expected an integer"
+		}
+	case "number":
+		if _, ok := v.(float64); !ok {
+			return "expected a number"
+		}
+	case "string":
+		if _, ok := v.(string); !ok {
+			return "expected a string"
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return "expected a boolean"
+		}
+	case "function":
+		return "expected a function"
+	}
+	return ""
+}
+
+func article(typ string) string {
+	if typ == "array" {
+		return "an array"
+	}
+	return "a " + typ
+}
+
+// asList accepts a sequence; an empty table is one in Lua.
+func asList(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, true
+	case map[string]any:
+		if len(x) == 0 {
+			return []any{}, true
+		}
+	}
+	return nil, false
+}
+
+// asRecord accepts a table with string keys; an empty table is one in Lua.
+func asRecord(v any) (map[string]any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		return x, true
+	case []any:
+		if len(x) == 0 {
+			return map[string]any{}, true
+		}
+	}
+	return nil, false
+}
+
+// field is Schema:validate_field: nil when v is valid, else a message
+// (string) or nested errors (map[string]any). v == nil is null.
+func (r *run) field(f *field, v any, present bool) any {
+	if !present {
+		return nil
+	}
+	if v == nil {
+		switch {
+		case f.neNull:
+			return orErr(f, "value must not be null")
+		case f.hasEq && !f.eqNull:
+			return "value must be " + tostring(f.eq)
+		case f.required:
+			return msgRequired
+		}
+		return nil
+	}
+	if f.eqNull {
+		return orErr(f, "value must be null")
+	}
+	if f.abstract {
+		return "error in schema definition: abstract field was not specialized"
+	}
+	if msg := typeError(f, v); msg != "" {
+		return msg
+	}
+	switch f.typ {
+	case "array", "set":
+		list, _ := asList(v)
+		errs := map[string]any{}
+		for i, e := range list {
+			if err := r.field(f.elements, e, true); err != nil {
+				errs[strconv.Itoa(i+1)] = err
+			}
+		}
+		if len(errs) > 0 {
+			return errs
+		}
+	case "map":
+		for _, kv := range mapPairs(v) {
+			if err := r.field(f.keys, kv.k, true); err != nil {
+				return err
+			}
+			if err := r.field(f.values, kv.v, true); err != nil {
+				return err
+			}
+		}
+	case "record":
+		m, _ := asRecord(v)
+		copied, perrs := r.process(f, m)
+		if len(perrs) > 0 {
+			return perrs
+		}
+		errs := r.record(f, copied)
+		if len(errs) > 0 {
+			return errs
+		}
+		v = copied
+	case "string":
+		if f.referenceable && isReference(v.(string)) {
+			return nil
+		}
+	}
+	if msg := r.validators(f, v); msg != "" {
+		return orErr(f, msg)
+	}
+	return nil
+}
+
+func orErr(f *field, msg string) string {
+	if f.err != "" {
+		return f.err
+	}
+	return msg
+}
+
+// isReference is kong.tools.vault is_reference: "{vault://...}".
+func isReference(s string) bool {
+	return strings.HasPrefix(s, "{vault://") && strings.HasSuffix(s, "}")
+}
+
+type pair struct {
+	k, v any
+}
+
+// mapPairs lists a map's pairs in key order; a sequence used as a map has
+// number keys.
+func mapPairs(v any) []pair {
+	var out []pair
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, pair{k, x[k]})
+		}
+	case []any:
+		for i, e := range x {
+			out = append(out, pair{float64(i + 1), e})
+		}
+	}
+	return out
+}
+
+var uuidRE = regexp.MustCompile(`(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// validators runs Schema.validators_order on a non-null value of the
+// right type and returns the first failure's message.
+func (r *run) validators(f *field, v any) string {
+	str, isStr := v.(string)
+	num, isNum := v.(float64)
+	if f.hasEq && !f.eqNull && !equal(v, f.eq) {
+		return "value must be " + tostring(f.eq)
+	}
+	if f.hasNe && !f.neNull && equal(v, f.ne) {
+		return "value must not be " + tostring(v)
+	}
+	if f.hasNotOneOf && inList(v, f.notOneOf) {
+		return "must not be one of: " + joinValues(f.notOneOf)
+	}
+	if f.hasOneOf && !inList(v, f.oneOf) {
+		return "expected one of: " + joinValues(f.oneOf)
+	}
+	if f.gt != nil && isNum && !(num > *f.gt) {
+		return "value must be greater than " + tostring(*f.gt)
+	}
+	if f.timestamp && isNum && !(num > 0) {
+		return "expected a valid timestamp"
+	}
+	if f.uuid && isStr && (len(str) != 36 || !uuidRE.MatchString(str)) {
+		return "expected a valid UUID"
+	}
+	if f.isRegex && isStr {
+		if _, err := regexp.Compile(str); err != nil {
+			return "not a valid regex: " + str
+		}
+	}
+	if f.between != nil && isNum && (num < f.between[0] || num > f.between[1]) {
+		return fmt.Sprintf("value should be between %d and %d", int64(f.between[0]), int64(f.between[1]))
+	}
+	lenMin := f.lenMin
+	if lenMin == nil && f.typ == "string" {
+		one := 1 // empty strings are not accepted by default
+		lenMin = &one
+	}
+	if n, ok := length(f, v); ok {
+		if f.lenEq != nil && n != *f.lenEq {
+			return fmt.Sprintf("length must be %d", *f.lenEq)
+		}
+		if lenMin != nil && n < *lenMin {
+			return fmt.Sprintf("length must be at least %d", *lenMin)
+		}
+		if f.lenMax != nil && n > *f.lenMax {
+			return fmt.Sprintf("length must be at most %d", *f.lenMax)
+		}
+	}
+	if isStr {
+		if f.startsWith != nil && !strings.HasPrefix(str, *f.startsWith) {
+			return "should start with: " + *f.startsWith
+		}
+		if f.notMatch != nil && luaMatch(str, *f.notMatch) {
+			return "invalid value: " + str
+		}
+		for _, pe := range f.matchNone {
+			if luaMatch(str, pe.pattern) {
+				return defaultMsg(pe.err, "invalid value: "+str)
+			}
+		}
+		if f.match != nil && !luaMatch(str, *f.match) {
+			return "invalid value: " + str
+		}
+		for _, pe := range f.matchAll {
+			if !luaMatch(str, pe.pattern) {
+				return defaultMsg(pe.err, "invalid value: "+str)
+			}
+		}
+		if f.matchAny != nil {
+			ok := false
+			for _, p := range f.matchAny.patterns {
+				if luaMatch(str, p) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return defaultMsg(f.matchAny.err, "invalid value: "+str)
+			}
+		}
+	}
+	if f.hasContains {
+		list, _ := asList(v)
+		if !inList(f.contains, list) {
+			return "expected to contain: " + tostring(f.contains)
+		}
+	}
+	if f.custom != nil {
+		if msg := r.custom(f.custom, v); msg != "" {
+			return msg
+		}
+	}
+	if len(f.mutexSubsets) > 0 {
+		if msg := mutexSubsets(v, f.mutexSubsets); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+func defaultMsg(msg, def string) string {
+	if msg == "" {
+		return def
+	}
+	return msg
+}
+
+// custom calls a custom_validator with the value alone.
+func (r *run) custom(fn glua.LValue, v any) string {
+	res, err := r.call(fn, toLua(r.vm.L, r.null, v))
+	if err != nil {
+		return "failed validating: " + err.Error()
+	}
+	if len(res) > 0 && glua.LVAsBool(res[0]) {
+		return ""
+	}
+	if len(res) > 1 && res[1] != glua.LNil {
+		return luaString(res[1])
+	}
+	return "failed validating: " + tostring(v)
+}
+
+// mutexSubsets is the mutually_exclusive_subsets validator.
+func mutexSubsets(v any, subsets [][]any) string {
+	list, _ := asList(v)
+	var member []int
+	seen := map[int]bool{}
+	for _, e := range list {
+		for i, sub := range subsets {
+			if inList(e, sub) && !seen[i] {
+				seen[i] = true
+				member = append(member, i)
+			}
+		}
+	}
+	if len(member) <= 1 {
+		return ""
+	}
+	parts := make([]string, len(member))
+	for i, m := range member {
+		parts[i] = "'" + joinValues(subsets[m]) + "'"
+	}
+	return "these sets are mutually exclusive: " + strings.Join(parts, ", ")
+}
+
+// length is Lua's # as make_length_validator uses it: bytes of a string,
+// elements of an array, and for maps # plus the number of pairs.
+func length(f *field, v any) (int, bool) {
+	switch x := v.(type) {
+	case string:
+		return len(x), true
+	case []any:
+		if f.typ == "map" {
+			return 2 * len(x), true
+		}
+		return len(x), true
+	case map[string]any:
+		return len(x), true
+	}
+	return 0, false
+}
+
+// luaMatch is string.match(s, pattern) ~= nil with Lua 5.1 patterns.
+func luaMatch(s, pattern string) bool {
+	mds, err := pm.Find(pattern, []byte(s), 0, 1)
+	return err == nil && len(mds) > 0
+}
+
+// equal is Lua's == on the value domain: tables are never equal to a
+// schema constant.
+func equal(a, b any) bool {
+	switch a.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	switch b.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	return a == b
+}
+
+func inList(v any, list []any) bool {
+	for _, e := range list {
+		if equal(v, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func joinValues(list []any) string {
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = tostring(e)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// record is Schema:validate on a record value with full_check: unknown
+// fields, field errors, required fields, then entity checks.
+func (r *run) record(f *field, m map[string]any) map[string]any {
+	errs := map[string]any{}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sub := f.byName[k]
+		if sub == nil {
+			errs[k] = msgUnknown
+			continue
+		}
+		if err := r.field(sub, m[k], true); err != nil {
+			errs[k] = err
+		}
+	}
+	for _, sub := range f.fields {
+		if v, ok := m[sub.name]; sub.required && (!ok || v == nil) {
+			errs[sub.name] = msgRequired
+		}
+	}
+	r.checks(f, m, errs)
+	return errs
+}
