@@ -36,7 +36,9 @@ type logLine struct {
 
 type fakeLogger struct{ lines []logLine }
 
-func (f *fakeLogger) Log(level LogLevel, line string) { f.lines = append(f.lines, logLine{level, line}) }
+func (f *fakeLogger) Log(level LogLevel, line string) {
+	f.lines = append(f.lines, logLine{level, line})
+}
 
 type env struct {
 	vm   *lua.VM
