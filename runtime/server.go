@@ -118,6 +118,12 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
+	if len(c.AdminListeners) > 0 || len(c.StatusListeners) > 0 {
+		s.log.logf(LevelNotice, 0, "admin_listen and status_listen are not served by this version of gong")
+	}
+	if len(c.Tracing.Instrumentations) > 0 {
+		s.log.logf(LevelWarn, 0, "tracing_instrumentations is set, but this version of gong does not trace connections yet")
+	}
 	return nil
 }
 
