@@ -125,6 +125,12 @@ func startEcho(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveEcho(t, ln, name)
+}
+
+// serveEcho answers lines on every connection ln accepts, until the test
+// ends, and returns ln's address.
+func serveEcho(t *testing.T, ln net.Listener, name string) string {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {

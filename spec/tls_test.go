@@ -41,17 +41,7 @@ func startTLSEcho(t *testing.T, name string, cert testCert, clientCAs *x509.Cert
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go echoLines(c, name)
-		}
-	}()
-	return ln.Addr().String(), snis
+	return serveEcho(t, ln, name), snis
 }
 
 // tlsDial connects with TLS, SNI sni (none if empty), trusting nothing:
