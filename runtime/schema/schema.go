@@ -495,25 +495,14 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*field, error) {
 			return nil, err
 		}
 	}
-	if f.hasDef {
-		// metaschema: the default is validated against the field itself
-		if msg := defaultError(f); msg != "" {
+	// Kong's metaschema checks a default's type against its field; custom
+	// validators are left to validation.
+	if f.hasDef && f.def != nil {
+		if msg := typeError(f, f.def); msg != "" {
 			return nil, fail("default: %s", msg)
 		}
 	}
 	return f, nil
-}
-
-// defaultError checks a default's type (the metaschema validates defaults
-// against their field; custom validators are left to validation).
-func defaultError(f *field) string {
-	if f.def == nil {
-		return ""
-	}
-	if msg := typeError(f, f.def); msg != "" {
-		return msg
-	}
-	return ""
 }
 
 func contains(list []string, s string) bool {

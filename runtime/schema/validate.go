@@ -91,19 +91,7 @@ func lift(top map[string]any) map[string]any {
 		prev, _ := out["@entity"].([]string)
 		out["@entity"] = append(prev, l...)
 	}
-	for k, v := range top {
-		if k != "config" && k != "@entity" {
-			if _, ok := v.(map[string]any); !ok {
-				out["@entity"] = append(asStrings(out["@entity"]), k+": "+fmt.Sprint(v))
-			}
-		}
-	}
 	return out
-}
-
-func asStrings(v any) []string {
-	l, _ := v.([]string)
-	return l
 }
 
 // typeError is the type check of Schema:validate_field.
