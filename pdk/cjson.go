@@ -12,7 +12,7 @@ import (
 )
 
 // Modules returns the Go-native modules of the PDK for lua.GoModules:
-// cjson and cjson.safe (openresty/lua-cjson).
+// cjson and cjson.safe (openresty/lua-cjson), and resty.ipmatcher.
 //
 // Objects are written in the VM's table iteration order (gopher-lua keeps
 // insertion order; cjson follows LuaJIT's hash order, so no order is
@@ -23,8 +23,9 @@ import (
 // instance as in cjson.
 func Modules() map[string]glua.LGFunction {
 	return map[string]glua.LGFunction{
-		"cjson":      func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(false))); return 1 },
-		"cjson.safe": func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(true))); return 1 },
+		"cjson":           func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(false))); return 1 },
+		"cjson.safe":      func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(true))); return 1 },
+		"resty.ipmatcher": openIPMatcher,
 	}
 }
 

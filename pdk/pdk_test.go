@@ -364,3 +364,24 @@ func TestSurfaceGolden(t *testing.T) {
 		t.Fatalf("surface differs from %s (run with -update and review):\n%s", path, got)
 	}
 }
+
+func TestIPMatcher(t *testing.T) {
+	L := glua.NewState()
+	defer L.Close()
+	L.PreloadModule("resty.ipmatcher", openIPMatcher)
+	err := L.DoString(`
+		local ipmatcher = require "resty.ipmatcher"
+		local m = assert(ipmatcher.new({ "10.0.0.0/8", "192.168.1.1", "2001:db8::/32" }))
+		assert(m:match("10.1.2.3") == true, "cidr v4")
+		assert(m:match("192.168.1.1") == true, "single ip")
+		assert(m:match("192.168.1.2") == false, "outside")
+		assert(m:match("2001:db8::5") == true, "cidr v6")
+		local ok, err = m:match("nope")
+		assert(ok == false and err == "invalid ip address: nope", "bad address")
+		local bad, err2 = ipmatcher.new({ "10.0.0.0/8", "x.y" })
+		assert(bad == nil and err2 == "invalid ip address: x.y", "bad list")
+	`)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
