@@ -250,8 +250,9 @@ func (b *builder) plugins() *schema {
 		reference("service"),
 		reference("consumer"),
 		&field{name: "config", kind: tAny},
-		required(&field{name: "protocols", kind: tSet, elements: oneOf(str(""), protocols...),
-			def: strs("grpc", "grpcs", "http", "https")}),
+		// protocols defaults per plugin (Options.PluginProtocols), so
+		// pluginConfig fills it in.
+		&field{name: "protocols", kind: tSet, elements: oneOf(str(""), protocols...)},
 		required(boolean("enabled", true)),
 		tags(),
 	)}
@@ -275,8 +276,8 @@ func (b *builder) plugins() *schema {
 	return s
 }
 
-// pluginConfig checks the plugin's config record, through the
-// Options.PluginConfig hook when there is one.
+// pluginConfig fills the plugin's default protocols and checks its config
+// record, through the Options hooks when there are.
 func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 	v := m["config"]
 	if v == nil {
@@ -288,6 +289,15 @@ func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 		return
 	}
 	name, _ := m["name"].(string)
+	if m["protocols"] == nil {
+		def := []string{"grpc", "grpcs", "http", "https"}
+		if b.opts.PluginProtocols != nil {
+			if p := b.opts.PluginProtocols(name); p != nil {
+				def = p
+			}
+		}
+		m["protocols"] = strs(def...)
+	}
 	if b.opts.PluginConfig != nil {
 		filled, ferrs := b.opts.PluginConfig(name, conf)
 		if len(ferrs) > 0 {

@@ -21,6 +21,11 @@ type Options struct {
 	// not keep or modify config. When nil, the config is taken as given
 	// and only has to be a record.
 	PluginConfig func(name string, config map[string]any) (map[string]any, map[string]any)
+	// PluginProtocols, when set, returns a plugin's default protocols (the
+	// default of its schema's protocols field), used when a plugin entity
+	// gives none. Nil, or a nil result, means Kong's generic default:
+	// grpc, grpcs, http, https.
+	PluginProtocols func(name string) []string
 }
 
 // Config is a validated declarative configuration. Entities appear in
