@@ -97,3 +97,10 @@ func deepCopy(L *glua.LState, v glua.LValue, seen map[*glua.LTable]*glua.LTable)
 	}
 	return c
 }
+
+// ToLua converts a plugin's conf, as decoded from the declarative
+// configuration, into the Lua table its handlers receive; arrays get
+// cjson's array_mt, as Kong's do.
+func ToLua(L *glua.LState, v any) glua.LValue {
+	return toLua(L, v, arrayMT(L))
+}

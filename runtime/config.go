@@ -11,24 +11,31 @@ const KongCompatibility = "3.x"
 // LuaVersion is the Lua language version plugins run on.
 const LuaVersion = "Lua 5.1 (gopher-lua)"
 
-// BundledPlugins are the plugins the "bundled" value of kong.conf's
-// plugins property enables. gong cannot run Lua plugins yet, so it bundles
-// none; a configured plugin is refused when a generation is built.
-var BundledPlugins []string
-
-func declarativeOptions(c *conf.Config) declarative.Options {
+// declarativeOptions validates plugin entities against the loaded
+// plugins: their names, schemas and default protocols.
+func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 	plugins := c.EnabledPlugins(BundledPlugins)
 	if plugins == nil {
 		plugins = []string{}
 	}
-	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins}
+	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
+		PluginConfig: ps.validate, PluginProtocols: ps.protocols}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:
 // declarative_config_string first, as Kong does, then declarative_config;
 // with neither, the configuration is empty.
 func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
-	opts := declarativeOptions(c)
+	ps, err := loadPlugins(c, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.close()
+	return loadDeclarative(c, ps)
+}
+
+func loadDeclarative(c *conf.Config, ps *pluginSet) (*declarative.Config, error) {
+	opts := declarativeOptions(c, ps)
 	switch {
 	case c.DeclarativeConfigString != "":
 		return declarative.Parse([]byte(c.DeclarativeConfigString), "", opts)
@@ -39,7 +46,13 @@ func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
 }
 
 // ParseDeclarativeFile validates a declarative configuration file against
-// the node's configuration (router flavor, enabled plugins).
+// the node's configuration: router flavor, enabled plugins and their
+// schemas.
 func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, error) {
-	return declarative.LoadFile(path, declarativeOptions(c))
+	ps, err := loadPlugins(c, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.close()
+	return declarative.LoadFile(path, declarativeOptions(c, ps))
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gong-proxy/gong/pdk"
 )
 
 // Level is an nginx error-log level; lower is more verbose.
@@ -114,4 +116,29 @@ func openLogFile(path string) (io.Writer, io.Closer, error) {
 		return nil, nil, fmt.Errorf("could not open log file: %w", err)
 	}
 	return f, f, nil
+}
+
+// pluginLog is the error log as the PDK's Logger: kong.log and ngx.log
+// lines at their nginx level.
+type pluginLog struct{ l *errorLog }
+
+func (p pluginLog) Log(level pdk.LogLevel, line string) {
+	lv := LevelEmerg
+	switch level {
+	case pdk.LevelDebug:
+		lv = LevelDebug
+	case pdk.LevelInfo:
+		lv = LevelInfo
+	case pdk.LevelNotice:
+		lv = LevelNotice
+	case pdk.LevelWarn:
+		lv = LevelWarn
+	case pdk.LevelErr:
+		lv = LevelError
+	case pdk.LevelCrit:
+		lv = LevelCrit
+	case pdk.LevelAlert:
+		lv = LevelAlert
+	}
+	p.l.logf(lv, 0, "%s", line)
 }

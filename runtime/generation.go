@@ -44,6 +44,9 @@ type generation struct {
 	format    logFormat
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
+	plugins   *pluginSet
+	// globalPlugins run the log phase of connections no route matched.
+	globalPlugins []pluginRun
 }
 
 // listenKey identifies a listening socket across generations.
@@ -68,6 +71,8 @@ type routeTarget struct {
 	// ClientHello: the shared config, or the route's own with its client
 	// certificate and ALPN extensions. Nil without ssl listeners.
 	serverTLS *tls.Config
+	// plugins run for connections of this route, in order.
+	plugins []pluginRun
 }
 
 // service is a declarative service prepared for proxying.
@@ -86,13 +91,10 @@ var streamProtocols = []string{"tcp", "tls", "udp", "tls_passthrough"}
 
 // buildGeneration prepares a configuration for serving. accessLog returns
 // the shared writer for a path. Errors name the entity at fault.
-func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (*generation, error) {
+func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (*generation, error) {
 	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
-	for _, p := range d.Plugins {
-		if p.Enabled && p.Stream() {
-			return nil, fmt.Errorf("plugin '%s' (%s): gong cannot run Lua plugins yet; remove it from the declarative configuration", p.Name, p.ID)
-		}
-	}
+	g.plugins = ps
+	g.globalPlugins = ps.collect(d.Plugins, "", "")
 	for _, l := range c.StreamListeners {
 		k := keyOf(l)
 		if _, dup := g.listeners[k]; dup {
@@ -129,7 +131,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, accessLog func(path 
 		if !slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(streamProtocols, p) }) {
 			continue
 		}
-		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID)}
+		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID), plugins: ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))}
 		if g.tls != nil {
 			if target.serverTLS, err = routeServerTLS(g.tls, d, r); err != nil {
 				return nil, err

@@ -130,11 +130,16 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf, reading its declarative
 // configuration.
 func (s *Server) build(c *conf.Config) (*generation, error) {
-	d, err := LoadDeclarative(c)
+	ps, err := loadPlugins(c, pluginLog{s.log})
 	if err != nil {
+		return nil, err
+	}
+	d, err := loadDeclarative(c, ps)
+	if err != nil {
+		ps.close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
 	}
-	return buildGeneration(c, d, s.accessLog, s.checkers, func(format string, args ...any) {
+	return buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
 		s.log.logf(LevelWarn, 0, format, args...)
 	})
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 )
 
@@ -66,6 +68,16 @@ type conn struct {
 	// released when the session ends (least-connections counts, latency).
 	svc *service
 	att *attempts
+	// peer is the TCP peer, before a PROXY header.
+	peer netip.AddrPort
+
+	// Plugin state: the PDK's view of the session, the VM it keeps from
+	// preread to log when its ctx tables hold values, and an exit.
+	st         *pdk.State
+	vm         *lua.VM
+	exited     bool
+	exitStatus int
+	exitBody   []byte
 
 	mu    sync.Mutex // guards up and relay, which Close reads
 	up    net.Conn
@@ -92,7 +104,9 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 	s.track(cx)
 	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
 	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
+	cx.peer = cx.client
 	cx.sess = session{id: s.nextID.Add(1), protocol: "TCP", start: time.Now()}
+	cx.sess.serverAddr, cx.sess.serverPort = cx.local.Addr().String(), int(cx.local.Port())
 	if !ok {
 		cx.end(nil, 0) // the listener left the configuration while this was accepted
 		return
@@ -154,6 +168,13 @@ func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 // client connection, or its TLS layer) to it, first sending first. The
 // session ends when the relay does, or here on failure.
 func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
+	cx.sess.remoteAddr, cx.sess.remotePort = cx.client.Addr().String(), int(cx.client.Port())
+	if len(target.plugins) > 0 {
+		if status, done := cx.preread(target, down); done {
+			cx.end(nil, status)
+			return
+		}
+	}
 	if target.service == nil {
 		cx.s.log.logf(LevelWarn, cx.sess.id, "no Service found with those values%s, route: %s", cx.context(), target.name)
 		cx.end(nil, statusServiceUnavailable)
@@ -265,13 +286,12 @@ func (cx *conn) end(up net.Conn, status int) {
 		}
 		cx.svc.peers.release(cx.att, connectTime, status)
 	}
-	cx.s.untrack(cx)
 	cx.sess.status = status
 	cx.sess.end = time.Now()
 	cx.sess.remoteAddr = cx.client.Addr().String()
 	cx.sess.remotePort = int(cx.client.Port())
-	cx.sess.serverAddr = cx.local.Addr().String()
-	cx.sess.serverPort = int(cx.local.Port())
+	cx.logPhase()
+	cx.s.untrack(cx)
 	if cx.g.access != nil {
 		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))
 	}

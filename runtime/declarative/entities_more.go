@@ -250,9 +250,9 @@ func (b *builder) plugins() *schema {
 		reference("service"),
 		reference("consumer"),
 		&field{name: "config", kind: tAny},
-		// protocols defaults per plugin (Options.PluginProtocols), so
-		// pluginConfig fills it in.
-		&field{name: "protocols", kind: tSet, elements: oneOf(str(""), protocols...)},
+		// protocols defaults per plugin (Options.PluginProtocols): see
+		// pluginProtocols.
+		required(&field{name: "protocols", kind: tSet, elements: oneOf(str(""), protocols...)}),
 		required(boolean("enabled", true)),
 		tags(),
 	)}
@@ -273,11 +273,44 @@ func (b *builder) plugins() *schema {
 		return "plugin '" + luaString(k) + "' not enabled; add it to the 'plugins' configuration property"
 	}
 	s.checks = []check{b.pluginConfig}
+	s.shorthand = b.pluginDefaults
 	return s
 }
 
-// pluginConfig fills the plugin's default protocols and checks its config
-// record, through the Options hooks when there are.
+// pluginDefaults runs before a plugin entity's fields are processed: it
+// gives an entity without protocols its plugin's default
+// (Options.PluginProtocols), else Kong's generic one, and replaces a valid
+// config by the one Options.PluginConfig fills with defaults. Errors are
+// left to pluginConfig, which reports them with the entity's others.
+func (b *builder) pluginDefaults(m map[string]any) *ErrorNode {
+	name, _ := m["name"].(string)
+	if _, given := m["protocols"]; !given {
+		def := []string{"grpc", "grpcs", "http", "https"}
+		if b.opts.PluginProtocols != nil {
+			if p := b.opts.PluginProtocols(name); p != nil {
+				def = p
+			}
+		}
+		m["protocols"] = strs(def...)
+	}
+	v := m["config"]
+	if v == nil {
+		v = map[string]any{}
+	}
+	if conf, ok := asRecord(v); ok {
+		if b.opts.PluginConfig != nil {
+			if filled, ferrs := b.opts.PluginConfig(name, conf); len(ferrs) == 0 && filled != nil {
+				conf = filled
+			}
+		}
+		m["config"] = conf
+	}
+	return nil
+}
+
+// pluginConfig reports the errors of the plugin's config record, through
+// the Options.PluginConfig hook when there is one; pluginDefaults put the
+// filled config in the record.
 func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 	v := m["config"]
 	if v == nil {
@@ -288,27 +321,13 @@ func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 		errs.setMsg("config", "expected a record")
 		return
 	}
+	if b.opts.PluginConfig == nil {
+		return
+	}
 	name, _ := m["name"].(string)
-	if m["protocols"] == nil {
-		def := []string{"grpc", "grpcs", "http", "https"}
-		if b.opts.PluginProtocols != nil {
-			if p := b.opts.PluginProtocols(name); p != nil {
-				def = p
-			}
-		}
-		m["protocols"] = strs(def...)
+	if _, ferrs := b.opts.PluginConfig(name, conf); len(ferrs) > 0 {
+		errs.set("config", errorTree(ferrs))
 	}
-	if b.opts.PluginConfig != nil {
-		filled, ferrs := b.opts.PluginConfig(name, conf)
-		if len(ferrs) > 0 {
-			errs.set("config", errorTree(ferrs))
-			return
-		}
-		if filled != nil {
-			conf = filled
-		}
-	}
-	m["config"] = conf
 }
 
 // errorTree converts a Lua-style nested error table into an ErrorNode;

@@ -1,0 +1,260 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	glua "github.com/yuin/gopher-lua"
+
+	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/schema"
+)
+
+// BundledPlugins are the plugins kong.conf's "bundled" enables: those of
+// gong's embedded Lua tree (lua/lib/kong/plugins).
+var BundledPlugins = []string{"file-log", "ip-restriction"}
+
+// phaseTimeout bounds one plugin handler call; a handler still running
+// then is stopped and its VM discarded.
+const phaseTimeout = 10 * time.Second
+
+// pluginSet is the plugins of a generation: their modules compiled once,
+// the pool of VMs that run them, their schemas and priorities.
+type pluginSet struct {
+	pool     *lua.Pool
+	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
+	schemas  map[string]*schema.Schema
+	priority map[string]int
+}
+
+// loadPlugins finds every enabled plugin's modules (lua_package_path
+// first, then the embedded tree), compiles them, and loads their schemas
+// and handlers' priorities. A plugin that cannot be found is an error
+// naming the paths searched.
+func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
+	names := c.EnabledPlugins(BundledPlugins)
+	modules := map[string]string{}
+	for _, n := range names {
+		if err := findPlugin(c.LuaPackagePath, n, modules); err != nil {
+			return nil, err
+		}
+	}
+	goModules := pdk.Modules()
+	for k, v := range schema.Modules() {
+		goModules[k] = v
+	}
+	b, err := lua.NewBundle(modules, lua.GoModules(goModules))
+	if err != nil {
+		return nil, err
+	}
+	opts := pdk.Options{Configuration: configuration(c), Logger: logger}
+	ps := &pluginSet{
+		pool:     lua.NewPool(b, lua.PoolOptions{}, pdk.Setup(opts)),
+		schemas:  map[string]*schema.Schema{},
+		priority: map[string]int{},
+	}
+	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
+		return nil, err
+	}
+	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+	defer cancel()
+	for _, n := range names {
+		tbl, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".schema")
+		if err != nil {
+			return nil, fmt.Errorf("plugin '%s' schema: %w", n, err)
+		}
+		st, ok := tbl.(*glua.LTable)
+		if !ok {
+			return nil, fmt.Errorf("plugin '%s' schema: expected a table, got %s", n, tbl.Type())
+		}
+		if ps.schemas[n], err = schema.Load(ps.schemaVM, n, st); err != nil {
+			return nil, err
+		}
+		h, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".handler")
+		if err != nil {
+			return nil, fmt.Errorf("plugin '%s' handler: %w", n, err)
+		}
+		prio, ok := ps.schemaVM.L.GetField(h, "PRIORITY").(glua.LNumber)
+		if !ok {
+			return nil, fmt.Errorf("plugin '%s' handler: PRIORITY must be a number", n)
+		}
+		ps.priority[n] = int(prio)
+	}
+	return ps, nil
+}
+
+// findPlugin adds a plugin's modules to modules: its handler and schema
+// and the other Lua files beside them, from the first lua_package_path
+// template that has the handler, else from the embedded tree.
+func findPlugin(packagePath, name string, modules map[string]string) error {
+	rel := "kong/plugins/" + name
+	var searched []string
+	for _, tmpl := range strings.Split(packagePath, ";") {
+		if !strings.Contains(tmpl, "?") {
+			continue
+		}
+		handler := strings.ReplaceAll(tmpl, "?", rel+"/handler")
+		searched = append(searched, handler)
+		if _, err := os.Stat(handler); err != nil {
+			continue
+		}
+		return readPluginDir(os.DirFS(filepath.Dir(handler)), ".", name, modules)
+	}
+	sub, err := fs.Sub(lua.Lib, "lib/"+rel)
+	if err == nil {
+		if _, err = fs.Stat(sub, "handler.lua"); err == nil {
+			return readPluginDir(sub, ".", name, modules)
+		}
+	}
+	return fmt.Errorf("plugin '%s' could not be found: no kong.plugins.%s.handler in %s, nor among gong's bundled plugins",
+		name, name, strings.Join(searched, ", "))
+}
+
+func readPluginDir(fsys fs.FS, dir, name string, modules map[string]string) error {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".lua") {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return err
+		}
+		modules["kong.plugins."+name+"."+strings.TrimSuffix(e.Name(), ".lua")] = string(src)
+	}
+	if _, ok := modules["kong.plugins."+name+".schema"]; !ok {
+		return fmt.Errorf("plugin '%s': no schema.lua beside its handler", name)
+	}
+	return nil
+}
+
+// configuration is kong.configuration: every set property as a string.
+func configuration(c *conf.Config) pdk.Configuration {
+	m := pdk.Configuration{}
+	for _, k := range c.Keys() {
+		m[k], _ = c.Get(k)
+	}
+	return m
+}
+
+// validate is the declarative PluginConfig hook: the plugin's schema
+// checks its config and fills its defaults.
+func (ps *pluginSet) validate(name string, config map[string]any) (map[string]any, map[string]any) {
+	s, ok := ps.schemas[name]
+	if !ok {
+		return config, nil
+	}
+	return s.Validate(ps.schemaVM, config)
+}
+
+func (ps *pluginSet) protocols(name string) []string {
+	if s, ok := ps.schemas[name]; ok {
+		return s.Protocols()
+	}
+	return nil
+}
+
+// pluginRun is one plugin instance that applies to a connection.
+type pluginRun struct {
+	name string
+	conf map[string]any
+}
+
+// collect returns the plugin instances that apply to connections of a
+// route (nil for none: the global ones) in execution order, as
+// kong/runloop/plugins_iterator.lua does for stream: per plugin name the
+// first of route+service, route, service, global (stream connections have
+// no consumer, so consumer-scoped instances never apply), enabled and for
+// a stream protocol; ordered by PRIORITY descending, ties by name
+// descending.
+func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service string) []pluginRun {
+	type scope struct{ route, service string }
+	best := map[string]*declarative.Plugin{}
+	rank := map[string]int{}
+	for _, p := range plugins {
+		if !p.Enabled || !p.Stream() || p.Consumer != nil {
+			continue
+		}
+		s := scope{derefOr(p.Route, ""), derefOr(p.Service, "")}
+		r := 0
+		switch {
+		case s.route != "" && s.service != "" && s.route == route && s.service == service:
+			r = 4
+		case s.route != "" && s.service == "" && s.route == route:
+			r = 3
+		case s.route == "" && s.service != "" && s.service == service:
+			r = 2
+		case s.route == "" && s.service == "":
+			r = 1
+		}
+		if r > rank[p.Name] {
+			best[p.Name], rank[p.Name] = p, r
+		}
+	}
+	runs := make([]pluginRun, 0, len(best))
+	for name, p := range best {
+		runs = append(runs, pluginRun{name: name, conf: p.Config})
+	}
+	slices.SortFunc(runs, func(a, b pluginRun) int {
+		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {
+			return pb - pa
+		}
+		return strings.Compare(b.name, a.name)
+	})
+	return runs
+}
+
+// run calls one phase's handlers of runs on vm with st bound, in order,
+// until a handler ends the session (Session.Exit). A handler error is
+// logged with the plugin, phase and traceback and returned; the VM is
+// unusable after a timeout or a Go panic (the pool discards it on Put).
+func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []pluginRun, exited func() bool) error {
+	pdk.BindingOf(vm.L).State = st
+	for _, r := range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+		h, err := vm.Require(ctx, "kong.plugins."+r.name+".handler")
+		if err == nil {
+			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
+				st.Phase, st.Plugin = phase, r.name
+				_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+			}
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("plugin %q %s phase: %w", r.name, phase, err)
+		}
+		if exited() {
+			return nil
+		}
+	}
+	return nil
+}
+
+// isVMFailure reports errors after which a VM cannot be trusted.
+func isVMFailure(err error) bool {
+	var le *lua.Error
+	return errors.As(err, &le) && (le.Kind == lua.Timeout || le.Kind == lua.Panic || le.Kind == lua.Canceled)
+}
+
+// close releases the VMs; the set's generation serves no connection any
+// more, or never did.
+func (ps *pluginSet) close() {
+	ps.pool.Close()
+	ps.schemaVM.Close()
+}

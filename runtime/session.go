@@ -1,0 +1,205 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/gong-proxy/gong/pdk"
+)
+
+// A conn is the pdk.Session of its plugins: they read its variables and
+// serialized record, and may end it.
+
+// Var implements pdk.Session: the nginx stream variables gong knows, and
+// realip_remote_addr/port (the TCP peer, before a PROXY header).
+func (cx *conn) Var(name string) (string, bool) {
+	switch name {
+	case "realip_remote_addr":
+		return cx.peer.Addr().String(), true
+	case "realip_remote_port":
+		return strconv.Itoa(int(cx.peer.Port())), true
+	}
+	f, ok := logVariables[name]
+	if !ok {
+		return "", false
+	}
+	return string(f(nil, &cx.sess)), true
+}
+
+// Protocol implements pdk.Session: the route's only protocol, else tls for
+// a terminated connection, else tcp.
+func (cx *conn) Protocol() string {
+	if cx.target == nil {
+		return ""
+	}
+	if p := cx.target.route.Protocols; len(p) == 1 {
+		return p[0]
+	}
+	if cx.sess.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
+
+// Exit implements pdk.Session: kong.response.exit and ngx.exit end the
+// session with status, sending body first when there is one. Status 0
+// only ends the preread phase.
+func (cx *conn) Exit(status int, body []byte) {
+	cx.exitStatus, cx.exitBody, cx.exited = status, body, status != 0
+}
+
+// Serialize implements pdk.Session: Kong's stream log record
+// (kong/pdk/log.lua serialize, stream branch).
+func (cx *conn) Serialize() map[string]any {
+	s := &cx.sess
+	end := s.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	rec := map[string]any{
+		"session": map[string]any{
+			"received":    s.bytesReceived,
+			"sent":        s.bytesSent,
+			"status":      s.status,
+			"server_port": int(cx.g.destination(cx.local).Port()),
+		},
+		"upstream": map[string]any{
+			"received": s.upstreamBytesRecv,
+			"sent":     s.upstreamBytesSent,
+		},
+		"latencies": map[string]any{
+			"kong":    0,
+			"session": end.Sub(s.start).Milliseconds(),
+		},
+		"client_ip":  cx.client.Addr().String(),
+		"started_at": s.start.UnixMilli(),
+		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
+		"tries":      cx.tries(),
+	}
+	if len(s.upstreamConnectTimes) > 0 {
+		rec["latencies"].(map[string]any)["kong"] = s.upstreamConnectTimes[len(s.upstreamConnectTimes)-1].Milliseconds()
+	}
+	if s.tls != nil {
+		rec["session"].(map[string]any)["tls"] = map[string]any{
+			"version":       logVariables["ssl_protocol"](nil, s),
+			"cipher":        logVariables["ssl_cipher"](nil, s),
+			"client_verify": clientIdentity(s).Verify,
+		}
+	}
+	if cx.target != nil {
+		rec["route"] = entityMap(cx.target.route)
+		if cx.target.service != nil {
+			rec["service"] = entityMap(cx.target.service.decl)
+		}
+	}
+	return rec
+}
+
+// tries is the serialized balancer tries: one per upstream attempt.
+func (cx *conn) tries() []any {
+	out := make([]any, 0, len(cx.sess.upstreamAddrs))
+	for i, addr := range cx.sess.upstreamAddrs {
+		ip, port := splitHostPort(addr)
+		t := map[string]any{"ip": ip, "port": port, "balancer_latency": cx.sess.upstreamConnectTimes[i].Milliseconds()}
+		if i < len(cx.sess.upstreamAddrs)-1 || cx.sess.status == statusBadGateway {
+			t["state"], t["code"] = "failed", 0
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func splitHostPort(addr string) (string, int) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			p, _ := strconv.Atoi(addr[i+1:])
+			h := addr[:i]
+			if len(h) > 1 && h[0] == '[' {
+				h = h[1 : len(h)-1]
+			}
+			return h, p
+		}
+	}
+	return addr, 0
+}
+
+// entityMap is an entity as plugins see it: its JSON fields.
+func entityMap(v any) map[string]any {
+	var m map[string]any
+	data, err := json.Marshal(v)
+	if err == nil {
+		json.Unmarshal(data, &m)
+	}
+	return m
+}
+
+// runPlugins runs one phase of the session's plugins. The VM a phase
+// borrows goes back to the pool afterwards, unless the plugins left
+// values in kong.ctx or ngx.ctx: then the session keeps it until its log
+// phase (design.md "Lua VMs"). It reports a handler error, logged here.
+func (cx *conn) runPlugins(phase pdk.Phase, runs []pluginRun) error {
+	ps := cx.g.plugins
+	vm := cx.vm
+	if vm == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+		var err error
+		vm, err = ps.pool.Get(ctx)
+		cancel()
+		if err != nil {
+			cx.s.log.logf(LevelError, cx.sess.id, "no Lua VM for the %s phase: %v%s", phase, err, cx.context())
+			return err
+		}
+	}
+	if cx.st == nil {
+		cx.st = &pdk.State{Session: cx}
+	}
+	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited })
+	if err != nil {
+		cx.s.log.logf(LevelError, cx.sess.id, "%v%s", err, cx.context())
+	}
+	cx.vm = nil
+	switch {
+	case err != nil && isVMFailure(err):
+		ps.pool.Discard(vm)
+	case phase == pdk.PhasePreread && !cx.st.CtxEmpty():
+		cx.vm = vm
+	default:
+		ps.pool.Put(vm)
+	}
+	return err
+}
+
+// preread runs the route's preread handlers; done reports that the
+// session ended there (an exit, or an error: status 500 as in Kong).
+func (cx *conn) preread(target *routeTarget, down io.Writer) (status int, done bool) {
+	if err := cx.runPlugins(pdk.PhasePreread, target.plugins); err != nil {
+		return statusInternalError, true
+	}
+	if !cx.exited {
+		return 0, false
+	}
+	if len(cx.exitBody) > 0 {
+		if n, err := down.Write(cx.exitBody); err == nil {
+			cx.sess.bytesSent += int64(n)
+		}
+	}
+	return cx.exitStatus, true
+}
+
+// logPhase runs the log handlers of the plugins that saw the session, or
+// the global ones when no route matched.
+func (cx *conn) logPhase() {
+	runs := cx.g.globalPlugins
+	if cx.target != nil {
+		runs = cx.target.plugins
+	}
+	if len(runs) > 0 && cx.g.plugins != nil {
+		cx.runPlugins(pdk.PhaseLog, runs)
+	} else if cx.vm != nil {
+		cx.g.plugins.pool.Put(cx.vm)
+		cx.vm = nil
+	}
+}

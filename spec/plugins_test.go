@@ -1,0 +1,193 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fixturePath is lua_package_path for the test plugins under fixtures/plugins.
+func fixturePath(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("fixtures/plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir + "/?.lua;" + dir + "/?/init.lua"
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
+func TestIPRestriction(t *testing.T) {
+	echo := startEcho(t, "e")
+	pAllow, pDeny := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - name: allowed
+        protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: ip-restriction, config: {allow: [127.0.0.0/8]}}]
+      - name: denied
+        protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: ip-restriction, config: {deny: [127.0.0.1], status: 403}}]
+`, echo, pAllow, pDeny)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pAllow, pDeny), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pAllow), "x"); err != nil || got != "e: x" {
+		t.Errorf("allowed client: %q, %v", got, err)
+	}
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pDeny)))
+	if !strings.Contains(g.errLog.String(), "[ip-restriction] IP address not allowed") {
+		t.Errorf("error log lacks the denial:\n%s", g.errLog)
+	}
+	statuses := map[string]int{}
+	for _, l := range g.accessLines(t) {
+		statuses[strings.Fields(l)[4]]++
+	}
+	if statuses["200"] != 1 || statuses["403"] != 1 {
+		t.Errorf("access-log statuses %v; want one 200 and one 403", statuses)
+	}
+}
+
+func TestFileLog(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	logPath := filepath.Join(t.TempDir(), "file.log")
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: echo-service
+    url: tcp://%s
+    routes:
+      - name: logged
+        protocols: [tcp]
+        destinations: [{port: %d}]
+plugins:
+  # Without protocols, file-log takes typedefs.protocols' default, the
+  # http ones, and does not run in stream, as in Kong.
+  - name: file-log
+    protocols: [tcp]
+    config: {path: %s}
+`, echo, p, logPath)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	if _, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "hello"); err != nil {
+		t.Fatal(err)
+	}
+	g.stop()
+	lines := readLines(t, logPath)
+	if len(lines) != 1 {
+		t.Fatalf("file-log wrote %d lines; want 1:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var rec struct {
+		Session struct {
+			Status   int `json:"status"`
+			Received int `json:"received"`
+			Sent     int `json:"sent"`
+		} `json:"session"`
+		Route    struct{ Name string } `json:"route"`
+		Service  struct{ Name string } `json:"service"`
+		ClientIP string                `json:"client_ip"`
+		Tries    []map[string]any      `json:"tries"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatalf("file-log line is not JSON: %v\n%s", err, lines[0])
+	}
+	if rec.Session.Status != 200 || rec.Session.Received != 6 || rec.Session.Sent != 9 || rec.Route.Name != "logged" ||
+		rec.Service.Name != "echo-service" || rec.ClientIP != "127.0.0.1" || len(rec.Tries) != 1 {
+		t.Errorf("serialized record %+v\n%s", rec, lines[0])
+	}
+}
+
+// TestPluginPhases uses the recorder fixture: preread and log run in
+// order, kong.ctx.shared carries a value from preread to log, an exit
+// ends the session with its body and status and the log phase still runs,
+// and a handler error ends the session with 500.
+func TestPluginPhases(t *testing.T) {
+	echo := startEcho(t, "e")
+	pPass, pExit, pFail := freePort(t), freePort(t), freePort(t)
+	dir := t.TempDir()
+	rec := func(name string) string { return filepath.Join(dir, name) }
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: recorder, config: {path: %s}}]
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins:
+          - {name: recorder, config: {path: %s, exit_status: 200, exit_body: "bye\n"}}
+          - {name: ip-restriction, config: {deny: [127.0.0.1]}}
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: recorder, config: {path: %s, fail: true}}]
+`, echo, pPass, rec("pass"), pExit, rec("exit"), pFail, rec("fail"))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\n",
+		pPass, pExit, pFail, fixturePath(t)), yml)
+
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPass), "x"); err != nil || got != "e: x" {
+		t.Errorf("through the recorder: %q, %v", got, err)
+	}
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pExit))
+	if body, err := io.ReadAll(c); err != nil || string(body) != "bye\n" {
+		t.Errorf("exit(200, body): client read %q, %v; want the body, then the close", body, err)
+	}
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pFail)))
+	g.stop()
+
+	want := map[string][]string{
+		"pass": {"preread 127.0.0.1", "log kept 200"},
+		// The exit skips ip-restriction (priority 990 < 1000), which would deny.
+		"exit": {"preread 127.0.0.1", "log kept 200"},
+		"fail": {"preread 127.0.0.1", "log kept 500"},
+	}
+	for name, lines := range want {
+		if got := readLines(t, rec(name)); strings.Join(got, "|") != strings.Join(lines, "|") {
+			t.Errorf("%s: recorded %q; want %q", name, got, lines)
+		}
+	}
+	if !strings.Contains(g.errLog.String(), `plugin "recorder" preread phase`) || !strings.Contains(g.errLog.String(), "recorder was told to fail") {
+		t.Errorf("the handler error is not logged with its plugin and phase:\n%s", g.errLog)
+	}
+}
+
+func TestPluginConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bad.yml"), `_format_version: "3.0"
+plugins:
+  - name: ip-restriction
+    config: {status: "loud"}
+  - name: file-log
+    config: {path: "a*b"}
+`)
+	_, errOut, code := runGong(t, dir, nil, "config", "parse", "bad.yml")
+	for _, want := range []string{
+		"at least one of these fields must be non-empty: 'config.allow', 'config.deny'",
+		"expected a number",
+		"not a valid filename",
+	} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("config parse: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "kong.conf"), "plugins = bundled, missing-plugin\nlua_package_path = /nowhere/?.lua\n")
+	_, errOut, code = runGong(t, dir, nil, "config", "parse", "bad.yml", "-c", "kong.conf")
+	if code != 1 || !strings.Contains(errOut, "plugin 'missing-plugin' could not be found: no kong.plugins.missing-plugin.handler in /nowhere/kong/plugins/missing-plugin/handler.lua") {
+		t.Errorf("missing plugin: exit %d, %q", code, errOut)
+	}
+}
