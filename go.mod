@@ -12,4 +12,4 @@ require (
 
 require github.com/yuin/gopher-lua v1.1.2
 
-require github.com/OneOfOne/xxhash v1.2.8 // indirect
+require github.com/OneOfOne/xxhash v1.2.8
