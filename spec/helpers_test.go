@@ -47,7 +47,7 @@ func (s *syncBuffer) String() string {
 
 // startGong writes kong.conf (extra lines appended to a test base) and
 // kong.yml into a temporary prefix and starts a server on them.
-func startGong(t *testing.T, confExtra, yml string) *gong {
+func startGong(t testing.TB, confExtra, yml string) *gong {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
@@ -94,7 +94,7 @@ func (g *gong) accessLines(t *testing.T) []string {
 	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,7 +119,7 @@ func freePort(t *testing.T) int {
 
 // startEcho runs a TCP server that answers each line with name + ": " +
 // the line, so tests see which upstream answered. It returns its address.
-func startEcho(t *testing.T, name string) string {
+func startEcho(t testing.TB, name string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +130,7 @@ func startEcho(t *testing.T, name string) string {
 
 // serveEcho answers lines on every connection ln accepts, until the test
 // ends, and returns ln's address.
-func serveEcho(t *testing.T, ln net.Listener, name string) string {
+func serveEcho(t testing.TB, ln net.Listener, name string) string {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {

@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fixturePath is lua_package_path for the test plugins under fixtures/plugins.
-func fixturePath(t *testing.T) string {
+func fixturePath(t testing.TB) string {
 	t.Helper()
 	dir, err := filepath.Abs("fixtures/plugins")
 	if err != nil {
@@ -151,10 +152,10 @@ services:
 	g.stop()
 
 	want := map[string][]string{
-		"pass": {"preread 127.0.0.1", "log kept 200"},
+		"pass": {"leftover nil", "preread 127.0.0.1", "log kept 200"},
 		// The exit skips ip-restriction (priority 990 < 1000), which would deny.
-		"exit": {"preread 127.0.0.1", "log kept 200"},
-		"fail": {"preread 127.0.0.1", "log kept 500"},
+		"exit": {"leftover nil", "preread 127.0.0.1", "log kept 200"},
+		"fail": {"leftover nil", "preread 127.0.0.1", "log kept 500"},
 	}
 	for name, lines := range want {
 		if got := readLines(t, rec(name)); strings.Join(got, "|") != strings.Join(lines, "|") {
@@ -189,5 +190,71 @@ plugins:
 	_, errOut, code = runGong(t, dir, nil, "config", "parse", "bad.yml", "-c", "kong.conf")
 	if code != 1 || !strings.Contains(errOut, "plugin 'missing-plugin' could not be found: no kong.plugins.missing-plugin.handler in /nowhere/kong/plugins/missing-plugin/handler.lua") {
 		t.Errorf("missing plugin: exit %d, %q", code, errOut)
+	}
+}
+
+// TestRunawayPluginIsContained runs a plugin that loops forever: its
+// connection ends with 500 once the phase deadline passes, the error is
+// logged, and other connections are served meanwhile; later connections
+// on fresh VMs run normally.
+func TestRunawayPluginIsContained(t *testing.T) {
+	echo := startEcho(t, "e")
+	pLoop, pPlain := freePort(t), freePort(t)
+	dir := t.TempDir()
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: recorder, config: {path: %s, loop: true}}]
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: recorder, config: {path: %s}}]
+`, echo, pLoop, filepath.Join(dir, "loop"), pPlain, filepath.Join(dir, "plain"))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\n",
+		pLoop, pPlain, fixturePath(t)), yml)
+	looping := dial(t, fmt.Sprintf("127.0.0.1:%d", pLoop))
+	looping.SetDeadline(time.Now().Add(30 * time.Second))
+	// While the runaway holds its VM, other connections go on.
+	for i := range 3 {
+		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "x"); err != nil || got != "e: x" {
+			t.Fatalf("connection %d beside a runaway plugin: %q, %v", i, got, err)
+		}
+	}
+	expectClosed(t, looping)
+	if !strings.Contains(g.errLog.String(), `plugin "recorder" preread phase`) {
+		t.Errorf("the runaway is not logged:\n%s", g.errLog)
+	}
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "y"); err != nil || got != "e: y" {
+		t.Errorf("after the runaway was stopped: %q, %v", got, err)
+	}
+}
+
+// BenchmarkPluginConnection measures one connection, opened, echoed once
+// and closed, through 0, 1 and 3 plugins (preread and log phases).
+func BenchmarkPluginConnection(b *testing.B) {
+	for _, n := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("plugins=%d", n), func(b *testing.B) {
+			echo := startEcho(b, "e")
+			p := freePort(b)
+			dir := b.TempDir()
+			plugins := []string{
+				"{name: ip-restriction, config: {allow: [127.0.0.0/8]}}",
+				fmt.Sprintf("{name: file-log, protocols: [tcp], config: {path: %s}}", filepath.Join(dir, "file.log")),
+				fmt.Sprintf("{name: recorder, config: {path: %s}}", filepath.Join(dir, "rec")),
+			}[:n]
+			yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [%s]\n",
+				echo, p, strings.Join(plugins, ", "))
+			startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\nplugins = bundled, recorder\nlua_package_path = %s\n", p, fixturePath(b)), yml)
+			addr := fmt.Sprintf("127.0.0.1:%d", p)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := roundTrip(addr, "x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
