@@ -3,19 +3,45 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"time"
 
+	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 )
 
-// A conn is the pdk.Session of its plugins: they read its variables and
+// plugged is what a session's plugins see of it, for TCP connections and
+// UDP sessions alike: it is their pdk.Session. They read its variables and
 // serialized record, and may end it.
+type plugged struct {
+	s      *Server
+	g      *generation
+	sess   session
+	local  netip.AddrPort // the listener address the client reached
+	client netip.AddrPort // after a trusted PROXY header
+	peer   netip.AddrPort // the peer as connected, before a PROXY header
+	target *routeTarget   // the matched route, once routing is done
+
+	// The PDK's view of the session, the VM it keeps from preread to log
+	// when its ctx tables hold values, and an exit.
+	st         *pdk.State
+	vm         *lua.VM
+	exited     bool
+	exitStatus int
+	exitBody   []byte
+}
+
+// context is the ", client: ..., server: ..." tail nginx puts on log lines.
+func (cx *plugged) context() string {
+	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
+}
 
 // Var implements pdk.Session: the nginx stream variables gong knows, and
 // realip_remote_addr/port (the TCP peer, before a PROXY header).
-func (cx *conn) Var(name string) (string, bool) {
+func (cx *plugged) Var(name string) (string, bool) {
 	switch name {
 	case "realip_remote_addr":
 		return cx.peer.Addr().String(), true
@@ -31,7 +57,7 @@ func (cx *conn) Var(name string) (string, bool) {
 
 // Protocol implements pdk.Session: the route's only protocol, else tls for
 // a terminated connection, else tcp.
-func (cx *conn) Protocol() string {
+func (cx *plugged) Protocol() string {
 	if cx.target == nil {
 		return ""
 	}
@@ -47,13 +73,13 @@ func (cx *conn) Protocol() string {
 // Exit implements pdk.Session: kong.response.exit and ngx.exit end the
 // session with status, sending body first when there is one. Status 0
 // only ends the preread phase.
-func (cx *conn) Exit(status int, body []byte) {
+func (cx *plugged) Exit(status int, body []byte) {
 	cx.exitStatus, cx.exitBody, cx.exited = status, body, status != 0
 }
 
 // Serialize implements pdk.Session: Kong's stream log record
 // (kong/pdk/log.lua serialize, stream branch).
-func (cx *conn) Serialize() map[string]any {
+func (cx *plugged) Serialize() map[string]any {
 	s := &cx.sess
 	end := s.end
 	if end.IsZero() {
@@ -99,11 +125,14 @@ func (cx *conn) Serialize() map[string]any {
 }
 
 // tries is the serialized balancer tries: one per upstream attempt.
-func (cx *conn) tries() []any {
+func (cx *plugged) tries() []any {
 	out := make([]any, 0, len(cx.sess.upstreamAddrs))
 	for i, addr := range cx.sess.upstreamAddrs {
 		ip, port := splitHostPort(addr)
-		t := map[string]any{"ip": ip, "port": port, "balancer_latency": cx.sess.upstreamConnectTimes[i].Milliseconds()}
+		t := map[string]any{"ip": ip, "port": port, "balancer_latency": 0}
+		if i < len(cx.sess.upstreamConnectTimes) { // UDP sessions have no connect time
+			t["balancer_latency"] = cx.sess.upstreamConnectTimes[i].Milliseconds()
+		}
 		if i < len(cx.sess.upstreamAddrs)-1 || cx.sess.status == statusBadGateway {
 			t["state"], t["code"] = "failed", 0
 		}
@@ -140,7 +169,7 @@ func entityMap(v any) map[string]any {
 // borrows goes back to the pool afterwards, unless the plugins left
 // values in kong.ctx or ngx.ctx: then the session keeps it until its log
 // phase (design.md "Lua VMs"). It reports a handler error, logged here.
-func (cx *conn) runPlugins(phase pdk.Phase, runs []pluginRun) error {
+func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 	ps := cx.g.plugins
 	vm := cx.vm
 	if vm == nil {
@@ -174,7 +203,7 @@ func (cx *conn) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 
 // preread runs the route's preread handlers; done reports that the
 // session ended there (an exit, or an error: status 500 as in Kong).
-func (cx *conn) preread(target *routeTarget, down io.Writer) (status int, done bool) {
+func (cx *plugged) preread(target *routeTarget, down io.Writer) (status int, done bool) {
 	if err := cx.runPlugins(pdk.PhasePreread, target.plugins); err != nil {
 		return statusInternalError, true
 	}
@@ -191,7 +220,7 @@ func (cx *conn) preread(target *routeTarget, down io.Writer) (status int, done b
 
 // logPhase runs the log handlers of the plugins that saw the session, or
 // the global ones when no route matched.
-func (cx *conn) logPhase() {
+func (cx *plugged) logPhase() {
 	runs := cx.g.globalPlugins
 	if cx.target != nil {
 		runs = cx.target.plugins

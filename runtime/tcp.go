@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"github.com/gong-proxy/gong/lua"
-	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 )
 
@@ -54,30 +51,12 @@ func (s *Server) acceptLoop(o *socket) {
 // once relaying, the relay's last direction ends it (relayDone). Close
 // may come from Server.Stop at any time, hence mu.
 type conn struct {
-	s    *Server
-	g    *generation
+	plugged
 	down *net.TCPConn
-	sess session
-	// local is the listener address the client connected to.
-	local netip.AddrPort
-	// client is the client address, after a trusted PROXY header.
-	client netip.AddrPort
-	// target is the matched route, once routing is done.
-	target *routeTarget
 	// svc and att are the service dialed and the record of its attempts,
 	// released when the session ends (least-connections counts, latency).
 	svc *service
 	att *attempts
-	// peer is the TCP peer, before a PROXY header.
-	peer netip.AddrPort
-
-	// Plugin state: the PDK's view of the session, the VM it keeps from
-	// preread to log when its ctx tables hold values, and an exit.
-	st         *pdk.State
-	vm         *lua.VM
-	exited     bool
-	exitStatus int
-	exitBody   []byte
 
 	mu    sync.Mutex // guards up and relay, which Close reads
 	up    net.Conn
@@ -100,7 +79,7 @@ func (cx *conn) Close() error {
 
 func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 	l, ok := g.listeners[key]
-	cx := &conn{s: s, g: g, down: down}
+	cx := &conn{plugged: plugged{s: s, g: g}, down: down}
 	s.track(cx)
 	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
 	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
@@ -265,11 +244,6 @@ func connectError(err error) string {
 		return fmt.Sprintf("connect() failed (%d: %s)", int(errno), strings.ToUpper(msg[:1])+msg[1:])
 	}
 	return fmt.Sprintf("connect() failed (%v)", err)
-}
-
-// context is the ", client: ..., server: ..." tail nginx puts on log lines.
-func (cx *conn) context() string {
-	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
 }
 
 // end closes the session's sockets (up may be nil), writes its access-log

@@ -13,20 +13,25 @@ import (
 
 // udpSession is one client address's datagram exchange with an upstream.
 type udpSession struct {
-	s      *Server
-	g      *generation
-	pc     *net.UDPConn // the listener, to answer the client
-	up     *net.UDPConn // connected to the chosen peer
-	client netip.AddrPort
-	local  netip.AddrPort
-	idle   time.Duration
-	last   atomic.Int64 // unix nanoseconds of the last datagram either way
+	plugged
+	pc   *net.UDPConn // the listener, to answer the client
+	up   *net.UDPConn // connected to the chosen peer
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last datagram either way
 
-	sess     session
 	received atomic.Int64 // bytes from the client
 	svc      *service
 	att      *attempts // released when the session ends
 }
+
+// udpReply writes to one client through the listener: where a plugin's
+// exit body goes.
+type udpReply struct {
+	pc     *net.UDPConn
+	client netip.AddrPort
+}
+
+func (r udpReply) Write(p []byte) (int, error) { return r.pc.WriteToUDPAddrPort(p, r.client) }
 
 // udpLoop reads the listener's datagrams and hands each to its client's
 // session, creating the session on a client's first datagram. Datagrams
@@ -88,21 +93,33 @@ func (s *Server) udpLoop(o *socket) {
 // newUDPSession routes a new client and connects to its upstream; it
 // returns nil, after logging the session, when that fails.
 func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local netip.AddrPort) *udpSession {
-	us := &udpSession{s: s, g: g, pc: pc, client: client, local: local}
+	us := &udpSession{plugged: plugged{s: s, g: g, client: client, local: local, peer: client}, pc: pc}
 	us.last.Store(time.Now().UnixNano())
-	us.sess = session{id: s.nextID.Add(1), protocol: "UDP", start: time.Now()}
+	us.sess = session{id: s.nextID.Add(1), protocol: "UDP", start: time.Now(),
+		remoteAddr: client.Addr().String(), remotePort: int(client.Port()),
+		serverAddr: local.Addr().String(), serverPort: int(local.Port())}
 	rt, ok := g.router.Match(router.ConnInfo{Protocol: "udp", Src: client, Dst: g.destination(local)})
-	switch {
-	case !ok:
-		s.log.logf(LevelError, us.sess.id, "no Route found with those values, client: %s, server: %s", client.Addr(), local)
+	if !ok {
+		s.log.logf(LevelError, us.sess.id, "no Route found with those values%s", us.context())
 		us.end(statusInternalError)
 		return nil
-	case rt.Value.(*routeTarget).service == nil:
-		s.log.logf(LevelWarn, us.sess.id, "no Service found with those values, client: %s, server: %s", client.Addr(), local)
+	}
+	us.target = rt.Value.(*routeTarget)
+	// Plugins run here, on the listener's goroutine, before the session's
+	// first datagram goes out: a slow preread handler delays the
+	// listener's other clients.
+	if len(us.target.plugins) > 0 {
+		if status, done := us.preread(us.target, udpReply{pc, client}); done {
+			us.end(status)
+			return nil
+		}
+	}
+	if us.target.service == nil {
+		s.log.logf(LevelWarn, us.sess.id, "no Service found with those values%s", us.context())
 		us.end(statusServiceUnavailable)
 		return nil
 	}
-	svc := rt.Value.(*routeTarget).service
+	svc := us.target.service
 	us.idle = svc.idle
 	us.svc, us.att = svc, svc.peers.start(client.Addr())
 	for attempt := 0; attempt < svc.tries; attempt++ {
@@ -155,7 +172,8 @@ func (us *udpSession) serve() {
 	us.end(statusOK)
 }
 
-// end releases the session's peer and writes its access-log line.
+// end releases the session's peer, runs the log phase and writes the
+// access-log line.
 func (us *udpSession) end(status int) {
 	if us.att != nil {
 		us.svc.peers.release(us.att, 0, status)
@@ -164,8 +182,7 @@ func (us *udpSession) end(status int) {
 	us.sess.end = time.Now()
 	us.sess.bytesReceived = us.received.Load()
 	us.sess.upstreamBytesSent, us.sess.upstreamBytesRecv = us.sess.bytesReceived, us.sess.bytesSent
-	us.sess.remoteAddr, us.sess.remotePort = us.client.Addr().String(), int(us.client.Port())
-	us.sess.serverAddr, us.sess.serverPort = us.local.Addr().String(), int(us.local.Port())
+	us.logPhase()
 	if us.g.access != nil {
 		us.g.access.write(us.g.format.appendLine(nil, &us.sess))
 	}

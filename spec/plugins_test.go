@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,5 +257,55 @@ func BenchmarkPluginConnection(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestUDPPlugins(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	pAllow, pDeny := freePort(t), freePort(t)
+	h, port := hostPort(echo)
+	logPath := filepath.Join(t.TempDir(), "udp.log")
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+    routes:
+      - name: open
+        protocols: [udp]
+        destinations: [{port: %d}]
+        plugins: [{name: file-log, protocols: [udp], config: {path: %s}}]
+      - name: closed
+        protocols: [udp]
+        destinations: [{port: %d}]
+        plugins: [{name: ip-restriction, protocols: [udp], config: {deny: [127.0.0.0/8]}}]
+`, h, port, pAllow, logPath, pDeny)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp, 127.0.0.1:%d udp\n", pAllow, pDeny), yml)
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", pAllow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "ping")
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
+		t.Errorf("UDP through file-log: %q, %v", buf[:n], err)
+	}
+	denied, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", pDeny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer denied.Close()
+	denied.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	io.WriteString(denied, "ping")
+	if n, err := denied.Read(buf); err == nil {
+		t.Errorf("a denied UDP client got a reply: %q", buf[:n])
+	}
+	g.stop()
+	if !strings.Contains(g.errLog.String(), "[ip-restriction] IP address not allowed") {
+		t.Errorf("UDP denial not logged:\n%s", g.errLog)
+	}
+	if lines := readLines(t, logPath); len(lines) != 1 || !strings.Contains(lines[0], `"route":{`) {
+		t.Errorf("file-log on UDP wrote %q\n%s", lines, g.errLog)
 	}
 }
