@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
@@ -21,6 +22,21 @@ func load(t *testing.T, file string) (*lua.VM, *Schema) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return loadSource(t, file, src)
+}
+
+// loadBundled loads the schema of one of gong's bundled plugins.
+func loadBundled(t *testing.T, name string) (*lua.VM, *Schema) {
+	t.Helper()
+	src, err := fs.ReadFile(lua.Lib, "lib/kong/plugins/"+name+"/schema.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadSource(t, name, src)
+}
+
+func loadSource(t *testing.T, file string, src []byte) (*lua.VM, *Schema) {
+	t.Helper()
 	mod := "kong.plugins." + file + ".schema"
 	b, err := lua.NewBundle(map[string]string{mod: string(src)}, lua.GoModules(Modules()))
 	if err != nil {
@@ -162,7 +178,7 @@ func TestDefaultsAndShorthands(t *testing.T) {
 }
 
 func TestRealShapedSchemas(t *testing.T) {
-	vm, ipr := load(t, "ip_restriction")
+	vm, ipr := loadBundled(t, "ip-restriction")
 	if got := ipr.Protocols(); !reflect.DeepEqual(got, []string{"http", "https", "tcp", "tls", "grpc", "grpcs"}) {
 		t.Errorf("protocols %v", got)
 	}
