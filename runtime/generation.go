@@ -95,6 +95,12 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
 	g.plugins = ps
 	g.globalPlugins = ps.collect(d.Plugins, "", "")
+	ps.configs = map[string][]map[string]any{}
+	for _, p := range d.Plugins {
+		if p.Enabled && p.Stream() {
+			ps.configs[p.Name] = append(ps.configs[p.Name], p.Config)
+		}
+	}
 	for _, l := range c.StreamListeners {
 		k := keyOf(l)
 		if _, dup := g.listeners[k]; dup {

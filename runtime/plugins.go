@@ -33,8 +33,13 @@ const phaseTimeout = 10 * time.Second
 type pluginSet struct {
 	pool     *lua.Pool
 	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
+	names    []string
 	schemas  map[string]*schema.Schema
 	priority map[string]int
+	// configs are each plugin's stream configurations, given to its
+	// configure handler; set by the generation before any VM is leased.
+	configs map[string][]map[string]any
+	log     pdk.Logger
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -59,10 +64,12 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 	}
 	opts := pdk.Options{Configuration: configuration(c), Logger: logger}
 	ps := &pluginSet{
-		pool:     lua.NewPool(b, lua.PoolOptions{}, pdk.Setup(opts)),
+		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
+		log:      logger,
 	}
+	ps.pool = lua.NewPool(b, lua.PoolOptions{}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
@@ -140,6 +147,60 @@ func readPluginDir(fsys fs.FS, dir, name string, modules map[string]string) erro
 	}
 	if _, ok := modules["kong.plugins."+name+".schema"]; !ok {
 		return fmt.Errorf("plugin '%s': no schema.lua beside its handler", name)
+	}
+	return nil
+}
+
+// setupVM prepares each new VM of the pool: the PDK, then every plugin's
+// init_worker and configure handlers, as Kong runs them once per worker
+// (module state is per VM in gong, as it is per worker in Kong). Their
+// errors are logged; the VM serves regardless, as a worker would.
+func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
+	return func(vm *lua.VM) error {
+		if err := pdkSetup(vm); err != nil {
+			return err
+		}
+		st := &pdk.State{Phase: pdk.PhaseInitWorker}
+		pdk.BindingOf(vm.L).State = st
+		defer func() { pdk.BindingOf(vm.L).State = nil }()
+		for _, n := range ps.names {
+			ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+			err := ps.initHandler(ctx, vm, st, n)
+			cancel()
+			if err != nil && ps.log != nil {
+				ps.log.Log(pdk.LevelErr, fmt.Sprintf("plugin %q init_worker: %v", n, err))
+			}
+			if isVMFailure(err) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (ps *pluginSet) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State, name string) error {
+	h, err := vm.Require(ctx, "kong.plugins."+name+".handler")
+	if err != nil {
+		return err
+	}
+	st.Plugin = name
+	if fn := vm.L.GetField(h, "init_worker"); fn != glua.LNil {
+		if _, _, err := vm.Run(ctx, fn, h); err != nil {
+			return err
+		}
+	}
+	if fn := vm.L.GetField(h, "configure"); fn != glua.LNil {
+		var configs glua.LValue = glua.LNil
+		if cs := ps.configs[name]; len(cs) > 0 {
+			list := make([]any, len(cs))
+			for i, c := range cs {
+				list[i] = c
+			}
+			configs = pdk.ToLua(vm.L, list)
+		}
+		if _, _, err := vm.Run(ctx, fn, h, configs); err != nil {
+			return fmt.Errorf("configure: %w", err)
+		}
 	}
 	return nil
 }

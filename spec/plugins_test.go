@@ -153,10 +153,11 @@ services:
 	g.stop()
 
 	want := map[string][]string{
-		"pass": {"leftover nil", "preread 127.0.0.1", "log kept 200"},
+		// init_worker ran on the VM, and configure saw the three recorders.
+		"pass": {"leftover nil", "preread 127.0.0.1 true 3", "log kept 200"},
 		// The exit skips ip-restriction (priority 990 < 1000), which would deny.
-		"exit": {"leftover nil", "preread 127.0.0.1", "log kept 200"},
-		"fail": {"leftover nil", "preread 127.0.0.1", "log kept 500"},
+		"exit": {"leftover nil", "preread 127.0.0.1 true 3", "log kept 200"},
+		"fail": {"leftover nil", "preread 127.0.0.1 true 3", "log kept 500"},
 	}
 	for name, lines := range want {
 		if got := readLines(t, rec(name)); strings.Join(got, "|") != strings.Join(lines, "|") {
