@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -45,8 +46,8 @@ type generation struct {
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
-	// globalPlugins run the log phase of connections no route matched.
-	globalPlugins []pluginRun
+	// globalLog runs the log phase of connections no route matched.
+	globalLog []pluginRun
 }
 
 // listenKey identifies a listening socket across generations.
@@ -71,8 +72,9 @@ type routeTarget struct {
 	// ClientHello: the shared config, or the route's own with its client
 	// certificate and ALPN extensions. Nil without ssl listeners.
 	serverTLS *tls.Config
-	// plugins run for connections of this route, in order.
-	plugins []pluginRun
+	// preread and log are the plugins that run in those phases for
+	// connections of this route, in order.
+	preread, log []pluginRun
 }
 
 // service is a declarative service prepared for proxying.
@@ -94,7 +96,8 @@ var streamProtocols = []string{"tcp", "tls", "udp", "tls_passthrough"}
 func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (*generation, error) {
 	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
 	g.plugins = ps
-	g.globalPlugins = ps.collect(d.Plugins, "", "")
+	global := ps.collect(d.Plugins, "", "")
+	g.globalLog = ps.implementing(global, pdk.PhaseLog)
 	ps.configs = map[string][]map[string]any{}
 	for _, p := range d.Plugins {
 		if p.Enabled && p.Stream() {
@@ -120,7 +123,8 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	}
 	if slices.ContainsFunc(c.StreamListeners, func(l conf.Listener) bool { return l.SSL }) {
 		var err error
-		if g.tls, err = newTLSManager(c, d); err != nil {
+		hook := certificateHook(ps, ps.implementing(global, pdk.PhaseCertificate))
+		if g.tls, err = newTLSManager(c, d, hook); err != nil {
 			return nil, err
 		}
 	}
@@ -137,7 +141,9 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 		if !slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(streamProtocols, p) }) {
 			continue
 		}
-		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID), plugins: ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))}
+		runs := ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))
+		target := &routeTarget{route: r, name: nameOr(r.Name, r.ID),
+			preread: ps.implementing(runs, pdk.PhasePreread), log: ps.implementing(runs, pdk.PhaseLog)}
 		if g.tls != nil {
 			if target.serverTLS, err = routeServerTLS(g.tls, d, r); err != nil {
 				return nil, err

@@ -36,6 +36,7 @@ type pluginSet struct {
 	names    []string
 	schemas  map[string]*schema.Schema
 	priority map[string]int
+	handles  map[string]map[string]bool // plugin -> phase names its handler implements
 	// configs are each plugin's stream configurations, given to its
 	// configure handler; set by the generation before any VM is leased.
 	configs map[string][]map[string]any
@@ -67,6 +68,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
+		handles:  map[string]map[string]bool{},
 		log:      logger,
 	}
 	ps.pool = lua.NewPool(b, lua.PoolOptions{}, ps.setupVM(pdk.Setup(opts)))
@@ -99,8 +101,25 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 			return nil, fmt.Errorf("plugin '%s' handler: PRIORITY must be a number", n)
 		}
 		ps.priority[n] = int(prio)
+		ps.handles[n] = map[string]bool{}
+		for _, phase := range []pdk.Phase{pdk.PhaseCertificate, pdk.PhasePreread, pdk.PhaseLog} {
+			if ps.schemaVM.L.GetField(h, phase.String()) != glua.LNil {
+				ps.handles[n][phase.String()] = true
+			}
+		}
 	}
 	return ps, nil
+}
+
+// implementing keeps the runs whose handler has a phase.
+func (ps *pluginSet) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun {
+	var out []pluginRun
+	for _, r := range runs {
+		if ps.handles[r.name][phase.String()] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // findPlugin adds a plugin's modules to modules: its handler and schema

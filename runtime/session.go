@@ -204,7 +204,7 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 // preread runs the route's preread handlers; done reports that the
 // session ended there (an exit, or an error: status 500 as in Kong).
 func (cx *plugged) preread(target *routeTarget, down io.Writer) (status int, done bool) {
-	if err := cx.runPlugins(pdk.PhasePreread, target.plugins); err != nil {
+	if err := cx.runPlugins(pdk.PhasePreread, target.preread); err != nil {
 		return statusInternalError, true
 	}
 	if !cx.exited {
@@ -221,11 +221,11 @@ func (cx *plugged) preread(target *routeTarget, down io.Writer) (status int, don
 // logPhase runs the log handlers of the plugins that saw the session, or
 // the global ones when no route matched.
 func (cx *plugged) logPhase() {
-	runs := cx.g.globalPlugins
+	runs := cx.g.globalLog
 	if cx.target != nil {
-		runs = cx.target.plugins
+		runs = cx.target.log
 	}
-	if len(runs) > 0 && cx.g.plugins != nil {
+	if len(runs) > 0 {
 		cx.runPlugins(pdk.PhaseLog, runs)
 	} else if cx.vm != nil {
 		cx.g.plugins.pool.Put(cx.vm)

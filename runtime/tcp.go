@@ -148,7 +148,7 @@ func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 // session ends when the relay does, or here on failure.
 func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 	cx.sess.remoteAddr, cx.sess.remotePort = cx.client.Addr().String(), int(cx.client.Port())
-	if len(target.plugins) > 0 {
+	if len(target.preread) > 0 {
 		if status, done := cx.preread(target, down); done {
 			cx.end(nil, status)
 			return

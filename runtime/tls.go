@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -27,7 +28,7 @@ const handshakeTimeout = 60 * time.Second
 // certificate and SNI entities, and kong.conf's ssl_cert pairs as the
 // default, or, with none configured, the self-signed pair Kong generates
 // under <prefix>/ssl.
-func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, error) {
+func newTLSManager(c *conf.Config, d *declarative.Config, hook tlsmgr.CertificateHook) (*tlsmgr.Manager, error) {
 	var defaults []tlsmgr.Cert
 	for i, p := range c.TLS.Certs {
 		defaults = append(defaults, tlsmgr.Cert{ID: fmt.Sprintf("ssl_cert[%d]", i+1), CertPEM: p.CertPEM, KeyPEM: p.KeyPEM})
@@ -46,6 +47,7 @@ func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, erro
 		SessionTickets:      c.TLS.SessionTickets,
 		SessionTimeout:      c.TLS.SessionTimeout,
 		CurvePreferences:    curveIDs(c.TLS.Curves),
+		Hook:                hook,
 	}
 	for _, ce := range d.Certificates {
 		if err := checkNotExpired(ce.ID, ce.Cert); err != nil {
@@ -65,6 +67,63 @@ func newTLSManager(c *conf.Config, d *declarative.Config) (*tlsmgr.Manager, erro
 	}
 	return tlsmgr.New(opts)
 }
+
+// certificateHook runs the global plugins' certificate handlers during a
+// handshake, as Kong's ssl_certificate phase does (no route is known yet,
+// so only global plugins run). An error fails the handshake. The
+// certificate is still chosen by the lookup that follows.
+func certificateHook(ps *pluginSet, runs []pluginRun) tlsmgr.CertificateHook {
+	if len(runs) == 0 {
+		return nil
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		ctx, cancel := context.WithTimeout(hello.Context(), phaseTimeout)
+		defer cancel()
+		vm, err := ps.pool.Get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = ps.run(vm, &pdk.State{Session: helloSession{hello}}, pdk.PhaseCertificate, runs, func() bool { return false })
+		if err != nil && isVMFailure(err) {
+			ps.pool.Discard(vm)
+		} else {
+			ps.pool.Put(vm)
+		}
+		return nil, err
+	}
+}
+
+// helloSession is the pdk.Session of the certificate phase: the
+// handshake's addresses and SNI.
+type helloSession struct{ hello *tls.ClientHelloInfo }
+
+func (h helloSession) Var(name string) (string, bool) {
+	addr := func(a net.Addr) (string, string) {
+		host, port, _ := net.SplitHostPort(a.String())
+		return host, port
+	}
+	switch name {
+	case "ssl_server_name":
+		return h.hello.ServerName, true
+	case "remote_addr", "realip_remote_addr":
+		host, _ := addr(h.hello.Conn.RemoteAddr())
+		return host, true
+	case "remote_port", "realip_remote_port":
+		_, port := addr(h.hello.Conn.RemoteAddr())
+		return port, true
+	case "server_addr":
+		host, _ := addr(h.hello.Conn.LocalAddr())
+		return host, true
+	case "server_port":
+		_, port := addr(h.hello.Conn.LocalAddr())
+		return port, true
+	}
+	return "", false
+}
+
+func (helloSession) Protocol() string          { return "tls" }
+func (helloSession) Serialize() map[string]any { return map[string]any{} }
+func (helloSession) Exit(int, []byte)          {}
 
 // curveIDs maps ssl_ecdh_curve names (validated by conf) to crypto/tls.
 func curveIDs(names []string) []tls.CurveID {

@@ -108,7 +108,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	// Plugins run here, on the listener's goroutine, before the session's
 	// first datagram goes out: a slow preread handler delays the
 	// listener's other clients.
-	if len(us.target.plugins) > 0 {
+	if len(us.target.preread) > 0 {
 		if status, done := us.preread(us.target, udpReply{pc, client}); done {
 			us.end(status)
 			return nil

@@ -310,3 +310,27 @@ services:
 		t.Errorf("file-log on UDP wrote %q\n%s", lines, g.errLog)
 	}
 }
+
+// TestCertificatePhase: a global plugin's certificate handler runs during
+// the TLS handshake, before its preread and log, as in Kong.
+func TestCertificatePhase(t *testing.T) {
+	echo := startEcho(t, "plain")
+	p := freePort(t)
+	path := filepath.Join(t.TempDir(), "rec")
+	yml, _, _ := tlsConfig(t, echo, p)
+	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n", path)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nplugins = bundled, recorder\nlua_package_path = %s\n", p, fixturePath(t)), yml)
+	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	c.Close()
+	g.stop()
+	want := []string{"certificate 127.0.0.1", "leftover nil", "preread 127.0.0.1 true 1", "log kept 200"}
+	if got := readLines(t, path); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("recorded %q; want %q\n%s", got, want, g.errLog)
+	}
+}
