@@ -55,6 +55,14 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 			return nil, err
 		}
 	}
+	// Legacy plugins extend kong.plugins.base_plugin.
+	for _, m := range []string{"kong/plugins/base_plugin", "kong/vendor/classic"} {
+		src, err := fs.ReadFile(lua.Lib, "lib/"+m+".lua")
+		if err != nil {
+			return nil, err
+		}
+		modules[strings.ReplaceAll(m, "/", ".")] = string(src)
+	}
 	goModules := pdk.Modules()
 	for k, v := range schema.Modules() {
 		goModules[k] = v
@@ -198,7 +206,7 @@ func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 }
 
 func (ps *pluginSet) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State, name string) error {
-	h, err := vm.Require(ctx, "kong.plugins."+name+".handler")
+	h, err := handler(ctx, vm, name)
 	if err != nil {
 		return err
 	}
@@ -308,7 +316,7 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 	pdk.BindingOf(vm.L).State = st
 	for _, r := range runs {
 		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
-		h, err := vm.Require(ctx, "kong.plugins."+r.name+".handler")
+		h, err := handler(ctx, vm, r.name)
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
 				st.Phase, st.Plugin = phase, r.name
@@ -324,6 +332,39 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		}
 	}
 	return nil
+}
+
+// handlersKey is the registry table of a VM's plugin handlers.
+const handlersKey = "gong.plugin_handlers"
+
+// handler returns a plugin's handler on vm: the module's table, or, for
+// a legacy class (kong.plugins.base_plugin style: it has new), the
+// instance Kong's loader made by calling it. Made once per VM.
+func handler(ctx context.Context, vm *lua.VM, name string) (glua.LValue, error) {
+	reg := vm.L.Get(glua.RegistryIndex).(*glua.LTable)
+	handlers, ok := reg.RawGetString(handlersKey).(*glua.LTable)
+	if !ok {
+		handlers = vm.L.NewTable()
+		reg.RawSetString(handlersKey, handlers)
+	}
+	if h := handlers.RawGetString(name); h != glua.LNil {
+		return h, nil
+	}
+	h, err := vm.Require(ctx, "kong.plugins."+name+".handler")
+	if err != nil {
+		return nil, err
+	}
+	if _, isFn := vm.L.GetField(h, "new").(*glua.LFunction); isFn {
+		res, err := vm.Call(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("creating the handler: %w", err)
+		}
+		if len(res) > 0 {
+			h = res[0]
+		}
+	}
+	handlers.RawSetString(name, h)
+	return h, nil
 }
 
 // isVMFailure reports errors after which a VM cannot be trusted.

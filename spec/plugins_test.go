@@ -334,3 +334,29 @@ func TestCertificatePhase(t *testing.T) {
 		t.Errorf("recorded %q; want %q\n%s", got, want, g.errLog)
 	}
 }
+
+// TestLegacyBasePlugin runs a plugin written in the BasePlugin style:
+// the handler is an instance of its class, made once per VM.
+func TestLegacyBasePlugin(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	path := filepath.Join(t.TempDir(), "legacy")
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: legacy, config: {path: %s}}]
+`, echo, p, path)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nplugins = bundled, legacy\nlua_package_path = %s\n", p, fixturePath(t)), yml)
+	for range 2 {
+		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "e: x" {
+			t.Fatalf("through the legacy plugin: %q, %v", got, err)
+		}
+	}
+	if got := readLines(t, path); strings.Join(got, "|") != "legacy legacy|legacy legacy" {
+		t.Errorf("recorded %q; want the instance's name twice", got)
+	}
+}

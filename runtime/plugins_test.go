@@ -1,0 +1,50 @@
+package runtime
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+func TestCollectScopingAndOrder(t *testing.T) {
+	ptr := func(s string) *string { return &s }
+	plugin := func(name string, route, service *string, protocols ...string) *declarative.Plugin {
+		if len(protocols) == 0 {
+			protocols = []string{"tcp"}
+		}
+		return &declarative.Plugin{Name: name, Route: route, Service: service, Enabled: true, Protocols: protocols,
+			Config: map[string]any{"scope": name + ":" + derefOr(route, "-") + ":" + derefOr(service, "-")}}
+	}
+	ps := &pluginSet{priority: map[string]int{"a": 10, "b": 20, "c": 10, "d": 5}}
+	plugins := []*declarative.Plugin{
+		plugin("a", nil, nil),             // global
+		plugin("a", nil, ptr("s1")),       // service
+		plugin("a", ptr("r1"), nil),       // route
+		plugin("a", ptr("r1"), ptr("s1")), // route + service: wins for r1/s1
+		plugin("b", nil, ptr("s1")),
+		plugin("c", nil, nil),
+		plugin("d", nil, nil, "http"), // not a stream protocol
+		{Name: "d", Enabled: false, Protocols: []string{"tcp"}},
+		{Name: "d", Consumer: ptr("u1"), Enabled: true, Protocols: []string{"tcp"}}, // no consumer in stream
+	}
+	tests := []struct {
+		route, service string
+		want           string
+	}{
+		{"r1", "s1", "b:-:s1 c:-:- a:r1:s1"},
+		{"r1", "s2", "c:-:- a:r1:-"},
+		{"r2", "s1", "b:-:s1 c:-:- a:-:s1"},
+		{"", "", "c:-:- a:-:-"},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, r := range ps.collect(plugins, tt.route, tt.service) {
+			got = append(got, r.conf["scope"].(string))
+		}
+		// b (20) first; a and c (10) by name descending: c before a.
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("collect(route %q, service %q) = %v; want %s", tt.route, tt.service, got, tt.want)
+		}
+	}
+}
