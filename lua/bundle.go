@@ -76,7 +76,7 @@ func NewBundle(modules map[string]string, opts ...Option) (*Bundle, error) {
 // Compile parses and compiles one chunk. A failure is an *Error of Kind
 // Syntax whose message names the chunk and the line.
 func Compile(name, source string) (*glua.FunctionProto, error) {
-	chunk, err := parse.Parse(strings.NewReader(source), name)
+	chunk, err := parse.Parse(strings.NewReader(rewriteEscapes(source)), name)
 	if err != nil {
 		return nil, syntaxError(name, err)
 	}

@@ -218,7 +218,7 @@ func baseLoad(L *glua.LState) int {
 		L.Push(glua.LString("attempt to load a text chunk (mode is '" + mode + "')"))
 		return 2
 	}
-	fn, err := L.Load(strings.NewReader(src), name)
+	fn, err := L.Load(strings.NewReader(rewriteEscapes(src)), name)
 	if err != nil {
 		L.Push(glua.LNil)
 		L.Push(glua.LString(strings.TrimSpace(err.Error())))

@@ -48,14 +48,15 @@
 // name, mode, env), xpcall(f, handler, ...), jit (fields and no-op switches: there is no compiler),
 // string.buffer (string building only), tostring of numbers as LuaJIT's
 // "%.14g" (inf, -inf, nan, 1e+15), tonumber with exponents ("1e2"),
-// string.rep with a separator, math.log with a base.
+// string.rep with a separator, math.log with a base. Sources bundled or
+// given to load may use the "\xNN", "\z" and "\u{...}" string escapes:
+// they are rewritten into Lua 5.1's before gopher-lua's lexer sees them.
 //
 // Not done here, because they need a patched gopher-lua or belong to
 // other packages:
 //
 //   - number formatting of the .. operator, print and string.format("%s"),
 //     which go through gopher-lua's LNumber.String (Go formatting);
-//   - the "\xNN", "\z" and "\u{...}" string escapes (lexer);
 //   - __pairs/__ipairs, weak tables, the %f pattern,
 //     coroutine.running's second result, collectgarbage("count"),
 //     debug.getinfo().short_src, os.date's %a/%x/%j;
