@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gong-proxy/gong/pdk"
@@ -48,6 +50,42 @@ type generation struct {
 	plugins   *pluginSet
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
+
+	// sessions counts the sessions using the generation; once it is
+	// retired (no longer current) and the count reaches zero, its Lua VMs
+	// are closed.
+	sessions atomic.Int64
+	retired  atomic.Bool
+	release  sync.Once
+}
+
+// acquire takes the current generation for a new session, which must
+// call done when it ends.
+func (s *Server) acquire() *generation {
+	for {
+		g := s.current.Load()
+		g.sessions.Add(1)
+		if !g.retired.Load() {
+			return g
+		}
+		g.done() // swapped out meanwhile: take the new one
+	}
+}
+
+// done ends one session's use of the generation.
+func (g *generation) done() {
+	if g.sessions.Add(-1) == 0 && g.retired.Load() {
+		g.release.Do(g.plugins.close)
+	}
+}
+
+// retire marks a generation replaced; it is released now if idle, else
+// when its last session ends.
+func (g *generation) retire() {
+	g.retired.Store(true)
+	if g.sessions.Load() == 0 {
+		g.release.Do(g.plugins.close)
+	}
 }
 
 // listenKey identifies a listening socket across generations.

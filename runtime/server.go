@@ -139,9 +139,13 @@ func (s *Server) build(c *conf.Config) (*generation, error) {
 		ps.close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
 	}
-	return buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
+	g, err := buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
 		s.log.logf(LevelWarn, 0, format, args...)
 	})
+	if err != nil {
+		ps.close()
+	}
+	return g, err
 }
 
 // swap builds a generation and makes it current; on failure the current
@@ -150,7 +154,9 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 	s.checkers.begin()
 	g, err := s.build(c)
 	if err == nil {
-		err = s.apply(g)
+		if err = s.apply(g); err != nil {
+			g.plugins.close()
+		}
 	}
 	if err != nil {
 		s.checkers.abort()
@@ -198,7 +204,9 @@ func (s *Server) apply(g *generation) error {
 		}
 		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
 	}
-	s.current.Store(g)
+	if old := s.current.Swap(g); old != nil {
+		old.retire()
+	}
 	for _, o := range opened {
 		s.listeners[o.key] = o
 		o.loop.Add(1)
@@ -303,6 +311,9 @@ func (s *Server) finish(err error) {
 		s.mu.Unlock()
 		if s.parker != nil {
 			s.parker.close()
+		}
+		if g := s.current.Load(); g != nil {
+			g.retire() // every session has ended: its VMs close now
 		}
 		s.checkers.stopAll()
 		s.done <- err

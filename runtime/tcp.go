@@ -41,7 +41,7 @@ func (s *Server) acceptLoop(o *socket) {
 			continue
 		}
 		backoff = 0
-		g := s.current.Load()
+		g := s.acquire()
 		s.conns.Add(1)
 		go s.serveTCP(g, o.key, conn.(*net.TCPConn))
 	}
@@ -269,5 +269,6 @@ func (cx *conn) end(up net.Conn, status int) {
 	if cx.g.access != nil {
 		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))
 	}
+	cx.g.done()
 	cx.s.conns.Done()
 }

@@ -62,8 +62,9 @@ func (s *Server) udpLoop(o *socket) {
 		us := sessions[client]
 		mu.Unlock()
 		if us == nil {
-			g := s.current.Load()
+			g := s.acquire()
 			if _, ok := g.listeners[o.key]; !ok {
+				g.done()
 				continue
 			}
 			us = s.newUDPSession(g, pc, client, local)
@@ -186,4 +187,5 @@ func (us *udpSession) end(status int) {
 	if us.g.access != nil {
 		us.g.access.write(us.g.format.appendLine(nil, &us.sess))
 	}
+	us.g.done()
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,5 +185,34 @@ func TestQuitDrainsInFlight(t *testing.T) {
 	}
 	if err := <-g.srv.Done(); err != nil {
 		t.Errorf("Done after quit = %v; want nil", err)
+	}
+}
+
+// TestReloadReleasesOldGenerations: a replaced generation with no session
+// left closes its Lua VMs (their pool's goroutine included), so reloads do
+// not accumulate them; one still in use waits for its last session.
+func TestReloadReleasesOldGenerations(t *testing.T) {
+	a := startEcho(t, "a")
+	p := freePort(t)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
+	held := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	if _, err := exchange(held, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	for range 10 {
+		if err := g.srv.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - base; grown > 2 {
+		t.Errorf("10 reloads left %d more goroutines; replaced generations are not released", grown)
+	}
+	// The generation of the held connection still serves it.
+	if got, err := exchange(held, "y"); err != nil || got != "a: y" {
+		t.Errorf("connection of an old generation: %q, %v", got, err)
 	}
 }
