@@ -210,8 +210,8 @@ func compileEndpoint(ep Endpoint, flavor Flavor) (entry, error) {
 			return e, invalid
 		}
 		// The ATC engine refuses an IPv6 network with host bits set
-		// (transform.lua canonicalises only IPv4 ones, "FIXME: support
-		// ipv6"), so Kong cannot load such a route in this flavor.
+		// (Kong's transform.lua canonicalises IPv4 networks only), so
+		// Kong cannot load such a route in this flavor.
 		if flavor == TraditionalCompatible && p.Addr().Is6() && p != p.Masked() {
 			return e, fmt.Errorf("invalid cidr '%s': host part of address was not zero", ep.IP)
 		}
