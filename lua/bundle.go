@@ -80,7 +80,7 @@ func Compile(name, source string) (*glua.FunctionProto, error) {
 	if err != nil {
 		return nil, syntaxError(name, err)
 	}
-	proto, err := glua.Compile(chunk, name)
+	proto, err := glua.Compile(rewriteConcat(chunk), name)
 	if err != nil {
 		return nil, syntaxError(name, err)
 	}

@@ -62,6 +62,9 @@ func openCompat(L *glua.LState) error {
 	L.SetGlobal("tostring", L.NewFunction(baseToString))
 	L.SetGlobal("tonumber", L.NewFunction(wrapToNumber(goFunc(L.GetGlobal("tonumber")))))
 	str.RawSetString("rep", L.NewFunction(wrapRep(goFunc(str.RawGetString("rep")))))
+	str.RawSetString("format", L.NewFunction(wrapFormat(goFunc(str.RawGetString("format")))))
+	tbl.RawSetString("concat", L.NewFunction(tableConcat))
+	L.SetGlobal(concatLocal, L.NewFunction(numberText))
 	mth.RawSetString("log", L.NewFunction(mathLog))
 	return nil
 }
