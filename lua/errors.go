@@ -21,6 +21,8 @@ const (
 	Canceled
 	// Panic: a Go function called from Lua panicked; the VM is not trusted.
 	Panic
+	// Memory: a MemoryGuard stopped the call ("not enough memory").
+	Memory
 )
 
 func (k Kind) String() string {
@@ -35,6 +37,8 @@ func (k Kind) String() string {
 		return "canceled"
 	case Panic:
 		return "panic"
+	case Memory:
+		return "memory"
 	}
 	return "unknown"
 }
@@ -51,11 +55,11 @@ func (e *Error) Error() string { return e.Msg }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// untrusted reports whether a VM that produced e must be discarded: its Lua
+// Untrusted reports whether a VM that produced e must be discarded: its Lua
 // code stopped at an arbitrary instruction, or Go code broke mid-way.
-func (e *Error) untrusted() bool {
+func (e *Error) Untrusted() bool {
 	switch e.Kind {
-	case Timeout, Canceled, Panic:
+	case Timeout, Canceled, Panic, Memory:
 		return true
 	}
 	return strings.Contains(e.Msg, "registry overflow")
@@ -64,6 +68,9 @@ func (e *Error) untrusted() bool {
 // contextError classifies a failure that happened while ctx was done; the
 // VM checks the context between instructions and raises its text.
 func contextError(ctx context.Context, msg, tb string, cause error) *Error {
+	if errors.Is(context.Cause(ctx), ErrMemory) {
+		return &Error{Kind: Memory, Msg: ErrMemory.Error(), Traceback: tb, Err: errors.Join(ErrMemory, cause)}
+	}
 	kind := Canceled
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		kind = Timeout

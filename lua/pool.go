@@ -29,6 +29,9 @@ type PoolOptions struct {
 	// IdleTimeout: an idle VM beyond MinVMs is closed after this long.
 	// Default 1 minute.
 	IdleTimeout time.Duration
+	// MemoryGuard, if set, stops calls that make the heap outgrow its
+	// limit; nil leaves allocation bounded only by the call's deadline.
+	MemoryGuard *MemoryGuard
 }
 
 func (o PoolOptions) withDefaults() PoolOptions {

@@ -28,6 +28,7 @@ type VM struct {
 	trampoline *glua.LFunction
 	hook       *glua.LFunction
 
+	guard    *MemoryGuard
 	pool     *Pool
 	leased   bool
 	idleFrom time.Time
@@ -75,7 +76,7 @@ func NewVM(b *Bundle, opts PoolOptions) (*VM, error) {
 		RegistryMaxSize:     opts.RegistryMaxSize,
 		MinimizeStackMemory: true,
 	})
-	vm := &VM{L: L}
+	vm := &VM{L: L, guard: opts.MemoryGuard}
 	if err := vm.init(b); err != nil {
 		L.Close()
 		return nil, err
@@ -135,6 +136,8 @@ func (vm *VM) bind(ctx context.Context) {
 // L.Context() themselves.
 func (vm *VM) Call(ctx context.Context, fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
 	L := vm.L
+	ctx, leave := vm.guard.enter(ctx)
+	defer leave()
 	vm.bind(ctx)
 	defer L.RemoveContext()
 	base := L.GetTop()
@@ -180,6 +183,8 @@ func (vm *VM) Require(ctx context.Context, name string) (glua.LValue, error) {
 // needed.
 func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yielded bool, results []glua.LValue, err error) {
 	L := vm.L
+	ctx, leave := vm.guard.enter(ctx)
+	defer leave()
 	vm.bind(ctx)
 	defer L.RemoveContext()
 	th, cancel := L.NewThread()
@@ -212,7 +217,7 @@ func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yie
 	default:
 		e = &Error{Kind: Runtime, Msg: msg, Traceback: vm.trace, Err: rerr}
 	}
-	if e.untrusted() {
+	if e.Untrusted() {
 		vm.broken = true
 	}
 	return false, nil, e
@@ -284,7 +289,7 @@ func (vm *VM) fail(ctx context.Context, err error) *Error {
 	default:
 		e = &Error{Kind: Runtime, Msg: ae.Object.String(), Traceback: ae.StackTrace, Err: err}
 	}
-	if e.untrusted() {
+	if e.Untrusted() {
 		vm.broken = true
 	}
 	return e

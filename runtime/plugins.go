@@ -47,7 +47,7 @@ type pluginSet struct {
 // first, then the embedded tree), compiles them, and loads their schemas
 // and handlers' priorities. A plugin that cannot be found is an error
 // naming the paths searched.
-func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
+func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules := map[string]string{}
 	for _, n := range names {
@@ -79,7 +79,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 		handles:  map[string]map[string]bool{},
 		log:      logger,
 	}
-	ps.pool = lua.NewPool(b, lua.PoolOptions{}, ps.setupVM(pdk.Setup(opts)))
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: guard}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
@@ -370,7 +370,7 @@ func handler(ctx context.Context, vm *lua.VM, name string) (glua.LValue, error) 
 // isVMFailure reports errors after which a VM cannot be trusted.
 func isVMFailure(err error) bool {
 	var le *lua.Error
-	return errors.As(err, &le) && (le.Kind == lua.Timeout || le.Kind == lua.Panic || le.Kind == lua.Canceled)
+	return errors.As(err, &le) && le.Untrusted()
 }
 
 // close releases the VMs; the set's generation serves no connection any

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/runtime/conf"
 )
 
@@ -47,6 +49,7 @@ type Server struct {
 	stopping   bool
 
 	parker   *parker // nil where epoll is unavailable: relays never park
+	memory   *lua.MemoryGuard
 	checkers *checkerSet
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
@@ -89,6 +92,7 @@ func New(opts Options) (*Server, error) {
 		w = os.Stderr
 	}
 	s.log = newErrorLog(w, s.level(opts.Config))
+	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
 	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {
 		s.parker = p
@@ -130,7 +134,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf, reading its declarative
 // configuration.
 func (s *Server) build(c *conf.Config) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log})
+	ps, err := loadPlugins(c, pluginLog{s.log}, s.memory)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +167,7 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 		return nil, err
 	}
 	s.checkers.commit()
+	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
 	return g, nil
 }
 
@@ -316,6 +321,7 @@ func (s *Server) finish(err error) {
 			g.retire() // every session has ended: its VMs close now
 		}
 		s.checkers.stopAll()
+		s.memory.Close()
 		s.done <- err
 	})
 }

@@ -234,6 +234,38 @@ services:
 	}
 }
 
+// TestRunawayAllocationIsContained runs a plugin that allocates without
+// end: past lua_memory_limit it is stopped with "not enough memory" long
+// before the phase deadline, its connection ends, and others are served.
+func TestRunawayAllocationIsContained(t *testing.T) {
+	echo := startEcho(t, "e")
+	pHog, pPlain := freePort(t), freePort(t)
+	dir := t.TempDir()
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: recorder, config: {path: %s, hog: true}}]
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+`, echo, pHog, filepath.Join(dir, "hog"), pPlain)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\nlua_memory_limit = 256m\n",
+		pHog, pPlain, fixturePath(t)), yml)
+	hog := dial(t, fmt.Sprintf("127.0.0.1:%d", pHog))
+	// Far beyond need; the 10 s phase deadline must not be what stops it.
+	hog.SetDeadline(time.Now().Add(8 * time.Second))
+	expectClosed(t, hog)
+	if log := g.errLog.String(); !strings.Contains(log, `plugin "recorder" preread phase`) || !strings.Contains(log, "not enough memory") {
+		t.Errorf("the runaway allocation is not logged:\n%s", log)
+	}
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "y"); err != nil || got != "e: y" {
+		t.Errorf("after the runaway was stopped: %q, %v", got, err)
+	}
+}
+
 // BenchmarkPluginConnection measures one connection, opened, echoed once
 // and closed, through 0, 1 and 3 plugins (preread and log phases).
 func BenchmarkPluginConnection(b *testing.B) {

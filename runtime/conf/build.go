@@ -119,6 +119,7 @@ func (t *typer) config() *Config {
 	c.LuaPackagePath = t.str("lua_package_path")
 	c.LuaSocketPoolSize = t.integer("lua_socket_pool_size", 1, "lua_socket_pool_size must be greater than 0")
 	c.UntrustedLua = t.enum("untrusted_lua", "on", "off", "sandbox")
+	c.LuaMemoryLimit = t.size("lua_memory_limit")
 	t.accept("lua_package_cpath", "untrusted_lua_sandbox_requires", "untrusted_lua_sandbox_environment")
 
 	c.RouterFlavor = t.routerFlavor()

@@ -48,6 +48,9 @@ type Config struct {
 	LuaPackagePath    string
 	LuaSocketPoolSize int
 	UntrustedLua      string
+	// LuaMemoryLimit is the heap size in bytes past which the longest
+	// running Lua handler is stopped; 0 is no limit (gong's addition).
+	LuaMemoryLimit int64
 
 	RouterFlavor string
 
