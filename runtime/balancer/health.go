@@ -56,12 +56,13 @@ func (c HealthConfig) activeEnabled() bool {
 // probes actively when configured and takes passive reports from
 // connections. Health changes go to the balancer it feeds.
 type Checker struct {
-	cfg   HealthConfig
-	addrs []netip.AddrPort
-	log   func(format string, args ...any)
+	cfg HealthConfig
+	log func(format string, args ...any)
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex       // guards the fields below
+	addrs   []netip.AddrPort // the checked ones
 	b       Balancer
+	given   []Address // the addresses b was built from
 	state   map[netip.AddrPort]*health
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -92,14 +93,14 @@ func NewChecker(b Balancer, addrs []Address, cfg HealthConfig, log func(string, 
 // Adopt hands the checker to a new balancer of the same upstream (a
 // reload that left it unchanged) over addrs: the new balancer starts from
 // the health the checker knows of the addresses it keeps. It returns the
-// balancer the checker fed before, for a reload that fails to give it
-// back.
-func (c *Checker) Adopt(b Balancer, addrs []Address) Balancer {
+// balancer the checker fed before and its addresses, for a reload that
+// fails to give it back.
+func (c *Checker) Adopt(b Balancer, addrs []Address) (Balancer, []Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	prev := c.b
+	prev, prevAddrs := c.b, c.given
 	c.unsyncedAdopt(b, addrs)
-	return prev
+	return prev, prevAddrs
 }
 
 // Replace is Adopt for a balancer rebuilt from new DNS answers: it takes
@@ -126,6 +127,7 @@ func (c *Checker) unsyncedAdopt(b Balancer, addrs []Address) {
 // unsyncedSetAddresses makes addrs (weight 0 excluded) the checked ones:
 // addresses it keeps keep their health, new ones start healthy.
 func (c *Checker) unsyncedSetAddresses(addrs []Address) {
+	c.given = addrs
 	var list []netip.AddrPort
 	for _, a := range addrs {
 		if a.Weight > 0 && !slices.Contains(list, a.Addr) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -74,7 +75,7 @@ type Resolver struct {
 	servers []string
 	search  dns.ClientConfig // Search and Ndots only
 	client  dns.Client
-	hosts   map[string][]netip.Addr
+	hosts   map[string]*Answer // the hosts file's names, of the families dns_order asks for
 	cache   *lru.Cache[cacheKey, *cacheEntry]
 	last    *lru.Cache[string, uint16] // the type that answered each name
 	flight  singleflight.Group
@@ -124,7 +125,18 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.hosts = hosts
+		r.hosts = map[string]*Answer{}
+		for name, addrs := range hosts {
+			var recs []Record
+			for _, a := range addrs {
+				if r.asks(a.Is4(), "A") || r.asks(a.Is6(), "AAAA") {
+					recs = append(recs, Record{Addr: a})
+				}
+			}
+			if len(recs) > 0 {
+				r.hosts[name] = &Answer{Name: name, Records: recs}
+			}
+		}
 	}
 	var err error
 	if r.cache, err = lru.New[cacheKey, *cacheEntry](max(cfg.CacheSize, 1)); err != nil {
@@ -174,7 +186,7 @@ func (r *Resolver) Resolve(ctx context.Context, name string, fresh bool) (*Answe
 	if a, err := netip.ParseAddr(name); err == nil {
 		return &Answer{Name: name, Records: []Record{{Addr: a.Unmap()}}}, nil
 	}
-	if ans := r.fromHosts(name); ans != nil {
+	if ans := r.hosts[strings.ToLower(strings.TrimSuffix(name, "."))]; ans != nil {
 		return ans, nil
 	}
 	var tried []string
@@ -213,30 +225,11 @@ func quoteList(l []string) string {
 	return strings.Join(q, ",")
 }
 
-func (r *Resolver) fromHosts(name string) *Answer {
-	addrs := r.hosts[strings.ToLower(strings.TrimSuffix(name, "."))]
-	var recs []Record
-	for _, a := range addrs {
-		if r.asks(a.Is4(), "A") || r.asks(a.Is6(), "AAAA") {
-			recs = append(recs, Record{Addr: a})
-		}
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	return &Answer{Name: name, Records: recs}
-}
-
 func (r *Resolver) asks(match bool, qtype string) bool {
 	if !match {
 		return false
 	}
-	for _, o := range r.cfg.Order {
-		if o == qtype {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(r.cfg.Order, qtype)
 }
 
 // resolveName tries dns_order's types for one fully qualified name.

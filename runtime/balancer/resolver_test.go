@@ -162,7 +162,6 @@ func TestExpandSRV(t *testing.T) {
 	}
 }
 
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
