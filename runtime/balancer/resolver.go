@@ -245,9 +245,8 @@ func (r *Resolver) resolveName(ctx context.Context, name string, fresh bool, tri
 			qtype = lastType
 		}
 		ans, err := r.query(ctx, name, qtype, fresh)
-		label := strings.TrimSuffix(name, ".") + ":" + strconv.Itoa(int(qtype))
 		if err != nil {
-			*tried = append(*tried, label+" - "+err.Error())
+			*tried = append(*tried, strings.TrimSuffix(name, ".")+":"+strconv.Itoa(int(qtype))+" - "+err.Error())
 			last = err
 			continue
 		}
@@ -262,8 +261,9 @@ func (r *Resolver) resolveName(ctx context.Context, name string, fresh bool, tri
 				continue
 			}
 		}
-		*tried = append(*tried, label+" - ok")
-		r.last.Add(name, qtype)
+		if !hasLast || lastType != qtype {
+			r.last.Add(name, qtype)
+		}
 		return ans, nil
 	}
 	return nil, last
