@@ -191,3 +191,15 @@ func BenchmarkResolverCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// TestResolverCNAME: with CNAME in dns_order, an alias without address
+// records resolves through its canonical name.
+func TestResolverCNAME(t *testing.T) {
+	z := startZone(t)
+	z.set(t, "alias.test. 30 IN CNAME real.test.", "real.test. 30 IN A 127.0.0.9")
+	r := testResolver(t, z)
+	ans, err := r.Resolve(context.Background(), "alias.test", false)
+	if err != nil || len(ans.Records) != 1 || ans.Records[0].Addr != netip.MustParseAddr("127.0.0.9") {
+		t.Fatalf("Resolve(alias) = %+v, %v; want the canonical name's address", ans, err)
+	}
+}

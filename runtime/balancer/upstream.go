@@ -87,10 +87,9 @@ type Upstream struct {
 	refresh []time.Time // per target; zero: never (the loop's own)
 	per     [][]Address // per target (the loop's own)
 
-	mu       sync.Mutex // guards onChange
+	mu       sync.Mutex // guards onChange and stop
 	onChange func(prev, b Balancer, addrs []Address)
-	stop     context.CancelFunc
-	done     chan struct{}
+	stop     context.CancelFunc // nil until Watch starts the loop
 }
 
 // built is one balancer and the addresses it was built from.
@@ -132,22 +131,22 @@ func (u *Upstream) Watch(onChange func(prev, b Balancer, addrs []Address)) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.onChange = onChange
-	if u.done != nil || !slices.ContainsFunc(u.refresh, func(t time.Time) bool { return !t.IsZero() }) {
+	if u.stop != nil || !slices.ContainsFunc(u.refresh, func(t time.Time) bool { return !t.IsZero() }) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	u.stop, u.done = cancel, make(chan struct{})
+	u.stop = cancel
 	go u.watchLoop(ctx)
 }
 
-// Stop ends re-resolving; it may be called more than once.
+// Stop ends re-resolving, without waiting for a query in flight: a
+// rebuild that lands after it changes nothing anyone uses. It may be
+// called more than once.
 func (u *Upstream) Stop() {
 	u.mu.Lock()
-	stop, done := u.stop, u.done
-	u.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
+	defer u.mu.Unlock()
+	if u.stop != nil {
+		u.stop()
 	}
 }
 
@@ -156,7 +155,6 @@ func (u *Upstream) Stop() {
 const minRefresh = time.Second
 
 func (u *Upstream) watchLoop(ctx context.Context) {
-	defer close(u.done)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -200,7 +198,7 @@ func (u *Upstream) resolveDue(ctx context.Context) {
 			u.per[i], changed = addrs, true
 		}
 	}
-	if !changed {
+	if !changed || ctx.Err() != nil {
 		return
 	}
 	addrs := slices.Concat(u.per...)
