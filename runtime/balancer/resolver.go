@@ -101,6 +101,12 @@ type cacheEntry struct {
 // maxRetry caps the backoff of a failing name's queries.
 const maxRetry = 30 * time.Second
 
+// backoff is the wait before asking again after failures in a row:
+// dns_error_ttl (at least a second), doubling up to maxRetry.
+func (r *Resolver) backoff(failures int) time.Duration {
+	return min(max(r.cfg.ErrorTTL, time.Second)<<min(max(failures-1, 0), 5), maxRetry)
+}
+
 // NewResolver reads the hosts file and resolv.conf and prepares the cache.
 func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	r := &Resolver{cfg: cfg, servers: cfg.Nameservers}
@@ -324,7 +330,7 @@ func (r *Resolver) store(k cacheKey, e *cacheEntry) {
 	if e.answer == nil && !e.notFound() {
 		if old, ok := r.cache.Peek(k); ok && old.answer != nil && now.Before(old.expires.Add(r.cfg.StaleTTL)) {
 			kept := &cacheEntry{answer: old.answer, expires: old.expires, failures: old.failures + 1}
-			kept.retryAt = now.Add(min(max(r.cfg.ErrorTTL, time.Second)<<min(kept.failures-1, 5), maxRetry))
+			kept.retryAt = now.Add(r.backoff(kept.failures))
 			kept.answer = &Answer{Name: old.answer.Name, SRV: old.answer.SRV, Records: old.answer.Records, Refresh: kept.retryAt}
 			r.cache.Add(k, kept)
 			e.answer, e.err = kept.answer, nil

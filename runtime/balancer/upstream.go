@@ -84,8 +84,11 @@ type Upstream struct {
 	log     func(string, ...any)
 
 	cur     atomic.Pointer[built]
-	refresh []time.Time // per target; zero: never (the loop's own)
-	per     [][]Address // per target (the loop's own)
+	// Per target, owned by the loop once it runs: when to resolve it
+	// again (zero: never), its addresses, and its failures in a row.
+	refresh  []time.Time
+	per      [][]Address
+	failures []int
 
 	mu       sync.Mutex // guards onChange and stop
 	onChange func(prev, b Balancer, addrs []Address)
@@ -101,13 +104,13 @@ type built struct {
 // NewUpstream resolves the targets and builds their balancer; log warns
 // of targets that do not resolve.
 func NewUpstream(ctx context.Context, targets []Target, opts Options, res *Resolver, log func(string, ...any)) (*Upstream, error) {
-	u := &Upstream{targets: targets, opts: opts, res: res, log: log,
-		refresh: make([]time.Time, len(targets)), per: make([][]Address, len(targets))}
+	u := &Upstream{targets: targets, opts: opts, res: res, log: log, refresh: make([]time.Time, len(targets)),
+		per: make([][]Address, len(targets)), failures: make([]int, len(targets))}
 	for i, t := range targets {
 		addrs, refresh, err := res.Expand(ctx, t, true)
 		if err != nil {
 			log("target %s: %v", t.Name, err)
-			refresh = time.Now().Add(max(res.cfg.ErrorTTL, time.Second))
+			refresh = u.retryAt(i)
 		}
 		u.per[i], u.refresh[i] = addrs, refresh
 	}
@@ -174,6 +177,13 @@ func (u *Upstream) watchLoop(ctx context.Context) {
 	}
 }
 
+// retryAt counts a failed resolution of target i and says when to try
+// again.
+func (u *Upstream) retryAt(i int) time.Time {
+	u.failures[i]++
+	return time.Now().Add(u.res.backoff(u.failures[i]))
+}
+
 // resolveDue resolves the targets whose refresh time has come and
 // rebuilds the balancer if their addresses changed.
 func (u *Upstream) resolveDue(ctx context.Context) {
@@ -191,7 +201,9 @@ func (u *Upstream) resolveDue(ctx context.Context) {
 			if len(u.per[i]) > 0 {
 				u.log("target %s: %v", t.Name, err)
 			}
-			refresh = now.Add(max(u.res.cfg.ErrorTTL, minRefresh))
+			refresh = u.retryAt(i)
+		} else {
+			u.failures[i] = 0
 		}
 		u.refresh[i] = refresh
 		if !slices.Equal(addrs, u.per[i]) {
