@@ -23,7 +23,7 @@ type checkerSet struct {
 	all     map[string]*balancer.Checker
 	used    map[string]bool              // keys the generation being built uses
 	pending map[string]*balancer.Checker // checkers it started
-	adopted map[string]fed // checkers it took over, and whom they fed
+	adopted map[string]fed               // checkers it took over, and whom they fed
 }
 
 func newCheckerSet(log func(string, ...any)) *checkerSet {

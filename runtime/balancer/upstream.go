@@ -83,7 +83,7 @@ type Upstream struct {
 	res     *Resolver
 	log     func(string, ...any)
 
-	cur     atomic.Pointer[built]
+	cur atomic.Pointer[built]
 	// Per target, owned by the loop once it runs: when to resolve it
 	// again (zero: never), its addresses, and its failures in a row.
 	refresh  []time.Time
