@@ -376,20 +376,28 @@ services:
 	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
 		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
 	})
-	for i := range 6 { // each client is a new session
-		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatal(err)
+	sessions := func() map[string]int {
+		seen := map[string]int{}
+		for range 6 { // each client is a new session
+			c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[udpAsk(t, c, "x")]++
+			c.Close()
 		}
-		if got := udpAsk(t, c, "x"); got != "ok good: x" {
-			t.Errorf("session %d while one target answers wrong: %q; want the good target", i, got)
-		}
-		c.Close()
+		return seen
+	}
+	if seen := sessions(); seen["ok good: x"] != 6 {
+		t.Errorf("while one target answers wrong: %v; want every session on the good target", seen)
 	}
 	flaky.Store("ok flaky: ")
 	eventually(t, "the target recovers", func() bool {
 		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
 	})
+	if seen := sessions(); seen["ok flaky: x"] == 0 {
+		t.Errorf("after recovery: %v; want sessions on the recovered target", seen)
+	}
 }
 
 // TestUDPAffinity: a client whose session ended comes back to the same
