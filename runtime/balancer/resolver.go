@@ -291,34 +291,45 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16, fresh b
 			}
 			if !fresh {
 				if e.refreshing.CompareAndSwap(false, true) {
-					go r.refresh(k)
+					go r.refresh(context.Background(), k)
 				}
 				return e.answer, nil
 			}
 		}
 	}
-	return r.refresh(k)
+	return r.refresh(ctx, k)
 }
 
-// refresh queries the nameservers for k and caches the outcome; callers
+// refresh queries the nameservers for k and caches the outcome. Callers
 // asking for the same name and type at once share one query unless
-// dns_no_sync is on.
-func (r *Resolver) refresh(k cacheKey) (*Answer, error) {
-	do := func() (*cacheEntry, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), r.client.Timeout*time.Duration(max(len(r.servers), 1)))
+// dns_no_sync is on. A caller whose ctx ends stops waiting; the query
+// still completes for the cache.
+func (r *Resolver) refresh(ctx context.Context, k cacheKey) (*Answer, error) {
+	do := func() (any, error) {
+		qctx, cancel := context.WithTimeout(context.Background(), r.client.Timeout*time.Duration(max(len(r.servers), 1)))
 		defer cancel()
-		e := r.exchange(ctx, k)
+		e := r.exchange(qctx, k)
 		r.store(k, e)
 		return e, nil
 	}
-	var e *cacheEntry
+	var done <-chan singleflight.Result
 	if r.cfg.NoSync {
-		e, _ = do()
+		own := make(chan singleflight.Result, 1)
+		go func() {
+			v, _ := do()
+			own <- singleflight.Result{Val: v}
+		}()
+		done = own
 	} else {
-		v, _, _ := r.flight.Do(k.name+"/"+strconv.Itoa(int(k.qtype)), func() (any, error) { return do() })
-		e = v.(*cacheEntry)
+		done = r.flight.DoChan(k.name+"/"+strconv.Itoa(int(k.qtype)), do)
 	}
-	return e.answer, e.err
+	select {
+	case res := <-done:
+		e := res.Val.(*cacheEntry)
+		return e.answer, e.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("dns client error: %w", ctx.Err())
+	}
 }
 
 // store caches a query's outcome. A failure other than "no such name or

@@ -21,6 +21,7 @@ type zone struct {
 	mu      sync.Mutex
 	records map[string][]dns.RR // by "name type", e.g. "a.test. A"
 	fail    bool                // answer SERVFAIL
+	mute    bool                // answer nothing
 	queries atomic.Int64
 }
 
@@ -44,6 +45,10 @@ func (z *zone) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m.SetReply(req)
 	q := req.Question[0]
 	z.mu.Lock()
+	if z.mute {
+		z.mu.Unlock()
+		return
+	}
 	switch rrs, ok := z.records[q.Name+" "+dns.TypeToString[q.Qtype]]; {
 	case z.fail:
 		m.Rcode = dns.RcodeServerFailure
@@ -201,5 +206,33 @@ func TestResolverCNAME(t *testing.T) {
 	ans, err := r.Resolve(context.Background(), "alias.test", false)
 	if err != nil || len(ans.Records) != 1 || ans.Records[0].Addr != netip.MustParseAddr("127.0.0.9") {
 		t.Fatalf("Resolve(alias) = %+v, %v; want the canonical name's address", ans, err)
+	}
+}
+
+// TestResolverWaits: with dns_no_sync on each caller queries on its own;
+// either way a caller stops waiting when its context ends.
+func TestResolverWaits(t *testing.T) {
+	z := startZone(t)
+	z.set(t, "a.test. 30 IN A 127.0.0.2")
+	for _, noSync := range []bool{false, true} {
+		r, err := NewResolver(ResolverConfig{Nameservers: []string{z.addr}, Order: []string{"A"}, NoSync: noSync, CacheSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans, err := r.Resolve(context.Background(), "a.test.", false); err != nil || len(ans.Records) != 1 {
+			t.Fatalf("dns_no_sync %v: %+v, %v", noSync, ans, err)
+		}
+		z.mu.Lock()
+		z.mute = true
+		z.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err = r.Resolve(ctx, "b.test.", false)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("dns_no_sync %v, silent nameserver: %v; want the caller's deadline", noSync, err)
+		}
+		z.mu.Lock()
+		z.mute = false
+		z.mu.Unlock()
 	}
 }
