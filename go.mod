@@ -12,4 +12,13 @@ require (
 
 require github.com/yuin/gopher-lua v1.1.2
 
-require github.com/OneOfOne/xxhash v1.2.8
+require (
+	github.com/OneOfOne/xxhash v1.2.8
+	github.com/miekg/dns v1.1.73
+	golang.org/x/sync v0.22.0
+)
+
+require (
+	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)

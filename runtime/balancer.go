@@ -4,10 +4,11 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -16,8 +17,9 @@ import (
 // peers picks the peer of each connection attempt to a service. It is
 // safe for concurrent use and lives as long as its generation.
 type peers interface {
-	// start begins the attempts of a connection from client.
-	start(client netip.Addr) *attempts
+	// start begins the attempts of a connection (udp: a UDP session)
+	// from client.
+	start(client netip.AddrPort, udp bool) *attempts
 	// next returns the address for the next attempt of the connection a
 	// follows, and the host name it stands for (the target or service
 	// host, for upstream TLS SNI).
@@ -32,95 +34,97 @@ type peers interface {
 
 // attempts is one connection's record of its tries.
 type attempts struct {
+	client netip.AddrPort
+	udp    bool
 	tried  []string
 	handle balancer.Handle
+	// b is the balancer of the connection's first pick, which its
+	// retries and release use even if DNS rebuilt the upstream's since.
+	b balancer.Balancer
 }
 
 // hostPeers serves a service whose host is an IP address or a DNS name:
-// every address of the name is a peer on the service's port, in turn,
-// the ones not tried yet first.
+// the resolver rotates over the name's addresses (or picks by SRV
+// weight, with the SRV port).
 type hostPeers struct {
 	host     string
 	port     int
-	resolver *resolver
-	turn     atomic.Uint64
+	resolver *balancer.Resolver
 }
 
 func (b *hostPeers) next(ctx context.Context, a *attempts) (string, string, error) {
-	addrs, err := b.resolver.lookup(ctx, b.host)
+	addr, err := b.resolver.ToIP(ctx, b.host, b.port)
 	if err != nil {
 		return "", "", err
 	}
-	peers := make([]string, len(addrs))
-	for i, ip := range addrs {
-		peers[i] = netip.AddrPortFrom(ip, uint16(b.port)).String()
-	}
-	start := int(b.turn.Add(1) % uint64(len(peers)))
-	peer := peers[start]
-	for i := range peers {
-		if p := peers[(start+i)%len(peers)]; !slices.Contains(a.tried, p) {
-			peer = p
-			break
-		}
-	}
+	peer := addr.String()
 	a.tried = append(a.tried, peer)
 	return peer, b.host, nil
 }
 
-func (b *hostPeers) start(netip.Addr) *attempts { return &attempts{} }
+func (b *hostPeers) start(client netip.AddrPort, udp bool) *attempts {
+	return &attempts{client: client, udp: udp}
+}
 
 func (b *hostPeers) failed(*attempts, string) {}
 
 func (b *hostPeers) release(*attempts, time.Duration, int) {}
 
-// upstreamPeers serves a service whose host names an upstream, with the
-// upstream's algorithm over its targets' addresses.
+// upstreamPeers serves the services whose host names an upstream, with
+// the upstream's algorithm over its targets' addresses, kept current by
+// DNS.
 type upstreamPeers struct {
-	b       balancer.Balancer
-	hashOn  [2]string         // hash_on, hash_fallback
-	checker *balancer.Checker // nil when the upstream has no health checks
+	up       *balancer.Upstream
+	hashOn   [2]string         // hash_on, hash_fallback
+	checker  *balancer.Checker // nil when the upstream has no health checks
+	affinity *affinity         // nil unless udp_affinity_ttl is set
 }
 
 // newUpstreamPeers resolves the upstream's targets (one address per IP,
-// each with the target's weight, as Kong does) and builds its balancer,
-// with the health checker checkers gives it. A target whose name does not
+// each with the target's weight, or one per SRV record, as Kong does),
+// builds its balancer with the health checker checkers gives it, and
+// keeps resolving the targets' names. A target whose name does not
 // resolve gets no address, with a warning.
-func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *resolver, checkers *checkerSet, warn func(string, ...any)) (*upstreamPeers, error) {
-	var addrs []balancer.Address
-	for _, t := range targets {
+func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *balancer.Resolver, checkers *checkerSet, warn func(string, ...any)) (*upstreamPeers, error) {
+	ts := make([]balancer.Target, len(targets))
+	for i, t := range targets {
 		host, portStr, err := net.SplitHostPort(t.Target)
 		if err != nil {
 			return nil, err
 		}
 		port, _ := strconv.Atoi(portStr)
-		ips, err := r.lookup(ctx, host)
-		if err != nil {
-			warn("upstream %s: target %s: %v", u.Name, t.Target, err)
-			continue
-		}
-		name := host
-		if _, err := netip.ParseAddr(host); err == nil {
-			name = ""
-		}
-		for _, ip := range ips {
-			addrs = append(addrs, balancer.Address{Addr: netip.AddrPortFrom(ip, uint16(port)), Weight: t.Weight, Host: name, Target: t.Target})
-		}
+		ts[i] = balancer.Target{Name: t.Target, Host: host, Port: port, Weight: t.Weight}
 	}
-	b, err := balancer.New(addrs, balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold})
+	opts := balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold}
+	up, err := balancer.NewUpstream(ctx, ts, opts, r, func(f string, a ...any) { warn("upstream %s: "+f, append([]any{u.Name}, a...)...) })
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
+	p := &upstreamPeers{up: up, hashOn: [2]string{u.HashOn, u.HashFallback}}
+	p.checker = checkers.get(u, targets, up.Addresses(), up.Balancer())
+	if p.checker != nil {
+		up.Watch(func(prev, b balancer.Balancer, addrs []balancer.Address) { p.checker.Replace(prev, b, addrs) })
+	} else {
+		up.Watch(nil)
+	}
+	if u.UDPAffinityTTL > 0 {
+		p.affinity = newAffinity(time.Duration(u.UDPAffinityTTL * float64(time.Second)))
+	}
+	return p, nil
 }
+
+// stop ends the re-resolving of the targets, when the generation is
+// retired or fails to build.
+func (u *upstreamPeers) stop() { u.up.Stop() }
 
 // start sets the value consistent-hashing hashes for the client: in
 // stream only hash_on ip yields one (consumer needs an authenticating
 // plugin); anything else falls back, then hashes "", as in Kong.
-func (u *upstreamPeers) start(client netip.Addr) *attempts {
-	a := &attempts{}
+func (u *upstreamPeers) start(client netip.AddrPort, udp bool) *attempts {
+	a := &attempts{client: client, udp: udp}
 	for _, on := range u.hashOn {
 		if on == "ip" {
-			a.handle.HashValue = client.String()
+			a.handle.HashValue = client.Addr().String()
 			break
 		}
 	}
@@ -128,13 +132,36 @@ func (u *upstreamPeers) start(client netip.Addr) *attempts {
 }
 
 func (u *upstreamPeers) next(_ context.Context, a *attempts) (string, string, error) {
-	p, err := u.b.Pick(&a.handle)
+	if a.b == nil {
+		a.b = u.up.Balancer()
+		if p, ok := u.affine(a); ok {
+			return u.picked(a, p)
+		}
+	}
+	p, err := a.b.Pick(&a.handle)
 	if err != nil {
 		return "", "", err
 	}
+	return u.picked(a, p)
+}
+
+func (u *upstreamPeers) picked(a *attempts, p balancer.Peer) (string, string, error) {
 	peer := p.Addr.String()
 	a.tried = append(a.tried, peer)
 	return peer, p.Host, nil
+}
+
+// affine sends a UDP client back to the peer of its previous session,
+// when udp_affinity_ttl remembers it and the peer is still available.
+func (u *upstreamPeers) affine(a *attempts) (balancer.Peer, bool) {
+	if !a.udp || u.affinity == nil {
+		return balancer.Peer{}, false
+	}
+	addr, ok := u.affinity.get(a.client)
+	if !ok {
+		return balancer.Peer{}, false
+	}
+	return a.b.Take(&a.handle, addr)
 }
 
 func (u *upstreamPeers) failed(_ *attempts, peer string) {
@@ -144,10 +171,63 @@ func (u *upstreamPeers) failed(_ *attempts, peer string) {
 }
 
 // release also reports the session's status to passive health checks, as
-// Kong's log phase does, when the session got as far as a peer.
+// Kong's log phase does, when the session got as far as a peer, and
+// remembers a UDP client's peer for udp_affinity_ttl.
 func (u *upstreamPeers) release(a *attempts, connectTime time.Duration, status int) {
-	u.b.Release(&a.handle, connectTime)
-	if u.checker != nil && len(a.tried) > 0 {
-		u.checker.ReportStatus(netip.MustParseAddrPort(a.tried[len(a.tried)-1]), status)
+	if a.b == nil {
+		return
 	}
+	a.b.Release(&a.handle, connectTime)
+	if len(a.tried) == 0 {
+		return
+	}
+	last := netip.MustParseAddrPort(a.tried[len(a.tried)-1])
+	if u.checker != nil {
+		u.checker.ReportStatus(last, status)
+	}
+	if a.udp && u.affinity != nil && status == statusOK {
+		u.affinity.set(a.client, last)
+	}
+}
+
+// affinityCapacity bounds the client addresses an upstream remembers for
+// UDP affinity; the least recently used are forgotten first.
+const affinityCapacity = 65536
+
+// affinity remembers the peer of each UDP client address for a time after
+// its session ends.
+type affinity struct {
+	ttl   time.Duration
+	mu    sync.Mutex // makes get's expiry check and removal one step
+	cache *lru.Cache[netip.AddrPort, stickyPeer]
+}
+
+type stickyPeer struct {
+	addr  netip.AddrPort
+	until time.Time
+}
+
+func newAffinity(ttl time.Duration) *affinity {
+	c, _ := lru.New[netip.AddrPort, stickyPeer](affinityCapacity) // fails only for a size <= 0
+	return &affinity{ttl: ttl, cache: c}
+}
+
+func (f *affinity) get(client netip.AddrPort) (netip.AddrPort, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sp, ok := f.cache.Get(client)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	if time.Now().After(sp.until) {
+		f.cache.Remove(client)
+		return netip.AddrPort{}, false
+	}
+	return sp.addr, true
+}
+
+func (f *affinity) set(client, peer netip.AddrPort) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cache.Add(client, stickyPeer{addr: peer, until: time.Now().Add(f.ttl)})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/tlsmgr"
@@ -48,6 +49,8 @@ type generation struct {
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
+	// upstreams keep their targets resolved until the generation retires.
+	upstreams []*upstreamPeers
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
 
@@ -80,11 +83,21 @@ func (g *generation) done() {
 }
 
 // retire marks a generation replaced; it is released now if idle, else
-// when its last session ends.
+// when its last session ends. Its upstreams stop re-resolving their
+// targets at once: its remaining sessions have their peers.
 func (g *generation) retire() {
 	g.retired.Store(true)
+	g.stopUpstreams()
 	if g.sessions.Load() == 0 {
 		g.release.Do(g.plugins.close)
+	}
+}
+
+// stopUpstreams ends the re-resolving of the generation's upstreams; a
+// generation that fails to build or to apply calls it too.
+func (g *generation) stopUpstreams() {
+	for _, u := range g.upstreams {
+		u.stop()
 	}
 }
 
@@ -131,8 +144,13 @@ var streamProtocols = []string{"tcp", "tls", "udp", "tls_passthrough"}
 
 // buildGeneration prepares a configuration for serving. accessLog returns
 // the shared writer for a path. Errors name the entity at fault.
-func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (*generation, error) {
+func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, accessLog func(path string) (*accessLog, error), checkers *checkerSet, warn func(string, ...any)) (_ *generation, err error) {
 	g := &generation{conf: c, decl: d, listeners: map[listenKey]conf.Listener{}}
+	defer func() {
+		if err != nil {
+			g.stopUpstreams()
+		}
+	}()
 	g.plugins = ps
 	global := ps.collect(d.Plugins, "", "")
 	g.globalLog = ps.implementing(global, pdk.PhaseLog)
@@ -160,7 +178,6 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 		}
 	}
 	if slices.ContainsFunc(c.StreamListeners, func(l conf.Listener) bool { return l.SSL }) {
-		var err error
 		hook := certificateHook(ps, ps.implementing(global, pdk.PhaseCertificate))
 		if g.tls, err = newTLSManager(c, d, hook); err != nil {
 			return nil, err
@@ -170,7 +187,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	if err != nil {
 		return nil, err
 	}
-	services, err := buildServices(c, d, res, checkers, warn)
+	services, err := buildServices(c, d, res, checkers, &g.upstreams, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +226,8 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checkers *checkerSet, warn func(string, ...any)) (map[string]*service, error) {
+// The services of one upstream share its peers, which it appends to ups.
+func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *checkerSet, ups *[]*upstreamPeers, warn func(string, ...any)) (map[string]*service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -219,6 +237,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 		targets[t.Upstream] = append(targets[t.Upstream], t)
 	}
 	out := map[string]*service{}
+	built := map[string]*upstreamPeers{}
 	for _, s := range d.Services {
 		if !s.Enabled {
 			continue
@@ -237,11 +256,17 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 		}
 		u := upstreams[s.Host]
 		if u != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-			up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+			up := built[u.ID]
+			if up == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+				var err error
+				up, err = newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+				}
+				built[u.ID] = up
+				*ups = append(*ups, up)
 			}
 			svc.peers = up
 		} else {

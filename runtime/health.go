@@ -13,7 +13,7 @@ import (
 )
 
 // checkerSet owns the health checkers of the upstreams, across
-// generations: a reload that leaves an upstream, its addresses and its
+// generations: a reload that leaves an upstream, its targets and its
 // healthchecks unchanged hands the same checker, with its health state, to
 // the new balancer; the others are stopped once the new generation serves.
 type checkerSet struct {
@@ -23,7 +23,7 @@ type checkerSet struct {
 	all     map[string]*balancer.Checker
 	used    map[string]bool              // keys the generation being built uses
 	pending map[string]*balancer.Checker // checkers it started
-	adopted map[string]balancer.Balancer // checkers it took over, and whom they fed
+	adopted map[string]fed               // checkers it took over, and whom they fed
 }
 
 func newCheckerSet(log func(string, ...any)) *checkerSet {
@@ -33,26 +33,27 @@ func newCheckerSet(log func(string, ...any)) *checkerSet {
 // begin starts collecting the checkers of a generation being built.
 func (cs *checkerSet) begin() {
 	cs.mu.Lock()
-	cs.used, cs.pending, cs.adopted = map[string]bool{}, map[string]*balancer.Checker{}, map[string]balancer.Balancer{}
+	cs.used, cs.pending, cs.adopted = map[string]bool{}, map[string]*balancer.Checker{}, map[string]fed{}
 	cs.mu.Unlock()
 }
 
-// get returns the checker for an upstream's balancer, or nil when the
-// upstream has no health checks.
-func (cs *checkerSet) get(u *declarative.Upstream, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
+// get returns the checker for an upstream's balancer over addrs, or nil
+// when the upstream has no health checks.
+func (cs *checkerSet) get(u *declarative.Upstream, targets []*declarative.Target, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
 	cfg := healthConfig(u.Healthchecks)
 	if !cfg.Enabled() {
 		return nil
 	}
-	key := checkerKey(u, addrs)
+	key := checkerKey(u, targets)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.used[key] = true
 	if c, ok := cs.all[key]; ok {
 		if _, again := cs.adopted[key]; !again {
-			cs.adopted[key] = c.Adopt(b)
+			prev, prevAddrs := c.Adopt(b, addrs)
+			cs.adopted[key] = fed{prev, prevAddrs}
 		} else {
-			c.Adopt(b)
+			c.Adopt(b, addrs)
 		}
 		return c
 	}
@@ -85,7 +86,7 @@ func (cs *checkerSet) abort() {
 		c.Stop()
 	}
 	for k, prev := range cs.adopted {
-		cs.all[k].Adopt(prev)
+		cs.all[k].Adopt(prev.b, prev.addrs)
 	}
 	cs.pending, cs.adopted = nil, nil
 }
@@ -100,25 +101,38 @@ func (cs *checkerSet) stopAll() {
 	}
 }
 
+// fed is the balancer a checker fed before a reload, and its addresses.
+type fed struct {
+	b     balancer.Balancer
+	addrs []balancer.Address
+}
+
 // checkerKey identifies an upstream's checking: its id, its healthchecks
-// record and its addresses.
-func checkerKey(u *declarative.Upstream, addrs []balancer.Address) string {
+// record and its targets. The targets' addresses may change with DNS; the
+// checker follows them.
+func checkerKey(u *declarative.Upstream, targets []*declarative.Target) string {
 	hc, _ := json.Marshal(u.Healthchecks)
-	list := make([]string, len(addrs))
-	for i, a := range addrs {
-		list[i] = fmt.Sprintf("%s/%d", a.Addr, a.Weight)
+	list := make([]string, len(targets))
+	for i, t := range targets {
+		list[i] = fmt.Sprintf("%s/%d", t.Target, t.Weight)
 	}
 	slices.Sort(list)
 	return u.ID + "|" + string(hc) + "|" + strings.Join(list, ",")
 }
 
 // healthConfig reads an upstream's healthchecks for stream: active checks
-// run only with type tcp, as in Kong's stream subsystem.
+// run only with type tcp, as in Kong's stream subsystem, or gong's udp.
 func healthConfig(h declarative.Healthchecks) balancer.HealthConfig {
 	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 	a, p := h.Active, h.Passive
+	var active string
+	if a.Type == "tcp" || a.Type == "udp" {
+		active = a.Type
+	}
 	return balancer.HealthConfig{
-		ActiveTCP:           a.Type == "tcp",
+		Active:              active,
+		Send:                []byte(derefOr(a.Send, "")),
+		Expect:              []byte(derefOr(a.Expect, "")),
 		Timeout:             sec(a.Timeout),
 		Concurrency:         a.Concurrency,
 		HealthyInterval:     sec(a.Healthy.Interval),

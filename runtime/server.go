@@ -160,6 +160,7 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 	if err == nil {
 		if err = s.apply(g); err != nil {
 			g.plugins.close()
+			g.stopUpstreams()
 		}
 	}
 	if err != nil {

@@ -187,7 +187,7 @@ func (cx *conn) relayDone(r *relay, err error) {
 // dial connects to the service, with TLS when its protocol asks for it,
 // trying another peer after each failure up to service.retries times.
 func (cx *conn) dial(svc *service) (net.Conn, int) {
-	cx.svc, cx.att = svc, svc.peers.start(cx.client.Addr())
+	cx.svc, cx.att = svc, svc.peers.start(cx.client, false)
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
 		peer, host, err := svc.peers.next(ctx, cx.att)

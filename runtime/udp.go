@@ -122,7 +122,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	}
 	svc := us.target.service
 	us.idle = svc.idle
-	us.svc, us.att = svc, svc.peers.start(client.Addr())
+	us.svc, us.att = svc, svc.peers.start(client, true)
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
 		peer, _, err := svc.peers.next(ctx, us.att)

@@ -59,6 +59,10 @@ type Balancer interface {
 	// Pick chooses the peer for the next attempt of the connection h
 	// follows; on a retry the previous peer counts as failed.
 	Pick(h *Handle) (Peer, error)
+	// Take is a Pick of a given address, for a connection that should go
+	// back to it: it fails when the balancer lacks the address, or the
+	// address or the balancer is unhealthy.
+	Take(h *Handle, addr netip.AddrPort) (Peer, bool)
 	// Release ends the connection's use of its last peer; connectTime is
 	// how long its connect took (latency's sample), 0 if it failed.
 	Release(h *Handle, connectTime time.Duration)
@@ -120,6 +124,28 @@ func (b *base) healthy() bool {
 }
 
 func peerOf(a *address) Peer { return Peer{Addr: a.Addr, Host: a.Host} }
+
+func (b *base) Take(h *Handle, addr netip.AddrPort) (Peer, bool) {
+	a := b.takeable(addr)
+	if a == nil {
+		return Peer{}, false
+	}
+	h.current = a
+	return peerOf(a), true
+}
+
+// takeable returns the address Take may give, or nil.
+func (b *base) takeable(addr netip.AddrPort) *address {
+	if !b.healthy() {
+		return nil
+	}
+	for _, a := range b.addrs {
+		if a.Addr == addr && a.Weight > 0 && a.available.Load() {
+			return a
+		}
+	}
+	return nil
+}
 
 // SetAvailable marks an address up or down (health checks); pickers skip
 // unavailable addresses.

@@ -1,8 +1,10 @@
 package balancer
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,9 +15,17 @@ import (
 
 // HealthConfig is an upstream's healthchecks record, as the checker uses
 // it in stream: active checks are TCP connects (Kong runs no other type
-// in stream), passive ones count connect failures and session statuses.
+// in stream) or, as gong adds, UDP exchanges, either of which may send a
+// payload and expect a reply; passive ones count connect failures and
+// session statuses.
 type HealthConfig struct {
-	ActiveTCP         bool // healthchecks.active.type is tcp
+	// Active is the active check's type: "tcp", "udp", or "" when active
+	// checks do not run in stream.
+	Active string
+	// Send is written once connected (TCP) or as the datagram (UDP);
+	// Expect is what the reply must start with. An empty Expect takes a
+	// completed send (TCP) or any datagram (UDP) as a success.
+	Send, Expect      []byte
 	Timeout           time.Duration
 	Concurrency       int
 	HealthyInterval   time.Duration
@@ -31,8 +41,12 @@ type HealthConfig struct {
 // Enabled says whether Kong would create a health checker for the
 // upstream: some active interval or passive unhealthy limit is set.
 func (c HealthConfig) Enabled() bool {
-	return c.ActiveTCP && (c.HealthyInterval > 0 || c.UnhealthyInterval > 0) ||
+	return c.activeEnabled() ||
 		c.PassiveTCPFailures > 0 || c.PassiveTimeouts > 0 || c.PassiveHTTPFailures > 0
+}
+
+func (c HealthConfig) activeEnabled() bool {
+	return c.Active != "" && (c.HealthyInterval > 0 || c.UnhealthyInterval > 0)
 }
 
 // Checker keeps the health of an upstream's addresses, as
@@ -42,12 +56,13 @@ func (c HealthConfig) Enabled() bool {
 // probes actively when configured and takes passive reports from
 // connections. Health changes go to the balancer it feeds.
 type Checker struct {
-	cfg   HealthConfig
-	addrs []netip.AddrPort
-	log   func(format string, args ...any)
+	cfg HealthConfig
+	log func(format string, args ...any)
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex       // guards the fields below
+	addrs   []netip.AddrPort // the checked ones
 	b       Balancer
+	given   []Address // the addresses b was built from
 	state   map[netip.AddrPort]*health
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -64,15 +79,10 @@ type health struct {
 // health changes.
 func NewChecker(b Balancer, addrs []Address, cfg HealthConfig, log func(string, ...any)) *Checker {
 	c := &Checker{cfg: cfg, b: b, log: log, state: map[netip.AddrPort]*health{}, stopped: make(chan struct{})}
-	for _, a := range addrs {
-		if a.Weight > 0 && !slices.Contains(c.addrs, a.Addr) {
-			c.addrs = append(c.addrs, a.Addr)
-			c.state[a.Addr] = &health{healthy: true}
-		}
-	}
+	c.unsyncedSetAddresses(addrs)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
-	if cfg.ActiveTCP && (cfg.HealthyInterval > 0 || cfg.UnhealthyInterval > 0) {
+	if cfg.activeEnabled() {
 		go c.probeLoop(ctx)
 	} else {
 		close(c.stopped)
@@ -81,18 +91,58 @@ func NewChecker(b Balancer, addrs []Address, cfg HealthConfig, log func(string, 
 }
 
 // Adopt hands the checker to a new balancer of the same upstream (a
-// reload that left it unchanged): the new balancer starts from the health
-// the checker knows. It returns the balancer the checker fed before, for
-// a reload that fails to give it back.
-func (c *Checker) Adopt(b Balancer) Balancer {
+// reload that left it unchanged) over addrs: the new balancer starts from
+// the health the checker knows of the addresses it keeps. It returns the
+// balancer the checker fed before and its addresses, for a reload that
+// fails to give it back.
+func (c *Checker) Adopt(b Balancer, addrs []Address) (Balancer, []Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	prev := c.b
+	prev, prevAddrs := c.b, c.given
+	c.unsyncedAdopt(b, addrs)
+	return prev, prevAddrs
+}
+
+// Replace is Adopt for a balancer rebuilt from new DNS answers: it takes
+// effect only while the checker still feeds prev, so a retired
+// generation's rebuild cannot take the checker from the current one.
+func (c *Checker) Replace(prev, b Balancer, addrs []Address) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.b != prev {
+		return false
+	}
+	c.unsyncedAdopt(b, addrs)
+	return true
+}
+
+func (c *Checker) unsyncedAdopt(b Balancer, addrs []Address) {
 	c.b = b
+	c.unsyncedSetAddresses(addrs)
 	for a, h := range c.state {
 		b.SetAvailable(a, h.healthy)
 	}
-	return prev
+}
+
+// unsyncedSetAddresses makes addrs (weight 0 excluded) the checked ones:
+// addresses it keeps keep their health, new ones start healthy.
+func (c *Checker) unsyncedSetAddresses(addrs []Address) {
+	c.given = addrs
+	var list []netip.AddrPort
+	for _, a := range addrs {
+		if a.Weight > 0 && !slices.Contains(list, a.Addr) {
+			list = append(list, a.Addr)
+			if c.state[a.Addr] == nil {
+				c.state[a.Addr] = &health{healthy: true}
+			}
+		}
+	}
+	for a := range c.state {
+		if !slices.Contains(list, a) {
+			delete(c.state, a)
+		}
+	}
+	c.addrs = list
 }
 
 // Stop ends active probing.
@@ -242,22 +292,66 @@ func (c *Checker) due(now time.Time) []netip.AddrPort {
 	return out
 }
 
-// probe is one active TCP check: connected is a success, a timeout a
-// timeout, anything else a TCP failure.
+// probe is one active check within the timeout: connect (TCP) and
+// exchange the payload. Success is a success, a timeout a timeout,
+// anything else (refused, closed, a wrong reply) a TCP failure.
 func (c *Checker) probe(ctx context.Context, a netip.AddrPort) {
-	d := net.Dialer{Timeout: c.cfg.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", a.String())
+	err := c.exchange(ctx, a)
 	if ctx.Err() != nil {
 		return
 	}
 	var ne net.Error
 	switch {
 	case err == nil:
-		conn.Close()
 		c.report(a, reportSuccess, true)
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
 		c.report(a, reportTimeout, true)
 	default:
 		c.report(a, reportTCPFailure, true)
 	}
+}
+
+var errWrongReply = errors.New("unexpected reply")
+
+func (c *Checker) exchange(ctx context.Context, a netip.AddrPort) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	network := "tcp"
+	if c.cfg.Active == "udp" {
+		network = "udp"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, a.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if len(c.cfg.Send) > 0 {
+		if _, err := conn.Write(c.cfg.Send); err != nil {
+			return err
+		}
+	}
+	switch {
+	case network == "udp":
+		buf := make([]byte, 64<<10)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(buf[:n], c.cfg.Expect) {
+			return errWrongReply
+		}
+	case len(c.cfg.Expect) > 0:
+		buf := make([]byte, len(c.cfg.Expect))
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			return err
+		}
+		if !bytes.Equal(buf, c.cfg.Expect) {
+			return errWrongReply
+		}
+	}
+	return nil
 }

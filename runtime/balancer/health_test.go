@@ -1,8 +1,10 @@
 package balancer
 
 import (
+	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -41,7 +43,7 @@ func TestActiveTCPChecks(t *testing.T) {
 	as := []Address{{Addr: live, Weight: 100}, {Addr: other, Weight: 100}}
 	b := mustNew(t, as, Options{})
 	var logs []string
-	c := NewChecker(b, as, HealthConfig{ActiveTCP: true, Timeout: time.Second, Concurrency: 2,
+	c := NewChecker(b, as, HealthConfig{Active: "tcp", Timeout: time.Second, Concurrency: 2,
 		HealthyInterval: 20 * time.Millisecond, UnhealthyInterval: 20 * time.Millisecond,
 		Successes: 2, TCPFailures: 2, Timeouts: 2}, func(f string, a ...any) { logs = append(logs, f) })
 	defer c.Stop()
@@ -129,10 +131,97 @@ func TestAdoptKeepsHealth(t *testing.T) {
 	defer c.Stop()
 	c.ReportConnectFailure(as[0].Addr)
 	b2 := mustNew(t, as, Options{})
-	c.Adopt(b2)
+	c.Adopt(b2, as)
 	for range 4 {
 		if p, _ := b2.Pick(&Handle{}); p.Addr == as[0].Addr {
 			t.Fatal("the new balancer picked an address the checker knows is unhealthy")
 		}
+	}
+}
+
+// TestPayloadChecks: a TCP server that accepts but answers wrong, and a
+// UDP server that answers wrong, are unhealthy until they answer right.
+func TestPayloadChecks(t *testing.T) {
+	var reply atomic.Value
+	reply.Store("nope\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 5)
+				if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "PING\n" {
+					io.WriteString(c, reply.Load().(string))
+				}
+			}()
+		}
+	}()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:n]) == "PING\n" {
+				pc.WriteTo([]byte(reply.Load().(string)), from)
+			}
+		}
+	}()
+	for _, tc := range []struct {
+		typ  string
+		addr netip.AddrPort
+	}{
+		{"tcp", ln.Addr().(*net.TCPAddr).AddrPort()},
+		{"udp", pc.LocalAddr().(*net.UDPAddr).AddrPort()},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			reply.Store("nope\n")
+			as := []Address{{Addr: tc.addr, Weight: 100}}
+			b := mustNew(t, as, Options{})
+			c := NewChecker(b, as, HealthConfig{Active: tc.typ, Send: []byte("PING\n"), Expect: []byte("PONG"),
+				Timeout: time.Second, Concurrency: 1, HealthyInterval: 20 * time.Millisecond,
+				UnhealthyInterval: 20 * time.Millisecond, Successes: 1, TCPFailures: 1, Timeouts: 1}, func(string, ...any) {})
+			defer c.Stop()
+			waitHealth(t, c, tc.addr, false)
+			if _, err := b.Pick(&Handle{}); err != ErrUnhealthy {
+				t.Errorf("wrong answers: Pick = %v; want %v", err, ErrUnhealthy)
+			}
+			reply.Store("PONG\n")
+			waitHealth(t, c, tc.addr, true)
+		})
+	}
+}
+
+// TestReplaceFollowsAddresses: a rebuilt balancer keeps the health of the
+// addresses it keeps; a stale rebuild does not take the checker.
+func TestReplaceFollowsAddresses(t *testing.T) {
+	as := addrs(100, 100, 100)
+	b1 := mustNew(t, as[:2], Options{})
+	c := NewChecker(b1, as[:2], HealthConfig{PassiveTCPFailures: 1}, func(string, ...any) {})
+	defer c.Stop()
+	c.ReportConnectFailure(as[0].Addr)
+	b2 := mustNew(t, as, Options{})
+	if !c.Replace(b1, b2, as) {
+		t.Fatal("Replace from the fed balancer refused")
+	}
+	if h := c.Healthy(); h[as[0].Addr] || !h[as[2].Addr] || len(h) != 3 {
+		t.Errorf("health after the new address came: %v; want the first down, the new one up", h)
+	}
+	if c.Replace(b1, mustNew(t, as[:1], Options{}), as[:1]) {
+		t.Error("Replace from a balancer the checker no longer feeds took effect")
 	}
 }

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +31,19 @@ func (l *leastConnections) Pick(h *Handle) (Peer, error) {
 	best.active++
 	h.current = best
 	return peerOf(best), nil
+}
+
+func (l *leastConnections) Take(h *Handle, addr netip.AddrPort) (Peer, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.takeable(addr)
+	if a == nil {
+		return Peer{}, false
+	}
+	l.releaseLocked(h)
+	a.active++
+	h.current = a
+	return peerOf(a), true
 }
 
 func (l *leastConnections) Release(h *Handle, _ time.Duration) {

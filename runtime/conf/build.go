@@ -112,7 +112,7 @@ func (t *typer) config() *Config {
 	}
 
 	c.DNS = t.dns()
-	t.accept("dns_no_sync", "new_dns_client", "resolver_address", "resolver_hosts_file", "resolver_family",
+	t.accept("new_dns_client", "resolver_address", "resolver_hosts_file", "resolver_family",
 		"resolver_valid_ttl", "resolver_stale_ttl", "resolver_lru_cache_size", "resolver_mem_cache_size",
 		"resolver_error_ttl")
 
@@ -417,6 +417,7 @@ func (t *typer) dns() DNS {
 	d.CacheSize = t.integer("dns_cache_size", 1, "dns_cache_size must be greater than 0")
 	d.NotFoundTTL = t.seconds("dns_not_found_ttl")
 	d.ErrorTTL = t.seconds("dns_error_ttl")
+	d.NoSync = t.boolean("dns_no_sync")
 	return d
 }
 

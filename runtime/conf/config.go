@@ -118,6 +118,7 @@ type DNS struct {
 	CacheSize   int
 	NotFoundTTL time.Duration
 	ErrorTTL    time.Duration
+	NoSync      bool // dns_no_sync: no sharing of one query among concurrent callers
 }
 
 // StreamSettings are the nginx stream directives gong honours, from the

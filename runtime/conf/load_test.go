@@ -206,6 +206,7 @@ func TestTypedValues(t *testing.T) {
 		"port_maps = 80:8000, 443:8443",
 		"dns_resolver = 127.0.0.1, 127.0.0.2:5353, [::1]:53",
 		"dns_order = last,a,srv",
+		"dns_no_sync = on",
 		"ssl_cipher_suite = custom",
 		"ssl_ciphers = ECDHE-RSA-AES128-GCM-SHA256",
 		"ssl_protocols = TLSv1.3",
@@ -226,8 +227,8 @@ func TestTypedValues(t *testing.T) {
 	if strings.Join(c.DNS.Resolvers, ",") != "127.0.0.1:53,127.0.0.2:5353,[::1]:53" {
 		t.Errorf("dns_resolver = %v", c.DNS.Resolvers)
 	}
-	if strings.Join(c.DNS.Order, ",") != "LAST,A,SRV" {
-		t.Errorf("dns_order = %v", c.DNS.Order)
+	if strings.Join(c.DNS.Order, ",") != "LAST,A,SRV" || !c.DNS.NoSync {
+		t.Errorf("dns_order = %v, dns_no_sync = %v", c.DNS.Order, c.DNS.NoSync)
 	}
 	if strings.Join(c.TLS.Protocols, ",") != "TLSv1.3" || len(c.TLS.Ciphers) != 1 || !c.TLS.PreferServerCiphers {
 		t.Errorf("custom TLS = %+v", c.TLS)

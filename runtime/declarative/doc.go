@@ -33,6 +33,12 @@
 // intermediates, and alpn_protocols lists the ALPN protocol ids offered.
 // Other routes must leave them null.
 //
+// Upstreams take gong fields too: healthchecks.active.type may be "udp"
+// (then healthchecks.active.send is required), healthchecks.active.send
+// and .expect give a check's payload and the start of the reply it
+// expects, and udp_affinity_ttl (seconds, 0 off) sends a UDP client back
+// to its previous target.
+//
 // Usage:
 //
 //	cfg, err := declarative.LoadFile("kong.yml", declarative.Options{})

@@ -73,18 +73,21 @@ func statuses(def ...float64) *field {
 // carries its defaults so a partial record is completed.
 func healthchecksField() *field {
 	checkType := oneOf(withDefault(str("type"), "http"), "tcp", "http", "https", "grpc", "grpcs")
+	// gong adds udp checks, which only active checks can run.
+	activeType := oneOf(withDefault(str("type"), "http"), "tcp", "udp", "http", "https", "grpc", "grpcs")
 	activeHealthy := record("healthy", nil, seconds("interval", 0), statuses(200, 302), byteInt("successes"))
 	activeUnhealthy := record("unhealthy", nil, seconds("interval", 0),
 		statuses(429, 404, 500, 501, 502, 503, 504, 505),
 		byteInt("tcp_failures"), byteInt("timeouts"), byteInt("http_failures"))
 	active := record("active", nil,
-		checkType,
+		activeType,
 		seconds("timeout", 1),
 		integer("concurrency", 1, 1<<31, 10.0),
 		withDefault(pathField("http_path"), "/"),
 		str("https_sni", validateSNI),
 		required(boolean("https_verify_certificate", true)),
 		headersField("headers", str("", validateHeaderName)),
+		str("send"), str("expect"),
 		activeHealthy, activeUnhealthy)
 	passiveType := *checkType
 	passive := record("passive", nil,
@@ -137,6 +140,7 @@ func (b *builder) upstreams() *schema {
 		str("host_header", validateHostWithOptionalPort),
 		reference("client_certificate"),
 		boolean("use_srv_name", false),
+		seconds("udp_affinity_ttl", 0),
 	)}
 	is := func(v string) func(any) bool { return isOneOf(v) }
 	req := func(ifF *field, v, then string) check {
@@ -167,9 +171,23 @@ func (b *builder) upstreams() *schema {
 		req(hashOn, "uri_capture", "hash_on_uri_capture"),
 		req(hashFallback, "uri_capture", "hash_fallback_uri_capture"),
 		distinct("hash_on_uri_capture", "hash_fallback_uri_capture"),
+		udpCheckSends,
 	}
 	s.shorthand = upstreamShorthands
 	return s
+}
+
+// udpCheckSends requires a payload for udp active checks (gong's
+// extension): a UDP server answers only what it is sent. It reads as
+// Kong's conditional check on a nested field.
+func udpCheckSends(m map[string]any, errs *ErrorNode) {
+	hc, _ := m["healthchecks"].(map[string]any)
+	active, _ := hc["active"].(map[string]any)
+	if active == nil || active["type"] != "udp" || isNonEmpty(active["send"]) || errs.has("healthchecks") {
+		return
+	}
+	errs.field("healthchecks").field("active").setMsg("send", "required field missing")
+	errs.entityError("failed conditional validation given value of field 'healthchecks.active.type'")
 }
 
 // distinct is Kong's distinct entity check; it does not run when a field

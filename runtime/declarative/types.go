@@ -132,6 +132,9 @@ type Upstream struct {
 	HostHeader             *string      `json:"host_header"`
 	ClientCertificate      *string      `json:"client_certificate"` // certificate id
 	UseSRVName             bool         `json:"use_srv_name"`
+	// UDPAffinityTTL is gong's extension: seconds a UDP client address
+	// goes back to the target of its ended session; 0 is off.
+	UDPAffinityTTL float64 `json:"udp_affinity_ttl"`
 }
 
 // Healthchecks is an upstream's healthchecks record.
@@ -151,7 +154,12 @@ type ActiveHealthcheck struct {
 	HTTPSSNI               *string             `json:"https_sni"`
 	HTTPSVerifyCertificate bool                `json:"https_verify_certificate"`
 	Headers                map[string][]string `json:"headers"`
-	Healthy                struct {
+	// Send and Expect are gong's extension for tcp and udp checks: the
+	// payload sent once connected (the datagram, for udp), and what the
+	// reply must start with.
+	Send    *string `json:"send"`
+	Expect  *string `json:"expect"`
+	Healthy struct {
 		Interval     float64 `json:"interval"`
 		HTTPStatuses []int   `json:"http_statuses"`
 		Successes    int     `json:"successes"`

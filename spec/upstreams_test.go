@@ -1,0 +1,450 @@
+package spec
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// dnsZone is a nameserver on loopback whose records a test changes.
+type dnsZone struct {
+	addr    string
+	mu      sync.Mutex
+	records map[string][]dns.RR // by "name type"
+	fail    bool                // answer SERVFAIL
+	queries atomic.Int64
+}
+
+func startDNS(t *testing.T) *dnsZone {
+	t.Helper()
+	z := &dnsZone{records: map[string][]dns.RR{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.addr = pc.LocalAddr().String()
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return z
+}
+
+func (z *dnsZone) serve(w dns.ResponseWriter, req *dns.Msg) {
+	z.queries.Add(1)
+	m := new(dns.Msg)
+	m.SetReply(req)
+	q := req.Question[0]
+	z.mu.Lock()
+	rrs, ok := z.records[q.Name+" "+dns.TypeToString[q.Qtype]]
+	switch {
+	case z.fail:
+		m.Rcode = dns.RcodeServerFailure
+	case ok:
+		m.Answer = rrs
+	default:
+		m.Rcode = dns.RcodeNameError
+		for k := range z.records {
+			if strings.HasPrefix(k, q.Name+" ") {
+				m.Rcode = dns.RcodeSuccess // the name exists, without this type
+			}
+		}
+	}
+	z.mu.Unlock()
+	w.WriteMsg(m)
+}
+
+// set replaces the records of each name and type given.
+func (z *dnsZone) set(t *testing.T, rrs ...string) {
+	t.Helper()
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	cleared := map[string]bool{}
+	for _, s := range rrs {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := rr.Header().Name + " " + dns.TypeToString[rr.Header().Rrtype]
+		if !cleared[k] {
+			z.records[k], cleared[k] = nil, true
+		}
+		z.records[k] = append(z.records[k], rr)
+	}
+}
+
+func (z *dnsZone) setFail(fail bool) {
+	z.mu.Lock()
+	z.fail = fail
+	z.mu.Unlock()
+}
+
+// dnsConf points gong at the zone, with an empty hosts file.
+func dnsConf(t *testing.T, z *dnsZone) string {
+	hosts := t.TempDir() + "/hosts"
+	writeFile(t, hosts, "")
+	return fmt.Sprintf("dns_resolver = %s\ndns_hostsfile = %s\n", z.addr, hosts)
+}
+
+// startEchoAt runs startEcho's server on a given address.
+func startEchoAt(t *testing.T, addr, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	return serveEcho(t, ln, name)
+}
+
+// answers counts which upstream answered n connections.
+func answers(t *testing.T, addr string, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		got, err := roundTrip(addr, "x")
+		if err != nil {
+			t.Fatalf("round trip through gong: %v", err)
+		}
+		seen[strings.TrimSuffix(got, ": x")]++
+	}
+	return seen
+}
+
+// eventually polls cond until it holds or 10 seconds pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: not within 10s", what)
+		}
+	}
+}
+
+// TestDNSTargets resolves an upstream target through a nameserver the
+// test runs: both addresses of an A answer get traffic; when the TTL
+// expires a changed answer moves the traffic; a failing nameserver keeps
+// the last good answer.
+func TestDNSTargets(t *testing.T) {
+	port := freePort(t)
+	startEchoAt(t, fmt.Sprintf("127.0.0.2:%d", port), "two")
+	startEchoAt(t, fmt.Sprintf("127.0.0.3:%d", port), "three")
+	startEchoAt(t, fmt.Sprintf("127.0.0.4:%d", port), "four")
+	z := startDNS(t)
+	z.set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: pool
+    targets: [{target: "pool.gong.test:%d"}]
+services:
+  - name: s
+    url: tcp://pool
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, port, p)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+dnsConf(t, z), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	if seen := answers(t, addr, 10); seen["two"] != 5 || seen["three"] != 5 {
+		t.Errorf("A answer with two addresses: %v; want 5 each (one wheel slot each)", seen)
+	}
+
+	z.set(t, "pool.gong.test. 1 IN A 127.0.0.4")
+	eventually(t, "traffic moves to the new address after the TTL", func() bool {
+		return answers(t, addr, 1)["four"] == 1
+	})
+	if seen := answers(t, addr, 6); seen["four"] != 6 {
+		t.Errorf("after the answer changed: %v; want only the new address", seen)
+	}
+
+	z.setFail(true)
+	failing := z.queries.Load()
+	eventually(t, "the failing nameserver is asked again", func() bool { return z.queries.Load() > failing+1 })
+	if seen := answers(t, addr, 6); seen["four"] != 6 {
+		t.Errorf("nameserver failing: %v; want the last good answer kept", seen)
+	}
+}
+
+// TestSRVTargets: an SRV answer gives one address per record of the
+// lowest priority, with the record's port and weight.
+func TestSRVTargets(t *testing.T) {
+	heavy, light, backup := startEcho(t, "heavy"), startEcho(t, "light"), startEcho(t, "backup")
+	_, hp := hostPort(heavy)
+	_, lp := hostPort(light)
+	_, bp := hostPort(backup)
+	z := startDNS(t)
+	z.set(t,
+		"_echo._tcp.gong.test. 300 IN SRV 10 30 "+hp+" heavy.gong.test.",
+		"_echo._tcp.gong.test. 300 IN SRV 10 10 "+lp+" light.gong.test.",
+		"_echo._tcp.gong.test. 300 IN SRV 20 50 "+bp+" light.gong.test.",
+		"heavy.gong.test. 300 IN A 127.0.0.1",
+		"light.gong.test. 300 IN A 127.0.0.1")
+	p, pHost := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: srv
+    targets: [{target: "_echo._tcp.gong.test:1"}]
+services:
+  - name: balanced
+    url: tcp://srv
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+  - name: by-host
+    url: tcp://_echo._tcp.gong.test:1
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, p, pHost)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", p, pHost)+dnsConf(t, z), yml)
+	if seen := answers(t, fmt.Sprintf("127.0.0.1:%d", p), 40); seen["heavy"] != 30 || seen["light"] != 10 {
+		t.Errorf("SRV weights 30 and 10 over 40 connections: %v; want 30 and 10, none to the backup priority", seen)
+	}
+	if seen := answers(t, fmt.Sprintf("127.0.0.1:%d", pHost), 20); seen["backup"] > 0 || seen["heavy"]+seen["light"] != 20 {
+		t.Errorf("service host by SRV: %v; want the SRV ports of the lowest priority", seen)
+	}
+}
+
+// TestDNSNameError: a service host that does not exist ends the
+// connection with 503 and Kong's error.
+func TestDNSNameError(t *testing.T) {
+	z := startDNS(t)
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: s
+    url: tcp://missing.gong.test:9000
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+dnsConf(t, z), yml)
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
+	const want = "DNS resolution failed: dns server error: 3 name error. Tried: ["
+	eventually(t, "the error is logged", func() bool { return strings.Contains(g.errLog.String(), want) })
+	lines := g.accessLines(t)
+	if f := strings.Fields(lines[len(lines)-1]); len(f) < 5 || f[4] != "503" {
+		t.Errorf("access line %q; want status 503", lines[len(lines)-1])
+	}
+}
+
+// startSwitchable runs a TCP server answering each line with the current
+// prefix + the line.
+func startSwitchable(t *testing.T, prefix *atomic.Value) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					io.WriteString(c, prefix.Load().(string)+line)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestPayloadHealthChecks: a target that accepts TCP but answers the
+// check wrongly is unhealthy and gets no traffic, then recovers.
+func TestPayloadHealthChecks(t *testing.T) {
+	var good, flaky atomic.Value
+	good.Store("ok good: ")
+	flaky.Store("wrong: ")
+	a, b := startSwitchable(t, &good), startSwitchable(t, &flaky)
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: checked
+    healthchecks:
+      active:
+        type: tcp
+        send: "ping\n"
+        expect: "ok"
+        timeout: 1
+        healthy: {interval: 0.05, successes: 1}
+        unhealthy: {interval: 0.05, tcp_failures: 1}
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: s
+    url: tcp://checked
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, a, b, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
+		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	if seen := answers(t, addr, 6); seen["ok good"] != 6 {
+		t.Errorf("while one target answers wrong: %v; want only the good one", seen)
+	}
+	flaky.Store("ok flaky: ")
+	eventually(t, "the target recovers", func() bool {
+		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
+	})
+	if seen := answers(t, addr, 6); seen["ok flaky"] == 0 {
+		t.Errorf("after recovery: %v; want traffic to the recovered target", seen)
+	}
+}
+
+// startUDPSwitchable runs a UDP server answering each datagram with the
+// current prefix + the datagram.
+func startUDPSwitchable(t *testing.T, prefix *atomic.Value) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte(prefix.Load().(string)), buf[:n]...), from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// udpAsk sends one datagram from c and returns the reply. It sends again
+// when no reply comes within a second: a datagram that reaches gong just
+// as the client's previous session closes is lost, as UDP allows.
+func udpAsk(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	buf := make([]byte, 1024)
+	for range 5 {
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n])
+		}
+	}
+	t.Fatalf("no UDP reply to %q in 5 tries", msg)
+	return ""
+}
+
+// TestUDPHealthChecks: a UDP target that answers the check datagram
+// wrongly gets no sessions until it answers right.
+func TestUDPHealthChecks(t *testing.T) {
+	var good, flaky atomic.Value
+	good.Store("ok good: ")
+	flaky.Store("wrong: ")
+	a, b := startUDPSwitchable(t, &good), startUDPSwitchable(t, &flaky)
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: checked
+    healthchecks:
+      active:
+        type: udp
+        send: "ping"
+        expect: "ok"
+        timeout: 1
+        healthy: {interval: 0.05, successes: 1}
+        unhealthy: {interval: 0.05, tcp_failures: 1}
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: s
+    url: udp://checked
+    routes: [{protocols: [udp], destinations: [{port: %d}]}]
+`, a, b, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
+	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
+		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
+	})
+	sessions := func() map[string]int {
+		seen := map[string]int{}
+		for range 6 { // each client is a new session
+			c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[udpAsk(t, c, "x")]++
+			c.Close()
+		}
+		return seen
+	}
+	if seen := sessions(); seen["ok good: x"] != 6 {
+		t.Errorf("while one target answers wrong: %v; want every session on the good target", seen)
+	}
+	flaky.Store("ok flaky: ")
+	eventually(t, "the target recovers", func() bool {
+		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
+	})
+	if seen := sessions(); seen["ok flaky: x"] == 0 {
+		t.Errorf("after recovery: %v; want sessions on the recovered target", seen)
+	}
+}
+
+// TestUDPAffinity: a client whose session ended comes back to the same
+// target within udp_affinity_ttl; another client is balanced as usual.
+func TestUDPAffinity(t *testing.T) {
+	a, b := startUDPEcho(t, "a"), startUDPEcho(t, "b")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: sticky
+    udp_affinity_ttl: 60
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: s
+    url: udp://sticky
+    read_timeout: 100
+    write_timeout: 100
+    routes: [{protocols: [udp], destinations: [{port: %d}]}]
+`, a, b, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
+	sessionsEnded := func(n int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d sessions end", n), func() bool {
+			data, _ := os.ReadFile(g.accessLog)
+			return strings.Count(string(data), "\n") >= n
+		})
+	}
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := strings.TrimSuffix(udpAsk(t, c, "x"), ": x")
+	// Round-robin over two targets alternates; only affinity brings the
+	// client back to the same one, session after session.
+	for i := range 3 {
+		sessionsEnded(i + 1)
+		if got := strings.TrimSuffix(udpAsk(t, c, "x"), ": x"); got != first {
+			t.Fatalf("session %d of the same client went to %q; want %q (udp_affinity_ttl)", i+2, got, first)
+		}
+	}
+	other, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if got := strings.TrimSuffix(udpAsk(t, other, "x"), ": x"); got == first {
+		t.Errorf("another client went to %q too; round-robin gives it the other target", got)
+	}
+}
