@@ -14,10 +14,11 @@ import (
 // udpSession is one client address's datagram exchange with an upstream.
 type udpSession struct {
 	plugged
-	pc   *net.UDPConn // the listener, to answer the client
-	up   *net.UDPConn // connected to the chosen peer
-	idle time.Duration
-	last atomic.Int64 // unix nanoseconds of the last datagram either way
+	pc    *net.UDPConn // the listener, to answer the client
+	table *udpTable    // the listener's sessions, which this one leaves when idle
+	up    *net.UDPConn // connected to the chosen peer
+	idle  time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last datagram either way
 
 	received atomic.Int64 // bytes from the client
 	svc      *service
@@ -40,54 +41,89 @@ func (s *Server) udpLoop(o *socket) {
 	defer o.loop.Done()
 	pc := o.pc.(*net.UDPConn)
 	local := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	var mu sync.Mutex // guards sessions
-	sessions := map[netip.AddrPort]*udpSession{}
+	table := &udpTable{sessions: map[netip.AddrPort]*udpSession{}}
 	buf := make([]byte, 64<<10)
 	for {
 		n, client, err := pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if o.closed.Load() {
 				// Replies can no longer reach the clients: end the sessions.
-				mu.Lock()
-				for _, us := range sessions {
+				table.mu.Lock()
+				for _, us := range table.sessions {
 					us.up.Close()
 				}
-				mu.Unlock()
+				table.mu.Unlock()
 				return
 			}
 			s.log.logf(LevelError, 0, "recvfrom() failed on %s: %v", o.key.addr, err)
 			continue
 		}
-		mu.Lock()
-		us := sessions[client]
-		mu.Unlock()
+		if table.send(client, buf[:n]) {
+			continue
+		}
+		g := s.acquire()
+		if _, ok := g.listeners[o.key]; !ok {
+			g.done()
+			continue
+		}
+		us := s.newUDPSession(g, pc, client, local)
 		if us == nil {
-			g := s.acquire()
-			if _, ok := g.listeners[o.key]; !ok {
-				g.done()
-				continue
-			}
-			us = s.newUDPSession(g, pc, client, local)
-			if us == nil {
-				continue
-			}
-			mu.Lock()
-			sessions[client] = us
-			mu.Unlock()
-			s.conns.Add(1)
-			go func() {
-				us.serve()
-				mu.Lock()
-				delete(sessions, client)
-				mu.Unlock()
-				s.conns.Done()
-			}()
+			continue
 		}
-		us.last.Store(time.Now().UnixNano())
-		us.received.Add(int64(n))
-		if _, err := us.up.Write(buf[:n]); err != nil {
-			s.log.logf(LevelInfo, us.sess.id, "send() to upstream failed: %v, client: %s", err, client)
-		}
+		us.table = table
+		table.mu.Lock()
+		table.sessions[client] = us
+		table.mu.Unlock()
+		s.conns.Add(1)
+		go func() {
+			us.serve()
+			s.conns.Done()
+		}()
+		table.send(client, buf[:n])
+	}
+}
+
+// udpTable is a listener's sessions by client address. A session leaves
+// it under the lock datagrams are sent under, so none goes to a session
+// that has decided to end: the next one starts a new session.
+type udpTable struct {
+	mu       sync.Mutex
+	sessions map[netip.AddrPort]*udpSession
+}
+
+// send passes a client's datagram to its session; false when it has none.
+func (t *udpTable) send(client netip.AddrPort, p []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	us := t.sessions[client]
+	if us == nil {
+		return false
+	}
+	us.last.Store(time.Now().UnixNano())
+	us.received.Add(int64(len(p)))
+	if _, err := us.up.Write(p); err != nil {
+		us.s.log.logf(LevelInfo, us.sess.id, "send() to upstream failed: %v, client: %s", err, client)
+	}
+	return true
+}
+
+// leaveIdle removes an idle session; false when a datagram came meanwhile.
+func (t *udpTable) leaveIdle(us *udpSession) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if time.Since(time.Unix(0, us.last.Load())) < us.idle {
+		return false
+	}
+	delete(t.sessions, us.client)
+	return true
+}
+
+// leave removes a session that ends for another reason than idleness.
+func (t *udpTable) leave(us *udpSession) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sessions[us.client] == us {
+		delete(t.sessions, us.client)
 	}
 }
 
@@ -153,7 +189,7 @@ func (us *udpSession) serve() {
 	buf := make([]byte, 64<<10)
 	for {
 		deadline := time.Unix(0, us.last.Load()).Add(us.idle)
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(deadline) && us.table.leaveIdle(us) {
 			break
 		}
 		us.up.SetReadDeadline(deadline)
@@ -170,6 +206,7 @@ func (us *udpSession) serve() {
 		}
 		us.sess.bytesSent += int64(n)
 	}
+	us.table.leave(us)
 	us.end(statusOK)
 }
 
