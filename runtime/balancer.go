@@ -93,7 +93,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 			return nil, err
 		}
 		port, _ := strconv.Atoi(portStr)
-		ts[i] = balancer.Target{Name: t.Target, Host: host, Port: port, Weight: t.Weight}
+		ts[i] = balancer.Target{Name: t.Target, Host: host, Port: port, Weight: t.Weight, UseSRVName: u.UseSRVName}
 	}
 	opts := balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold}
 	up, err := balancer.NewUpstream(ctx, ts, opts, r, func(f string, a ...any) { warn("upstream %s: "+f, append([]any{u.Name}, a...)...) })

@@ -165,6 +165,13 @@ func TestExpandSRV(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("SRV addresses %v; want %v (lowest priority, SRV ports and weights, port 0 -> target's)", got, want)
 	}
+	if as[0].Host != "_s._tcp.srv.test" {
+		t.Errorf("host %q; want the target's without use_srv_name", as[0].Host)
+	}
+	as, _, err = r.Expand(context.Background(), Target{Name: "_s._tcp.srv.test:9000", Host: "_s._tcp.srv.test", Port: 9000, Weight: 100, UseSRVName: true}, false)
+	if err != nil || len(as) != 2 || as[0].Host != "one.test" || as[1].Host != "two.test" {
+		t.Errorf("with use_srv_name: %+v, %v; want the SRV records' names as hosts", as, err)
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,13 +17,17 @@ type Target struct {
 	Host   string
 	Port   int
 	Weight int
+	// UseSRVName makes the name of an SRV record's target, not the
+	// target's host, the host of its addresses (upstream use_srv_name).
+	UseSRVName bool
 }
 
 // Expand resolves a target into addresses as Kong's balancer does: an
 // address answer gives one address per IP, sorted, each with the
 // target's port and weight; an SRV answer gives the records of the lowest
 // priority, each with its own port (the target's when 0) and weight
-// (0 counts as 1), its target name resolved to its addresses. It also
+// (0 counts as 1), its target name resolved to its addresses, and that
+// name as their host with UseSRVName. It also
 // says when to resolve the target again (zero: never, for an IP or the
 // hosts file).
 func (r *Resolver) Expand(ctx context.Context, t Target, fresh bool) ([]Address, time.Time, error) {
@@ -36,13 +41,13 @@ func (r *Resolver) Expand(ctx context.Context, t Target, fresh bool) ([]Address,
 	}
 	var out []Address
 	refresh := ans.Refresh
-	add := func(recs []Record, port, weight int) {
+	add := func(recs []Record, host string, port, weight int) {
 		for _, rec := range recs {
 			out = append(out, Address{Addr: netip.AddrPortFrom(rec.Addr, uint16(port)), Weight: weight, Host: host, Target: t.Name})
 		}
 	}
 	if !ans.SRV {
-		add(ans.Records, t.Port, t.Weight)
+		add(ans.Records, host, t.Port, t.Weight)
 	} else {
 		best := slices.MinFunc(ans.Records, func(a, b Record) int { return cmp.Compare(a.Priority, b.Priority) }).Priority
 		var last error
@@ -62,7 +67,11 @@ func (r *Resolver) Expand(ctx context.Context, t Target, fresh bool) ([]Address,
 			if port == 0 {
 				port = t.Port
 			}
-			add(sub.Records, port, max(rec.Weight, 1))
+			srvHost := host
+			if t.UseSRVName {
+				srvHost = strings.TrimSuffix(rec.Target, ".")
+			}
+			add(sub.Records, srvHost, port, max(rec.Weight, 1))
 		}
 		if len(out) == 0 && last != nil {
 			return nil, time.Time{}, last
