@@ -76,6 +76,8 @@ func (b *hostPeers) release(*attempts, time.Duration, int) {}
 // upstreamPeers serves a service whose host names an upstream, with the
 // upstream's algorithm over its targets' addresses.
 type upstreamPeers struct {
+	name    string
+	addrs   []balancer.Address
 	b       balancer.Balancer
 	hashOn  [2]string         // hash_on, hash_fallback
 	checker *balancer.Checker // nil when the upstream has no health checks
@@ -110,7 +112,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
+	return &upstreamPeers{name: u.Name, addrs: addrs, b: b, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
 }
 
 // start sets the value consistent-hashing hashes for the client: in

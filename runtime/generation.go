@@ -15,6 +15,7 @@ import (
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
@@ -48,6 +49,8 @@ type generation struct {
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
+	services  map[string]*service // by id
+	tracer    *telemetry.Tracer   // nil when tracing is off
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
 
@@ -57,6 +60,10 @@ type generation struct {
 	sessions atomic.Int64
 	retired  atomic.Bool
 	release  sync.Once
+	// dropTracer is set when the generation that replaced this one
+	// traces with another tracer: this one's is shut down on release.
+	dropTracer atomic.Bool
+	tracerDone func() // called once a dropped tracer has flushed
 }
 
 // acquire takes the current generation for a new session, which must
@@ -75,7 +82,7 @@ func (s *Server) acquire() *generation {
 // done ends one session's use of the generation.
 func (g *generation) done() {
 	if g.sessions.Add(-1) == 0 && g.retired.Load() {
-		g.release.Do(g.plugins.close)
+		g.release.Do(g.close)
 	}
 }
 
@@ -84,7 +91,19 @@ func (g *generation) done() {
 func (g *generation) retire() {
 	g.retired.Store(true)
 	if g.sessions.Load() == 0 {
-		g.release.Do(g.plugins.close)
+		g.release.Do(g.close)
+	}
+}
+
+// close frees what only this generation uses: its Lua VMs, and its
+// tracer when the next generation has another one.
+func (g *generation) close() {
+	g.plugins.close()
+	if g.dropTracer.Load() {
+		go func() {
+			g.tracer.Shutdown()
+			g.tracerDone()
+		}()
 	}
 }
 
@@ -174,6 +193,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	if err != nil {
 		return nil, err
 	}
+	g.services = services
 	var routes []*router.Route
 	for _, r := range d.Routes {
 		if !slices.ContainsFunc(r.Protocols, func(p string) bool { return slices.Contains(streamProtocols, p) }) {

@@ -51,7 +51,7 @@ type Tracer struct {
 // NewTracer builds the tracer of the settings, or returns nil when
 // tracing_instrumentations is off. Exporters connect lazily: a collector
 // that is down delays nothing but the export.
-func NewTracer(c conf.Tracing, version string) (*Tracer, error) {
+func NewTracer(c conf.Tracing) (*Tracer, error) {
 	if len(c.Instrumentations) == 0 {
 		return nil, nil
 	}
@@ -66,7 +66,6 @@ func NewTracer(c conf.Tracing, version string) (*Tracer, error) {
 	host, _ := os.Hostname()
 	attrs := []attribute.KeyValue{
 		semconv.ServiceNameKey.String("gong"),
-		semconv.ServiceVersionKey.String(version),
 		semconv.HostNameKey.String(host),
 	}
 	for k, v := range c.ResourceAttributes {
