@@ -10,11 +10,11 @@ import (
 // State.Tracing on the sessions it traces; without it kong.tracing hands
 // out no-op spans, as Kong's noop tracer does when tracing is off.
 type Tracing interface {
-	// StartSpan starts a span at start under parent, or under Active
-	// when parent is nil.
+	// StartSpan starts a span at start under parent; when parent is nil,
+	// under the span SetActive set, else the running handler's span,
+	// else the session's.
 	StartSpan(name string, parent Span, start time.Time) Span
-	// Active is the span new spans start under: the one SetActive set,
-	// else the running plugin's span, else the session's.
+	// Active is the span SetActive set, else the session's.
 	Active() Span
 	SetActive(Span)
 }

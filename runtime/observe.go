@@ -159,19 +159,22 @@ type pluginTracing struct {
 	active pdk.Span   // set_active_span's
 }
 
+// StartSpan starts a plugin's span: under parent, else the span set
+// active, else the running handler's span, else the connection's.
 func (pt *pluginTracing) StartSpan(name string, parent pdk.Span, start time.Time) pdk.Span {
+	if parent == nil && pt.active == nil && pt.phase != nil && pt.phase.IsRecording() {
+		parent = pluginSpan{pt.phase}
+	}
 	if parent == nil {
 		parent = pt.Active()
 	}
 	return pluginSpan{pt.tr.Child(parent.(pluginSpan).Span, name, start)}
 }
 
+// Active is the span set active, else the connection's, as in Kong.
 func (pt *pluginTracing) Active() pdk.Span {
-	switch {
-	case pt.active != nil:
+	if pt.active != nil {
 		return pt.active
-	case pt.phase != nil && pt.phase.IsRecording():
-		return pluginSpan{pt.phase}
 	}
 	return pluginSpan{pt.tr.Root()}
 }

@@ -95,6 +95,7 @@ func New(opts Options) (*Server, error) {
 		w = os.Stderr
 	}
 	s.log = newErrorLog(w, s.level(opts.Config))
+	telemetry.SetErrorLog(func(err error) { s.log.logf(LevelWarn, 0, "tracing: %v", err) })
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{Targets: s.targetHealth, VMs: s.vmCounts})
 	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {

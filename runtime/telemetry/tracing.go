@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -220,3 +221,7 @@ func FormatTraceparent(sc trace.SpanContext) []byte {
 	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
 	return []byte(c["traceparent"])
 }
+
+// SetErrorLog sends the OpenTelemetry SDK's errors, such as failed
+// exports, to log. The SDK has one handler per process.
+func SetErrorLog(log func(error)) { otel.SetErrorHandler(otel.ErrorHandlerFunc(log)) }
