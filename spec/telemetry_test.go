@@ -58,7 +58,7 @@ func (r *otlpReceiver) received() []*tracepb.Span {
 
 // startOTLPHTTP serves OTLP/HTTP with protobuf bodies; it returns the
 // receiver and its traces URL.
-func startOTLPHTTP(t *testing.T) (*otlpReceiver, string) {
+func startOTLPHTTP(t testing.TB) (*otlpReceiver, string) {
 	r := &otlpReceiver{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(req.Body)
@@ -472,5 +472,59 @@ upstreams:
 	}
 	if got := value(fams, "kong_stream_sessions_total", "code=500"); got != -1 {
 		t.Errorf("an unrouted session was counted (%v)", got)
+	}
+}
+
+// BenchmarkTracingNewConnections compares the new-connection rate with
+// tracing off, at 1% sampling and at 100%, exporting to a real OTLP/HTTP
+// receiver. The three servers take turns in each round, so a noisy
+// machine slows them alike; the reported ratios are to tracing off.
+func BenchmarkTracingNewConnections(b *testing.B) {
+	_, endpoint := startOTLPHTTP(b)
+	echo := startEcho(b, "e")
+	settings := []struct {
+		name  string
+		extra string
+	}{
+		{"off", ""},
+		{"1%", tracingConf("http/protobuf", endpoint, 0.01)},
+		{"100%", tracingConf("http/protobuf", endpoint, 1)},
+	}
+	addrs := make([]string, len(settings))
+	for i, s := range settings {
+		p := freePort(b)
+		yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
+			fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+		startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p)+s.extra, yml)
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	const clients, perClient = 8, 25
+	elapsed := make([]time.Duration, len(settings))
+	round := func(addr string) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for range perClient {
+					if _, err := roundTrip(addr, "x"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	for i := 0; b.Loop(); i++ {
+		for j := range settings {
+			k := (i + j) % len(settings) // rotate who goes first
+			elapsed[k] += round(addrs[k])
+		}
+	}
+	conns := float64(b.N * clients * perClient)
+	b.ReportMetric(conns/elapsed[0].Seconds(), "conn/s-off")
+	for k := 1; k < len(settings); k++ {
+		b.ReportMetric(float64(elapsed[0])/float64(elapsed[k]), "ratio-"+settings[k].name)
 	}
 }
