@@ -143,6 +143,9 @@ type service struct {
 	idle    time.Duration // max(read_timeout, write_timeout), as Kong sets proxy_timeout
 	tries   int           // 1 + retries
 	tls     *upstreamTLS  // nil for plain TCP upstreams
+	// proxyProtocol sends each upstream connection a PROXY v2 header
+	// (the service's proxy_protocol, a gong extension).
+	proxyProtocol bool
 }
 
 // streamProtocols are the route protocols the stream router serves.
@@ -254,6 +257,8 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 			connect: time.Duration(s.ConnectTimeout) * time.Millisecond,
 			idle:    time.Duration(max(s.ReadTimeout, s.WriteTimeout)) * time.Millisecond,
 			tries:   1 + s.Retries,
+
+			proxyProtocol: s.ProxyProtocol != nil && *s.ProxyProtocol,
 		}
 		u := upstreams[s.Host]
 		if u != nil {

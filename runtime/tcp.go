@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,6 +153,27 @@ func traceParent(h *proxyproto.Header) trace.SpanContext {
 	return trace.SpanContext{}
 }
 
+// writeProxyHeader sends a new upstream connection a PROXY v2 header with
+// the client's address and the one it reached, and, for a traced session,
+// a traceparent TLV naming the connect attempt's span (else the
+// session's) as the parent.
+func (cx *conn) writeProxyHeader(up net.Conn, attempt trace.Span) error {
+	h := proxyproto.HeaderProxyFromAddrs(2,
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(cx.client.Addr().Unmap(), cx.client.Port())),
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(cx.local.Addr().Unmap(), cx.local.Port())))
+	if cx.trace != nil {
+		sc := attempt.SpanContext()
+		if !sc.IsValid() {
+			sc = cx.trace.SpanContext()
+		}
+		if err := h.SetTLVs([]proxyproto.TLV{{Type: telemetry.TraceparentTLV, Value: telemetry.FormatTraceparent(sc)}}); err != nil {
+			return err
+		}
+	}
+	_, err := h.WriteTo(up)
+	return err
+}
+
 // route matches the connection; without a match it ends the session
 // with Kong's status 500.
 func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
@@ -238,6 +260,11 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 		c, err := d.DialContext(ctx, "tcp", peer)
 		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
 		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
+		if err == nil && svc.proxyProtocol {
+			if err = cx.writeProxyHeader(c, sp); err != nil {
+				c.Close()
+			}
+		}
 		if sp != nil {
 			if err != nil {
 				telemetry.Fail(sp, err)

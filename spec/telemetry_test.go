@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -526,5 +527,58 @@ func BenchmarkTracingNewConnections(b *testing.B) {
 	b.ReportMetric(conns/elapsed[0].Seconds(), "conn/s-off")
 	for k := 1; k < len(settings); k++ {
 		b.ReportMetric(float64(elapsed[0])/float64(elapsed[k]), "ratio-"+settings[k].name)
+	}
+}
+
+// TestProxyProtocolToUpstream: a service with proxy_protocol (a gong
+// extension) gets a PROXY v2 header with the client's address and, for a
+// traced connection, a traceparent TLV whose parent is the connect
+// attempt's span.
+func TestProxyProtocolToUpstream(t *testing.T) {
+	recv, endpoint := startOTLPHTTP(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	headers := make(chan *proxyproto.Header, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		h, err := proxyproto.Read(br)
+		headers <- h
+		if err == nil {
+			line, _ := br.ReadString('\n')
+			io.WriteString(c, "pp: "+line)
+		}
+	}()
+	p := freePort(t)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("pp", ln.Addr().String(), "    proxy_protocol: true\n",
+		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+tracingConf("http/protobuf", endpoint, 1), yml)
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	if got, err := exchange(c, "x"); err != nil || got != "pp: x" {
+		t.Fatalf("echo behind a PROXY header: %q, %v\n%s", got, err, g.errLog)
+	}
+	h := <-headers
+	if h == nil || h.Version != 2 || h.SourceAddr.String() != c.LocalAddr().String() || h.DestinationAddr.String() != c.RemoteAddr().String() {
+		t.Fatalf("PROXY header %+v; want v2 from %s to %s", h, c.LocalAddr(), c.RemoteAddr())
+	}
+	tlvs, _ := h.TLVs()
+	var traceparent string
+	for _, tlv := range tlvs {
+		if tlv.Type == telemetry.TraceparentTLV {
+			traceparent = string(tlv.Value)
+		}
+	}
+	c.Close()
+	g.stop()
+	try := spanNamed(t, recv.received(), "stream balancer try")
+	if want := fmt.Sprintf("00-%x-%x-01", try.TraceId, try.SpanId); traceparent != want {
+		t.Errorf("traceparent TLV %q; want the balancer try's %q", traceparent, want)
 	}
 }
