@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -580,5 +581,106 @@ func TestProxyProtocolToUpstream(t *testing.T) {
 	try := spanNamed(t, recv.received(), "stream balancer try")
 	if want := fmt.Sprintf("00-%x-%x-01", try.TraceId, try.SpanId); traceparent != want {
 		t.Errorf("traceparent TLV %q; want the balancer try's %q", traceparent, want)
+	}
+}
+
+// TestTracingReloadSwapsExporters: a reload that points tracing elsewhere
+// sends the new connections' spans there, and still delivers the spans
+// of the configuration it replaced.
+func TestTracingReloadSwapsExporters(t *testing.T) {
+	before, endpointBefore := startOTLPHTTP(t)
+	after, endpointAfter := startOTLPHTTP(t)
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
+		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	listen := fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)
+	g := startGong(t, listen+tracingConf("http/protobuf", endpointBefore, 1), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	if got, err := roundTrip(addr, "x"); err != nil || got != "e: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	base := "prefix = " + g.dir + "\ndatabase = off\ndeclarative_config = " + g.ymlPath + "\nproxy_stream_access_log = off\n"
+	writeFile(t, g.confPath, base+listen+tracingConf("http/protobuf", endpointAfter, 1))
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := roundTrip(addr, "x"); err != nil || got != "e: x" {
+			t.Fatalf("echo after the reload: %q, %v", got, err)
+		}
+	}
+	g.stop()
+	count := func(spans []*tracepb.Span) (n int) {
+		for _, s := range spans {
+			if s.Name == "stream connection" {
+				n++
+			}
+		}
+		return n
+	}
+	// A connection keeps its generation's tracer, even when it ends after
+	// the reload.
+	if b, a := count(before.received()), count(after.received()); b != 1 || a != 2 {
+		t.Errorf("connection spans: %d before the reload, %d after; want 1 and 2", b, a)
+	}
+}
+
+// TestTracingUDPSession: a UDP session is one span with the datagram
+// bytes, and its route match.
+func TestTracingUDPSession(t *testing.T) {
+	recv, endpoint := startOTLPHTTP(t)
+	echo := startUDPEcho(t, "u")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s
+    read_timeout: 100
+    write_timeout: 100
+    routes:
+      - name: udp-route
+        protocols: [udp]
+        destinations: [{port: %d}]
+`, echo, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p)+tracingConf("http/protobuf", endpoint, 1), yml)
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("ping"))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
+		t.Fatalf("udp echo: %q, %v", buf[:n], err)
+	}
+	// The session ends once idle for the service's 100 ms timeout.
+	waitAccessLog(t, g)
+	g.stop()
+	spans := recv.received()
+	root := spanNamed(t, spans, "stream udp session")
+	ra := attrs(root.Attributes)
+	if ra["network.transport"] != "udp" || ra["gong.route.name"] != "udp-route" || ra["gong.session.bytes_received"] != int64(4) || ra["gong.session.bytes_sent"] != int64(7) {
+		t.Errorf("udp session span attributes %v", ra)
+	}
+	if m := spanNamed(t, spans, "stream route match"); string(m.ParentSpanId) != string(root.SpanId) {
+		t.Errorf("route match is not a child of the session span")
+	}
+}
+
+// waitAccessLog waits until the server has written an access-log line: a
+// session has ended.
+func waitAccessLog(t *testing.T, g *gong) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if data, _ := os.ReadFile(g.accessLog); len(data) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -109,7 +110,7 @@ func (t *Tracer) Same(c conf.Tracing) bool {
 	if t == nil {
 		return len(c.Instrumentations) == 0
 	}
-	return fmt.Sprint(t.settings) == fmt.Sprint(c) // maps print sorted
+	return reflect.DeepEqual(t.settings, c)
 }
 
 // Shutdown exports the spans still queued, within tracing_otlp_timeout,
