@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -90,16 +91,17 @@ func (cx *plugged) endTrace() {
 	cx.trace.End(s.status, attrs...)
 }
 
-// routeSpan records one route match of a traced session.
-func (cx *plugged) routeSpan(rt *routeTarget, sni string) {
+// routeSpan records one route match of a traced session: the router's
+// answer, nil when no route matched.
+func (cx *plugged) routeSpan(match *router.Route, sni string) {
 	sp := cx.trace.Span(telemetry.Router, "stream route match")
 	if sni != "" {
 		sp.SetAttributes(attribute.String("tls.client.server_name", sni))
 	}
-	if rt == nil {
+	if match == nil {
 		sp.AddEvent("no route matched")
 	} else {
-		sp.SetAttributes(attribute.String("gong.route.id", rt.route.ID), attribute.String("gong.route.name", rt.name))
+		sp.SetAttributes(attribute.String("gong.route.id", match.ID), attribute.String("gong.route.name", match.Name))
 	}
 	sp.End()
 }

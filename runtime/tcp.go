@@ -179,11 +179,7 @@ func (cx *conn) writeProxyHeader(up net.Conn, attempt trace.Span) error {
 func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 	rt, ok := cx.g.router.Match(ci)
 	if cx.trace != nil {
-		var target *routeTarget
-		if ok {
-			target = rt.Value.(*routeTarget)
-		}
-		cx.routeSpan(target, ci.SNI)
+		cx.routeSpan(rt, ci.SNI)
 	}
 	if !ok {
 		cx.s.log.logf(LevelError, cx.sess.id, "no Route found with those values%s", cx.context())

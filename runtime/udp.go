@@ -105,11 +105,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	us.startTrace("udp", trace.SpanContext{})
 	rt, ok := g.router.Match(router.ConnInfo{Protocol: "udp", Src: client, Dst: g.destination(local)})
 	if us.trace != nil {
-		var target *routeTarget
-		if ok {
-			target = rt.Value.(*routeTarget)
-		}
-		us.routeSpan(target, "")
+		us.routeSpan(rt, "")
 	}
 	if !ok {
 		s.log.logf(LevelError, us.sess.id, "no Route found with those values%s", us.context())
