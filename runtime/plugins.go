@@ -333,9 +333,7 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 				} else {
 					_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
 				}
-				if ps.metrics != nil {
-					ps.metrics.PhaseRan(r.name, phase.String(), time.Since(start))
-				}
+				ps.metrics.PhaseRan(r.name, phase.String(), time.Since(start))
 			}
 		}
 		cancel()

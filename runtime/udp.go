@@ -141,9 +141,12 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 			return nil
 		}
 		us.sess.upstreamAddrs = append(us.sess.upstreamAddrs, peer)
-		up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		var sp trace.Span
 		if us.trace != nil {
-			sp := us.attemptSpan(svc, attempt, peer)
+			sp = us.attemptSpan(svc, attempt, peer)
+		}
+		up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		if sp != nil {
 			if err != nil {
 				telemetry.Fail(sp, err)
 			}

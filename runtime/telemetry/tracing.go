@@ -181,9 +181,6 @@ func (tr *Trace) Child(parent trace.Span, name string, start time.Time) trace.Sp
 // Root is the connection span.
 func (tr *Trace) Root() trace.Span { return tr.root }
 
-// Traces reports whether instrumentation in is on.
-func (tr *Trace) Traces(in Instrumentation) bool { return tr != nil && tr.t.on&in != 0 }
-
 // SpanContext is the connection span's context, to pass on upstream.
 func (tr *Trace) SpanContext() trace.SpanContext { return tr.root.SpanContext() }
 
