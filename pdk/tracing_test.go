@@ -14,7 +14,9 @@ type fakeSpan struct {
 	ops  *[]string
 }
 
-func (s fakeSpan) record(f string, a ...any) { *s.ops = append(*s.ops, s.name+": "+fmt.Sprintf(f, a...)) }
+func (s fakeSpan) record(f string, a ...any) {
+	*s.ops = append(*s.ops, s.name+": "+fmt.Sprintf(f, a...))
+}
 
 func (s fakeSpan) SetAttribute(key string, v any) { s.record("set %s=%v (%T)", key, v, v) }
 func (s fakeSpan) AddEvent(name string, attrs map[string]any) {
