@@ -3,6 +3,7 @@ package spec
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -683,4 +684,21 @@ func waitAccessLog(t *testing.T, g *gong) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestMetricsTLSHandshakeErrors: a client that cannot agree on a TLS
+// version is counted as a downstream handshake error.
+func TestMetricsTLSHandshakeErrors(t *testing.T) {
+	echo := startEcho(t, "plain")
+	p := freePort(t)
+	yml, _, _ := tlsConfig(t, echo, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nssl_cipher_suite = modern\n", p), yml)
+	srv := httptest.NewServer(g.srv.MetricsHandler())
+	defer srv.Close()
+	if _, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", &tls.Config{MaxVersion: tls.VersionTLS12}); err == nil {
+		t.Fatal("a TLS 1.2 handshake succeeded with ssl_cipher_suite = modern")
+	}
+	waitFor(t, srv.URL, "one downstream handshake error", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "gong_tls_handshake_errors_total", "side=downstream") == 1
+	})
 }
