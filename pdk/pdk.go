@@ -130,6 +130,9 @@ type State struct {
 	Plugin string
 	// Log receives this connection's log lines. If nil, Options.Logger.
 	Log Logger
+	// Tracing is the session's trace for kong.tracing; nil when the
+	// session is not traced.
+	Tracing Tracing
 
 	ngxCtx          *glua.LTable
 	shared          *glua.LTable
@@ -273,6 +276,7 @@ func (p *pdk) namespaces() []namespace {
 		{"client", clientFuncs},
 		{"response", p.responseFuncs()},
 		{"nginx", nginxFuncs},
+		{"tracing", p.tracingFuncs()},
 	}
 }
 

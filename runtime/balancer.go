@@ -74,6 +74,7 @@ func (b *hostPeers) release(*attempts, time.Duration, int) {}
 // the upstream's algorithm over its targets' addresses, kept current by
 // DNS.
 type upstreamPeers struct {
+	name     string
 	up       *balancer.Upstream
 	hashOn   [2]string         // hash_on, hash_fallback
 	checker  *balancer.Checker // nil when the upstream has no health checks
@@ -100,7 +101,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 	if err != nil {
 		return nil, err
 	}
-	p := &upstreamPeers{up: up, hashOn: [2]string{u.HashOn, u.HashFallback}}
+	p := &upstreamPeers{name: u.Name, up: up, hashOn: [2]string{u.HashOn, u.HashFallback}}
 	p.checker = checkers.get(u, targets, up.Addresses(), up.Balancer())
 	if p.checker != nil {
 		up.Watch(func(prev, b balancer.Balancer, addrs []balancer.Address) { p.checker.Replace(prev, b, addrs) })

@@ -16,6 +16,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
@@ -51,6 +52,7 @@ type generation struct {
 	plugins   *pluginSet
 	// upstreams keep their targets resolved until the generation retires.
 	upstreams []*upstreamPeers
+	tracer    *telemetry.Tracer // nil when tracing is off
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
 
@@ -60,6 +62,10 @@ type generation struct {
 	sessions atomic.Int64
 	retired  atomic.Bool
 	release  sync.Once
+	// dropTracer is set when the generation that replaced this one
+	// traces with another tracer: this one's is shut down on release.
+	dropTracer atomic.Bool
+	tracerDone func() // called once a dropped tracer has flushed
 }
 
 // acquire takes the current generation for a new session, which must
@@ -78,7 +84,7 @@ func (s *Server) acquire() *generation {
 // done ends one session's use of the generation.
 func (g *generation) done() {
 	if g.sessions.Add(-1) == 0 && g.retired.Load() {
-		g.release.Do(g.plugins.close)
+		g.release.Do(g.close)
 	}
 }
 
@@ -89,7 +95,19 @@ func (g *generation) retire() {
 	g.retired.Store(true)
 	g.stopUpstreams()
 	if g.sessions.Load() == 0 {
-		g.release.Do(g.plugins.close)
+		g.release.Do(g.close)
+	}
+}
+
+// close frees what only this generation uses: its Lua VMs, and its
+// tracer when the next generation has another one.
+func (g *generation) close() {
+	g.plugins.close()
+	if g.dropTracer.Load() {
+		go func() {
+			g.tracer.Shutdown()
+			g.tracerDone()
+		}()
 	}
 }
 
@@ -137,6 +155,9 @@ type service struct {
 	idle    time.Duration // max(read_timeout, write_timeout), as Kong sets proxy_timeout
 	tries   int           // 1 + retries
 	tls     *upstreamTLS  // nil for plain TCP upstreams
+	// proxyProtocol sends each upstream connection a PROXY v2 header
+	// (the service's proxy_protocol, a gong extension).
+	proxyProtocol bool
 }
 
 // streamProtocols are the route protocols the stream router serves.
@@ -253,6 +274,8 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 			connect: time.Duration(s.ConnectTimeout) * time.Millisecond,
 			idle:    time.Duration(max(s.ReadTimeout, s.WriteTimeout)) * time.Millisecond,
 			tries:   1 + s.Retries,
+
+			proxyProtocol: s.ProxyProtocol != nil && *s.ProxyProtocol,
 		}
 		u := upstreams[s.Host]
 		if u != nil {

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/schema"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
@@ -41,6 +43,7 @@ type pluginSet struct {
 	// configure handler; set by the generation before any VM is leased.
 	configs map[string][]map[string]any
 	log     pdk.Logger
+	metrics *telemetry.Metrics // records each handler call's duration
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -312,15 +315,25 @@ func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service strin
 // until a handler ends the session (Session.Exit). A handler error is
 // logged with the plugin, phase and traceback and returned; the VM is
 // unusable after a timeout or a Go panic (the pool discards it on Put).
-func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []pluginRun, exited func() bool) error {
+// With tr, a traced session's, each handler call gets a span.
+func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []pluginRun, exited func() bool, tr *telemetry.Trace) error {
 	pdk.BindingOf(vm.L).State = st
+	if tr != nil && st.Tracing == nil {
+		st.Tracing = &pluginTracing{tr: tr}
+	}
 	for _, r := range runs {
 		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 		h, err := handler(ctx, vm, r.name)
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
 				st.Phase, st.Plugin = phase, r.name
-				_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+				start := time.Now()
+				if tr != nil {
+					err = ps.runTraced(ctx, vm, st, fn, h, r, phase, tr)
+				} else {
+					_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+				}
+				ps.metrics.PhaseRan(r.name, phase.String(), time.Since(start))
 			}
 		}
 		cancel()
@@ -332,6 +345,23 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		}
 	}
 	return nil
+}
+
+// runTraced runs one handler inside its span, which plugins' own spans
+// (kong.tracing) start under.
+func (ps *pluginSet) runTraced(ctx context.Context, vm *lua.VM, st *pdk.State, fn, h glua.LValue, r pluginRun, phase pdk.Phase, tr *telemetry.Trace) error {
+	sp := tr.Span(telemetry.Plugins, "kong."+phase.String()+".plugin."+r.name,
+		attribute.String("gong.plugin.name", r.name), attribute.Int("gong.plugin.priority", ps.priority[r.name]),
+		attribute.String("gong.plugin.phase", phase.String()))
+	pt := st.Tracing.(*pluginTracing)
+	pt.phase = sp
+	_, _, err := vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+	pt.phase = nil
+	if err != nil {
+		telemetry.Fail(sp, err)
+	}
+	sp.End()
+	return err
 }
 
 // handlersKey is the registry table of a VM's plugin handlers.

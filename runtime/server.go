@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // ReloadConfFile, in the prefix, names the kong.conf the next reload reads
@@ -51,6 +54,8 @@ type Server struct {
 	parker   *parker // nil where epoll is unavailable: relays never park
 	memory   *lua.MemoryGuard
 	checkers *checkerSet
+	metrics  *telemetry.Metrics
+	tracers  sync.WaitGroup // replaced tracers still flushing
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -93,6 +98,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.log = newErrorLog(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
+	telemetry.SetErrorLog(func(err error) { s.log.logf(LevelWarn, 0, "tracing: %v", err) })
+	s.metrics = telemetry.NewMetrics(telemetry.Sources{Targets: s.targetHealth, VMs: s.vmCounts})
 	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {
 		s.parker = p
@@ -125,8 +132,8 @@ func (s *Server) Start() error {
 	if len(c.AdminListeners) > 0 || len(c.StatusListeners) > 0 {
 		s.log.logf(LevelNotice, 0, "admin_listen and status_listen are not served by this version of gong")
 	}
-	if len(c.Tracing.Instrumentations) > 0 {
-		s.log.logf(LevelWarn, 0, "tracing_instrumentations is set, but this version of gong does not trace connections yet")
+	if t := c.Tracing; len(t.Instrumentations) > 0 {
+		s.log.logf(LevelNotice, 0, "tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate)
 	}
 	return nil
 }
@@ -143,13 +150,26 @@ func (s *Server) build(c *conf.Config) (*generation, error) {
 		ps.close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
 	}
+	ps.metrics = s.metrics
 	g, err := buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
 		s.log.logf(LevelWarn, 0, format, args...)
 	})
+	if err == nil {
+		g.tracer, err = s.tracerFor(c.Tracing)
+	}
 	if err != nil {
 		ps.close()
 	}
 	return g, err
+}
+
+// tracerFor keeps the current tracer when the tracing settings are
+// unchanged, and otherwise builds the one they describe.
+func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
+	if cur := s.current.Load(); cur != nil && cur.tracer.Same(c) {
+		return cur.tracer, nil
+	}
+	return telemetry.NewTracer(c)
 }
 
 // swap builds a generation and makes it current; on failure the current
@@ -161,6 +181,9 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 		if err = s.apply(g); err != nil {
 			g.plugins.close()
 			g.stopUpstreams()
+			if cur := s.current.Load(); cur == nil || cur.tracer != g.tracer {
+				g.tracer.Shutdown()
+			}
 		}
 	}
 	if err != nil {
@@ -211,6 +234,11 @@ func (s *Server) apply(g *generation) error {
 		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
 	}
 	if old := s.current.Swap(g); old != nil {
+		if old.tracer != nil && old.tracer != g.tracer {
+			s.tracers.Add(1)
+			old.tracerDone = s.tracers.Done
+			old.dropTracer.Store(true)
+		}
 		old.retire()
 	}
 	for _, o := range opened {
@@ -244,6 +272,7 @@ func (s *Server) Reload() error {
 		}
 	}
 	err := s.reload(opts)
+	s.metrics.Reloaded(err)
 	if err != nil {
 		s.log.logf(LevelError, 0, "reload failed, the previous configuration keeps serving: %v", err)
 		return err
@@ -320,7 +349,11 @@ func (s *Server) finish(err error) {
 		}
 		if g := s.current.Load(); g != nil {
 			g.retire() // every session has ended: its VMs close now
+			if err := g.tracer.Shutdown(); err != nil {
+				s.log.logf(LevelWarn, 0, "tracing: spans not exported at exit: %v", err)
+			}
 		}
+		s.tracers.Wait()
 		s.checkers.stopAll()
 		s.memory.Close()
 		s.done <- err
@@ -357,4 +390,43 @@ func (s *Server) untrack(c io.Closer) {
 	s.connsMu.Lock()
 	delete(s.active, c)
 	s.connsMu.Unlock()
+}
+
+// MetricsHandler serves the server's Prometheus metrics (Kong's stream
+// series and gong's own), for mounting at /metrics.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.Handler() }
+
+// targetHealth lists the current configuration's upstream addresses and
+// their health, for kong_upstream_target_health.
+func (s *Server) targetHealth() []telemetry.TargetHealth {
+	g := s.current.Load()
+	if g == nil {
+		return nil
+	}
+	var out []telemetry.TargetHealth
+	for _, up := range g.upstreams {
+		var healthy map[netip.AddrPort]bool
+		if up.checker != nil {
+			healthy = up.checker.Healthy()
+		}
+		for _, a := range up.up.Addresses() {
+			state := "healthchecks_off"
+			if h, checked := healthy[a.Addr]; checked && h {
+				state = "healthy"
+			} else if checked {
+				state = "unhealthy"
+			}
+			out = append(out, telemetry.TargetHealth{Upstream: up.name, Target: a.Target, Address: a.Addr.String(), State: state})
+		}
+	}
+	return out
+}
+
+// vmCounts is the current configuration's Lua VM pool: live and idle VMs.
+func (s *Server) vmCounts() (size, idle int) {
+	if g := s.current.Load(); g != nil {
+		st := g.plugins.pool.Stats()
+		return st.Size, st.Idle
+	}
+	return 0, 0
 }

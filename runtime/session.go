@@ -11,6 +11,7 @@ import (
 
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // plugged is what a session's plugins see of it, for TCP connections and
@@ -24,6 +25,9 @@ type plugged struct {
 	client netip.AddrPort // after a trusted PROXY header
 	peer   netip.AddrPort // the peer as connected, before a PROXY header
 	target *routeTarget   // the matched route, once routing is done
+
+	trace   *telemetry.Trace // nil unless tracing is on and the session sampled
+	counted bool             // among the active sessions of the metrics
 
 	// The PDK's view of the session, the VM it keeps from preread to log
 	// when its ctx tables hold values, and an exit.
@@ -185,7 +189,7 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 	if cx.st == nil {
 		cx.st = &pdk.State{Session: cx}
 	}
-	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited })
+	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.trace)
 	if err != nil {
 		cx.s.log.logf(LevelError, cx.sess.id, "%v%s", err, cx.context())
 	}

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // Session statuses, as Kong's stream sessions report them.
@@ -91,14 +94,16 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 		return
 	}
 	var first []byte
+	var parent trace.SpanContext
 	if l.ProxyProtocol {
 		var err error
-		if first, err = cx.readProxyHeader(); err != nil {
+		if first, parent, err = cx.readProxyHeader(); err != nil {
 			s.log.logf(LevelError, cx.sess.id, "broken header: %v while reading PROXY protocol%s", err, cx.context())
 			cx.end(nil, statusBadRequest)
 			return
 		}
 	}
+	cx.startTrace("tcp", parent)
 	if l.SSL {
 		cx.serveTLS(first)
 		return
@@ -111,9 +116,9 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 
 // readProxyHeader reads a PROXY v1 or v2 header within
 // nginx_sproxy_proxy_protocol_timeout, and returns the bytes read past it.
-// The header's source becomes the client address only when the peer is
-// in trusted_ips.
-func (cx *conn) readProxyHeader() ([]byte, error) {
+// The header's source becomes the client address, and its traceparent TLV
+// the parent of the session's span, only when the peer is in trusted_ips.
+func (cx *conn) readProxyHeader() ([]byte, trace.SpanContext, error) {
 	if t := cx.g.conf.Stream.ProxyProtocolTimeout; t > 0 {
 		cx.down.SetReadDeadline(time.Now().Add(t))
 	}
@@ -121,19 +126,61 @@ func (cx *conn) readProxyHeader() ([]byte, error) {
 	h, err := proxyproto.Read(br)
 	cx.down.SetReadDeadline(time.Time{})
 	if err != nil {
-		return nil, err
+		return nil, trace.SpanContext{}, err
 	}
-	if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() && cx.g.trusted(cx.client.Addr()) {
-		cx.client = src.AddrPort()
+	var parent trace.SpanContext
+	if cx.g.trusted(cx.client.Addr()) {
+		if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() {
+			cx.client = src.AddrPort()
+		}
+		if cx.g.tracer != nil {
+			parent = traceParent(h)
+		}
 	}
 	rest, _ := br.Peek(br.Buffered())
-	return rest, nil
+	return rest, parent, nil
+}
+
+// traceParent is the span context of a PROXY v2 header's traceparent TLV
+// (telemetry.TraceparentTLV), invalid when it has none.
+func traceParent(h *proxyproto.Header) trace.SpanContext {
+	tlvs, _ := h.TLVs()
+	for _, t := range tlvs {
+		if t.Type == telemetry.TraceparentTLV {
+			return telemetry.ParseTraceparent(t.Value)
+		}
+	}
+	return trace.SpanContext{}
+}
+
+// writeProxyHeader sends a new upstream connection a PROXY v2 header with
+// the client's address and the one it reached, and, for a traced session,
+// a traceparent TLV naming the connect attempt's span (else the
+// session's) as the parent.
+func (cx *conn) writeProxyHeader(up net.Conn, attempt trace.Span) error {
+	h := proxyproto.HeaderProxyFromAddrs(2,
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(cx.client.Addr().Unmap(), cx.client.Port())),
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(cx.local.Addr().Unmap(), cx.local.Port())))
+	if cx.trace != nil {
+		sc := attempt.SpanContext()
+		if !sc.IsValid() {
+			sc = cx.trace.SpanContext()
+		}
+		if err := h.SetTLVs([]proxyproto.TLV{{Type: telemetry.TraceparentTLV, Value: telemetry.FormatTraceparent(sc)}}); err != nil {
+			return err
+		}
+	}
+	_, err := h.WriteTo(up)
+	return err
 }
 
 // route matches the connection; without a match it ends the session
 // with Kong's status 500.
 func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 	rt, ok := cx.g.router.Match(ci)
+	if cx.trace != nil {
+		cx.routeSpan(rt, ci.SNI)
+	}
 	if !ok {
 		cx.s.log.logf(LevelError, cx.sess.id, "no Route found with those values%s", cx.context())
 		cx.end(nil, statusInternalError)
@@ -148,6 +195,7 @@ func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 // session ends when the relay does, or here on failure.
 func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 	cx.sess.remoteAddr, cx.sess.remotePort = cx.client.Addr().String(), int(cx.client.Port())
+	cx.opened()
 	if len(target.preread) > 0 {
 		if status, done := cx.preread(target, down); done {
 			cx.end(nil, status)
@@ -180,6 +228,9 @@ func (cx *conn) relayDone(r *relay, err error) {
 	cx.sess.upstreamBytesSent, cx.sess.upstreamBytesRecv = cx.sess.bytesReceived, cx.sess.bytesSent
 	if err != nil {
 		cx.s.log.logf(LevelInfo, cx.sess.id, "connection closed with an error: %v%s, upstream: %s", err, cx.context(), r.up.RemoteAddr())
+		if cx.trace != nil {
+			cx.trace.Root().RecordError(err)
+		}
 	}
 	cx.end(r.up, statusOK)
 }
@@ -197,10 +248,25 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 			return nil, statusServiceUnavailable
 		}
 		start := time.Now()
+		var sp trace.Span
+		if cx.trace != nil {
+			sp = cx.attemptSpan(svc, attempt, peer)
+		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", peer)
 		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
 		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
+		if err == nil && svc.proxyProtocol {
+			if err = cx.writeProxyHeader(c, sp); err != nil {
+				c.Close()
+			}
+		}
+		if sp != nil {
+			if err != nil {
+				telemetry.Fail(sp, err)
+			}
+			sp.End()
+		}
 		if err != nil {
 			cancel()
 			cx.s.log.logf(LevelError, cx.sess.id, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), cx.context(), peer)
@@ -222,6 +288,7 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 			return tc, 0
 		}
 		c.Close()
+		cx.s.metrics.HandshakeFailed(true)
 		cx.s.log.logf(LevelError, cx.sess.id, "upstream SSL handshake failed: %v%s, upstream: \"%s\"", err, cx.context(), peer)
 		if attempt+1 < svc.tries {
 			svc.peers.failed(cx.att, peer)
@@ -265,6 +332,8 @@ func (cx *conn) end(up net.Conn, status int) {
 	cx.sess.remoteAddr = cx.client.Addr().String()
 	cx.sess.remotePort = int(cx.client.Port())
 	cx.logPhase()
+	cx.endTrace()
+	cx.ended()
 	cx.s.untrack(cx)
 	if cx.g.access != nil {
 		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))

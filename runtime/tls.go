@@ -13,10 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
@@ -83,7 +88,8 @@ func certificateHook(ps *pluginSet, runs []pluginRun) tlsmgr.CertificateHook {
 		if err != nil {
 			return nil, err
 		}
-		err = ps.run(vm, &pdk.State{Session: helloSession{hello}}, pdk.PhaseCertificate, runs, func() bool { return false })
+		tr, _ := hello.Context().Value(traceKey{}).(*telemetry.Trace)
+		err = ps.run(vm, &pdk.State{Session: helloSession{hello}}, pdk.PhaseCertificate, runs, func() bool { return false }, tr)
 		if err != nil && isVMFailure(err) {
 			ps.pool.Discard(vm)
 		} else {
@@ -293,7 +299,15 @@ func (cx *conn) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamT
 	tc := tls.Client(c, tlsmgr.UpstreamConfig(tlsmgr.UpstreamOptions{
 		ServerName: sni, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
 	}))
-	if err := tc.HandshakeContext(ctx); err != nil {
+	var sp trace.Span
+	if cx.trace != nil {
+		sp = cx.trace.Span(telemetry.UpstreamTLS, "stream upstream tls handshake", attribute.String("tls.client.server_name", sni))
+	}
+	err := tc.HandshakeContext(ctx)
+	if sp != nil {
+		handshakeDone(sp, tc, err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return tc, nil
@@ -311,7 +325,19 @@ func (cx *conn) serveTLS(first []byte) {
 	if limit <= 0 {
 		limit = 16 << 10
 	}
+	var sp trace.Span
+	if cx.trace != nil {
+		sp = cx.trace.Span(telemetry.TLS, "stream tls client hello")
+	}
 	hello, err := tlsmgr.PeekClientHello(src, limit, cx.g.conf.Stream.PrereadTimeout)
+	if sp != nil {
+		if err != nil {
+			telemetry.Fail(sp, err)
+		} else {
+			sp.SetAttributes(attribute.Bool("gong.tls.client_hello", hello.IsTLS), attribute.String("tls.client.server_name", hello.ServerName))
+		}
+		sp.End()
+	}
 	if err != nil {
 		cx.s.log.logf(LevelInfo, cx.sess.id, "failed to read the TLS ClientHello: %v%s", err, cx.context())
 		cx.end(nil, statusBadRequest)
@@ -345,9 +371,18 @@ func (cx *conn) serveTLS(first []byte) {
 func (cx *conn) terminate(raw []byte, cfg *tls.Config) {
 	tc := tls.Server(tlsmgr.NewReplayConn(cx.down, raw), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	var sp trace.Span
+	if cx.trace != nil {
+		sp = cx.trace.Span(telemetry.TLS, "stream tls handshake")
+		ctx = context.WithValue(ctx, traceKey{}, cx.trace) // for the certificate phase
+	}
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	if sp != nil {
+		handshakeDone(sp, tc, err)
+	}
 	if err != nil {
+		cx.s.metrics.HandshakeFailed(false)
 		cx.s.log.logf(LevelInfo, cx.sess.id, "SSL handshake failed: %v%s", err, cx.context())
 		cx.end(nil, statusBadRequest)
 		return
@@ -364,4 +399,27 @@ func (cx *conn) terminate(raw []byte, cfg *tls.Config) {
 		return
 	}
 	cx.proxyTo(target, tc, nil)
+}
+
+// handshakeDone ends a handshake's span with the TLS attributes of the
+// OpenTelemetry conventions, or the error.
+func handshakeDone(sp trace.Span, tc *tls.Conn, err error) {
+	if err != nil {
+		telemetry.Fail(sp, err)
+		sp.SetAttributes(semconv.TLSEstablishedKey.Bool(false))
+	} else {
+		st := tc.ConnectionState()
+		version, _ := strings.CutPrefix(tls.VersionName(st.Version), "TLS ")
+		sp.SetAttributes(semconv.TLSEstablishedKey.Bool(true),
+			semconv.TLSProtocolNameKey.String("tls"), semconv.TLSProtocolVersionKey.String(version),
+			semconv.TLSCipherKey.String(tls.CipherSuiteName(st.CipherSuite)),
+			semconv.TLSResumedKey.Bool(st.DidResume))
+		if st.NegotiatedProtocol != "" {
+			sp.SetAttributes(semconv.TLSNextProtocolKey.String(st.NegotiatedProtocol))
+		}
+		if st.ServerName != "" {
+			sp.SetAttributes(attribute.String("tls.client.server_name", st.ServerName))
+		}
+	}
+	sp.End()
 }

@@ -8,7 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // udpSession is one client address's datagram exchange with an upstream.
@@ -135,13 +138,18 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	us.sess = session{id: s.nextID.Add(1), protocol: "UDP", start: time.Now(),
 		remoteAddr: client.Addr().String(), remotePort: int(client.Port()),
 		serverAddr: local.Addr().String(), serverPort: int(local.Port())}
+	us.startTrace("udp", trace.SpanContext{})
 	rt, ok := g.router.Match(router.ConnInfo{Protocol: "udp", Src: client, Dst: g.destination(local)})
+	if us.trace != nil {
+		us.routeSpan(rt, "")
+	}
 	if !ok {
 		s.log.logf(LevelError, us.sess.id, "no Route found with those values%s", us.context())
 		us.end(statusInternalError)
 		return nil
 	}
 	us.target = rt.Value.(*routeTarget)
+	us.opened()
 	// Plugins run here, on the listener's goroutine, before the session's
 	// first datagram goes out: a slow preread handler delays the
 	// listener's other clients.
@@ -169,7 +177,17 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 			return nil
 		}
 		us.sess.upstreamAddrs = append(us.sess.upstreamAddrs, peer)
+		var sp trace.Span
+		if us.trace != nil {
+			sp = us.attemptSpan(svc, attempt, peer)
+		}
 		up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		if sp != nil {
+			if err != nil {
+				telemetry.Fail(sp, err)
+			}
+			sp.End()
+		}
 		if err == nil {
 			us.up = up
 			return us
@@ -221,6 +239,8 @@ func (us *udpSession) end(status int) {
 	us.sess.bytesReceived = us.received.Load()
 	us.sess.upstreamBytesSent, us.sess.upstreamBytesRecv = us.sess.bytesReceived, us.sess.bytesSent
 	us.logPhase()
+	us.endTrace()
+	us.ended()
 	if us.g.access != nil {
 		us.g.access.write(us.g.format.appendLine(nil, &us.sess))
 	}

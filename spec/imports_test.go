@@ -15,11 +15,12 @@ const module = "github.com/gong-proxy/gong"
 var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel"},
 	"runtime/conf":        {""},
 	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
 	"runtime/balancer":    {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
+	"runtime/telemetry":   {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
 	"router":              {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":              {},
 	"pdk":                 {"lua", "github.com/yuin/gopher-lua"},

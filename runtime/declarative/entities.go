@@ -232,9 +232,12 @@ func (b *builder) services() *schema {
 		integer("tls_verify_depth", 0, 64, nil),
 		array("ca_certificates", &field{kind: tString, uuid: true}),
 		required(boolean("enabled", true)),
+		boolean("proxy_protocol", nil),
 	)}
 	s.checks = []check{
 		conditional{ifField: protocol, ifMatch: isOneOf("tcp", "tls", "udp", "grpc", "grpcs"), thenField: "path", then: mustBeNull}.check(),
+		// gong's extension: a PROXY v2 header to TCP upstreams.
+		conditional{ifField: protocol, ifMatch: notOneOf("tcp", "tls", "tls_passthrough"), thenField: "proxy_protocol", then: mustBeNull}.check(),
 	}
 	for _, f := range []string{"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"} {
 		s.checks = append(s.checks, conditional{ifField: protocol, ifMatch: notOneOf("https", "tls"), thenField: f, then: mustBeNull}.check())

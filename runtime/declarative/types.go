@@ -67,6 +67,9 @@ type Service struct {
 	TLSVerifyDepth    *int     `json:"tls_verify_depth"`
 	CACertificates    []string `json:"ca_certificates"` // CA certificate ids, not checked to exist (as in Kong)
 	Enabled           bool     `json:"enabled"`
+	// ProxyProtocol, gong's extension, sends the upstream a PROXY v2
+	// header with the client's address and the trace context.
+	ProxyProtocol *bool `json:"proxy_protocol,omitempty"`
 }
 
 // Endpoint is an element of a route's sources or destinations; a nil

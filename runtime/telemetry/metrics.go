@@ -1,0 +1,174 @@
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the Prometheus series of a server: Kong's stream series
+// (kong/plugins/prometheus/exporter.lua, which gong records without the
+// plugin, and with bandwidth, which Kong never records in stream) and
+// gong's own. It is safe for concurrent use and lives as long as the
+// server, across reloads.
+type Metrics struct {
+	registry        *prometheus.Registry
+	sessions        *prometheus.CounterVec
+	sessionDuration *prometheus.HistogramVec
+	kongLatency     *prometheus.HistogramVec
+	bandwidth       *prometheus.CounterVec
+	active          *prometheus.GaugeVec
+	tlsErrors       *prometheus.CounterVec
+	phaseDuration   *prometheus.HistogramVec
+	reloads         *prometheus.CounterVec
+}
+
+// Kong's latency buckets, in milliseconds.
+var kongBuckets = []float64{25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000}
+
+// workspace is the label value of Kong's default workspace, the only one
+// a DB-less node has.
+const workspace = "default"
+
+// TargetHealth is one upstream address's health, for
+// kong_upstream_target_health. State is one of healthchecks_off, healthy,
+// unhealthy and dns_error.
+type TargetHealth struct {
+	Upstream, Target, Address, State string
+}
+
+// Sources are the values read when /metrics is scraped.
+type Sources struct {
+	// Targets lists the addresses of the current configuration's upstreams.
+	Targets func() []TargetHealth
+	// VMs is the current configuration's Lua VM pool: live and idle VMs.
+	VMs func() (size, idle int)
+}
+
+// NewMetrics registers the series; src is read at each scrape.
+func NewMetrics(src Sources) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kong_stream_sessions_total", Help: "Stream sessions by service, route, status code and whether an upstream answered (source service) or gong ended it (source kong).",
+		}, []string{"service", "route", "code", "source", "workspace"}),
+		sessionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kong_session_duration_ms", Help: "Stream session duration, in milliseconds.", Buckets: kongBuckets,
+		}, []string{"service", "route", "workspace"}),
+		kongLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kong_kong_latency_ms", Help: "Time gong spent before the upstream connection was established, in milliseconds.", Buckets: kongBuckets,
+		}, []string{"service", "route", "workspace"}),
+		bandwidth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kong_bandwidth_bytes", Help: "Bytes relayed, by direction: ingress from clients, egress to clients.",
+		}, []string{"service", "route", "direction", "workspace"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gong_active_connections", Help: "Routed TCP connections and UDP sessions in progress.",
+		}, []string{"service", "route"}),
+		tlsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_tls_handshake_errors_total", Help: "Failed TLS handshakes: downstream with clients, upstream with services.",
+		}, []string{"side"}),
+		phaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gong_lua_phase_duration_seconds", Help: "Time a plugin's handler took in a phase.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, 1, 10},
+		}, []string{"plugin", "phase"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_reloads_total", Help: "Configuration reloads, by result (success or failure).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, targetCollector{src.Targets})
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
+	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gong_lua_vms_idle", Help: "Lua VMs of the current configuration's pool not leased to a connection.",
+	}, func() float64 { _, n := src.VMs(); return float64(n) }))
+	return m
+}
+
+// Handler serves the series in Prometheus' exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Session is what an ended session adds to the series.
+type Session struct {
+	Service, Route string // names, else Kong's fallbacks (service host, route id)
+	Status         int
+	Proxied        bool // an upstream connection was established
+	Duration       time.Duration
+	KongLatency    time.Duration
+	Received, Sent int64 // from and to the client
+}
+
+// Opened counts a routed session in progress; Closed undoes it.
+func (m *Metrics) Opened(service, route string) { m.active.WithLabelValues(service, route).Inc() }
+
+// Closed ends a session Opened counted.
+func (m *Metrics) Closed(service, route string) { m.active.WithLabelValues(service, route).Dec() }
+
+// Ended records a session that matched a route; Kong does not count the
+// others.
+func (m *Metrics) Ended(s Session) {
+	source := "kong"
+	if s.Proxied {
+		source = "service"
+	}
+	m.sessions.WithLabelValues(s.Service, s.Route, strconv.Itoa(s.Status), source, workspace).Inc()
+	m.sessionDuration.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.Duration.Milliseconds()))
+	m.kongLatency.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.KongLatency.Milliseconds()))
+	m.bandwidth.WithLabelValues(s.Service, s.Route, "ingress", workspace).Add(float64(s.Received))
+	m.bandwidth.WithLabelValues(s.Service, s.Route, "egress", workspace).Add(float64(s.Sent))
+}
+
+// HandshakeFailed counts a failed TLS handshake; upstream tells the side.
+func (m *Metrics) HandshakeFailed(upstream bool) {
+	side := "downstream"
+	if upstream {
+		side = "upstream"
+	}
+	m.tlsErrors.WithLabelValues(side).Inc()
+}
+
+// PhaseRan records one plugin handler call.
+func (m *Metrics) PhaseRan(plugin, phase string, d time.Duration) {
+	m.phaseDuration.WithLabelValues(plugin, phase).Observe(d.Seconds())
+}
+
+// Reloaded counts a reload and its result.
+func (m *Metrics) Reloaded(err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	m.reloads.WithLabelValues(result).Inc()
+}
+
+// targetCollector exposes kong_upstream_target_health as Kong does: one
+// series per state of each address, 1 for its current state and 0 for
+// the others.
+type targetCollector struct{ targets func() []TargetHealth }
+
+var (
+	targetHealthDesc = prometheus.NewDesc("kong_upstream_target_health",
+		"Health of each upstream target address, as seen by its health checks.",
+		[]string{"upstream", "target", "address", "state", "subsystem"}, nil)
+	targetStates = []string{"healthchecks_off", "healthy", "unhealthy", "dns_error"}
+)
+
+func (c targetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- targetHealthDesc }
+
+func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.targets() {
+		for _, s := range targetStates {
+			v := 0.0
+			if s == t.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(targetHealthDesc, prometheus.GaugeValue, v, t.Upstream, t.Target, t.Address, s, "stream")
+		}
+	}
+}
