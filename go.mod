@@ -13,3 +13,5 @@ require (
 require github.com/yuin/gopher-lua v1.1.2
 
 require github.com/OneOfOne/xxhash v1.2.8
+
+require github.com/kong/go-kong v0.66.0 // indirect

@@ -77,6 +77,7 @@ func (b *hostPeers) release(*attempts, time.Duration, int) {}
 // upstream's algorithm over its targets' addresses.
 type upstreamPeers struct {
 	b       balancer.Balancer
+	addrs   []balancer.Address
 	hashOn  [2]string         // hash_on, hash_fallback
 	checker *balancer.Checker // nil when the upstream has no health checks
 }
@@ -110,7 +111,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamPeers{b: b, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
+	return &upstreamPeers{b: b, addrs: addrs, hashOn: [2]string{u.HashOn, u.HashFallback}, checker: checkers.get(u, addrs, b)}, nil
 }
 
 // start sets the value consistent-hashing hashes for the client: in

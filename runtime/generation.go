@@ -42,6 +42,7 @@ func routeServerTLS(m *tlsmgr.Manager, d *declarative.Config, r *declarative.Rou
 type generation struct {
 	conf      *conf.Config
 	decl      *declarative.Config
+	hash      string // the declarative configuration's, as Kong's configuration_hash
 	router    *router.Router
 	listeners map[listenKey]conf.Listener
 	format    logFormat
@@ -50,6 +51,9 @@ type generation struct {
 	plugins   *pluginSet
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
+	// balancers are the upstreams services use, by upstream name, for
+	// the Admin API's health report.
+	balancers map[string]*upstreamPeers
 
 	// sessions counts the sessions using the generation; once it is
 	// retired (no longer current) and the count reaches zero, its Lua VMs
@@ -173,6 +177,15 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	services, err := buildServices(c, d, res, checkers, warn)
 	if err != nil {
 		return nil, err
+	}
+	g.balancers = map[string]*upstreamPeers{}
+	for _, svc := range services {
+		if svc == nil {
+			continue
+		}
+		if up, ok := svc.peers.(*upstreamPeers); ok {
+			g.balancers[svc.decl.Host] = up
+		}
 	}
 	var routes []*router.Route
 	for _, r := range d.Routes {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,9 @@ type Options struct {
 	// ErrorLog, if set, receives the error log instead of
 	// proxy_stream_error_log.
 	ErrorLog io.Writer
+	// StatusHandlers are endpoints status_listen serves beside /status,
+	// by path.
+	StatusHandlers map[string]http.Handler
 }
 
 // Server runs gong: it owns the listening sockets, the current generation
@@ -45,6 +49,14 @@ type Server struct {
 	listeners  map[listenKey]*socket
 	accessLogs map[string]*accessLog
 	stopping   bool
+
+	// swapMu makes builds one at a time: reloads and POST /config.
+	swapMu sync.Mutex
+	// posted is the declarative configuration last loaded through POST
+	// /config; a reload keeps it when kong.conf names none, as Kong keeps
+	// its database-less store.
+	posted []byte
+	apis   *apiServers // admin_listen and status_listen
 
 	parker   *parker // nil where epoll is unavailable: relays never park
 	checkers *checkerSet
@@ -113,28 +125,29 @@ func (s *Server) Start() error {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
-	g, err := s.swap(c)
+	g, err := s.swap(c, nil)
 	if err != nil {
 		return err
 	}
-	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
-	if len(c.AdminListeners) > 0 || len(c.StatusListeners) > 0 {
-		s.log.logf(LevelNotice, 0, "admin_listen and status_listen are not served by this version of gong")
+	if err := s.startAPIs(c); err != nil {
+		s.closeListeners()
+		return err
 	}
+	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
 	if len(c.Tracing.Instrumentations) > 0 {
 		s.log.logf(LevelWarn, 0, "tracing_instrumentations is set, but this version of gong does not trace connections yet")
 	}
 	return nil
 }
 
-// build makes a generation from a kong.conf, reading its declarative
-// configuration.
-func (s *Server) build(c *conf.Config) (*generation, error) {
+// build makes a generation from a kong.conf and the declarative
+// configuration posted, or else the one kong.conf names.
+func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	ps, err := loadPlugins(c, pluginLog{s.log})
 	if err != nil {
 		return nil, err
 	}
-	d, err := loadDeclarative(c, ps)
+	d, hash, err := loadDeclarative(c, ps, posted)
 	if err != nil {
 		ps.close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
@@ -144,15 +157,23 @@ func (s *Server) build(c *conf.Config) (*generation, error) {
 	})
 	if err != nil {
 		ps.close()
+		return nil, err
 	}
-	return g, err
+	g.hash = hash
+	return g, nil
 }
 
-// swap builds a generation and makes it current; on failure the current
-// one, with its health checkers, stays as it was.
-func (s *Server) swap(c *conf.Config) (*generation, error) {
+// swap builds a generation from c and posted (see build) and makes it
+// current; on failure the current one, with its health checkers, stays as
+// it was.
+func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
+		posted = s.posted
+	}
 	s.checkers.begin()
-	g, err := s.build(c)
+	g, err := s.build(c, posted)
 	if err == nil {
 		if err = s.apply(g); err != nil {
 			g.plugins.close()
@@ -163,6 +184,7 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 		return nil, err
 	}
 	s.checkers.commit()
+	s.posted = posted
 	return g, nil
 }
 
@@ -254,7 +276,7 @@ func (s *Server) reload(opts conf.Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.swap(c); err != nil {
+	if _, err := s.swap(c, nil); err != nil {
 		return err
 	}
 	if s.opts.ErrorLog == nil {
@@ -299,7 +321,10 @@ func (s *Server) closeListeners() {
 		delete(s.listeners, k)
 		o.loop.Wait()
 	}
+	apis := s.apis
+	s.apis = nil
 	s.mu.Unlock()
+	apis.close()
 }
 
 func (s *Server) finish(err error) {

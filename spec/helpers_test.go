@@ -54,7 +54,8 @@ func startGong(t testing.TB, confExtra, yml string) *gong {
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),
 		accessLog: filepath.Join(dir, "access.log")}
 	base := "prefix = " + dir + "\ndatabase = off\ndeclarative_config = " + g.ymlPath +
-		"\nproxy_stream_access_log = " + g.accessLog + " basic\nlog_level = info\n"
+		"\nproxy_stream_access_log = " + g.accessLog + " basic\nlog_level = info\n" +
+		"admin_listen = off\nstatus_listen = off\n"
 	writeFile(t, g.confPath, base+confExtra)
 	writeFile(t, g.ymlPath, yml)
 	opts := conf.Options{Path: g.confPath, Dir: dir}

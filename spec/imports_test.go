@@ -15,7 +15,8 @@ const module = "github.com/gong-proxy/gong"
 var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/google/uuid"},
+	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3"},
 	"runtime/conf":        {""},
 	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
@@ -26,7 +27,7 @@ var allowedImports = map[string][]string{
 	"lua":                 {"github.com/yuin/gopher-lua"},
 	"examples":            {},
 	"examples/tcpbin":     {},
-	"spec":                {},
+	"spec":                {"runtime/admin"},
 }
 
 func TestImportDirection(t *testing.T) {
