@@ -27,7 +27,7 @@ var allowedImports = map[string][]string{
 	"lua":                 {"github.com/yuin/gopher-lua"},
 	"examples":            {},
 	"examples/tcpbin":     {},
-	"spec":                {"runtime/admin"},
+	"spec":                {},
 }
 
 func TestImportDirection(t *testing.T) {
