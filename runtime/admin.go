@@ -208,6 +208,9 @@ func (b *adminBackend) Current() admin.Snapshot { return snapshotOf(b.s.current.
 // way a reload does, and swaps it in.
 func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
 	g, err := b.s.swap(b.s.current.Load().conf, config)
+	if errors.Is(err, ErrStopped) {
+		return admin.Snapshot{}, admin.ErrExiting
+	}
 	if err != nil {
 		b.s.log.logf(LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
 		return admin.Snapshot{}, err

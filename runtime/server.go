@@ -279,6 +279,12 @@ func (s *Server) reload(opts conf.Options) error {
 	if _, err := s.swap(c, nil); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	apisChanged := s.apis != nil && s.apis.listen != apiListen(c)
+	s.mu.Unlock()
+	if apisChanged {
+		s.log.logf(LevelNotice, 0, "admin_listen and status_listen changes take effect when gong restarts")
+	}
 	if s.opts.ErrorLog == nil {
 		return s.log.reopen(c.ProxyStreamErrorLog, s.level(c))
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/kong/go-kong/kong"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gong-proxy/gong/runtime"
 	"github.com/gong-proxy/gong/runtime/admin"
 )
 
@@ -496,7 +498,9 @@ func TestAdminOverTLSWithClientCertificate(t *testing.T) {
 func TestStatusListen(t *testing.T) {
 	a := startEcho(t, "a")
 	pa := freePort(t)
-	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\n", pa), echoYML("a", a, pa))
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "gong_up 1\n") })
+	g := startGongWith(t, runtime.Options{StatusHandlers: map[string]http.Handler{"GET /metrics": metrics}},
+		fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\n", pa), echoYML("a", a, pa))
 	base := "http://" + g.srv.APIAddrs("status_listen")[0].String()
 	if _, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pa), "x"); err != nil {
 		t.Fatal(err)
@@ -509,4 +513,96 @@ func TestStatusListen(t *testing.T) {
 	if code, _ := get(t, base+"/services"); code != 404 {
 		t.Errorf("GET /services on status_listen = %d, want 404", code)
 	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "gong_up 1\n" {
+		t.Errorf("GET /metrics = %d %q", res.StatusCode, body)
+	}
+}
+
+func TestAdminUDPSessions(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	p := freePort(t)
+	h, port := hostPort(echo)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: u\n    url: udp://%s:%s\n    routes:\n      - protocols: [udp]\n        destinations: [{port: %d}]\n", h, port, p)
+	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("ping"))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
+		t.Fatalf("UDP answer %q, %v", buf[:n], err)
+	}
+	var s map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for s == nil || s["bytes_sent"] != 7.0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no UDP session with its bytes in GET /sessions: %v", s)
+		}
+		_, page := get(t, base+"/sessions?protocol=udp")
+		if data := page["data"].([]any); len(data) == 1 {
+			s = data[0].(map[string]any)
+		}
+	}
+	if s["client"] != c.LocalAddr().String() || s["upstream"] != echo || s["bytes_received"] != 4.0 {
+		t.Errorf("UDP session = %v", s)
+	}
+	id := fmt.Sprint(int64(s["id"].(float64)))
+	if code, _ := call(t, http.MethodDelete, base+"/sessions/"+id, nil, ""); code != 204 {
+		t.Errorf("DELETE /sessions/%s = %d", id, code)
+	}
+	for {
+		if _, page := get(t, base+"/sessions"); len(page["data"].([]any)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the UDP session is still listed after DELETE")
+		}
+	}
+}
+
+func TestReloadAfterPostedConfig(t *testing.T) {
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	pa, pb := freePort(t), freePort(t)
+	listen := fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb)
+	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)
+
+	t.Run("declarative_config is read again", func(t *testing.T) {
+		g, base := startAdmin(t, listen, echoYML("a", a, pa))
+		if code, body := postConfig(t, base, "", echoYML("b", b, pb)); code != 201 {
+			t.Fatalf("POST /config = %d %v", code, body)
+		}
+		if got, err := roundTrip(addrB, "x"); err != nil || got != "b: x" {
+			t.Fatalf("posted route: %q, %v", got, err)
+		}
+		if err := g.srv.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := roundTrip(addrA, "x"); err != nil || got != "a: x" {
+			t.Errorf("after reload, the file's route: %q, %v", got, err)
+		}
+		if got, err := roundTrip(addrB, "x"); err == nil {
+			t.Errorf("after reload, the posted route still answers %q", got)
+		}
+	})
+	t.Run("without declarative_config the posted one stays", func(t *testing.T) {
+		g, base := startAdmin(t, listen+"declarative_config =\n", "")
+		if code, body := postConfig(t, base, "", echoYML("b", b, pb)); code != 201 {
+			t.Fatalf("POST /config = %d %v", code, body)
+		}
+		if err := g.srv.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := roundTrip(addrB, "x"); err != nil || got != "b: x" {
+			t.Errorf("after reload, the posted route: %q, %v", got, err)
+		}
+	})
 }

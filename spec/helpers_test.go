@@ -49,6 +49,13 @@ func (s *syncBuffer) String() string {
 // kong.yml into a temporary prefix and starts a server on them.
 func startGong(t testing.TB, confExtra, yml string) *gong {
 	t.Helper()
+	return startGongWith(t, runtime.Options{}, confExtra, yml)
+}
+
+// startGongWith is startGong with server options; their Conf, Config and
+// ErrorLog are set here.
+func startGongWith(t testing.TB, opts runtime.Options, confExtra, yml string) *gong {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),
@@ -58,12 +65,13 @@ func startGong(t testing.TB, confExtra, yml string) *gong {
 		"admin_listen = off\nstatus_listen = off\n"
 	writeFile(t, g.confPath, base+confExtra)
 	writeFile(t, g.ymlPath, yml)
-	opts := conf.Options{Path: g.confPath, Dir: dir}
-	c, _, err := conf.Load(opts)
+	opts.Conf = conf.Options{Path: g.confPath, Dir: dir}
+	c, _, err := conf.Load(opts.Conf)
 	if err != nil {
 		t.Fatalf("kong.conf: %v", err)
 	}
-	g.srv, err = runtime.New(runtime.Options{Conf: opts, Config: c, ErrorLog: g.errLog})
+	opts.Config, opts.ErrorLog = c, g.errLog
+	g.srv, err = runtime.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

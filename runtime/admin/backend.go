@@ -1,11 +1,15 @@
 package admin
 
 import (
+	"errors"
 	"time"
 
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
+
+// ErrExiting is what Apply returns once the server is shutting down.
+var ErrExiting = errors.New("Kong currently exiting")
 
 // Backend is the running server as the APIs see it. Its methods are
 // called concurrently.

@@ -93,6 +93,10 @@ func (a *api) postConfig(w http.ResponseWriter, r *http.Request) {
 	snap, err := a.b.Apply(config)
 	if err != nil {
 		var de *declarative.Error
+		if errors.Is(err, ErrExiting) {
+			writeMessage(w, http.StatusServiceUnavailable, ErrExiting.Error())
+			return
+		}
 		if !errors.As(err, &de) {
 			writeMessage(w, http.StatusBadRequest, err.Error())
 			return

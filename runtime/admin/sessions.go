@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -16,7 +17,7 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	now := time.Now()
 	sessions := a.b.Sessions()
-	slices.SortFunc(sessions, func(x, y Session) int { return int(x.ID) - int(y.ID) })
+	slices.SortFunc(sessions, func(x, y Session) int { return cmp.Compare(x.ID, y.ID) })
 	var items []any
 	for _, s := range sessions {
 		if !matchRef(s.Route, q.Get("route")) || !matchRef(s.Service, q.Get("service")) ||
