@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -386,11 +387,19 @@ func TestAdminInvalidConfigKeepsServing(t *testing.T) {
 	if _, st := get(t, base+"/status"); st["configuration_hash"] != hash {
 		t.Errorf("configuration_hash changed from %v to %v", hash, st["configuration_hash"])
 	}
-	// The config form parameter works as well.
+	// The config form parameter works as well, as a field or a file.
 	form := url.Values{"config": {echoYML("a", a, pa)}}
 	code, _ = call(t, http.MethodPost, base+"/config", strings.NewReader(form.Encode()), "application/x-www-form-urlencoded")
 	if code != 201 {
 		t.Errorf("POST /config as a form = %d", code)
+	}
+	var multi bytes.Buffer
+	mw := multipart.NewWriter(&multi)
+	fw, _ := mw.CreateFormFile("config", "kong.yml")
+	io.WriteString(fw, echoYML("a", a, pa))
+	mw.Close()
+	if code, body := call(t, http.MethodPost, base+"/config", &multi, mw.FormDataContentType()); code != 201 {
+		t.Errorf("POST /config with a file = %d %v", code, body)
 	}
 }
 

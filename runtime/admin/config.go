@@ -135,6 +135,10 @@ func configFromRequest(r *http.Request) ([]byte, error) {
 		if err := r.ParseMultipartForm(maxConfigSize); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 			return nil, fmt.Errorf("cannot parse the form: %v", err)
 		}
+		if f, _, err := r.FormFile("config"); err == nil { // curl -F config=@kong.yml
+			defer f.Close()
+			return io.ReadAll(f)
+		}
 		return []byte(r.FormValue("config")), nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxConfigSize+1))
