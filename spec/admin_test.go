@@ -75,7 +75,7 @@ ca_certificates:
 
 // startAdmin starts gong with an Admin API on a loopback port and returns
 // the API's base URL.
-func startAdmin(t *testing.T, confExtra, yml string) (*gong, string) {
+func startAdmin(t testing.TB, confExtra, yml string) (*gong, string) {
 	t.Helper()
 	g := startGong(t, "admin_listen = 127.0.0.1:0\n"+confExtra, yml)
 	addrs := g.srv.APIAddrs("admin_listen")
@@ -86,7 +86,7 @@ func startAdmin(t *testing.T, confExtra, yml string) (*gong, string) {
 }
 
 // call sends a request to the Admin API and decodes its JSON answer.
-func call(t *testing.T, method, u string, body io.Reader, contentType string) (int, map[string]any) {
+func call(t testing.TB, method, u string, body io.Reader, contentType string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -110,7 +110,7 @@ func call(t *testing.T, method, u string, body io.Reader, contentType string) (i
 	return res.StatusCode, m
 }
 
-func get(t *testing.T, u string) (int, map[string]any) {
+func get(t testing.TB, u string) (int, map[string]any) {
 	t.Helper()
 	return call(t, http.MethodGet, u, nil, "")
 }
@@ -614,4 +614,28 @@ func TestReloadAfterPostedConfig(t *testing.T) {
 			t.Errorf("after reload, the posted route: %q, %v", got, err)
 		}
 	})
+}
+
+// BenchmarkAdminSessions measures GET /sessions with 1000 connections
+// open through gong.
+func BenchmarkAdminSessions(b *testing.B) {
+	echo := startEcho(b, "e")
+	p := freePort(b)
+	_, base := startAdmin(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), echoYML("e", echo, p))
+	for range 1000 {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		if _, err := exchange(c, "x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if code, page := get(b, base+"/sessions?size=1000"); code != 200 || len(page["data"].([]any)) != 1000 {
+			b.Fatalf("GET /sessions = %d, %d sessions", code, len(page["data"].([]any)))
+		}
+	}
 }

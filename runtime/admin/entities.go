@@ -85,31 +85,33 @@ func (c *indexCache) get(cfg *declarative.Config) *index {
 
 // entitiesOf returns a configuration's entities of one kind.
 func entitiesOf(cfg *declarative.Config, kind string) []any {
-	var out []any
-	add := func(n int, at func(int) any) {
-		for i := range n {
-			out = append(out, at(i))
-		}
-	}
 	switch kind {
 	case "services":
-		add(len(cfg.Services), func(i int) any { return cfg.Services[i] })
+		return anys(cfg.Services)
 	case "routes":
-		add(len(cfg.Routes), func(i int) any { return cfg.Routes[i] })
+		return anys(cfg.Routes)
 	case "upstreams":
-		add(len(cfg.Upstreams), func(i int) any { return cfg.Upstreams[i] })
+		return anys(cfg.Upstreams)
 	case "targets":
-		add(len(cfg.Targets), func(i int) any { return cfg.Targets[i] })
+		return anys(cfg.Targets)
 	case "certificates":
-		add(len(cfg.Certificates), func(i int) any { return cfg.Certificates[i] })
+		return anys(cfg.Certificates)
 	case "snis":
-		add(len(cfg.SNIs), func(i int) any { return cfg.SNIs[i] })
+		return anys(cfg.SNIs)
 	case "ca_certificates":
-		add(len(cfg.CACertificates), func(i int) any { return cfg.CACertificates[i] })
+		return anys(cfg.CACertificates)
 	case "plugins":
-		add(len(cfg.Plugins), func(i int) any { return cfg.Plugins[i] })
+		return anys(cfg.Plugins)
 	case "consumers":
-		add(len(cfg.Consumers), func(i int) any { return cfg.Consumers[i] })
+		return anys(cfg.Consumers)
+	}
+	return nil
+}
+
+func anys[T any](list []*T) []any {
+	out := make([]any, len(list))
+	for i, e := range list {
+		out[i] = e
 	}
 	return out
 }
