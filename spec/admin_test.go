@@ -446,6 +446,60 @@ func TestAdminSessions(t *testing.T) {
 	}
 }
 
+func TestAdminUpstreamHealth(t *testing.T) {
+	live := startEcho(t, "live")
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+upstreams:
+  - name: checked
+    healthchecks:
+      active:
+        type: tcp
+        healthy: {interval: 0.05, successes: 1}
+        unhealthy: {interval: 0.05, tcp_failures: 1}
+    targets: [{target: "%s"}, {target: "%s"}]
+services:
+  - name: s
+    url: tcp://checked
+    routes: [{protocols: [tcp], destinations: [{port: %d}]}]
+`, dead, live, p)
+	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, page := get(t, base+"/upstreams/checked/health")
+		states := map[string]any{}
+		for _, e := range page["data"].([]any) {
+			target := e.(map[string]any)
+			states[target["target"].(string)] = target["health"]
+			addrs := target["data"].(map[string]any)["addresses"].([]any)
+			if len(addrs) != 1 || addrs[0].(map[string]any)["health"] != target["health"] {
+				t.Fatalf("target %v: addresses %v", target["target"], addrs)
+			}
+		}
+		if states[dead] == "UNHEALTHY" && states[live] == "HEALTHY" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /upstreams/checked/health = %v", page)
+		}
+	}
+	if _, body := get(t, base+"/upstreams/checked/health?balancer_health=1"); body["data"].(map[string]any)["health"] != "HEALTHY" {
+		t.Errorf("balancer_health = %v", body)
+	}
+}
+
+func TestAdminExposedWarning(t *testing.T) {
+	g := startGong(t, "admin_listen = 0.0.0.0:0\n", `_format_version: "3.0"`)
+	if !strings.Contains(g.errLog.String(), "is reachable from other hosts without TLS") {
+		t.Errorf("no warning for an admin_listen on 0.0.0.0 without TLS:\n%s", g.errLog)
+	}
+	g = startGong(t, "admin_listen = 127.0.0.1:0\n", `_format_version: "3.0"`)
+	if strings.Contains(g.errLog.String(), "reachable from other hosts") {
+		t.Errorf("a warning for a loopback admin_listen:\n%s", g.errLog)
+	}
+}
+
 func TestAdminToken(t *testing.T) {
 	_, base := startAdmin(t, "admin_token = s3cret\n", `_format_version: "3.0"`)
 	if code, body := get(t, base+"/services"); code != 401 {
