@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -44,12 +45,19 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	if nodeID == "" {
 		nodeID = uuid.NewString()
 	}
-	adminAPI := admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
+	var err error
+	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
 		ID: nodeID, Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+	statusAPI := admin.NewStatus(b, s.opts.StatusHandlers)
+	if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
+		return err
+	}
+	if statusAPI, err = s.logged(statusAPI, "status_access_log", c.StatusAccessLog); err != nil {
+		return err
+	}
 	apis := &apiServers{addrs: map[string][]net.Addr{}, listen: apiListen(c)}
-	err := apis.serve(s, "admin_listen", c.AdminListeners, adminAPI, c.AdminTLS, filepath.Join(c.Prefix, "ssl", "admin"))
+	err = apis.serve(s, "admin_listen", c.AdminListeners, adminAPI, c.AdminTLS, filepath.Join(c.Prefix, "ssl", "admin"))
 	if err == nil {
-		statusAPI := admin.NewStatus(b, s.opts.StatusHandlers)
 		err = apis.serve(s, "status_listen", c.StatusListeners, statusAPI, c.StatusTLS, filepath.Join(c.Prefix, "ssl", "status"))
 	}
 	if err != nil {
@@ -66,6 +74,23 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	s.apis = apis
 	s.mu.Unlock()
 	return nil
+}
+
+// logged adds the access log at path (the property's value; "off" or
+// unset: none) to an API's handler.
+func (s *Server) logged(h http.Handler, property, path string) (http.Handler, error) {
+	if path == "" || path == "off" {
+		return h, nil
+	}
+	// Its folder (logs/ in the prefix by default) may not exist yet.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", property, err)
+	}
+	a, err := s.accessLog(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", property, err)
+	}
+	return admin.AccessLog(h, a.write), nil
 }
 
 // apiListen is the listener entries the APIs open.
@@ -156,13 +181,22 @@ func apiTLS(t conf.HTTPTLS, certDir string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// close ends the API servers and their connections; nil is closed.
+// apiShutdownTimeout bounds the wait for requests in flight when the
+// API servers close; then their connections are cut.
+const apiShutdownTimeout = 5 * time.Second
+
+// close ends the API servers once their requests in flight are answered,
+// so that no request outlives the access logs; nil is closed.
 func (apis *apiServers) close() {
 	if apis == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiShutdownTimeout)
+	defer cancel()
 	for _, srv := range apis.servers {
-		srv.Close()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
 	}
 }
 

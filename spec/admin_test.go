@@ -246,7 +246,7 @@ func TestAdminWithGoKong(t *testing.T) {
 func TestAdminPlainHTTP(t *testing.T) {
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	pa, pb := freePort(t), freePort(t)
-	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), adminYML(t, a, b, pa, pb))
+	g, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), adminYML(t, a, b, pa, pb))
 
 	code, root := get(t, base+"/")
 	conf, _ := root["configuration"].(map[string]any)
@@ -303,6 +303,15 @@ func TestAdminPlainHTTP(t *testing.T) {
 		if code != 405 || body["message"] != want || body["code"] != 12.0 {
 			t.Errorf("%s %s = %d %v, want 405 %q", tc.method, tc.path, code, body, want)
 		}
+	}
+	// Every request is in admin_access_log, in nginx's combined format.
+	g.stop()
+	log, err := os.ReadFile(filepath.Join(g.dir, "logs", "admin_access.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"GET /services?size=2 HTTP/1.1" 200 `) || !strings.Contains(string(log), `"POST /services HTTP/1.1" 405 `) {
+		t.Errorf("admin_access_log:\n%s", log)
 	}
 }
 
