@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
@@ -43,10 +44,6 @@ func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
 	return d, err
 }
 
-// emptyConfigHash is Kong's configuration hash of a node with no
-// declarative configuration.
-const emptyConfigHash = "00000000000000000000000000000000"
-
 // loadDeclarative reads the declarative configuration: posted (a body of
 // POST /config) when it is not nil, else the one kong.conf names. It also
 // returns the configuration's hash: the MD5 of its text.
@@ -67,7 +64,7 @@ func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative
 		name = c.DeclarativeConfig
 	default:
 		d, err := declarative.Parse([]byte(`{"_format_version": "3.0"}`), "", opts)
-		return d, emptyConfigHash, err
+		return d, admin.EmptyConfigHash, err
 	}
 	d, err := declarative.Parse(data, name, opts)
 	if err != nil {

@@ -585,6 +585,14 @@ func TestStatusListen(t *testing.T) {
 	if code, _ := get(t, base+"/services"); code != 404 {
 		t.Errorf("GET /services on status_listen = %d, want 404", code)
 	}
+	if code, body := get(t, base+"/status/ready"); code != 200 || body["message"] != "ready" {
+		t.Errorf("GET /status/ready = %d %v", code, body)
+	}
+	empty := startGong(t, "declarative_config =\nstatus_listen = 127.0.0.1:0\n", "")
+	if code, body := get(t, "http://"+empty.srv.APIAddrs("status_listen")[0].String()+"/status/ready"); code != 503 ||
+		body["message"] != "no configuration available (empty configuration present)" {
+		t.Errorf("GET /status/ready without a configuration = %d %v", code, body)
+	}
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -44,9 +44,13 @@ type Snapshot struct {
 	Conf   *conf.Config
 	Config *declarative.Config
 	// Hash is Kong's configuration_hash: the MD5 of the declarative
-	// configuration's text, or 32 zeros when there is none.
+	// configuration's text, or EmptyConfigHash when there is none.
 	Hash string
 }
+
+// EmptyConfigHash is Kong's configuration hash of a node with no
+// declarative configuration.
+const EmptyConfigHash = "00000000000000000000000000000000"
 
 // Plugin is a loaded plugin.
 type Plugin struct {

@@ -3,11 +3,13 @@ package admin
 import "net/http"
 
 // NewStatus returns the Status API (status_listen): GET /status, the same
-// as the Admin API's, and the extra handlers, by ServeMux pattern.
+// as the Admin API's, GET /status/ready, and the extra handlers, by
+// ServeMux pattern.
 func NewStatus(b Backend, extra map[string]http.Handler) http.Handler {
 	a := &api{b: b}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("GET /status/ready", a.ready)
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
@@ -34,4 +36,15 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		},
 		"configuration_hash": a.b.Current().Hash,
 	})
+}
+
+// ready answers GET /status/ready as Kong does in DB-less mode: 200 once a
+// declarative configuration is loaded, 503 while the configuration is
+// empty.
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	if a.b.Current().Hash == EmptyConfigHash {
+		writeMessage(w, http.StatusServiceUnavailable, "no configuration available (empty configuration present)")
+		return
+	}
+	writeMessage(w, http.StatusOK, "ready")
 }
