@@ -77,9 +77,9 @@ func (b *hostPeers) release(*attempts, time.Duration, int) {}
 // upstream's algorithm over its targets' addresses.
 type upstreamPeers struct {
 	b       balancer.Balancer
-	addrs   []balancer.Address
-	hashOn  [2]string         // hash_on, hash_fallback
-	checker *balancer.Checker // nil when the upstream has no health checks
+	addrs   []balancer.Address // the targets' addresses, for the Admin API's health report
+	hashOn  [2]string          // hash_on, hash_fallback
+	checker *balancer.Checker  // nil when the upstream has no health checks
 }
 
 // newUpstreamPeers resolves the upstream's targets (one address per IP,

@@ -34,7 +34,7 @@ type Options struct {
 	// proxy_stream_error_log.
 	ErrorLog io.Writer
 	// StatusHandlers are endpoints status_listen serves beside /status,
-	// by path.
+	// by http.ServeMux pattern ("GET /metrics").
 	StatusHandlers map[string]http.Handler
 }
 

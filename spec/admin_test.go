@@ -215,7 +215,7 @@ func TestAdminWithGoKong(t *testing.T) {
 	if err != nil || schema["fields"] == nil {
 		t.Errorf("Plugins.GetFullSchema(ip-restriction) = %v, %v", schema, err)
 	}
-	ok, msg, err := client.Plugins.Validate(ctx, &kong.Plugin{Name: kong.String("ip-restriction"),
+	ok, msg, err := client.Plugins.Validate(ctx, &kong.Plugin{Name: kong.String("ip-restriction"), Route: &kong.Route{ID: kong.String("0b6a3c8e-3c1d-4a51-9d1e-0c3b9f1a2b01")},
 		Config: kong.Configuration{"allow": []any{"10.0.0.0/8"}}, Protocols: kong.StringSlice("tcp")})
 	if err != nil || !ok {
 		t.Errorf("Plugins.Validate(valid) = %v, %q, %v", ok, msg, err)

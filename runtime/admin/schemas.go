@@ -49,7 +49,8 @@ func (a *api) entitySchema(w http.ResponseWriter, r *http.Request) {
 // 200 when the entity in the body is valid, else Kong's schema violation.
 func (a *api) validate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("entity")
-	if _, ok := kindNamed(name); !ok {
+	k, ok := kindNamed(name)
+	if !ok {
 		writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
 		return
 	}
@@ -57,6 +58,13 @@ func (a *api) validate(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxConfigSize)).Decode(&entity); err != nil {
 		writeMessage(w, http.StatusBadRequest, "Cannot parse JSON body")
 		return
+	}
+	// As in Kong, the entities referred to need not exist.
+	for _, f := range k.refs {
+		delete(entity, f.field)
+	}
+	for _, f := range k.links {
+		delete(entity, f)
 	}
 	err := a.b.Validate(name, entity)
 	var de *declarative.Error
