@@ -49,11 +49,15 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
 		ID: nodeID, Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
 	statusAPI := admin.NewStatus(b, s.opts.StatusHandlers)
-	if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
-		return err
+	if len(c.AdminListeners) > 0 {
+		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
+			return err
+		}
 	}
-	if statusAPI, err = s.logged(statusAPI, "status_access_log", c.StatusAccessLog); err != nil {
-		return err
+	if len(c.StatusListeners) > 0 {
+		if statusAPI, err = s.logged(statusAPI, "status_access_log", c.StatusAccessLog); err != nil {
+			return err
+		}
 	}
 	apis := &apiServers{addrs: map[string][]net.Addr{}, listen: apiListen(c)}
 	err = apis.serve(s, "admin_listen", c.AdminListeners, adminAPI, c.AdminTLS, filepath.Join(c.Prefix, "ssl", "admin"))
