@@ -1,12 +1,21 @@
 package runtime
 
 import (
+	"crypto/md5"
+	"fmt"
+	"os"
+
+	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
 // KongCompatibility is the Kong release line whose configuration gong reads.
 const KongCompatibility = "3.x"
+
+// KongVersion is the Kong release whose Admin API gong answers as: the
+// version GET / reports, which Kong's clients read.
+const KongVersion = "3.9.1"
 
 // LuaVersion is the Lua language version plugins run on.
 const LuaVersion = "Lua 5.1 (gopher-lua)"
@@ -31,18 +40,37 @@ func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
 		return nil, err
 	}
 	defer ps.close()
-	return loadDeclarative(c, ps)
+	d, _, err := loadDeclarative(c, ps, nil)
+	return d, err
 }
 
-func loadDeclarative(c *conf.Config, ps *pluginSet) (*declarative.Config, error) {
+// loadDeclarative reads the declarative configuration: posted (a body of
+// POST /config) when it is not nil, else the one kong.conf names. It also
+// returns the configuration's hash: the MD5 of its text.
+func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative.Config, string, error) {
 	opts := declarativeOptions(c, ps)
+	var data []byte
+	var name string
 	switch {
+	case posted != nil:
+		data = posted
 	case c.DeclarativeConfigString != "":
-		return declarative.Parse([]byte(c.DeclarativeConfigString), "", opts)
+		data = []byte(c.DeclarativeConfigString)
 	case c.DeclarativeConfig != "":
-		return declarative.LoadFile(c.DeclarativeConfig, opts)
+		var err error
+		if data, err = os.ReadFile(c.DeclarativeConfig); err != nil {
+			return nil, "", err
+		}
+		name = c.DeclarativeConfig
+	default:
+		d, err := declarative.Parse([]byte(`{"_format_version": "3.0"}`), "", opts)
+		return d, admin.EmptyConfigHash, err
 	}
-	return declarative.Parse([]byte(`{"_format_version": "3.0"}`), "", opts)
+	d, err := declarative.Parse(data, name, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, fmt.Sprintf("%x", md5.Sum(data)), nil
 }
 
 // ParseDeclarativeFile validates a declarative configuration file against

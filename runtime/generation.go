@@ -44,14 +44,16 @@ func routeServerTLS(m *tlsmgr.Manager, d *declarative.Config, r *declarative.Rou
 type generation struct {
 	conf      *conf.Config
 	decl      *declarative.Config
+	hash      string // the declarative configuration's, as Kong's configuration_hash
 	router    *router.Router
 	listeners map[listenKey]conf.Listener
 	format    logFormat
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
-	// upstreams keep their targets resolved until the generation retires.
-	upstreams []*upstreamPeers
+	// upstreams, by name, keep their targets resolved until the
+	// generation retires.
+	upstreams map[string]*upstreamPeers
 	tracer    *telemetry.Tracer // nil when tracing is off
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
@@ -208,7 +210,8 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	if err != nil {
 		return nil, err
 	}
-	services, err := buildServices(c, d, res, checkers, &g.upstreams, warn)
+	g.upstreams = map[string]*upstreamPeers{}
+	services, err := buildServices(c, d, res, checkers, g.upstreams, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -247,8 +250,9 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-// The services of one upstream share its peers, which it appends to ups.
-func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *checkerSet, ups *[]*upstreamPeers, warn func(string, ...any)) (map[string]*service, error) {
+// The services of one upstream share its peers, which it adds to ups by
+// upstream name.
+func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *checkerSet, ups map[string]*upstreamPeers, warn func(string, ...any)) (map[string]*service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -258,7 +262,6 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 		targets[t.Upstream] = append(targets[t.Upstream], t)
 	}
 	out := map[string]*service{}
-	built := map[string]*upstreamPeers{}
 	for _, s := range d.Services {
 		if !s.Enabled {
 			continue
@@ -279,7 +282,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 		}
 		u := upstreams[s.Host]
 		if u != nil {
-			up := built[u.ID]
+			up := ups[u.Name]
 			if up == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
 				var err error
@@ -288,8 +291,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 				if err != nil {
 					return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 				}
-				built[u.ID] = up
-				*ups = append(*ups, up)
+				ups[u.Name] = up
 			}
 			svc.peers = up
 		} else {

@@ -38,6 +38,7 @@ type pluginSet struct {
 	names    []string
 	schemas  map[string]*schema.Schema
 	priority map[string]int
+	versions map[string]string          // the handlers' VERSION
 	handles  map[string]map[string]bool // plugin -> phase names its handler implements
 	// configs are each plugin's stream configurations, given to its
 	// configure handler; set by the generation before any VM is leased.
@@ -79,6 +80,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pl
 		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
+		versions: map[string]string{},
 		handles:  map[string]map[string]bool{},
 		log:      logger,
 	}
@@ -112,6 +114,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pl
 			return nil, fmt.Errorf("plugin '%s' handler: PRIORITY must be a number", n)
 		}
 		ps.priority[n] = int(prio)
+		ps.versions[n] = glua.LVAsString(ps.schemaVM.L.GetField(h, "VERSION"))
 		ps.handles[n] = map[string]bool{}
 		for _, phase := range []pdk.Phase{pdk.PhaseCertificate, pdk.PhasePreread, pdk.PhaseLog} {
 			if ps.schemaVM.L.GetField(h, phase.String()) != glua.LNil {

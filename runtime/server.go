@@ -51,6 +51,14 @@ type Server struct {
 	accessLogs map[string]*accessLog
 	stopping   bool
 
+	// swapMu makes builds one at a time: reloads and POST /config.
+	swapMu sync.Mutex
+	// posted is the declarative configuration last loaded through POST
+	// /config; a reload keeps it when kong.conf names none, as Kong keeps
+	// its database-less store.
+	posted []byte
+	apis   *apiServers // admin_listen and status_listen
+
 	parker   *parker // nil where epoll is unavailable: relays never park
 	memory   *lua.MemoryGuard
 	checkers *checkerSet
@@ -124,28 +132,29 @@ func (s *Server) Start() error {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
-	g, err := s.swap(c)
+	g, err := s.swap(c, nil)
 	if err != nil {
 		return err
 	}
-	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
-	if len(c.AdminListeners) > 0 || len(c.StatusListeners) > 0 {
-		s.log.logf(LevelNotice, 0, "admin_listen and status_listen are not served by this version of gong")
+	if err := s.startAPIs(c); err != nil {
+		s.closeListeners()
+		return err
 	}
+	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
 	if t := c.Tracing; len(t.Instrumentations) > 0 {
 		s.log.logf(LevelNotice, 0, "tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate)
 	}
 	return nil
 }
 
-// build makes a generation from a kong.conf, reading its declarative
-// configuration.
-func (s *Server) build(c *conf.Config) (*generation, error) {
+// build makes a generation from a kong.conf and the declarative
+// configuration posted, or else the one kong.conf names.
+func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	ps, err := loadPlugins(c, pluginLog{s.log}, s.memory)
 	if err != nil {
 		return nil, err
 	}
-	d, err := loadDeclarative(c, ps)
+	d, hash, err := loadDeclarative(c, ps, posted)
 	if err != nil {
 		ps.close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
@@ -154,13 +163,17 @@ func (s *Server) build(c *conf.Config) (*generation, error) {
 	g, err := buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
 		s.log.logf(LevelWarn, 0, format, args...)
 	})
-	if err == nil {
-		g.tracer, err = s.tracerFor(c.Tracing)
-	}
 	if err != nil {
 		ps.close()
+		return nil, err
 	}
-	return g, err
+	if g.tracer, err = s.tracerFor(c.Tracing); err != nil {
+		g.stopUpstreams()
+		ps.close()
+		return nil, err
+	}
+	g.hash = hash
+	return g, nil
 }
 
 // tracerFor keeps the current tracer when the tracing settings are
@@ -172,11 +185,17 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 	return telemetry.NewTracer(c)
 }
 
-// swap builds a generation and makes it current; on failure the current
-// one, with its health checkers, stays as it was.
-func (s *Server) swap(c *conf.Config) (*generation, error) {
+// swap builds a generation from c and posted (see build) and makes it
+// current; on failure the current one, with its health checkers, stays as
+// it was.
+func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
+		posted = s.posted
+	}
 	s.checkers.begin()
-	g, err := s.build(c)
+	g, err := s.build(c, posted)
 	if err == nil {
 		if err = s.apply(g); err != nil {
 			g.plugins.close()
@@ -192,6 +211,7 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 	}
 	s.checkers.commit()
 	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
+	s.posted = posted
 	return g, nil
 }
 
@@ -289,8 +309,14 @@ func (s *Server) reload(opts conf.Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.swap(c); err != nil {
+	if _, err := s.swap(c, nil); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	apisChanged := s.apis != nil && s.apis.listen != apiListen(c)
+	s.mu.Unlock()
+	if apisChanged {
+		s.log.logf(LevelNotice, 0, "admin_listen and status_listen changes take effect when gong restarts")
 	}
 	if s.opts.ErrorLog == nil {
 		return s.log.reopen(c.ProxyStreamErrorLog, s.level(c))
@@ -334,7 +360,10 @@ func (s *Server) closeListeners() {
 		delete(s.listeners, k)
 		o.loop.Wait()
 	}
+	apis := s.apis
+	s.apis = nil
 	s.mu.Unlock()
+	apis.close()
 }
 
 func (s *Server) finish(err error) {

@@ -61,9 +61,13 @@ type conn struct {
 	svc *service
 	att *attempts
 
-	mu    sync.Mutex // guards up and relay, which Close reads
+	// mu guards up and relay, which Close reads, and the facts GET
+	// /sessions reads while the session runs: client, target, sni and
+	// upstreamAddrs. The session's goroutine writes them under mu.
+	mu    sync.Mutex
 	up    net.Conn
 	relay *relay
+	sni   string // the SNI the session was routed on
 }
 
 // Close ends the session at once; Server.Stop calls it.
@@ -83,12 +87,12 @@ func (cx *conn) Close() error {
 func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 	l, ok := g.listeners[key]
 	cx := &conn{plugged: plugged{s: s, g: g}, down: down}
-	s.track(cx)
 	cx.local = down.LocalAddr().(*net.TCPAddr).AddrPort()
 	cx.client = down.RemoteAddr().(*net.TCPAddr).AddrPort()
 	cx.peer = cx.client
 	cx.sess = session{id: s.nextID.Add(1), protocol: "TCP", start: time.Now()}
 	cx.sess.serverAddr, cx.sess.serverPort = cx.local.Addr().String(), int(cx.local.Port())
+	s.track(cx)
 	if !ok {
 		cx.end(nil, 0) // the listener left the configuration while this was accepted
 		return
@@ -131,7 +135,9 @@ func (cx *conn) readProxyHeader() ([]byte, trace.SpanContext, error) {
 	var parent trace.SpanContext
 	if cx.g.trusted(cx.client.Addr()) {
 		if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() {
+			cx.mu.Lock()
 			cx.client = src.AddrPort()
+			cx.mu.Unlock()
 		}
 		if cx.g.tracer != nil {
 			parent = traceParent(h)
@@ -186,7 +192,9 @@ func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 		cx.end(nil, statusInternalError)
 		return nil, false
 	}
-	cx.target = rt.Value.(*routeTarget)
+	cx.mu.Lock()
+	cx.target, cx.sni = rt.Value.(*routeTarget), ci.SNI
+	cx.mu.Unlock()
 	return cx.target, true
 }
 
@@ -254,7 +262,9 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", peer)
+		cx.mu.Lock()
 		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
+		cx.mu.Unlock()
 		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
 		if err == nil && svc.proxyProtocol {
 			if err = cx.writeProxyHeader(c, sp); err != nil {

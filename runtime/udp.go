@@ -24,6 +24,7 @@ type udpSession struct {
 	last  atomic.Int64 // unix nanoseconds of the last datagram either way
 
 	received atomic.Int64 // bytes from the client
+	sent     atomic.Int64 // bytes to the client, relayed from the upstream
 	svc      *service
 	att      *attempts // released when the session ends
 }
@@ -201,8 +202,8 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 // serve relays the upstream's datagrams to the client until the session
 // has been idle (no datagram either way) for the service's timeout.
 func (us *udpSession) serve() {
-	us.s.track(us.up)
-	defer us.s.untrack(us.up)
+	us.s.track(us)
+	defer us.s.untrack(us)
 	defer us.up.Close()
 	buf := make([]byte, 64<<10)
 	for {
@@ -222,11 +223,14 @@ func (us *udpSession) serve() {
 		if _, err := us.pc.WriteToUDPAddrPort(buf[:n], us.client); err != nil {
 			break
 		}
-		us.sess.bytesSent += int64(n)
+		us.sent.Add(int64(n))
 	}
 	us.table.leave(us)
 	us.end(statusOK)
 }
+
+// Close ends the session: its upstream socket closes, and serve ends it.
+func (us *udpSession) Close() error { return us.up.Close() }
 
 // end releases the session's peer, runs the log phase and writes the
 // access-log line.
@@ -236,6 +240,7 @@ func (us *udpSession) end(status int) {
 	}
 	us.sess.status = status
 	us.sess.end = time.Now()
+	us.sess.bytesSent += us.sent.Load()
 	us.sess.bytesReceived = us.received.Load()
 	us.sess.upstreamBytesSent, us.sess.upstreamBytesRecv = us.sess.bytesReceived, us.sess.bytesSent
 	us.logPhase()

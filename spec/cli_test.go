@@ -156,7 +156,8 @@ func TestCLILifecycle(t *testing.T) {
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "prefix")
 	p := freePort(t)
-	conf := fmt.Sprintf("database = off\ndeclarative_config = kong.yml\nstream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p)
+	conf := fmt.Sprintf("database = off\ndeclarative_config = kong.yml\nstream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n"+
+		"admin_listen = off\nstatus_listen = off\n", p)
 	writeFile(t, filepath.Join(dir, "kong.conf"), conf)
 	writeFile(t, filepath.Join(dir, "kong.yml"), echoYML("a", a, p))
 

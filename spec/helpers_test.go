@@ -49,20 +49,23 @@ func (s *syncBuffer) String() string {
 // kong.yml into a temporary prefix and starts a server on them.
 func startGong(t testing.TB, confExtra, yml string) *gong {
 	t.Helper()
+	var opts runtime.Options
 	dir := t.TempDir()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),
 		accessLog: filepath.Join(dir, "access.log")}
 	base := "prefix = " + dir + "\ndatabase = off\ndeclarative_config = " + g.ymlPath +
-		"\nproxy_stream_access_log = " + g.accessLog + " basic\nlog_level = info\n"
+		"\nproxy_stream_access_log = " + g.accessLog + " basic\nlog_level = info\n" +
+		"admin_listen = off\nstatus_listen = off\n"
 	writeFile(t, g.confPath, base+confExtra)
 	writeFile(t, g.ymlPath, yml)
-	opts := conf.Options{Path: g.confPath, Dir: dir}
-	c, _, err := conf.Load(opts)
+	opts.Conf = conf.Options{Path: g.confPath, Dir: dir}
+	c, _, err := conf.Load(opts.Conf)
 	if err != nil {
 		t.Fatalf("kong.conf: %v", err)
 	}
-	g.srv, err = runtime.New(runtime.Options{Conf: opts, Config: c, ErrorLog: g.errLog})
+	opts.Config, opts.ErrorLog = c, g.errLog
+	g.srv, err = runtime.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,15 @@ func (t *typer) config() *Config {
 	c.StreamListeners = t.listeners("stream_listen", streamFlags)
 	c.AdminListeners = t.listeners("admin_listen", httpFlags)
 	c.StatusListeners = t.listeners("status_listen", httpFlags)
+	c.AdminTLS.Certs = t.certPairs("admin_ssl_cert", "admin_ssl_cert_key")
+	c.StatusTLS.Certs = t.certPairs("status_ssl_cert", "status_ssl_cert_key")
+	if ca := t.str("admin_ssl_client_ca"); ca != "" {
+		c.AdminTLS.ClientCA = t.pemValue(ca)
+		if b, _ := pem.Decode(c.AdminTLS.ClientCA); b == nil || b.Type != "CERTIFICATE" {
+			t.fail("admin_ssl_client_ca", "admin_ssl_client_ca: failed loading certificate from %s", ca)
+		}
+	}
+	c.AdminToken = t.str("admin_token")
 	t.listeners("proxy_listen", httpFlags)
 	t.listeners("admin_gui_listen", httpFlags)
 	t.accept("cluster_listen")
@@ -267,22 +276,30 @@ func (t *typer) downstreamTLS() TLS {
 	t.size("ssl_session_cache_size")
 	t.accept("ssl_dhparam")
 
-	certs, keys := t.array("ssl_cert"), t.array("ssl_cert_key")
+	s.Certs = t.certPairs("ssl_cert", "ssl_cert_key")
+	return s
+}
+
+// certPairs loads a list of certificates and the list of their keys, as
+// ssl_cert and ssl_cert_key (or admin_ssl_cert, ...) give them.
+func (t *typer) certPairs(certKey, keyKey string) []CertPair {
+	certs, keys := t.array(certKey), t.array(keyKey)
+	var out []CertPair
 	switch {
 	case len(certs) > 0 && len(keys) == 0:
-		t.fail("ssl_cert", "ssl_cert_key must be specified")
+		t.fail(certKey, "%s must be specified", keyKey)
 	case len(keys) > 0 && len(certs) == 0:
-		t.fail("ssl_cert_key", "ssl_cert must be specified")
+		t.fail(keyKey, "%s must be specified", certKey)
 	case len(certs) != len(keys):
-		t.fail("ssl_cert", "ssl_cert was specified %d times while ssl_cert_key was specified %d times", len(certs), len(keys))
+		t.fail(certKey, "%s was specified %d times while %s was specified %d times", certKey, len(certs), keyKey, len(keys))
 	default:
 		for i := range certs {
-			if p, ok := t.certPair("ssl_cert", certs[i], "ssl_cert_key", keys[i]); ok {
-				s.Certs = append(s.Certs, p)
+			if p, ok := t.certPair(certKey, certs[i], keyKey, keys[i]); ok {
+				out = append(out, p)
 			}
 		}
 	}
-	return s
+	return out
 }
 
 func (t *typer) tlsProtocols(key string) []string {

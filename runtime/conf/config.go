@@ -27,6 +27,12 @@ type Config struct {
 	StreamListeners []Listener
 	AdminListeners  []Listener
 	StatusListeners []Listener
+	// AdminTLS and StatusTLS serve those listeners that have the ssl flag.
+	AdminTLS  HTTPTLS
+	StatusTLS HTTPTLS
+	// AdminToken, when set, must come with every Admin API request in a
+	// Kong-Admin-Token header (a gong extension).
+	AdminToken string
 	// PortMaps maps a port gong listens on to the port clients reach it on;
 	// stream routes match the mapped port.
 	PortMaps map[int]int
@@ -93,6 +99,16 @@ type TLS struct {
 type CertPair struct {
 	CertPEM []byte
 	KeyPEM  []byte
+}
+
+// HTTPTLS is the TLS of the Admin or Status API's ssl listeners.
+type HTTPTLS struct {
+	// Certs are admin_ssl_cert/admin_ssl_cert_key (status_...); empty
+	// means gong generates default certificates under Prefix/ssl.
+	Certs []CertPair
+	// ClientCA, when set, is the PEM of the CAs a client certificate must
+	// be signed by (admin_ssl_client_ca, a gong extension).
+	ClientCA []byte
 }
 
 // ClientSSL is the client certificate presented to TLS upstreams.

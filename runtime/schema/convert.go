@@ -98,6 +98,37 @@ func toGo(v glua.LValue, isNull func(glua.LValue) bool, depth int) (any, error) 
 	return nil, fmt.Errorf("cannot convert a %s", v.Type())
 }
 
+// jsonable converts a Lua value to JSON values as toGo does, leaving out
+// what JSON cannot hold (functions, userdata) instead of failing.
+func jsonable(v glua.LValue, isNull func(glua.LValue) bool, depth int) any {
+	t, ok := v.(*glua.LTable)
+	if !ok || depth > 100 {
+		out, _ := toGo(v, isNull, depth)
+		return out
+	}
+	if n := t.Len(); n > 0 && isSequence(t, n) {
+		out := make([]any, 0, n)
+		for i := 1; i <= n; i++ {
+			if e := t.RawGetInt(i); !isFunc(e) {
+				out = append(out, jsonable(e, isNull, depth+1))
+			}
+		}
+		return out
+	}
+	out := map[string]any{}
+	t.ForEach(func(k, e glua.LValue) {
+		if !isFunc(e) {
+			out[luaString(k)] = jsonable(e, isNull, depth+1)
+		}
+	})
+	return out
+}
+
+func isFunc(v glua.LValue) bool {
+	_, ok := v.(*glua.LFunction)
+	return ok
+}
+
 func isSequence(t *glua.LTable, n int) bool {
 	count := 0
 	ok := true

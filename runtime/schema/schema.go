@@ -16,6 +16,7 @@ import (
 type Schema struct {
 	name string
 	root *field // a record: the plugin's top-level fields
+	def  map[string]any
 }
 
 // patErr is one entry of match_all or match_none.
@@ -150,11 +151,17 @@ func Load(vm *lua.VM, name string, tbl *glua.LTable) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin '%s' schema: %w", name, err)
 	}
-	return &Schema{name: name, root: root}, nil
+	def, _ := jsonable(tbl, ld.null, 0).(map[string]any)
+	return &Schema{name: name, root: root, def: def}, nil
 }
 
 // Name is the plugin name the schema was loaded for.
 func (s *Schema) Name() string { return s.name }
+
+// Definition is the table schema.lua returned, as JSON values: what
+// Kong's Admin API shows as the plugin's schema. Functions (custom
+// validators, entity checks) are left out.
+func (s *Schema) Definition() map[string]any { return s.def }
 
 // httpProtocols is typedefs.protocols' default: the http subsystem
 // protocols, sorted.

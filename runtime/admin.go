@@ -1,0 +1,376 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pires/go-proxyproto"
+
+	"github.com/gong-proxy/gong/runtime/admin"
+	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/tlsmgr"
+)
+
+// apiServers are the HTTP servers of admin_listen and status_listen. They
+// open when the server starts and close when it stops; a reload does not
+// change them.
+type apiServers struct {
+	servers []*http.Server
+	addrs   map[string][]net.Addr // by property: admin_listen, status_listen
+	listen  string                // the entries they were opened from
+}
+
+// startAPIs opens the Admin and Status API listeners of c. If one cannot
+// be opened none stays open.
+func (s *Server) startAPIs(c *conf.Config) error {
+	b := &adminBackend{s: s}
+	host, _ := os.Hostname()
+	nodeID := c.NodeID
+	if nodeID == "" {
+		nodeID = uuid.NewString()
+	}
+	var err error
+	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
+		ID: nodeID, Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
+	if len(c.AdminListeners) > 0 {
+		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
+			return err
+		}
+	}
+	if len(c.StatusListeners) > 0 {
+		if statusAPI, err = s.logged(statusAPI, "status_access_log", c.StatusAccessLog); err != nil {
+			return err
+		}
+	}
+	apis := &apiServers{addrs: map[string][]net.Addr{}, listen: apiListen(c)}
+	err = apis.serve(s, "admin_listen", c.AdminListeners, adminAPI, c.AdminTLS, filepath.Join(c.Prefix, "ssl", "admin"))
+	if err == nil {
+		err = apis.serve(s, "status_listen", c.StatusListeners, statusAPI, c.StatusTLS, filepath.Join(c.Prefix, "ssl", "status"))
+	}
+	if err != nil {
+		apis.close()
+		return err
+	}
+	for _, l := range c.AdminListeners {
+		if exposed(l) && (!l.SSL || c.AdminToken == "" && c.AdminTLS.ClientCA == nil) {
+			s.log.logf(LevelWarn, 0, "admin_listen %s is reachable from other hosts without TLS and a token or client certificate: "+
+				"whoever reaches it can read and replace the configuration; use ssl with admin_token or admin_ssl_client_ca", l.Listener)
+		}
+	}
+	s.mu.Lock()
+	s.apis = apis
+	s.mu.Unlock()
+	return nil
+}
+
+// logged adds the access log at path (the property's value; "off" or
+// unset: none) to an API's handler.
+func (s *Server) logged(h http.Handler, property, path string) (http.Handler, error) {
+	if path == "" || path == "off" {
+		return h, nil
+	}
+	// Its folder (logs/ in the prefix by default) may not exist yet.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", property, err)
+	}
+	a, err := s.accessLog(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", property, err)
+	}
+	return admin.AccessLog(h, a.write), nil
+}
+
+// apiListen is the listener entries the APIs open.
+func apiListen(c *conf.Config) string {
+	var b strings.Builder
+	for _, l := range append(append([]conf.Listener{}, c.AdminListeners...), c.StatusListeners...) {
+		b.WriteString(l.Listener + ";")
+	}
+	return b.String()
+}
+
+// exposed reports whether a listener accepts connections from other hosts.
+func exposed(l conf.Listener) bool {
+	host := strings.Trim(l.Host, "[]")
+	if host == "localhost" {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
+}
+
+// serve opens the listeners of one property and serves h on them: with
+// TLS on ssl entries (the property's certificates, else defaults
+// generated in certDir), HTTP/2 on http2 entries, and PROXY protocol
+// headers required on proxy_protocol entries.
+func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h http.Handler, t conf.HTTPTLS, certDir string) error {
+	var tlsConf *tls.Config
+	for _, l := range ls {
+		ln, _, err := listenSocket(l)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", property, l.Listener, err)
+		}
+		apis.addrs[property] = append(apis.addrs[property], ln.Addr())
+		if l.ProxyProtocol {
+			ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: s.opts.Config.Stream.ProxyProtocolTimeout,
+				ConnPolicy: func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
+		}
+		var protocols http.Protocols
+		protocols.SetHTTP1(true)
+		srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: time.Minute,
+			ErrorLog: httpErrorLog(s.log, property)}
+		apis.servers = append(apis.servers, srv)
+		if !l.SSL {
+			protocols.SetUnencryptedHTTP2(l.HTTP2)
+			go srv.Serve(ln)
+			continue
+		}
+		if tlsConf == nil {
+			if tlsConf, err = apiTLS(t, certDir); err != nil {
+				ln.Close()
+				return fmt.Errorf("%s %s: %w", property, l.Listener, err)
+			}
+		}
+		protocols.SetHTTP2(l.HTTP2)
+		srv.TLSConfig = tlsConf
+		go srv.ServeTLS(ln, "", "")
+	}
+	return nil
+}
+
+// apiTLS is the TLS of an API's ssl listeners.
+func apiTLS(t conf.HTTPTLS, certDir string) (*tls.Config, error) {
+	pairs := t.Certs
+	if len(pairs) == 0 {
+		defaults, err := tlsmgr.GenerateDefault(certDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range defaults {
+			pairs = append(pairs, conf.CertPair{CertPEM: d.CertPEM, KeyPEM: d.KeyPEM})
+		}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	for _, p := range pairs {
+		cert, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	if t.ClientCA != nil {
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(t.ClientCA) {
+			return nil, errors.New("admin_ssl_client_ca: no certificate found")
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// apiShutdownTimeout bounds the wait for requests in flight when the
+// API servers close; then their connections are cut.
+const apiShutdownTimeout = 5 * time.Second
+
+// close ends the API servers once their requests in flight are answered,
+// so that no request outlives the access logs; nil is closed.
+func (apis *apiServers) close() {
+	if apis == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiShutdownTimeout)
+	defer cancel()
+	for _, srv := range apis.servers {
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}
+}
+
+// APIAddrs returns the addresses the Admin API (property "admin_listen")
+// or the Status API ("status_listen") listens on, for entries with port 0.
+func (s *Server) APIAddrs(property string) []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apis == nil {
+		return nil
+	}
+	return s.apis.addrs[property]
+}
+
+// httpErrorLog sends an API server's errors (failed handshakes, broken
+// requests) to the error log, at info level as nginx logs client errors.
+func httpErrorLog(l *errorLog, property string) *log.Logger {
+	return log.New(writerFunc(func(p []byte) (int, error) {
+		l.logf(LevelInfo, 0, "%s: %s", property, strings.TrimSpace(string(p)))
+		return len(p), nil
+	}), "", 0)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// adminBackend is the server as the Admin and Status APIs see it.
+type adminBackend struct {
+	s *Server
+	// validateMu makes validations one at a time: they run plugin schemas
+	// on the generation's schema VM, which is not safe for concurrent use.
+	validateMu sync.Mutex
+}
+
+func snapshotOf(g *generation) admin.Snapshot {
+	return admin.Snapshot{Conf: g.conf, Config: g.decl, Hash: g.hash}
+}
+
+func (b *adminBackend) Current() admin.Snapshot { return snapshotOf(b.s.current.Load()) }
+
+// Apply builds a generation from the current kong.conf and config, the
+// way a reload does, and swaps it in.
+func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
+	g, err := b.s.swap(b.s.current.Load().conf, config)
+	if errors.Is(err, ErrStopped) {
+		return admin.Snapshot{}, admin.ErrExiting
+	}
+	if err != nil {
+		b.s.log.logf(LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
+		return admin.Snapshot{}, err
+	}
+	b.s.log.logf(LevelNotice, 0, "configuration replaced through POST /config")
+	return snapshotOf(g), nil
+}
+
+func (b *adminBackend) Plugins() []admin.Plugin {
+	ps := b.s.current.Load().plugins
+	out := make([]admin.Plugin, 0, len(ps.names))
+	for _, n := range ps.names {
+		out = append(out, admin.Plugin{Name: n, Version: ps.versions[n], Priority: ps.priority[n], Schema: ps.schemas[n].Definition()})
+	}
+	return out
+}
+
+// Validate loads a declarative configuration holding only the entity.
+func (b *adminBackend) Validate(kind string, entity map[string]any) error {
+	data, err := json.Marshal(map[string]any{"_format_version": "3.0", kind: []any{entity}})
+	if err != nil {
+		return err
+	}
+	g := b.s.acquire() // keeps its plugins open meanwhile
+	defer g.done()
+	b.validateMu.Lock()
+	defer b.validateMu.Unlock()
+	_, err = declarative.Parse(data, "", declarativeOptions(g.conf, g.plugins))
+	return err
+}
+
+func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
+	up := b.s.current.Load().upstreams[upstream]
+	if up == nil {
+		return admin.UpstreamHealth{}, false
+	}
+	h := admin.UpstreamHealth{Checked: up.checker != nil, Targets: map[string][]admin.Address{}}
+	var state map[netip.AddrPort]bool
+	if up.checker != nil {
+		state = up.checker.Healthy()
+	}
+	for _, a := range up.up.Addresses() {
+		h.Targets[a.Target] = append(h.Targets[a.Target], admin.Address{IP: a.Addr.Addr().String(),
+			Port: int(a.Addr.Port()), Weight: a.Weight, Healthy: state[a.Addr]})
+	}
+	return h, true
+}
+
+// liveSession is a tracked session: Stop closes it, and the Admin API
+// lists and closes it.
+type liveSession interface {
+	io.Closer
+	info() admin.Session
+}
+
+func (b *adminBackend) live() []liveSession {
+	b.s.connsMu.Lock()
+	defer b.s.connsMu.Unlock()
+	out := make([]liveSession, 0, len(b.s.active))
+	for c := range b.s.active {
+		if ls, ok := c.(liveSession); ok {
+			out = append(out, ls)
+		}
+	}
+	return out
+}
+
+func (b *adminBackend) Sessions() []admin.Session {
+	live := b.live()
+	out := make([]admin.Session, len(live))
+	for i, ls := range live {
+		out[i] = ls.info()
+	}
+	return out
+}
+
+func (b *adminBackend) CloseSession(id uint64) bool {
+	for _, ls := range b.live() {
+		if ls.info().ID == id {
+			ls.Close()
+			return true
+		}
+	}
+	return false
+}
+
+func (b *adminBackend) Counters() admin.Counters {
+	b.s.connsMu.Lock()
+	defer b.s.connsMu.Unlock()
+	return admin.Counters{Accepted: b.s.nextID.Load(), Active: len(b.s.active)}
+}
+
+// info describes a session for the Admin API; the caller holds what
+// guards client, target and upstreams.
+func (cx *plugged) info(client netip.AddrPort, upstreams []string) admin.Session {
+	si := admin.Session{ID: cx.sess.id, Protocol: strings.ToLower(cx.sess.protocol),
+		Client: client.String(), Server: cx.local.String(), Started: cx.sess.start}
+	if t := cx.target; t != nil {
+		si.Route = &admin.Ref{ID: t.route.ID, Name: t.route.Name}
+		if t.service != nil {
+			si.Service = &admin.Ref{ID: t.service.decl.ID, Name: t.service.decl.Name}
+		}
+	}
+	if n := len(upstreams); n > 0 {
+		si.Upstream = upstreams[n-1]
+	}
+	return si
+}
+
+func (cx *conn) info() admin.Session {
+	cx.mu.Lock()
+	defer cx.mu.Unlock()
+	si := cx.plugged.info(cx.client, cx.sess.upstreamAddrs)
+	si.SNI = cx.sni
+	if r := cx.relay; r != nil {
+		si.BytesSent, si.BytesReceived = r.sent.Load(), r.received.Load()
+	}
+	return si
+}
+
+func (us *udpSession) info() admin.Session {
+	si := us.plugged.info(us.client, us.sess.upstreamAddrs)
+	si.BytesSent, si.BytesReceived = us.sent.Load(), us.received.Load()
+	return si
+}

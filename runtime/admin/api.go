@@ -1,0 +1,107 @@
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// TokenHeader carries the admin token (admin_token), as Kong Enterprise's
+// RBAC token does.
+const TokenHeader = "Kong-Admin-Token"
+
+// Options configure the Admin API.
+type Options struct {
+	// Token, when set, must come with every request in TokenHeader.
+	Token string
+	// Node is what GET / says of the node.
+	Node Node
+}
+
+// Node identifies the node in GET /.
+type Node struct {
+	ID         string
+	Version    string // the Kong version whose Admin API gong answers as
+	LuaVersion string
+	Hostname   string
+	PID        int
+}
+
+// api serves the Admin API from a Backend.
+type api struct {
+	b    Backend
+	opts Options
+	idx  indexCache
+}
+
+// New returns the Admin API handler.
+func New(b Backend, opts Options) http.Handler {
+	a := &api{b: b, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.root)
+	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("GET /config", a.getConfig)
+	mux.HandleFunc("POST /config", a.postConfig)
+	mux.HandleFunc("GET /plugins/enabled", a.enabledPlugins)
+	mux.HandleFunc("GET /schemas/plugins/{name}", a.pluginSchema)
+	mux.HandleFunc("POST /schemas/{entity}/validate", a.validate)
+	mux.HandleFunc("GET /schemas/{entity}", a.entitySchema)
+	mux.HandleFunc("GET /upstreams/{key}/health", a.health)
+	mux.HandleFunc("GET /sessions", a.listSessions)
+	mux.HandleFunc("DELETE /sessions/{id}", a.closeSession)
+	a.entityRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w) })
+	if opts.Token == "" {
+		return mux
+	}
+	return tokenRequired(opts.Token, mux)
+}
+
+// tokenRequired answers 401 to requests without the token.
+func tokenRequired(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get(TokenHeader)
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			writeMessage(w, http.StatusUnauthorized, "Invalid credentials. Token or User credentials required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Kong's error codes (kong/db/errors.lua) for the errors the API returns.
+const (
+	codeSchemaViolation      = 2
+	codeInvalidOffset        = 7
+	codeInvalidSize          = 9
+	codeInvalidOptions       = 11
+	codeOperationUnsupported = 12
+	codeDeclarativeConfig    = 14
+)
+
+// kongError is Kong's error body for database errors.
+type kongError struct {
+	Code      int                     `json:"code"`
+	Name      string                  `json:"name"`
+	Message   string                  `json:"message"`
+	Fields    any                     `json:"fields,omitempty"`
+	Flattened []declarative.FlatError `json:"flattened_errors,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"message":"An unexpected error occurred"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(data)
+}
+
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+func notFound(w http.ResponseWriter) { writeMessage(w, http.StatusNotFound, "Not found") }

@@ -1,0 +1,80 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+)
+
+// Health states, as Kong names them.
+const (
+	healthy         = "HEALTHY"
+	unhealthy       = "UNHEALTHY"
+	healthchecksOff = "HEALTHCHECKS_OFF"
+	dnsError        = "DNS_ERROR"
+)
+
+// health answers GET /upstreams/{key}/health: each target with its
+// addresses and their health, with Kong's pagination; with
+// balancer_health=1, the upstream's own health.
+func (a *api) health(w http.ResponseWriter, r *http.Request) {
+	ix := a.idx.get(a.b.Current().Config)
+	u := ix.find("upstreams", r.PathValue("key"))
+	if u == nil {
+		notFound(w)
+		return
+	}
+	name, _ := u.body["name"].(string)
+	h, _ := a.b.Health(name)
+	targetHealth := func(addrs []Address) string {
+		switch {
+		case !h.Checked:
+			return healthchecksOff
+		case len(addrs) == 0:
+			return dnsError
+		case slices.ContainsFunc(addrs, func(a Address) bool { return a.Healthy }):
+			return healthy
+		}
+		return unhealthy
+	}
+	if truthy(r.URL.Query().Get("balancer_health")) {
+		var all []Address
+		for _, addrs := range h.Targets {
+			all = append(all, addrs...)
+		}
+		state := targetHealth(all)
+		if state == dnsError {
+			state = unhealthy
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"id": u.id, "health": state}, "next": nil, "node_id": a.opts.Node.ID})
+		return
+	}
+	var items []any
+	var tags [][]string
+	for _, t := range ix.list["targets"] {
+		if t.refs["upstream"] != u.id {
+			continue
+		}
+		target, _ := t.body["target"].(string)
+		addrs := h.Targets[target]
+		list := []map[string]any{}
+		for _, ad := range addrs {
+			state := healthchecksOff
+			if h.Checked {
+				state = unhealthy
+				if ad.Healthy {
+					state = healthy
+				}
+			}
+			list = append(list, map[string]any{"ip": ad.IP, "port": ad.Port, "weight": ad.Weight, "health": state})
+		}
+		item := map[string]any{}
+		for k, v := range t.body {
+			item[k] = v
+		}
+		item["health"] = targetHealth(addrs)
+		item["data"] = map[string]any{"addresses": list}
+		items = append(items, item)
+		tags = append(tags, t.tags)
+	}
+	writePage(w, r, items, tags)
+}

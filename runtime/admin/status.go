@@ -1,0 +1,50 @@
+package admin
+
+import "net/http"
+
+// NewStatus returns the Status API (status_listen): GET /status, the same
+// as the Admin API's, GET /status/ready, and the extra handlers, by
+// ServeMux pattern.
+func NewStatus(b Backend, extra map[string]http.Handler) http.Handler {
+	a := &api{b: b}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("GET /status/ready", a.ready)
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w) })
+	return mux
+}
+
+// status answers GET /status as Kong does in DB-less mode: the server's
+// connection counters and the configuration hash. nginx's reading and
+// waiting states do not exist in gong: every session in progress counts
+// as writing. Kong's memory statistics of Lua VMs and shared dictionaries
+// are left out.
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	c := a.b.Counters()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"server": map[string]any{
+			"connections_accepted": c.Accepted,
+			"connections_handled":  c.Accepted,
+			"connections_active":   c.Active,
+			"connections_reading":  0,
+			"connections_writing":  c.Active,
+			"connections_waiting":  0,
+			"total_requests":       c.Accepted,
+		},
+		"configuration_hash": a.b.Current().Hash,
+	})
+}
+
+// ready answers GET /status/ready as Kong does in DB-less mode: 200 once a
+// declarative configuration is loaded, 503 while the configuration is
+// empty.
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	if a.b.Current().Hash == EmptyConfigHash {
+		writeMessage(w, http.StatusServiceUnavailable, "no configuration available (empty configuration present)")
+		return
+	}
+	writeMessage(w, http.StatusOK, "ready")
+}
