@@ -71,21 +71,34 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 		ngx.RawSetString(name, L.NewFunction(fn))
 	}
 	ngx.RawSetString("var", p.ngxVar(L))
+	ngx.RawSetString("shared", p.openShared(L))
+	ngx.RawSetString("re", openNgxRe(L))
+	p.openNgxMore(L, ngx)
 
 	// ngx.ctx is the bound State's table, read and assigned through the
 	// metatable since it changes with every lease.
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
 		s := p.b.State
-		if L.Get(2).String() != "ctx" || s == nil {
+		switch key := L.Get(2).String(); {
+		case s == nil:
 			L.Push(glua.LNil)
-			return 1
+		case key == "ctx":
+			L.Push(s.ngxCtxTable(L))
+		case key == "status" && s.Session != nil:
+			L.Push(glua.LNumber(s.Session.Status()))
+		default:
+			L.Push(glua.LNil)
 		}
-		L.Push(s.ngxCtxTable(L))
 		return 1
 	}))
 	mt.RawSetString("__newindex", L.NewFunction(func(L *glua.LState) int {
-		if L.Get(2).String() != "ctx" {
+		switch L.Get(2).String() {
+		case "ctx":
+		case "status":
+			// The session status is nginx's to set in stream.
+			L.RaiseError("ngx.status is read-only in the stream subsystem")
+		default:
 			L.RawSet(L.CheckTable(1), L.Get(2), L.Get(3))
 			return 0
 		}

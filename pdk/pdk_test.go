@@ -319,6 +319,7 @@ func surface(t *testing.T, e *env) string {
 	p := &pdk{}
 	seen := map[string]bool{}
 	for _, ns := range p.namespaces() {
+		seen["kong."+ns.name] = true
 		for _, f := range ns.funcs {
 			name := "kong." + ns.name + "." + f.Name
 			seen[name] = true
@@ -343,6 +344,27 @@ func surface(t *testing.T, e *env) string {
 	sort.Strings(others)
 	for _, n := range others {
 		fmt.Fprintf(&b, "%-36s %s\n", n, "any")
+	}
+	// ngx.* has no phase checks of Kong's; ctx and status are read
+	// through ngx's metatable, the dictionaries' methods through theirs.
+	ngxNames := []string{"ngx.ctx", "ngx.status"}
+	for name := range shdictMethods {
+		ngxNames = append(ngxNames, "ngx.shared.DICT:"+name)
+	}
+	ngx := e.vm.L.GetGlobal("ngx").(*glua.LTable)
+	ngx.ForEach(func(k, v glua.LValue) {
+		name := "ngx." + k.String()
+		if t, ok := v.(*glua.LTable); ok && k.String() != "shared" {
+			t.ForEach(func(k2, _ glua.LValue) { ngxNames = append(ngxNames, name+"."+k2.String()) })
+			if k.String() != "var" {
+				return
+			}
+		}
+		ngxNames = append(ngxNames, name)
+	})
+	sort.Strings(ngxNames)
+	for _, n := range ngxNames {
+		fmt.Fprintf(&b, "%s\n", n)
 	}
 	return b.String()
 }
