@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -44,19 +43,6 @@ func NewCache(memSize int64, ttl, negTTL time.Duration, now func() time.Time) *C
 	n := int(max(memSize/cacheEntrySize, 1024))
 	entries, _ := lru.New[string, cacheEntry](n)
 	return &Cache{ttl: ttl, negTTL: negTTL, now: now, entries: entries, inflight: map[string]chan struct{}{}}
-}
-
-// cacheFromConfiguration is the Cache Open makes when Options has none.
-func cacheFromConfiguration(c Configuration, now func() time.Time) *Cache {
-	seconds := func(k string) time.Duration {
-		f, _ := strconv.ParseFloat(fmt.Sprint(c[k]), 64)
-		return time.Duration(f * float64(time.Second))
-	}
-	size := int64(128 << 20)
-	if v, ok := c["mem_cache_size"].(int64); ok {
-		size = v
-	}
-	return NewCache(size, seconds("db_cache_ttl"), seconds("db_cache_neg_ttl"), now)
 }
 
 func (c *Cache) lookup(key string) (cacheEntry, bool) {

@@ -138,8 +138,8 @@ type Options struct {
 	// Shared are the ngx.shared dictionaries, one set for every VM of the
 	// process. If nil, ngx.shared is empty.
 	Shared *SharedDicts
-	// Cache is kong.cache, one for every VM. If nil, each Open makes one
-	// from the configuration's mem_cache_size and db_cache_* settings.
+	// Cache is kong.cache, one for every VM. If nil, each Open makes a
+	// small one for its VM alone.
 	Cache *Cache
 	// Exiting is ngx.worker.exiting: whether the process is shutting
 	// down. If nil, never.
@@ -284,7 +284,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 		}
 	}
 	if opts.Cache == nil {
-		opts.Cache = cacheFromConfiguration(opts.Configuration, opts.Now)
+		opts.Cache = NewCache(0, 0, 0, opts.Now)
 	}
 	p := &pdk{b: b, opts: opts, inspect: true}
 	p.trusted, p.trustAll = trustedPrefixes(opts.Configuration)

@@ -48,6 +48,11 @@ type generation struct {
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
+	// upstreams are the upstream entities' balancers by name, and
+	// resolver the DNS of the generation: kong.service.set_target and
+	// set_upstream pick from them.
+	upstreams map[string]peers
+	resolver  *resolver
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
 
@@ -170,7 +175,9 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	if err != nil {
 		return nil, err
 	}
-	services, err := buildServices(c, d, res, checkers, warn)
+	g.resolver = res
+	services, upstreams, err := buildServices(c, d, res, checkers, warn)
+	g.upstreams = upstreams
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +216,9 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checkers *checkerSet, warn func(string, ...any)) (map[string]*service, error) {
+// It also returns a balancer for every upstream by name: the first
+// service's for the upstreams services use.
+func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checkers *checkerSet, warn func(string, ...any)) (map[string]*service, map[string]peers, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -219,6 +228,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 		targets[t.Upstream] = append(targets[t.Upstream], t)
 	}
 	out := map[string]*service{}
+	byName := map[string]peers{}
 	for _, s := range d.Services {
 		if !s.Enabled {
 			continue
@@ -241,9 +251,12 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 			up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+				return nil, nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 			}
 			svc.peers = up
+			if _, ok := byName[u.Name]; !ok {
+				byName[u.Name] = up
+			}
 		} else {
 			svc.peers = &hostPeers{host: s.Host, port: s.Port, resolver: res}
 		}
@@ -252,13 +265,30 @@ func buildServices(c *conf.Config, d *declarative.Config, res *resolver, checker
 		if s.Protocol == "tls" || s.Protocol == "tls_passthrough" {
 			var err error
 			if svc.tls, err = newUpstreamTLS(c, d, s, u); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		out[s.ID] = svc
 	}
-	return out, nil
+	for _, u := range d.Upstreams {
+		if _, ok := byName[u.Name]; ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unusedUpstreamTimeout)
+		up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
+		cancel()
+		if err != nil {
+			warn("upstream %s: %v", u.Name, err)
+			continue
+		}
+		byName[u.Name] = up
+	}
+	return out, byName, nil
 }
+
+// unusedUpstreamTimeout bounds resolving the targets of an upstream no
+// service names (Kong's default connect_timeout).
+const unusedUpstreamTimeout = 60 * time.Second
 
 func endpoints(eps []declarative.Endpoint) []router.Endpoint {
 	var out []router.Endpoint

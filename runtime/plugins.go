@@ -41,13 +41,18 @@ type pluginSet struct {
 	// configure handler; set by the generation before any VM is leased.
 	configs map[string][]map[string]any
 	log     pdk.Logger
+	// shared are the ngx.shared dictionaries the VMs see.
+	shared *pdk.SharedDicts
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
 // first, then the embedded tree), compiles them, and loads their schemas
 // and handlers' priorities. A plugin that cannot be found is an error
 // naming the paths searched.
-func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
+//
+// shared are the ngx.shared dictionaries carried from the previous
+// generation (nil for none); exiting is ngx.worker.exiting (nil: never).
+func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, exiting func() bool) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules := map[string]string{}
 	for _, n := range names {
@@ -71,8 +76,12 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := pdk.Options{Configuration: configuration(c), Logger: logger}
+	shared = shared.Carry(c.Stream.LuaSharedDicts)
+	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
+	opts := pdk.Options{Configuration: configuration(c), Logger: logger, Shared: shared,
+		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), Exiting: exiting}
 	ps := &pluginSet{
+		shared:   shared,
 		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
@@ -261,6 +270,7 @@ func (ps *pluginSet) protocols(name string) []string {
 // pluginRun is one plugin instance that applies to a connection.
 type pluginRun struct {
 	name string
+	id   string
 	conf map[string]any
 }
 
@@ -297,7 +307,7 @@ func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service strin
 	}
 	runs := make([]pluginRun, 0, len(best))
 	for name, p := range best {
-		runs = append(runs, pluginRun{name: name, conf: p.Config})
+		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.Config})
 	}
 	slices.SortFunc(runs, func(a, b pluginRun) int {
 		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {
@@ -319,7 +329,7 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		h, err := handler(ctx, vm, r.name)
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
-				st.Phase, st.Plugin = phase, r.name
+				st.Phase, st.Plugin, st.PluginID = phase, r.name, r.id
 				_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 )
 
@@ -48,6 +49,9 @@ type Server struct {
 
 	parker   *parker // nil where epoll is unavailable: relays never park
 	checkers *checkerSet
+	// shared are the current generation's ngx.shared dictionaries, which
+	// the next one takes over (swap is not concurrent).
+	shared *pdk.SharedDicts
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -130,7 +134,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf, reading its declarative
 // configuration.
 func (s *Server) build(c *conf.Config) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log})
+	ps, err := loadPlugins(c, pluginLog{s.log}, s.shared, s.exiting)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +167,15 @@ func (s *Server) swap(c *conf.Config) (*generation, error) {
 		return nil, err
 	}
 	s.checkers.commit()
+	s.shared = g.plugins.shared
 	return g, nil
+}
+
+// exiting is ngx.worker.exiting: the server is stopping.
+func (s *Server) exiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 // accessLog returns the writer for path, shared by generations; writers

@@ -77,6 +77,26 @@ func (cx *plugged) Exit(status int, body []byte) {
 	cx.exitStatus, cx.exitBody, cx.exited = status, body, status != 0
 }
 
+// Entities implements pdk.Session: the matched route and its service.
+func (cx *plugged) Entities() (route, service map[string]any) {
+	if cx.target == nil {
+		return nil, nil
+	}
+	if cx.target.service != nil {
+		service = entityMap(cx.target.service.decl)
+	}
+	return entityMap(cx.target.route), service
+}
+
+// UpstreamExists implements pdk.Session.
+func (cx *plugged) UpstreamExists(name string) bool {
+	_, ok := cx.g.upstreams[name]
+	return ok
+}
+
+// Status implements pdk.Session: the status once the session ended.
+func (cx *plugged) Status() int { return cx.sess.status }
+
 // Serialize implements pdk.Session: Kong's stream log record
 // (kong/pdk/log.lua serialize, stream branch).
 func (cx *plugged) Serialize() map[string]any {
@@ -115,10 +135,10 @@ func (cx *plugged) Serialize() map[string]any {
 			"client_verify": clientIdentity(s).Verify,
 		}
 	}
-	if cx.target != nil {
-		rec["route"] = entityMap(cx.target.route)
-		if cx.target.service != nil {
-			rec["service"] = entityMap(cx.target.service.decl)
+	if route, service := cx.Entities(); route != nil {
+		rec["route"] = route
+		if service != nil {
+			rec["service"] = service
 		}
 	}
 	return rec
@@ -199,6 +219,41 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 		ps.pool.Put(vm)
 	}
 	return err
+}
+
+// service is the service the session connects to: the route's, with
+// what preread plugins changed through kong.service (another target or
+// upstream, upstream TLS settings) applied to a copy.
+func (cx *plugged) service(svc *service) *service {
+	if cx.st == nil || cx.st.Upstream == (pdk.UpstreamChange{}) {
+		return svc
+	}
+	ch := cx.st.Upstream
+	c := *svc
+	switch {
+	case ch.Upstream != "":
+		c.peers = cx.g.upstreams[ch.Upstream]
+	case ch.Host != "":
+		if up, ok := cx.g.upstreams[ch.Host]; ok {
+			c.peers = up
+		} else {
+			c.peers = &hostPeers{host: ch.Host, port: ch.Port, resolver: cx.g.resolver}
+		}
+	}
+	if c.tls != nil && (ch.TLSVerify != nil || ch.TLSVerifyDepth != nil) {
+		t := *c.tls
+		if ch.TLSVerify != nil {
+			t.verify = *ch.TLSVerify
+		}
+		if ch.TLSVerifyDepth != nil {
+			t.depth = *ch.TLSVerifyDepth
+		}
+		c.tls = &t
+	}
+	if ch.DisableTLS {
+		c.tls = nil
+	}
+	return &c
 }
 
 // preread runs the route's preread handlers; done reports that the

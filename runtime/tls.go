@@ -121,9 +121,12 @@ func (h helloSession) Var(name string) (string, bool) {
 	return "", false
 }
 
-func (helloSession) Protocol() string          { return "tls" }
-func (helloSession) Serialize() map[string]any { return map[string]any{} }
-func (helloSession) Exit(int, []byte)          {}
+func (helloSession) Protocol() string                           { return "tls" }
+func (helloSession) Serialize() map[string]any                  { return map[string]any{} }
+func (helloSession) Exit(int, []byte)                           {}
+func (helloSession) Entities() (map[string]any, map[string]any) { return nil, nil }
+func (helloSession) UpstreamExists(string) bool                 { return false }
+func (helloSession) Status() int                                { return 0 }
 
 // curveIDs maps ssl_ecdh_curve names (validated by conf) to crypto/tls.
 func curveIDs(names []string) []tls.CurveID {
