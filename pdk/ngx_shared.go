@@ -26,7 +26,7 @@ func (p *pdk) openShared(L *glua.LState) *glua.LTable {
 	smt := L.NewTable()
 	smt.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
 		if k, ok := L.Get(2).(glua.LString); ok {
-			L.Push(L.GetTable(L.Get(1), glua.LString("stream_"+string(k))))
+			L.Push(L.CheckTable(1).RawGetString("stream_" + string(k)))
 			return 1
 		}
 		L.Push(glua.LNil)

@@ -1,0 +1,138 @@
+package pdk
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKongSurface checks the kong.* functions beyond client and log in
+// each stream phase: result, or the error Kong raises.
+func TestKongSurface(t *testing.T) {
+	tests := []struct {
+		name  string
+		phase Phase
+		code  string
+		want  string // result, or "error: <substring>"
+	}{
+		{"table.new", PhasePreread, "local t = kong.table.new(4, 2); return type(t) .. #t", "table0"},
+		{"table.clear", PhaseLog, "local t = {1, a = 2}; local same = t; kong.table.clear(t); return tostring(next(t)) .. tostring(same == t)", "niltrue"},
+		{"table.merge", PhaseCertificate, "local m = kong.table.merge({a = 1, b = 1}, {b = 2}); return m.a .. m.b .. kong.table.merge(nil, {c = 3}).c", "123"},
+		{"ip.is_trusted", PhasePreread, "return tostring(kong.ip.is_trusted('10.1.2.3')) .. tostring(kong.ip.is_trusted('192.0.2.1')) .. tostring(kong.ip.is_trusted('nope'))", "truefalsefalse"},
+		{"plugin.get_id", PhasePreread, "return kong.plugin.get_id()", "5b3a4f52-0000-4000-8000-000000000001"},
+		{"router.get_route in log", PhaseLog, "local r = kong.router.get_route(); return r.name .. tostring(r == kong.router.get_route()) .. kong.router.get_service().name", "r1trues1"},
+		{"router.get_route in preread", PhasePreread, "kong.router.get_route()", "error: function cannot be called in preread phase (only in: access, response, header_filter, body_filter, log)"},
+		{"node.get_hostname", PhaseLog, "return type(kong.node.get_hostname())", "string"},
+		{"node.get_memory_stats", PhaseLog, "local s = kong.node.get_memory_stats(); return s.lua_shared_dicts.stream_kong.capacity .. ',' .. #s.workers_lua_vms", "1048576,0"},
+		{"node.get_memory_stats unit", PhaseLog, "return kong.node.get_memory_stats('m', 1).lua_shared_dicts.stream_kong.capacity", "1.0 MiB"},
+		{"node.get_memory_stats bad unit", PhaseLog, "kong.node.get_memory_stats('x')", "error: invalid unit 'x' (expected 'k/K', 'm/M', or 'g/G')"},
+		{"request.get_port", PhaseCertificate, "return kong.request.get_port() + 1", "9001"},
+		{"request.get_start_time in preread", PhasePreread, "kong.request.get_start_time()", "error: function cannot be called in preread phase"},
+		{"request.get_start_time", PhaseLog, "return kong.request.get_start_time()", "1700000000000"},
+		{"response.get_status", PhaseLog, "return kong.response.get_status()", "403"},
+		{"response.get_source", PhaseLog, "return kong.response.get_source() .. kong.response.get_source({KONG_PROXIED = true})", "errorservice"},
+		{"response.get_source in preread", PhasePreread, "kong.response.get_source()", "error: function cannot be called in preread phase"},
+		{"client.get_consumer", PhaseLog, "ngx.ctx.authenticated_consumer = {id = 'c'}; return kong.client.get_consumer().id .. tostring(kong.client.get_credential())", "cnil"},
+		{"service.set_target", PhasePreread, "kong.service.set_target('example.test', 8080)", ""},
+		{"service.set_target in log", PhaseLog, "kong.service.set_target('a', 1)", "error: function cannot be called in log phase (only in: rewrite, access, balancer, preread)"},
+		{"service.set_target bad host", PhasePreread, "kong.service.set_target(1, 1)", "error: host must be a string"},
+		{"service.set_target bad port", PhasePreread, "kong.service.set_target('a', 1.5)", "error: port must be an integer"},
+		{"service.set_target port range", PhasePreread, "kong.service.set_target('a', 70000)", "error: port must be an integer between 0 and 65535: given 70000"},
+		{"service.set_upstream", PhasePreread, "return tostring(kong.service.set_upstream('up'))", "true"},
+		{"service.set_upstream unknown", PhasePreread, "local ok, err = kong.service.set_upstream('nope'); return tostring(ok) .. ' ' .. err", "nil could not find an Upstream named 'nope'"},
+		{"service.set_tls_verify", PhasePreread, "return tostring(kong.service.set_tls_verify(true))", "true"},
+		{"service.set_tls_verify bad", PhasePreread, "kong.service.set_tls_verify('yes')", "error: argument must be a boolean"},
+		{"service.set_tls_verify_depth", PhasePreread, "return tostring(kong.service.set_tls_verify_depth(2))", "true"},
+		{"service.set_tls_verify_depth bad", PhasePreread, "kong.service.set_tls_verify_depth('2')", "error: argument must be a number"},
+		{"service.request.disable_tls", PhasePreread, "return tostring(kong.service.request.disable_tls())", "true"},
+		{"service.response.get_status", PhaseLog, "return tostring(kong.service.response.get_status())", "nil"},
+		{"ngx.status", PhaseLog, "return ngx.status", "403"},
+		{"ngx.status write", PhaseLog, "ngx.status = 200", "error: ngx.status is read-only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.phase, Options{
+				Configuration: Configuration{"trusted_ips": "10.0.0.0/8,bogus,::1"},
+				Shared:        NewSharedDicts(map[string]int64{"stream_kong": 1 << 20}, nil),
+			})
+			e.st.PluginID = "5b3a4f52-0000-4000-8000-000000000001"
+			e.sess.vars["server_port"] = "9000"
+			e.sess.route = map[string]any{"name": "r1"}
+			e.sess.service = map[string]any{"name": "s1"}
+			e.sess.upstreams = []string{"up"}
+			e.sess.status = 403
+			e.sess.record = map[string]any{"started_at": int64(1700000000000)}
+			if want, isErr := strings.CutPrefix(tt.want, "error: "); isErr {
+				wantLuaError(t, e.vm, tt.code, want)
+				return
+			}
+			if got := runString(t, e.vm, tt.code); got != tt.want {
+				t.Fatalf("%s = %q; want %q", tt.code, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestServiceChanges checks what the runtime reads after preread.
+func TestServiceChanges(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{})
+	runLua(t, e.vm, "kong.service.set_target('10.0.0.9', 7000); kong.service.set_tls_verify(false); kong.service.set_tls_verify_depth(3)")
+	ch := e.st.Upstream
+	if ch.Host != "10.0.0.9" || ch.Port != 7000 || ch.TLSVerify == nil || *ch.TLSVerify || ch.TLSVerifyDepth == nil || *ch.TLSVerifyDepth != 3 {
+		t.Fatalf("Upstream = %+v", ch)
+	}
+}
+
+func TestIsTrustedAll(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{"trusted_ips": []string{"0.0.0.0/0", "::/0"}}})
+	if got := runString(t, e.vm, "return tostring(kong.ip.is_trusted('anything'))"); got != "true" {
+		t.Fatalf("is_trusted with everything trusted = %s", got)
+	}
+	e = newEnv(t, PhasePreread, Options{})
+	if got := runString(t, e.vm, "return tostring(kong.ip.is_trusted('127.0.0.1'))"); got != "false" {
+		t.Fatalf("is_trusted without trusted_ips = %s", got)
+	}
+}
+
+func TestLogDeprecation(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{})
+	runLua(t, e.vm, "kong.log.deprecation('old thing', {after = '3.0', removal = '4.0'})\nkong.log.deprecation.write('w')")
+	want := []string{
+		"[kong] handler:1 [my-plugin] old thing (deprecated after 3.0, scheduled for removal in 4.0)",
+		"[kong] handler:2 [my-plugin] w",
+	}
+	if len(e.log.lines) != 2 || e.log.lines[0].line != want[0] || e.log.lines[1].line != want[1] || e.log.lines[0].level != LevelWarn {
+		t.Fatalf("lines = %v; want %q at warn", e.log.lines, want)
+	}
+}
+
+func TestCache(t *testing.T) {
+	c := NewCache(0, 0, time.Second, nil)
+	e1 := newEnv(t, PhasePreread, Options{Cache: c})
+	e2 := newEnv(t, PhaseLog, Options{Cache: c})
+	steps := []struct {
+		e    *env
+		code string
+		want string
+	}{
+		{e1, "return tostring(kong.cache:probe('k'))", "nil"},
+		{e1, "local v, err, hit = kong.cache:get('k', nil, function(a) return {n = a} end, 7); return v.n .. tostring(err) .. hit", "7nil3"},
+		{e2, "local v, err, hit = kong.cache:get('k', nil, function() error('not called') end); return v.n .. hit", "71"},
+		{e2, "local ttl, err, v = kong.cache:probe('k'); return ttl .. tostring(err) .. v.n", "0nil7"},
+		{e1, "local v, err = kong.cache:get('boom', nil, function() error('bad') end); return tostring(v) .. ' ' .. err",
+			"nil failed to get from node cache: callback threw an error: handler:1: bad"},
+		{e1, "local v, err = kong.cache:get('e', nil, function() return nil, 'db down' end); return tostring(v) .. ' ' .. err",
+			"nil failed to get from node cache: db down"},
+		{e1, "local n = 0; local cb = function() n = n + 1 end; kong.cache:get('neg', nil, cb); kong.cache:get('neg', nil, cb); return n", "1"},
+		{e1, "local n = 0; local cb = function() n = n + 1; return 1, nil, -1 end; kong.cache:get('nc', nil, cb); kong.cache:get('nc', nil, cb); return n", "2"},
+		{e2, "kong.cache:invalidate('k'); return tostring(kong.cache:probe('k'))", "nil"},
+		{e1, "local v, err, hit = kong.cache:get('k'); return tostring(v) .. tostring(err) .. hit", "nilnil-1"},
+	}
+	for _, s := range steps {
+		if got := runString(t, s.e.vm, s.code); got != s.want {
+			t.Errorf("%s = %q; want %q", s.code, got, s.want)
+		}
+	}
+	wantLuaError(t, e1.vm, "kong.cache:get(1)", "key must be a string")
+	wantLuaError(t, e1.vm, "kong.cache:get('k', nil, 'cb')", "callback must be a function")
+}
