@@ -22,7 +22,7 @@ import (
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"file-log", "ip-restriction"}
+var BundledPlugins = []string{"file-log", "ip-restriction", "post-function", "pre-function"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.
@@ -54,19 +54,14 @@ type pluginSet struct {
 // generation (nil for none); exiting is ngx.worker.exiting (nil: never).
 func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, exiting func() bool) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
-	modules := map[string]string{}
+	modules, err := lua.LibModules()
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		if err := findPlugin(c.LuaPackagePath, n, modules); err != nil {
 			return nil, err
 		}
-	}
-	// Legacy plugins extend kong.plugins.base_plugin.
-	for _, m := range []string{"kong/plugins/base_plugin", "kong/vendor/classic"} {
-		src, err := fs.ReadFile(lua.Lib, "lib/"+m+".lua")
-		if err != nil {
-			return nil, err
-		}
-		modules[strings.ReplaceAll(m, "/", ".")] = string(src)
 	}
 	goModules := pdk.Modules()
 	for k, v := range schema.Modules() {
