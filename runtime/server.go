@@ -51,7 +51,7 @@ type Server struct {
 	checkers *checkerSet
 	// shared are the current generation's ngx.shared dictionaries, which
 	// the next one takes over (swap is not concurrent).
-	shared *pdk.SharedDicts
+	shared   *pdk.SharedDicts
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
