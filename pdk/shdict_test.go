@@ -1,10 +1,14 @@
 package pdk
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/lua"
 )
 
 // clock is a settable time for expiry tests.
@@ -128,15 +132,27 @@ func TestSharedDictsCarry(t *testing.T) {
 	}
 }
 
+// BenchmarkSharedDictGetSet is one dict:set and one dict:get from Lua,
+// as a plugin makes them.
 func BenchmarkSharedDictGetSet(b *testing.B) {
-	d := newSharedDict("d", 1<<20, time.Now)
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			k := fmt.Sprintf("k%d", i%512)
-			d.Store(ModeSet, k, float64(i), 0, 0, false)
-			d.Get(k)
-			i++
+	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Close()
+	Open(vm.L, &Binding{}, Options{Shared: NewSharedDicts(map[string]int64{"d": 1 << 20}, nil)})
+	fn, err := vm.L.Load(strings.NewReader("local d = ngx.shared.d; d:set('hits', 1); return d:get('hits')"), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := vm.Call(context.Background(), fn); err != nil {
+			b.Fatal(err)
 		}
-	})
+	}
 }
