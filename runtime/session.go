@@ -39,14 +39,31 @@ func (cx *plugged) context() string {
 	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
 }
 
-// Var implements pdk.Session: the nginx stream variables gong knows, and
-// realip_remote_addr/port (the TCP peer, before a PROXY header).
+// Var implements pdk.Session: the nginx stream variables of the access
+// log, and those only plugins read: realip_remote_addr/port (the TCP
+// peer, before a PROXY header), binary_remote_addr, nginx_version,
+// ssl_preread_server_name and upstream_host (the host kong.service set,
+// else the service's).
 func (cx *plugged) Var(name string) (string, bool) {
 	switch name {
 	case "realip_remote_addr":
 		return cx.peer.Addr().String(), true
 	case "realip_remote_port":
 		return strconv.Itoa(int(cx.peer.Port())), true
+	case "binary_remote_addr":
+		return string(cx.client.Addr().Unmap().AsSlice()), true
+	case "nginx_version":
+		return "1.27.1", true
+	case "ssl_preread_server_name":
+		return cx.sess.sni, cx.sess.sni != ""
+	case "upstream_host":
+		if cx.st != nil && cx.st.Upstream.Host != "" {
+			return cx.st.Upstream.Host, true
+		}
+		if cx.target != nil && cx.target.service != nil {
+			return cx.target.service.decl.Host, true
+		}
+		return "", true
 	}
 	f, ok := logVariables[name]
 	if !ok {
