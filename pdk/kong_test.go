@@ -136,3 +136,27 @@ func TestCache(t *testing.T) {
 	wantLuaError(t, e1.vm, "kong.cache:get(1)", "key must be a string")
 	wantLuaError(t, e1.vm, "kong.cache:get('k', nil, 'cb')", "callback must be a function")
 }
+
+// TestPhaseContracts calls every registered kong.* function in each
+// stream phase: where its contract refuses the phase, the call raises
+// Kong's phase error; elsewhere it raises no phase error (it may still
+// reject the missing arguments).
+func TestPhaseContracts(t *testing.T) {
+	for _, phase := range []Phase{PhaseCertificate, PhasePreread, PhaseLog} {
+		e := newEnv(t, phase, Options{Shared: NewSharedDicts(nil, nil)})
+		for _, ns := range (&pdk{}).namespaces() {
+			for _, f := range ns.funcs {
+				name := "kong." + ns.name + "." + f.Name
+				_, err := callLua(t, e.vm, "return "+name+"()")
+				allowed := f.Check.set == 0 || f.Check.set.Has(phase) != f.Check.except
+				phaseErr := err != nil && strings.Contains(err.Error(), "function cannot be called in "+phase.String()+" phase")
+				if allowed && phaseErr {
+					t.Errorf("%s in %s: %v; want no phase error", name, phase, err)
+				}
+				if !allowed && !phaseErr {
+					t.Errorf("%s in %s: %v; want the phase error", name, phase, err)
+				}
+			}
+		}
+	}
+}

@@ -346,7 +346,9 @@ func (p *pdk) bind(L *glua.LState, f Func) *glua.LFunction {
 		if s != nil {
 			cur = s.Phase
 		}
-		checkPhase(L, cur, f.Check)
+		if _, isCtx := L.Get(1).(*glua.LTable); !f.Check.ctxArg || !isCtx {
+			checkPhase(L, cur, f.Check)
+		}
 		return f.Fn(L, s)
 	})
 }

@@ -12,7 +12,7 @@ import (
 func (p *pdk) responseFuncs() []Func {
 	return []Func{
 		{"get_status", headerBodyLog, responseGetStatus},
-		{"get_source", anyPhase, responseGetSource},
+		{"get_source", phaseCheck{set: headerBodyLog.set, ctxArg: true}, responseGetSource},
 		{"exit", anyPhase, p.responseExit},
 	}
 }
@@ -27,8 +27,7 @@ func responseGetStatus(L *glua.LState, s *State) int {
 }
 
 // responseGetSource answers "exit", "service" or "error" from the given
-// ctx's KONG_* flags, or, without one, from the session (phase-checked as
-// Kong does only then).
+// ctx's KONG_* flags, or, without one, from the session.
 func responseGetSource(L *glua.LState, s *State) int {
 	var unexpected, exited, proxied bool
 	if ctx, ok := L.Get(1).(*glua.LTable); ok {
@@ -36,11 +35,6 @@ func responseGetSource(L *glua.LState, s *State) int {
 		exited = glua.LVAsBool(ctx.RawGetString("KONG_EXITED"))
 		proxied = glua.LVAsBool(ctx.RawGetString("KONG_PROXIED"))
 	} else {
-		var cur Phase
-		if s != nil {
-			cur = s.Phase
-		}
-		checkPhase(L, cur, headerBodyLog)
 		exited, proxied = s.Exited, s.Proxied
 	}
 	switch {
