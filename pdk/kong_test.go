@@ -160,3 +160,15 @@ func TestPhaseContracts(t *testing.T) {
 		}
 	}
 }
+
+// TestExitInCertificate: ngx.exit records its code in the certificate
+// phase (the runtime aborts the handshake unless it is ngx.OK), and
+// kong.response.exit, which must send a body, is refused there.
+func TestExitInCertificate(t *testing.T) {
+	e := newEnv(t, PhaseCertificate, Options{})
+	callLua(t, e.vm, "ngx.exit(ngx.ERROR)") // yields: the test calls outside a coroutine
+	if len(e.sess.exits) != 1 || e.sess.exits[0].status != 500 {
+		t.Fatalf("exits = %v; want one with status 500", e.sess.exits)
+	}
+	wantLuaError(t, e.vm, "kong.response.exit(200)", "API disabled in the context of ssl_certificate_by_lua*")
+}

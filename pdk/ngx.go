@@ -177,13 +177,20 @@ func (p *pdk) ngxLog(L *glua.LState) int {
 	return 0
 }
 
-// ngxExit is ngx.exit(status) in preread: ngx.OK (0) ends preread and
+// ngxExit is ngx.exit(status). In preread, ngx.OK (0) ends preread and
 // proxying continues, ngx.ERROR is a 500, any other code is the session
-// status; nothing is sent. The handler ends as with kong.response.exit.
+// status; nothing is sent. In certificate, ngx.OK lets the handshake go on
+// and any other code aborts it. Either way the handler ends, and the
+// plugins after it do not run, as with kong.response.exit.
 func (p *pdk) ngxExit(L *glua.LState) int {
 	code := L.CheckInt(1)
 	if code == -1 {
 		code = 500
 	}
-	return exitSession(L, p.b.State, code, nil)
+	s := p.b.State
+	if s != nil && s.Session != nil && s.Phase == PhaseCertificate {
+		s.Session.Exit(code, nil)
+		return L.Yield()
+	}
+	return exitSession(L, s, code, nil)
 }

@@ -203,3 +203,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestPreFunctionCertificate runs global pre-function code in the TLS
+// handshake: it logs the SNI, and ngx.exit(ngx.ERROR) aborts the
+// handshake of one name.
+func TestPreFunctionCertificate(t *testing.T) {
+	echo := startEcho(t, "plain")
+	p := freePort(t)
+	yml, _, _ := tlsConfig(t, echo, p)
+	yml += `plugins:
+  - name: pre-function
+    protocols: [tls]
+    config:
+      certificate:
+        - |
+          local sni = ngx.var.ssl_server_name
+          if sni == "refused.wild.test" then
+            return ngx.exit(ngx.ERROR)
+          end
+          kong.log.notice("handshake for ", sni)
+`
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
+	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	if _, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "refused.wild.test", nil); err == nil {
+		t.Errorf("the handshake ngx.exit(ngx.ERROR) aborted succeeded:\n%s", g.errLog)
+	}
+	g.stop()
+	if !strings.Contains(g.errLog.String(), "[pre-function] handshake for exact.test") {
+		t.Errorf("the certificate snippet did not log:\n%s", g.errLog)
+	}
+}
