@@ -172,3 +172,11 @@ func TestExitInCertificate(t *testing.T) {
 	}
 	wantLuaError(t, e.vm, "kong.response.exit(200)", "API disabled in the context of ssl_certificate_by_lua*")
 }
+
+func TestNginxGetStatistics(t *testing.T) {
+	e := newEnv(t, PhaseLog, Options{Statistics: func() Statistics { return Statistics{Active: 3, Accepted: 10} }})
+	got := runString(t, e.vm, "local s = kong.nginx.get_statistics(); return s.connections_active .. s.connections_accepted .. s.connections_handled .. s.total_requests")
+	if got != "310100" {
+		t.Fatalf("statistics = %q; want active 3, accepted and handled 10, requests 0", got)
+	}
+}

@@ -144,6 +144,15 @@ type Options struct {
 	// Exiting is ngx.worker.exiting: whether the process is shutting
 	// down. If nil, never.
 	Exiting func() bool
+	// Statistics are kong.nginx.get_statistics' connection counters. If
+	// nil, all zero.
+	Statistics func() Statistics
+}
+
+// Statistics are the process's connection counters.
+type Statistics struct {
+	// Active are the sessions in progress; Accepted all sessions so far.
+	Active, Accepted int64
 }
 
 // KongVersion is the Kong release whose PDK this package follows.
@@ -333,7 +342,7 @@ func (p *pdk) namespaces() []namespace {
 		{"service.response", serviceResponseFuncs},
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
-		{"nginx", nginxFuncs},
+		{"nginx", p.nginxFuncs()},
 		{"plugin", pluginFuncs},
 	}
 }

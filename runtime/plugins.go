@@ -51,8 +51,9 @@ type pluginSet struct {
 // naming the paths searched.
 //
 // shared are the ngx.shared dictionaries carried from the previous
-// generation (nil for none); exiting is ngx.worker.exiting (nil: never).
-func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, exiting func() bool) (*pluginSet, error) {
+// generation (nil for none); proc answers ngx.worker.exiting and
+// kong.nginx.get_statistics (nil: a process that is not serving).
+func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, proc processInfo) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules, err := lua.LibModules()
 	if err != nil {
@@ -74,7 +75,10 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, exi
 	shared = shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), Logger: logger, Shared: shared,
-		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), Exiting: exiting}
+		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil)}
+	if proc != nil {
+		opts.Exiting, opts.Statistics = proc.exiting, proc.statistics
+	}
 	ps := &pluginSet{
 		shared:   shared,
 		names:    names,
@@ -121,6 +125,12 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, exi
 		}
 	}
 	return ps, nil
+}
+
+// processInfo is what plugins may ask of the serving process.
+type processInfo interface {
+	exiting() bool
+	statistics() pdk.Statistics
 }
 
 // implementing keeps the runs whose handler has a phase.

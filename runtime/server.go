@@ -134,7 +134,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf, reading its declarative
 // configuration.
 func (s *Server) build(c *conf.Config) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log}, s.shared, s.exiting)
+	ps, err := loadPlugins(c, pluginLog{s.log}, s.shared, s)
 	if err != nil {
 		return nil, err
 	}
@@ -362,4 +362,12 @@ func (s *Server) untrack(c io.Closer) {
 	s.connsMu.Lock()
 	delete(s.active, c)
 	s.connsMu.Unlock()
+}
+
+// statistics counts the sessions in progress and those begun so far
+// (kong.nginx.get_statistics).
+func (s *Server) statistics() pdk.Statistics {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return pdk.Statistics{Active: int64(len(s.active)), Accepted: int64(s.nextID.Load())}
 }
