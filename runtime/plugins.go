@@ -335,7 +335,7 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
 				st.Phase, st.Plugin, st.PluginID = phase, r.name, r.id
-				_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+				_, _, err = vm.Run(ctx, fn, h, confTable(vm, r))
 			}
 		}
 		cancel()
@@ -347,6 +347,31 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		}
 	}
 	return nil
+}
+
+// confsKey is the registry table of a VM's plugin configurations.
+const confsKey = "gong.plugin_confs"
+
+// confTable is the conf table a plugin instance's handlers get on vm:
+// made once per VM, so every call sees the same table, as Kong passes
+// its plugins iterator's table on every request (pre-function caches its
+// compiled code by it; kong.tools.queue writes to it).
+func confTable(vm *lua.VM, r pluginRun) glua.LValue {
+	if r.id == "" {
+		return pdk.ToLua(vm.L, r.conf)
+	}
+	reg := vm.L.Get(glua.RegistryIndex).(*glua.LTable)
+	confs, ok := reg.RawGetString(confsKey).(*glua.LTable)
+	if !ok {
+		confs = vm.L.NewTable()
+		reg.RawSetString(confsKey, confs)
+	}
+	c := confs.RawGetString(r.id)
+	if c == glua.LNil {
+		c = pdk.ToLua(vm.L, r.conf)
+		confs.RawSetString(r.id, c)
+	}
+	return c
 }
 
 // handlersKey is the registry table of a VM's plugin handlers.
