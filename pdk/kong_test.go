@@ -180,3 +180,25 @@ func TestNginxGetStatistics(t *testing.T) {
 		t.Fatalf("statistics = %q; want active 3, accepted and handled 10, requests 0", got)
 	}
 }
+
+func TestVault(t *testing.T) {
+	t.Setenv("GONG_TEST_SECRET", "s3cret")
+	t.Setenv("APP_CREDS", `{"user": "u1"}`)
+	e := newEnv(t, PhasePreread, Options{})
+	tests := []struct{ code, want string }{
+		{"return tostring(kong.vault.is_reference('{vault://env/x}')) .. tostring(kong.vault.is_reference('vault://env/x'))", "truefalse"},
+		{"local r = kong.vault.parse_reference('{vault://env/app/creds/user?prefix=x#3}'); return r.name .. r.resource .. r.key .. r.config.prefix .. r.version", "envapp/credsuserx3"},
+		{"local r, err = kong.vault.parse_reference('nope'); return tostring(r) .. ' ' .. err", "nil not a reference [nope]"},
+		{"return kong.vault.get('{vault://env/gong-test-secret}')", "s3cret"},
+		{"return kong.vault.get('{vault://env/creds/user?prefix=app_}')", "u1"},
+		{"local v, err = kong.vault.get('{vault://env/gong-absent}'); return tostring(v) .. ' ' .. err",
+			"nil could not get value from external vault (no value found (gong-absent)) [{vault://env/gong-absent}]"},
+		{"local v, err = kong.vault.get('{vault://aws/x}'); return err", "vault not found (aws) [{vault://aws/x}]"},
+		{"return kong.vault.try(function(o) return o.a, 2 end, {a = 1})", "1"},
+	}
+	for _, tt := range tests {
+		if got := runString(t, e.vm, tt.code); got != tt.want {
+			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
+		}
+	}
+}

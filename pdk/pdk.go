@@ -343,6 +343,7 @@ func (p *pdk) namespaces() []namespace {
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
 		{"nginx", p.nginxFuncs()},
+		{"vault", vaultFuncs},
 		{"plugin", pluginFuncs},
 	}
 }
