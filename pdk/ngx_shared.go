@@ -97,7 +97,7 @@ func pushGot(L *glua.LState, v any, flags uint32) int {
 	return 1
 }
 
-// pushErr pushes a failed write's nil or false, err and forcible.
+// pushFail pushes a failed write's nil or false, err and forcible.
 func pushFail(L *glua.LState, first glua.LValue, err error) int {
 	L.Push(first)
 	L.Push(glua.LString(err.Error()))
@@ -132,11 +132,7 @@ func shdictStore(mode Mode, safe bool) glua.LGFunction {
 			L.RaiseError("%s", err)
 		}
 		if err != nil {
-			var first glua.LValue = glua.LFalse
-			if err == ErrNoMemory && safe || err == ErrBadValue {
-				first = glua.LNil
-			}
-			return pushFail(L, first, err)
+			return pushFail(L, glua.LFalse, err)
 		}
 		L.Push(glua.LTrue)
 		L.Push(glua.LNil)
@@ -214,14 +210,14 @@ var shdictMethods = map[string]glua.LGFunction{
 			L.RaiseError("bad init arg: number expected, got %s", v.Type())
 		}
 		initTTL := float64(L.OptNumber(5, 0))
+		if initTTL < 0 {
+			L.RaiseError(`bad "init_ttl" argument`)
+		}
 		if initTTL != 0 && init == nil {
 			L.RaiseError(`bad "init_ttl" argument: "init" argument is required`)
 		}
 		v, forcible, err := d.Incr(key, float64(delta), init, initTTL)
 		if err != nil {
-			if err.Error() == `bad "init_ttl" argument` {
-				L.RaiseError("%s", err)
-			}
 			return pushFail(L, glua.LNil, err)
 		}
 		L.Push(glua.LNumber(v))

@@ -250,11 +250,9 @@ func (d *SharedDict) removeExpired(max int, now time.Time) int {
 }
 
 // Incr adds delta to a number. A missing key fails with ErrNotFound unless
-// init is given: then it starts at *init with initTTL (0: no expiry).
+// init is given: then it starts at *init with initTTL (0 or less: no
+// expiry).
 func (d *SharedDict) Incr(key string, delta float64, init *float64, initTTL float64) (value float64, forcible bool, err error) {
-	if initTTL < 0 {
-		return 0, false, errors.New(`bad "init_ttl" argument`)
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()

@@ -156,3 +156,22 @@ func BenchmarkSharedDictGetSet(b *testing.B) {
 		}
 	}
 }
+
+func TestSharedDictFullFromLua(t *testing.T) {
+	e, clk := sharedEnv(t, 2*itemSize("a", "xxxxxxxx"))
+	steps := []struct{ code, want string }{
+		{"ngx.shared.d:set('a', 'xxxxxxxx'); return tostring(select(3, ngx.shared.d:set('b', 'xxxxxxxx')))", "false"},
+		{"local ok, err, forcible = ngx.shared.d:safe_set('c', 'xxxxxxxx'); return tostring(ok) .. err .. tostring(forcible)", "falseno memoryfalse"},
+		{"local ok, err, forcible = ngx.shared.d:set('c', 'xxxxxxxx'); return tostring(ok) .. tostring(err) .. tostring(forcible) .. tostring(ngx.shared.d:get('a'))", "trueniltruenil"},
+		{"return ngx.shared.d:incr('n', 1, 0, 5) .. ngx.shared.d:ttl('n')", "15"},
+	}
+	for _, s := range steps {
+		if got := runString(t, e.vm, s.code); got != s.want {
+			t.Errorf("%s = %q; want %q", s.code, got, s.want)
+		}
+	}
+	clk.add(6 * time.Second)
+	if got := runString(t, e.vm, "return tostring(ngx.shared.d:get('n'))"); got != "nil" {
+		t.Errorf("incr's init_ttl did not expire the key: %s", got)
+	}
+}
