@@ -2,7 +2,6 @@ package pdk
 
 import (
 	"net/netip"
-	"strings"
 
 	glua "github.com/yuin/gopher-lua"
 )
@@ -14,47 +13,19 @@ func (p *pdk) ipFuncs() []Func {
 	}
 }
 
-// trustedPrefixes parses the configuration's trusted_ips (a list or a
-// comma-separated string), dropping invalid entries as Kong does; all is
-// true when both 0.0.0.0/0 and ::/0 are listed.
-func trustedPrefixes(c Configuration) (prefixes []netip.Prefix, all bool) {
-	var entries []string
-	switch v := c["trusted_ips"].(type) {
-	case string:
-		entries = strings.Split(v, ",")
-	case []string:
-		entries = v
-	case []any:
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				entries = append(entries, s)
-			}
-		}
-	}
+// trustsAll reports whether prefixes hold both 0.0.0.0/0 and ::/0: then
+// Kong answers true for anything, even what is not an address.
+func trustsAll(prefixes []netip.Prefix) bool {
 	var any4, any6 bool
-	for _, e := range entries {
-		e = strings.TrimSpace(e)
-		if e == "unix:" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(e)
-		if err != nil {
-			addr, err := netip.ParseAddr(e)
-			if err != nil {
-				continue
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		any4 = any4 || pfx.String() == "0.0.0.0/0"
-		any6 = any6 || pfx.String() == "::/0"
-		prefixes = append(prefixes, pfx.Masked())
+	for _, p := range prefixes {
+		any4 = any4 || p.Bits() == 0 && p.Addr().Is4()
+		any6 = any6 || p.Bits() == 0 && p.Addr().Is6()
 	}
-	return prefixes, any4 && any6
+	return any4 && any6
 }
 
 func (p *pdk) ipIsTrusted(L *glua.LState, _ *State) int {
-	prefixes, all := p.trusted, p.trustAll
-	if all {
+	if p.trustAll {
 		L.Push(glua.LTrue)
 		return 1
 	}
@@ -64,7 +35,7 @@ func (p *pdk) ipIsTrusted(L *glua.LState, _ *State) int {
 		return 1
 	}
 	addr = addr.Unmap()
-	for _, pfx := range prefixes {
+	for _, pfx := range p.opts.TrustedIPs {
 		if pfx.Contains(addr) {
 			L.Push(glua.LTrue)
 			return 1

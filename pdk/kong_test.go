@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,8 @@ func TestKongSurface(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.phase, Options{
-				Configuration: Configuration{"trusted_ips": "10.0.0.0/8,bogus,::1"},
-				Shared:        NewSharedDicts(map[string]int64{"stream_kong": 1 << 20}, nil),
+				TrustedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+				Shared:     NewSharedDicts(map[string]int64{"stream_kong": 1 << 20}, nil),
 			})
 			e.st.PluginID = "5b3a4f52-0000-4000-8000-000000000001"
 			e.sess.vars["server_port"] = "9000"
@@ -84,7 +85,7 @@ func TestServiceChanges(t *testing.T) {
 }
 
 func TestIsTrustedAll(t *testing.T) {
-	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{"trusted_ips": []string{"0.0.0.0/0", "::/0"}}})
+	e := newEnv(t, PhasePreread, Options{TrustedIPs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}})
 	if got := runString(t, e.vm, "return tostring(kong.ip.is_trusted('anything'))"); got != "true" {
 		t.Fatalf("is_trusted with everything trusted = %s", got)
 	}

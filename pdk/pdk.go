@@ -144,6 +144,8 @@ type Options struct {
 	// Exiting is ngx.worker.exiting: whether the process is shutting
 	// down. If nil, never.
 	Exiting func() bool
+	// TrustedIPs are kong.conf's trusted_ips, for kong.ip.is_trusted.
+	TrustedIPs []netip.Prefix
 	// Statistics are kong.nginx.get_statistics' connection counters. If
 	// nil, all zero.
 	Statistics func() Statistics
@@ -242,9 +244,8 @@ type pdk struct {
 	opts    Options
 	inspect bool
 	kong    *glua.LTable
-	// trusted is trusted_ips for kong.ip; trustAll when it has both
-	// 0.0.0.0/0 and ::/0.
-	trusted  []netip.Prefix
+	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
+	// and ::/0.
 	trustAll bool
 }
 
@@ -296,7 +297,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 		opts.Cache = NewCache(0, 0, 0, opts.Now)
 	}
 	p := &pdk{b: b, opts: opts, inspect: true}
-	p.trusted, p.trustAll = trustedPrefixes(opts.Configuration)
+	p.trustAll = trustsAll(opts.TrustedIPs)
 	ud := L.NewUserData()
 	ud.Value = b
 	registry(L).RawSetString(bindingKey, ud)

@@ -75,7 +75,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, pro
 	shared = shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), Logger: logger, Shared: shared,
-		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil)}
+		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs}
 	if proc != nil {
 		opts.Exiting, opts.Statistics = proc.exiting, proc.statistics
 	}
