@@ -239,3 +239,31 @@ func TestPreFunctionCertificate(t *testing.T) {
 		t.Errorf("the certificate snippet did not log:\n%s", g.errLog)
 	}
 }
+
+// TestSetTLSVerifyInPreread: a service verifies its upstream's certificate,
+// which no trusted CA signed, so connections fail; a plugin turning
+// verification off for its route lets them through.
+func TestSetTLSVerifyInPreread(t *testing.T) {
+	ca := newCA(t, "unknown CA")
+	up, _ := startTLSEcho(t, "tls-upstream", newLeaf(t, "backend", []string{"127.0.0.1"}, &ca, false), nil)
+	pStrict, pRelaxed := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: verified
+    url: tls://%s
+    tls_verify: true
+    retries: 0
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: retarget, config: {tls_verify: false}}]
+`, up, pStrict, pRelaxed)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, retarget\nlua_package_path = %s\n",
+		pStrict, pRelaxed, fixturePath(t)), yml)
+	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pStrict)))
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pRelaxed), "x"); err != nil || got != "tls-upstream: x" {
+		t.Errorf("with set_tls_verify(false): %q, %v", got, err)
+	}
+}
