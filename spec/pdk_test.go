@@ -12,7 +12,8 @@ import (
 
 // TestSharedDictAcrossConnections counts many parallel connections in an
 // ngx.shared dictionary declared through nginx_stream_lua_shared_dict:
-// the plugins run on several VMs, and the count is exact.
+// the plugins run on several VMs, the count is exact, and it survives a
+// reload.
 func TestSharedDictAcrossConnections(t *testing.T) {
 	echo := startEcho(t, "e")
 	pCount, pReport := freePort(t), freePort(t)
@@ -28,7 +29,7 @@ services:
         destinations: [{port: %d}]
         plugins: [{name: counter, config: {dict: counters, report: true}}]
 `, echo, pCount, pReport)
-	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, counter\nlua_package_path = %s\nnginx_stream_lua_shared_dict = counters 1m\n",
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, counter\nlua_package_path = %s\nnginx_stream_lua_shared_dict = counters 1m\n",
 		pCount, pReport, fixturePath(t)), yml)
 
 	const conns = 60
@@ -51,6 +52,15 @@ services:
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pReport))
 	if got, err := exchangeRead(c); err != nil || got != fmt.Sprint(conns) {
 		t.Fatalf("count = %q, %v; want %d", got, err, conns)
+	}
+	// A reload keeps a dictionary whose size did not change, as nginx
+	// keeps the zone.
+	if err := g.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c = dial(t, fmt.Sprintf("127.0.0.1:%d", pReport))
+	if got, err := exchangeRead(c); err != nil || got != fmt.Sprint(conns) {
+		t.Fatalf("count after a reload = %q, %v; want %d", got, err, conns)
 	}
 }
 
