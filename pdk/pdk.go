@@ -346,6 +346,7 @@ func (p *pdk) namespaces() []namespace {
 		{"nginx", p.nginxFuncs()},
 		{"vault", vaultFuncs},
 		{"plugin", pluginFuncs},
+		{"telemetry", telemetryFuncs},
 	}
 }
 
