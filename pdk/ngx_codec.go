@@ -103,13 +103,6 @@ func checkBytes(L *glua.LState, n int) string {
 
 var codecFuncs = map[string]glua.LGFunction{
 	"encode_base64": func(L *glua.LState) int {
-		if _, ok := L.Get(1).(*glua.LNilType); !ok {
-			if _, ok := L.Get(1).(glua.LString); !ok {
-				if _, ok := L.Get(1).(glua.LNumber); !ok {
-					L.RaiseError("string argument only")
-				}
-			}
-		}
 		enc := base64.StdEncoding
 		if glua.LVAsBool(L.Get(2)) {
 			enc = base64.RawStdEncoding
