@@ -65,19 +65,30 @@ func (c *Cache) store(key string, v any, ttl time.Duration) {
 	c.entries.Add(key, e)
 }
 
-// lock makes the caller the one filling key, or waits for the one who is
-// and reports false.
-func (c *Cache) lock(key string) bool {
+// lockTimeout bounds the wait for another caller's callback, as mlcache's
+// lock does (5 s); then the waiter runs the callback itself.
+const lockTimeout = 5 * time.Second
+
+// lock makes the caller the one filling key (owner true), or waits for the
+// one who is. After lockTimeout the caller fills it too, without owning
+// the lock.
+func (c *Cache) lock(key string) (owner, waited bool) {
 	c.mu.Lock()
 	ch, busy := c.inflight[key]
 	if !busy {
 		c.inflight[key] = make(chan struct{})
 		c.mu.Unlock()
-		return true
+		return true, false
 	}
 	c.mu.Unlock()
-	<-ch
-	return false
+	t := time.NewTimer(lockTimeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return false, true
+	case <-t.C:
+		return false, false
+	}
 }
 
 func (c *Cache) unlock(key string) {
@@ -184,12 +195,16 @@ func (c *Cache) get(L *glua.LState, key string, renew bool) int {
 			L.Push(glua.LNumber(-1))
 			return 3
 		}
-		if c.lock(key) {
+		owner, waited := c.lock(key)
+		if owner {
+			defer c.unlock(key)
 			break
 		}
-		renew = false // another VM filled it meanwhile
+		if !waited {
+			break // the other caller is too slow: fill it without the lock
+		}
+		renew = false // another caller filled it meanwhile
 	}
-	defer c.unlock(key)
 	args := make([]glua.LValue, 0, L.GetTop())
 	for i := 5; i <= L.GetTop(); i++ {
 		args = append(args, L.Get(i))

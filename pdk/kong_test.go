@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	glua "github.com/yuin/gopher-lua"
 )
 
 // TestKongSurface checks the kong.* functions beyond client and log in
@@ -203,5 +205,54 @@ func TestVault(t *testing.T) {
 		if got := runString(t, e.vm, tt.code); got != tt.want {
 			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
 		}
+	}
+}
+
+// TestCacheConcurrentMiss: while one VM's callback fills a key, a second
+// VM missing the same key waits and gets that value; its own callback
+// never runs.
+func TestCacheConcurrentMiss(t *testing.T) {
+	c := NewCache(0, 0, 0, nil)
+	e1 := newEnv(t, PhasePreread, Options{Cache: c})
+	e2 := newEnv(t, PhasePreread, Options{Cache: c})
+	release := make(chan struct{})
+	e1.vm.L.SetGlobal("block", e1.vm.L.NewFunction(func(*glua.LState) int { <-release; return 0 }))
+	first := make(chan string)
+	go func() {
+		res, err := callLua(t, e1.vm, "return (kong.cache:get('k', nil, function() block(); return 'filled' end))")
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		first <- res[0].String()
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		_, busy := c.inflight["k"]
+		c.mu.Unlock()
+		if busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first callback never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan string)
+	go func() {
+		res, err := callLua(t, e2.vm, "local v, err, hit = kong.cache:get('k', nil, function() return 'second' end); return v .. hit")
+		if err != nil {
+			second <- err.Error()
+			return
+		}
+		second <- res[0].String()
+	}()
+	close(release)
+	if got := <-first; got != "filled" {
+		t.Errorf("first get = %q", got)
+	}
+	if got := <-second; got != "filled1" {
+		t.Errorf("second get = %q; want the first callback's value from the cache", got)
 	}
 }
