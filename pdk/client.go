@@ -16,7 +16,22 @@ var clientFuncs = []Func{
 	{"get_forwarded_ip", notIn(PhaseInitWorker), clientGetForwardedIP},
 	{"get_port", notIn(PhaseInitWorker), clientGetPort},
 	{"get_forwarded_port", notIn(PhaseInitWorker), clientGetForwardedPort},
+	{"get_credential", authAndLater, clientCtxField("authenticated_credential")},
+	{"get_consumer", authAndLater, clientCtxField("authenticated_consumer")},
 	{"get_protocol", authAndLater, clientGetProtocol},
+}
+
+// clientCtxField returns ngx.ctx[name]: stream has no authentication
+// phase, so only a plugin that set it finds a value.
+func clientCtxField(name string) func(*glua.LState, *State) int {
+	return func(L *glua.LState, s *State) int {
+		if s == nil || s.ngxCtx == nil {
+			L.Push(glua.LNil)
+			return 1
+		}
+		L.Push(s.ngxCtx.RawGetString(name))
+		return 1
+	}
 }
 
 // sessionVar reads a variable of the bound session; without one it raises

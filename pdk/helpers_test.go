@@ -11,10 +11,14 @@ import (
 )
 
 type fakeSession struct {
-	vars     map[string]string
-	protocol string
-	record   map[string]any
-	exits    []fakeExit
+	vars      map[string]string
+	protocol  string
+	record    map[string]any
+	exits     []fakeExit
+	route     map[string]any
+	service   map[string]any
+	upstreams []string
+	status    int
 }
 
 type fakeExit struct {
@@ -22,9 +26,19 @@ type fakeExit struct {
 	body   []byte
 }
 
-func (f *fakeSession) Var(name string) (string, bool) { v, ok := f.vars[name]; return v, ok }
-func (f *fakeSession) Protocol() string               { return f.protocol }
-func (f *fakeSession) Serialize() map[string]any      { return f.record }
+func (f *fakeSession) Var(name string) (string, bool)             { v, ok := f.vars[name]; return v, ok }
+func (f *fakeSession) Protocol() string                           { return f.protocol }
+func (f *fakeSession) Serialize() map[string]any                  { return f.record }
+func (f *fakeSession) Entities() (map[string]any, map[string]any) { return f.route, f.service }
+func (f *fakeSession) Status() int                                { return f.status }
+func (f *fakeSession) UpstreamExists(name string) bool {
+	for _, u := range f.upstreams {
+		if u == name {
+			return true
+		}
+	}
+	return false
+}
 func (f *fakeSession) Exit(status int, body []byte) {
 	f.exits = append(f.exits, fakeExit{status, body})
 }

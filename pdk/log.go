@@ -2,6 +2,7 @@ package pdk
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -64,6 +65,52 @@ func (p *pdk) openLog(L *glua.LState, kong *glua.LTable) {
 	}))
 	L.SetMetatable(inspect, imt)
 	log.RawSetString("inspect", inspect)
+
+	// deprecation(msg..., opts?) logs at warn; a trailing {after=,
+	// removal=} table adds the versions as Penlight's
+	// raise_deprecation words them.
+	deprecation := L.NewTable()
+	write := L.NewFunction(func(L *glua.LState) int {
+		p.log(L, p.b.State, LevelWarn, p.joinArgs(L, 1))
+		return 0
+	})
+	deprecation.RawSetString("write", write)
+	dmt := L.NewTable()
+	dmt.RawSetString("__call", L.NewFunction(func(L *glua.LState) int {
+		top := L.GetTop()
+		opts, _ := L.Get(top).(*glua.LTable)
+		if opts != nil {
+			top--
+		}
+		var b strings.Builder
+		for i := 2; i <= top; i++ {
+			b.WriteString(tostringValue(L, L.Get(i)))
+		}
+		if opts != nil {
+			after, removal := opts.RawGetString("after"), opts.RawGetString("removal")
+			switch {
+			case after != glua.LNil && removal != glua.LNil:
+				b.WriteString(" (deprecated after " + after.String() + ", scheduled for removal in " + removal.String() + ")")
+			case after != glua.LNil:
+				b.WriteString(" (deprecated after " + after.String() + ")")
+			case removal != glua.LNil:
+				b.WriteString(" (scheduled for removal in " + removal.String() + ")")
+			}
+		}
+		p.log(L, p.b.State, LevelWarn, b.String())
+		return 0
+	}))
+	L.SetMetatable(deprecation, dmt)
+	log.RawSetString("deprecation", deprecation)
+
+	// trace is debug while KONG_IS_TESTING=1, else nothing.
+	testing := os.Getenv("KONG_IS_TESTING") == "1"
+	log.RawSetString("trace", L.NewFunction(func(L *glua.LState) int {
+		if testing {
+			p.log(L, p.b.State, LevelDebug, p.joinArgs(L, 1))
+		}
+		return 0
+	}))
 }
 
 // log formats and filters one kong.log line: "[kong] file:line [plugin] msg"

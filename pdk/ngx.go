@@ -71,21 +71,34 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 		ngx.RawSetString(name, L.NewFunction(fn))
 	}
 	ngx.RawSetString("var", p.ngxVar(L))
+	ngx.RawSetString("shared", p.openShared(L))
+	ngx.RawSetString("re", openNgxRe(L))
+	p.openNgxMore(L, ngx)
 
 	// ngx.ctx is the bound State's table, read and assigned through the
 	// metatable since it changes with every lease.
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
 		s := p.b.State
-		if L.Get(2).String() != "ctx" || s == nil {
+		switch key := L.Get(2).String(); {
+		case s == nil:
 			L.Push(glua.LNil)
-			return 1
+		case key == "ctx":
+			L.Push(s.ngxCtxTable(L))
+		case key == "status" && s.Session != nil:
+			L.Push(glua.LNumber(s.Session.Status()))
+		default:
+			L.Push(glua.LNil)
 		}
-		L.Push(s.ngxCtxTable(L))
 		return 1
 	}))
 	mt.RawSetString("__newindex", L.NewFunction(func(L *glua.LState) int {
-		if L.Get(2).String() != "ctx" {
+		switch L.Get(2).String() {
+		case "ctx":
+		case "status":
+			// The session status is nginx's to set in stream.
+			L.RaiseError("ngx.status is read-only in the stream subsystem")
+		default:
 			L.RawSet(L.CheckTable(1), L.Get(2), L.Get(3))
 			return 0
 		}
@@ -164,13 +177,20 @@ func (p *pdk) ngxLog(L *glua.LState) int {
 	return 0
 }
 
-// ngxExit is ngx.exit(status) in preread: ngx.OK (0) ends preread and
+// ngxExit is ngx.exit(status). In preread, ngx.OK (0) ends preread and
 // proxying continues, ngx.ERROR is a 500, any other code is the session
-// status; nothing is sent. The handler ends as with kong.response.exit.
+// status; nothing is sent. In certificate, ngx.OK lets the handshake go on
+// and any other code aborts it. Either way the handler ends, and the
+// plugins after it do not run, as with kong.response.exit.
 func (p *pdk) ngxExit(L *glua.LState) int {
 	code := L.CheckInt(1)
 	if code == -1 {
 		code = 500
 	}
-	return exitSession(L, p.b.State, code, nil)
+	s := p.b.State
+	if s != nil && s.Session != nil && s.Phase == PhaseCertificate {
+		s.Session.Exit(code, nil)
+		return L.Yield()
+	}
+	return exitSession(L, s, code, nil)
 }

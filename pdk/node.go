@@ -1,12 +1,21 @@
 package pdk
 
-import glua "github.com/yuin/gopher-lua"
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
 
-// nodeFuncs is kong.node (kong/pdk/node.lua), the part a stream plugin
-// needs.
+	glua "github.com/yuin/gopher-lua"
+)
+
+// nodeFuncs is kong.node (kong/pdk/node.lua).
 func (p *pdk) nodeFuncs() []Func {
 	return []Func{
 		{"get_id", anyPhase, p.nodeGetID},
+		{"get_memory_stats", anyPhase, p.nodeGetMemoryStats},
+		{"get_hostname", anyPhase, nodeGetHostname},
 	}
 }
 
@@ -16,4 +25,73 @@ func (p *pdk) nodeGetID(L *glua.LState, _ *State) int {
 	id, _ := p.opts.Configuration["node_id"].(string)
 	L.Push(glua.LString(id))
 	return 1
+}
+
+var hostname = sync.OnceValue(func() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+})
+
+func nodeGetHostname(L *glua.LState, _ *State) int {
+	L.Push(glua.LString(hostname()))
+	return 1
+}
+
+// nodeGetMemoryStats reports the shared dictionaries' capacity and use.
+// workers_lua_vms is empty: Kong fills it from what each worker's VM
+// reports of itself, and gong's VMs share one Go heap.
+func (p *pdk) nodeGetMemoryStats(L *glua.LState, _ *State) int {
+	unit := L.OptString(1, "b")
+	scale := L.OptInt(2, 2)
+	if _, err := bytesToStr(0, unit, scale); err != nil {
+		L.RaiseError("%s", err)
+	}
+	res := L.NewTable()
+	res.RawSetString("workers_lua_vms", L.NewTable())
+	dicts := L.NewTable()
+	for _, name := range p.opts.Shared.Names() {
+		d := p.opts.Shared.Get(name)
+		t := L.NewTable()
+		t.RawSetString("capacity", convertBytes(d.Capacity(), unit, scale))
+		t.RawSetString("allocated_slabs", convertBytes(d.Capacity()-d.FreeSpace(), unit, scale))
+		dicts.RawSetString(name, t)
+	}
+	res.RawSetString("lua_shared_dicts", dicts)
+	L.Push(res)
+	return 1
+}
+
+func convertBytes(n int64, unit string, scale int) glua.LValue {
+	if strings.EqualFold(unit, "b") {
+		return glua.LNumber(n)
+	}
+	s, _ := bytesToStr(n, unit, scale)
+	return glua.LString(s)
+}
+
+// bytesToStr is kong.tools.string.bytes_to_str: bytes in b (an integer
+// string), k, m or g units with scale decimals.
+func bytesToStr(n int64, unit string, scale int) (string, error) {
+	if unit == "" || strings.EqualFold(unit, "b") {
+		return fmt.Sprintf("%d", n), nil
+	}
+	if scale < 0 {
+		return "", fmt.Errorf("scale must be equal or greater than 0")
+	}
+	var exp float64
+	var suffix string
+	switch strings.ToLower(unit) {
+	case "k":
+		exp, suffix = 10, "KiB"
+	case "m":
+		exp, suffix = 20, "MiB"
+	case "g":
+		exp, suffix = 30, "GiB"
+	default:
+		return "", fmt.Errorf("invalid unit '%s' (expected 'k/K', 'm/M', or 'g/G')", unit)
+	}
+	return fmt.Sprintf("%.*f %s", scale, float64(n)/math.Pow(2, exp), suffix), nil
 }

@@ -2,6 +2,7 @@ package pdk
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -40,6 +41,32 @@ type Session interface {
 	// "return kong.response.exit(403)" at a handler's top level) as a
 	// normal return, after which no handler code runs either.
 	Exit(status int, body []byte)
+	// Entities returns the matched route and its service as plugins see
+	// them (their JSON fields), nil when there is none.
+	Entities() (route, service map[string]any)
+	// UpstreamExists reports whether the configuration has an upstream
+	// entity called name (kong.service.set_upstream).
+	UpstreamExists(name string) bool
+	// Status is the session status ngx.status reads: 0 until the session
+	// ends.
+	Status() int
+}
+
+// UpstreamChange is what kong.service changed, in preread, of where the
+// session connects: the runtime dials it instead of the service's own.
+// Zero fields keep the service's setting.
+type UpstreamChange struct {
+	// Host and Port are set_target's: Host may name an upstream entity.
+	Host string
+	Port int
+	// Upstream is set_upstream's upstream name, balanced over its targets
+	// at the service's port.
+	Upstream string
+	// TLSVerify and TLSVerifyDepth override the service's tls_verify and
+	// tls_verify_depth; DisableTLS turns upstream TLS off.
+	TLSVerify      *bool
+	TLSVerifyDepth *int
+	DisableTLS     bool
 }
 
 // LogLevel is an nginx error-log level: lower is more severe.
@@ -108,6 +135,26 @@ type Options struct {
 	LogLevel LogLevel
 	// Now is the clock of ngx.now and friends. If nil, time.Now.
 	Now func() time.Time
+	// Shared are the ngx.shared dictionaries, one set for every VM of the
+	// process. If nil, ngx.shared is empty.
+	Shared *SharedDicts
+	// Cache is kong.cache, one for every VM. If nil, each Open makes a
+	// small one for its VM alone.
+	Cache *Cache
+	// Exiting is ngx.worker.exiting: whether the process is shutting
+	// down. If nil, never.
+	Exiting func() bool
+	// TrustedIPs are kong.conf's trusted_ips, for kong.ip.is_trusted.
+	TrustedIPs []netip.Prefix
+	// Statistics are kong.nginx.get_statistics' connection counters. If
+	// nil, all zero.
+	Statistics func() Statistics
+}
+
+// Statistics are the process's connection counters.
+type Statistics struct {
+	// Active are the sessions in progress; Accepted all sessions so far.
+	Active, Accepted int64
 }
 
 // KongVersion is the Kong release whose PDK this package follows.
@@ -133,8 +180,17 @@ type State struct {
 	// Tracing is the session's trace for kong.tracing; nil when the
 	// session is not traced.
 	Tracing Tracing
+	// PluginID is the running plugin instance's id (kong.plugin.get_id).
+	PluginID string
+	// Upstream is what kong.service changed; the runtime reads it after
+	// preread.
+	Upstream UpstreamChange
+	// Exited and Proxied tell kong.response.get_source how the session
+	// ended; the runtime sets them.
+	Exited, Proxied bool
 
 	ngxCtx          *glua.LTable
+	route, service  glua.LValue // kong.router's tables, once built
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
@@ -191,6 +247,9 @@ type pdk struct {
 	opts    Options
 	inspect bool
 	kong    *glua.LTable
+	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
+	// and ::/0.
+	trustAll bool
 }
 
 const bindingKey = "gong.pdk.binding"
@@ -237,7 +296,11 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 			}
 		}
 	}
+	if opts.Cache == nil {
+		opts.Cache = NewCache(0, 0, 0, opts.Now)
+	}
 	p := &pdk{b: b, opts: opts, inspect: true}
+	p.trustAll = trustsAll(opts.TrustedIPs)
 	ud := L.NewUserData()
 	ud.Value = b
 	registry(L).RawSetString(bindingKey, ud)
@@ -264,6 +327,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	p.openGlobals(L, kong)
 	p.openLog(L, kong)
 	p.openCtx(L, kong)
+	p.openCache(L, kong)
 	L.SetGlobal("kong", kong)
 	L.SetGlobal("ngx", p.openNgx(L))
 }
@@ -271,11 +335,21 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 // namespaces lists the function tables in Kong's order.
 func (p *pdk) namespaces() []namespace {
 	return []namespace{
+		{"table", tableFuncs},
 		{"node", p.nodeFuncs()},
 		{"log", p.logFuncs()},
+		{"ip", p.ipFuncs()},
 		{"client", clientFuncs},
+		{"service", serviceFuncs},
+		{"request", requestFuncs},
+		{"service.request", serviceRequestFuncs},
+		{"service.response", serviceResponseFuncs},
 		{"response", p.responseFuncs()},
-		{"nginx", nginxFuncs},
+		{"router", routerFuncs},
+		{"nginx", p.nginxFuncs()},
+		{"vault", vaultFuncs},
+		{"plugin", pluginFuncs},
+		{"telemetry", telemetryFuncs},
 		{"tracing", p.tracingFuncs()},
 	}
 }
@@ -288,7 +362,9 @@ func (p *pdk) bind(L *glua.LState, f Func) *glua.LFunction {
 		if s != nil {
 			cur = s.Phase
 		}
-		checkPhase(L, cur, f.Check)
+		if _, isCtx := L.Get(1).(*glua.LTable); !f.Check.ctxArg || !isCtx {
+			checkPhase(L, cur, f.Check)
+		}
 		return f.Fn(L, s)
 	})
 }

@@ -2,6 +2,7 @@ package pdk
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gong-proxy/gong/lua"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -319,6 +321,7 @@ func surface(t *testing.T, e *env) string {
 	p := &pdk{}
 	seen := map[string]bool{}
 	for _, ns := range p.namespaces() {
+		seen["kong."+ns.name] = true
 		for _, f := range ns.funcs {
 			name := "kong." + ns.name + "." + f.Name
 			seen[name] = true
@@ -343,6 +346,27 @@ func surface(t *testing.T, e *env) string {
 	sort.Strings(others)
 	for _, n := range others {
 		fmt.Fprintf(&b, "%-36s %s\n", n, "any")
+	}
+	// ngx.* has no phase checks of Kong's; ctx and status are read
+	// through ngx's metatable, the dictionaries' methods through theirs.
+	ngxNames := []string{"ngx.ctx", "ngx.status"}
+	for name := range shdictMethods {
+		ngxNames = append(ngxNames, "ngx.shared.DICT:"+name)
+	}
+	ngx := e.vm.L.GetGlobal("ngx").(*glua.LTable)
+	ngx.ForEach(func(k, v glua.LValue) {
+		name := "ngx." + k.String()
+		if t, ok := v.(*glua.LTable); ok && k.String() != "shared" {
+			t.ForEach(func(k2, _ glua.LValue) { ngxNames = append(ngxNames, name+"."+k2.String()) })
+			if k.String() != "var" {
+				return
+			}
+		}
+		ngxNames = append(ngxNames, name)
+	})
+	sort.Strings(ngxNames)
+	for _, n := range ngxNames {
+		fmt.Fprintf(&b, "%s\n", n)
 	}
 	return b.String()
 }
@@ -383,5 +407,43 @@ func TestIPMatcher(t *testing.T) {
 	`)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkLogSerialize builds a stream log record as a log plugin does
+// on every connection, with one set_serialize_value entry.
+func BenchmarkLogSerialize(b *testing.B) {
+	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Close()
+	bind := &Binding{}
+	Open(vm.L, bind, Options{})
+	sess := &fakeSession{record: map[string]any{
+		"session":    map[string]any{"received": int64(64), "sent": int64(64), "status": 200, "server_port": 9000},
+		"upstream":   map[string]any{"received": int64(64), "sent": int64(64)},
+		"latencies":  map[string]any{"kong": int64(0), "session": int64(3)},
+		"client_ip":  "127.0.0.1",
+		"started_at": int64(1700000000000),
+		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
+		"tries":      []any{map[string]any{"ip": "127.0.0.1", "port": 7000, "balancer_latency": int64(0)}},
+		"route":      map[string]any{"id": "r", "name": "r", "protocols": []any{"tcp"}, "destinations": []any{map[string]any{"port": 9000}}},
+		"service":    map[string]any{"id": "s", "name": "s", "host": "127.0.0.1", "port": 7000, "protocol": "tcp"},
+	}}
+	fn, err := vm.L.Load(strings.NewReader("kong.log.set_serialize_value('tag', 'x'); return kong.log.serialize()"), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bind.State = &State{Phase: PhaseLog, Session: sess}
+		if _, err := vm.Call(context.Background(), fn); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

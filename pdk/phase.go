@@ -90,6 +90,9 @@ func (s PhaseSet) String() string { return strings.Join(s.Names(), ", ") }
 type phaseCheck struct {
 	set    PhaseSet
 	except bool
+	// ctxArg skips the check when the first argument is a table: the
+	// explicit ctx kong.response.get_source accepts.
+	ctxArg bool
 }
 
 // only is phases.lua check_phase.
@@ -108,6 +111,8 @@ func (c phaseCheck) String() string {
 		return "any"
 	case c.except:
 		return "not: " + c.set.String()
+	case c.ctxArg:
+		return "only: " + c.set.String() + " (any with a ctx argument)"
 	default:
 		return "only: " + c.set.String()
 	}

@@ -11,8 +11,43 @@ import (
 // (rewrite, access, admin_api, header_filter) holds no stream phase.
 func (p *pdk) responseFuncs() []Func {
 	return []Func{
+		{"get_status", headerBodyLog, responseGetStatus},
+		{"get_source", phaseCheck{set: headerBodyLog.set, ctxArg: true}, responseGetSource},
 		{"exit", anyPhase, p.responseExit},
 	}
+}
+
+// headerBodyLog is response.lua's mask for the getters: log in stream.
+var headerBodyLog = only(PhaseResponse, PhaseHeaderFilter, PhaseBodyFilter, PhaseLog, PhaseError, PhaseAdminAPI)
+
+// responseGetStatus is ngx.status: the session status.
+func responseGetStatus(L *glua.LState, s *State) int {
+	L.Push(glua.LNumber(sessionState(L, s).Session.Status()))
+	return 1
+}
+
+// responseGetSource answers "exit", "service" or "error" from the given
+// ctx's KONG_* flags, or, without one, from the session.
+func responseGetSource(L *glua.LState, s *State) int {
+	var unexpected, exited, proxied bool
+	if ctx, ok := L.Get(1).(*glua.LTable); ok {
+		unexpected = glua.LVAsBool(ctx.RawGetString("KONG_UNEXPECTED"))
+		exited = glua.LVAsBool(ctx.RawGetString("KONG_EXITED"))
+		proxied = glua.LVAsBool(ctx.RawGetString("KONG_PROXIED"))
+	} else {
+		exited, proxied = s.Exited, s.Proxied
+	}
+	switch {
+	case unexpected:
+		L.Push(glua.LString("error"))
+	case exited:
+		L.Push(glua.LString("exit"))
+	case proxied:
+		L.Push(glua.LString("service"))
+	default:
+		L.Push(glua.LString("error"))
+	}
+	return 1
 }
 
 // streamExitCodes are response.lua's VALID_CODES, nginx's stream statuses.
@@ -49,6 +84,9 @@ func (p *pdk) responseExit(L *glua.LState, s *State) int {
 	if hasBody && status >= 400 {
 		p.log(L, s, LevelErr, "unable to proxy stream connection, status: "+strconv.Itoa(status)+", err: "+string(body))
 		body = nil
+	}
+	if s != nil {
+		s.Exited = true // ngx.ctx.KONG_EXITED
 	}
 	return exitSession(L, s, status, body)
 }

@@ -51,9 +51,12 @@ type generation struct {
 	access    *accessLog      // nil when proxy_stream_access_log is off
 	tls       *tlsmgr.Manager // nil without ssl listeners
 	plugins   *pluginSet
-	// upstreams, by name, keep their targets resolved until the
-	// generation retires.
+	// upstreams are the upstream entities' balancers by name, which keep
+	// their targets resolved until the generation retires, and resolver
+	// the DNS of the generation: kong.service.set_target and set_upstream
+	// pick from them.
 	upstreams map[string]*upstreamPeers
+	resolver  *balancer.Resolver
 	tracer    *telemetry.Tracer // nil when tracing is off
 	// globalLog runs the log phase of connections no route matched.
 	globalLog []pluginRun
@@ -210,6 +213,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	if err != nil {
 		return nil, err
 	}
+	g.resolver = res
 	g.upstreams = map[string]*upstreamPeers{}
 	services, err := buildServices(c, d, res, checkers, g.upstreams, warn)
 	if err != nil {
@@ -250,8 +254,8 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 
 // buildServices prepares the enabled services, keyed by id; a service of an
 // http protocol gets nil, so its routes serve without a service, as in Kong.
-// The services of one upstream share its peers, which it adds to ups by
-// upstream name.
+// The services of one upstream share its peers. Every upstream gets peers,
+// added to ups by name, for kong.service.set_upstream too.
 func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *checkerSet, ups map[string]*upstreamPeers, warn func(string, ...any)) (map[string]*service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
@@ -307,8 +311,25 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 		}
 		out[s.ID] = svc
 	}
+	for _, u := range d.Upstreams {
+		if _, ok := ups[u.Name]; ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unusedUpstreamTimeout)
+		up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
+		cancel()
+		if err != nil {
+			warn("upstream %s: %v", u.Name, err)
+			continue
+		}
+		ups[u.Name] = up
+	}
 	return out, nil
 }
+
+// unusedUpstreamTimeout bounds resolving the targets of an upstream no
+// service names (Kong's default connect_timeout).
+const unusedUpstreamTimeout = 60 * time.Second
 
 func endpoints(eps []declarative.Endpoint) []router.Endpoint {
 	var out []router.Endpoint

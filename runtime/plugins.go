@@ -24,7 +24,7 @@ import (
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"file-log", "ip-restriction"}
+var BundledPlugins = []string{"file-log", "ip-restriction", "post-function", "pre-function"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.
@@ -45,27 +45,29 @@ type pluginSet struct {
 	configs map[string][]map[string]any
 	log     pdk.Logger
 	metrics *telemetry.Metrics // records each handler call's duration
+	// shared are the ngx.shared dictionaries the VMs see.
+	shared *pdk.SharedDicts
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
 // first, then the embedded tree), compiles them, and loads their schemas
 // and handlers' priorities. A plugin that cannot be found is an error
 // naming the paths searched.
-func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pluginSet, error) {
+//
+// shared are the ngx.shared dictionaries carried from the previous
+// generation (nil for none); proc answers ngx.worker.exiting and
+// kong.nginx.get_statistics (nil: a process that is not serving); guard
+// stops handlers that allocate without end (nil: none).
+func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, proc processInfo, guard *lua.MemoryGuard) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
-	modules := map[string]string{}
+	modules, err := lua.LibModules()
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		if err := findPlugin(c.LuaPackagePath, n, modules); err != nil {
 			return nil, err
 		}
-	}
-	// Legacy plugins extend kong.plugins.base_plugin.
-	for _, m := range []string{"kong/plugins/base_plugin", "kong/vendor/classic"} {
-		src, err := fs.ReadFile(lua.Lib, "lib/"+m+".lua")
-		if err != nil {
-			return nil, err
-		}
-		modules[strings.ReplaceAll(m, "/", ".")] = string(src)
 	}
 	goModules := pdk.Modules()
 	for k, v := range schema.Modules() {
@@ -75,8 +77,15 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pl
 	if err != nil {
 		return nil, err
 	}
-	opts := pdk.Options{Configuration: configuration(c), Logger: logger}
+	shared = shared.Carry(c.Stream.LuaSharedDicts)
+	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
+	opts := pdk.Options{Configuration: configuration(c), Logger: logger, Shared: shared,
+		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs}
+	if proc != nil {
+		opts.Exiting, opts.Statistics = proc.exiting, proc.statistics
+	}
 	ps := &pluginSet{
+		shared:   shared,
 		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
@@ -123,6 +132,12 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, guard *lua.MemoryGuard) (*pl
 		}
 	}
 	return ps, nil
+}
+
+// processInfo is what plugins may ask of the serving process.
+type processInfo interface {
+	exiting() bool
+	statistics() pdk.Statistics
 }
 
 // implementing keeps the runs whose handler has a phase.
@@ -267,6 +282,7 @@ func (ps *pluginSet) protocols(name string) []string {
 // pluginRun is one plugin instance that applies to a connection.
 type pluginRun struct {
 	name string
+	id   string
 	conf map[string]any
 }
 
@@ -303,7 +319,7 @@ func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service strin
 	}
 	runs := make([]pluginRun, 0, len(best))
 	for name, p := range best {
-		runs = append(runs, pluginRun{name: name, conf: p.Config})
+		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.Config})
 	}
 	slices.SortFunc(runs, func(a, b pluginRun) int {
 		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {
@@ -329,12 +345,12 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 		h, err := handler(ctx, vm, r.name)
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
-				st.Phase, st.Plugin = phase, r.name
+				st.Phase, st.Plugin, st.PluginID = phase, r.name, r.id
 				start := time.Now()
 				if tr != nil {
 					err = ps.runTraced(ctx, vm, st, fn, h, r, phase, tr)
 				} else {
-					_, _, err = vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+					_, _, err = vm.Run(ctx, fn, h, confTable(vm, r))
 				}
 				ps.metrics.PhaseRan(r.name, phase.String(), time.Since(start))
 			}
@@ -358,13 +374,38 @@ func (ps *pluginSet) runTraced(ctx context.Context, vm *lua.VM, st *pdk.State, f
 		attribute.String("gong.plugin.phase", phase.String()))
 	pt := st.Tracing.(*pluginTracing)
 	pt.phase = sp
-	_, _, err := vm.Run(ctx, fn, h, pdk.ToLua(vm.L, r.conf))
+	_, _, err := vm.Run(ctx, fn, h, confTable(vm, r))
 	pt.phase = nil
 	if err != nil {
 		telemetry.Fail(sp, err)
 	}
 	sp.End()
 	return err
+}
+
+// confsKey is the registry table of a VM's plugin configurations.
+const confsKey = "gong.plugin_confs"
+
+// confTable is the conf table a plugin instance's handlers get on vm:
+// made once per VM, so every call sees the same table, as Kong passes
+// its plugins iterator's table on every request (pre-function caches its
+// compiled code by it; kong.tools.queue writes to it).
+func confTable(vm *lua.VM, r pluginRun) glua.LValue {
+	if r.id == "" {
+		return pdk.ToLua(vm.L, r.conf)
+	}
+	reg := vm.L.Get(glua.RegistryIndex).(*glua.LTable)
+	confs, ok := reg.RawGetString(confsKey).(*glua.LTable)
+	if !ok {
+		confs = vm.L.NewTable()
+		reg.RawSetString(confsKey, confs)
+	}
+	c := confs.RawGetString(r.id)
+	if c == glua.LNil {
+		c = pdk.ToLua(vm.L, r.conf)
+		confs.RawSetString(r.id, c)
+	}
+	return c
 }
 
 // handlersKey is the registry table of a VM's plugin handlers.

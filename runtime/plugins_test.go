@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
@@ -46,5 +47,28 @@ func TestCollectScopingAndOrder(t *testing.T) {
 		if strings.Join(got, " ") != tt.want {
 			t.Errorf("collect(route %q, service %q) = %v; want %s", tt.route, tt.service, got, tt.want)
 		}
+	}
+}
+
+// TestConfTableKeptPerVM: a plugin instance's handlers get the same conf
+// table on every call on a VM, as Kong's do; another instance gets its own.
+func TestConfTableKeptPerVM(t *testing.T) {
+	b, err := lua.NewBundle(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := lua.NewVM(b, lua.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	r1 := pluginRun{name: "p", id: "id-1", conf: map[string]any{"k": "v"}}
+	r2 := pluginRun{name: "p", id: "id-2", conf: map[string]any{"k": "v"}}
+	first := confTable(vm, r1)
+	if confTable(vm, r1) != first {
+		t.Error("a second call made a new conf table")
+	}
+	if confTable(vm, r2) == first {
+		t.Error("two instances share a conf table")
 	}
 }

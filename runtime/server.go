@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
@@ -64,6 +65,9 @@ type Server struct {
 	checkers *checkerSet
 	metrics  *telemetry.Metrics
 	tracers  sync.WaitGroup // replaced tracers still flushing
+	// shared are the current generation's ngx.shared dictionaries, which
+	// the next one takes over (swap is not concurrent).
+	shared   *pdk.SharedDicts
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -150,7 +154,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log}, s.memory)
+	ps, err := loadPlugins(c, pluginLog{s.log}, s.shared, s, s.memory)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +216,15 @@ func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.checkers.commit()
 	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
 	s.posted = posted
+	s.shared = g.plugins.shared
 	return g, nil
+}
+
+// exiting is ngx.worker.exiting: the server is stopping.
+func (s *Server) exiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 // accessLog returns the writer for path, shared by generations; writers
@@ -458,4 +470,12 @@ func (s *Server) vmCounts() (size, idle int) {
 		return st.Size, st.Idle
 	}
 	return 0, 0
+}
+
+// statistics counts the sessions in progress and those begun so far
+// (kong.nginx.get_statistics).
+func (s *Server) statistics() pdk.Statistics {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return pdk.Statistics{Active: int64(len(s.active)), Accepted: int64(s.nextID.Load())}
 }

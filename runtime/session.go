@@ -43,14 +43,31 @@ func (cx *plugged) context() string {
 	return fmt.Sprintf(", client: %s, server: %s", cx.client.Addr(), cx.local)
 }
 
-// Var implements pdk.Session: the nginx stream variables gong knows, and
-// realip_remote_addr/port (the TCP peer, before a PROXY header).
+// Var implements pdk.Session: the nginx stream variables of the access
+// log, and those only plugins read: realip_remote_addr/port (the TCP
+// peer, before a PROXY header), binary_remote_addr, nginx_version,
+// ssl_preread_server_name and upstream_host (the host kong.service set,
+// else the service's).
 func (cx *plugged) Var(name string) (string, bool) {
 	switch name {
 	case "realip_remote_addr":
 		return cx.peer.Addr().String(), true
 	case "realip_remote_port":
 		return strconv.Itoa(int(cx.peer.Port())), true
+	case "binary_remote_addr":
+		return string(cx.client.Addr().Unmap().AsSlice()), true
+	case "nginx_version":
+		return "1.27.1", true
+	case "ssl_preread_server_name":
+		return cx.sess.sni, cx.sess.sni != ""
+	case "upstream_host":
+		if cx.st != nil && cx.st.Upstream.Host != "" {
+			return cx.st.Upstream.Host, true
+		}
+		if cx.target != nil && cx.target.service != nil {
+			return cx.target.service.decl.Host, true
+		}
+		return "", true
 	}
 	f, ok := logVariables[name]
 	if !ok {
@@ -80,6 +97,26 @@ func (cx *plugged) Protocol() string {
 func (cx *plugged) Exit(status int, body []byte) {
 	cx.exitStatus, cx.exitBody, cx.exited = status, body, status != 0
 }
+
+// Entities implements pdk.Session: the matched route and its service.
+func (cx *plugged) Entities() (route, service map[string]any) {
+	if cx.target == nil {
+		return nil, nil
+	}
+	if cx.target.service != nil {
+		service = entityMap(cx.target.service.decl)
+	}
+	return entityMap(cx.target.route), service
+}
+
+// UpstreamExists implements pdk.Session.
+func (cx *plugged) UpstreamExists(name string) bool {
+	_, ok := cx.g.upstreams[name]
+	return ok
+}
+
+// Status implements pdk.Session: the status once the session ended.
+func (cx *plugged) Status() int { return cx.sess.status }
 
 // Serialize implements pdk.Session: Kong's stream log record
 // (kong/pdk/log.lua serialize, stream branch).
@@ -119,10 +156,10 @@ func (cx *plugged) Serialize() map[string]any {
 			"client_verify": clientIdentity(s).Verify,
 		}
 	}
-	if cx.target != nil {
-		rec["route"] = entityMap(cx.target.route)
-		if cx.target.service != nil {
-			rec["service"] = entityMap(cx.target.service.decl)
+	if route, service := cx.Entities(); route != nil {
+		rec["route"] = route
+		if service != nil {
+			rec["service"] = service
 		}
 	}
 	return rec
@@ -203,6 +240,41 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 		ps.pool.Put(vm)
 	}
 	return err
+}
+
+// service is the service the session connects to: the route's, with
+// what preread plugins changed through kong.service (another target or
+// upstream, upstream TLS settings) applied to a copy.
+func (cx *plugged) service(svc *service) *service {
+	if cx.st == nil || cx.st.Upstream == (pdk.UpstreamChange{}) {
+		return svc
+	}
+	ch := cx.st.Upstream
+	c := *svc
+	switch {
+	case ch.Upstream != "":
+		c.peers = cx.g.upstreams[ch.Upstream]
+	case ch.Host != "":
+		if up, ok := cx.g.upstreams[ch.Host]; ok {
+			c.peers = up
+		} else {
+			c.peers = &hostPeers{host: ch.Host, port: ch.Port, resolver: cx.g.resolver}
+		}
+	}
+	if c.tls != nil && (ch.TLSVerify != nil || ch.TLSVerifyDepth != nil) {
+		t := *c.tls
+		if ch.TLSVerify != nil {
+			t.verify = *ch.TLSVerify
+		}
+		if ch.TLSVerifyDepth != nil {
+			t.depth = *ch.TLSVerifyDepth
+		}
+		c.tls = &t
+	}
+	if ch.DisableTLS {
+		c.tls = nil
+	}
+	return &c
 }
 
 // preread runs the route's preread handlers; done reports that the

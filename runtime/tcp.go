@@ -215,7 +215,7 @@ func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 		cx.end(nil, statusServiceUnavailable)
 		return
 	}
-	up, status := cx.dial(target.service)
+	up, status := cx.dial(cx.service(target.service))
 	if up == nil {
 		cx.end(nil, status)
 		return

@@ -89,21 +89,29 @@ func certificateHook(ps *pluginSet, runs []pluginRun) tlsmgr.CertificateHook {
 			return nil, err
 		}
 		tr, _ := hello.Context().Value(traceKey{}).(*telemetry.Trace)
-		err = ps.run(vm, &pdk.State{Session: helloSession{hello}}, pdk.PhaseCertificate, runs, func() bool { return false }, tr)
+		hs := &helloSession{hello: hello}
+		err = ps.run(vm, &pdk.State{Session: hs}, pdk.PhaseCertificate, runs, func() bool { return hs.exited }, tr)
 		if err != nil && isVMFailure(err) {
 			ps.pool.Discard(vm)
 		} else {
 			ps.pool.Put(vm)
+		}
+		if err == nil && hs.exited && hs.status != 0 {
+			err = fmt.Errorf("a certificate handler ended the handshake with ngx.exit(%d)", hs.status)
 		}
 		return nil, err
 	}
 }
 
 // helloSession is the pdk.Session of the certificate phase: the
-// handshake's addresses and SNI.
-type helloSession struct{ hello *tls.ClientHelloInfo }
+// handshake's addresses and SNI, and an ngx.exit.
+type helloSession struct {
+	hello  *tls.ClientHelloInfo
+	exited bool
+	status int
+}
 
-func (h helloSession) Var(name string) (string, bool) {
+func (h *helloSession) Var(name string) (string, bool) {
 	addr := func(a net.Addr) (string, string) {
 		host, port, _ := net.SplitHostPort(a.String())
 		return host, port
@@ -127,9 +135,12 @@ func (h helloSession) Var(name string) (string, bool) {
 	return "", false
 }
 
-func (helloSession) Protocol() string          { return "tls" }
-func (helloSession) Serialize() map[string]any { return map[string]any{} }
-func (helloSession) Exit(int, []byte)          {}
+func (*helloSession) Protocol() string                           { return "tls" }
+func (*helloSession) Serialize() map[string]any                  { return map[string]any{} }
+func (h *helloSession) Exit(status int, _ []byte)                { h.exited, h.status = true, status }
+func (*helloSession) Entities() (map[string]any, map[string]any) { return nil, nil }
+func (*helloSession) UpstreamExists(string) bool                 { return false }
+func (*helloSession) Status() int                                { return 0 }
 
 // curveIDs maps ssl_ecdh_curve names (validated by conf) to crypto/tls.
 func curveIDs(names []string) []tls.CurveID {

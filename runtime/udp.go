@@ -165,7 +165,7 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 		us.end(statusServiceUnavailable)
 		return nil
 	}
-	svc := us.target.service
+	svc := us.service(us.target.service)
 	us.idle = svc.idle
 	us.svc, us.att = svc, svc.peers.start(client, true)
 	for attempt := 0; attempt < svc.tries; attempt++ {

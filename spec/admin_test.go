@@ -421,20 +421,13 @@ func TestAdminSessions(t *testing.T) {
 	}
 	client := c.LocalAddr().String()
 	var s map[string]any
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, "the session with its bytes in GET /sessions", func() bool {
 		_, page := get(t, base+"/sessions?service=a&client="+url.QueryEscape(client))
-		data := page["data"].([]any)
-		if len(data) == 1 {
+		if data := page["data"].([]any); len(data) == 1 {
 			s = data[0].(map[string]any)
-			if s["bytes_received"] == 6.0 {
-				break
-			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /sessions = %v", page)
-		}
-	}
+		return s != nil && s["bytes_received"] == 6.0
+	})
 	if s["client"] != client || s["upstream"] != a || s["protocol"] != "tcp" || s["bytes_sent"] != 9.0 ||
 		s["service"].(map[string]any)["name"] != "a" || s["route"] == nil {
 		t.Errorf("session = %v", s)
@@ -473,8 +466,7 @@ services:
     routes: [{protocols: [tcp], destinations: [{port: %d}]}]
 `, dead, live, p)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, "the dead target UNHEALTHY and the live one HEALTHY in GET /upstreams/checked/health", func() bool {
 		_, page := get(t, base+"/upstreams/checked/health")
 		states := map[string]any{}
 		for _, e := range page["data"].([]any) {
@@ -485,13 +477,8 @@ services:
 				t.Fatalf("target %v: addresses %v", target["target"], addrs)
 			}
 		}
-		if states[dead] == "UNHEALTHY" && states[live] == "HEALTHY" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /upstreams/checked/health = %v", page)
-		}
-	}
+		return states[dead] == "UNHEALTHY" && states[live] == "HEALTHY"
+	})
 	if _, body := get(t, base+"/upstreams/checked/health?balancer_health=1"); body["data"].(map[string]any)["health"] != "HEALTHY" {
 		t.Errorf("balancer_health = %v", body)
 	}
@@ -619,16 +606,13 @@ func TestAdminUDPSessions(t *testing.T) {
 		t.Fatalf("UDP answer %q, %v", buf[:n], err)
 	}
 	var s map[string]any
-	deadline := time.Now().Add(5 * time.Second)
-	for s == nil || s["bytes_sent"] != 7.0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no UDP session with its bytes in GET /sessions: %v", s)
-		}
+	eventually(t, "the UDP session with its bytes in GET /sessions", func() bool {
 		_, page := get(t, base+"/sessions?protocol=udp")
 		if data := page["data"].([]any); len(data) == 1 {
 			s = data[0].(map[string]any)
 		}
-	}
+		return s != nil && s["bytes_sent"] == 7.0
+	})
 	if s["client"] != c.LocalAddr().String() || s["upstream"] != echo || s["bytes_received"] != 4.0 {
 		t.Errorf("UDP session = %v", s)
 	}
@@ -636,14 +620,10 @@ func TestAdminUDPSessions(t *testing.T) {
 	if code, _ := call(t, http.MethodDelete, base+"/sessions/"+id, nil, ""); code != 204 {
 		t.Errorf("DELETE /sessions/%s = %d", id, code)
 	}
-	for {
-		if _, page := get(t, base+"/sessions"); len(page["data"].([]any)) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the UDP session is still listed after DELETE")
-		}
-	}
+	eventually(t, "the UDP session gone from GET /sessions after DELETE", func() bool {
+		_, page := get(t, base+"/sessions")
+		return len(page["data"].([]any)) == 0
+	})
 }
 
 func TestReloadAfterPostedConfig(t *testing.T) {

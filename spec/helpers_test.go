@@ -231,3 +231,18 @@ func hostPort(addr string) (string, string) {
 	h, p, _ := net.SplitHostPort(addr)
 	return h, p
 }
+
+// eventually polls cond until it holds or 10 seconds pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: not within 10s", what)
+		}
+	}
+}

@@ -375,19 +375,14 @@ func value(fams map[string]*dto.MetricFamily, fam string, want ...string) float6
 
 // waitFor scrapes until cond holds or 10 seconds pass: sessions end, and
 // are counted, just after the client sees the close.
-func waitFor(t *testing.T, url, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+func waitForMetrics(t *testing.T, url, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		fams := scrape(t, url)
-		if cond(fams) {
-			return fams
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics never showed %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var fams map[string]*dto.MetricFamily
+	eventually(t, "metrics showing "+what, func() bool {
+		fams = scrape(t, url)
+		return cond(fams)
+	})
+	return fams
 }
 
 // TestMetrics: Kong's stream series and gong's own move as connections
@@ -420,7 +415,7 @@ upstreams:
 	if got, err := exchange(open, "x"); err != nil || got != "e: x" {
 		t.Fatalf("echo: %q, %v\n%s", got, err, g.errLog)
 	}
-	waitFor(t, srv.URL, "one active connection", func(f map[string]*dto.MetricFamily) bool {
+	waitForMetrics(t, srv.URL, "one active connection", func(f map[string]*dto.MetricFamily) bool {
 		return value(f, "gong_active_connections", "service=pool", "route=r") == 1
 	})
 	open.Close()
@@ -430,7 +425,7 @@ upstreams:
 		}
 	}
 	sessions := []string{"service=pool", "route=r", "code=200", "source=service", "workspace=default"}
-	fams := waitFor(t, srv.URL, "three sessions", func(f map[string]*dto.MetricFamily) bool {
+	fams := waitForMetrics(t, srv.URL, "three sessions", func(f map[string]*dto.MetricFamily) bool {
 		return value(f, "kong_stream_sessions_total", sessions...) == 3
 	})
 	for _, c := range []struct {
@@ -674,16 +669,10 @@ services:
 // session has ended.
 func waitAccessLog(t *testing.T, g *gong) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if data, _ := os.ReadFile(g.accessLog); len(data) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no session ended")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "a session ended", func() bool {
+		data, _ := os.ReadFile(g.accessLog)
+		return len(data) > 0
+	})
 }
 
 // TestMetricsTLSHandshakeErrors: a client that cannot agree on a TLS
@@ -698,7 +687,7 @@ func TestMetricsTLSHandshakeErrors(t *testing.T) {
 	if _, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", &tls.Config{MaxVersion: tls.VersionTLS12}); err == nil {
 		t.Fatal("a TLS 1.2 handshake succeeded with ssl_cipher_suite = modern")
 	}
-	waitFor(t, srv.URL, "one downstream handshake error", func(f map[string]*dto.MetricFamily) bool {
+	waitForMetrics(t, srv.URL, "one downstream handshake error", func(f map[string]*dto.MetricFamily) bool {
 		return value(f, "gong_tls_handshake_errors_total", "side=downstream") == 1
 	})
 }

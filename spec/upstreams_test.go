@@ -118,21 +118,6 @@ func answers(t *testing.T, addr string, n int) map[string]int {
 	return seen
 }
 
-// eventually polls cond until it holds or 10 seconds pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%s: not within 10s", what)
-		}
-	}
-}
-
 // TestDNSTargets resolves an upstream target through a nameserver the
 // test runs: both addresses of an A answer get traffic; when the TTL
 // expires a changed answer moves the traffic; a failing nameserver keeps

@@ -101,6 +101,7 @@ func (t *typer) config() *Config {
 	c.DeclarativeConfig = t.path("declarative_config")
 	c.DeclarativeConfigString = t.str("declarative_config_string")
 	c.MemCacheSize = t.size("mem_cache_size")
+	c.Stream.LuaSharedDicts = t.luaSharedDicts(c.MemCacheSize)
 	t.accept("lmdb_environment_path", "lmdb_map_size", "db_update_frequency", "db_update_propagation",
 		"db_cache_ttl", "db_cache_neg_ttl", "db_resurrect_ttl", "db_cache_warmup_entities",
 		"pg_host", "pg_port", "pg_timeout", "pg_user", "pg_password", "pg_database", "pg_schema",
@@ -194,6 +195,48 @@ func (t *typer) streamSettings() StreamSettings {
 		}
 	}
 	return s
+}
+
+// kongSharedDicts are the lua_shared_dict zones Kong's stream template
+// declares (mem_cache_size sizes the two entity caches).
+var kongSharedDicts = map[string]int64{
+	"stream_kong": 5 << 20, "stream_kong_db_cache_miss": 12 << 20, "stream_kong_locks": 8 << 20,
+	"stream_kong_process_events": 5 << 20, "stream_kong_cluster_events": 5 << 20,
+	"stream_kong_healthchecks": 5 << 20, "stream_kong_rate_limiting_counters": 12 << 20,
+	"stream_kong_core_db_cache_miss": 12 << 20, "stream_kong_secrets": 5 << 20,
+	"stream_prometheus_metrics": 5 << 20,
+}
+
+// luaSharedDicts reads nginx_stream_lua_shared_dict, "<name> <size>", over
+// Kong's zones. Since a property holds one value, several zones are
+// separated by ";", each optionally starting with the directive's name,
+// as the injected directive's value would be.
+func (t *typer) luaSharedDicts(memCacheSize int64) map[string]int64 {
+	const key = "nginx_stream_lua_shared_dict"
+	dicts := map[string]int64{}
+	for k, v := range kongSharedDicts {
+		dicts[k] = v
+	}
+	if memCacheSize > 0 {
+		dicts["stream_kong_db_cache"], dicts["stream_kong_core_db_cache"] = memCacheSize, memCacheSize
+	}
+	v, _ := t.lookup(key)
+	for _, entry := range strings.Split(v, ";") {
+		f := strings.Fields(entry)
+		if len(f) > 0 && f[0] == "lua_shared_dict" {
+			f = f[1:]
+		}
+		if len(f) == 0 {
+			continue
+		}
+		size, ok := parseSize(f[len(f)-1])
+		if len(f) != 2 || !ok || size <= 0 {
+			t.fail(key, "%s must be of form: <name> <size>, got '%s'", key, strings.TrimSpace(entry))
+			continue
+		}
+		dicts[f[0]] = size
+	}
+	return dicts
 }
 
 // parseLogFormat reads nginx's "log_format name 'part' 'part' ..." value:

@@ -153,6 +153,9 @@ type StreamSettings struct {
 	ProxySSLTrustedCertificate string
 	// LogFormats are the access-log formats by name, "basic" included.
 	LogFormats map[string]string
+	// LuaSharedDicts are the ngx.shared zones and their sizes in bytes:
+	// Kong's own stream zones, then nginx_stream_lua_shared_dict's.
+	LuaSharedDicts map[string]int64
 }
 
 // BasicLogFormat is Kong's stream access-log format "basic".

@@ -330,3 +330,18 @@ func TestRelativePaths(t *testing.T) {
 		t.Errorf("error log = %q", c.ProxyStreamErrorLog)
 	}
 }
+
+func TestLuaSharedDicts(t *testing.T) {
+	c, _, err := load(t, "nginx_stream_lua_shared_dict = counters 1m; lua_shared_dict limits 12k\nmem_cache_size = 64m\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Stream.LuaSharedDicts
+	if d["counters"] != 1<<20 || d["limits"] != 12<<10 || d["stream_kong"] != 5<<20 || d["stream_kong_db_cache"] != 64<<20 {
+		t.Errorf("shared dicts = %v", d)
+	}
+	_, _, err = load(t, "nginx_stream_lua_shared_dict = counters lots\n")
+	if err == nil || !strings.Contains(err.Error(), "nginx_stream_lua_shared_dict must be of form: <name> <size>, got 'counters lots'") {
+		t.Errorf("bad size: %v", err)
+	}
+}

@@ -1,0 +1,108 @@
+package pdk
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gong-proxy/gong/lua"
+)
+
+// newLibEnv is newEnv with the embedded Lua library loaded as well.
+func newLibEnv(t *testing.T, phase Phase, opts Options) *env {
+	t.Helper()
+	mods, err := lua.LibModules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := lua.NewBundle(mods, lua.GoModules(Modules()))
+	if err != nil {
+		t.Fatalf("NewBundle: %v", err)
+	}
+	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
+	if err != nil {
+		t.Fatalf("NewVM: %v", err)
+	}
+	t.Cleanup(vm.Close)
+	e := &env{vm: vm, b: &Binding{}, sess: &fakeSession{vars: map[string]string{}}, log: &fakeLogger{}}
+	if opts.Logger == nil {
+		opts.Logger = e.log
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	Open(vm.L, e.b, opts)
+	e.st = &State{Phase: phase, Session: e.sess, Plugin: "my-plugin"}
+	e.b.State = e.st
+	return e
+}
+
+func TestModules(t *testing.T) {
+	e := newLibEnv(t, PhasePreread, Options{})
+	tests := []struct{ code, want string }{
+		{`return require("resty.string").to_hex("\1\171")`, "01ab"},
+		{`return #require("resty.random").bytes(16)`, "16"},
+		{`local r = require("kong.tools.rand"); return #r.get_rand_bytes(8) .. " " .. tostring(r.random_string():match("^%w+$") ~= nil) .. #r.random_string()`, "8 true32"},
+		{`local u = require("kong.tools.uuid"); local id = u.uuid(); return tostring(u.is_valid_uuid(id)) .. id:sub(15, 15) .. tostring(u.is_valid_uuid("nope"))`, "true4false"},
+		{`local lru = require("resty.lrucache"); local c = lru.new(2); local k = {}
+		  c:set("a", 1); c:set(k, "tbl"); c:get("a"); c:set("b", 2)
+		  return tostring(c:get(k)) .. c:get("a") .. c:get("b") .. c:count() .. c:capacity()`, "nil1222"},
+		{`local c = require("resty.lrucache").new(4); c:set("x", 1, 1e-9, 9)
+		  local v, stale, flags = c:get("x"); return tostring(v) .. stale .. flags .. tostring(c:delete("x")) .. tostring(c:delete("x"))`, "nil19truefalse"},
+		{`local ok, err = require("resty.lrucache").new(0); return tostring(ok) .. err`, "nilsize too small"},
+		{`local ip = require("kong.tools.ip"); return tostring(ip.is_valid_ip("::1")) .. tostring(ip.is_valid_cidr("10.0.0.0/8")) .. tostring(ip.is_valid_ipv4("::1")) .. ip.hostname_type("example.com") .. ip.hostname_type("[::1]:80")`, "truetruefalsenameipv6"},
+		{`local n = require("kong.tools.ip").normalize_ip("[::1]:8080"); return n.type .. n.host .. n.port .. require("kong.tools.ip").format_host("::1", 80)`, "ipv6::18080[::1]:80"},
+		{`local s = require("kong.tools.string"); local t, n = s.splitn("a.b.c", ".", 2); return t[1] .. "|" .. t[2] .. n .. s.strip("  x ") .. s.replace_dashes("a-b") .. s.bytes_to_str(1536, "k")`, "a|b.c2xa_b1.50 KiB"},
+		{`local s = require("kong.tools.string"); return table.concat(s.split("a b  c"), ",") .. tostring(s.validate_utf8("\255"))`, "a,b,cfalse"},
+		{`local t = require("kong.tools.table"); local c = t.deep_copy({a = {b = 1}}); return c.a.b .. tostring(t.is_array({1, 2})) .. tostring(t.is_array({a = 1})) .. #t.concat({1}, {2, 3}) .. t.table_path({a = {b = "x"}}, {"a", "b"})`, "1truefalse3x"},
+		{`return require("kong.tools.utils").uuid ~= nil and require("kong.tools.utils").split_once("a:b", ":")`, "a"},
+		{`local m = require("kong.meta"); return m.version .. m._VERSION_TABLE.minor .. m._SERVER_TOKENS`, "3.10.010kong/3.10.0"},
+		{`local c = require("kong.constants"); return tostring(c.BUNDLED_PLUGINS["pre-function"]) .. c.PROTOCOLS_WITH_SUBSYSTEM.tls .. c.LOG_LEVELS[ngx.ERR] .. c.CJSON_MAX_PRECISION`, "truestreamerror16"},
+	}
+	for _, tt := range tests {
+		if got := runString(t, e.vm, tt.code); got != tt.want {
+			t.Errorf("%s\n got %q\nwant %q", tt.code, got, tt.want)
+		}
+	}
+}
+
+// TestSandbox runs untrusted code under each untrusted_lua mode.
+func TestSandbox(t *testing.T) {
+	tests := []struct {
+		name string
+		conf Configuration
+		code string
+		want string // result, or "error: <substring>"
+	}{
+		{"sandbox default", nil, `return require("kong.tools.sandbox").sandbox("return type(os.execute), type(io.open), type(string.dump), type(os.time), math.max(1, 2)")()`, "nil"},
+		{"sandbox reaches kong and ngx", nil, `return require("kong.tools.sandbox").sandbox("return kong.version .. ngx.config.subsystem")()`, "3.10.0stream"},
+		{"sandbox masks secrets", Configuration{"pg_password": "hunter2"}, `return require("kong.tools.sandbox").sandbox("return kong.configuration.pg_password")()`, "******"},
+		{"sandbox globals private", nil, `require("kong.tools.sandbox").sandbox("x_leak = 1")(); return tostring(x_leak)`, "nil"},
+		{"sandbox require denied", nil, `require("kong.tools.sandbox").sandbox("return require('cjson')")()`, "error: require 'cjson' not allowed within sandbox"},
+		{"sandbox require allowed", Configuration{"untrusted_lua_sandbox_requires": "cjson, resty.string"},
+			`return require("kong.tools.sandbox").sandbox("return require('cjson').encode({1})")()`, "[1]"},
+		{"sandbox environment", Configuration{"untrusted_lua_sandbox_environment": "os.getenv"},
+			`return require("kong.tools.sandbox").sandbox("return type(os.getenv) .. type(os.execute)")()`, "functionnil"},
+		{"sandbox env argument", nil, `return require("kong.tools.sandbox").sandbox("return greeting", {env = {greeting = "hi"}})()`, "hi"},
+		{"sandbox syntax error", nil, `require("kong.tools.sandbox").sandbox("return +")`, "error: syntax error"},
+		{"on reads globals", Configuration{"untrusted_lua": "on"}, `return require("kong.tools.sandbox").sandbox("y_private = 1; return type(os.execute)")() .. tostring(y_private)`, "functionnil"},
+		{"off refuses", Configuration{"untrusted_lua": "off"}, `require("kong.tools.sandbox").sandbox("return 1")`,
+			"error: loading of untrusted Lua code disabled because 'untrusted_lua' config option is set to 'off'"},
+		{"validate_function", nil, `local fn = require("kong.tools.sandbox").validate_function("return function() return 7 end"); return fn()`, "7"},
+		{"validate_function not a function", nil, `local ok, err = require("kong.tools.sandbox").validate_function("return 1"); return tostring(ok) .. " " .. err`,
+			"false Bad return value from function, expected function type, got number"},
+		{"validate_safe does not run", nil, `return tostring(require("kong.tools.sandbox").validate_safe("error('ran')"))`, "true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newLibEnv(t, PhaseLog, Options{Configuration: tt.conf})
+			if want, isErr := strings.CutPrefix(tt.want, "error: "); isErr {
+				wantLuaError(t, e.vm, tt.code, want)
+				return
+			}
+			if got := runString(t, e.vm, tt.code); got != tt.want {
+				t.Fatalf("%s = %q; want %q", tt.code, got, tt.want)
+			}
+		})
+	}
+}
