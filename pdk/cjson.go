@@ -26,6 +26,9 @@ func Modules() map[string]glua.LGFunction {
 		"cjson":           func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(false))); return 1 },
 		"cjson.safe":      func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(true))); return 1 },
 		"resty.ipmatcher": openIPMatcher,
+		"resty.http":      openRestyHTTP,
+		"socket.url":      openSocketURL,
+		"lsyslog":         openLsyslog,
 	}
 }
 

@@ -1,6 +1,8 @@
 package pdk
 
 import (
+	"encoding/base64"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,30 +60,56 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 		},
 		"get_phase": func(L *glua.LState) int {
 			var cur Phase
-			if s := p.b.State; s != nil {
+			s := p.b.State
+			if s != nil {
 				cur = s.Phase
+			}
+			if s != nil && s.timer {
+				L.Push(glua.LString("timer"))
+				return 1
 			}
 			L.Push(glua.LString(ngxPhase(cur)))
 			return 1
 		},
-		"log":  p.ngxLog,
-		"exit": p.ngxExit,
+		"log":   p.ngxLog,
+		"exit":  p.ngxExit,
+		"sleep": p.ngxSleep,
+		// encode_base64(s, no_padding?) is standard base64 (http-log's
+		// Basic auth).
+		"encode_base64": func(L *glua.LState) int {
+			enc := base64.StdEncoding
+			if glua.LVAsBool(L.Get(2)) {
+				enc = base64.RawStdEncoding
+			}
+			L.Push(glua.LString(enc.EncodeToString([]byte(L.CheckString(1)))))
+			return 1
+		},
 	}
 	for name, fn := range fns {
 		ngx.RawSetString(name, L.NewFunction(fn))
 	}
 	ngx.RawSetString("var", p.ngxVar(L))
+	ngx.RawSetString("timer", p.openTimer(L))
+	ngx.RawSetString("socket", p.openSocket(L))
 
 	// ngx.ctx is the bound State's table, read and assigned through the
 	// metatable since it changes with every lease.
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
 		s := p.b.State
-		if L.Get(2).String() != "ctx" || s == nil {
+		switch key := L.Get(2).String(); {
+		case s == nil:
 			L.Push(glua.LNil)
-			return 1
+		case key == "ctx":
+			L.Push(s.ngxCtxTable(L))
+		case key == "status" && s.Session != nil:
+			// ngx.status is the session status, read-only in stream.
+			v, _ := s.Session.Var("status")
+			n, _ := strconv.Atoi(v)
+			L.Push(glua.LNumber(n))
+		default:
+			L.Push(glua.LNil)
 		}
-		L.Push(s.ngxCtxTable(L))
 		return 1
 	}))
 	mt.RawSetString("__newindex", L.NewFunction(func(L *glua.LState) int {

@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"time"
@@ -108,6 +109,18 @@ type Options struct {
 	LogLevel LogLevel
 	// Now is the clock of ngx.now and friends. If nil, time.Now.
 	Now func() time.Time
+	// Timers runs the ngx.timer callbacks of every VM of the generation.
+	// If nil, each VM gets a set of its own.
+	Timers *Timers
+	// Sockets is the cosocket keepalive pool shared by every VM of the
+	// generation. If nil, each VM gets a pool of its own.
+	Sockets *SocketPool
+	// TrustedCAs verifies cosocket TLS handshakes that ask for it
+	// (lua_ssl_trusted_certificate). If nil, the system's roots.
+	TrustedCAs *x509.CertPool
+	// SyslogSocket is the unix datagram socket lsyslog writes to. If
+	// empty, the system's (/dev/log).
+	SyslogSocket string
 }
 
 // KongVersion is the Kong release whose PDK this package follows.
@@ -135,6 +148,9 @@ type State struct {
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	// timer marks the State of an ngx.timer callback: no session, phase
+	// "timer" for ngx.get_phase.
+	timer bool
 }
 
 // CtxEmpty reports whether no ctx table holds a value and no
@@ -167,6 +183,8 @@ func tableEmpty(t *glua.LTable) bool {
 // function reads it when called, never before.
 type Binding struct {
 	State *State
+	vm    *lua.VM  // the VM the PDK is open on; nil when opened on a bare LState
+	opts  *Options // the options Open was given, for Go modules
 }
 
 // Func is one PDK function: its Lua name, phase contract and implementation.
@@ -184,10 +202,11 @@ type namespace struct {
 
 // pdk is the per-VM context the implementations share.
 type pdk struct {
-	b       *Binding
-	opts    Options
-	inspect bool
-	kong    *glua.LTable
+	b        *Binding
+	opts     Options
+	inspect  bool
+	kong     *glua.LTable
+	timerSeq int
 }
 
 const bindingKey = "gong.pdk.binding"
@@ -197,7 +216,7 @@ const bindingKey = "gong.pdk.binding"
 // the VM goes back to its pool.
 func Setup(opts Options) func(vm *lua.VM) error {
 	return func(vm *lua.VM) error {
-		b := &Binding{}
+		b := &Binding{vm: vm}
 		Open(vm.L, b, opts)
 		vm.OnReset(func(*lua.VM) error {
 			b.State = nil
@@ -235,6 +254,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 		}
 	}
 	p := &pdk{b: b, opts: opts, inspect: true}
+	b.opts = &p.opts
 	ud := L.NewUserData()
 	ud.Value = b
 	registry(L).RawSetString(bindingKey, ud)

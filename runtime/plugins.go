@@ -22,7 +22,7 @@ import (
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"file-log", "ip-restriction"}
+var BundledPlugins = []string{"datadog", "file-log", "http-log", "ip-restriction", "loggly", "statsd", "syslog", "tcp-log", "udp-log"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.
@@ -41,6 +41,10 @@ type pluginSet struct {
 	// configure handler; set by the generation before any VM is leased.
 	configs map[string][]map[string]any
 	log     pdk.Logger
+	// timers and sockets are the ngx.timer callbacks and the cosocket
+	// keepalive pool of every VM of the set.
+	timers  *pdk.Timers
+	sockets *pdk.SocketPool
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -55,13 +59,8 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 			return nil, err
 		}
 	}
-	// Legacy plugins extend kong.plugins.base_plugin.
-	for _, m := range []string{"kong/plugins/base_plugin", "kong/vendor/classic"} {
-		src, err := fs.ReadFile(lua.Lib, "lib/"+m+".lua")
-		if err != nil {
-			return nil, err
-		}
-		modules[strings.ReplaceAll(m, "/", ".")] = string(src)
+	if err := libModules(modules); err != nil {
+		return nil, err
 	}
 	goModules := pdk.Modules()
 	for k, v := range schema.Modules() {
@@ -71,8 +70,17 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := pdk.Options{Configuration: configuration(c), Logger: logger}
+	roots, err := trustedPool(c.LuaSSL.TrustedCertificates)
+	if err != nil {
+		return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
+	}
+	timers := pdk.NewTimers()
+	timers.Logger = logger
+	opts := pdk.Options{Configuration: configuration(c), Logger: logger,
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots}
 	ps := &pluginSet{
+		timers:   timers,
+		sockets:  opts.Sockets,
 		names:    names,
 		schemas:  map[string]*schema.Schema{},
 		priority: map[string]int{},
@@ -128,6 +136,33 @@ func (ps *pluginSet) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun
 		}
 	}
 	return out
+}
+
+// libModules adds the embedded tree's modules that are not plugins
+// (kong.plugins.base_plugin, kong.tools.queue, ...), by their dotted names.
+// Plugins' own folders are added by findPlugin, only when enabled.
+func libModules(modules map[string]string) error {
+	return fs.WalkDir(lua.Lib, "lib", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(path, "lib/")
+		if d.IsDir() {
+			if dir, ok := strings.CutPrefix(rel, "kong/plugins/"); ok && dir != "" {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".lua") {
+			return nil
+		}
+		src, err := fs.ReadFile(lua.Lib, path)
+		if err != nil {
+			return err
+		}
+		modules[strings.ReplaceAll(strings.TrimSuffix(rel, ".lua"), "/", ".")] = string(src)
+		return nil
+	})
 }
 
 // findPlugin adds a plugin's modules to modules: its handler and schema
@@ -376,6 +411,8 @@ func isVMFailure(err error) bool {
 // close releases the VMs; the set's generation serves no connection any
 // more, or never did.
 func (ps *pluginSet) close() {
+	ps.timers.Close()
 	ps.pool.Close()
 	ps.schemaVM.Close()
+	ps.sockets.Close()
 }
