@@ -26,7 +26,7 @@ func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 // declarative_config_string first, as Kong does, then declarative_config;
 // with neither, the configuration is empty.
 func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, nil)
+	ps, err := loadPlugins(c, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func loadDeclarative(c *conf.Config, ps *pluginSet) (*declarative.Config, error)
 // the node's configuration: router flavor, enabled plugins and their
 // schemas.
 func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, nil)
+	ps, err := loadPlugins(c, nil, "")
 	if err != nil {
 		return nil, err
 	}

@@ -50,8 +50,9 @@ type pluginSet struct {
 // loadPlugins finds every enabled plugin's modules (lua_package_path
 // first, then the embedded tree), compiles them, and loads their schemas
 // and handlers' priorities. A plugin that cannot be found is an error
-// naming the paths searched.
-func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
+// naming the paths searched. syslogSocket is where lsyslog writes, empty
+// for the system's socket.
+func loadPlugins(c *conf.Config, logger pdk.Logger, syslogSocket string) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules := map[string]string{}
 	for _, n := range names {
@@ -77,7 +78,7 @@ func loadPlugins(c *conf.Config, logger pdk.Logger) (*pluginSet, error) {
 	timers := pdk.NewTimers()
 	timers.Logger = logger
 	opts := pdk.Options{Configuration: configuration(c), Logger: logger,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots}
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: syslogSocket}
 	ps := &pluginSet{
 		timers:   timers,
 		sockets:  opts.Sockets,

@@ -32,6 +32,9 @@ type Options struct {
 	// ErrorLog, if set, receives the error log instead of
 	// proxy_stream_error_log.
 	ErrorLog io.Writer
+	// SyslogSocket, if set, is the unix datagram socket the syslog plugin
+	// writes to instead of the system's (/dev/log).
+	SyslogSocket string
 }
 
 // Server runs gong: it owns the listening sockets, the current generation
@@ -130,7 +133,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf, reading its declarative
 // configuration.
 func (s *Server) build(c *conf.Config) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log})
+	ps, err := loadPlugins(c, pluginLog{s.log}, s.opts.SyslogSocket)
 	if err != nil {
 		return nil, err
 	}

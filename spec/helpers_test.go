@@ -49,6 +49,13 @@ func (s *syncBuffer) String() string {
 // kong.yml into a temporary prefix and starts a server on them.
 func startGong(t testing.TB, confExtra, yml string) *gong {
 	t.Helper()
+	return startGongWith(t, confExtra, yml, runtime.Options{})
+}
+
+// startGongWith is startGong with server options (Conf, Config and
+// ErrorLog are filled in).
+func startGongWith(t testing.TB, confExtra, yml string, ro runtime.Options) *gong {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),
@@ -62,7 +69,8 @@ func startGong(t testing.TB, confExtra, yml string) *gong {
 	if err != nil {
 		t.Fatalf("kong.conf: %v", err)
 	}
-	g.srv, err = runtime.New(runtime.Options{Conf: opts, Config: c, ErrorLog: g.errLog})
+	ro.Conf, ro.Config, ro.ErrorLog = opts, c, g.errLog
+	g.srv, err = runtime.New(ro)
 	if err != nil {
 		t.Fatal(err)
 	}
