@@ -345,6 +345,7 @@ func (p *pdk) tcpSSLHandshake(L *glua.LState) int {
 	}
 	verify := glua.LVAsBool(L.Get(4))
 	roots := p.opts.TrustedCAs
+	var verifyErr error
 	cfg := &tls.Config{
 		ServerName:         serverName,
 		InsecureSkipVerify: true, // verified below, with or without a name
@@ -356,8 +357,8 @@ func (p *pdk) tcpSSLHandshake(L *glua.LState) int {
 			for _, c := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(c)
 			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
+			_, verifyErr = cs.PeerCertificates[0].Verify(opts)
+			return verifyErr
 		},
 	}
 	tc := tls.Client(s.conn, cfg)
@@ -370,9 +371,8 @@ func (p *pdk) tcpSSLHandshake(L *glua.LState) int {
 	if err != nil {
 		s.conn.Close()
 		s.conn = nil
-		var ce *tls.CertificateVerificationError
-		if errors.As(err, &ce) {
-			return pushErr(L, "certificate verify failed: "+ce.Err.Error())
+		if verifyErr != nil {
+			return pushErr(L, "certificate verify failed: "+verifyErr.Error())
 		}
 		return pushErr(L, "handshake failed: "+socketError(err))
 	}
@@ -875,21 +875,25 @@ func (sp *SocketPool) put(key string, c *idleConn, idle time.Duration, size int)
 		list = list[1:]
 	}
 	c.watched = make(chan error, 1)
-	go watchIdle(c)
+	go sp.watchIdle(key, c)
 	if idle > 0 {
 		c.expires = time.AfterFunc(idle, func() { sp.remove(key, c) })
 	}
 	sp.idle[key] = append(list, c)
 }
 
-// watchIdle waits for the peer to close or talk while c is pooled; get
-// interrupts it with a past read deadline.
-func watchIdle(c *idleConn) {
+// watchIdle waits for the peer to close or talk while c is pooled, and
+// then drops it; get interrupts the wait with a past read deadline.
+func (sp *SocketPool) watchIdle(key string, c *idleConn) {
 	_, err := c.r.Peek(1)
 	if err == nil {
 		err = errors.New("unexpected data while idle")
 	}
 	c.watched <- err
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		sp.remove(key, c)
+	}
 }
 
 func (c *idleConn) close() {
