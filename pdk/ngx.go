@@ -91,6 +91,7 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 	ngx.RawSetString("var", p.ngxVar(L))
 	ngx.RawSetString("timer", p.openTimer(L))
 	ngx.RawSetString("socket", p.openSocket(L))
+	ngx.RawSetString("req", p.openReq(L))
 
 	// ngx.ctx is the bound State's table, read and assigned through the
 	// metatable since it changes with every lease.

@@ -219,6 +219,9 @@ type tcpSocket struct {
 	r                                        *bufio.Reader
 	reused                                   int
 	poolKey                                  string
+	// downstream marks ngx.req.socket's object, and consumed that it was
+	// read from.
+	downstream, consumed bool
 }
 
 func checkTCP(L *glua.LState) *tcpSocket {
@@ -440,7 +443,7 @@ func (p *pdk) tcpSend(L *glua.LState) int {
 // timeout close the socket, as in OpenResty.
 func (s *tcpSocket) readErr(L *glua.LState, err error, partial []byte) int {
 	msg := socketError(err)
-	if msg != "timeout" {
+	if msg != "timeout" && !s.downstream {
 		s.conn.Close()
 		s.conn = nil
 	}

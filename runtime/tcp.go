@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -149,7 +150,10 @@ func (cx *conn) route(ci router.ConnInfo) (*routeTarget, bool) {
 func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 	cx.sess.remoteAddr, cx.sess.remotePort = cx.client.Addr().String(), int(cx.client.Port())
 	if len(target.preread) > 0 {
-		if status, done := cx.preread(target, down); done {
+		cx.reqDown, cx.reqFirst = down, bytes.NewReader(first)
+		status, done := cx.preread(target, down)
+		first = cx.unread(first)
+		if done {
 			cx.end(nil, status)
 			return
 		}
