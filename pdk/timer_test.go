@@ -107,7 +107,7 @@ func TestTimerEveryAndClose(t *testing.T) {
 	if p, r := timers.counts(); p != 0 || r != 0 {
 		t.Errorf("after Close: %d pending, %d running", p, r)
 	}
-	if got := leaseRun(t, pool, PhaseLog, `local ok, err = ngx.timer.at(0, print) return err`); got != "process exiting" {
+	if got := leaseRun(t, pool, PhaseLog, `local ok, err = ngx.timer.at(0, function() end) return err`); got != "process exiting" {
 		t.Errorf("timer after Close: %q", got)
 	}
 }
@@ -119,8 +119,8 @@ func TestTimerLimitsAndErrors(t *testing.T) {
 	pool, _ := timerPool(t, Options{Timers: timers})
 	defer pool.Close()
 	got := leaseRun(t, pool, PhaseLog, fmt.Sprintf(`
-		for i = 1, %d do assert(ngx.timer.at(3600, print)) end
-		local ok, err = ngx.timer.at(3600, print)
+		for i = 1, %d do assert(ngx.timer.at(3600, function() end)) end
+		local ok, err = ngx.timer.at(3600, function() end)
 		return ngx.timer.pending_count() .. " " .. tostring(ok) .. " " .. err`, MaxPendingTimers))
 	if want := fmt.Sprintf("%d nil too many pending timers", MaxPendingTimers); got != want {
 		t.Errorf("got %q; want %q", got, want)

@@ -45,6 +45,9 @@ type pluginSet struct {
 	// keepalive pool of every VM of the set.
 	timers  *pdk.Timers
 	sockets *pdk.SocketPool
+	// packagePath is lua_package_path, where require finds the modules
+	// plugins share beyond their own folders.
+	packagePath string
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -88,10 +91,12 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, syslogSocket string) (*plugi
 		handles:  map[string]map[string]bool{},
 		log:      logger,
 	}
+	ps.packagePath = c.LuaPackagePath
 	ps.pool = lua.NewPool(b, lua.PoolOptions{}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
+	setPackagePath(ps.schemaVM, c.LuaPackagePath)
 	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
 		return nil, err
 	}
@@ -220,6 +225,7 @@ func readPluginDir(fsys fs.FS, dir, name string, modules map[string]string) erro
 // errors are logged; the VM serves regardless, as a worker would.
 func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 	return func(vm *lua.VM) error {
+		setPackagePath(vm, ps.packagePath)
 		if err := pdkSetup(vm); err != nil {
 			return err
 		}
@@ -266,6 +272,17 @@ func (ps *pluginSet) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State,
 		}
 	}
 	return nil
+}
+
+// setPackagePath makes require search lua_package_path, as nginx's
+// lua_package_path directive does; ";;" stands for the default path.
+func setPackagePath(vm *lua.VM, path string) {
+	if path == "" {
+		return
+	}
+	pkg := vm.L.GetGlobal("package")
+	def := vm.L.GetField(pkg, "path").String()
+	vm.L.SetField(pkg, "path", glua.LString(strings.ReplaceAll(path, ";;", ";"+def+";")))
 }
 
 // configuration is kong.configuration: every set property as a string.

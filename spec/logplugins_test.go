@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,5 +299,26 @@ func TestDatadog(t *testing.T) {
 			want[m] = true
 			missing--
 		}
+	}
+}
+
+func TestHTTPLogRetries(t *testing.T) {
+	var calls atomic.Int32
+	bodies := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if calls.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		bodies <- body
+	}))
+	t.Cleanup(srv.Close)
+	g, gw := logPluginGong(t, "http-log", fmt.Sprintf(`{http_endpoint: "%s"}`, srv.URL), runtime.Options{})
+	hello(t, gw)
+	checkRecord(t, next(t, bodies, "retried http-log request"))
+	if log := g.errLog.String(); !strings.Contains(log, "handler could not process entries: request to 127.0.0.1:") ||
+		!strings.Contains(log, "returned status code 503 and body not yet") {
+		t.Errorf("error log lacks the failed attempt:\n%s", log)
 	}
 }
