@@ -322,3 +322,49 @@ func TestHTTPLogRetries(t *testing.T) {
 		t.Errorf("error log lacks the failed attempt:\n%s", log)
 	}
 }
+
+// BenchmarkTCPLogConnection is one connection through gong with tcp-log,
+// until its record has reached the log server.
+func BenchmarkTCPLogConnection(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	lines := make(chan struct{}, 1024)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					lines <- struct{}{}
+				}
+			}()
+		}
+	}()
+	host, port := hostPort(ln.Addr().String())
+	echo := startEcho(b, "e")
+	p := freePort(b)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [{name: tcp-log, protocols: [tcp], config: {host: %s, port: %s}}]\n",
+		echo, p, host, port)
+	startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := roundTrip(addr, "x"); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-lines:
+		case <-time.After(10 * time.Second):
+			b.Fatal("no tcp-log record within 10s")
+		}
+	}
+}
