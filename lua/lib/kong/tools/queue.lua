@@ -55,27 +55,33 @@ end
 local process
 
 -- schedule arms the queue's timer: at once when a batch is ready (or
--- delay says so), else after the coalescing delay.
+-- delay says so), else after the coalescing delay. A timer due sooner
+-- than the one pending replaces it, unless that one is a retry's backoff.
 local function schedule(q, delay)
-  if q.timer then
-    return true
-  end
   if not delay then
     delay = #q.entries >= q.max_batch_size and 0 or q.max_coalescing_delay
   end
-  local ok, err = ngx.timer.at(delay, process, q)
+  local due = ngx.now() + delay
+  if q.due and (q.due <= due or q.retries) then
+    return true
+  end
+  local token = (q.token or 0) + 1
+  local ok, err = ngx.timer.at(delay, process, q, token)
   if not ok then
     q:log(kong.log.err, "could not start the queue timer: %s", err)
     return nil, err
   end
-  q.timer = true
+  q.token, q.due = token, due
   return true
 end
 
 -- process hands one batch to the handler, then schedules the next one,
--- a retry, or forgets the empty queue.
-process = function(premature, q)
-  q.timer = false
+-- a retry, or forgets the empty queue. A replaced timer does nothing.
+process = function(premature, q, token)
+  if token ~= q.token then
+    return
+  end
+  q.due = nil
   local n = math.min(#q.entries, q.max_batch_size)
   if n == 0 then
     queues[q.key] = nil
@@ -111,7 +117,7 @@ process = function(premature, q)
     return
   end
   if premature then
-    return process(true, q)
+    return process(true, q, token)
   end
   return schedule(q)
 end
