@@ -119,12 +119,13 @@ func (ts *Timers) fire(j *timerJob, premature bool) {
 // arguments; it reports whether the VM is still there to run it again.
 func (ts *Timers) run(j *timerJob, premature bool) bool {
 	pool := j.vm.Pool()
-	ctx, cancel := context.WithTimeout(context.Background(), timerTimeout)
-	defer cancel()
-	if err := pool.GetVM(ctx, j.vm); err != nil {
+	// The wait for the VM has no deadline: the pool's closing ends it.
+	if err := pool.GetVM(context.Background(), j.vm); err != nil {
 		ts.logf(LevelErr, "timer dropped: %v", err)
 		return false
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timerTimeout)
+	defer cancel()
 	L := j.vm.L
 	jobs := timerRegistry(L)
 	entry, _ := jobs.RawGetInt(j.id).(*glua.LTable)

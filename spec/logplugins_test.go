@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,6 +90,11 @@ func tcpLines(t *testing.T) (string, <-chan tcpLine) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveLines(t, ln)
+}
+
+func serveLines(t *testing.T, ln net.Listener) (string, <-chan tcpLine) {
+	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	ch := make(chan tcpLine, 16)
 	go func() {
@@ -164,6 +170,39 @@ func TestTCPLog(t *testing.T) {
 	checkRecord(t, []byte(second.line))
 	if second.conn != first.conn {
 		t.Errorf("second record came on connection %d; want the kept-alive %d", second.conn, first.conn)
+	}
+}
+
+func TestTCPLogTLS(t *testing.T) {
+	// httptest's server supplies a certificate for the TLS log server.
+	cert := httptest.NewTLSServer(http.NotFoundHandler())
+	cfg := cert.TLS.Clone()
+	cert.Close()
+	sni := make(chan string, 4)
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		sni <- hello.ServerName
+		return nil, nil
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, lines := serveLines(t, ln)
+	host, port := hostPort(addr)
+	_, gw := logPluginGong(t, "tcp-log", fmt.Sprintf("{host: %s, port: %s, tls: true, tls_sni: logs.example.com}", host, port), runtime.Options{})
+	hello(t, gw)
+	checkRecord(t, []byte(next(t, lines, "tcp-log line over TLS").line))
+	if got := next(t, sni, "TLS handshake"); got != "logs.example.com" {
+		t.Errorf("SNI %q; want tls_sni", got)
+	}
+	// The kept-alive TLS connection carries the next record without a
+	// new handshake.
+	hello(t, gw)
+	checkRecord(t, []byte(next(t, lines, "second tcp-log line over TLS").line))
+	select {
+	case s := <-sni:
+		t.Errorf("second handshake (SNI %q); want the kept-alive connection", s)
+	default:
 	}
 }
 
