@@ -185,6 +185,10 @@ type Binding struct {
 	State *State
 	vm    *lua.VM  // the VM the PDK is open on; nil when opened on a bare LState
 	opts  *Options // the options Open was given, for Go modules
+	// sockets are the cosockets made during the lease; those still open
+	// when the VM goes back to its pool are closed, as OpenResty closes a
+	// request's cosockets when it ends.
+	sockets []interface{ release() }
 }
 
 // Func is one PDK function: its Lua name, phase contract and implementation.
@@ -220,6 +224,10 @@ func Setup(opts Options) func(vm *lua.VM) error {
 		Open(vm.L, b, opts)
 		vm.OnReset(func(*lua.VM) error {
 			b.State = nil
+			for _, s := range b.sockets {
+				s.release()
+			}
+			b.sockets = nil
 			return nil
 		})
 		return nil

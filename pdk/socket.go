@@ -62,7 +62,9 @@ func (p *pdk) openSocket(L *glua.LState) *glua.LTable {
 	}))
 	newTCP := func(L *glua.LState) int {
 		ud := L.NewUserData()
-		ud.Value = &tcpSocket{}
+		s := &tcpSocket{}
+		p.b.sockets = append(p.b.sockets, s)
+		ud.Value = s
 		L.SetMetatable(ud, tcpMT)
 		L.Push(ud)
 		return 1
@@ -72,7 +74,9 @@ func (p *pdk) openSocket(L *glua.LState) *glua.LTable {
 		"stream": newTCP,
 		"udp": func(L *glua.LState) int {
 			ud := L.NewUserData()
-			ud.Value = &udpSocket{}
+			s := &udpSocket{}
+			p.b.sockets = append(p.b.sockets, s)
+			ud.Value = s
 			L.SetMetatable(ud, udpMT)
 			L.Push(ud)
 			return 1
@@ -222,6 +226,14 @@ type tcpSocket struct {
 	// downstream marks ngx.req.socket's object, and consumed that it was
 	// read from.
 	downstream, consumed bool
+}
+
+// release closes the connection if the lease ends with it open.
+func (s *tcpSocket) release() {
+	if s.conn != nil && !s.downstream {
+		s.conn.Close()
+		s.conn = nil
+	}
 }
 
 func checkTCP(L *glua.LState) *tcpSocket {
@@ -733,6 +745,14 @@ func tcpSetOption(L *glua.LState) int {
 type udpSocket struct {
 	timeout time.Duration
 	conn    net.Conn
+}
+
+// release closes the socket if the lease ends with it open.
+func (s *udpSocket) release() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
 }
 
 func checkUDP(L *glua.LState) *udpSocket {

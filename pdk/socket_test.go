@@ -267,3 +267,31 @@ func TestCosocketHonoursPhaseDeadline(t *testing.T) {
 		t.Fatal("receive outlived the phase deadline")
 	}
 }
+
+func TestCosocketsCloseWithTheLease(t *testing.T) {
+	closed := make(chan struct{})
+	addr, _ := serveTCP(t, func(c net.Conn) {
+		c.Read(make([]byte, 1))
+		close(closed)
+	})
+	host, port, _ := net.SplitHostPort(addr)
+	pool, _ := timerPool(t, Options{})
+	defer pool.Close()
+	leaseRun(t, pool, PhasePreread, fmt.Sprintf(`
+		leaked = ngx.socket.tcp()
+		assert(leaked:connect(%q, %s))`, host, port))
+	next(t, closed)
+}
+
+func TestSocketConnectShortcut(t *testing.T) {
+	addr, _ := serveTCP(t, echoLines)
+	host, port, _ := net.SplitHostPort(addr)
+	e := newEnv(t, PhasePreread, Options{})
+	got := runString(t, e.vm, fmt.Sprintf(`
+		local sock = assert(ngx.socket.connect(%q, %s))
+		assert(sock:send("hi\n"))
+		return sock:receive()`, host, port))
+	if got != "hi" {
+		t.Errorf("ngx.socket.connect exchange = %q", got)
+	}
+}
