@@ -82,9 +82,10 @@ type Pool struct {
 	size   int   // live VMs
 	inUse  int
 	closed bool
-	// returned is closed and replaced whenever a VM goes back to the idle
-	// list, waking GetVM calls that wait for a particular VM.
+	// returned is closed and replaced when a VM comes back or goes away
+	// while GetVM calls (waiters) wait for a particular VM.
 	returned chan struct{}
+	waiters  int
 }
 
 // Stats is a snapshot for metrics.
@@ -195,14 +196,30 @@ func (p *Pool) GetVM(ctx context.Context, vm *VM) error {
 				// VM, maybe this one: wait for the next return.
 			}
 		}
+		p.waiters++
 		p.mu.Unlock()
+		var err error
 		select {
 		case <-wait:
 		case <-p.closing:
-			return ErrPoolClosed
+			err = ErrPoolClosed
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		}
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// unsyncedWake wakes the GetVM calls waiting for a VM; p.mu is held.
+func (p *Pool) unsyncedWake() {
+	if p.waiters > 0 {
+		close(p.returned)
+		p.returned = make(chan struct{})
 	}
 }
 
@@ -252,8 +269,7 @@ func (p *Pool) Put(vm *VM) {
 		vm.Close()
 	} else {
 		p.idle = append(p.idle, vm)
-		close(p.returned)
-		p.returned = make(chan struct{})
+		p.unsyncedWake()
 		p.mu.Unlock()
 	}
 	p.slots <- struct{}{}
@@ -270,8 +286,7 @@ func (p *Pool) Discard(vm *VM) {
 	vm.broken, vm.gone = true, true
 	p.inUse--
 	p.size--
-	close(p.returned)
-	p.returned = make(chan struct{})
+	p.unsyncedWake()
 	p.mu.Unlock()
 	p.slots <- struct{}{}
 	p.leases.Done()

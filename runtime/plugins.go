@@ -83,15 +83,15 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, syslogSocket string) (*plugi
 	opts := pdk.Options{Configuration: configuration(c), Logger: logger,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: syslogSocket}
 	ps := &pluginSet{
-		timers:   timers,
-		sockets:  opts.Sockets,
-		names:    names,
-		schemas:  map[string]*schema.Schema{},
-		priority: map[string]int{},
-		handles:  map[string]map[string]bool{},
-		log:      logger,
+		names:       names,
+		schemas:     map[string]*schema.Schema{},
+		priority:    map[string]int{},
+		handles:     map[string]map[string]bool{},
+		log:         logger,
+		timers:      timers,
+		sockets:     opts.Sockets,
+		packagePath: c.LuaPackagePath,
 	}
-	ps.packagePath = c.LuaPackagePath
 	ps.pool = lua.NewPool(b, lua.PoolOptions{}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
