@@ -295,3 +295,42 @@ func TestSocketConnectShortcut(t *testing.T) {
 		t.Errorf("ngx.socket.connect exchange = %q", got)
 	}
 }
+
+func TestCosocketReceiveUntil(t *testing.T) {
+	addr, _ := serveTCP(t, func(c net.Conn) {
+		io.WriteString(c, "part one--sep--part two--sep--rest")
+	})
+	host, port, _ := net.SplitHostPort(addr)
+	e := newEnv(t, PhasePreread, Options{})
+	got := runString(t, e.vm, fmt.Sprintf(`
+		local sock = ngx.socket.tcp()
+		assert(sock:connect(%q, %s))
+		local until_sep = sock:receiveuntil("--sep--")
+		local first = until_sep()
+		local pieces = {}
+		repeat
+			local piece = until_sep(3)
+			pieces[#pieces + 1] = piece
+		until not piece
+		local inclusive = sock:receiveuntil("st", { inclusive = true })
+		return first .. "|" .. table.concat(pieces, ",") .. "|" .. inclusive()`, host, port))
+	if want := "part one|par,t t,wo|rest"; got != want {
+		t.Errorf("receiveuntil = %q; want %q", got, want)
+	}
+}
+
+func TestSocketURL(t *testing.T) {
+	e := newEnv(t, PhaseLog, Options{})
+	got := runString(t, e.vm, `
+		local url = require "socket.url"
+		local u = url.parse("https://user:pa%20ss@example.com:8443/a/b?x=1#frag")
+		local d = url.parse("/only/path", { scheme = "http", port = "80" })
+		return table.concat({u.scheme, u.userinfo, u.user, u.password, u.host, u.port, u.path,
+			u.query, u.fragment, u.authority, d.scheme, d.port, d.path, tostring(d.host),
+			url.escape("a b/c"), url.unescape("a%20b+c"), url.build(u)}, "|")`)
+	want := "https|user:pa%20ss|user|pa%20ss|example.com|8443|/a/b|x=1|frag|user:pa%20ss@example.com:8443|http|80|/only/path|nil|" +
+		"a%20b%2fc|a b+c|https://user:pa%20ss@example.com:8443/a/b?x=1#frag"
+	if got != want {
+		t.Errorf("socket.url:\n got %s\nwant %s", got, want)
+	}
+}

@@ -43,12 +43,15 @@ func urlParse(L *glua.LState) int {
 	set("scheme", u.Scheme)
 	authority := u.Host
 	if u.User != nil {
-		set("userinfo", u.User.String())
-		set("user", u.User.Username())
-		if pw, ok := u.User.Password(); ok {
+		// LuaSocket leaves the user info escaped, as written.
+		info := u.User.String()
+		user, pw, hasPW := strings.Cut(info, ":")
+		set("userinfo", info)
+		set("user", user)
+		if hasPW {
 			set("password", pw)
 		}
-		authority = u.User.String() + "@" + u.Host
+		authority = info + "@" + u.Host
 	}
 	set("authority", authority)
 	set("host", u.Hostname())
