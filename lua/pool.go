@@ -228,14 +228,20 @@ func (p *Pool) newVM() (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The VM belongs to the pool during setup already: init_worker
+	// handlers may start timers on it.
+	vm.pool = p
+	vm.leased = true
 	if p.setup != nil {
 		if err := p.setup(vm); err != nil {
+			p.mu.Lock()
+			vm.gone = true
+			p.unsyncedWake()
+			p.mu.Unlock()
 			vm.Close()
 			return nil, err
 		}
 	}
-	vm.pool = p
-	vm.leased = true
 	return vm, nil
 }
 

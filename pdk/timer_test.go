@@ -163,3 +163,33 @@ func next[T any](t *testing.T, ch <-chan T) T {
 	t.Fatal("nothing arrived within 10s")
 	panic("unreachable")
 }
+
+func TestTimerFromSetup(t *testing.T) {
+	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timers := NewTimers()
+	reports := make(chan string, 1)
+	pool := lua.NewPool(bundle, lua.PoolOptions{}, func(vm *lua.VM) error {
+		if err := Setup(Options{Timers: timers})(vm); err != nil {
+			return err
+		}
+		vm.L.SetGlobal("report", vm.L.NewFunction(func(L *glua.LState) int {
+			reports <- L.CheckString(1)
+			return 0
+		}))
+		// as an init_worker handler would
+		return vm.L.DoString(`assert(ngx.timer.at(0, function() report(ngx.get_phase()) end))`)
+	})
+	defer pool.Close()
+	defer timers.Close()
+	vm, err := pool.Get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.Put(vm)
+	if got := next(t, reports); got != "timer" {
+		t.Errorf("timer started in setup ran in %q", got)
+	}
+}
