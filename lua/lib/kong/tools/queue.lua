@@ -68,8 +68,7 @@ local function schedule(q, delay)
   local token = (q.token or 0) + 1
   local ok, err = ngx.timer.at(delay, process, q, token)
   if not ok then
-    q:log(kong.log.err, "could not start the queue timer: %s", err)
-    return nil, err
+    return nil, "could not start the queue timer: " .. err
   end
   q.token, q.due = token, due
   return true
@@ -103,7 +102,11 @@ process = function(premature, q, token)
     else
       q.retries = (q.retries or 0) + 1
       local delay = math.min(q.max_retry_delay, 2 ^ (q.retries - 1) * q.initial_retry_delay)
-      return schedule(q, delay)
+      if schedule(q, delay) then
+        return
+      end
+      -- no timer can start any more (the process is exiting): last try
+      return process(true, q, token)
     end
   end
   for _ = 1, n do
@@ -116,10 +119,9 @@ process = function(premature, q, token)
     end
     return
   end
-  if premature then
+  if premature or not schedule(q) then
     return process(true, q, token)
   end
-  return schedule(q)
 end
 
 local function new_queue(queue_conf, handler, handler_conf, key)
