@@ -305,14 +305,11 @@ func (p *pdk) tcpConnect(L *glua.LState) int {
 			return pushErr(L, fmt.Sprintf("bad port number: %d", int(port)))
 		}
 		key = host + ":" + strconv.Itoa(int(port))
-		addr = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(int(port)))
-		if network == "tcp" {
-			ip, err := resolve(L, host)
-			if err != nil {
-				return pushErr(L, err.Error())
-			}
-			addr = net.JoinHostPort(ip, strconv.Itoa(int(port)))
+		ip, err := resolve(L, host)
+		if err != nil {
+			return pushErr(L, err.Error())
 		}
+		addr = net.JoinHostPort(ip, strconv.Itoa(int(port)))
 	}
 	if opts, ok := L.Get(optsIdx).(*glua.LTable); ok {
 		if name, ok := opts.RawGetString("pool").(glua.LString); ok {

@@ -334,3 +334,28 @@ func TestSocketURL(t *testing.T) {
 		t.Errorf("socket.url:\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestCosocketUnix(t *testing.T) {
+	path := t.TempDir() + "/s.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			echoLines(c)
+			c.Close()
+		}
+	}()
+	e := newEnv(t, PhasePreread, Options{})
+	got := runString(t, e.vm, fmt.Sprintf(`
+		local sock = ngx.socket.tcp()
+		assert(sock:connect("unix:%s"))
+		assert(sock:send("over unix\n"))
+		return sock:receive()`, path))
+	if got != "over unix" {
+		t.Errorf("unix socket exchange = %q", got)
+	}
+}
