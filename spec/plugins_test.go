@@ -363,6 +363,7 @@ services:
 
 // TestReqSocketPeek uses the sniffer fixture: peeked bytes are still
 // proxied, a peek can end the session, and received bytes are consumed.
+// The fixture also requires a module from lua_package_path.
 func TestReqSocketPeek(t *testing.T) {
 	echo := startEcho(t, "e")
 	pPeek, pConsume := freePort(t), freePort(t)
