@@ -407,3 +407,17 @@ func BenchmarkTCPLogConnection(b *testing.B) {
 		}
 	}
 }
+
+func TestStatsdTCPWithTags(t *testing.T) {
+	addr, lines := tcpLines(t)
+	host, port := hostPort(addr)
+	_, gw := logPluginGong(t, "statsd", fmt.Sprintf(
+		"{host: %s, port: %s, use_tcp: true, tag_style: dogstatsd, metrics: [{name: request_count, stat_type: counter, sample_rate: 1}]}",
+		host, port), runtime.Options{})
+	hello(t, gw)
+	got := next(t, lines, "statsd metric over TCP").line
+	want := "kong.request.count:1|c|#service:echo-service,route:logged,workspace:0dc6f45b-8f8d-40d2-a504-473544ee190b,node:"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, ",status:200") {
+		t.Errorf("metric %q; want %s<host>,status:200", got, want)
+	}
+}
