@@ -85,6 +85,10 @@ type Pool struct {
 	size   int   // live VMs
 	inUse  int
 	closed bool
+	// returned is closed and replaced when a VM comes back or goes away
+	// while GetVM calls (waiters) wait for a particular VM.
+	returned chan struct{}
+	waiters  int
 }
 
 // Stats is a snapshot for metrics.
@@ -100,12 +104,13 @@ type Stats struct {
 func NewPool(b *Bundle, opts PoolOptions, setup func(*VM) error) *Pool {
 	opts = opts.withDefaults()
 	p := &Pool{
-		b:       b,
-		opts:    opts,
-		setup:   setup,
-		slots:   make(chan struct{}, opts.MaxVMs),
-		closing: make(chan struct{}),
-		stop:    make(chan struct{}),
+		b:        b,
+		opts:     opts,
+		setup:    setup,
+		slots:    make(chan struct{}, opts.MaxVMs),
+		closing:  make(chan struct{}),
+		stop:     make(chan struct{}),
+		returned: make(chan struct{}),
 	}
 	for range opts.MaxVMs {
 		p.slots <- struct{}{}
@@ -162,19 +167,84 @@ func (p *Pool) Get(ctx context.Context) (*VM, error) {
 	return vm, nil
 }
 
+// ErrVMGone is returned by GetVM for a VM that was discarded or closed.
+var ErrVMGone = errors.New("lua vm no longer exists")
+
+// GetVM leases vm itself, waiting until whoever holds it puts it back:
+// timers run on the VM that created them, whose Lua values they use. It
+// gives up when ctx is done, the pool closes or vm is discarded.
+func (p *Pool) GetVM(ctx context.Context, vm *VM) error {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return ErrPoolClosed
+		}
+		if vm.pool != p || vm.gone {
+			p.mu.Unlock()
+			return ErrVMGone
+		}
+		wait := p.returned
+		if i := slices.Index(p.idle, vm); i >= 0 {
+			select {
+			case <-p.slots:
+				p.idle = slices.Delete(p.idle, i, i+1)
+				vm.leased = true
+				p.inUse++
+				p.leases.Add(1)
+				p.mu.Unlock()
+				return nil
+			default:
+				// A Get holds the last slot and is about to take an idle
+				// VM, maybe this one: wait for the next return.
+			}
+		}
+		p.waiters++
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-wait:
+		case <-p.closing:
+			err = ErrPoolClosed
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// unsyncedWake wakes the GetVM calls waiting for a VM; p.mu is held.
+func (p *Pool) unsyncedWake() {
+	if p.waiters > 0 {
+		close(p.returned)
+		p.returned = make(chan struct{})
+	}
+}
+
 func (p *Pool) newVM() (*VM, error) {
 	vm, err := NewVM(p.b, p.opts)
 	if err != nil {
 		return nil, err
 	}
+	// The VM belongs to the pool during setup already: init_worker
+	// handlers may start timers on it.
+	vm.pool = p
+	vm.leased = true
 	if p.setup != nil {
 		if err := p.setup(vm); err != nil {
+			p.mu.Lock()
+			vm.gone = true
+			p.unsyncedWake()
+			p.mu.Unlock()
 			vm.Close()
 			return nil, err
 		}
 	}
-	vm.pool = p
-	vm.leased = true
 	return vm, nil
 }
 
@@ -203,10 +273,12 @@ func (p *Pool) Put(vm *VM) {
 	p.inUse--
 	if p.closed {
 		p.size--
+		vm.gone = true
 		p.mu.Unlock()
 		vm.Close()
 	} else {
 		p.idle = append(p.idle, vm)
+		p.unsyncedWake()
 		p.mu.Unlock()
 	}
 	p.slots <- struct{}{}
@@ -218,11 +290,12 @@ func (p *Pool) Put(vm *VM) {
 func (p *Pool) Discard(vm *VM) {
 	p.checkLease(vm)
 	vm.leased = false
-	vm.broken = true
 	vm.Close()
 	p.mu.Lock()
+	vm.broken, vm.gone = true, true
 	p.inUse--
 	p.size--
+	p.unsyncedWake()
 	p.mu.Unlock()
 	p.slots <- struct{}{}
 	p.leases.Done()
@@ -262,6 +335,9 @@ func (p *Pool) Close() {
 	idle := p.idle
 	p.idle = nil
 	p.size -= len(idle)
+	for _, vm := range idle {
+		vm.gone = true
+	}
 	p.mu.Unlock()
 	for _, vm := range idle {
 		vm.Close()
@@ -288,16 +364,20 @@ func (p *Pool) shrink(now time.Time) {
 	cutoff := now.Add(-p.opts.IdleTimeout)
 	p.mu.Lock()
 	var old []*VM
-	// idle is ordered by return time, oldest first.
-	n := 0
-	for n < len(p.idle)-p.opts.MinVMs && p.idle[n].idleFrom.Before(cutoff) {
-		n++
+	// idle is ordered by return time, oldest first. VMs held for their
+	// timers stay.
+	keep := p.idle[:0]
+	for _, vm := range p.idle {
+		if len(p.idle)-len(old) > p.opts.MinVMs && vm.idleFrom.Before(cutoff) && vm.holds.Load() == 0 {
+			vm.gone = true
+			old = append(old, vm)
+			continue
+		}
+		keep = append(keep, vm)
 	}
-	if n > 0 {
-		old = append(old, p.idle[:n]...)
-		p.idle = slices.Delete(p.idle, 0, n)
-		p.size -= n
-	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.size -= len(old)
 	p.mu.Unlock()
 	for _, vm := range old {
 		vm.Close()

@@ -237,3 +237,54 @@ func BenchmarkGetRunPut(b *testing.B) {
 		p.Put(vm)
 	}
 }
+
+func TestPoolGetVM(t *testing.T) {
+	p := NewPool(mustBundle(t, nil), PoolOptions{MaxVMs: 2}, nil)
+	defer p.Close()
+	a, err := p.Get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// GetVM waits for the holder to put the VM back, then leases it.
+	got := make(chan error)
+	go func() { got <- p.GetVM(context.Background(), a) }()
+	b, err := p.Get(t.Context())
+	if err != nil || b == a {
+		t.Fatalf("Get beside a waiting GetVM = %v, %v; want another VM", b, err)
+	}
+	p.Put(b)
+	p.Put(a)
+	if err := <-got; err != nil {
+		t.Fatalf("GetVM = %v", err)
+	}
+	if s := p.Stats(); s.InUse != 1 {
+		t.Errorf("Stats = %+v; want the VM leased again", s)
+	}
+	p.Discard(a)
+	if err := p.GetVM(t.Context(), a); !errors.Is(err, ErrVMGone) {
+		t.Errorf("GetVM of a discarded VM = %v; want ErrVMGone", err)
+	}
+}
+
+func TestPoolShrinkKeepsHeldVMs(t *testing.T) {
+	p := NewPool(mustBundle(t, nil), PoolOptions{IdleTimeout: time.Hour}, nil)
+	defer p.Close()
+	a, _ := p.Get(t.Context())
+	b, _ := p.Get(t.Context())
+	release := a.Hold()
+	p.Put(a)
+	p.Put(b)
+	p.shrink(time.Now().Add(2 * time.Hour))
+	if s := p.Stats(); s.Size != 1 || s.Idle != 1 {
+		t.Fatalf("Stats after shrink = %+v; want the held VM only", s)
+	}
+	if err := p.GetVM(t.Context(), a); err != nil {
+		t.Fatalf("GetVM of the held VM = %v", err)
+	}
+	release()
+	p.Put(a)
+	p.shrink(time.Now().Add(2 * time.Hour))
+	if s := p.Stats(); s.Size != 0 {
+		t.Errorf("Stats after release and shrink = %+v; want none", s)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
@@ -32,6 +34,19 @@ type VM struct {
 	pool     *Pool
 	leased   bool
 	idleFrom time.Time
+	gone     bool         // closed by its pool; guarded by the pool's lock
+	holds    atomic.Int32 // reasons to keep the VM when idle (pending timers)
+}
+
+// Pool returns the pool the VM belongs to, nil for a VM made by NewVM.
+func (vm *VM) Pool() *Pool { return vm.pool }
+
+// Hold keeps the VM alive while idle (the pool does not shrink it away)
+// until release is called: a pending timer needs its VM.
+func (vm *VM) Hold() (release func()) {
+	vm.holds.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { vm.holds.Add(-1) }) }
 }
 
 // libs is opened in this order because package must exist before base

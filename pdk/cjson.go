@@ -35,6 +35,9 @@ func Modules() map[string]glua.LGFunction {
 		"kong.tools.rand":        openToolsRand,
 		"kong.tools.uuid":        openToolsUUID,
 		"kong.tools.ip":          openToolsIP,
+		"resty.http":             openRestyHTTP,
+		"socket.url":             openSocketURL,
+		"lsyslog":                openLsyslog,
 	}
 }
 

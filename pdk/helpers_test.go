@@ -63,7 +63,7 @@ type env struct {
 }
 
 // newEnv opens the PDK on a fresh VM with a State in phase bound.
-func newEnv(t *testing.T, phase Phase, opts Options) *env {
+func newEnv(t testing.TB, phase Phase, opts Options) *env {
 	t.Helper()
 	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
 	if err != nil {

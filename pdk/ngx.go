@@ -58,14 +58,20 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 		},
 		"get_phase": func(L *glua.LState) int {
 			var cur Phase
-			if s := p.b.State; s != nil {
+			s := p.b.State
+			if s != nil {
 				cur = s.Phase
+			}
+			if s != nil && s.timer {
+				L.Push(glua.LString("timer"))
+				return 1
 			}
 			L.Push(glua.LString(ngxPhase(cur)))
 			return 1
 		},
-		"log":  p.ngxLog,
-		"exit": p.ngxExit,
+		"log":   p.ngxLog,
+		"exit":  p.ngxExit,
+		"sleep": p.ngxSleep,
 	}
 	for name, fn := range fns {
 		ngx.RawSetString(name, L.NewFunction(fn))
@@ -74,6 +80,9 @@ func (p *pdk) openNgx(L *glua.LState) *glua.LTable {
 	ngx.RawSetString("shared", p.openShared(L))
 	ngx.RawSetString("re", openNgxRe(L))
 	p.openNgxMore(L, ngx)
+	ngx.RawSetString("timer", p.openTimer(L))
+	ngx.RawSetString("socket", p.openSocket(L))
+	ngx.RawSetString("req", p.openReq(L))
 
 	// ngx.ctx is the bound State's table, read and assigned through the
 	// metatable since it changes with every lease.

@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -149,6 +150,18 @@ type Options struct {
 	// Statistics are kong.nginx.get_statistics' connection counters. If
 	// nil, all zero.
 	Statistics func() Statistics
+	// Timers runs the ngx.timer callbacks of every VM of the generation.
+	// If nil, each VM gets a set of its own.
+	Timers *Timers
+	// Sockets is the cosocket keepalive pool shared by every VM of the
+	// generation. If nil, each VM gets a pool of its own.
+	Sockets *SocketPool
+	// TrustedCAs verifies cosocket TLS handshakes that ask for it
+	// (lua_ssl_trusted_certificate). If nil, the system's roots.
+	TrustedCAs *x509.CertPool
+	// SyslogSocket is the unix datagram socket lsyslog writes to. If
+	// empty, the system's (/dev/log).
+	SyslogSocket string
 }
 
 // Statistics are the process's connection counters.
@@ -194,6 +207,9 @@ type State struct {
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	// timer marks the State of an ngx.timer callback: no session, phase
+	// "timer" for ngx.get_phase.
+	timer bool
 }
 
 // CtxEmpty reports whether no ctx table holds a value and no
@@ -226,6 +242,12 @@ func tableEmpty(t *glua.LTable) bool {
 // function reads it when called, never before.
 type Binding struct {
 	State *State
+	vm    *lua.VM  // the VM the PDK is open on; nil when opened on a bare LState
+	opts  *Options // the options Open was given, for Go modules
+	// sockets are the cosockets made during the lease; those still open
+	// when the VM goes back to its pool are closed, as OpenResty closes a
+	// request's cosockets when it ends.
+	sockets []interface{ release() }
 }
 
 // Func is one PDK function: its Lua name, phase contract and implementation.
@@ -250,6 +272,7 @@ type pdk struct {
 	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
 	// and ::/0.
 	trustAll bool
+	timerSeq int
 }
 
 const bindingKey = "gong.pdk.binding"
@@ -259,10 +282,14 @@ const bindingKey = "gong.pdk.binding"
 // the VM goes back to its pool.
 func Setup(opts Options) func(vm *lua.VM) error {
 	return func(vm *lua.VM) error {
-		b := &Binding{}
+		b := &Binding{vm: vm}
 		Open(vm.L, b, opts)
 		vm.OnReset(func(*lua.VM) error {
 			b.State = nil
+			for _, s := range b.sockets {
+				s.release()
+			}
+			b.sockets = nil
 			return nil
 		})
 		return nil
@@ -301,6 +328,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	}
 	p := &pdk{b: b, opts: opts, inspect: true}
 	p.trustAll = trustsAll(opts.TrustedIPs)
+	b.opts = &p.opts
 	ud := L.NewUserData()
 	ud.Value = b
 	registry(L).RawSetString(bindingKey, ud)

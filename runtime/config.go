@@ -35,7 +35,7 @@ func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 // declarative_config_string first, as Kong does, then declarative_config;
 // with neither, the configuration is empty.
 func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, nil, nil, nil, nil)
+	ps, err := loadPlugins(c, pluginHost{})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative
 // the node's configuration: router flavor, enabled plugins and their
 // schemas.
 func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, nil, nil, nil, nil)
+	ps, err := loadPlugins(c, pluginHost{})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"file-log", "ip-restriction", "post-function", "pre-function"}
+var BundledPlugins = []string{"datadog", "file-log", "http-log", "ip-restriction", "loggly", "post-function", "pre-function", "statsd", "syslog", "tcp-log", "udp-log"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.
@@ -47,18 +47,36 @@ type pluginSet struct {
 	metrics *telemetry.Metrics // records each handler call's duration
 	// shared are the ngx.shared dictionaries the VMs see.
 	shared *pdk.SharedDicts
+	// timers and sockets are the ngx.timer callbacks and the cosocket
+	// keepalive pool of every VM of the set.
+	timers  *pdk.Timers
+	sockets *pdk.SocketPool
+	// packagePath is lua_package_path, where require finds the modules
+	// plugins share beyond their own folders.
+	packagePath string
+}
+
+// pluginHost is what a plugin set takes from the server that runs it.
+type pluginHost struct {
+	logger pdk.Logger
+	// shared are the ngx.shared dictionaries carried from the previous
+	// generation (nil for none).
+	shared *pdk.SharedDicts
+	// proc answers ngx.worker.exiting and kong.nginx.get_statistics (nil:
+	// a process that is not serving).
+	proc processInfo
+	// guard stops handlers that allocate without end (nil: none).
+	guard *lua.MemoryGuard
+	// syslogSocket is where lsyslog writes, empty for the system's socket.
+	syslogSocket string
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
 // first, then the embedded tree), compiles them, and loads their schemas
 // and handlers' priorities. A plugin that cannot be found is an error
-// naming the paths searched.
-//
-// shared are the ngx.shared dictionaries carried from the previous
-// generation (nil for none); proc answers ngx.worker.exiting and
-// kong.nginx.get_statistics (nil: a process that is not serving); guard
-// stops handlers that allocate without end (nil: none).
-func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, proc processInfo, guard *lua.MemoryGuard) (*pluginSet, error) {
+// naming the paths searched. host is what the server running the set
+// gives it; the zero value serves checks of a configuration.
+func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules, err := lua.LibModules()
 	if err != nil {
@@ -77,26 +95,37 @@ func loadPlugins(c *conf.Config, logger pdk.Logger, shared *pdk.SharedDicts, pro
 	if err != nil {
 		return nil, err
 	}
-	shared = shared.Carry(c.Stream.LuaSharedDicts)
+	roots, err := trustedPool(c.LuaSSL.TrustedCertificates)
+	if err != nil {
+		return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
+	}
+	timers := pdk.NewTimers()
+	timers.Logger = host.logger
+	shared := host.shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
-	opts := pdk.Options{Configuration: configuration(c), Logger: logger, Shared: shared,
-		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs}
-	if proc != nil {
-		opts.Exiting, opts.Statistics = proc.exiting, proc.statistics
+	opts := pdk.Options{Configuration: configuration(c), Logger: host.logger, Shared: shared,
+		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
+	if host.proc != nil {
+		opts.Exiting, opts.Statistics = host.proc.exiting, host.proc.statistics
 	}
 	ps := &pluginSet{
-		shared:   shared,
-		names:    names,
-		schemas:  map[string]*schema.Schema{},
-		priority: map[string]int{},
-		versions: map[string]string{},
-		handles:  map[string]map[string]bool{},
-		log:      logger,
+		shared:      shared,
+		names:       names,
+		schemas:     map[string]*schema.Schema{},
+		priority:    map[string]int{},
+		versions:    map[string]string{},
+		handles:     map[string]map[string]bool{},
+		log:         host.logger,
+		timers:      timers,
+		sockets:     opts.Sockets,
+		packagePath: c.LuaPackagePath,
 	}
-	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: guard}, ps.setupVM(pdk.Setup(opts)))
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.guard}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
+	setPackagePath(ps.schemaVM, c.LuaPackagePath)
 	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
 		return nil, err
 	}
@@ -205,6 +234,7 @@ func readPluginDir(fsys fs.FS, dir, name string, modules map[string]string) erro
 // errors are logged; the VM serves regardless, as a worker would.
 func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 	return func(vm *lua.VM) error {
+		setPackagePath(vm, ps.packagePath)
 		if err := pdkSetup(vm); err != nil {
 			return err
 		}
@@ -251,6 +281,17 @@ func (ps *pluginSet) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State,
 		}
 	}
 	return nil
+}
+
+// setPackagePath makes require search lua_package_path, as nginx's
+// lua_package_path directive does; ";;" stands for the default path.
+func setPackagePath(vm *lua.VM, path string) {
+	if path == "" {
+		return
+	}
+	pkg := vm.L.GetGlobal("package")
+	def := vm.L.GetField(pkg, "path").String()
+	vm.L.SetField(pkg, "path", glua.LString(strings.ReplaceAll(path, ";;", ";"+def+";")))
 }
 
 // configuration is kong.configuration: every set property as a string.
@@ -450,6 +491,8 @@ func isVMFailure(err error) bool {
 // close releases the VMs; the set's generation serves no connection any
 // more, or never did.
 func (ps *pluginSet) close() {
+	ps.timers.Close()
 	ps.pool.Close()
 	ps.schemaVM.Close()
+	ps.sockets.Close()
 }

@@ -38,6 +38,9 @@ type Options struct {
 	// ErrorLog, if set, receives the error log instead of
 	// proxy_stream_error_log.
 	ErrorLog io.Writer
+	// SyslogSocket, if set, is the unix datagram socket the syslog plugin
+	// writes to instead of the system's (/dev/log).
+	SyslogSocket string
 }
 
 // Server runs gong: it owns the listening sockets, the current generation
@@ -154,7 +157,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginLog{s.log}, s.shared, s, s.memory)
+	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket})
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"time"
@@ -36,6 +39,39 @@ type plugged struct {
 	exited     bool
 	exitStatus int
 	exitBody   []byte
+
+	// The client stream preread handlers may read (ngx.req.socket): the
+	// connection, the bytes already read from it, and the reader over both
+	// once a handler asked for it.
+	reqDown   net.Conn
+	reqFirst  *bytes.Reader
+	reqReader *bufio.Reader
+}
+
+// ReqSocket implements pdk.Downstream for TCP sessions in preread.
+func (cx *plugged) ReqSocket() (net.Conn, *bufio.Reader) {
+	if cx.reqDown == nil {
+		return nil, nil
+	}
+	if cx.reqReader == nil {
+		size := max(cx.g.conf.Stream.PrereadBufferSize, 16)
+		cx.reqReader = bufio.NewReaderSize(io.MultiReader(cx.reqFirst, cx.reqDown), size)
+	}
+	return cx.reqDown, cx.reqReader
+}
+
+// unread returns what preread handlers left unconsumed of the client's
+// stream, to be proxied first.
+func (cx *plugged) unread(first []byte) []byte {
+	if cx.reqReader == nil {
+		return first
+	}
+	buffered, _ := cx.reqReader.Peek(cx.reqReader.Buffered())
+	rest := make([]byte, 0, len(buffered)+cx.reqFirst.Len())
+	rest = append(rest, buffered...)
+	tail, _ := io.ReadAll(cx.reqFirst)
+	cx.reqDown.SetReadDeadline(time.Time{})
+	return append(rest, tail...)
 }
 
 // context is the ", client: ..., server: ..." tail nginx puts on log lines.

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -205,7 +206,10 @@ func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 	cx.sess.remoteAddr, cx.sess.remotePort = cx.client.Addr().String(), int(cx.client.Port())
 	cx.opened()
 	if len(target.preread) > 0 {
-		if status, done := cx.preread(target, down); done {
+		cx.reqDown, cx.reqFirst = down, bytes.NewReader(first)
+		status, done := cx.preread(target, down)
+		first = cx.unread(first)
+		if done {
 			cx.end(nil, status)
 			return
 		}

@@ -49,7 +49,13 @@ func (s *syncBuffer) String() string {
 // kong.yml into a temporary prefix and starts a server on them.
 func startGong(t testing.TB, confExtra, yml string) *gong {
 	t.Helper()
-	var opts runtime.Options
+	return startGongWith(t, confExtra, yml, runtime.Options{})
+}
+
+// startGongWith is startGong with server options (Conf, Config and
+// ErrorLog are filled in).
+func startGongWith(t testing.TB, confExtra, yml string, opts runtime.Options) *gong {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),

@@ -392,3 +392,37 @@ services:
 		t.Errorf("recorded %q; want the instance's name twice", got)
 	}
 }
+
+// TestReqSocketPeek uses the sniffer fixture: peeked bytes are still
+// proxied, a peek can end the session, and received bytes are consumed.
+// The fixture also requires a module from lua_package_path.
+func TestReqSocketPeek(t *testing.T) {
+	echo := startEcho(t, "e")
+	pPeek, pConsume := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: sniffer}]
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: sniffer, config: {consume: 4}}]
+`, echo, pPeek, pConsume)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, sniffer\nlua_package_path = %s\n",
+		pPeek, pConsume, fixturePath(t)), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPeek), "hello"); err != nil || got != "e: hello" {
+		t.Errorf("peeked connection: %q, %v; want the whole line proxied", got, err)
+	}
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pPeek))
+	io.WriteString(c, "deny me\n")
+	expectClosed(t, c)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pConsume), "skiphello"); err != nil || got != "e: hello" {
+		t.Errorf("consuming connection: %q, %v; want the rest proxied", got, err)
+	}
+	if strings.Contains(g.errLog.String(), "[error]") {
+		t.Errorf("errors logged:\n%s", g.errLog)
+	}
+}

@@ -1,0 +1,98 @@
+package pdk
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	glua "github.com/yuin/gopher-lua"
+)
+
+// BenchmarkCosocketSend sends one 200-byte log line per operation over a
+// kept-alive connection, as tcp-log does: connect (from the pool), send,
+// setkeepalive.
+func BenchmarkCosocketSend(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	sockets := NewSocketPool()
+	defer sockets.Close()
+	e := newEnv(b, PhasePreread, Options{Sockets: sockets})
+	fn, err := e.vm.L.LoadString(fmt.Sprintf(`
+		local line = %q
+		return function()
+			local sock = ngx.socket.tcp()
+			sock:settimeout(10000)
+			assert(sock:connect(%q, %s))
+			assert(sock:send(line))
+			assert(sock:setkeepalive(60000))
+		end`, strings.Repeat("x", 199)+"\n", host, port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := e.vm.Call(b.Context(), fn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	send := res[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.vm.Call(b.Context(), send); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSerializeEncode is the log phase's own work in every log
+// plugin: kong.log.serialize() of a proxied TCP session, then
+// cjson.encode of the record.
+func BenchmarkSerializeEncode(b *testing.B) {
+	e := newEnv(b, PhaseLog, Options{})
+	e.sess.record = map[string]any{
+		"session":   map[string]any{"received": int64(6), "sent": int64(9), "status": 200, "server_port": 5555},
+		"upstream":  map[string]any{"received": int64(9), "sent": int64(6)},
+		"latencies": map[string]any{"kong": int64(1), "session": int64(3)},
+		"tries":     []any{map[string]any{"ip": "127.0.0.1", "port": 9000, "balancer_latency": 0}},
+		"route": map[string]any{"id": "ced4af45-3185-5af9-b912-eaa3adb4934f", "name": "logged", "protocols": []string{"tcp"},
+			"destinations": []any{map[string]any{"port": 5555}}, "created_at": 1795646341, "updated_at": 1795646341,
+			"service": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "preserve_host": false},
+		"service": map[string]any{"id": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "name": "echo-service", "host": "127.0.0.1",
+			"port": 9000, "protocol": "tcp", "retries": 5, "connect_timeout": 60000, "read_timeout": 60000,
+			"write_timeout": 60000, "enabled": true, "created_at": 1795646341, "updated_at": 1795646341},
+		"client_ip":  "127.0.0.1",
+		"started_at": int64(1795646341086),
+		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
+	}
+	fn, err := e.vm.L.LoadString(`
+		local cjson = require "cjson"
+		return function() return cjson.encode(kong.log.serialize()) end`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := e.vm.Call(b.Context(), fn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	encode := res[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := e.vm.Call(b.Context(), encode)
+		if err != nil || len(out) != 1 || out[0].Type() != glua.LTString {
+			b.Fatal(out, err)
+		}
+	}
+}

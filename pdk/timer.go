@@ -1,0 +1,266 @@
+package pdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gong-proxy/gong/lua"
+	glua "github.com/yuin/gopher-lua"
+)
+
+// MaxPendingTimers is lua_max_pending_timers' default: ngx.timer.at
+// refuses new timers beyond it.
+const MaxPendingTimers = 1024
+
+// timerTimeout bounds one timer callback, as phases are bounded: a
+// callback still running then is stopped and its VM discarded.
+const timerTimeout = time.Minute
+
+// Timers runs the ngx.timer callbacks of one generation's VMs. A callback
+// runs later on the VM that created it (its closures and arguments are
+// that VM's values), which it leases from the pool like a connection
+// does, so it never runs beside another user of the VM and never delays
+// the connection that created it. It is safe for concurrent use.
+type Timers struct {
+	// Logger receives the errors of callbacks. If nil, they are dropped.
+	Logger Logger
+
+	mu      sync.Mutex
+	pending map[*timerJob]struct{}
+	running int
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// NewTimers returns an empty timer set.
+func NewTimers() *Timers {
+	return &Timers{pending: map[*timerJob]struct{}{}}
+}
+
+// timerJob is one scheduled callback. The function and its arguments stay
+// in the VM's registry under id until the job ends.
+type timerJob struct {
+	vm      *lua.VM
+	b       *Binding
+	id      int
+	every   time.Duration // 0 for ngx.timer.at
+	due     time.Time
+	t       *time.Timer
+	release func() // lets the pool close the idle VM again
+}
+
+// Close ends the timers: pending callbacks whose time has come run
+// normally, later ones run at once with premature = true (nginx does that
+// when a worker exits), and ngx.timer.every stops repeating. It returns
+// when every callback has returned; the pool must still be open.
+func (ts *Timers) Close() {
+	ts.mu.Lock()
+	ts.closing = true
+	var early []*timerJob
+	for j := range ts.pending {
+		if j.t.Stop() {
+			early = append(early, j)
+		}
+	}
+	ts.mu.Unlock()
+	now := time.Now()
+	for _, j := range early {
+		go ts.fire(j, j.due.After(now)) // its schedule counted it in wg
+	}
+	ts.wg.Wait()
+}
+
+// counts returns the pending and running callbacks.
+func (ts *Timers) counts() (pending, running int) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.pending), ts.running
+}
+
+// schedule registers job to fire after delay; false when the set is full
+// or closed.
+func (ts *Timers) schedule(j *timerJob, delay time.Duration) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.closing {
+		return errors.New("process exiting")
+	}
+	if len(ts.pending) >= MaxPendingTimers {
+		return errors.New("too many pending timers")
+	}
+	ts.pending[j] = struct{}{}
+	j.due = time.Now().Add(delay)
+	ts.wg.Add(1)
+	j.t = time.AfterFunc(delay, func() { ts.fire(j, false) })
+	return nil
+}
+
+// fire runs one callback on its VM and reschedules ngx.timer.every.
+func (ts *Timers) fire(j *timerJob, premature bool) {
+	defer ts.wg.Done()
+	ts.mu.Lock()
+	delete(ts.pending, j)
+	ts.running++
+	ts.mu.Unlock()
+	again := ts.run(j, premature)
+	ts.mu.Lock()
+	ts.running--
+	ts.mu.Unlock()
+	if again && j.every > 0 && ts.schedule(j, j.every) == nil {
+		return
+	}
+	j.release()
+}
+
+// run leases the job's VM and calls the callback with premature and its
+// arguments; it reports whether the VM is still there to run it again.
+func (ts *Timers) run(j *timerJob, premature bool) bool {
+	pool := j.vm.Pool()
+	// The wait for the VM has no deadline: the pool's closing ends it.
+	if err := pool.GetVM(context.Background(), j.vm); err != nil {
+		ts.logf(LevelErr, "timer dropped: %v", err)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timerTimeout)
+	defer cancel()
+	L := j.vm.L
+	jobs := timerRegistry(L)
+	entry, _ := jobs.RawGetInt(j.id).(*glua.LTable)
+	if j.every == 0 || premature {
+		jobs.RawSetInt(j.id, glua.LNil)
+	}
+	if entry == nil {
+		pool.Put(j.vm)
+		return false
+	}
+	args := []glua.LValue{glua.LBool(premature)}
+	for i := 2; i <= entry.Len(); i++ {
+		args = append(args, entry.RawGetInt(i))
+	}
+	// A timer has no request: a fresh State with no session and its own
+	// ngx.ctx.
+	j.b.State = &State{timer: true}
+	if _, err := j.vm.Call(ctx, entry.RawGetInt(1), args...); err != nil {
+		ts.logf(LevelErr, "lua entry thread aborted: runtime error: %v", err)
+	}
+	j.b.State = nil
+	alive := !j.vm.Broken()
+	pool.Put(j.vm)
+	return alive
+}
+
+func (ts *Timers) logf(level LogLevel, format string, args ...any) {
+	if ts.Logger != nil {
+		ts.Logger.Log(level, fmt.Sprintf(format, args...))
+	}
+}
+
+// timerRegistry is the VM's table of pending callbacks: id -> {fn, args...}.
+func timerRegistry(L *glua.LState) *glua.LTable {
+	return registryValue(L, "gong.pdk.timers", func() glua.LValue { return L.NewTable() }).(*glua.LTable)
+}
+
+// openTimer builds ngx.timer.
+func (p *pdk) openTimer(L *glua.LState) *glua.LTable {
+	return L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
+		"at":    func(L *glua.LState) int { return p.timerAt(L, false) },
+		"every": func(L *glua.LState) int { return p.timerAt(L, true) },
+		"running_count": func(L *glua.LState) int {
+			_, running := p.timers().counts()
+			L.Push(glua.LNumber(running))
+			return 1
+		},
+		"pending_count": func(L *glua.LState) int {
+			pending, _ := p.timers().counts()
+			L.Push(glua.LNumber(pending))
+			return 1
+		},
+	})
+}
+
+func (p *pdk) timers() *Timers {
+	if p.opts.Timers == nil {
+		p.opts.Timers = NewTimers()
+	}
+	return p.opts.Timers
+}
+
+// timerAt is ngx.timer.at(delay, callback, ...) and, with every,
+// ngx.timer.every(interval, callback, ...): it returns 1, or nil and an
+// error.
+func (p *pdk) timerAt(L *glua.LState, every bool) int {
+	delay := float64(L.CheckNumber(1))
+	fn := L.CheckFunction(2)
+	if delay < 0 {
+		L.ArgError(1, "invalid delay")
+	}
+	if every && delay <= 0 {
+		L.ArgError(1, "invalid interval")
+	}
+	vm := p.b.vm
+	if vm == nil || vm.Pool() == nil {
+		L.Push(glua.LNil)
+		L.Push(glua.LString("no timers in this context"))
+		return 2
+	}
+	entry := L.NewTable()
+	entry.Append(fn)
+	for i := 3; i <= L.GetTop(); i++ {
+		entry.RawSetInt(i-1, L.Get(i))
+	}
+	jobs := timerRegistry(L)
+	p.timerSeq++
+	d := time.Duration(delay * float64(time.Second))
+	j := &timerJob{vm: vm, b: p.b, id: p.timerSeq, release: vm.Hold()}
+	if every {
+		j.every = d
+	}
+	jobs.RawSetInt(j.id, entry)
+	if err := p.timers().schedule(j, d); err != nil {
+		jobs.RawSetInt(j.id, glua.LNil)
+		j.release()
+		L.Push(glua.LNil)
+		L.Push(glua.LString(err.Error()))
+		return 2
+	}
+	L.Push(glua.LNumber(1))
+	return 1
+}
+
+// ngxSleep is ngx.sleep(seconds): a blocking wait of this VM only, cut
+// short by the phase deadline. stream-lua refuses it in log, and Kong makes
+// it a blocking sleep in init_worker, logging a notice.
+func (p *pdk) ngxSleep(L *glua.LState) int {
+	d := time.Duration(float64(L.CheckNumber(1)) * float64(time.Second))
+	if d < 0 {
+		L.ArgError(1, "invalid sleep duration")
+	}
+	s := p.b.State
+	if s != nil && !s.timer {
+		switch s.Phase {
+		case PhaseLog, PhaseBalancer:
+			L.RaiseError("API disabled in the context of %s", ngxContext(s.Phase))
+		case PhaseInitWorker:
+			p.emit(s, LevelNotice, fmt.Sprintf("executing a blocking 'sleep' (%s seconds)", lua.FormatNumber(d.Seconds())))
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctxDone(L):
+	}
+	return 0
+}
+
+// ctxDone is the Done channel of the phase context, nil (never) without
+// one.
+func ctxDone(L *glua.LState) <-chan struct{} {
+	if ctx := L.Context(); ctx != nil {
+		return ctx.Done()
+	}
+	return nil
+}
