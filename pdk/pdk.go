@@ -170,7 +170,8 @@ type Statistics struct {
 	Active, Accepted int64
 }
 
-// KongVersion is the Kong release whose PDK this package follows.
+// KongVersion is the Kong release gong follows: kong.version, and the
+// version the Admin API's GET / reports.
 const KongVersion = "3.10.0"
 
 // State is what the PDK keeps of one connection across its phases: the

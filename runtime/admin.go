@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -47,7 +48,7 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	}
 	var err error
 	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
-		ID: nodeID, Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+		ID: nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
 	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
 	if len(c.AdminListeners) > 0 {
 		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {

@@ -13,10 +13,6 @@ import (
 // KongCompatibility is the Kong release line whose configuration gong reads.
 const KongCompatibility = "3.x"
 
-// KongVersion is the Kong release whose Admin API gong answers as: the
-// version GET / reports, which Kong's clients read.
-const KongVersion = "3.9.1"
-
 // LuaVersion is the Lua language version plugins run on.
 const LuaVersion = "Lua 5.1 (gopher-lua)"
 

@@ -227,6 +227,12 @@ func (c *Checker) report(addr netip.AddrPort, kind int, active bool) {
 
 // flip changes an address's health. c.mu is held.
 func (c *Checker) flip(addr netip.AddrPort, h *health, healthy bool) {
+	c.set(addr, h, healthy, "health check")
+}
+
+// set gives an address its health and clears its counters; why names
+// the cause in the log. c.mu is held.
+func (c *Checker) set(addr netip.AddrPort, h *health, healthy bool, why string) {
 	h.healthy = healthy
 	h.successes, h.tcpFailures, h.timeouts, h.httpFailures = 0, 0, 0, 0
 	c.b.SetAvailable(addr, healthy)
@@ -234,7 +240,25 @@ func (c *Checker) flip(addr netip.AddrPort, h *health, healthy bool) {
 	if healthy {
 		state = "healthy"
 	}
-	c.log("health check: %s is %s", addr, state)
+	c.log("%s: %s is %s", why, addr, state)
+}
+
+// SetHealthy forces the health of target's checked addresses (target as
+// in Address.Target), or of only addr among them when addr is valid, as
+// Kong's healthy and unhealthy Admin API endpoints do: the counters
+// restart, and later checks may change the health again. Addresses the
+// target does not have are ignored, as Kong ignores them.
+func (c *Checker) SetHealthy(target string, addr netip.AddrPort, healthy bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.given {
+		if a.Target != target || addr.IsValid() && a.Addr != addr {
+			continue
+		}
+		if h := c.state[a.Addr]; h != nil {
+			c.set(a.Addr, h, healthy, "set through the Admin API")
+		}
+	}
 }
 
 // probeLoop probes healthy addresses every healthy interval and unhealthy

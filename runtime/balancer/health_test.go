@@ -225,3 +225,41 @@ func TestReplaceFollowsAddresses(t *testing.T) {
 		t.Error("Replace from a balancer the checker no longer feeds took effect")
 	}
 }
+
+// TestSetHealthy: health set by hand takes addresses out of the balancer
+// and back, per target or per address, and passive checks go on from it.
+func TestSetHealthy(t *testing.T) {
+	as := addrs(100, 100, 100)
+	as[1].Target = "svc.test:80" // a name with two addresses
+	as[2].Target = "svc.test:80"
+	b := mustNew(t, as, Options{})
+	c := NewChecker(b, as, HealthConfig{PassiveSuccesses: 1, PassiveTCPFailures: 1, HealthyStatuses: []int{200}},
+		func(string, ...any) {})
+	defer c.Stop()
+	picks := func() map[netip.AddrPort]bool {
+		seen := map[netip.AddrPort]bool{}
+		for range 6 {
+			if p, err := b.Pick(&Handle{}); err == nil {
+				seen[p.Addr] = true
+			}
+		}
+		return seen
+	}
+
+	c.SetHealthy("svc.test:80", netip.AddrPort{}, false)
+	if h, p := c.Healthy(), picks(); h[as[1].Addr] || h[as[2].Addr] || !h[as[0].Addr] || len(p) != 1 || !p[as[0].Addr] {
+		t.Fatalf("target set unhealthy: health %v, picks %v; want only %v", h, p, as[0].Addr)
+	}
+	c.SetHealthy("svc.test:80", as[2].Addr, true)
+	if h := c.Healthy(); h[as[1].Addr] || !h[as[2].Addr] {
+		t.Fatalf("one address set healthy: %v; want %v healthy, %v not", h, as[2].Addr, as[1].Addr)
+	}
+	c.SetHealthy("svc.test:80", as[0].Addr, false) // not one of the target's
+	if !c.Healthy()[as[0].Addr] {
+		t.Fatal("an address of another target changed health")
+	}
+	c.ReportStatus(as[1].Addr, 200) // checks go on from the health set
+	if p := picks(); len(p) != 3 {
+		t.Errorf("after a passive success: picks %v; want all three", p)
+	}
+}
