@@ -298,6 +298,29 @@ func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 	return h, true
 }
 
+// SetHealth forces a target's health in the current configuration's
+// balancer, with Kong's errors for an upstream whose balancer could not
+// be built and one without health checks. An address that is not an IP stands for the
+// whole target; one without a port has Kong's default, 8000.
+func (b *adminBackend) SetHealth(upstream, target, address string, healthy bool) error {
+	up := b.s.current.Load().upstreams[upstream]
+	if up == nil {
+		return fmt.Errorf("Upstream %s has no balancer", upstream)
+	}
+	if up.checker == nil {
+		return fmt.Errorf("no healthchecker found for %s", upstream)
+	}
+	addr, err := netip.ParseAddrPort(address)
+	if ip, ipErr := netip.ParseAddr(strings.Trim(address, "[]")); err != nil && ipErr == nil {
+		addr = netip.AddrPortFrom(ip, defaultTargetPort)
+	}
+	up.checker.SetHealthy(target, addr, healthy)
+	return nil
+}
+
+// defaultTargetPort is the port of a target written without one.
+const defaultTargetPort = 8000
+
 // liveSession is a tracked session: Stop closes it, and the Admin API
 // lists and closes it.
 type liveSession interface {

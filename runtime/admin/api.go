@@ -49,6 +49,12 @@ func New(b Backend, opts Options) http.Handler {
 	mux.HandleFunc("POST /schemas/{entity}/validate", a.validate)
 	mux.HandleFunc("GET /schemas/{entity}", a.entitySchema)
 	mux.HandleFunc("GET /upstreams/{key}/health", a.health)
+	for _, health := range []string{"healthy", "unhealthy"} {
+		for _, method := range []string{"PUT", "POST"} { // POST: older Kong's, which go-kong sends
+			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/"+health, a.setHealth)
+			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/{address}/"+health, a.setHealth)
+		}
+	}
 	mux.HandleFunc("GET /sessions", a.listSessions)
 	mux.HandleFunc("DELETE /sessions/{id}", a.closeSession)
 	a.entityRoutes(mux)

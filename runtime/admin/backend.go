@@ -31,6 +31,11 @@ type Backend interface {
 	// Health reports an upstream's targets as its balancer sees them; ok
 	// is false when no service uses the upstream.
 	Health(upstream string) (h UpstreamHealth, ok bool)
+	// SetHealth forces the health of an upstream's target ("host:port")
+	// in its balancer: all its addresses, or the one address (an IP,
+	// with or without a port) when address is not "". The error's text is
+	// the message of Kong's 400 answer.
+	SetHealth(upstream, target, address string, healthy bool) error
 	// Sessions are the sessions in progress.
 	Sessions() []Session
 	// CloseSession ends the session with that id; false if there is none.
