@@ -46,7 +46,7 @@ func nodeGetHostname(L *glua.LState, _ *State) int {
 func (p *pdk) nodeGetMemoryStats(L *glua.LState, _ *State) int {
 	unit := L.OptString(1, "b")
 	scale := L.OptInt(2, 2)
-	if _, err := bytesToStr(0, unit, scale); err != nil {
+	if _, err := BytesToStr(0, unit, scale); err != nil {
 		L.RaiseError("%s", err)
 	}
 	res := L.NewTable()
@@ -68,13 +68,13 @@ func convertBytes(n int64, unit string, scale int) glua.LValue {
 	if strings.EqualFold(unit, "b") {
 		return glua.LNumber(n)
 	}
-	s, _ := bytesToStr(n, unit, scale)
+	s, _ := BytesToStr(n, unit, scale)
 	return glua.LString(s)
 }
 
-// bytesToStr is kong.tools.string.bytes_to_str: bytes in b (an integer
+// BytesToStr is kong.tools.string.bytes_to_str: bytes in b (an integer
 // string), k, m or g units with scale decimals.
-func bytesToStr(n int64, unit string, scale int) (string, error) {
+func BytesToStr(n int64, unit string, scale int) (string, error) {
 	if unit == "" || strings.EqualFold(unit, "b") {
 		return fmt.Sprintf("%d", n), nil
 	}

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/pires/go-proxyproto"
 
 	"github.com/gong-proxy/gong/pdk"
@@ -42,13 +41,9 @@ type apiServers struct {
 func (s *Server) startAPIs(c *conf.Config) error {
 	b := &adminBackend{s: s}
 	host, _ := os.Hostname()
-	nodeID := c.NodeID
-	if nodeID == "" {
-		nodeID = uuid.NewString()
-	}
 	var err error
 	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
-		ID: nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
 	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
 	if len(c.AdminListeners) > 0 {
 		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
@@ -360,9 +355,28 @@ func (b *adminBackend) CloseSession(id uint64) bool {
 }
 
 func (b *adminBackend) Counters() admin.Counters {
-	b.s.connsMu.Lock()
-	defer b.s.connsMu.Unlock()
-	return admin.Counters{Accepted: b.s.nextID.Load(), Active: len(b.s.active)}
+	accepted, active := b.s.connections()
+	return admin.Counters{Accepted: accepted, Active: active}
+}
+
+// Memory reports the memory /metrics reports, in Kong's units.
+func (b *adminBackend) Memory(unit string, scale int) (admin.Memory, error) {
+	if _, err := pdk.BytesToStr(0, unit, scale); err != nil {
+		return admin.Memory{}, err
+	}
+	size := func(n int64) any {
+		if strings.EqualFold(unit, "b") {
+			return n
+		}
+		s, _ := pdk.BytesToStr(n, unit, scale)
+		return s
+	}
+	m := admin.Memory{LuaSharedDicts: map[string]admin.DictMemory{},
+		WorkersLuaVMs: []admin.LuaVMMemory{{AllocatedGC: size(int64(goHeapBytes())), PID: os.Getpid()}}}
+	for _, d := range b.s.sharedDictMemory() {
+		m.LuaSharedDicts[d.Name] = admin.DictMemory{AllocatedSlabs: size(d.Allocated), Capacity: size(d.Capacity)}
+	}
+	return m, nil
 }
 
 // info describes a session for the Admin API; the caller holds what

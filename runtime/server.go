@@ -9,10 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
@@ -67,6 +70,7 @@ type Server struct {
 	memory   *lua.MemoryGuard
 	checkers *checkerSet
 	metrics  *telemetry.Metrics
+	nodeID   string         // kong.conf's node_id, else a UUID drawn at start
 	tracers  sync.WaitGroup // replaced tracers still flushing
 	// shared are the current generation's ngx.shared dictionaries, which
 	// the next one takes over (swap is not concurrent).
@@ -114,7 +118,12 @@ func New(opts Options) (*Server, error) {
 	s.log = newErrorLog(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
 	telemetry.SetErrorLog(func(err error) { s.log.logf(LevelWarn, 0, "tracing: %v", err) })
-	s.metrics = telemetry.NewMetrics(telemetry.Sources{Targets: s.targetHealth, VMs: s.vmCounts})
+	s.nodeID = opts.Config.NodeID
+	if s.nodeID == "" {
+		s.nodeID = uuid.NewString()
+	}
+	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
+		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: goHeapBytes})
 	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {
 		s.parker = p
@@ -462,8 +471,42 @@ func (s *Server) targetHealth() []telemetry.TargetHealth {
 			}
 			out = append(out, telemetry.TargetHealth{Upstream: up.name, Target: a.Target, Address: a.Addr.String(), State: state})
 		}
+		for _, t := range up.up.Unresolved() {
+			out = append(out, telemetry.TargetHealth{Upstream: up.name, Target: t, State: "dns_error"})
+		}
 	}
 	return out
+}
+
+// connections counts the sessions begun so far and those in progress.
+func (s *Server) connections() (accepted uint64, active int) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return s.nextID.Load(), len(s.active)
+}
+
+// sharedDictMemory reports the current configuration's ngx.shared
+// dictionaries.
+func (s *Server) sharedDictMemory() []telemetry.SharedDict {
+	g := s.current.Load()
+	if g == nil {
+		return nil
+	}
+	var out []telemetry.SharedDict
+	for _, name := range g.plugins.shared.Names() {
+		d := g.plugins.shared.Get(name)
+		out = append(out, telemetry.SharedDict{Name: name, Capacity: d.Capacity(), Allocated: d.Capacity() - d.FreeSpace()})
+	}
+	return out
+}
+
+// goHeapBytes is the memory of the Lua VMs, which share the Go heap: the
+// bytes of its objects, live or not yet swept, as Lua's collectgarbage
+// ("count") counts its own.
+func goHeapBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }
 
 // vmCounts is the current configuration's Lua VM pool: live and idle VMs.

@@ -42,6 +42,29 @@ type Backend interface {
 	CloseSession(id uint64) bool
 	// Counters are the connection counters /status reports.
 	Counters() Counters
+	// Memory is /status's memory section in unit (b, k, m or g) with
+	// scale decimals, as kong.node.get_memory_stats reports it; the error
+	// is Kong's for a wrong unit or scale.
+	Memory(unit string, scale int) (Memory, error)
+}
+
+// Memory is the memory of the shared dictionaries and Lua VMs. Sizes are
+// numbers of bytes in unit b, else strings such as "5.00 MiB".
+type Memory struct {
+	WorkersLuaVMs  []LuaVMMemory         `json:"workers_lua_vms"`
+	LuaSharedDicts map[string]DictMemory `json:"lua_shared_dicts"`
+}
+
+// LuaVMMemory is the memory of a process's Lua VMs.
+type LuaVMMemory struct {
+	AllocatedGC any `json:"http_allocated_gc"`
+	PID         int `json:"pid"`
+}
+
+// DictMemory is an ngx.shared dictionary's memory: in use and capacity.
+type DictMemory struct {
+	AllocatedSlabs any `json:"allocated_slabs"`
+	Capacity       any `json:"capacity"`
 }
 
 // Snapshot is one configuration of the node.

@@ -1,6 +1,9 @@
 package admin
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+)
 
 // NewStatus returns the Status API (status_listen): GET /status, the same
 // as the Admin API's, GET /status/ready, and the extra handlers, by
@@ -17,14 +20,28 @@ func NewStatus(b Backend, extra map[string]http.Handler) http.Handler {
 	return mux
 }
 
-// status answers GET /status as Kong does in DB-less mode: the server's
-// connection counters and the configuration hash. nginx's reading and
-// waiting states do not exist in gong: every session in progress counts
-// as writing. Kong's memory statistics of Lua VMs and shared dictionaries
-// are left out.
+// status answers GET /status as Kong does in DB-less mode: the memory of
+// shared dictionaries and Lua VMs (in unit, by default MiB, with scale
+// decimals), the server's connection counters and the configuration hash.
+// nginx's reading and waiting states do not exist in gong: every session
+// in progress counts as writing.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	unit, scale := "m", 2
+	if u := q.Get("unit"); u != "" {
+		unit = u
+	}
+	if n, err := strconv.Atoi(q.Get("scale")); err == nil {
+		scale = n
+	}
+	mem, err := a.b.Memory(unit, scale)
+	if err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	c := a.b.Counters()
 	writeJSON(w, http.StatusOK, map[string]any{
+		"memory": mem,
 		"server": map[string]any{
 			"connections_accepted": c.Accepted,
 			"connections_handled":  c.Accepted,

@@ -137,6 +137,19 @@ func (u *Upstream) Balancer() Balancer { return u.cur.Load().b }
 // Addresses returns the addresses of the current balancer.
 func (u *Upstream) Addresses() []Address { return u.cur.Load().addrs }
 
+// Unresolved lists the targets (by Target.Name) that have no address in
+// the current balancer: their names did not resolve.
+func (u *Upstream) Unresolved() []string {
+	addrs := u.cur.Load().addrs
+	var out []string
+	for _, t := range u.targets {
+		if !slices.ContainsFunc(addrs, func(a Address) bool { return a.Target == t.Name }) {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
 // Watch starts re-resolving the targets that have host names; onChange
 // hears of each rebuilt balancer. Stop ends it.
 func (u *Upstream) Watch(onChange func(prev, b Balancer, addrs []Address)) {

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -26,6 +27,9 @@ type Metrics struct {
 	reloads         *prometheus.CounterVec
 }
 
+// subsystem is the subsystem and kong_subsystem label of Kong's series.
+const subsystem = "stream"
+
 // Kong's latency buckets, in milliseconds.
 var kongBuckets = []float64{25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000}
 
@@ -40,12 +44,27 @@ type TargetHealth struct {
 	Upstream, Target, Address, State string
 }
 
+// SharedDict is one ngx.shared dictionary's memory, in bytes.
+type SharedDict struct {
+	Name                string
+	Capacity, Allocated int64
+}
+
 // Sources are the values read when /metrics is scraped.
 type Sources struct {
+	// NodeID is the node_id label of Kong's node series.
+	NodeID string
 	// Targets lists the addresses of the current configuration's upstreams.
 	Targets func() []TargetHealth
 	// VMs is the current configuration's Lua VM pool: live and idle VMs.
 	VMs func() (size, idle int)
+	// Connections are the sessions accepted since start and those in
+	// progress.
+	Connections func() (accepted uint64, active int)
+	// SharedDicts are the current configuration's ngx.shared dictionaries.
+	SharedDicts func() []SharedDict
+	// LuaVMsBytes is the memory of the Lua VMs: the Go heap they share.
+	LuaVMsBytes func() uint64
 }
 
 // NewMetrics registers the series; src is read at each scrape.
@@ -79,7 +98,7 @@ func NewMetrics(src Sources) *Metrics {
 		}, []string{"result"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, targetCollector{src.Targets})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, targetCollector{src.Targets}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -168,7 +187,46 @@ func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
 			if s == t.State {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(targetHealthDesc, prometheus.GaugeValue, v, t.Upstream, t.Target, t.Address, s, "stream")
+			ch <- prometheus.MustNewConstMetric(targetHealthDesc, prometheus.GaugeValue, v, t.Upstream, t.Target, t.Address, s, subsystem)
 		}
 	}
+}
+
+// nodeCollector exposes Kong's node series: nginx's connection states
+// and the memory of shared dictionaries and Lua VMs.
+type nodeCollector struct{ src Sources }
+
+var (
+	connectionsDesc = prometheus.NewDesc("kong_nginx_connections_total",
+		"Connections by state: accepted, handled and total count sessions since start; active and writing those in progress; gong has no reading or waiting sessions.",
+		[]string{"node_id", "subsystem", "state"}, nil)
+	dictBytesDesc = prometheus.NewDesc("kong_memory_lua_shared_dict_bytes",
+		"Bytes in use in an ngx.shared dictionary.", []string{"node_id", "shared_dict", "kong_subsystem"}, nil)
+	dictTotalDesc = prometheus.NewDesc("kong_memory_lua_shared_dict_total_bytes",
+		"Capacity in bytes of an ngx.shared dictionary.", []string{"node_id", "shared_dict", "kong_subsystem"}, nil)
+	luaVMsDesc = prometheus.NewDesc("kong_memory_workers_lua_vms_bytes",
+		"Memory of the Lua VMs: the Go heap, which gong's VMs share.", []string{"node_id", "pid", "kong_subsystem"}, nil)
+)
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connectionsDesc
+	ch <- dictBytesDesc
+	ch <- dictTotalDesc
+	ch <- luaVMsDesc
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	accepted, active := c.src.Connections()
+	for state, v := range map[string]float64{"accepted": float64(accepted), "handled": float64(accepted), "total": float64(accepted),
+		"active": float64(active), "reading": 0, "writing": float64(active), "waiting": 0} {
+		gauge(connectionsDesc, v, c.src.NodeID, subsystem, state)
+	}
+	for _, d := range c.src.SharedDicts() {
+		gauge(dictBytesDesc, float64(d.Allocated), c.src.NodeID, d.Name, subsystem)
+		gauge(dictTotalDesc, float64(d.Capacity), c.src.NodeID, d.Name, subsystem)
+	}
+	gauge(luaVMsDesc, float64(c.src.LuaVMsBytes()), c.src.NodeID, strconv.Itoa(os.Getpid()), subsystem)
 }
