@@ -49,10 +49,10 @@ func New(b Backend, opts Options) http.Handler {
 	mux.HandleFunc("POST /schemas/{entity}/validate", a.validate)
 	mux.HandleFunc("GET /schemas/{entity}", a.entitySchema)
 	mux.HandleFunc("GET /upstreams/{key}/health", a.health)
-	for _, health := range []string{"healthy", "unhealthy"} {
+	for health, healthy := range map[string]bool{"healthy": true, "unhealthy": false} {
 		for _, method := range []string{"PUT", "POST"} { // POST: older Kong's, which go-kong sends
-			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/"+health, a.setHealth)
-			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/{address}/"+health, a.setHealth)
+			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/"+health, a.setHealth(healthy))
+			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/{address}/"+health, a.setHealth(healthy))
 		}
 	}
 	mux.HandleFunc("GET /sessions", a.listSessions)

@@ -3,7 +3,6 @@ package admin
 import (
 	"net/http"
 	"slices"
-	"strings"
 )
 
 // Health states, as Kong names them.
@@ -81,33 +80,34 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 }
 
 // setHealth answers PUT /upstreams/{key}/targets/{target}[/{address}]/healthy
-// and /unhealthy: the target (by id or "host:port") of that upstream
-// gets the health in the balancer until health checks change it, 204.
-func (a *api) setHealth(w http.ResponseWriter, r *http.Request) {
-	ix := a.idx.get(a.b.Current().Config)
-	u := ix.find("upstreams", r.PathValue("key"))
-	if u == nil {
-		notFound(w)
-		return
-	}
-	key := r.PathValue("target")
-	var target string
-	for _, t := range ix.list["targets"] {
-		name, _ := t.body["target"].(string)
-		if t.refs["upstream"] == u.id && (t.id == key || name == key) {
-			target = name
-			break
+// or /unhealthy: the target (by id or "host:port") of that upstream gets
+// the health in the balancer until health checks change it, 204.
+func (a *api) setHealth(healthy bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ix := a.idx.get(a.b.Current().Config)
+		u := ix.find("upstreams", r.PathValue("key"))
+		if u == nil {
+			notFound(w)
+			return
 		}
+		key := r.PathValue("target")
+		var target string
+		for _, t := range ix.list["targets"] {
+			name, _ := t.body["target"].(string)
+			if t.refs["upstream"] == u.id && (t.id == key || name == key) {
+				target = name
+				break
+			}
+		}
+		if target == "" {
+			notFound(w)
+			return
+		}
+		name, _ := u.body["name"].(string)
+		if err := a.b.SetHealth(name, target, r.PathValue("address"), healthy); err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
-	if target == "" {
-		notFound(w)
-		return
-	}
-	name, _ := u.body["name"].(string)
-	healthy := strings.HasSuffix(r.URL.Path, "/healthy")
-	if err := a.b.SetHealth(name, target, r.PathValue("address"), healthy); err != nil {
-		writeMessage(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
