@@ -442,9 +442,12 @@ func TestAdminSessions(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Errorf("client read after DELETE = %v, want EOF", err)
 	}
-	if code, _ := call(t, http.MethodDelete, base+"/sessions/"+id, nil, ""); code != 404 {
-		t.Errorf("DELETE of an ended session = %d, want 404", code)
-	}
+	// The session ends (its log phase runs) just after the client sees
+	// the close.
+	eventually(t, "DELETE of the ended session to answer 404", func() bool {
+		code, _ := call(t, http.MethodDelete, base+"/sessions/"+id, nil, "")
+		return code == 404
+	})
 }
 
 func TestAdminUpstreamHealth(t *testing.T) {
