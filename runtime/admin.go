@@ -295,8 +295,9 @@ func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 
 // SetHealth forces a target's health in the current configuration's
 // balancer, with Kong's errors for an upstream whose balancer could not
-// be built and one without health checks. An address that is not an IP stands for the
-// whole target; one without a port has Kong's default, 8000.
+// be built and one without health checks. An address that is not an IP
+// stands for the whole target; one without a port has Kong's default,
+// 8000.
 func (b *adminBackend) SetHealth(upstream, target, address string, healthy bool) error {
 	up := b.s.current.Load().upstreams[upstream]
 	if up == nil {
