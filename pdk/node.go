@@ -19,10 +19,13 @@ func (p *pdk) nodeFuncs() []Func {
 	}
 }
 
-// nodeGetID returns the node_id of the configuration; the runtime fills it
-// with the node's UUID.
+// nodeGetID returns the node's id: Options.NodeID, else the
+// configuration's node_id.
 func (p *pdk) nodeGetID(L *glua.LState, _ *State) int {
-	id, _ := p.opts.Configuration["node_id"].(string)
+	id := p.opts.NodeID
+	if id == "" {
+		id, _ = p.opts.Configuration["node_id"].(string)
+	}
 	L.Push(glua.LString(id))
 	return 1
 }

@@ -126,6 +126,9 @@ type Options struct {
 	// Configuration is kong.configuration. Its "node_id" string is
 	// kong.node.get_id's answer and its "log_level" the default LogLevel.
 	Configuration Configuration
+	// NodeID is kong.node.get_id's answer: the id the node was given or
+	// drew at start. If empty, the configuration's node_id.
+	NodeID string
 	// Version is kong.version. If empty, KongVersion.
 	Version string
 	// Logger receives lines logged while no State is bound, or when the

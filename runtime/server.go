@@ -166,7 +166,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket})
+	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, nodeID: s.nodeID, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket})
 	if err != nil {
 		return nil, err
 	}
