@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,15 +18,6 @@ func fixturePath(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir + "/?.lua;" + dir + "/?/init.lua"
-}
-
-func readLines(t *testing.T, path string) []string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
 func TestIPRestriction(t *testing.T) {
@@ -313,22 +302,13 @@ services:
         plugins: [{name: ip-restriction, protocols: [udp], config: {deny: [127.0.0.0/8]}}]
 `, h, port, pAllow, logPath, pDeny)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp, 127.0.0.1:%d udp\n", pAllow, pDeny), yml)
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", pAllow))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", pAllow))
 	io.WriteString(c, "ping")
 	buf := make([]byte, 64)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
 		t.Errorf("UDP through file-log: %q, %v", buf[:n], err)
 	}
-	denied, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", pDeny))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer denied.Close()
+	denied := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", pDeny))
 	denied.SetDeadline(time.Now().Add(500 * time.Millisecond))
 	io.WriteString(denied, "ping")
 	if n, err := denied.Read(buf); err == nil {

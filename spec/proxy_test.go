@@ -285,13 +285,7 @@ services:
 	const clients, rounds = 5, 4
 	conns := make([]net.Conn, clients)
 	for i := range conns {
-		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		conns[i] = c
+		conns[i] = dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	buf := make([]byte, 100)
 	for r := range rounds {

@@ -1,16 +1,12 @@
 package spec
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -226,27 +222,7 @@ func startSwitchable(t *testing.T, prefix *atomic.Value) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					io.WriteString(c, prefix.Load().(string)+line)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveAnswers(t, ln, func(line string) string { return prefix.Load().(string) + line })
 }
 
 // TestPayloadHealthChecks: a target that accepts TCP but answers the
@@ -295,37 +271,7 @@ services:
 // current prefix + the datagram.
 func startUDPSwitchable(t *testing.T, prefix *atomic.Value) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte(prefix.Load().(string)), buf[:n]...), from)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
-// udpAsk sends one datagram from c and returns the reply.
-func udpAsk(t *testing.T, c net.Conn, msg string) string {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1024)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("no UDP reply to %q: %v", msg, err)
-	}
-	return string(buf[:n])
+	return startUDPServer(t, func(msg string) string { return prefix.Load().(string) + msg })
 }
 
 // TestUDPHealthChecks: a UDP target that answers the check datagram
@@ -360,10 +306,7 @@ services:
 	sessions := func() map[string]int {
 		seen := map[string]int{}
 		for range 6 { // each client is a new session
-			c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 			seen[udpAsk(t, c, "x")]++
 			c.Close()
 		}
@@ -399,32 +342,17 @@ services:
     routes: [{protocols: [udp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	sessionsEnded := func(n int) {
-		t.Helper()
-		eventually(t, fmt.Sprintf("%d sessions end", n), func() bool {
-			data, _ := os.ReadFile(g.accessLog)
-			return strings.Count(string(data), "\n") >= n
-		})
-	}
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	first := strings.TrimSuffix(udpAsk(t, c, "x"), ": x")
 	// Round-robin over two targets alternates; only affinity brings the
 	// client back to the same one, session after session.
 	for i := range 3 {
-		sessionsEnded(i + 1)
+		g.waitSessionsEnded(t, i+1)
 		if got := strings.TrimSuffix(udpAsk(t, c, "x"), ": x"); got != first {
 			t.Fatalf("session %d of the same client went to %q; want %q (udp_affinity_ttl)", i+2, got, first)
 		}
 	}
-	other, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	if got := strings.TrimSuffix(udpAsk(t, other, "x"), ": x"); got == first {
 		t.Errorf("another client went to %q too; round-robin gives it the other target", got)
 	}
