@@ -110,6 +110,12 @@ func (g *gong) waitSessionsEnded(t *testing.T, n int) {
 	})
 }
 
+// waitErrLog waits until the error log contains want.
+func (g *gong) waitErrLog(t *testing.T, what, want string) {
+	t.Helper()
+	eventually(t, what, func() bool { return strings.Contains(g.errLog.String(), want) })
+}
+
 // readLines returns the lines of the file at path.
 func readLines(t *testing.T, path string) []string {
 	t.Helper()

@@ -28,11 +28,12 @@ type logRecord struct {
 	Route    struct{ Name string } `json:"route"`
 	Service  struct{ Name string } `json:"service"`
 	ClientIP string                `json:"client_ip"`
+	Tries    []map[string]any      `json:"tries"`
 }
 
 // checkRecord asserts data is the record of one "hello" exchange through
-// route logged of service echo-service.
-func checkRecord(t *testing.T, data []byte) {
+// route logged of service echo-service, and returns it.
+func checkRecord(t *testing.T, data []byte) logRecord {
 	t.Helper()
 	var rec logRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -42,6 +43,7 @@ func checkRecord(t *testing.T, data []byte) {
 		rec.Route.Name != "logged" || rec.Service.Name != "echo-service" || rec.ClientIP != "127.0.0.1" {
 		t.Errorf("serialized record %+v\n%s", rec, data)
 	}
+	return rec
 }
 
 // logPluginGong starts gong with one route (logged, port p, to an echo

@@ -207,7 +207,7 @@ services:
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+dnsConf(t, z), yml)
 	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
 	const want = "DNS resolution failed: dns server error: 3 name error. Tried: ["
-	eventually(t, "the error is logged", func() bool { return strings.Contains(g.errLog.String(), want) })
+	g.waitErrLog(t, "the error is logged", want)
 	lines := g.accessLines(t)
 	if f := strings.Fields(lines[len(lines)-1]); len(f) < 5 || f[4] != "503" {
 		t.Errorf("access line %q; want status 503", lines[len(lines)-1])
@@ -251,17 +251,13 @@ services:
     routes: [{protocols: [tcp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
-	})
+	g.waitErrLog(t, "the wrong answer marks the target unhealthy", "health check: "+b+" is unhealthy")
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	if seen := answers(t, addr, 6); seen["ok good"] != 6 {
 		t.Errorf("while one target answers wrong: %v; want only the good one", seen)
 	}
 	flaky.Store("ok flaky: ")
-	eventually(t, "the target recovers", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
-	})
+	g.waitErrLog(t, "the target recovers", "health check: "+b+" is healthy")
 	if seen := answers(t, addr, 6); seen["ok flaky"] == 0 {
 		t.Errorf("after recovery: %v; want traffic to the recovered target", seen)
 	}
@@ -300,9 +296,7 @@ services:
     routes: [{protocols: [udp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
-	})
+	g.waitErrLog(t, "the wrong answer marks the target unhealthy", "health check: "+b+" is unhealthy")
 	sessions := func() map[string]int {
 		seen := map[string]int{}
 		for range 6 { // each client is a new session
@@ -316,9 +310,7 @@ services:
 		t.Errorf("while one target answers wrong: %v; want every session on the good target", seen)
 	}
 	flaky.Store("ok flaky: ")
-	eventually(t, "the target recovers", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
-	})
+	g.waitErrLog(t, "the target recovers", "health check: "+b+" is healthy")
 	if seen := sessions(); seen["ok flaky: x"] == 0 {
 		t.Errorf("after recovery: %v; want sessions on the recovered target", seen)
 	}
