@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gong-proxy/gong/lua"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -413,15 +412,7 @@ func TestIPMatcher(t *testing.T) {
 // BenchmarkLogSerialize builds a stream log record as a log plugin does
 // on every connection, with one set_serialize_value entry.
 func BenchmarkLogSerialize(b *testing.B) {
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vm.Close()
+	vm := newVM(b, nil)
 	bind := &Binding{}
 	Open(vm.L, bind, Options{})
 	sess := &fakeSession{record: map[string]any{

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gong-proxy/gong/lua"
 )
 
 // clock is a settable time for expiry tests.
@@ -135,15 +133,7 @@ func TestSharedDictsCarry(t *testing.T) {
 // BenchmarkSharedDictGetSet is one dict:set and one dict:get from Lua,
 // as a plugin makes them.
 func BenchmarkSharedDictGetSet(b *testing.B) {
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vm.Close()
+	vm := newVM(b, nil)
 	Open(vm.L, &Binding{}, Options{Shared: NewSharedDicts(map[string]int64{"d": 1 << 20}, nil)})
 	fn, err := vm.L.Load(strings.NewReader("local d = ngx.shared.d; d:set('hits', 1); return d:get('hits')"), "bench")
 	if err != nil {
