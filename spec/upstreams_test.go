@@ -4,90 +4,17 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/miekg/dns"
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
-// dnsZone is a nameserver on loopback whose records a test changes.
-type dnsZone struct {
-	addr    string
-	mu      sync.Mutex
-	records map[string][]dns.RR // by "name type"
-	fail    bool                // answer SERVFAIL
-	queries atomic.Int64
-}
-
-func startDNS(t *testing.T) *dnsZone {
-	t.Helper()
-	z := &dnsZone{records: map[string][]dns.RR{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z.addr = pc.LocalAddr().String()
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-func (z *dnsZone) serve(w dns.ResponseWriter, req *dns.Msg) {
-	z.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(req)
-	q := req.Question[0]
-	z.mu.Lock()
-	rrs, ok := z.records[q.Name+" "+dns.TypeToString[q.Qtype]]
-	switch {
-	case z.fail:
-		m.Rcode = dns.RcodeServerFailure
-	case ok:
-		m.Answer = rrs
-	default:
-		m.Rcode = dns.RcodeNameError
-		for k := range z.records {
-			if strings.HasPrefix(k, q.Name+" ") {
-				m.Rcode = dns.RcodeSuccess // the name exists, without this type
-			}
-		}
-	}
-	z.mu.Unlock()
-	w.WriteMsg(m)
-}
-
-// set replaces the records of each name and type given.
-func (z *dnsZone) set(t *testing.T, rrs ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	cleared := map[string]bool{}
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := rr.Header().Name + " " + dns.TypeToString[rr.Header().Rrtype]
-		if !cleared[k] {
-			z.records[k], cleared[k] = nil, true
-		}
-		z.records[k] = append(z.records[k], rr)
-	}
-}
-
-func (z *dnsZone) setFail(fail bool) {
-	z.mu.Lock()
-	z.fail = fail
-	z.mu.Unlock()
-}
-
 // dnsConf points gong at the zone, with an empty hosts file.
-func dnsConf(t *testing.T, z *dnsZone) string {
+func dnsConf(t *testing.T, z *dnstest.Zone) string {
 	hosts := t.TempDir() + "/hosts"
 	writeFile(t, hosts, "")
-	return fmt.Sprintf("dns_resolver = %s\ndns_hostsfile = %s\n", z.addr, hosts)
+	return fmt.Sprintf("dns_resolver = %s\ndns_hostsfile = %s\n", z.Addr, hosts)
 }
 
 // startEchoAt runs startEcho's server on a given address.
@@ -123,8 +50,8 @@ func TestDNSTargets(t *testing.T) {
 	startEchoAt(t, fmt.Sprintf("127.0.0.2:%d", port), "two")
 	startEchoAt(t, fmt.Sprintf("127.0.0.3:%d", port), "three")
 	startEchoAt(t, fmt.Sprintf("127.0.0.4:%d", port), "four")
-	z := startDNS(t)
-	z.set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
+	z := dnstest.Start(t)
+	z.Set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
 	p := freePort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
@@ -141,7 +68,7 @@ services:
 		t.Errorf("A answer with two addresses: %v; want 5 each (one wheel slot each)", seen)
 	}
 
-	z.set(t, "pool.gong.test. 1 IN A 127.0.0.4")
+	z.Set(t, "pool.gong.test. 1 IN A 127.0.0.4")
 	eventually(t, "traffic moves to the new address after the TTL", func() bool {
 		return answers(t, addr, 1)["four"] == 1
 	})
@@ -149,9 +76,9 @@ services:
 		t.Errorf("after the answer changed: %v; want only the new address", seen)
 	}
 
-	z.setFail(true)
-	failing := z.queries.Load()
-	eventually(t, "the failing nameserver is asked again", func() bool { return z.queries.Load() > failing+1 })
+	z.SetFail(true)
+	failing := z.Queries()
+	eventually(t, "the failing nameserver is asked again", func() bool { return z.Queries() > failing+1 })
 	if seen := answers(t, addr, 6); seen["four"] != 6 {
 		t.Errorf("nameserver failing: %v; want the last good answer kept", seen)
 	}
@@ -164,8 +91,8 @@ func TestSRVTargets(t *testing.T) {
 	_, hp := hostPort(heavy)
 	_, lp := hostPort(light)
 	_, bp := hostPort(backup)
-	z := startDNS(t)
-	z.set(t,
+	z := dnstest.Start(t)
+	z.Set(t,
 		"_echo._tcp.gong.test. 300 IN SRV 10 30 "+hp+" heavy.gong.test.",
 		"_echo._tcp.gong.test. 300 IN SRV 10 10 "+lp+" light.gong.test.",
 		"_echo._tcp.gong.test. 300 IN SRV 20 50 "+bp+" light.gong.test.",
@@ -196,7 +123,7 @@ services:
 // TestDNSNameError: a service host that does not exist ends the
 // connection with 503 and Kong's error.
 func TestDNSNameError(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	p := freePort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:

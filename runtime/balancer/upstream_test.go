@@ -5,14 +5,16 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
 // TestUpstreamFollowsDNS: when a target's answer expires and changes, the
 // upstream rebuilds its balancer and says so; a target that does not
 // resolve has no addresses.
 func TestUpstreamFollowsDNS(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "pool.test. 1 IN A 127.0.0.2")
+	z := dnstest.Start(t)
+	z.Set(t, "pool.test. 1 IN A 127.0.0.2")
 	r := testResolver(t, z)
 	var warned []string
 	targets := []Target{
@@ -38,7 +40,7 @@ func TestUpstreamFollowsDNS(t *testing.T) {
 		}
 		changed <- addrs
 	})
-	z.set(t, "pool.test. 1 IN A 127.0.0.3")
+	z.Set(t, "pool.test. 1 IN A 127.0.0.3")
 	var addrs []Address
 	select {
 	case addrs = <-changed:
