@@ -42,14 +42,14 @@ func TestResolverCachesWithTTL(t *testing.T) {
 	}
 	// SRV was asked first and had nothing; LAST is now A.
 	z.Set(t, "a.test. 1 IN A 127.0.0.4")
-	waitFor(t, func() bool {
+	waitFor(t, "the changed answer after the TTL", func() bool {
 		ans, err := r.Resolve(ctx, "a.test.", true)
 		return err == nil && len(ans.Records) == 1 && ans.Records[0].Addr == netip.MustParseAddr("127.0.0.4")
 	})
 	// The nameserver fails: the stale answer is kept.
 	z.SetFail(true)
 	failing := z.Queries()
-	waitFor(t, func() bool {
+	waitFor(t, "the expired answer asked for again", func() bool {
 		ans, err := r.Resolve(ctx, "a.test.", true)
 		if err != nil || ans.Records[0].Addr != netip.MustParseAddr("127.0.0.4") {
 			t.Fatalf("server failure: %+v, %v; want the stale answer", ans, err)
@@ -95,7 +95,8 @@ func TestExpandSRV(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds or 10 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -104,7 +105,7 @@ func waitFor(t *testing.T, cond func() bool) {
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatal("condition not met within 10s")
+			t.Fatalf("%s: not within 10s", what)
 		}
 	}
 }

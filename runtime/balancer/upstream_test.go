@@ -50,7 +50,7 @@ func TestUpstreamFollowsDNS(t *testing.T) {
 	if len(addrs) != 2 || addrs[0].Addr != netip.MustParseAddrPort("127.0.0.3:80") {
 		t.Fatalf("rebuilt over %+v; want the new address", addrs)
 	}
-	waitFor(t, func() bool { return u.Addresses()[0].Addr == addrs[0].Addr })
+	waitFor(t, "the upstream rebuilt on the new answer", func() bool { return u.Addresses()[0].Addr == addrs[0].Addr })
 	if p, ok := u.Balancer().Take(&Handle{}, addrs[0].Addr); !ok || p.Host != "pool.test" {
 		t.Errorf("the current balancer lacks the new address: %v, %v", p, ok)
 	}
