@@ -155,9 +155,7 @@ func (p *pdk) openCache(L *glua.LState, kong *glua.LTable) {
 			key := checkKey(L)
 			v, err := luaToGo(L.Get(3), 0)
 			if err != nil {
-				L.Push(glua.LNil)
-				L.Push(glua.LString("failed to set in node cache: " + err.Error()))
-				return 2
+				return pushErr(L, "failed to set in node cache: "+err.Error())
 			}
 			c.store(key, v, c.ttl)
 			L.Push(glua.LTrue)
@@ -213,22 +211,16 @@ func (c *Cache) get(L *glua.LState, key string, renew bool) int {
 		L.Push(a)
 	}
 	if err := L.PCall(len(args), 3, nil); err != nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: callback threw an error: " + luaErrorText(err)))
-		return 2
+		return pushErr(L, "failed to get from node cache: callback threw an error: "+luaErrorText(err))
 	}
 	v, cbErr, ttlV := L.Get(-3), L.Get(-2), L.Get(-1)
 	L.Pop(3)
 	if cbErr != glua.LNil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: " + tostringValue(L, cbErr)))
-		return 2
+		return pushErr(L, "failed to get from node cache: "+tostringValue(L, cbErr))
 	}
 	goV, err := luaToGo(v, 0)
 	if err != nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: " + err.Error()))
-		return 2
+		return pushErr(L, "failed to get from node cache: "+err.Error())
 	}
 	ttl := c.ttl
 	if v == glua.LNil {

@@ -213,9 +213,7 @@ var shdictMethods = map[string]glua.LGFunction{
 		}
 		ttl, err := d.TTL(key)
 		if err != nil {
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 2
+			return pushErr(L, err.Error())
 		}
 		L.Push(glua.LNumber(ttl))
 		return 1
@@ -234,9 +232,7 @@ var shdictMethods = map[string]glua.LGFunction{
 			if err == errNegativeTTL {
 				L.RaiseError("%s", err)
 			}
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 2
+			return pushErr(L, err.Error())
 		}
 		L.Push(glua.LTrue)
 		return 1
