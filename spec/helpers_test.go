@@ -133,6 +133,18 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
+// svc is a kong.yml service block forwarding to addr, with routes.
+func svc(name, addr, extra, routes string) string {
+	h, p := hostPort(addr)
+	return fmt.Sprintf("  - name: %s\n    protocol: tcp\n    host: %s\n    port: %s\n%s    routes:\n%s", name, h, p, extra, routes)
+}
+
+// echoYML is a kong.yml with one service, name, forwarding to addr, and
+// one TCP route to it by destination port.
+func echoYML(name, addr string, port int) string {
+	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
+}
+
 // freePort returns a loopback port nothing listens on right now.
 func freePort(t testing.TB) int {
 	t.Helper()

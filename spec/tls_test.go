@@ -242,7 +242,7 @@ services:
 func TestTLSUnexpectedProtocol(t *testing.T) {
 	echo := startEcho(t, "plain")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	if c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "x.test", nil); err == nil {
 		if _, err := exchange(c, "x"); err == nil {
