@@ -316,14 +316,7 @@ func TestCertificatePhase(t *testing.T) {
 	yml, _, _ := tlsConfig(t, echo, p)
 	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n", path)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nplugins = bundled, recorder\nlua_package_path = %s\n", p, fixturePath(t)), yml)
-	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
-		t.Fatalf("echo: %q, %v", got, err)
-	}
-	c.Close()
+	tlsEcho(t, p).Close()
 	g.stop()
 	want := []string{"certificate 127.0.0.1", "leftover nil", "preread 127.0.0.1 true 1", "log kept 200"}
 	if got := readLines(t, path); strings.Join(got, "|") != strings.Join(want, "|") {

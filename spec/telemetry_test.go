@@ -153,14 +153,7 @@ func TestTracingTLSConnection(t *testing.T) {
 	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n  - {name: spans, route: by-sni}\n", path)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nplugins = bundled, recorder, spans\nlua_package_path = %s\n", p, fixturePath(t))+
 		tracingConf("http/protobuf", endpoint, 1), yml)
-	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
-		t.Fatalf("echo: %q, %v", got, err)
-	}
-	c.Close()
+	tlsEcho(t, p).Close()
 	g.stop() // flushes the spans
 
 	spans := recv.received()
