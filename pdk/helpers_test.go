@@ -164,6 +164,17 @@ func runString(t *testing.T, vm *lua.VM, code string) string {
 	return tostringValue(vm.L, res[0])
 }
 
+// checkLua runs each case's code, which returns one value, and compares
+// it, rendered with tostring, with the case's want.
+func checkLua(t *testing.T, vm *lua.VM, cases []struct{ code, want string }) {
+	t.Helper()
+	for _, c := range cases {
+		if got := runString(t, vm, c.code); got != c.want {
+			t.Errorf("%s = %q; want %q", c.code, got, c.want)
+		}
+	}
+}
+
 // wantLuaError runs code and checks it raises a message containing substr.
 func wantLuaError(t *testing.T, vm *lua.VM, code, substr string) {
 	t.Helper()

@@ -292,11 +292,7 @@ func TestNgx(t *testing.T) {
 		{"return ngx.ERR .. ngx.DEBUG .. ngx.OK .. ngx.ERROR", "480-1"},
 		{"return tostring(ngx.null == require('cjson').null)", "true"},
 	}
-	for _, tt := range tests {
-		if got := runString(t, e.vm, tt.code); got != tt.want {
-			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
-		}
-	}
+	checkLua(t, e.vm, tests)
 	wantLuaError(t, e.vm, "ngx.var.server_port = '1'", `variable "server_port" not found for writing`)
 	e.b.State = nil
 	wantLuaError(t, e.vm, "return ngx.var.server_port", "no request found")
