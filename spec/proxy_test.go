@@ -525,15 +525,7 @@ func TestStopEndsParkedConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(10 * time.Second); runtime.NumGoroutine()-base > held+4; {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("relays did not park")
-		}
-	}
+	eventually(t, "relays park", func() bool { return runtime.NumGoroutine()-base <= held+4 })
 	stopped := make(chan struct{})
 	go func() { g.srv.Stop(); close(stopped) }()
 	select {
@@ -615,15 +607,7 @@ services:
     routes: [{protocols: [tcp], destinations: [{port: %d}]}]
 `, dead, live, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(10 * time.Second); !strings.Contains(g.errLog.String(), "health check: "+dead+" is unhealthy"); {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("the dead target was never marked unhealthy:\n%s", g.errLog)
-		}
-	}
+	g.waitErrLog(t, "the dead target marked unhealthy", "health check: "+dead+" is unhealthy")
 	check := func(when string) {
 		t.Helper()
 		for i := range 10 {
