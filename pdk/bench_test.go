@@ -14,21 +14,8 @@ import (
 // kept-alive connection, as tcp-log does: connect (from the pool), send,
 // setkeepalive.
 func BenchmarkCosocketSend(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr, _ := serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
+	host, port, _ := net.SplitHostPort(addr)
 	sockets := NewSocketPool()
 	defer sockets.Close()
 	e := newEnv(b, PhasePreread, Options{Sockets: sockets})

@@ -3,7 +3,6 @@ package pdk
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -137,7 +136,7 @@ func (p *pdk) openCache(L *glua.LState, kong *glua.LTable) {
 			}
 			L.Push(glua.LNumber(ttl))
 			L.Push(glua.LNil)
-			L.Push(goToLua(L, e.value))
+			L.Push(toLua(L, e.value, nil))
 			return 3
 		},
 		"invalidate": func(L *glua.LState) int {
@@ -156,9 +155,7 @@ func (p *pdk) openCache(L *glua.LState, kong *glua.LTable) {
 			key := checkKey(L)
 			v, err := luaToGo(L.Get(3), 0)
 			if err != nil {
-				L.Push(glua.LNil)
-				L.Push(glua.LString("failed to set in node cache: " + err.Error()))
-				return 2
+				return pushErr(L, "failed to set in node cache: "+err.Error())
 			}
 			c.store(key, v, c.ttl)
 			L.Push(glua.LTrue)
@@ -183,7 +180,7 @@ func (c *Cache) get(L *glua.LState, key string, renew bool) int {
 	for {
 		if !renew {
 			if e, ok := c.lookup(key); ok {
-				L.Push(goToLua(L, e.value))
+				L.Push(toLua(L, e.value, nil))
 				L.Push(glua.LNil)
 				L.Push(glua.LNumber(1))
 				return 3
@@ -214,22 +211,16 @@ func (c *Cache) get(L *glua.LState, key string, renew bool) int {
 		L.Push(a)
 	}
 	if err := L.PCall(len(args), 3, nil); err != nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: callback threw an error: " + luaErrorText(err)))
-		return 2
+		return pushErr(L, "failed to get from node cache: callback threw an error: "+luaErrorText(err))
 	}
 	v, cbErr, ttlV := L.Get(-3), L.Get(-2), L.Get(-1)
 	L.Pop(3)
 	if cbErr != glua.LNil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: " + tostringValue(L, cbErr)))
-		return 2
+		return pushErr(L, "failed to get from node cache: "+tostringValue(L, cbErr))
 	}
 	goV, err := luaToGo(v, 0)
 	if err != nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("failed to get from node cache: " + err.Error()))
-		return 2
+		return pushErr(L, "failed to get from node cache: "+err.Error())
 	}
 	ttl := c.ttl
 	if v == glua.LNil {
@@ -269,15 +260,10 @@ func luaErrorText(err error) string {
 // luaToGo copies a cacheable Lua value into Go: nil, bool, float64,
 // string, or map[any]any of those.
 func luaToGo(v glua.LValue, depth int) (any, error) {
+	if s, ok := luaScalar(v); ok {
+		return s, nil
+	}
 	switch v := v.(type) {
-	case *glua.LNilType:
-		return nil, nil
-	case glua.LBool:
-		return bool(v), nil
-	case glua.LNumber:
-		return float64(v), nil
-	case glua.LString:
-		return string(v), nil
 	case *glua.LTable:
 		if depth > 100 {
 			return nil, errors.New("cannot cache a table nested that deep")
@@ -298,28 +284,4 @@ func luaToGo(v glua.LValue, depth int) (any, error) {
 	default:
 		return nil, fmt.Errorf("cannot cache value of type %s", v.Type())
 	}
-}
-
-// goToLua makes a new Lua value of a luaToGo copy.
-func goToLua(L *glua.LState, v any) glua.LValue {
-	switch v := v.(type) {
-	case bool:
-		return glua.LBool(v)
-	case float64:
-		return glua.LNumber(v)
-	case string:
-		return glua.LString(v)
-	case map[any]any:
-		t := L.NewTable()
-		keys := make([]any, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
-		for _, k := range keys {
-			t.RawSet(goToLua(L, k), goToLua(L, v[k]))
-		}
-		return t
-	}
-	return glua.LNil
 }

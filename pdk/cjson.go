@@ -94,9 +94,7 @@ func newCJSON(L *glua.LState, c *cjsonConfig) *glua.LTable {
 	m.RawSetString("empty_array_mt", c.emptyMT)
 	fail := func(L *glua.LState, err error) int {
 		if c.safe {
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 2
+			return pushErr(L, err.Error())
 		}
 		// luaL_error from a C function: no position prefix.
 		L.Error(glua.LString(err.Error()), 0)

@@ -109,9 +109,7 @@ func clientGetForwardedPort(L *glua.LState, s *State) int {
 // clientGetProtocol ignores allow_terminated: it matters only for https.
 func clientGetProtocol(L *glua.LState, s *State) int {
 	if s == nil || s.Session == nil || s.Session.Protocol() == "" {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("No active route found"))
-		return 2
+		return pushErr(L, "No active route found")
 	}
 	L.Push(glua.LString(s.Session.Protocol()))
 	return 1

@@ -62,18 +62,47 @@ type env struct {
 	st   *State
 }
 
-// newEnv opens the PDK on a fresh VM with a State in phase bound.
-func newEnv(t testing.TB, phase Phase, opts Options) *env {
+// newBundle is a bundle of the PDK's Go modules and the Lua modules mods.
+func newBundle(t testing.TB, mods map[string]string) *lua.Bundle {
 	t.Helper()
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
+	bundle, err := lua.NewBundle(mods, lua.GoModules(Modules()))
 	if err != nil {
 		t.Fatalf("NewBundle: %v", err)
 	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
+	return bundle
+}
+
+// newVM opens a VM on newBundle(mods), closed when the test ends; the PDK
+// is not open on it yet.
+func newVM(t testing.TB, mods map[string]string) *lua.VM {
+	t.Helper()
+	vm, err := lua.NewVM(newBundle(t, mods), lua.PoolOptions{})
 	if err != nil {
 		t.Fatalf("NewVM: %v", err)
 	}
 	t.Cleanup(vm.Close)
+	return vm
+}
+
+// newEnv opens the PDK on a fresh VM with a State in phase bound.
+func newEnv(t testing.TB, phase Phase, opts Options) *env {
+	t.Helper()
+	return openEnv(newVM(t, nil), phase, opts)
+}
+
+// newLibEnv is newEnv with the embedded Lua library loaded as well.
+func newLibEnv(t testing.TB, phase Phase, opts Options) *env {
+	t.Helper()
+	mods, err := lua.LibModules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openEnv(newVM(t, mods), phase, opts)
+}
+
+// openEnv opens the PDK on vm with fakes for what opts leaves out and a
+// State in phase bound.
+func openEnv(vm *lua.VM, phase Phase, opts Options) *env {
 	e := &env{vm: vm, b: &Binding{}, sess: &fakeSession{vars: map[string]string{}}, log: &fakeLogger{}}
 	if opts.Logger == nil {
 		opts.Logger = e.log
@@ -85,6 +114,25 @@ func newEnv(t testing.TB, phase Phase, opts Options) *env {
 	e.st = &State{Phase: phase, Session: e.sess, Plugin: "my-plugin"}
 	e.b.State = e.st
 	return e
+}
+
+// reportPool is a VM pool with the PDK, the Lua modules mods, and a
+// global report(s) that sends s to the returned channel; each new VM then
+// runs init (Lua, may be empty), as an init_worker handler would.
+func reportPool(t *testing.T, mods map[string]string, opts Options, init string) (*lua.Pool, <-chan string) {
+	t.Helper()
+	reports := make(chan string, 16)
+	pool := lua.NewPool(newBundle(t, mods), lua.PoolOptions{}, func(vm *lua.VM) error {
+		if err := Setup(opts)(vm); err != nil {
+			return err
+		}
+		vm.L.SetGlobal("report", vm.L.NewFunction(func(L *glua.LState) int {
+			reports <- L.CheckString(1)
+			return 0
+		}))
+		return vm.L.DoString(init)
+	})
+	return pool, reports
 }
 
 func callLua(t *testing.T, vm *lua.VM, code string) ([]glua.LValue, error) {
@@ -114,6 +162,17 @@ func runString(t *testing.T, vm *lua.VM, code string) string {
 		return ""
 	}
 	return tostringValue(vm.L, res[0])
+}
+
+// checkLua runs each case's code, which returns one value, and compares
+// it, rendered with tostring, with the case's want.
+func checkLua(t *testing.T, vm *lua.VM, cases []struct{ code, want string }) {
+	t.Helper()
+	for _, c := range cases {
+		if got := runString(t, vm, c.code); got != c.want {
+			t.Errorf("%s = %q; want %q", c.code, got, c.want)
+		}
+	}
 }
 
 // wantLuaError runs code and checks it raises a message containing substr.

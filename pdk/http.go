@@ -167,11 +167,7 @@ func httpRequestURI(L *glua.LState, c *httpClient, transport func(bool) *http.Tr
 	if params != nil && params.RawGetString("ssl_verify") == glua.LFalse {
 		verify = false
 	}
-	ctx := L.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.connect+c.send+c.read)
+	ctx, cancel := context.WithTimeout(callContext(L), c.connect+c.send+c.read)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, uri, body)
 	if err != nil {
@@ -253,4 +249,13 @@ func httpError(err error) string {
 		return "timeout"
 	}
 	return socketError(err)
+}
+
+// callContext is the context L's current call runs under, or Background
+// when it has none.
+func callContext(L *glua.LState) context.Context {
+	if ctx := L.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
 }

@@ -46,9 +46,7 @@ func ipmatcherNew(L *glua.LState) int {
 		prefixes = append(prefixes, p.Masked())
 	})
 	if bad != "" {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("invalid ip address: " + bad))
-		return 2
+		return pushErr(L, "invalid ip address: "+bad)
 	}
 	ud := L.NewUserData()
 	ud.Value = prefixes

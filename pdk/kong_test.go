@@ -201,11 +201,7 @@ func TestVault(t *testing.T) {
 		{"local v, err = kong.vault.get('{vault://aws/x}'); return err", "vault not found (aws) [{vault://aws/x}]"},
 		{"return kong.vault.try(function(o) return o.a, 2 end, {a = 1})", "1"},
 	}
-	for _, tt := range tests {
-		if got := runString(t, e.vm, tt.code); got != tt.want {
-			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
-		}
-	}
+	checkLua(t, e.vm, tests)
 }
 
 // TestCacheConcurrentMiss: while one VM's callback fills a key, a second

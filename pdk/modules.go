@@ -217,9 +217,7 @@ func openLRUCache(L *glua.LState) int {
 	t.RawSetString("new", L.NewFunction(func(L *glua.LState) int {
 		size := L.CheckNumber(1)
 		if size < 1 || size > math.MaxInt32 {
-			L.Push(glua.LNil)
-			L.Push(glua.LString("size too small"))
-			return 2
+			return pushErr(L, "size too small")
 		}
 		c, _ := simplelru.NewLRU[glua.LValue, *lruItem](int(size), nil)
 		ud := L.NewUserData()
@@ -260,9 +258,7 @@ func openToolsIP(L *glua.LState) int {
 		"normalize_ip": func(L *glua.LState) int {
 			host, port, err := normalizeIP(L.CheckString(1))
 			if err != "" {
-				L.Push(glua.LNil)
-				L.Push(glua.LString(err))
-				return 2
+				return pushErr(L, err)
 			}
 			r := L.NewTable()
 			r.RawSetString("type", glua.LString(hostnameType(host)))

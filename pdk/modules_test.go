@@ -3,39 +3,7 @@ package pdk
 import (
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gong-proxy/gong/lua"
 )
-
-// newLibEnv is newEnv with the embedded Lua library loaded as well.
-func newLibEnv(t *testing.T, phase Phase, opts Options) *env {
-	t.Helper()
-	mods, err := lua.LibModules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := lua.NewBundle(mods, lua.GoModules(Modules()))
-	if err != nil {
-		t.Fatalf("NewBundle: %v", err)
-	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
-	if err != nil {
-		t.Fatalf("NewVM: %v", err)
-	}
-	t.Cleanup(vm.Close)
-	e := &env{vm: vm, b: &Binding{}, sess: &fakeSession{vars: map[string]string{}}, log: &fakeLogger{}}
-	if opts.Logger == nil {
-		opts.Logger = e.log
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	Open(vm.L, e.b, opts)
-	e.st = &State{Phase: phase, Session: e.sess, Plugin: "my-plugin"}
-	e.b.State = e.st
-	return e
-}
 
 func TestModules(t *testing.T) {
 	e := newLibEnv(t, PhasePreread, Options{})

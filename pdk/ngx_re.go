@@ -169,13 +169,19 @@ func reArgs(L *glua.LState, nils int) (c *compiledRe, subj string, n int) {
 	opts := L.OptString(3, "")
 	c, err := compileRe(L, pattern, opts)
 	if err != nil {
-		for i := 0; i < nils; i++ {
-			L.Push(glua.LNil)
-		}
-		L.Push(glua.LString(err.Error()))
-		return nil, subj, nils + 1
+		return nil, subj, pushReError(L, nils, err)
 	}
 	return c, subj, 0
+}
+
+// pushReError pushes nils nils and a compile error, as ngx.re's functions
+// return it, and returns the number of results.
+func pushReError(L *glua.LState, nils int, err error) int {
+	for range nils {
+		L.Push(glua.LNil)
+	}
+	L.Push(glua.LString(err.Error()))
+	return nils + 1
 }
 
 // ctxPos reads ctx.pos (1-based; default 1) as a byte offset.
@@ -190,19 +196,26 @@ func ctxPos(L *glua.LState, n int) (*glua.LTable, int) {
 	return ctx, 0
 }
 
+// findFromCtx finds the first match at or after ctx.pos (argument 4)
+// and, on a match, moves ctx.pos past it, as match and find do.
+func (c *compiledRe) findFromCtx(L *glua.LState, subj string) []int {
+	ctx, from := ctxPos(L, 4)
+	loc := c.findAt(subj, from)
+	if loc != nil && ctx != nil {
+		ctx.RawSetString("pos", glua.LNumber(loc[1]+1))
+	}
+	return loc
+}
+
 func reMatch(L *glua.LState) int {
 	c, subj, n := reArgs(L, 1)
 	if c == nil {
 		return n
 	}
-	ctx, from := ctxPos(L, 4)
-	loc := c.findAt(subj, from)
+	loc := c.findFromCtx(L, subj)
 	if loc == nil {
 		L.Push(glua.LNil)
 		return 1
-	}
-	if ctx != nil {
-		ctx.RawSetString("pos", glua.LNumber(loc[1]+1))
 	}
 	res, _ := L.Get(5).(*glua.LTable)
 	L.Push(c.captures(L, subj, loc, res))
@@ -214,15 +227,11 @@ func reFind(L *glua.LState) int {
 	if c == nil {
 		return n
 	}
-	ctx, from := ctxPos(L, 4)
 	nth := L.OptInt(5, 0)
-	loc := c.findAt(subj, from)
+	loc := c.findFromCtx(L, subj)
 	if loc == nil {
 		L.Push(glua.LNil)
 		return 1
-	}
-	if ctx != nil {
-		ctx.RawSetString("pos", glua.LNumber(loc[1]+1))
 	}
 	if nth < 0 || 2*nth+1 >= len(loc) || loc[2*nth] < 0 {
 		L.Push(glua.LNil)
@@ -272,10 +281,7 @@ func reSubst(max int) glua.LGFunction {
 		}
 		c, err := compileRe(L, pattern, opts)
 		if err != nil {
-			L.Push(glua.LNil)
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 3
+			return pushReError(L, 2, err)
 		}
 		all := c.findAll(subj, max)
 		var b strings.Builder

@@ -75,9 +75,5 @@ func TestNgxCodecs(t *testing.T) {
 		{`return ngx.config.subsystem .. ngx.config.nginx_version .. ngx.config.prefix()`, "stream1027001/usr/local/kong/"},
 	}
 	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{"prefix": "/usr/local/kong"}})
-	for _, tt := range tests {
-		if got := runString(t, e.vm, tt.code); got != tt.want {
-			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
-		}
-	}
+	checkLua(t, e.vm, tests)
 }

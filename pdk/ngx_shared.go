@@ -75,21 +75,9 @@ func shdictKey(L *glua.LState, n int) (string, bool) {
 	}
 }
 
-func shdictToLua(v any) glua.LValue {
-	switch v := v.(type) {
-	case bool:
-		return glua.LBool(v)
-	case float64:
-		return glua.LNumber(v)
-	case string:
-		return glua.LString(v)
-	}
-	return glua.LNil
-}
-
 // pushGot pushes value and flags, the flags only when not zero.
 func pushGot(L *glua.LState, v any, flags uint32) int {
-	L.Push(shdictToLua(v))
+	L.Push(toLua(L, v, nil))
 	if flags != 0 {
 		L.Push(glua.LNumber(flags))
 		return 2
@@ -113,16 +101,8 @@ func shdictStore(mode Mode, safe bool) glua.LGFunction {
 			L.Push(glua.LFalse)
 			return 3
 		}
-		var value any
-		switch v := L.Get(3).(type) {
-		case *glua.LNilType:
-		case glua.LBool:
-			value = bool(v)
-		case glua.LNumber:
-			value = float64(v)
-		case glua.LString:
-			value = string(v)
-		default:
+		value, ok := luaScalar(L.Get(3))
+		if !ok {
 			return pushFail(L, glua.LNil, ErrBadValue)
 		}
 		ttl := float64(L.OptNumber(4, 0))
@@ -166,7 +146,7 @@ var shdictMethods = map[string]glua.LGFunction{
 			L.Push(glua.LNil)
 			return 1
 		}
-		L.Push(shdictToLua(v))
+		L.Push(toLua(L, v, nil))
 		if flags != 0 {
 			L.Push(glua.LNumber(flags))
 		} else {
@@ -233,9 +213,7 @@ var shdictMethods = map[string]glua.LGFunction{
 		}
 		ttl, err := d.TTL(key)
 		if err != nil {
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 2
+			return pushErr(L, err.Error())
 		}
 		L.Push(glua.LNumber(ttl))
 		return 1
@@ -254,9 +232,7 @@ var shdictMethods = map[string]glua.LGFunction{
 			if err == errNegativeTTL {
 				L.RaiseError("%s", err)
 			}
-			L.Push(glua.LNil)
-			L.Push(glua.LString(err.Error()))
-			return 2
+			return pushErr(L, err.Error())
 		}
 		L.Push(glua.LTrue)
 		return 1

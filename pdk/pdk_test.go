@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gong-proxy/gong/lua"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -293,11 +292,7 @@ func TestNgx(t *testing.T) {
 		{"return ngx.ERR .. ngx.DEBUG .. ngx.OK .. ngx.ERROR", "480-1"},
 		{"return tostring(ngx.null == require('cjson').null)", "true"},
 	}
-	for _, tt := range tests {
-		if got := runString(t, e.vm, tt.code); got != tt.want {
-			t.Errorf("%s = %q; want %q", tt.code, got, tt.want)
-		}
-	}
+	checkLua(t, e.vm, tests)
 	wantLuaError(t, e.vm, "ngx.var.server_port = '1'", `variable "server_port" not found for writing`)
 	e.b.State = nil
 	wantLuaError(t, e.vm, "return ngx.var.server_port", "no request found")
@@ -413,15 +408,7 @@ func TestIPMatcher(t *testing.T) {
 // BenchmarkLogSerialize builds a stream log record as a log plugin does
 // on every connection, with one set_serialize_value entry.
 func BenchmarkLogSerialize(b *testing.B) {
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vm.Close()
+	vm := newVM(b, nil)
 	bind := &Binding{}
 	Open(vm.L, bind, Options{})
 	sess := &fakeSession{record: map[string]any{

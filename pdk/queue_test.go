@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/gong-proxy/gong/lua"
-	glua "github.com/yuin/gopher-lua"
 )
 
 // TestQueue runs the bundled kong.tools.queue on a pool with timers: a
@@ -16,22 +15,8 @@ func TestQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := lua.NewBundle(map[string]string{"kong.tools.queue": string(src)}, lua.GoModules(Modules()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	timers := NewTimers()
-	reports := make(chan string, 16)
-	pool := lua.NewPool(bundle, lua.PoolOptions{}, func(vm *lua.VM) error {
-		if err := Setup(Options{Timers: timers})(vm); err != nil {
-			return err
-		}
-		vm.L.SetGlobal("report", vm.L.NewFunction(func(L *glua.LState) int {
-			reports <- L.CheckString(1)
-			return 0
-		}))
-		return nil
-	})
+	pool, reports := reportPool(t, map[string]string{"kong.tools.queue": string(src)}, Options{Timers: timers}, "")
 	defer pool.Close()
 	leaseRun(t, pool, PhaseLog, `
 		local Queue = require "kong.tools.queue"

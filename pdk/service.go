@@ -54,9 +54,7 @@ func serviceSetUpstream(L *glua.LState, s *State) int {
 	}
 	s = sessionState(L, s)
 	if !s.Session.UpstreamExists(string(host)) {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("could not find an Upstream named '" + string(host) + "'"))
-		return 2
+		return pushErr(L, "could not find an Upstream named '"+string(host)+"'")
 	}
 	s.Upstream.Upstream, s.Upstream.Host, s.Upstream.Port = string(host), "", 0
 	L.Push(glua.LTrue)
@@ -99,9 +97,7 @@ func serviceSetTLSVerifyDepth(L *glua.LState, s *State) int {
 	}
 	s = sessionState(L, s)
 	if depth < 0 {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("depth must be a non-negative integer"))
-		return 2
+		return pushErr(L, "depth must be a non-negative integer")
 	}
 	d := int(depth)
 	s.Upstream.TLSVerifyDepth = &d

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gong-proxy/gong/lua"
 )
 
 // clock is a settable time for expiry tests.
@@ -61,11 +59,7 @@ func TestSharedDictLua(t *testing.T) {
 		{"local ok, err = ngx.shared.d:safe_add('a', 1); return tostring(ok) .. ',' .. err", "false,exists"},
 		{"return tostring(ngx.shared.d:expire('a', 5)) .. ngx.shared.d:ttl('a')", "true5"},
 	}
-	for _, s := range steps {
-		if got := runString(t, e.vm, s.code); got != s.want {
-			t.Errorf("%s = %q; want %q", s.code, got, s.want)
-		}
-	}
+	checkLua(t, e.vm, steps)
 	wantLuaError(t, e.vm, "ngx.shared.d.get('a')", `bad "zone" argument`)
 	wantLuaError(t, e.vm, "ngx.shared.d:set('a', 1, -1)", `bad "exptime" argument`)
 
@@ -79,11 +73,7 @@ func TestSharedDictLua(t *testing.T) {
 		{"return ngx.shared.d:flush_expired()", "4"},
 		{"return ngx.shared.d:free_space()", "1048576"},
 	}
-	for _, s := range expired {
-		if got := runString(t, e.vm, s.code); got != s.want {
-			t.Errorf("%s = %q; want %q", s.code, got, s.want)
-		}
-	}
+	checkLua(t, e.vm, expired)
 }
 
 // TestSharedDictEviction fills a small dictionary: set evicts the least
@@ -135,15 +125,7 @@ func TestSharedDictsCarry(t *testing.T) {
 // BenchmarkSharedDictGetSet is one dict:set and one dict:get from Lua,
 // as a plugin makes them.
 func BenchmarkSharedDictGetSet(b *testing.B) {
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := lua.NewVM(bundle, lua.PoolOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vm.Close()
+	vm := newVM(b, nil)
 	Open(vm.L, &Binding{}, Options{Shared: NewSharedDicts(map[string]int64{"d": 1 << 20}, nil)})
 	fn, err := vm.L.Load(strings.NewReader("local d = ngx.shared.d; d:set('hits', 1); return d:get('hits')"), "bench")
 	if err != nil {
@@ -165,11 +147,7 @@ func TestSharedDictFullFromLua(t *testing.T) {
 		{"local ok, err, forcible = ngx.shared.d:set('c', 'xxxxxxxx'); return tostring(ok) .. tostring(err) .. tostring(forcible) .. tostring(ngx.shared.d:get('a'))", "trueniltruenil"},
 		{"return ngx.shared.d:incr('n', 1, 0, 5) .. ngx.shared.d:ttl('n')", "15"},
 	}
-	for _, s := range steps {
-		if got := runString(t, e.vm, s.code); got != s.want {
-			t.Errorf("%s = %q; want %q", s.code, got, s.want)
-		}
-	}
+	checkLua(t, e.vm, steps)
 	clk.add(6 * time.Second)
 	if got := runString(t, e.vm, "return tostring(ngx.shared.d:get('n'))"); got != "nil" {
 		t.Errorf("incr's init_ttl did not expire the key: %s", got)

@@ -198,11 +198,7 @@ func resolve(L *glua.LState, host string) (string, error) {
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
 		return ip.String(), nil
 	}
-	ctx := L.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	addrs, err := net.DefaultResolver.LookupHost(callContext(L), host)
 	if err != nil || len(addrs) == 0 {
 		if err == nil {
 			err = errors.New("no addresses")
@@ -327,11 +323,7 @@ func (p *pdk) tcpConnect(L *glua.LState) int {
 	}
 	ct, _, _ := s.timeouts()
 	d := net.Dialer{Deadline: deadline(L, ct)}
-	ctx := L.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	conn, err := d.DialContext(ctx, network, addr)
+	conn, err := d.DialContext(callContext(L), network, addr)
 	if err != nil {
 		return pushErr(L, socketError(err))
 	}

@@ -17,7 +17,7 @@ import (
 
 // serveTCP runs handle on every connection to a loopback listener and
 // returns its address and the count of accepted connections.
-func serveTCP(t *testing.T, handle func(net.Conn)) (string, *atomic.Int32) {
+func serveTCP(t testing.TB, handle func(net.Conn)) (string, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -275,7 +275,7 @@ func TestCosocketsCloseWithTheLease(t *testing.T) {
 		close(closed)
 	})
 	host, port, _ := net.SplitHostPort(addr)
-	pool, _ := timerPool(t, Options{})
+	pool, _ := reportPool(t, nil, Options{}, "")
 	defer pool.Close()
 	leaseRun(t, pool, PhasePreread, fmt.Sprintf(`
 		leaked = ngx.socket.tcp()

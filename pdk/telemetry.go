@@ -11,26 +11,21 @@ var telemetryFuncs = []Func{
 }
 
 func telemetryLog(L *glua.LState, _ *State) int {
-	fail := func(msg string) int {
-		L.Push(glua.LNil)
-		L.Push(glua.LString(msg))
-		return 2
-	}
 	if L.Get(1).Type() != glua.LTString {
-		return fail("plugin_name must be a string")
+		return pushErr(L, "plugin_name must be a string")
 	}
 	if L.Get(2).Type() != glua.LTTable {
-		return fail("plugin_config must be a table")
+		return pushErr(L, "plugin_config must be a table")
 	}
 	if L.Get(3).Type() != glua.LTString {
-		return fail("message_type must be a string")
+		return pushErr(L, "message_type must be a string")
 	}
 	if m := L.Get(4); m != glua.LNil && m.Type() != glua.LTString {
-		return fail("message must be a string")
+		return pushErr(L, "message must be a string")
 	}
 	if a := L.Get(5); a != glua.LNil && a.Type() != glua.LTTable {
-		return fail("attributes must be a table")
+		return pushErr(L, "attributes must be a table")
 	}
-	return fail("Telemetry logging is disabled: log entry will not be recorded. " +
+	return pushErr(L, "Telemetry logging is disabled: log entry will not be recorded. "+
 		"Ensure the OpenTelemetry plugin is correctly configured to report logs in order to use this feature.")
 }

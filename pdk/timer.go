@@ -202,9 +202,7 @@ func (p *pdk) timerAt(L *glua.LState, every bool) int {
 	}
 	vm := p.b.vm
 	if vm == nil || vm.Pool() == nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString("no timers in this context"))
-		return 2
+		return pushErr(L, "no timers in this context")
 	}
 	entry := L.NewTable()
 	entry.Append(fn)
@@ -222,9 +220,7 @@ func (p *pdk) timerAt(L *glua.LState, every bool) int {
 	if err := p.timers().schedule(j, d); err != nil {
 		jobs.RawSetInt(j.id, glua.LNil)
 		j.release()
-		L.Push(glua.LNil)
-		L.Push(glua.LString(err.Error()))
-		return 2
+		return pushErr(L, err.Error())
 	}
 	L.Push(glua.LNumber(1))
 	return 1

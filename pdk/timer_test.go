@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/lua"
-	glua "github.com/yuin/gopher-lua"
 )
 
 // lockedLogger is a Logger for goroutines other than the test's.
@@ -28,28 +27,6 @@ func (l *lockedLogger) Log(_ LogLevel, line string) {
 	}
 }
 
-// timerPool is a VM pool with the PDK and a global report(s) that sends s
-// to the returned channel.
-func timerPool(t *testing.T, opts Options) (*lua.Pool, <-chan string) {
-	t.Helper()
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reports := make(chan string, 16)
-	pool := lua.NewPool(bundle, lua.PoolOptions{}, func(vm *lua.VM) error {
-		if err := Setup(opts)(vm); err != nil {
-			return err
-		}
-		vm.L.SetGlobal("report", vm.L.NewFunction(func(L *glua.LState) int {
-			reports <- L.CheckString(1)
-			return 0
-		}))
-		return nil
-	})
-	return pool, reports
-}
-
 // leaseRun runs code on a leased VM of pool in phase, then returns the VM.
 func leaseRun(t *testing.T, pool *lua.Pool, phase Phase, code string) string {
 	t.Helper()
@@ -64,7 +41,7 @@ func leaseRun(t *testing.T, pool *lua.Pool, phase Phase, code string) string {
 
 func TestTimerRunsOnItsVM(t *testing.T) {
 	timers := NewTimers()
-	pool, reports := timerPool(t, Options{Timers: timers})
+	pool, reports := reportPool(t, nil, Options{Timers: timers}, "")
 	defer pool.Close()
 	defer timers.Close()
 	leaseRun(t, pool, PhaseLog, `
@@ -79,7 +56,7 @@ func TestTimerRunsOnItsVM(t *testing.T) {
 
 func TestTimerEveryAndClose(t *testing.T) {
 	timers := NewTimers()
-	pool, reports := timerPool(t, Options{Timers: timers})
+	pool, reports := reportPool(t, nil, Options{Timers: timers}, "")
 	defer pool.Close()
 	leaseRun(t, pool, PhaseLog, `
 		local n = 0
@@ -116,7 +93,7 @@ func TestTimerLimitsAndErrors(t *testing.T) {
 	log := &lockedLogger{added: make(chan struct{}, 1)}
 	timers := NewTimers()
 	timers.Logger = log
-	pool, _ := timerPool(t, Options{Timers: timers})
+	pool, _ := reportPool(t, nil, Options{Timers: timers}, "")
 	defer pool.Close()
 	got := leaseRun(t, pool, PhaseLog, fmt.Sprintf(`
 		for i = 1, %d do assert(ngx.timer.at(3600, function() end)) end
@@ -129,7 +106,7 @@ func TestTimerLimitsAndErrors(t *testing.T) {
 
 	timers = NewTimers()
 	timers.Logger = log
-	pool2, _ := timerPool(t, Options{Timers: timers})
+	pool2, _ := reportPool(t, nil, Options{Timers: timers}, "")
 	defer pool2.Close()
 	defer timers.Close()
 	leaseRun(t, pool2, PhaseLog, `assert(ngx.timer.at(0, function() error("boom") end))`)
@@ -165,23 +142,9 @@ func next[T any](t *testing.T, ch <-chan T) T {
 }
 
 func TestTimerFromSetup(t *testing.T) {
-	bundle, err := lua.NewBundle(nil, lua.GoModules(Modules()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	timers := NewTimers()
-	reports := make(chan string, 1)
-	pool := lua.NewPool(bundle, lua.PoolOptions{}, func(vm *lua.VM) error {
-		if err := Setup(Options{Timers: timers})(vm); err != nil {
-			return err
-		}
-		vm.L.SetGlobal("report", vm.L.NewFunction(func(L *glua.LState) int {
-			reports <- L.CheckString(1)
-			return 0
-		}))
-		// as an init_worker handler would
-		return vm.L.DoString(`assert(ngx.timer.at(0, function() report(ngx.get_phase()) end))`)
-	})
+	// as an init_worker handler would
+	pool, reports := reportPool(t, nil, Options{Timers: timers}, `assert(ngx.timer.at(0, function() report(ngx.get_phase()) end))`)
 	defer pool.Close()
 	defer timers.Close()
 	vm, err := pool.Get(t.Context())

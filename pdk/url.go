@@ -31,9 +31,7 @@ func urlParse(L *glua.LState) int {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString(err.Error()))
-		return 2
+		return pushErr(L, err.Error())
 	}
 	set := func(k, v string) {
 		if v != "" {

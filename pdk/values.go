@@ -8,7 +8,7 @@ import (
 )
 
 // toLua converts a Go value of the shapes Session.Serialize and
-// Configuration use into a new Lua value. Slices get arrayMT (cjson's
+// Configuration use, or a luaToGo copy, into a new Lua value. Slices get arrayMT (cjson's
 // array_mt) when it is not nil, so an empty one encodes as [] as Kong's
 // tries do. Map keys are inserted sorted so iteration order is stable.
 func toLua(L *glua.LState, v any, arrayMT *glua.LTable) glua.LValue {
@@ -64,11 +64,38 @@ func toLua(L *glua.LState, v any, arrayMT *glua.LTable) glua.LValue {
 			t.RawSetString(k, toLua(L, v[k], arrayMT))
 		}
 		return t
+	case map[any]any:
+		t := L.NewTable()
+		keys := make([]any, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			t.RawSet(toLua(L, k, arrayMT), toLua(L, v[k], arrayMT))
+		}
+		return t
 	case Configuration:
 		return toLua(L, map[string]any(v), arrayMT)
 	default:
 		return glua.LString(fmt.Sprint(v))
 	}
+}
+
+// luaScalar copies a Lua nil, boolean, number or string into Go as nil,
+// bool, float64 or string; ok is false for any other type.
+func luaScalar(v glua.LValue) (value any, ok bool) {
+	switch v := v.(type) {
+	case *glua.LNilType:
+		return nil, true
+	case glua.LBool:
+		return bool(v), true
+	case glua.LNumber:
+		return float64(v), true
+	case glua.LString:
+		return string(v), true
+	}
+	return nil, false
 }
 
 func setArrayMT(L *glua.LState, t, mt *glua.LTable) {

@@ -78,9 +78,7 @@ func parseReference(v glua.LValue) (*reference, string) {
 func vaultParseReference(L *glua.LState, _ *State) int {
 	r, errText := parseReference(L.Get(1))
 	if r == nil {
-		L.Push(glua.LNil)
-		L.Push(glua.LString(errText))
-		return 2
+		return pushErr(L, errText)
 	}
 	t := L.NewTable()
 	t.RawSetString("name", glua.LString(r.name))
@@ -106,9 +104,7 @@ func vaultParseReference(L *glua.LState, _ *State) int {
 func vaultGet(L *glua.LState, _ *State) int {
 	value, errText := resolveReference(L.Get(1))
 	if errText != "" {
-		L.Push(glua.LNil)
-		L.Push(glua.LString(errText))
-		return 2
+		return pushErr(L, errText)
 	}
 	L.Push(glua.LString(value))
 	return 1

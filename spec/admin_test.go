@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kong/go-kong/kong"
 	"go.yaml.in/yaml/v3"
@@ -597,16 +596,9 @@ func TestAdminUDPSessions(t *testing.T) {
 	h, port := hostPort(echo)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: u\n    url: udp://%s:%s\n    routes:\n      - protocols: [udp]\n        destinations: [{port: %d}]\n", h, port, p)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("ping"))
-	buf := make([]byte, 64)
-	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
-		t.Fatalf("UDP answer %q, %v", buf[:n], err)
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
+	if got := udpAsk(t, c, "ping"); got != "u: ping" {
+		t.Fatalf("UDP answer %q", got)
 	}
 	var s map[string]any
 	eventually(t, "the UDP session with its bytes in GET /sessions", func() bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -96,7 +97,29 @@ func (g *gong) stop() {
 func (g *gong) accessLines(t *testing.T) []string {
 	t.Helper()
 	g.stop()
-	data, err := os.ReadFile(g.accessLog)
+	return readLines(t, g.accessLog)
+}
+
+// waitSessionsEnded waits until the access log has n lines: n sessions
+// have ended.
+func (g *gong) waitSessionsEnded(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d sessions end", n), func() bool {
+		data, _ := os.ReadFile(g.accessLog)
+		return strings.Count(string(data), "\n") >= n
+	})
+}
+
+// waitErrLog waits until the error log contains want.
+func (g *gong) waitErrLog(t *testing.T, what, want string) {
+	t.Helper()
+	eventually(t, what, func() bool { return strings.Contains(g.errLog.String(), want) })
+}
+
+// readLines returns the lines of the file at path.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +131,18 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// svc is a kong.yml service block forwarding to addr, with routes.
+func svc(name, addr, extra, routes string) string {
+	h, p := hostPort(addr)
+	return fmt.Sprintf("  - name: %s\n    protocol: tcp\n    host: %s\n    port: %s\n%s    routes:\n%s", name, h, p, extra, routes)
+}
+
+// echoYML is a kong.yml with one service, name, forwarding to addr, and
+// one TCP route to it by destination port.
+func echoYML(name, addr string, port int) string {
+	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
 }
 
 // freePort returns a loopback port nothing listens on right now.
@@ -137,32 +172,48 @@ func startEcho(t testing.TB, name string) string {
 	return serveEcho(t, ln, name)
 }
 
-// serveEcho answers lines on every connection ln accepts, until the test
-// ends, and returns ln's address.
+// serveEcho answers lines on every connection ln accepts as startEcho
+// does, until the test ends, and returns ln's address.
 func serveEcho(t testing.TB, ln net.Listener, name string) string {
+	return serveAnswers(t, ln, func(line string) string { return name + ": " + line })
+}
+
+// serveAnswers answers each line read on every connection ln accepts
+// with answer(line) and a newline, until the test ends, and returns ln's
+// address.
+func serveAnswers(t testing.TB, ln net.Listener, answer func(line string) string) string {
+	return serveConns(t, ln, func(c net.Conn, _ int) {
+		defer c.Close()
+		eachLine(c, func(line string) bool {
+			_, err := io.WriteString(c, answer(line)+"\n")
+			return err == nil
+		})
+	})
+}
+
+// serveConns runs handle on its own goroutine for every connection ln
+// accepts, numbered from 1, until the test ends, and returns ln's address.
+func serveConns(t testing.TB, ln net.Listener, handle func(c net.Conn, n int)) string {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
-		for {
+		for n := 1; ; n++ {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go echoLines(c, name)
+			go handle(c, n)
 		}
 	}()
 	return ln.Addr().String()
 }
 
-// echoLines answers each line read from c with name + ": " + the line.
-func echoLines(c net.Conn, name string) {
-	defer c.Close()
+// eachLine calls fn with each line read from c, without its newline,
+// until c ends or fn returns false.
+func eachLine(c net.Conn, fn func(line string) bool) {
 	r := bufio.NewReader(c)
 	for {
 		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if _, err := io.WriteString(c, name+": "+line); err != nil {
+		if err != nil || !fn(strings.TrimSuffix(line, "\n")) {
 			return
 		}
 	}
@@ -171,6 +222,13 @@ func echoLines(c net.Conn, name string) {
 // startUDPEcho runs a UDP server that answers each datagram with name +
 // ": " + the datagram.
 func startUDPEcho(t *testing.T, name string) string {
+	t.Helper()
+	return startUDPServer(t, func(msg string) string { return name + ": " + msg })
+}
+
+// startUDPServer runs a UDP server that answers each datagram msg with
+// answer(msg), until the test ends, and returns its address.
+func startUDPServer(t *testing.T, answer func(msg string) string) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -184,10 +242,38 @@ func startUDPEcho(t *testing.T, name string) string {
 			if err != nil {
 				return
 			}
-			pc.WriteTo(append([]byte(name+": "), buf[:n]...), from)
+			pc.WriteTo([]byte(answer(string(buf[:n]))), from)
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+// dialUDP connects a UDP client to a gong listener with a deadline for the
+// whole exchange.
+func dialUDP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// udpAsk sends one datagram from c and returns the reply.
+func udpAsk(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1024)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no UDP reply to %q: %v", msg, err)
+	}
+	return string(buf[:n])
 }
 
 // dial connects to a gong listener with a deadline for the whole exchange.

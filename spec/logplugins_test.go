@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -29,11 +28,12 @@ type logRecord struct {
 	Route    struct{ Name string } `json:"route"`
 	Service  struct{ Name string } `json:"service"`
 	ClientIP string                `json:"client_ip"`
+	Tries    []map[string]any      `json:"tries"`
 }
 
 // checkRecord asserts data is the record of one "hello" exchange through
-// route logged of service echo-service.
-func checkRecord(t *testing.T, data []byte) {
+// route logged of service echo-service, and returns it.
+func checkRecord(t *testing.T, data []byte) logRecord {
 	t.Helper()
 	var rec logRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -43,6 +43,7 @@ func checkRecord(t *testing.T, data []byte) {
 		rec.Route.Name != "logged" || rec.Service.Name != "echo-service" || rec.ClientIP != "127.0.0.1" {
 		t.Errorf("serialized record %+v\n%s", rec, data)
 	}
+	return rec
 }
 
 // logPluginGong starts gong with one route (logged, port p, to an echo
@@ -84,7 +85,7 @@ type tcpLine struct {
 	line string
 }
 
-func tcpLines(t *testing.T) (string, <-chan tcpLine) {
+func tcpLines(t testing.TB) (string, <-chan tcpLine) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,30 +94,17 @@ func tcpLines(t *testing.T) (string, <-chan tcpLine) {
 	return serveLines(t, ln)
 }
 
-func serveLines(t *testing.T, ln net.Listener) (string, <-chan tcpLine) {
+func serveLines(t testing.TB, ln net.Listener) (string, <-chan tcpLine) {
 	t.Helper()
-	t.Cleanup(func() { ln.Close() })
 	ch := make(chan tcpLine, 16)
-	go func() {
-		for n := 1; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn, n int) {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					ch <- tcpLine{n, strings.TrimSuffix(line, "\n")}
-				}
-			}(c, n)
-		}
-	}()
-	return ln.Addr().String(), ch
+	addr := serveConns(t, ln, func(c net.Conn, n int) {
+		defer c.Close()
+		eachLine(c, func(line string) bool {
+			ch <- tcpLine{n, line}
+			return true
+		})
+	})
+	return addr, ch
 }
 
 // datagrams delivers what arrives on a UDP socket, one string per datagram.
@@ -365,30 +353,8 @@ func TestHTTPLogRetries(t *testing.T) {
 // BenchmarkTCPLogConnection is one connection through gong with tcp-log,
 // until its record has reached the log server.
 func BenchmarkTCPLogConnection(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	lines := make(chan struct{}, 1024)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					lines <- struct{}{}
-				}
-			}()
-		}
-	}()
-	host, port := hostPort(ln.Addr().String())
+	logAddr, lines := tcpLines(b)
+	host, port := hostPort(logAddr)
 	echo := startEcho(b, "e")
 	p := freePort(b)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [{name: tcp-log, protocols: [tcp], config: {host: %s, port: %s}}]\n",

@@ -221,13 +221,7 @@ func TestPreFunctionCertificate(t *testing.T) {
           kong.log.notice("handshake for ", sni)
 `
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
-	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
-		t.Fatalf("echo: %q, %v", got, err)
-	}
+	tlsEcho(t, p)
 	if _, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "refused.wild.test", nil); err == nil {
 		t.Errorf("the handshake ngx.exit(ngx.ERROR) aborted succeeded:\n%s", g.errLog)
 	}

@@ -17,12 +17,6 @@ import (
 	"time"
 )
 
-// svc is a kong.yml service block forwarding to addr, with routes.
-func svc(name, addr, extra, routes string) string {
-	h, p := hostPort(addr)
-	return fmt.Sprintf("  - name: %s\n    protocol: tcp\n    host: %s\n    port: %s\n%s    routes:\n%s", name, h, p, extra, routes)
-}
-
 func TestRoutesByDestinationPort(t *testing.T) {
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	pa, pb := freePort(t), freePort(t)
@@ -89,7 +83,7 @@ services:
 func TestAccessLogBasicFormat(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "hello"); err != nil || got != "e: hello" {
 		t.Fatalf("round trip: %q, %v", got, err)
@@ -105,7 +99,7 @@ func TestAccessLogBasicFormat(t *testing.T) {
 func TestCustomLogFormat(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	dir := t.TempDir()
 	custom := dir + "/custom.log"
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nnginx_stream_log_format = mine '$protocol|$status|$upstream_addr|$server_port'\nproxy_stream_access_log = %s mine\n", p, custom), yml)
@@ -258,7 +252,7 @@ func TestHalfClose(t *testing.T) {
 		io.WriteString(c, "got "+string(data))
 	}()
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", ln.Addr().String(), "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("s", ln.Addr().String(), p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 	io.WriteString(c, "request")
@@ -285,13 +279,7 @@ services:
 	const clients, rounds = 5, 4
 	conns := make([]net.Conn, clients)
 	for i := range conns {
-		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		conns[i] = c
+		conns[i] = dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	buf := make([]byte, 100)
 	for r := range rounds {
@@ -358,7 +346,7 @@ services:
 func TestProxyProtocolBrokenHeader(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\nnginx_sproxy_proxy_protocol_timeout = 300ms\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 
@@ -416,7 +404,7 @@ func TestPlainTCPSplices(t *testing.T) {
 	debug.SetGCPercent(-1)
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	before := pipes(t)
 	const held = 10
@@ -436,7 +424,7 @@ func TestPlainTCPSplices(t *testing.T) {
 func TestManyConcurrentConnections(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	var wg sync.WaitGroup
 	var failures atomic.Int32
@@ -491,7 +479,7 @@ func TestPortMaps(t *testing.T) {
 func TestIdleConnectionsPark(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	base := runtime.NumGoroutine()
 	const held = 20
@@ -526,7 +514,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 func TestStopEndsParkedConnections(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	base := runtime.NumGoroutine()
 	const held = 10
@@ -537,15 +525,7 @@ func TestStopEndsParkedConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(10 * time.Second); runtime.NumGoroutine()-base > held+4; {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("relays did not park")
-		}
-	}
+	eventually(t, "relays park", func() bool { return runtime.NumGoroutine()-base <= held+4 })
 	stopped := make(chan struct{})
 	go func() { g.srv.Stop(); close(stopped) }()
 	select {
@@ -627,15 +607,7 @@ services:
     routes: [{protocols: [tcp], destinations: [{port: %d}]}]
 `, dead, live, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(10 * time.Second); !strings.Contains(g.errLog.String(), "health check: "+dead+" is unhealthy"); {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("the dead target was never marked unhealthy:\n%s", g.errLog)
-		}
-	}
+	g.waitErrLog(t, "the dead target marked unhealthy", "health check: "+dead+" is unhealthy")
 	check := func(when string) {
 		t.Helper()
 		for i := range 10 {

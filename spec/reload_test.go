@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-func echoYML(name, addr string, port int) string {
-	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
-}
-
 func TestReloadUnderLoadDropsNothing(t *testing.T) {
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	p := freePort(t)

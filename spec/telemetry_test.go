@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -154,14 +153,7 @@ func TestTracingTLSConnection(t *testing.T) {
 	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n  - {name: spans, route: by-sni}\n", path)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nplugins = bundled, recorder, spans\nlua_package_path = %s\n", p, fixturePath(t))+
 		tracingConf("http/protobuf", endpoint, 1), yml)
-	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
-		t.Fatalf("echo: %q, %v", got, err)
-	}
-	c.Close()
+	tlsEcho(t, p).Close()
 	g.stop() // flushes the spans
 
 	spans := recv.received()
@@ -640,19 +632,11 @@ services:
         destinations: [{port: %d}]
 `, echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p)+tracingConf("http/protobuf", endpoint, 1), yml)
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("ping"))
-	buf := make([]byte, 64)
-	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "u: ping" {
-		t.Fatalf("udp echo: %q, %v", buf[:n], err)
+	if got := udpAsk(t, dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p)), "ping"); got != "u: ping" {
+		t.Fatalf("udp echo: %q", got)
 	}
 	// The session ends once idle for the service's 100 ms timeout.
-	waitAccessLog(t, g)
+	g.waitSessionsEnded(t, 1)
 	g.stop()
 	spans := recv.received()
 	root := spanNamed(t, spans, "stream udp session")
@@ -663,16 +647,6 @@ services:
 	if m := spanNamed(t, spans, "stream route match"); string(m.ParentSpanId) != string(root.SpanId) {
 		t.Errorf("route match is not a child of the session span")
 	}
-}
-
-// waitAccessLog waits until the server has written an access-log line: a
-// session has ended.
-func waitAccessLog(t *testing.T, g *gong) {
-	t.Helper()
-	eventually(t, "a session ended", func() bool {
-		data, _ := os.ReadFile(g.accessLog)
-		return len(data) > 0
-	})
 }
 
 // TestMetricsTLSHandshakeErrors: a client that cannot agree on a TLS

@@ -62,6 +62,20 @@ func tlsDial(t *testing.T, addr, sni string, cfg *tls.Config) (*tls.Conn, error)
 	return c, nil
 }
 
+// tlsEcho connects to tlsConfig's listener on port with SNI exact.test
+// and fails the test unless the echo behind it answers "x".
+func tlsEcho(t *testing.T, port int) *tls.Conn {
+	t.Helper()
+	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", port), "exact.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exchange(c, "x"); err != nil || got != "plain: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	return c
+}
+
 func servedCN(c *tls.Conn) string {
 	return c.ConnectionState().PeerCertificates[0].Subject.CommonName
 }
@@ -242,7 +256,7 @@ services:
 func TestTLSUnexpectedProtocol(t *testing.T) {
 	echo := startEcho(t, "plain")
 	p := freePort(t)
-	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	if c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "x.test", nil); err == nil {
 		if _, err := exchange(c, "x"); err == nil {

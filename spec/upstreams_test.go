@@ -1,97 +1,20 @@
 package spec
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/miekg/dns"
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
-// dnsZone is a nameserver on loopback whose records a test changes.
-type dnsZone struct {
-	addr    string
-	mu      sync.Mutex
-	records map[string][]dns.RR // by "name type"
-	fail    bool                // answer SERVFAIL
-	queries atomic.Int64
-}
-
-func startDNS(t *testing.T) *dnsZone {
-	t.Helper()
-	z := &dnsZone{records: map[string][]dns.RR{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z.addr = pc.LocalAddr().String()
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-func (z *dnsZone) serve(w dns.ResponseWriter, req *dns.Msg) {
-	z.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(req)
-	q := req.Question[0]
-	z.mu.Lock()
-	rrs, ok := z.records[q.Name+" "+dns.TypeToString[q.Qtype]]
-	switch {
-	case z.fail:
-		m.Rcode = dns.RcodeServerFailure
-	case ok:
-		m.Answer = rrs
-	default:
-		m.Rcode = dns.RcodeNameError
-		for k := range z.records {
-			if strings.HasPrefix(k, q.Name+" ") {
-				m.Rcode = dns.RcodeSuccess // the name exists, without this type
-			}
-		}
-	}
-	z.mu.Unlock()
-	w.WriteMsg(m)
-}
-
-// set replaces the records of each name and type given.
-func (z *dnsZone) set(t *testing.T, rrs ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	cleared := map[string]bool{}
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := rr.Header().Name + " " + dns.TypeToString[rr.Header().Rrtype]
-		if !cleared[k] {
-			z.records[k], cleared[k] = nil, true
-		}
-		z.records[k] = append(z.records[k], rr)
-	}
-}
-
-func (z *dnsZone) setFail(fail bool) {
-	z.mu.Lock()
-	z.fail = fail
-	z.mu.Unlock()
-}
-
 // dnsConf points gong at the zone, with an empty hosts file.
-func dnsConf(t *testing.T, z *dnsZone) string {
+func dnsConf(t *testing.T, z *dnstest.Zone) string {
 	hosts := t.TempDir() + "/hosts"
 	writeFile(t, hosts, "")
-	return fmt.Sprintf("dns_resolver = %s\ndns_hostsfile = %s\n", z.addr, hosts)
+	return fmt.Sprintf("dns_resolver = %s\ndns_hostsfile = %s\n", z.Addr, hosts)
 }
 
 // startEchoAt runs startEcho's server on a given address.
@@ -127,8 +50,8 @@ func TestDNSTargets(t *testing.T) {
 	startEchoAt(t, fmt.Sprintf("127.0.0.2:%d", port), "two")
 	startEchoAt(t, fmt.Sprintf("127.0.0.3:%d", port), "three")
 	startEchoAt(t, fmt.Sprintf("127.0.0.4:%d", port), "four")
-	z := startDNS(t)
-	z.set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
+	z := dnstest.Start(t)
+	z.Set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
 	p := freePort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
@@ -145,7 +68,7 @@ services:
 		t.Errorf("A answer with two addresses: %v; want 5 each (one wheel slot each)", seen)
 	}
 
-	z.set(t, "pool.gong.test. 1 IN A 127.0.0.4")
+	z.Set(t, "pool.gong.test. 1 IN A 127.0.0.4")
 	eventually(t, "traffic moves to the new address after the TTL", func() bool {
 		return answers(t, addr, 1)["four"] == 1
 	})
@@ -153,9 +76,9 @@ services:
 		t.Errorf("after the answer changed: %v; want only the new address", seen)
 	}
 
-	z.setFail(true)
-	failing := z.queries.Load()
-	eventually(t, "the failing nameserver is asked again", func() bool { return z.queries.Load() > failing+1 })
+	z.SetFail(true)
+	failing := z.Queries()
+	eventually(t, "the failing nameserver is asked again", func() bool { return z.Queries() > failing+1 })
 	if seen := answers(t, addr, 6); seen["four"] != 6 {
 		t.Errorf("nameserver failing: %v; want the last good answer kept", seen)
 	}
@@ -168,8 +91,8 @@ func TestSRVTargets(t *testing.T) {
 	_, hp := hostPort(heavy)
 	_, lp := hostPort(light)
 	_, bp := hostPort(backup)
-	z := startDNS(t)
-	z.set(t,
+	z := dnstest.Start(t)
+	z.Set(t,
 		"_echo._tcp.gong.test. 300 IN SRV 10 30 "+hp+" heavy.gong.test.",
 		"_echo._tcp.gong.test. 300 IN SRV 10 10 "+lp+" light.gong.test.",
 		"_echo._tcp.gong.test. 300 IN SRV 20 50 "+bp+" light.gong.test.",
@@ -200,7 +123,7 @@ services:
 // TestDNSNameError: a service host that does not exist ends the
 // connection with 503 and Kong's error.
 func TestDNSNameError(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	p := freePort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -211,7 +134,7 @@ services:
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+dnsConf(t, z), yml)
 	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
 	const want = "DNS resolution failed: dns server error: 3 name error. Tried: ["
-	eventually(t, "the error is logged", func() bool { return strings.Contains(g.errLog.String(), want) })
+	g.waitErrLog(t, "the error is logged", want)
 	lines := g.accessLines(t)
 	if f := strings.Fields(lines[len(lines)-1]); len(f) < 5 || f[4] != "503" {
 		t.Errorf("access line %q; want status 503", lines[len(lines)-1])
@@ -226,27 +149,7 @@ func startSwitchable(t *testing.T, prefix *atomic.Value) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					io.WriteString(c, prefix.Load().(string)+line)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveAnswers(t, ln, func(line string) string { return prefix.Load().(string) + line })
 }
 
 // TestPayloadHealthChecks: a target that accepts TCP but answers the
@@ -275,17 +178,13 @@ services:
     routes: [{protocols: [tcp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
-	})
+	g.waitErrLog(t, "the wrong answer marks the target unhealthy", "health check: "+b+" is unhealthy")
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	if seen := answers(t, addr, 6); seen["ok good"] != 6 {
 		t.Errorf("while one target answers wrong: %v; want only the good one", seen)
 	}
 	flaky.Store("ok flaky: ")
-	eventually(t, "the target recovers", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
-	})
+	g.waitErrLog(t, "the target recovers", "health check: "+b+" is healthy")
 	if seen := answers(t, addr, 6); seen["ok flaky"] == 0 {
 		t.Errorf("after recovery: %v; want traffic to the recovered target", seen)
 	}
@@ -295,37 +194,7 @@ services:
 // current prefix + the datagram.
 func startUDPSwitchable(t *testing.T, prefix *atomic.Value) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte(prefix.Load().(string)), buf[:n]...), from)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
-// udpAsk sends one datagram from c and returns the reply.
-func udpAsk(t *testing.T, c net.Conn, msg string) string {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1024)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("no UDP reply to %q: %v", msg, err)
-	}
-	return string(buf[:n])
+	return startUDPServer(t, func(msg string) string { return prefix.Load().(string) + msg })
 }
 
 // TestUDPHealthChecks: a UDP target that answers the check datagram
@@ -354,16 +223,11 @@ services:
     routes: [{protocols: [udp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	eventually(t, "the wrong answer marks the target unhealthy", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is unhealthy")
-	})
+	g.waitErrLog(t, "the wrong answer marks the target unhealthy", "health check: "+b+" is unhealthy")
 	sessions := func() map[string]int {
 		seen := map[string]int{}
 		for range 6 { // each client is a new session
-			c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 			seen[udpAsk(t, c, "x")]++
 			c.Close()
 		}
@@ -373,9 +237,7 @@ services:
 		t.Errorf("while one target answers wrong: %v; want every session on the good target", seen)
 	}
 	flaky.Store("ok flaky: ")
-	eventually(t, "the target recovers", func() bool {
-		return strings.Contains(g.errLog.String(), "health check: "+b+" is healthy")
-	})
+	g.waitErrLog(t, "the target recovers", "health check: "+b+" is healthy")
 	if seen := sessions(); seen["ok flaky: x"] == 0 {
 		t.Errorf("after recovery: %v; want sessions on the recovered target", seen)
 	}
@@ -399,32 +261,17 @@ services:
     routes: [{protocols: [udp], destinations: [{port: %d}]}]
 `, a, b, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	sessionsEnded := func(n int) {
-		t.Helper()
-		eventually(t, fmt.Sprintf("%d sessions end", n), func() bool {
-			data, _ := os.ReadFile(g.accessLog)
-			return strings.Count(string(data), "\n") >= n
-		})
-	}
-	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	first := strings.TrimSuffix(udpAsk(t, c, "x"), ": x")
 	// Round-robin over two targets alternates; only affinity brings the
 	// client back to the same one, session after session.
 	for i := range 3 {
-		sessionsEnded(i + 1)
+		g.waitSessionsEnded(t, i+1)
 		if got := strings.TrimSuffix(udpAsk(t, c, "x"), ": x"); got != first {
 			t.Fatalf("session %d of the same client went to %q; want %q (udp_affinity_ttl)", i+2, got, first)
 		}
 	}
-	other, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	if got := strings.TrimSuffix(udpAsk(t, other, "x"), ": x"); got == first {
 		t.Errorf("another client went to %q too; round-robin gives it the other target", got)
 	}

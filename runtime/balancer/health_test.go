@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -12,16 +13,7 @@ import (
 // waitHealth waits until the checker reports want for addr.
 func waitHealth(t *testing.T, c *Checker, addr netip.AddrPort, want bool) {
 	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for c.Healthy()[addr] != want {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%v never became healthy=%v", addr, want)
-		}
-	}
+	waitFor(t, fmt.Sprintf("%v healthy=%v", addr, want), func() bool { return c.Healthy()[addr] == want })
 }
 
 func TestActiveTCPChecks(t *testing.T) {

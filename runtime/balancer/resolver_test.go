@@ -3,97 +3,18 @@ package balancer
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
-// zone is a DNS server on loopback whose answers a test changes.
-type zone struct {
-	addr    string
-	mu      sync.Mutex
-	records map[string][]dns.RR // by "name type", e.g. "a.test. A"
-	fail    bool                // answer SERVFAIL
-	mute    bool                // answer nothing
-	queries atomic.Int64
-}
-
-func startZone(t testing.TB) *zone {
+func testResolver(t testing.TB, z *dnstest.Zone) *Resolver {
 	t.Helper()
-	z := &zone{records: map[string][]dns.RR{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z.addr = pc.LocalAddr().String()
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-func (z *zone) serve(w dns.ResponseWriter, req *dns.Msg) {
-	z.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(req)
-	q := req.Question[0]
-	z.mu.Lock()
-	if z.mute {
-		z.mu.Unlock()
-		return
-	}
-	switch rrs, ok := z.records[q.Name+" "+dns.TypeToString[q.Qtype]]; {
-	case z.fail:
-		m.Rcode = dns.RcodeServerFailure
-	case ok:
-		m.Answer = rrs
-	case !z.known(q.Name):
-		m.Rcode = dns.RcodeNameError
-	}
-	z.mu.Unlock()
-	w.WriteMsg(m)
-}
-
-func (z *zone) known(name string) bool {
-	for k := range z.records {
-		if strings.HasPrefix(k, name+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-// set replaces the records of the names the given RRs have.
-func (z *zone) set(t testing.TB, rrs ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	cleared := map[string]bool{}
-	for _, s := range rrs {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := rr.Header().Name + " " + dns.TypeToString[rr.Header().Rrtype]
-		if !cleared[k] {
-			z.records[k], cleared[k] = nil, true
-		}
-		z.records[k] = append(z.records[k], rr)
-	}
-}
-
-func (z *zone) setFail(f bool) { z.mu.Lock(); z.fail = f; z.mu.Unlock() }
-
-func testResolver(t testing.TB, z *zone) *Resolver {
-	t.Helper()
-	r, err := NewResolver(ResolverConfig{Nameservers: []string{z.addr}, Order: []string{"LAST", "SRV", "A", "CNAME"},
+	r, err := NewResolver(ResolverConfig{Nameservers: []string{z.Addr}, Order: []string{"LAST", "SRV", "A", "CNAME"},
 		StaleTTL: time.Hour, NotFoundTTL: 30 * time.Second, ErrorTTL: time.Second, CacheSize: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -102,43 +23,43 @@ func testResolver(t testing.TB, z *zone) *Resolver {
 }
 
 func TestResolverCachesWithTTL(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "a.test. 1 IN A 127.0.0.2", "a.test. 1 IN A 127.0.0.3")
+	z := dnstest.Start(t)
+	z.Set(t, "a.test. 1 IN A 127.0.0.2", "a.test. 1 IN A 127.0.0.3")
 	r := testResolver(t, z)
 	ctx := context.Background()
 	ans, err := r.Resolve(ctx, "a.test.", false)
 	if err != nil || len(ans.Records) != 2 {
 		t.Fatalf("Resolve = %+v, %v; want two addresses", ans, err)
 	}
-	n := z.queries.Load()
+	n := z.Queries()
 	for range 10 {
 		if _, err := r.Resolve(ctx, "a.test.", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if z.queries.Load() != n {
-		t.Errorf("%d queries for cached answers; want none", z.queries.Load()-n)
+	if z.Queries() != n {
+		t.Errorf("%d queries for cached answers; want none", z.Queries()-n)
 	}
 	// SRV was asked first and had nothing; LAST is now A.
-	z.set(t, "a.test. 1 IN A 127.0.0.4")
-	waitFor(t, func() bool {
+	z.Set(t, "a.test. 1 IN A 127.0.0.4")
+	waitFor(t, "the changed answer after the TTL", func() bool {
 		ans, err := r.Resolve(ctx, "a.test.", true)
 		return err == nil && len(ans.Records) == 1 && ans.Records[0].Addr == netip.MustParseAddr("127.0.0.4")
 	})
 	// The nameserver fails: the stale answer is kept.
-	z.setFail(true)
-	failing := z.queries.Load()
-	waitFor(t, func() bool {
+	z.SetFail(true)
+	failing := z.Queries()
+	waitFor(t, "the expired answer asked for again", func() bool {
 		ans, err := r.Resolve(ctx, "a.test.", true)
 		if err != nil || ans.Records[0].Addr != netip.MustParseAddr("127.0.0.4") {
 			t.Fatalf("server failure: %+v, %v; want the stale answer", ans, err)
 		}
-		return z.queries.Load() > failing // the expired answer was asked for again
+		return z.Queries() > failing // the expired answer was asked for again
 	})
 }
 
 func TestResolverNotFound(t *testing.T) {
-	z := startZone(t)
+	z := dnstest.Start(t)
 	r := testResolver(t, z)
 	_, err := r.Resolve(context.Background(), "missing.test.", false)
 	var re *ResolveError
@@ -148,8 +69,8 @@ func TestResolverNotFound(t *testing.T) {
 }
 
 func TestExpandSRV(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "_s._tcp.srv.test. 5 IN SRV 10 30 7001 one.test.", "_s._tcp.srv.test. 5 IN SRV 10 10 0 two.test.",
+	z := dnstest.Start(t)
+	z.Set(t, "_s._tcp.srv.test. 5 IN SRV 10 30 7001 one.test.", "_s._tcp.srv.test. 5 IN SRV 10 10 0 two.test.",
 		"_s._tcp.srv.test. 5 IN SRV 20 50 7003 backup.test.",
 		"one.test. 5 IN A 127.0.0.11", "two.test. 5 IN A 127.0.0.12", "backup.test. 5 IN A 127.0.0.13")
 	r := testResolver(t, z)
@@ -174,7 +95,8 @@ func TestExpandSRV(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds or 10 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -183,14 +105,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatal("condition not met within 10s")
+			t.Fatalf("%s: not within 10s", what)
 		}
 	}
 }
 
 func BenchmarkResolverCacheHit(b *testing.B) {
-	z := startZone(b)
-	z.set(b, "a.test. 3600 IN A 127.0.0.2", "a.test. 3600 IN A 127.0.0.3")
+	z := dnstest.Start(b)
+	z.Set(b, "a.test. 3600 IN A 127.0.0.2", "a.test. 3600 IN A 127.0.0.3")
 	r := testResolver(b, z)
 	ctx := context.Background()
 	if _, err := r.ToIP(ctx, "a.test", 80); err != nil {
@@ -207,8 +129,8 @@ func BenchmarkResolverCacheHit(b *testing.B) {
 // TestResolverCNAME: with CNAME in dns_order, an alias without address
 // records resolves through its canonical name.
 func TestResolverCNAME(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "alias.test. 30 IN CNAME real.test.", "real.test. 30 IN A 127.0.0.9")
+	z := dnstest.Start(t)
+	z.Set(t, "alias.test. 30 IN CNAME real.test.", "real.test. 30 IN A 127.0.0.9")
 	r := testResolver(t, z)
 	ans, err := r.Resolve(context.Background(), "alias.test", false)
 	if err != nil || len(ans.Records) != 1 || ans.Records[0].Addr != netip.MustParseAddr("127.0.0.9") {
@@ -219,27 +141,23 @@ func TestResolverCNAME(t *testing.T) {
 // TestResolverWaits: with dns_no_sync on each caller queries on its own;
 // either way a caller stops waiting when its context ends.
 func TestResolverWaits(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "a.test. 30 IN A 127.0.0.2")
+	z := dnstest.Start(t)
+	z.Set(t, "a.test. 30 IN A 127.0.0.2")
 	for _, noSync := range []bool{false, true} {
-		r, err := NewResolver(ResolverConfig{Nameservers: []string{z.addr}, Order: []string{"A"}, NoSync: noSync, CacheSize: 10})
+		r, err := NewResolver(ResolverConfig{Nameservers: []string{z.Addr}, Order: []string{"A"}, NoSync: noSync, CacheSize: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ans, err := r.Resolve(context.Background(), "a.test.", false); err != nil || len(ans.Records) != 1 {
 			t.Fatalf("dns_no_sync %v: %+v, %v", noSync, ans, err)
 		}
-		z.mu.Lock()
-		z.mute = true
-		z.mu.Unlock()
+		z.SetMute(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err = r.Resolve(ctx, "b.test.", false)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("dns_no_sync %v, silent nameserver: %v; want the caller's deadline", noSync, err)
 		}
-		z.mu.Lock()
-		z.mute = false
-		z.mu.Unlock()
+		z.SetMute(false)
 	}
 }

@@ -5,14 +5,16 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
 // TestUpstreamFollowsDNS: when a target's answer expires and changes, the
 // upstream rebuilds its balancer and says so; a target that does not
 // resolve has no addresses.
 func TestUpstreamFollowsDNS(t *testing.T) {
-	z := startZone(t)
-	z.set(t, "pool.test. 1 IN A 127.0.0.2")
+	z := dnstest.Start(t)
+	z.Set(t, "pool.test. 1 IN A 127.0.0.2")
 	r := testResolver(t, z)
 	var warned []string
 	targets := []Target{
@@ -38,7 +40,7 @@ func TestUpstreamFollowsDNS(t *testing.T) {
 		}
 		changed <- addrs
 	})
-	z.set(t, "pool.test. 1 IN A 127.0.0.3")
+	z.Set(t, "pool.test. 1 IN A 127.0.0.3")
 	var addrs []Address
 	select {
 	case addrs = <-changed:
@@ -48,7 +50,7 @@ func TestUpstreamFollowsDNS(t *testing.T) {
 	if len(addrs) != 2 || addrs[0].Addr != netip.MustParseAddrPort("127.0.0.3:80") {
 		t.Fatalf("rebuilt over %+v; want the new address", addrs)
 	}
-	waitFor(t, func() bool { return u.Addresses()[0].Addr == addrs[0].Addr })
+	waitFor(t, "the upstream rebuilt on the new answer", func() bool { return u.Addresses()[0].Addr == addrs[0].Addr })
 	if p, ok := u.Balancer().Take(&Handle{}, addrs[0].Addr); !ok || p.Host != "pool.test" {
 		t.Errorf("the current balancer lacks the new address: %v, %v", p, ok)
 	}

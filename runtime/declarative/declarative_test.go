@@ -60,31 +60,35 @@ func checkGolden(t *testing.T, path, got string) {
 }
 
 func TestGoodConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/good/*.*")
-	for _, f := range files {
-		if strings.HasSuffix(f, ".golden") {
-			continue
+	eachConfig(t, "testdata/good", func(t *testing.T, f string, data []byte) {
+		cfg, err := parseAt(t, data, f, optionsFor(f))
+		if err != nil {
+			t.Fatalf("Parse(%s) error:\n%v", f, err)
 		}
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := parseAt(t, data, f, optionsFor(f))
-			if err != nil {
-				t.Fatalf("Parse(%s) error:\n%v", f, err)
-			}
-			out, err := json.MarshalIndent(cfg, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkGolden(t, f, string(out)+"\n")
-		})
-	}
+		out, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkGolden(t, f, string(out)+"\n")
+	})
 }
 
 func TestBadConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/bad/*.*")
+	eachConfig(t, "testdata/bad", func(t *testing.T, f string, data []byte) {
+		_, err := parseAt(t, data, f, optionsFor(f))
+		var de *Error
+		if !errors.As(err, &de) {
+			t.Fatalf("Parse(%s) = %v; want *Error", f, err)
+		}
+		flat, _ := json.MarshalIndent(de.Flattened, "", "  ")
+		checkGolden(t, f, de.Error()+"\n----- flattened -----\n"+string(flat)+"\n")
+	})
+}
+
+// eachConfig runs check in a subtest on each configuration in dir (its
+// .golden files aside), with the file's path and contents.
+func eachConfig(t *testing.T, dir string, check func(t *testing.T, f string, data []byte)) {
+	files, _ := filepath.Glob(dir + "/*.*")
 	for _, f := range files {
 		if strings.HasSuffix(f, ".golden") {
 			continue
@@ -94,13 +98,7 @@ func TestBadConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = parseAt(t, data, f, optionsFor(f))
-			var de *Error
-			if !errors.As(err, &de) {
-				t.Fatalf("Parse(%s) = %v; want *Error", f, err)
-			}
-			flat, _ := json.MarshalIndent(de.Flattened, "", "  ")
-			checkGolden(t, f, de.Error()+"\n----- flattened -----\n"+string(flat)+"\n")
+			check(t, f, data)
 		})
 	}
 }

@@ -72,6 +72,22 @@ func decode(t *testing.T, s string) map[string]any {
 	return m
 }
 
+// checkErrors validates each config and compares the errors, as JSON
+// (null for none), with want.
+func checkErrors(t *testing.T, vm *lua.VM, s *Schema, tests []struct{ config, want string }) {
+	t.Helper()
+	for _, tt := range tests {
+		_, errs := s.Validate(vm, decode(t, tt.config))
+		var got any
+		if len(errs) > 0 {
+			got = errs
+		}
+		if js(got) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.config, js(got), tt.want)
+		}
+	}
+}
+
 func js(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -149,16 +165,7 @@ func TestValidators(t *testing.T) {
 		{`{"timeout": -1}`, `{"timeout":"value should be between 0 and 2147483646"}`},
 		{`{"str": null, "one": null}`, `null`},
 	}
-	for _, tt := range tests {
-		_, errs := s.Validate(vm, decode(t, tt.config))
-		var got any
-		if len(errs) > 0 {
-			got = errs
-		}
-		if js(got) != tt.want {
-			t.Errorf("%s:\n got %s\nwant %s", tt.config, js(got), tt.want)
-		}
-	}
+	checkErrors(t, vm, s, tests)
 }
 
 func TestDefaultsAndShorthands(t *testing.T) {
@@ -228,16 +235,7 @@ func TestEntityChecks(t *testing.T) {
 		{`{"a": "1", "mode": "other"}`, `null`},
 		{`{"b": "1", "y": "y"}`, `null`},
 	}
-	for _, tt := range tests {
-		_, errs := s.Validate(vm, decode(t, tt.config))
-		var got any
-		if len(errs) > 0 {
-			got = errs
-		}
-		if js(got) != tt.want {
-			t.Errorf("%s:\n got %s\nwant %s", tt.config, js(got), tt.want)
-		}
-	}
+	checkErrors(t, vm, s, tests)
 }
 
 func TestLoadErrors(t *testing.T) {

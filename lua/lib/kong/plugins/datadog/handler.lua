@@ -10,6 +10,7 @@
 -- latency the session's duration, and the status tag the session status;
 -- upstream_latency has no stream value and is not sent.
 local Queue = require "kong.tools.queue"
+local STATS = require "gong.stream_stats"
 
 local DatadogHandler = {
   PRIORITY = 10,
@@ -17,15 +18,6 @@ local DatadogHandler = {
 }
 
 local STAT_TYPES = { gauge = "g", counter = "c", timer = "ms", histogram = "h", meter = "m", set = "s", distribution = "d" }
-
-local STATS = {
-  request_count = { "request.count", function() return 1 end },
-  latency = { "latency", function(r) return r.latencies and r.latencies.session end },
-  request_size = { "request.size", function(r) return r.session and r.session.received end },
-  response_size = { "response.size", function(r) return r.session and r.session.sent end },
-  kong_latency = { "kong_latency", function(r) return r.latencies and r.latencies.kong end },
-  upstream_latency = { "upstream_latency", function() return nil end },
-}
 
 local CONSUMER_IDS = {
   consumer_id = function(c) return (c.id:gsub("-", "_")) end,

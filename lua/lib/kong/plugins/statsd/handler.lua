@@ -12,6 +12,7 @@
 -- consumer metrics need a consumer, which stream sessions never have;
 -- shdict_usage is not sent in stream, as in Kong.
 local Queue = require "kong.tools.queue"
+local STATS = require "gong.stream_stats"
 
 local StatsdHandler = {
   PRIORITY = 11,
@@ -38,16 +39,6 @@ local CONSUMER_IDS = {
   consumer_id = function(c) return c.id end,
   custom_id = function(c) return c.custom_id end,
   username = function(c) return c.username end,
-}
-
--- STATS maps the plain metrics to their stat name and stream value.
-local STATS = {
-  request_count = { "request.count", function() return 1 end },
-  latency = { "latency", function(r) return r.latencies and r.latencies.session end },
-  request_size = { "request.size", function(r) return r.session and r.session.received end },
-  response_size = { "response.size", function(r) return r.session and r.session.sent end },
-  kong_latency = { "kong_latency", function(r) return r.latencies and r.latencies.kong end },
-  upstream_latency = { "upstream_latency", function() return nil end },
 }
 
 local TAG_FORMATS = {
