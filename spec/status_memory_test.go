@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gong-proxy/gong/runtime/balancer/dnstest"
 )
 
 // memoryYML: service e to echo on port p, whose log phase stores 4 KiB in
@@ -39,7 +41,7 @@ upstreams:
 func TestStatusMemoryAndNodeMetrics(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\nuntrusted_lua = on\n"+
 		"nginx_stream_lua_shared_dict = counters 1m\n", p)+dnsConf(t, z), memoryYML(echo, p))
 	addrs := g.srv.APIAddrs("status_listen")
