@@ -13,7 +13,8 @@ import (
 
 // Modules returns the Go-native modules of the PDK for lua.GoModules:
 // cjson and cjson.safe (openresty/lua-cjson), resty.ipmatcher, the ngx.re
-// module, and modules.go's replacements of FFI-based ones.
+// module, modules.go's replacements of FFI-based ones, and the narrow ffi
+// and lua_system_constants of ffi.go.
 //
 // Objects are written in the VM's table iteration order (gopher-lua keeps
 // insertion order; cjson follows LuaJIT's hash order, so no order is
@@ -38,6 +39,8 @@ func Modules() map[string]glua.LGFunction {
 		"resty.http":             openRestyHTTP,
 		"socket.url":             openSocketURL,
 		"lsyslog":                openLsyslog,
+		"ffi":                    openFFI,
+		"lua_system_constants":   openSystemConstants,
 	}
 }
 

@@ -1,6 +1,9 @@
 package pdk
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +61,11 @@ func TestModules(t *testing.T) {
 		{`return require("kong.tools.utils").uuid ~= nil and require("kong.tools.utils").split_once("a:b", ":")`, "a"},
 		{`local m = require("kong.meta"); return m.version .. m._VERSION_TABLE.minor .. m._SERVER_TOKENS`, "3.10.010kong/3.10.0"},
 		{`local c = require("kong.constants"); return tostring(c.BUNDLED_PLUGINS["pre-function"]) .. c.PROTOCOLS_WITH_SUBSYSTEM.tls .. c.LOG_LEVELS[ngx.ERR] .. c.CJSON_MAX_PRECISION`, "truestreamerror16"},
+		{`local m = assert(require("resty.ipmatcher").new({"10.0.0.0/8", "::1"}))
+		  local bad, err = m:match_bin("\1\2\3")
+		  return tostring(m:match_bin("\10\1\2\3")) .. tostring(m:match_bin("\11\1\2\3")) ..
+		    tostring(m:match_bin(("\0"):rep(15) .. "\1")) .. tostring(bad) .. " " .. err`, "truefalsetruefalse invalid binary ip address"},
+		{`local ws = require("kong.workspaces"); return ws.get_workspace_name() .. " " .. ws.get_workspace_id()`, "default 0dc6f45b-8f8d-40d2-a504-473544ee190b"},
 	}
 	for _, tt := range tests {
 		if got := runString(t, e.vm, tt.code); got != tt.want {
@@ -105,4 +113,37 @@ func TestSandbox(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFFIAppend appends to a file as Kong's file-log does: raw open(2)
+// flags from lua_system_constants, ffi.C.open/write/close, and errno with
+// strerror when the open fails.
+func TestFFIAppend(t *testing.T) {
+	e := newLibEnv(t, PhaseLog, Options{})
+	path := filepath.Join(t.TempDir(), "out.log")
+	code := fmt.Sprintf(`
+		local ffi = require "ffi"
+		local sc = require "lua_system_constants"
+		local flags = bit.bor(sc.O_WRONLY(), sc.O_CREAT(), sc.O_APPEND())
+		local mode = ffi.new("int", bit.bor(sc.S_IRUSR(), sc.S_IWUSR(), sc.S_IRGRP(), sc.S_IROTH()))
+		local out = {}
+		for _, line in ipairs({"one\n", "two\n"}) do
+		  local fd = ffi.C.open(%q, flags, mode)
+		  out[#out + 1] = ffi.C.write(fd, line, #line)
+		  ffi.C.close(fd)
+		end
+		local bad = ffi.C.open(%q, flags, mode)
+		out[#out + 1] = bad .. " " .. ffi.string(ffi.C.strerror(ffi.errno()))
+		return table.concat(out, ",")`, path, filepath.Join(path, "nope"))
+	if got, want := runString(t, e.vm, code), "4,4,-1 not a directory"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || string(data) != "one\ntwo\n" {
+		t.Errorf("file holds %q, %v", data, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o711 != 0o600 {
+		t.Errorf("mode %v, %v", fi.Mode(), err)
+	}
+	wantLuaError(t, e.vm, `require("ffi").C.getpid()`, "missing declaration for symbol 'getpid'")
 }
