@@ -358,6 +358,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	p.openCache(L, kong)
 	L.SetGlobal("kong", kong)
 	L.SetGlobal("ngx", p.openNgx(L))
+	L.SetGlobal("print", L.NewFunction(p.luaPrint))
 }
 
 // namespaces lists the function tables in Kong's order.
