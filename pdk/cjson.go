@@ -40,6 +40,7 @@ func Modules() map[string]glua.LGFunction {
 		"socket.url":             openSocketURL,
 		"lsyslog":                openLsyslog,
 		"ffi":                    openFFI,
+		"gong.bytes_to_str":      openBytesToStr,
 		"lua_system_constants":   openSystemConstants,
 	}
 }
