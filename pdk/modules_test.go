@@ -1,7 +1,14 @@
 package pdk
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,4 +155,57 @@ func TestFFIAppend(t *testing.T) {
 		t.Errorf("mode %v, %v", fi.Mode(), err)
 	}
 	wantLuaError(t, e.vm, `require("ffi").C.getpid()`, "missing declaration for symbol 'getpid'")
+}
+
+// TestUpstreamTLSObjects parses what set_tls_cert_key and
+// set_tls_verify_store take, and hands them over in preread.
+func TestUpstreamTLSObjects(t *testing.T) {
+	e := newLibEnv(t, PhasePreread, Options{})
+	cert, key := selfSigned(t)
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, []byte(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code := fmt.Sprintf(`
+		local ssl = require "ngx.ssl"
+		local chain = assert(ssl.parse_pem_cert(%[1]q))
+		local key = assert(ssl.parse_pem_priv_key(%[2]q))
+		local _, cert_err = ssl.parse_pem_cert("junk")
+		local _, key_err = ssl.parse_pem_priv_key(%[1]q)
+		local store = require("resty.openssl.x509.store").new()
+		assert(store:add(assert(require("resty.openssl.x509").new(%[1]q))))
+		assert(store:load_file(%[3]q))
+		local _, load_err = store:load_file("/nonexistent")
+		return tostring(kong.service.set_tls_cert_key(chain, key)) .. " " ..
+		  tostring(kong.service.set_tls_verify_store(store)) .. " " .. cert_err .. " " .. key_err .. " " .. tostring(load_err ~= nil)`,
+		cert, key, bundle)
+	want := "true true PEM_read_bio_X509_AUX() failed PEM_read_bio_PrivateKey() failed true"
+	if got := runString(t, e.vm, code); got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+	if c := e.st.Upstream.TLSClientCert; c == nil || len(c.Certificate) != 1 || e.st.Upstream.TLSRoots == nil {
+		t.Errorf("upstream change %+v", e.st.Upstream)
+	}
+	wantLuaError(t, e.vm, "kong.service.set_tls_cert_key(require('ngx.ssl').parse_pem_cert("+fmt.Sprintf("%q", cert)+"), 'key')", "key must be a parsed cdata object")
+}
+
+// selfSigned returns a self-signed CA certificate and its key, PEM encoded.
+func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 }
