@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -147,5 +148,48 @@ func TestFileLogCustomFields(t *testing.T) {
 	lines := readLines(t, path)
 	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil || rec.Client != "127.0.0.1" {
 		t.Errorf("file-log wrote %q", lines)
+	}
+}
+
+// TestPluginChoosesUpstreamTLS has a plugin set, in preread, the client
+// certificate and trust store of the upstream handshake: the upstream
+// requires a client certificate the service has none of, and its CA is in
+// no store the service knows.
+func TestPluginChoosesUpstreamTLS(t *testing.T) {
+	ca := newCA(t, "upstream CA")
+	upCert := newLeaf(t, "mtls-upstream", []string{"backend.test"}, &ca, false)
+	clientCA := newCA(t, "client CA")
+	clientCert := newLeaf(t, "gong-client", nil, &clientCA, false)
+	clients := x509.NewCertPool()
+	clients.AddCert(clientCA.cert)
+	up, _ := startTLSEcho(t, "mtls-upstream", upCert, clients)
+	_, upPort := hostPort(up)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	writeFile(t, hosts, "127.0.0.1 backend.test\n")
+	pPlugin, pBare := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: mtls
+    url: tls://backend.test:%s
+    tls_verify: true
+    retries: 0
+    routes:
+      - name: with-plugin
+        protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins:
+          - name: upstreamtls
+            config:
+              cert: %s              key: %s              ca: %s      - name: bare
+        protocols: [tcp]
+        destinations: [{port: %d}]
+`, upPort, pPlugin, yamlBlock(clientCert.certPEM, 16), yamlBlock(clientCert.keyPEM, 16), yamlBlock(ca.certPEM, 16), pBare)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, upstreamtls\nlua_package_path = %s\ndns_hostsfile = %s\n",
+		pPlugin, pBare, fixturePath(t), hosts), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlugin), "x"); err != nil || got != "mtls-upstream: x" {
+		t.Errorf("with the plugin's certificate and store: %q, %v", got, err)
+	}
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pBare), "x"); err == nil {
+		t.Errorf("without them: proxied (%q); want the connection refused", got)
 	}
 }
