@@ -32,6 +32,7 @@ func TestKongSurface(t *testing.T) {
 		{"request.get_port", PhaseCertificate, "return kong.request.get_port() + 1", "9001"},
 		{"request.get_start_time in preread", PhasePreread, "kong.request.get_start_time()", "error: function cannot be called in preread phase"},
 		{"request.get_start_time", PhaseLog, "return kong.request.get_start_time()", "1700000000000"},
+		{"ngx.req.start_time", PhasePreread, "return ngx.req.start_time()", "1700000000"},
 		{"response.get_status", PhaseLog, "return kong.response.get_status()", "403"},
 		{"response.get_source", PhaseLog, "return kong.response.get_source() .. kong.response.get_source({KONG_PROXIED = true})", "errorservice"},
 		{"response.get_source in preread", PhasePreread, "kong.response.get_source()", "error: function cannot be called in preread phase"},

@@ -74,6 +74,8 @@ func TestModules(t *testing.T) {
 		    tostring(m:match_bin(("\0"):rep(15) .. "\1")) .. tostring(bad) .. " " .. err`, "truefalsetruefalse invalid binary ip address"},
 		{`local s = require("kong.tools.string"); local ok, err = pcall(s.bytes_to_str, 1, "x")
 		  return s.bytes_to_str(1536) .. "," .. s.bytes_to_str(3 * 2^20, "M", 0) .. "," .. err`, "1536,3 MiB,handler:1: invalid unit 'x' (expected 'k/K', 'm/M', or 'g/G')"},
+		{`local p = require("kong.observability.tracing.propagation")
+		  return p.get_plugin_params({propagation = {default_format = "w3c"}}).default_format .. tostring(p.extract(p.get_plugin_params({})))`, "w3cnil"},
 		{`local ws = require("kong.workspaces"); return ws.get_workspace_name() .. " " .. ws.get_workspace_id()`, "default 0dc6f45b-8f8d-40d2-a504-473544ee190b"},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/pires/go-proxyproto"
 
 	"github.com/gong-proxy/gong/runtime/admin"
@@ -41,13 +40,9 @@ type apiServers struct {
 func (s *Server) startAPIs(c *conf.Config) error {
 	b := &adminBackend{s: s}
 	host, _ := os.Hostname()
-	nodeID := c.NodeID
-	if nodeID == "" {
-		nodeID = uuid.NewString()
-	}
 	var err error
 	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
-		ID: nodeID, Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+		ID: s.node(c), Version: KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
 	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
 	if len(c.AdminListeners) > 0 {
 		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {

@@ -69,6 +69,8 @@ type pluginHost struct {
 	guard *lua.MemoryGuard
 	// syslogSocket is where lsyslog writes, empty for the system's socket.
 	syslogSocket string
+	// nodeID is kong.node.get_id's answer when kong.conf sets no node_id.
+	nodeID string
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -103,7 +105,11 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	timers.Logger = host.logger
 	shared := host.shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
-	opts := pdk.Options{Configuration: configuration(c), Logger: host.logger, Shared: shared,
+	cfg := configuration(c)
+	if _, set := cfg["node_id"]; !set && host.nodeID != "" {
+		cfg["node_id"] = host.nodeID
+	}
+	opts := pdk.Options{Configuration: cfg, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
 	if host.proc != nil {

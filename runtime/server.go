@@ -18,6 +18,7 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/telemetry"
+	"github.com/google/uuid"
 )
 
 // ReloadConfFile, in the prefix, names the kong.conf the next reload reads
@@ -70,7 +71,10 @@ type Server struct {
 	tracers  sync.WaitGroup // replaced tracers still flushing
 	// shared are the current generation's ngx.shared dictionaries, which
 	// the next one takes over (swap is not concurrent).
-	shared   *pdk.SharedDicts
+	shared *pdk.SharedDicts
+	// nodeID is the node's id when kong.conf sets no node_id: one per
+	// process, reported by the Admin API and kong.node.get_id alike.
+	nodeID   string
 	conns    sync.WaitGroup
 	connsMu  sync.Mutex
 	active   map[io.Closer]struct{} // closed by Stop
@@ -102,6 +106,7 @@ func (s *socket) close() {
 func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:       opts,
+		nodeID:     uuid.NewString(),
 		listeners:  map[listenKey]*socket{},
 		accessLogs: map[string]*accessLog{},
 		active:     map[io.Closer]struct{}{},
@@ -122,6 +127,14 @@ func New(opts Options) (*Server, error) {
 		s.log.logf(LevelWarn, 0, "idle connections will keep their goroutines: %v", err)
 	}
 	return s, nil
+}
+
+// node is the node's id: kong.conf's node_id, else the process's own.
+func (s *Server) node(c *conf.Config) string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	return s.nodeID
 }
 
 func (s *Server) level(c *conf.Config) Level {
@@ -157,7 +170,8 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket})
+	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, shared: s.shared, proc: s, guard: s.memory,
+		syslogSocket: s.opts.SyslogSocket, nodeID: s.node(c)})
 	if err != nil {
 		return nil, err
 	}

@@ -193,3 +193,27 @@ services:
 		t.Errorf("without them: proxied (%q); want the connection refused", got)
 	}
 }
+
+// TestNodeID checks kong.node.get_id answers the node id the Admin API
+// reports, as zipkin, datadog and statsd tag their data with it, when
+// kong.conf sets no node_id.
+func TestNodeID(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: post-function, protocols: [tcp], config: {log: ["kong.log.notice('node ', kong.node.get_id(), '.')"]}}]
+`, echo, p)
+	g, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	_, root := get(t, base+"/")
+	id, _ := root["node_id"].(string)
+	hello(t, fmt.Sprintf("127.0.0.1:%d", p))
+	eventually(t, "the node id logged", func() bool { return strings.Contains(g.errLog.String(), "node ") })
+	if id == "" || !strings.Contains(g.errLog.String(), "node "+id+".") {
+		t.Errorf("Admin API node_id %q; error log:\n%s", id, g.errLog)
+	}
+}
