@@ -13,7 +13,8 @@ import (
 
 // Modules returns the Go-native modules of the PDK for lua.GoModules:
 // cjson and cjson.safe (openresty/lua-cjson), resty.ipmatcher, the ngx.re
-// module, and modules.go's replacements of FFI-based ones.
+// module, modules.go's replacements of FFI-based ones, and the narrow ffi
+// and lua_system_constants of ffi.go.
 //
 // Objects are written in the VM's table iteration order (gopher-lua keeps
 // insertion order; cjson follows LuaJIT's hash order, so no order is
@@ -24,20 +25,26 @@ import (
 // instance as in cjson.
 func Modules() map[string]glua.LGFunction {
 	return map[string]glua.LGFunction{
-		"cjson":                  func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(false))); return 1 },
-		"cjson.safe":             func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(true))); return 1 },
-		"resty.ipmatcher":        openIPMatcher,
-		"ngx.re":                 openNgxReModule,
-		"resty.string":           openRestyString,
-		"resty.random":           openRestyRandom,
-		"resty.lrucache":         openLRUCache,
-		"resty.lrucache.pureffi": openLRUCache,
-		"kong.tools.rand":        openToolsRand,
-		"kong.tools.uuid":        openToolsUUID,
-		"kong.tools.ip":          openToolsIP,
-		"resty.http":             openRestyHTTP,
-		"socket.url":             openSocketURL,
-		"lsyslog":                openLsyslog,
+		"cjson":                    func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(false))); return 1 },
+		"cjson.safe":               func(L *glua.LState) int { L.Push(newCJSON(L, defaultConfig(true))); return 1 },
+		"resty.ipmatcher":          openIPMatcher,
+		"ngx.re":                   openNgxReModule,
+		"resty.string":             openRestyString,
+		"resty.random":             openRestyRandom,
+		"resty.lrucache":           openLRUCache,
+		"resty.lrucache.pureffi":   openLRUCache,
+		"kong.tools.rand":          openToolsRand,
+		"kong.tools.uuid":          openToolsUUID,
+		"kong.tools.ip":            openToolsIP,
+		"resty.http":               openRestyHTTP,
+		"socket.url":               openSocketURL,
+		"lsyslog":                  openLsyslog,
+		"ffi":                      openFFI,
+		"gong.bytes_to_str":        openBytesToStr,
+		"ngx.ssl":                  openNgxSSL,
+		"resty.openssl.x509":       openX509,
+		"resty.openssl.x509.store": openX509Store,
+		"lua_system_constants":     openSystemConstants,
 	}
 }
 

@@ -11,11 +11,14 @@ import (
 const ipmatcherType = "resty.ipmatcher"
 
 // openIPMatcher is a Go-native resty.ipmatcher (the part Kong's plugins
-// use): new(list) builds a matcher from IPs and CIDRs, v4 or v6, and
-// matcher:match(ip) reports whether ip is in it.
+// use): new(list) builds a matcher from IPs and CIDRs, v4 or v6;
+// matcher:match(ip) reports whether ip is in it, and matcher:match_bin(b)
+// does the same for the 4 or 16 bytes of ngx.var.binary_remote_addr.
 func openIPMatcher(L *glua.LState) int {
 	mt := L.NewTypeMetatable(ipmatcherType)
-	L.SetField(mt, "__index", L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{"match": ipmatcherMatch}))
+	L.SetField(mt, "__index", L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
+		"match": ipmatcherMatch, "match_bin": ipmatcherMatchBin,
+	}))
 	mod := L.NewTable()
 	L.SetField(mod, "new", L.NewFunction(ipmatcherNew))
 	L.Push(mod)
@@ -58,24 +61,45 @@ func ipmatcherNew(L *glua.LState) int {
 // ipmatcherMatch implements matcher:match(ip): false and an error for an
 // address that does not parse.
 func ipmatcherMatch(L *glua.LState) int {
-	ud := L.CheckUserData(1)
-	prefixes, ok := ud.Value.([]netip.Prefix)
-	if !ok {
-		L.ArgError(1, "ipmatcher expected")
-	}
+	prefixes := checkIPMatcher(L)
 	a, err := netip.ParseAddr(L.CheckString(2))
 	if err != nil {
 		L.Push(glua.LFalse)
 		L.Push(glua.LString("invalid ip address: " + L.CheckString(2)))
 		return 2
 	}
+	L.Push(glua.LBool(prefixesContain(prefixes, a)))
+	return 1
+}
+
+// ipmatcherMatchBin implements matcher:match_bin(bin): false and an error
+// for bytes that are not an IPv4 or IPv6 address.
+func ipmatcherMatchBin(L *glua.LState) int {
+	prefixes := checkIPMatcher(L)
+	a, ok := netip.AddrFromSlice([]byte(L.CheckString(2)))
+	if !ok {
+		L.Push(glua.LFalse)
+		L.Push(glua.LString("invalid binary ip address"))
+		return 2
+	}
+	L.Push(glua.LBool(prefixesContain(prefixes, a)))
+	return 1
+}
+
+func checkIPMatcher(L *glua.LState) []netip.Prefix {
+	prefixes, ok := L.CheckUserData(1).Value.([]netip.Prefix)
+	if !ok {
+		L.ArgError(1, "ipmatcher expected")
+	}
+	return prefixes
+}
+
+func prefixesContain(prefixes []netip.Prefix, a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range prefixes {
 		if p.Contains(a) {
-			L.Push(glua.LTrue)
-			return 1
+			return true
 		}
 	}
-	L.Push(glua.LFalse)
-	return 1
+	return false
 }

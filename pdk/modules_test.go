@@ -1,8 +1,19 @@
 package pdk
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestModules(t *testing.T) {
@@ -26,6 +37,15 @@ func TestModules(t *testing.T) {
 		{`return require("kong.tools.utils").uuid ~= nil and require("kong.tools.utils").split_once("a:b", ":")`, "a"},
 		{`local m = require("kong.meta"); return m.version .. m._VERSION_TABLE.minor .. m._SERVER_TOKENS`, "3.10.010kong/3.10.0"},
 		{`local c = require("kong.constants"); return tostring(c.BUNDLED_PLUGINS["pre-function"]) .. c.PROTOCOLS_WITH_SUBSYSTEM.tls .. c.LOG_LEVELS[ngx.ERR] .. c.CJSON_MAX_PRECISION`, "truestreamerror16"},
+		{`local m = assert(require("resty.ipmatcher").new({"10.0.0.0/8", "::1"}))
+		  local bad, err = m:match_bin("\1\2\3")
+		  return tostring(m:match_bin("\10\1\2\3")) .. tostring(m:match_bin("\11\1\2\3")) ..
+		    tostring(m:match_bin(("\0"):rep(15) .. "\1")) .. tostring(bad) .. " " .. err`, "truefalsetruefalse invalid binary ip address"},
+		{`local s = require("kong.tools.string"); local ok, err = pcall(s.bytes_to_str, 1, "x")
+		  return s.bytes_to_str(1536) .. "," .. s.bytes_to_str(3 * 2^20, "M", 0) .. "," .. err`, "1536,3 MiB,handler:1: invalid unit 'x' (expected 'k/K', 'm/M', or 'g/G')"},
+		{`local p = require("kong.observability.tracing.propagation")
+		  return p.get_plugin_params({propagation = {default_format = "w3c"}}).default_format .. tostring(p.extract(p.get_plugin_params({})))`, "w3cnil"},
+		{`local ws = require("kong.workspaces"); return ws.get_workspace_name() .. " " .. ws.get_workspace_id()`, "default 0dc6f45b-8f8d-40d2-a504-473544ee190b"},
 	}
 	for _, tt := range tests {
 		if got := runString(t, e.vm, tt.code); got != tt.want {
@@ -73,4 +93,90 @@ func TestSandbox(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFFIAppend appends to a file as Kong's file-log does: raw open(2)
+// flags from lua_system_constants, ffi.C.open/write/close, and errno with
+// strerror when the open fails.
+func TestFFIAppend(t *testing.T) {
+	e := newLibEnv(t, PhaseLog, Options{})
+	path := filepath.Join(t.TempDir(), "out.log")
+	code := fmt.Sprintf(`
+		local ffi = require "ffi"
+		local sc = require "lua_system_constants"
+		local flags = bit.bor(sc.O_WRONLY(), sc.O_CREAT(), sc.O_APPEND())
+		local mode = ffi.new("int", bit.bor(sc.S_IRUSR(), sc.S_IWUSR(), sc.S_IRGRP(), sc.S_IROTH()))
+		local out = {}
+		for _, line in ipairs({"one\n", "two\n"}) do
+		  local fd = ffi.C.open(%q, flags, mode)
+		  out[#out + 1] = ffi.C.write(fd, line, #line)
+		  ffi.C.close(fd)
+		end
+		local bad = ffi.C.open(%q, flags, mode)
+		out[#out + 1] = bad .. " " .. ffi.string(ffi.C.strerror(ffi.errno()))
+		return table.concat(out, ",")`, path, filepath.Join(path, "nope"))
+	if got, want := runString(t, e.vm, code), "4,4,-1 not a directory"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || string(data) != "one\ntwo\n" {
+		t.Errorf("file holds %q, %v", data, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o711 != 0o600 {
+		t.Errorf("mode %v, %v", fi.Mode(), err)
+	}
+	wantLuaError(t, e.vm, `require("ffi").C.getpid()`, "missing declaration for symbol 'getpid'")
+}
+
+// TestUpstreamTLSObjects parses what set_tls_cert_key and
+// set_tls_verify_store take, and hands them over in preread.
+func TestUpstreamTLSObjects(t *testing.T) {
+	e := newLibEnv(t, PhasePreread, Options{})
+	cert, key := selfSigned(t)
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, []byte(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code := fmt.Sprintf(`
+		local ssl = require "ngx.ssl"
+		local chain = assert(ssl.parse_pem_cert(%[1]q))
+		local key = assert(ssl.parse_pem_priv_key(%[2]q))
+		local _, cert_err = ssl.parse_pem_cert("junk")
+		local _, key_err = ssl.parse_pem_priv_key(%[1]q)
+		local store = require("resty.openssl.x509.store").new()
+		assert(store:add(assert(require("resty.openssl.x509").new(%[1]q))))
+		assert(store:load_file(%[3]q))
+		local _, load_err = store:load_file("/nonexistent")
+		return tostring(kong.service.set_tls_cert_key(chain, key)) .. " " ..
+		  tostring(kong.service.set_tls_verify_store(store)) .. " " .. cert_err .. " " .. key_err .. " " .. tostring(load_err ~= nil)`,
+		cert, key, bundle)
+	want := "true true PEM_read_bio_X509_AUX() failed PEM_read_bio_PrivateKey() failed true"
+	if got := runString(t, e.vm, code); got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+	if c := e.st.Upstream.TLSClientCert; c == nil || len(c.Certificate) != 1 || e.st.Upstream.TLSRoots == nil {
+		t.Errorf("upstream change %+v", e.st.Upstream)
+	}
+	wantLuaError(t, e.vm, "kong.service.set_tls_cert_key(require('ngx.ssl').parse_pem_cert("+fmt.Sprintf("%q", cert)+"), 'key')", "key must be a parsed cdata object")
+}
+
+// selfSigned returns a self-signed CA certificate and its key, PEM encoded.
+func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 }

@@ -148,19 +148,39 @@ func (p *pdk) ngxVar(L *glua.LState) *glua.LTable {
 	return v
 }
 
-// ngxLog is ngx.log(level, ...): the arguments concatenated, prefixed with
-// the caller's "file:line: " as nginx does for non-raw logs.
+// ngxLog is ngx.log(level, ...).
 func (p *pdk) ngxLog(L *glua.LState) int {
 	level := LogLevel(L.CheckInt(1))
 	if level < LevelStderr || level > LevelDebug {
 		L.RaiseError("bad log level")
 	}
+	p.luaLog(L, level, 2)
+	return 0
+}
+
+// luaPrint replaces Lua's print as OpenResty does: ngx.log at notice
+// level, so a plugin's print goes to the error log, not to stdout.
+func (p *pdk) luaPrint(L *glua.LState) int {
+	p.luaLog(L, LevelNotice, 1)
+	return 0
+}
+
+// luaLog logs the arguments from index from on, concatenated, the way
+// OpenResty's ngx.log and print do: "[lua] file:line: msg", with the
+// calling function's name as "name(): " before msg when it has one.
+func (p *pdk) luaLog(L *glua.LState, level LogLevel, from int) {
 	null := Null(L)
 	var b strings.Builder
+	b.WriteString("[lua] ")
 	if w := L.Where(1); w != "" {
 		b.WriteString(w + " ")
 	}
-	for i := 2; i <= L.GetTop(); i++ {
+	if dbg, ok := L.GetStack(1); ok {
+		if _, err := L.GetInfo("Sn", dbg, glua.LNil); err == nil && dbg.What == "Lua" && dbg.Name != "" {
+			b.WriteString(dbg.Name + "(): ")
+		}
+	}
+	for i := from; i <= L.GetTop(); i++ {
 		switch v := L.Get(i).(type) {
 		case glua.LString:
 			b.WriteString(string(v))
@@ -170,12 +190,12 @@ func (p *pdk) ngxLog(L *glua.LState) int {
 			b.WriteString(v.String())
 		case *glua.LTable:
 			if L.GetMetaField(v, "__tostring") == glua.LNil {
-				L.RaiseError("bad argument #%d to 'log' (expected table to have __tostring metamethod)", i-1)
+				L.RaiseError("bad argument #%d to 'log' (expected table to have __tostring metamethod)", i-from+1)
 			}
 			b.WriteString(tostringValue(L, v))
 		default:
 			if v != null {
-				L.RaiseError("bad argument #%d to 'log' (string, number, boolean, or nil expected, got %s)", i-1, v.Type())
+				L.RaiseError("bad argument #%d to 'log' (string, number, boolean, or nil expected, got %s)", i-from+1, v.Type())
 			}
 			b.WriteString("null")
 		}
@@ -183,7 +203,6 @@ func (p *pdk) ngxLog(L *glua.LState) int {
 	if level <= p.opts.LogLevel {
 		p.emit(p.b.State, level, b.String())
 	}
-	return 0
 }
 
 // ngxExit is ngx.exit(status). In preread, ngx.OK (0) ends preread and

@@ -76,7 +76,8 @@ func convertBytes(n int64, unit string, scale int) glua.LValue {
 }
 
 // BytesToStr is kong.tools.string.bytes_to_str: bytes in b (an integer
-// string), k, m or g units with scale decimals.
+// string), k, m or g units with scale decimals. string.lua takes it from
+// the gong.bytes_to_str module, so there is one implementation.
 func BytesToStr(n int64, unit string, scale int) (string, error) {
 	if unit == "" || strings.EqualFold(unit, "b") {
 		return fmt.Sprintf("%d", n), nil
@@ -97,4 +98,27 @@ func BytesToStr(n int64, unit string, scale int) (string, error) {
 		return "", fmt.Errorf("invalid unit '%s' (expected 'k/K', 'm/M', or 'g/G')", unit)
 	}
 	return fmt.Sprintf("%.*f %s", scale, float64(n)/math.Pow(2, exp), suffix), nil
+}
+
+// openBytesToStr is the gong.bytes_to_str module: BytesToStr for Lua,
+// bytes_to_str(bytes, unit, scale) with scale 2 by default.
+func openBytesToStr(L *glua.LState) int {
+	L.Push(L.NewFunction(func(L *glua.LState) int {
+		n := int64(L.CheckNumber(1))
+		scale := 2
+		if v := L.Get(3); v != glua.LNil {
+			f, ok := v.(glua.LNumber)
+			if !ok {
+				L.RaiseError("scale must be equal or greater than 0")
+			}
+			scale = int(f)
+		}
+		s, err := BytesToStr(n, L.OptString(2, ""), scale)
+		if err != nil {
+			L.RaiseError("%s", err)
+		}
+		L.Push(glua.LString(s))
+		return 1
+	}))
+	return 1
 }

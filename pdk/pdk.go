@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/netip"
@@ -68,6 +69,10 @@ type UpstreamChange struct {
 	TLSVerify      *bool
 	TLSVerifyDepth *int
 	DisableTLS     bool
+	// TLSClientCert and TLSRoots replace the service's client certificate
+	// and trust store (set_tls_cert_key, set_tls_verify_store).
+	TLSClientCert *tls.Certificate
+	TLSRoots      *x509.CertPool
 }
 
 // LogLevel is an nginx error-log level: lower is more severe.
@@ -362,6 +367,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	p.openCache(L, kong)
 	L.SetGlobal("kong", kong)
 	L.SetGlobal("ngx", p.openNgx(L))
+	L.SetGlobal("print", L.NewFunction(p.luaPrint))
 }
 
 // namespaces lists the function tables in Kong's order.

@@ -120,10 +120,22 @@ func TestLog(t *testing.T) {
 func TestLogLevelFromConfiguration(t *testing.T) {
 	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{"log_level": "err"}})
 	runLua(t, e.vm, "kong.log.warn('dropped'); kong.log.crit('kept'); ngx.log(ngx.WARN, 'dropped'); ngx.log(ngx.ERR, 'n=', 2, ' ', nil, ' ', ngx.null)")
-	want := []logLine{{LevelCrit, "[kong] handler:1 [my-plugin] kept"}, {LevelErr, "handler:1: n=2 nil null"}}
+	want := []logLine{{LevelCrit, "[kong] handler:1 [my-plugin] kept"}, {LevelErr, "[lua] handler:1: n=2 nil null"}}
 	if fmt.Sprint(e.log.lines) != fmt.Sprint(want) {
 		t.Fatalf("lines = %v; want %v", e.log.lines, want)
 	}
+}
+
+// TestPrint checks print goes to the error log at notice level, as
+// OpenResty's does, with the calling function's name.
+func TestPrint(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{})
+	runLua(t, e.vm, "local function greet() print('hi ', 1.5, ' ', true) end\ngreet()")
+	want := []logLine{{LevelNotice, "[lua] handler:1: greet(): hi 1.5 true"}}
+	if fmt.Sprint(e.log.lines) != fmt.Sprint(want) {
+		t.Fatalf("lines = %v; want %v", e.log.lines, want)
+	}
+	wantLuaError(t, e.vm, "print({})", "bad argument #1 to 'log' (expected table to have __tostring metamethod)")
 }
 
 func TestStateLoggerWins(t *testing.T) {

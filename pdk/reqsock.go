@@ -22,7 +22,7 @@ type Downstream interface {
 
 const reqSocketType = "gong.pdk.socket.req"
 
-// openReq builds ngx.req with socket().
+// openReq builds ngx.req with socket() and start_time().
 func (p *pdk) openReq(L *glua.LState) *glua.LTable {
 	mt := L.NewTypeMetatable(reqSocketType)
 	L.SetField(mt, "__index", L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
@@ -34,6 +34,17 @@ func (p *pdk) openReq(L *glua.LState) *glua.LTable {
 		"receiveuntil": p.reqConsuming(p.tcpReceiveUntil),
 	}))
 	return L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
+		// start_time is when the session began, in seconds with
+		// milliseconds, as stream-lua's.
+		"start_time": func(L *glua.LState) int {
+			s := p.b.State
+			if s == nil || s.Session == nil {
+				L.RaiseError("no request found")
+			}
+			ms, _ := s.Session.Serialize()["started_at"].(int64)
+			L.Push(glua.LNumber(float64(ms) / 1000))
+			return 1
+		},
 		"socket": func(L *glua.LState) int {
 			s := p.b.State
 			if s == nil || s.Session == nil {

@@ -13,14 +13,15 @@ var rewriteAccessBalancerPreread = only(PhaseRewrite, PhaseAccess, PhaseBalancer
 // serviceFuncs is kong.service (kong/pdk/service.lua). set_upstream is
 // allowed in preread too, which Kong's access-only mask does not: it is
 // how a stream plugin picks an upstream. The changes take effect when the
-// session connects after preread. set_tls_verify_store and
-// set_tls_cert_key are left out: they take OpenSSL objects gong has no
-// counterpart for.
+// session connects after preread. set_tls_cert_key and
+// set_tls_verify_store take the objects of ssl.go in place of OpenSSL's.
 var serviceFuncs = []Func{
 	{"set_upstream", only(PhaseAccess, PhasePreread), serviceSetUpstream},
 	{"set_target", rewriteAccessBalancerPreread, serviceSetTarget},
 	{"set_tls_verify", rewriteAccessBalancerPreread, serviceSetTLSVerify},
 	{"set_tls_verify_depth", rewriteAccessBalancerPreread, serviceSetTLSVerifyDepth},
+	{"set_tls_cert_key", rewriteAccessBalancerPreread, serviceSetTLSCertKey},
+	{"set_tls_verify_store", rewriteAccessBalancerPreread, serviceSetTLSVerifyStore},
 }
 
 // serviceRequestFuncs is kong.service.request in stream: disable_tls only

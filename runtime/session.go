@@ -297,13 +297,19 @@ func (cx *plugged) service(svc *service) *service {
 			c.peers = &hostPeers{host: ch.Host, port: ch.Port, resolver: cx.g.resolver}
 		}
 	}
-	if c.tls != nil && (ch.TLSVerify != nil || ch.TLSVerifyDepth != nil) {
+	if c.tls != nil && (ch.TLSVerify != nil || ch.TLSVerifyDepth != nil || ch.TLSClientCert != nil || ch.TLSRoots != nil) {
 		t := *c.tls
 		if ch.TLSVerify != nil {
 			t.verify = *ch.TLSVerify
 		}
 		if ch.TLSVerifyDepth != nil {
 			t.depth = *ch.TLSVerifyDepth
+		}
+		if ch.TLSClientCert != nil {
+			t.clientCert = ch.TLSClientCert
+		}
+		if ch.TLSRoots != nil {
+			t.roots = ch.TLSRoots
 		}
 		c.tls = &t
 	}

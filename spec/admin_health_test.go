@@ -163,33 +163,3 @@ func TestOneKongVersion(t *testing.T) {
 		t.Fatalf("Info.Get: version %v, %v; want %s, kong.version's", info.Version, err, pdk.KongVersion)
 	}
 }
-
-// TestNodeIDIsOne: a plugin's kong.node.get_id() is the node_id the
-// Admin API reports, drawn at start when kong.conf sets none.
-func TestNodeIDIsOne(t *testing.T) {
-	echo := startEcho(t, "e")
-	p := freePort(t)
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: e
-    url: tcp://%s
-    routes:
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins:
-          - name: post-function
-            protocols: [tcp]
-            config:
-              log: ["kong.log.notice('node is ', kong.node.get_id())"]
-`, echo, p)
-	g, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
-	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "e: x" {
-		t.Fatalf("through post-function: %q, %v", got, err)
-	}
-	_, root := get(t, base+"/")
-	id, _ := root["node_id"].(string)
-	if id == "" {
-		t.Fatalf("GET / without node_id: %v", root)
-	}
-	eventually(t, "the plugin logging node "+id, func() bool { return strings.Contains(g.errLog.String(), "node is "+id) })
-}

@@ -297,3 +297,30 @@ return p.type .. " " .. p.default .. " " .. p.between[2] .. " " .. o.type .. " "
 		t.Errorf("got %q", v.String())
 	}
 }
+
+// TestPropagationTypedef validates a tracing plugin's propagation record
+// shaped as zipkin's: the default filled, formats checked.
+func TestPropagationTypedef(t *testing.T) {
+	vm, s := loadSource(t, "tracer", []byte(`
+local typedefs = require "kong.db.schema.typedefs"
+return { name = "tracer", fields = { { config = { type = "record", fields = {
+  { propagation = typedefs.propagation { default = { default_format = "b3" } } },
+} } } } }`))
+	tests := []struct{ config, filled, errs string }{
+		{`{}`, `{"propagation":{"default_format":"b3"}}`, `null`},
+		{`{"propagation": {"default_format": "w3c", "extract": ["b3", "datadog"], "inject": ["preserve", "b3-single"], "clear": ["x-trace"]}}`,
+			`{"propagation":{"clear":["x-trace"],"default_format":"w3c","extract":["b3","datadog"],"inject":["preserve","b3-single"]}}`, `null`},
+		{`{"propagation": {"default_format": "b3", "extract": ["b3-single"]}}`, `null`,
+			`{"propagation":{"extract":{"1":"expected one of: b3, w3c, jaeger, ot, aws, datadog, gcp, instana"}}}`},
+	}
+	for _, tt := range tests {
+		filled, errs := s.Validate(vm, decode(t, tt.config))
+		var e any
+		if len(errs) > 0 {
+			e = errs
+		}
+		if js(filled) != tt.filled || js(e) != tt.errs {
+			t.Errorf("%s: got %s / %s, want %s / %s", tt.config, js(filled), js(e), tt.filled, tt.errs)
+		}
+	}
+}

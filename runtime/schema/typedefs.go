@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -196,6 +197,7 @@ func openTypedefs(L *glua.LState) int {
 	def("lua_code", map[string]glua.LValue{"type": S("map"), "keys": luaKeys, "values": luaValues})
 	def("ttl", map[string]glua.LValue{"type": S("number"), "between": between(0, 100000000)})
 	td.RawSetString("queue", queueSchema(L, mt))
+	td.RawSetString("propagation", propagationSchema(L, mt))
 
 	meta := L.NewTable()
 	meta.RawSetString("__index", L.NewFunction(func(L *glua.LState) int {
@@ -208,6 +210,51 @@ func openTypedefs(L *glua.LState) int {
 }
 
 // queueSchema is kong/tools/queue_schema.lua.
+// propagationFormats are the tracing header formats Kong knows; b3 and
+// b3-single share one extractor, so b3-single is only injected.
+var propagationFormats = []string{"b3", "b3-single", "w3c", "jaeger", "ot", "aws", "datadog", "gcp", "instana"}
+
+// propagationSchema is typedefs.propagation: the tracing header formats a
+// plugin extracts, clears and injects, and the default one.
+func propagationSchema(L *glua.LState, mt *glua.LTable) *glua.LTable {
+	strs := func(items ...string) *glua.LTable {
+		t := L.NewTable()
+		for _, s := range items {
+			t.Append(glua.LString(s))
+		}
+		return t
+	}
+	record := func(attrs map[string]glua.LValue) *glua.LTable {
+		t := L.NewTable()
+		for k, v := range attrs {
+			t.RawSetString(k, v)
+		}
+		return t
+	}
+	S := func(s string) glua.LValue { return glua.LString(s) }
+	array := func(elem *glua.LTable) glua.LValue {
+		return record(map[string]glua.LValue{"type": S("array"), "elements": elem})
+	}
+	extractors := strs(slices.DeleteFunc(slices.Clone(propagationFormats), func(f string) bool { return f == "b3-single" })...)
+	headerName := record(map[string]glua.LValue{"type": S("string"), "match": S("^[%w%-_]+$"),
+		"err": S("bad header name, allowed characters are A-Z, a-z, 0-9, '_', and '-'")})
+	fields := L.NewTable()
+	for _, f := range []struct {
+		name string
+		def  glua.LValue
+	}{
+		{"extract", array(record(map[string]glua.LValue{"type": S("string"), "one_of": extractors}))},
+		{"clear", array(headerName)},
+		{"inject", array(record(map[string]glua.LValue{"type": S("string"), "one_of": strs(append([]string{"preserve"}, propagationFormats...)...)}))},
+		{"default_format", record(map[string]glua.LValue{"type": S("string"), "one_of": strs(propagationFormats...), "required": glua.LTrue})},
+	} {
+		fields.Append(record(map[string]glua.LValue{f.name: f.def}))
+	}
+	p := record(map[string]glua.LValue{"type": S("record"), "fields": fields})
+	L.SetMetatable(p, mt)
+	return p
+}
+
 func queueSchema(L *glua.LState, mt *glua.LTable) *glua.LTable {
 	fields := L.NewTable()
 	add := func(name, typ string, def glua.LValue, lo, hi float64, oneOf ...float64) {

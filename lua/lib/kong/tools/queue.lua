@@ -244,11 +244,13 @@ local function set(v)
 end
 
 -- get_plugin_params returns conf.queue completed for enqueue: its name
--- (queue_name, else the plugin instance's id), a log tag naming the
+-- (queue_name, else the plugin instance's id, so each instance of a
+-- plugin has its own queue), a log tag naming the
 -- plugin, and the legacy queue_size and flush_timeout mapped onto it.
 function Queue.get_plugin_params(plugin_name, config, queue_name)
   local queue_conf = config.queue or {}
-  local id = kong.plugin and kong.plugin.get_id and kong.plugin.get_id() or plugin_name
+  -- Outside a plugin's handler there is no instance id; Kong fails there.
+  local id = kong.plugin.get_id() or plugin_name
   local tag = plugin_name .. " plugin " .. id
   if config.plugin_instance_name then
     tag = tag .. " (" .. config.plugin_instance_name .. ")"

@@ -107,21 +107,7 @@ function _M.validate_utf8(value)
   return true
 end
 
-function _M.bytes_to_str(bytes, unit, scale)
-  if not unit or unit == "" or unit:lower() == "b" then
-    return string.format("%d", bytes)
-  end
-  scale = scale or 2
-  if type(scale) ~= "number" or scale < 0 then
-    error("scale must be equal or greater than 0", 2)
-  end
-  local units = { k = { 10, "KiB" }, m = { 20, "MiB" }, g = { 30, "GiB" } }
-  local u = units[unit:lower()]
-  if not u then
-    error("invalid unit '" .. unit .. "' (expected 'k/K', 'm/M', or 'g/G')", 2)
-  end
-  return string.format("%." .. scale .. "f " .. u[2], bytes / 2 ^ u[1])
-end
+_M.bytes_to_str = require "gong.bytes_to_str"
 
 function _M.replace_dashes(value)
   return (value:gsub("-", "_"))

@@ -1,7 +1,9 @@
 -- file-log for stream sessions: appends cjson.encode(kong.log.serialize())
 -- and a newline to config.path in the log phase. Files stay open per VM
--- unless config.reopen asks to open them for every line.
+-- unless config.reopen asks to open them for every line. Fields of
+-- config.custom_fields_by_lua are added to the record.
 local cjson = require "cjson"
+local custom_fields = require "gong.custom_fields"
 
 local FileLogHandler = {
   PRIORITY = 9,
@@ -36,6 +38,7 @@ local function write(conf, line)
 end
 
 function FileLogHandler:log(conf)
+  custom_fields(conf)
   write(conf, cjson.encode(kong.log.serialize()) .. "\n")
 end
 

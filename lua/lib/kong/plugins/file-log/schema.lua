@@ -12,6 +12,7 @@ return {
                      match = [[^[^*&%%\`]+$]],
                      err = "not a valid filename" } },
           { reopen = { type = "boolean", required = true, default = false } },
+          { custom_fields_by_lua = typedefs.lua_code },
         },
     } },
   },
