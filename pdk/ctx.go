@@ -58,3 +58,35 @@ func (s *State) ngxCtxTable(L *glua.LState) *glua.LTable {
 	}
 	return s.ngxCtx
 }
+
+// SetBalancerData sets ngx.ctx.balancer_data, Kong's record of where the
+// session connects, on L, the VM the next phase runs on. data has the
+// shapes of Session.Serialize; its tries get cjson's array_mt. A table an
+// earlier phase left there on this VM is updated in place, so references
+// plugins kept to it see the tries.
+func (s *State) SetBalancerData(L *glua.LState, data map[string]any) {
+	ctx := s.ngxCtxTable(L)
+	t, ok := ctx.RawGetString("balancer_data").(*glua.LTable)
+	if !ok {
+		t = L.NewTable()
+		ctx.RawSetString("balancer_data", t)
+	}
+	fresh := toLua(L, data, arrayMT(L)).(*glua.LTable)
+	fresh.ForEach(func(k, v glua.LValue) { t.RawSet(k, v) })
+	s.balancerData = t
+}
+
+// DropBalancerData removes the ngx.ctx.balancer_data SetBalancerData set
+// when no other value is in the ctx tables, so that it alone does not keep
+// the connection on its VM: the runtime sets it again for the next phase.
+func (s *State) DropBalancerData() {
+	if s.ngxCtx == nil || s.balancerData == nil || s.ngxCtx.RawGetString("balancer_data") != s.balancerData {
+		return
+	}
+	s.ngxCtx.RawSetString("balancer_data", glua.LNil)
+	if !s.CtxEmpty() {
+		s.ngxCtx.RawSetString("balancer_data", s.balancerData)
+		return
+	}
+	s.balancerData = nil
+}

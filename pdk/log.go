@@ -240,6 +240,13 @@ func logSerialize(L *glua.LState, s *State) int {
 	if s.Session != nil {
 		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
 	}
+	if s.ngxCtx != nil {
+		if bd, ok := s.ngxCtx.RawGetString("balancer_data").(*glua.LTable); ok {
+			if tries, ok := bd.RawGetString("tries").(*glua.LTable); ok {
+				root.RawSetString("tries", tries)
+			}
+		}
+	}
 	null := Null(L)
 	for _, item := range s.serializeValues {
 		if !validSerializeValue(item.value, null, map[*glua.LTable]bool{}) {

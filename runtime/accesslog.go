@@ -33,6 +33,7 @@ type session struct {
 
 	upstreamAddrs        []string
 	upstreamConnectTimes []time.Duration
+	balancerTries        []balancerTry // one per upstreamAddrs entry
 	upstreamBytesSent    int64
 	upstreamBytesRecv    int64
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -201,21 +202,82 @@ func (cx *plugged) Serialize() map[string]any {
 	return rec
 }
 
-// tries is the serialized balancer tries: one per upstream attempt.
+// balancerTry is one pick of the balancer: when it began, how long it
+// took, and the host name the peer stands for (the target's, or the
+// service's host).
+type balancerTry struct {
+	start   time.Time
+	latency time.Duration
+	host    string
+}
+
+// tried records a connect attempt to peer.
+func (s *session) tried(peer string, t balancerTry) {
+	s.upstreamAddrs = append(s.upstreamAddrs, peer)
+	s.balancerTries = append(s.balancerTries, t)
+}
+
+// tries is balancer_data.tries as Kong's balancer phase fills it (kong/init.lua
+// Kong.balancer): one entry per connect attempt, with state and code on
+// those that were retried.
 func (cx *plugged) tries() []any {
-	out := make([]any, 0, len(cx.sess.upstreamAddrs))
-	for i, addr := range cx.sess.upstreamAddrs {
+	s := &cx.sess
+	out := make([]any, 0, len(s.upstreamAddrs))
+	for i, addr := range s.upstreamAddrs {
 		ip, port := splitHostPort(addr)
-		t := map[string]any{"ip": ip, "port": port, "balancer_latency": 0}
-		if i < len(cx.sess.upstreamConnectTimes) { // UDP sessions have no connect time
-			t["balancer_latency"] = cx.sess.upstreamConnectTimes[i].Milliseconds()
+		b := s.balancerTries[i]
+		t := map[string]any{
+			"ip":                  ip,
+			"port":                port,
+			"balancer_start":      b.start.UnixMilli(),
+			"balancer_start_ns":   b.start.UnixNano(),
+			"balancer_latency":    b.latency.Milliseconds(),
+			"balancer_latency_ns": b.latency.Nanoseconds(),
 		}
-		if i < len(cx.sess.upstreamAddrs)-1 || cx.sess.status == statusBadGateway {
+		if i < len(s.upstreamAddrs)-1 {
 			t["state"], t["code"] = "failed", 0
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// balancerData is ngx.ctx.balancer_data as Kong's stream runloop leaves
+// it (kong/runloop/handler.lua balancer_prepare, kong/runloop/balancer
+// execute): the service's host, port, retries and timeouts as changed by
+// kong.service in preread, and once the balancer ran, its tries and the
+// last peer's ip, port and hostname. nil when no route matched.
+func (cx *plugged) balancerData() map[string]any {
+	if cx.target == nil {
+		return nil
+	}
+	d := map[string]any{
+		"try_count":       len(cx.sess.upstreamAddrs),
+		"tries":           cx.tries(),
+		"retries":         5,
+		"connect_timeout": 60000,
+		"send_timeout":    60000,
+		"read_timeout":    60000,
+	}
+	if svc := cx.target.service; svc != nil {
+		host, port := svc.decl.Host, svc.decl.Port
+		if cx.st != nil {
+			switch ch := cx.st.Upstream; {
+			case ch.Upstream != "":
+				host = ch.Upstream
+			case ch.Host != "":
+				host, port = ch.Host, ch.Port
+			}
+		}
+		d["scheme"], d["host"], d["port"], d["type"] = svc.decl.Protocol, host, port, declarative.HostnameType(host)
+		d["retries"], d["connect_timeout"] = svc.decl.Retries, svc.decl.ConnectTimeout
+		d["send_timeout"], d["read_timeout"] = svc.decl.WriteTimeout, svc.decl.ReadTimeout
+	}
+	if n := len(cx.sess.upstreamAddrs); n > 0 {
+		d["ip"], d["port"] = splitHostPort(cx.sess.upstreamAddrs[n-1])
+		d["hostname"] = cx.sess.balancerTries[n-1].host
+	}
+	return d
 }
 
 func splitHostPort(addr string) (string, int) {
@@ -262,11 +324,17 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 	if cx.st == nil {
 		cx.st = &pdk.State{Session: cx}
 	}
+	if data := cx.balancerData(); data != nil {
+		cx.st.SetBalancerData(vm.L, data)
+	}
 	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.trace)
 	if err != nil {
 		cx.s.log.logf(LevelError, cx.sess.id, "%v%s", err, cx.context())
 	}
 	cx.vm = nil
+	if phase == pdk.PhasePreread {
+		cx.st.DropBalancerData()
+	}
 	switch {
 	case err != nil && isVMFailure(err):
 		ps.pool.Discard(vm)

@@ -253,6 +253,7 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 	cx.svc, cx.att = svc, svc.peers.start(cx.client, false)
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+		pick := time.Now()
 		peer, host, err := svc.peers.next(ctx, cx.att)
 		if err != nil {
 			cancel()
@@ -267,7 +268,7 @@ func (cx *conn) dial(svc *service) (net.Conn, int) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", peer)
 		cx.mu.Lock()
-		cx.sess.upstreamAddrs = append(cx.sess.upstreamAddrs, peer)
+		cx.sess.tried(peer, balancerTry{start: pick, latency: start.Sub(pick), host: host})
 		cx.mu.Unlock()
 		cx.sess.upstreamConnectTimes = append(cx.sess.upstreamConnectTimes, time.Since(start))
 		if err == nil && svc.proxyProtocol {

@@ -170,14 +170,15 @@ func (s *Server) newUDPSession(g *generation, pc *net.UDPConn, client, local net
 	us.svc, us.att = svc, svc.peers.start(client, true)
 	for attempt := 0; attempt < svc.tries; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
-		peer, _, err := svc.peers.next(ctx, us.att)
+		pick := time.Now()
+		peer, host, err := svc.peers.next(ctx, us.att)
 		cancel()
 		if err != nil {
 			s.log.logf(LevelError, us.sess.id, "%v, client: %s, server: %s, service: %s", err, client.Addr(), local, svc.name)
 			us.end(statusServiceUnavailable)
 			return nil
 		}
-		us.sess.upstreamAddrs = append(us.sess.upstreamAddrs, peer)
+		us.sess.tried(peer, balancerTry{start: pick, latency: time.Since(pick), host: host})
 		var sp trace.Span
 		if us.trace != nil {
 			sp = us.attemptSpan(svc, attempt, peer)

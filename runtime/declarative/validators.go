@@ -14,8 +14,8 @@ type hostAddr struct {
 	port int    // -1 when absent
 }
 
-// hostnameType classifies a string as kong/tools/ip.lua hostname_type does.
-func hostnameType(s string) string {
+// HostnameType classifies a string as kong/tools/ip.lua hostname_type does.
+func HostnameType(s string) string {
 	if strings.Count(s, ":") > 1 {
 		return "ipv6"
 	}
@@ -172,7 +172,7 @@ func checkHostname(addr string) (hostAddr, string) {
 // normalizeIP mirrors kong/tools/ip.lua normalize_ip: it returns the parsed
 // address or Kong's error text.
 func normalizeIP(addr string) (hostAddr, string) {
-	switch hostnameType(addr) {
+	switch HostnameType(addr) {
 	case "ipv6":
 		return normalizeIPv6(addr)
 	case "ipv4":
