@@ -274,8 +274,11 @@ func (cx *plugged) balancerData() map[string]any {
 		d["send_timeout"], d["read_timeout"] = svc.decl.WriteTimeout, svc.decl.ReadTimeout
 	}
 	if n := len(cx.sess.upstreamAddrs); n > 0 {
-		d["ip"], d["port"] = splitHostPort(cx.sess.upstreamAddrs[n-1])
-		d["hostname"] = cx.sess.balancerTries[n-1].host
+		ip, port := splitHostPort(cx.sess.upstreamAddrs[n-1])
+		d["ip"], d["port"], d["hostname"] = ip, port, ip
+		if host := cx.sess.balancerTries[n-1].host; host != "" { // an IP target has no name
+			d["hostname"] = host
+		}
 	}
 	return d
 }
