@@ -1,7 +1,9 @@
 package pdk
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,17 @@ func TestIsTrustedAll(t *testing.T) {
 	e = newEnv(t, PhasePreread, Options{})
 	if got := runString(t, e.vm, "return tostring(kong.ip.is_trusted('127.0.0.1'))"); got != "false" {
 		t.Fatalf("is_trusted without trusted_ips = %s", got)
+	}
+}
+
+// TestMemoryStatsLuaVMs: workers_lua_vms is the process's entry, with the
+// memory Options.LuaVMsBytes reports in the unit asked.
+func TestMemoryStatsLuaVMs(t *testing.T) {
+	e := newEnv(t, PhaseLog, Options{LuaVMsBytes: func() uint64 { return 3 << 20 }})
+	got := runString(t, e.vm, `local vms = kong.node.get_memory_stats("m").workers_lua_vms
+		return #vms .. " " .. vms[1].pid .. " " .. vms[1].http_allocated_gc .. " " .. kong.node.get_memory_stats().workers_lua_vms[1].http_allocated_gc`)
+	if want := fmt.Sprintf("1 %d 3.00 MiB %d", os.Getpid(), 3<<20); got != want {
+		t.Fatalf("workers_lua_vms = %q; want %q", got, want)
 	}
 }
 

@@ -43,9 +43,9 @@ func nodeGetHostname(L *glua.LState, _ *State) int {
 	return 1
 }
 
-// nodeGetMemoryStats reports the shared dictionaries' capacity and use.
-// workers_lua_vms is empty: Kong fills it from what each worker's VM
-// reports of itself, and gong's VMs share one Go heap.
+// nodeGetMemoryStats reports the shared dictionaries' capacity and use,
+// and in workers_lua_vms the Lua VMs' memory of gong's one process (Kong
+// lists each worker's, from what its VM reports of itself).
 func (p *pdk) nodeGetMemoryStats(L *glua.LState, _ *State) int {
 	unit := L.OptString(1, "b")
 	scale := L.OptInt(2, 2)
@@ -53,7 +53,14 @@ func (p *pdk) nodeGetMemoryStats(L *glua.LState, _ *State) int {
 		L.RaiseError("%s", err)
 	}
 	res := L.NewTable()
-	res.RawSetString("workers_lua_vms", L.NewTable())
+	vms := L.NewTable()
+	if p.opts.LuaVMsBytes != nil {
+		vm := L.NewTable()
+		vm.RawSetString("pid", glua.LNumber(os.Getpid()))
+		vm.RawSetString("http_allocated_gc", convertBytes(int64(p.opts.LuaVMsBytes()), unit, scale))
+		vms.Append(vm)
+	}
+	res.RawSetString("workers_lua_vms", vms)
 	dicts := L.NewTable()
 	for _, name := range p.opts.Shared.Names() {
 		d := p.opts.Shared.Get(name)

@@ -159,6 +159,10 @@ type Options struct {
 	// Statistics are kong.nginx.get_statistics' connection counters. If
 	// nil, all zero.
 	Statistics func() Statistics
+	// LuaVMsBytes is the memory of this process's Lua VMs, which
+	// kong.node.get_memory_stats reports in workers_lua_vms as the Status
+	// API does. If nil, workers_lua_vms is empty.
+	LuaVMsBytes func() uint64
 	// Timers runs the ngx.timer callbacks of every VM of the generation.
 	// If nil, each VM gets a set of its own.
 	Timers *Timers
@@ -214,7 +218,7 @@ type State struct {
 
 	ngxCtx          *glua.LTable
 	balancerData    *glua.LTable // the ngx.ctx.balancer_data SetBalancerData made
-	route, service  glua.LValue // kong.router's tables, once built
+	route, service  glua.LValue  // kong.router's tables, once built
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue

@@ -109,7 +109,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
 	if host.proc != nil {
-		opts.Exiting, opts.Statistics = host.proc.exiting, host.proc.statistics
+		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
 	}
 	ps := &pluginSet{
 		shared:      shared,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"testing"
 
@@ -13,8 +14,8 @@ import (
 )
 
 // memoryYML: service e to echo on port p, whose log phase stores 4 KiB in
-// ngx.shared.counters, and upstream lost, whose only target does not
-// resolve.
+// ngx.shared.counters and logs what kong.node.get_memory_stats reports of
+// the Lua VMs, and upstream lost, whose only target does not resolve.
 func memoryYML(echo string, p int) string {
 	return fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -28,7 +29,9 @@ services:
           - name: pre-function
             protocols: [tcp]
             config:
-              log: ['ngx.shared.counters:set("k", string.rep("x", 4096))']
+              log:
+                - 'ngx.shared.counters:set("k", string.rep("x", 4096))'
+                - 'local vms = kong.node.get_memory_stats("m", 1).workers_lua_vms; kong.log.notice("workers_lua_vms: ", #vms, " ", vms[1].pid, " ", vms[1].http_allocated_gc)'
 upstreams:
   - name: lost
     targets: [{target: "missing.gong.test:9000"}]
@@ -129,6 +132,9 @@ func TestStatusMemoryAndNodeMetrics(t *testing.T) {
 	eventually(t, "the log phase's 4 KiB in allocated_slabs", func() bool {
 		return dict("?unit=b")["allocated_slabs"].(float64) >= before+4096
 	})
+	// kong.node.get_memory_stats reports the process's Lua VMs as /status.
+	vmsLine := regexp.MustCompile(fmt.Sprintf(`workers_lua_vms: 1 %d [0-9]+\.[0-9] MiB`, os.Getpid()))
+	eventually(t, "the log phase's kong.node.get_memory_stats", func() bool { return vmsLine.MatchString(g.errLog.String()) })
 	fams = scrape(t, base+"/metrics")
 	if got := value(fams, "kong_memory_lua_shared_dict_bytes", "shared_dict=counters"); got < before+4096 {
 		t.Errorf("kong_memory_lua_shared_dict_bytes{counters} = %v; want at least %v", got, before+4096)
