@@ -137,6 +137,17 @@ func TestTargetHealthByHand(t *testing.T) {
 			t.Errorf("PUT %s: %d %v; want %d %q", tc.path, code, body, tc.code, tc.msg)
 		}
 	}
+	// Other methods answer Kong's 405, and leave the health as it was.
+	for _, method := range []string{http.MethodGet, http.MethodDelete, http.MethodPatch} {
+		for _, path := range []string{"/upstreams/pool/targets/" + a + "/unhealthy", "/upstreams/pool/targets/" + a + "/" + a + "/healthy"} {
+			if code, body := call(t, method, base+path, nil, ""); code != http.StatusMethodNotAllowed || body["message"] != "Method not allowed" {
+				t.Errorf("%s %s: %d %v; want 405 Method not allowed", method, path, code, body)
+			}
+		}
+	}
+	if h := targetHealth(t, base, "pool", a); h != "HEALTHY" {
+		t.Errorf("a's health after refused methods: %s; want HEALTHY", h)
+	}
 	if seen := answers(t, fmt.Sprintf("127.0.0.1:%d", pc), 2); seen["a"] != 2 {
 		t.Errorf("upstream without checks after a refused mark: %v; want a", seen)
 	}

@@ -54,6 +54,8 @@ func New(b Backend, opts Options) http.Handler {
 			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/"+health, a.setHealth(healthy))
 			mux.HandleFunc(method+" /upstreams/{key}/targets/{target}/{address}/"+health, a.setHealth(healthy))
 		}
+		mux.HandleFunc("/upstreams/{key}/targets/{target}/"+health, methodNotAllowed)
+		mux.HandleFunc("/upstreams/{key}/targets/{target}/{address}/"+health, methodNotAllowed)
 	}
 	mux.HandleFunc("GET /sessions", a.listSessions)
 	mux.HandleFunc("DELETE /sessions/{id}", a.closeSession)
@@ -111,3 +113,8 @@ func writeMessage(w http.ResponseWriter, status int, msg string) {
 }
 
 func notFound(w http.ResponseWriter) { writeMessage(w, http.StatusNotFound, "Not found") }
+
+// methodNotAllowed answers a method a path does not take, as Kong does.
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	writeMessage(w, http.StatusMethodNotAllowed, "Method not allowed")
+}

@@ -286,7 +286,7 @@ func unsupported(kind string) http.HandlerFunc {
 		verb := map[string]string{http.MethodPost: "create", http.MethodPut: "create or update",
 			http.MethodPatch: "update", http.MethodDelete: "remove"}[r.Method]
 		if verb == "" {
-			writeMessage(w, http.StatusMethodNotAllowed, "Method not allowed")
+			methodNotAllowed(w, r)
 			return
 		}
 		writeJSON(w, http.StatusMethodNotAllowed, kongError{Code: codeOperationUnsupported, Name: "operation unsupported",
