@@ -90,3 +90,14 @@ func (s *State) DropBalancerData() {
 	}
 	s.balancerData = nil
 }
+
+// setBalancerField writes key into ngx.ctx.balancer_data when there is one,
+// as Kong's kong.service functions write the host and port they set there.
+func (s *State) setBalancerField(key string, v glua.LValue) {
+	if s.ngxCtx == nil {
+		return
+	}
+	if t, ok := s.ngxCtx.RawGetString("balancer_data").(*glua.LTable); ok {
+		t.RawSetString(key, v)
+	}
+}

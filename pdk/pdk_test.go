@@ -219,6 +219,10 @@ func TestBalancerDataKeepsNoVM(t *testing.T) {
 	if got := runString(t, e.vm, "return ngx.ctx.balancer_data.host .. #ngx.ctx.balancer_data.tries"); got != "pool0" {
 		t.Fatalf("balancer_data in preread = %q; want pool0", got)
 	}
+	runLua(t, e.vm, "kong.service.set_target('example.test', 8000)")
+	if got := runString(t, e.vm, "return ngx.ctx.balancer_data.host .. ngx.ctx.balancer_data.port"); got != "example.test8000" {
+		t.Fatalf("balancer_data after set_target = %q; want example.test8000", got)
+	}
 	e.st.DropBalancerData()
 	if !e.st.CtxEmpty() {
 		t.Fatal("CtxEmpty() = false with only balancer_data set")
