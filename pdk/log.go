@@ -240,8 +240,8 @@ func logSerialize(L *glua.LState, s *State) int {
 	if s.Session != nil {
 		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
 	}
-	if s.ngxCtx != nil {
-		if bd, ok := s.ngxCtx.RawGetString("balancer_data").(*glua.LTable); ok {
+	if s.ngxCtx != nil || s.pendingBalancer != nil {
+		if bd, ok := s.ngxCtxTable(L).RawGetString("balancer_data").(*glua.LTable); ok {
 			if tries, ok := bd.RawGetString("tries").(*glua.LTable); ok {
 				root.RawSetString("tries", tries)
 			}

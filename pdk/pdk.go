@@ -29,9 +29,10 @@ type Session interface {
 	// Serialize builds the kong.log.serialize stream record (§5 of
 	// kong-stream-pdk.md) with string keys and values of type nil, bool,
 	// string, the Go integer and float types, []any, []string,
-	// map[string]any or a glua.LValue passed through as is. The PDK
-	// converts it, puts the live ngx.ctx.balancer_data.tries table in place
-	// of its tries as Kong does, and applies set_serialize_value entries.
+	// map[string]any, []BalancerTry or a glua.LValue passed through as
+	// is. The PDK converts it, puts the live ngx.ctx.balancer_data.tries
+	// table in place of its tries as Kong does, and applies
+	// set_serialize_value entries.
 	Serialize() map[string]any
 	// Exit records the end of the session asked by kong.response.exit or
 	// ngx.exit: status is the session status and body the bytes to send
@@ -217,8 +218,9 @@ type State struct {
 	Exited, Proxied bool
 
 	ngxCtx          *glua.LTable
-	balancerData    *glua.LTable // the ngx.ctx.balancer_data SetBalancerData made
-	route, service  glua.LValue  // kong.router's tables, once built
+	balancerData    *glua.LTable  // the ngx.ctx.balancer_data SetBalancerData made
+	pendingBalancer *BalancerData // given, not yet in ngx.ctx
+	route, service  glua.LValue   // kong.router's tables, once built
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue

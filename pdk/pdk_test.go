@@ -215,7 +215,7 @@ func TestCtxPersists(t *testing.T) {
 // the table is updated in place, with its tries as serialize's.
 func TestBalancerDataKeepsNoVM(t *testing.T) {
 	e := newEnv(t, PhasePreread, Options{})
-	e.st.SetBalancerData(e.vm.L, map[string]any{"host": "pool", "try_count": 0, "tries": []any{}})
+	e.st.SetBalancerData(e.vm.L, BalancerData{Host: "pool"})
 	if got := runString(t, e.vm, "return ngx.ctx.balancer_data.host .. #ngx.ctx.balancer_data.tries"); got != "pool0" {
 		t.Fatalf("balancer_data in preread = %q; want pool0", got)
 	}
@@ -228,14 +228,14 @@ func TestBalancerDataKeepsNoVM(t *testing.T) {
 		t.Fatal("CtxEmpty() = false with only balancer_data set")
 	}
 
-	e.st.SetBalancerData(e.vm.L, map[string]any{"host": "pool", "try_count": 0, "tries": []any{}})
+	e.st.SetBalancerData(e.vm.L, BalancerData{Host: "pool"})
 	runLua(t, e.vm, "kong.ctx.shared.bd = ngx.ctx.balancer_data")
 	e.st.DropBalancerData()
 	if e.st.CtxEmpty() {
 		t.Fatal("CtxEmpty() = true with a plugin value beside balancer_data")
 	}
 	e.st.Phase = PhaseLog
-	e.st.SetBalancerData(e.vm.L, map[string]any{"host": "pool", "try_count": 1, "tries": []any{map[string]any{"ip": "127.0.0.1", "port": 9000}}})
+	e.st.SetBalancerData(e.vm.L, BalancerData{Host: "pool", Tries: []BalancerTry{{IP: "127.0.0.1", Port: 9000}}})
 	got := runString(t, e.vm, `local bd = ngx.ctx.balancer_data
 		return tostring(bd == kong.ctx.shared.bd) .. bd.try_count .. bd.tries[1].port .. tostring(kong.log.serialize().tries == bd.tries)`)
 	if got != "true19000true" {

@@ -58,7 +58,7 @@ func serviceSetUpstream(L *glua.LState, s *State) int {
 		return pushErr(L, "could not find an Upstream named '"+string(host)+"'")
 	}
 	s.Upstream.Upstream, s.Upstream.Host, s.Upstream.Port = string(host), "", 0
-	s.setBalancerField("host", host)
+	s.setBalancerField(L, "host", host)
 	L.Push(glua.LTrue)
 	return 1
 }
@@ -77,8 +77,8 @@ func serviceSetTarget(L *glua.LState, s *State) int {
 	}
 	s = sessionState(L, s)
 	s.Upstream.Host, s.Upstream.Port, s.Upstream.Upstream = string(host), int(port), ""
-	s.setBalancerField("host", host)
-	s.setBalancerField("port", port)
+	s.setBalancerField(L, "host", host)
+	s.setBalancerField(L, "port", port)
 	return 0
 }
 

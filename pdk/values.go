@@ -17,6 +17,8 @@ func toLua(L *glua.LState, v any, arrayMT *glua.LTable) glua.LValue {
 		return glua.LNil
 	case glua.LValue:
 		return v
+	case []BalancerTry:
+		return triesTable(L, v)
 	case string:
 		return glua.LString(v)
 	case []byte:

@@ -217,67 +217,46 @@ func (s *session) tried(peer string, t balancerTry) {
 	s.balancerTries = append(s.balancerTries, t)
 }
 
-// tries is balancer_data.tries as Kong's balancer phase fills it (kong/init.lua
-// Kong.balancer): one entry per connect attempt, with state and code on
-// those that were retried.
-func (cx *plugged) tries() []any {
+// tries is balancer_data.tries: one entry per connect attempt.
+func (cx *plugged) tries() []pdk.BalancerTry {
 	s := &cx.sess
-	out := make([]any, 0, len(s.upstreamAddrs))
+	out := make([]pdk.BalancerTry, len(s.upstreamAddrs))
 	for i, addr := range s.upstreamAddrs {
 		ip, port := splitHostPort(addr)
 		b := s.balancerTries[i]
-		t := map[string]any{
-			"ip":                  ip,
-			"port":                port,
-			"balancer_start":      b.start.UnixMilli(),
-			"balancer_start_ns":   b.start.UnixNano(),
-			"balancer_latency":    b.latency.Milliseconds(),
-			"balancer_latency_ns": b.latency.Nanoseconds(),
-		}
-		if i < len(s.upstreamAddrs)-1 {
-			t["state"], t["code"] = "failed", 0
-		}
-		out = append(out, t)
+		out[i] = pdk.BalancerTry{IP: ip, Port: port, Start: b.start, Latency: b.latency, Retried: i < len(out)-1}
 	}
 	return out
 }
 
-// balancerData is ngx.ctx.balancer_data as Kong's stream runloop leaves
-// it (kong/runloop/handler.lua balancer_prepare, kong/runloop/balancer
-// execute): the service's host, port, retries and timeouts as changed by
-// kong.service in preread, and once the balancer ran, its tries and the
-// last peer's ip, port and hostname. nil when no route matched.
-func (cx *plugged) balancerData() map[string]any {
+// balancerData is ngx.ctx.balancer_data: the service's host, port,
+// retries and timeouts as kong.service changed them in preread (Kong's
+// defaults without a service), and once the balancer ran, its tries and
+// the last peer. nil when no route matched.
+func (cx *plugged) balancerData() *pdk.BalancerData {
 	if cx.target == nil {
 		return nil
 	}
-	d := map[string]any{
-		"try_count":       len(cx.sess.upstreamAddrs),
-		"tries":           cx.tries(),
-		"retries":         5,
-		"connect_timeout": 60000,
-		"send_timeout":    60000,
-		"read_timeout":    60000,
-	}
+	d := &pdk.BalancerData{Retries: 5, ConnectTimeout: 60000, SendTimeout: 60000, ReadTimeout: 60000, Tries: cx.tries()}
 	if svc := cx.target.service; svc != nil {
-		host, port := svc.decl.Host, svc.decl.Port
+		d.Host, d.Port = svc.decl.Host, svc.decl.Port
 		if cx.st != nil {
 			switch ch := cx.st.Upstream; {
 			case ch.Upstream != "":
-				host = ch.Upstream
+				d.Host = ch.Upstream
 			case ch.Host != "":
-				host, port = ch.Host, ch.Port
+				d.Host, d.Port = ch.Host, ch.Port
 			}
 		}
-		d["scheme"], d["host"], d["port"], d["type"] = svc.decl.Protocol, host, port, declarative.HostnameType(host)
-		d["retries"], d["connect_timeout"] = svc.decl.Retries, svc.decl.ConnectTimeout
-		d["send_timeout"], d["read_timeout"] = svc.decl.WriteTimeout, svc.decl.ReadTimeout
+		d.Scheme, d.Type = svc.decl.Protocol, declarative.HostnameType(d.Host)
+		d.Retries, d.ConnectTimeout = svc.decl.Retries, svc.decl.ConnectTimeout
+		d.SendTimeout, d.ReadTimeout = svc.decl.WriteTimeout, svc.decl.ReadTimeout
 	}
-	if n := len(cx.sess.upstreamAddrs); n > 0 {
-		ip, port := splitHostPort(cx.sess.upstreamAddrs[n-1])
-		d["ip"], d["port"], d["hostname"] = ip, port, ip
-		if host := cx.sess.balancerTries[n-1].host; host != "" { // an IP target has no name
-			d["hostname"] = host
+	if n := len(d.Tries); n > 0 {
+		last := d.Tries[n-1]
+		d.IP, d.Port, d.Hostname = last.IP, last.Port, cx.sess.balancerTries[n-1].host
+		if d.Hostname == "" { // an IP target has no name
+			d.Hostname = last.IP
 		}
 	}
 	return d
@@ -327,8 +306,8 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 	if cx.st == nil {
 		cx.st = &pdk.State{Session: cx}
 	}
-	if data := cx.balancerData(); data != nil {
-		cx.st.SetBalancerData(vm.L, data)
+	if d := cx.balancerData(); d != nil {
+		cx.st.SetBalancerData(vm.L, *d)
 	}
 	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.trace)
 	if err != nil {
