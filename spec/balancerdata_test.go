@@ -125,3 +125,41 @@ services:
 		t.Errorf("%d preread and %d log records, %d with a retry; want 3, 3 and some", prereads, logs, retried)
 	}
 }
+
+// TestBalancerDataUDP: a UDP session to a service by IP has the same
+// balancer_data, with scheme udp and one try.
+func TestBalancerDataUDP(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	h, port := hostPort(echo)
+	p := freePort(t)
+	path := filepath.Join(t.TempDir(), "balancer.log")
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+    routes:
+      - protocols: [udp]
+        destinations: [{port: %d}]
+        plugins: [{name: balancerdata, config: {path: %s}}]
+`, h, port, p, path)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, balancerdata\nlua_package_path = %s\n", p, fixturePath(t)), yml)
+	if got := udpAsk(t, dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p)), "ping"); got != "u: ping" {
+		t.Fatalf("through gong: %q", got)
+	}
+	g.stop()
+	lines := readLines(t, path)
+	if len(lines) != 2 {
+		t.Fatalf("%d records; want preread and log:\n%s", len(lines), g.errLog)
+	}
+	var pre, log balancerRecord
+	json.Unmarshal([]byte(lines[0]), &pre)
+	json.Unmarshal([]byte(lines[1]), &log)
+	echoPort, _ := strconv.Atoi(port)
+	if pre.Phase != "preread" || pre.Host != h || pre.Port != echoPort || pre.Type != "ipv4" || pre.Scheme != "udp" || pre.TryCount != 0 {
+		t.Errorf("preread: %s; want the service's %s:%s, ipv4, udp, no tries", lines[0], h, port)
+	}
+	if log.Phase != "log" || log.TryCount != 1 || len(log.Spans) != 1 || log.Spans[0].Port != echoPort || log.Spans[0].State != "" ||
+		log.IP != h || log.Port != echoPort || log.Hostname != h {
+		t.Errorf("log: %s; want one try to %s", lines[1], echo)
+	}
+}
