@@ -145,20 +145,30 @@ func echoYML(name, addr string, port int) string {
 	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
 }
 
-// freePort returns a loopback port nothing listens on right now.
+// givenPorts are the ports freePort returned: the kernel may offer a
+// closed port again at once, and a test asking for two needs two.
+var givenPorts sync.Map
+
+// freePort returns a loopback port nothing listens on right now, for TCP
+// and UDP, and that it did not return before.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln.Close()
+		if err != nil {
+			continue // the UDP port is taken: try another
+		}
+		pc.Close()
+		if _, given := givenPorts.LoadOrStore(port, true); !given {
+			return port
+		}
 	}
-	defer ln.Close()
-	pc, err := net.ListenPacket("udp", ln.Addr().String())
-	if err != nil {
-		return freePort(t) // the UDP port is taken: try another
-	}
-	pc.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // startEcho runs a TCP server that answers each line with name + ": " +
