@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$bin"' EXIT
 
-go build -o "$bin/gong" ./cmd/gong
+CGO_ENABLED=0 go build -o "$bin/gong" ./cmd/gong # one static binary
 go build -o "$bin/tcpbin" ./examples/tcpbin
 
 echo "== gong check and gong config parse"
