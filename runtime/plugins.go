@@ -123,35 +123,45 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
 	}
-	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.guard}, ps.setupVM(pdk.Setup(opts)))
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
-	setPackagePath(ps.schemaVM, c.LuaPackagePath)
-	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.guard}, ps.setupVM(pdk.Setup(opts)))
+	if err := ps.loadSchemas(opts); err != nil {
+		ps.close() // the pool's shrinking goroutine and the VMs
 		return nil, err
+	}
+	return ps, nil
+}
+
+// loadSchemas loads every plugin's schema and its handler's priority,
+// version and phases on the schema VM.
+func (ps *pluginSet) loadSchemas(opts pdk.Options) error {
+	setPackagePath(ps.schemaVM, ps.packagePath)
+	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 	defer cancel()
-	for _, n := range names {
+	for _, n := range ps.names {
 		tbl, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".schema")
 		if err != nil {
-			return nil, fmt.Errorf("plugin '%s' schema: %w", n, err)
+			return fmt.Errorf("plugin '%s' schema: %w", n, err)
 		}
 		st, ok := tbl.(*glua.LTable)
 		if !ok {
-			return nil, fmt.Errorf("plugin '%s' schema: expected a table, got %s", n, tbl.Type())
+			return fmt.Errorf("plugin '%s' schema: expected a table, got %s", n, tbl.Type())
 		}
 		if ps.schemas[n], err = schema.Load(ps.schemaVM, n, st); err != nil {
-			return nil, err
+			return err
 		}
 		h, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".handler")
 		if err != nil {
-			return nil, fmt.Errorf("plugin '%s' handler: %w", n, err)
+			return fmt.Errorf("plugin '%s' handler: %w", n, err)
 		}
 		prio, ok := ps.schemaVM.L.GetField(h, "PRIORITY").(glua.LNumber)
 		if !ok {
-			return nil, fmt.Errorf("plugin '%s' handler: PRIORITY must be a number", n)
+			return fmt.Errorf("plugin '%s' handler: PRIORITY must be a number", n)
 		}
 		ps.priority[n] = int(prio)
 		ps.versions[n] = glua.LVAsString(ps.schemaVM.L.GetField(h, "VERSION"))
@@ -162,7 +172,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 			}
 		}
 	}
-	return ps, nil
+	return nil
 }
 
 // processInfo is what plugins may ask of the serving process.

@@ -1,10 +1,14 @@
 package runtime
 
 import (
+	"os"
+	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
@@ -70,5 +74,33 @@ func TestConfTableKeptPerVM(t *testing.T) {
 	}
 	if confTable(vm, r2) == first {
 		t.Error("two instances share a conf table")
+	}
+}
+
+// TestFailedPluginLoadLeavesNothing: a plugin set whose schema fails to
+// load, as in a bad reload, closes what it had started (the VM pool's
+// goroutine), so repeated bad reloads do not pile them up.
+func TestFailedPluginLoadLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	plugin := filepath.Join(dir, "kong", "plugins", "broken")
+	if err := os.MkdirAll(plugin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(plugin, "handler.lua"), []byte("return { PRIORITY = 1, VERSION = '1' }\n"), 0o644)
+	os.WriteFile(filepath.Join(plugin, "schema.lua"), []byte("error('broken schema')\n"), 0o644)
+	confPath := filepath.Join(dir, "kong.conf")
+	os.WriteFile(confPath, []byte("prefix = "+dir+"\nplugins = broken\nlua_package_path = "+dir+"/?.lua\n"), 0o644)
+	c, _, err := conf.Load(conf.Options{Path: confPath, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := goruntime.NumGoroutine()
+	for range 20 {
+		if _, err := loadPlugins(c, pluginHost{}); err == nil || !strings.Contains(err.Error(), "broken schema") {
+			t.Fatalf("loadPlugins = %v; want the schema's error", err)
+		}
+	}
+	if after := goruntime.NumGoroutine(); after > before+2 {
+		t.Errorf("%d goroutines after 20 failed loads, %d before", after, before)
 	}
 }
