@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,46 +174,43 @@ plugins:
 // logged, and other connections are served meanwhile; later connections
 // on fresh VMs run normally.
 func TestRunawayPluginIsContained(t *testing.T) {
-	echo := startEcho(t, "e")
-	pLoop, pPlain := freePort(t), freePort(t)
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: e
-    url: tcp://%s
-    routes:
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins: [{name: recorder, config: {path: %s, loop: true}}]
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins: [{name: recorder, config: {path: %s}}]
-`, echo, pLoop, filepath.Join(dir, "loop"), pPlain, filepath.Join(dir, "plain"))
-	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\n",
-		pLoop, pPlain, fixturePath(t)), yml)
-	looping := dial(t, fmt.Sprintf("127.0.0.1:%d", pLoop))
+	g, looping := startRunaway(t, "loop", "")
 	looping.SetDeadline(time.Now().Add(30 * time.Second))
-	// While the runaway holds its VM, other connections go on.
-	for i := range 3 {
-		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "x"); err != nil || got != "e: x" {
-			t.Fatalf("connection %d beside a runaway plugin: %q, %v", i, got, err)
-		}
-	}
 	expectClosed(t, looping)
 	if !strings.Contains(g.errLog.String(), `plugin "recorder" preread phase`) {
 		t.Errorf("the runaway is not logged:\n%s", g.errLog)
 	}
-	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "y"); err != nil || got != "e: y" {
-		t.Errorf("after the runaway was stopped: %q, %v", got, err)
-	}
+	g.expectPlainServed(t)
 }
 
 // TestRunawayAllocationIsContained runs a plugin that allocates without
 // end: past lua_memory_limit it is stopped with "not enough memory" long
 // before the phase deadline, its connection ends, and others are served.
 func TestRunawayAllocationIsContained(t *testing.T) {
+	g, hog := startRunaway(t, "hog", "lua_memory_limit = 256m\n")
+	// Far beyond need; the 10 s phase deadline must not be what stops it.
+	hog.SetDeadline(time.Now().Add(8 * time.Second))
+	expectClosed(t, hog)
+	if log := g.errLog.String(); !strings.Contains(log, `plugin "recorder" preread phase`) || !strings.Contains(log, "not enough memory") {
+		t.Errorf("the runaway allocation is not logged:\n%s", log)
+	}
+	g.expectPlainServed(t)
+}
+
+// runawayGong is gong with two routes to an echo server: one whose
+// recorder plugin runs away in preread (its config option set), and a
+// plain one.
+type runawayGong struct {
+	*gong
+	plain string
+}
+
+// startRunaway starts a runawayGong and opens a connection to the runaway
+// route; while it holds its VM, connections to the plain route go on.
+func startRunaway(t *testing.T, option, confExtra string) (runawayGong, net.Conn) {
+	t.Helper()
 	echo := startEcho(t, "e")
-	pHog, pPlain := freePort(t), freePort(t)
+	pRun, pPlain := freePort(t), freePort(t)
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -221,20 +219,27 @@ services:
     routes:
       - protocols: [tcp]
         destinations: [{port: %d}]
-        plugins: [{name: recorder, config: {path: %s, hog: true}}]
+        plugins: [{name: recorder, config: {path: %s, %s: true}}]
       - protocols: [tcp]
         destinations: [{port: %d}]
-`, echo, pHog, filepath.Join(dir, "hog"), pPlain)
-	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\nlua_memory_limit = 256m\n",
-		pHog, pPlain, fixturePath(t)), yml)
-	hog := dial(t, fmt.Sprintf("127.0.0.1:%d", pHog))
-	// Far beyond need; the 10 s phase deadline must not be what stops it.
-	hog.SetDeadline(time.Now().Add(8 * time.Second))
-	expectClosed(t, hog)
-	if log := g.errLog.String(); !strings.Contains(log, `plugin "recorder" preread phase`) || !strings.Contains(log, "not enough memory") {
-		t.Errorf("the runaway allocation is not logged:\n%s", log)
+        plugins: [{name: recorder, config: {path: %s}}]
+`, echo, pRun, filepath.Join(dir, "runaway"), option, pPlain, filepath.Join(dir, "plain"))
+	g := runawayGong{startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, recorder\nlua_package_path = %s\n",
+		pRun, pPlain, fixturePath(t))+confExtra, yml), fmt.Sprintf("127.0.0.1:%d", pPlain)}
+	runaway := dial(t, fmt.Sprintf("127.0.0.1:%d", pRun))
+	for i := range 3 {
+		if got, err := roundTrip(g.plain, "x"); err != nil || got != "e: x" {
+			t.Fatalf("connection %d beside a runaway plugin: %q, %v", i, got, err)
+		}
 	}
-	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "y"); err != nil || got != "e: y" {
+	return g, runaway
+}
+
+// expectPlainServed checks the plain route still works once the runaway
+// was stopped.
+func (g runawayGong) expectPlainServed(t *testing.T) {
+	t.Helper()
+	if got, err := roundTrip(g.plain, "y"); err != nil || got != "e: y" {
 		t.Errorf("after the runaway was stopped: %q, %v", got, err)
 	}
 }
