@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -164,25 +165,39 @@ func TestFileTypes(t *testing.T) {
 	}
 }
 
+// fuzzFormats are the file names FuzzParse decodes its input as: each
+// format by its extension, and "" for POST /config's JSON-then-YAML guess.
+var fuzzFormats = []string{"kong.yml", "kong.json", "kong.toml", ""}
+
+// FuzzParse feeds arbitrary bytes to Parse as kong.yml, kong.json,
+// kong.toml and an unnamed POST /config body: it must return a config or
+// a *Error, never panic.
 func FuzzParse(f *testing.F) {
-	seeds := []struct{ data, name string }{
-		{`{"_format_version":"3.0","services":[{"url":"tcp://1.2.3.4:5","routes":[{"protocols":["tcp"],"destinations":[{"port":1}]}]}]}`, ""},
-		{"_format_version: \"3.0\"\nupstreams:\n- name: u\n  hash_on: ip\n  targets:\n  - target: \"[::1]\"\n", "k.yml"},
-		{"_format_version = \"3.0\"\n[[routes]]\nprotocols=[\"tls\"]\nsnis=[\"*.a\"]\n", "k.toml"},
-		{`{"_format_version":"3.0","routes":[{"protocols":[1,{},null]}],"upstreams":[{"name":"x","slots":1e309,"healthchecks":{"active":[]}}]}`, "k.json"},
-		{"_format_version: \"3.0\"\nservices: &a [*a]\n", "k.yaml"},
-		{"a: &a [*a, *a]\nb: &b [*a, *a]\nc: [*b, *b, *b]\n_format_version: .nan\n", "k.yml"},
+	seeds := []struct {
+		data   string
+		format uint8 // index in fuzzFormats
+	}{
+		{`{"_format_version":"3.0","services":[{"url":"tcp://1.2.3.4:5","routes":[{"protocols":["tcp"],"destinations":[{"port":1}]}]}]}`, 3},
+		{`{"_format_version":"3.0","services":[{"url":"tcp://1.2.3.4:5","routes":[{"protocols":["tcp"],"destinations":[{"port":1}]}]}]}`, 1},
+		{"_format_version: \"3.0\"\nupstreams:\n- name: u\n  hash_on: ip\n  targets:\n  - target: \"[::1]\"\n", 0},
+		{"_format_version = \"3.0\"\n[[routes]]\nprotocols=[\"tls\"]\nsnis=[\"*.a\"]\n", 2},
+		{"_format_version = \"3.0\"\n[[services]]\nurl = \"tls://a:1\"\n[[services.routes]]\nprotocols = [\"tls\"]\nsnis = [\"b\"]\n[[plugins]]\nname = \"tcp-log\"\nconfig = { host = \"h\", port = 1 }\n", 2},
+		{`{"_format_version":"3.0","routes":[{"protocols":[1,{},null]}],"upstreams":[{"name":"x","slots":1e309,"healthchecks":{"active":[]}}]}`, 1},
+		{"_format_version: \"3.0\"\nservices: &a [*a]\n", 0},
+		{"a: &a [*a, *a]\nb: &b [*a, *a]\nc: [*b, *b, *b]\n_format_version: .nan\n", 0},
 	}
 	for _, s := range seeds {
-		f.Add([]byte(s.data), s.name)
+		f.Add([]byte(s.data), s.format)
 	}
-	f.Fuzz(func(t *testing.T, data []byte, name string) {
+	f.Fuzz(func(t *testing.T, data []byte, format uint8) {
+		name := fuzzFormats[int(format)%len(fuzzFormats)]
 		cfg, err := Parse(data, name, Options{Plugins: []string{"tcp-log"}})
 		if err == nil && cfg == nil {
 			t.Fatal("Parse returned neither config nor error")
 		}
-		if err != nil {
-			_ = err.Error()
+		var de *Error
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("Parse(%s) error %T is not a *Error: %v", name, err, err)
 		}
 	})
 }
