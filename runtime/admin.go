@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pires/go-proxyproto"
-
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
@@ -42,7 +40,7 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	b := &adminBackend{s: s}
 	host, _ := os.Hostname()
 	var err error
-	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, Node: admin.Node{
+	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, AllowedHosts: c.AdminAllowedHosts, Node: admin.Node{
 		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
 	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
 	if len(c.AdminListeners) > 0 {
@@ -124,14 +122,14 @@ func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h 
 			return fmt.Errorf("%s %s: %w", property, l.Listener, err)
 		}
 		apis.addrs[property] = append(apis.addrs[property], ln.Addr())
-		if l.ProxyProtocol {
-			ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: s.opts.Config.Stream.ProxyProtocolTimeout,
-				ConnPolicy: func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
-		}
 		var protocols http.Protocols
 		protocols.SetHTTP1(true)
-		srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: time.Minute,
-			ErrorLog: httpErrorLog(s.log, property)}
+		srv := &http.Server{Handler: h, Protocols: &protocols, ErrorLog: httpErrorLog(s.log, property)}
+		ln = admin.Bound(srv, ln, s.opts.Config.APILimits)
+		if l.ProxyProtocol {
+			ln = admin.ProxyProtocol(ln, s.opts.Config.Stream.ProxyProtocolTimeout,
+				func(peer netip.Addr) bool { return s.current.Load().trusted(peer) })
+		}
 		apis.servers = append(apis.servers, srv)
 		if !l.SSL {
 			protocols.SetUnencryptedHTTP2(l.HTTP2)

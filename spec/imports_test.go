@@ -16,7 +16,7 @@ var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
 	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
-	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3"},
+	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/pires/go-proxyproto", "golang.org/x/net/netutil"},
 	"runtime/conf":        {""},
 	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},

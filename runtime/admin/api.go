@@ -18,6 +18,9 @@ type Options struct {
 	Token string
 	// Node is what GET / says of the node.
 	Node Node
+	// AllowedHosts are the names (or addresses) requests may carry in
+	// Host besides the address they reached; "*" allows any.
+	AllowedHosts []string
 }
 
 // Node identifies the node in GET /.
@@ -61,10 +64,11 @@ func New(b Backend, opts Options) http.Handler {
 	mux.HandleFunc("DELETE /sessions/{id}", a.closeSession)
 	a.entityRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w) })
-	if opts.Token == "" {
-		return mux
+	var h http.Handler = sameOrigin(bodyTypeAllowed(mux))
+	if opts.Token != "" {
+		h = tokenRequired(opts.Token, h)
 	}
-	return tokenRequired(opts.Token, mux)
+	return hostAllowed(opts.AllowedHosts, h)
 }
 
 // tokenRequired answers 401 to requests without the token.

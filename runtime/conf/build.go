@@ -81,6 +81,11 @@ func (t *typer) config() *Config {
 		}
 	}
 	c.AdminToken = t.str("admin_token")
+	c.AdminAllowedHosts = t.array("admin_allowed_hosts")
+	c.APILimits = APILimits{ReadTimeout: t.positiveDuration("admin_read_timeout"),
+		WriteTimeout:   t.positiveDuration("admin_write_timeout"),
+		IdleTimeout:    t.positiveDuration("admin_idle_timeout"),
+		MaxConnections: t.integer("admin_max_connections", 1, "admin_max_connections must be greater than 0")}
 	t.listeners("proxy_listen", httpFlags)
 	t.listeners("admin_gui_listen", httpFlags)
 	t.accept("cluster_listen")

@@ -33,6 +33,12 @@ type Config struct {
 	// AdminToken, when set, must come with every Admin API request in a
 	// Kong-Admin-Token header (a gong extension).
 	AdminToken string
+	// AdminAllowedHosts are the names (or addresses) Admin API requests may
+	// carry in Host besides the address they reached (admin_allowed_hosts;
+	// "*" allows any), against DNS rebinding.
+	AdminAllowedHosts []string
+	// APILimits bound the Admin and Status API servers.
+	APILimits APILimits
 	// PortMaps maps a port gong listens on to the port clients reach it on;
 	// stream routes match the mapped port.
 	PortMaps map[int]int
@@ -234,4 +240,20 @@ func (c *Config) KongEnv() []byte {
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())
+}
+
+// APILimits bound the HTTP servers of admin_listen and status_listen
+// (admin_read_timeout, admin_write_timeout, admin_idle_timeout,
+// admin_max_connections).
+type APILimits struct {
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no request.
+	IdleTimeout time.Duration
+	// MaxConnections is how many connections each server holds at once;
+	// more wait in the listen backlog.
+	MaxConnections int
 }

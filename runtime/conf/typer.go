@@ -147,6 +147,17 @@ func (t *typer) duration(key string) time.Duration {
 	return d
 }
 
+// positiveDuration reads a duration that must be set and above zero.
+func (t *typer) positiveDuration(key string) time.Duration {
+	d := t.duration(key)
+	if v, set := t.lookup(key); d <= 0 && (!set || isDuration(v)) {
+		t.fail(key, "%s must be a time greater than 0", key)
+	}
+	return d
+}
+
+func isDuration(v string) bool { _, ok := parseDuration(v); return ok }
+
 func (t *typer) size(key string) int64 {
 	v, ok := t.lookup(key)
 	if !ok {
