@@ -308,7 +308,7 @@ func derefOr(p *string, or string) string {
 func (cx *conn) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamTLS, host string) (net.Conn, error) {
 	sni := tlsmgr.UpstreamSNI(cx.target.route.PreserveHost, cx.sess.sni, ut.hostHeader, host)
 	tc := tls.Client(c, tlsmgr.UpstreamConfig(tlsmgr.UpstreamOptions{
-		ServerName: sni, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
+		ServerName: sni, Host: host, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
 	}))
 	var sp trace.Span
 	if cx.trace != nil {

@@ -13,8 +13,13 @@ import (
 // UpstreamOptions describes TLS towards an upstream (service protocol tls).
 type UpstreamOptions struct {
 	// ServerName is sent as SNI and, when Verify is set, checked against
-	// the certificate. "" sends no SNI and skips the name check.
+	// the certificate. "" sends no SNI; the name check is then on Host.
 	ServerName string
+	// Host is the upstream address connected to (the service's or
+	// target's host). With Verify and no ServerName, an IP address here
+	// must be among the certificate's IP SANs, as Go's VerifyHostname
+	// checks an IP; otherwise any certificate the store trusts would do.
+	Host string
 	// Verify checks the upstream's chain against RootCAs (service
 	// tls_verify). If false, any certificate is accepted, as nginx's
 	// default proxy_ssl_verify off.
@@ -54,8 +59,12 @@ func UpstreamConfig(o UpstreamOptions) *tls.Config {
 		if roots == nil {
 			roots = x509.NewCertPool()
 		}
+		name := o.ServerName
+		if ip := net.ParseIP(strings.Trim(o.Host, "[]")); name == "" && ip != nil {
+			name = ip.String()
+		}
 		cfg.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			return verifyChain(rawCerts, roots, o.ServerName, o.VerifyDepth)
+			return verifyChain(rawCerts, roots, name, o.VerifyDepth)
 		}
 	}
 	return cfg

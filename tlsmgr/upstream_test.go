@@ -59,6 +59,8 @@ func TestUpstreamConfig(t *testing.T) {
 		{"verify, depth 0 direct leaf", directAddr, UpstreamOptions{ServerName: "direct.test", Verify: true, VerifyDepth: 0, RootCAs: roots}, ""},
 		{"verify, wrong name", chainAddr, UpstreamOptions{ServerName: "other.test", Verify: true, VerifyDepth: 1, RootCAs: roots}, "not other.test"},
 		{"verify, no SNI checks the chain only", chainAddr, UpstreamOptions{Verify: true, VerifyDepth: 1, RootCAs: roots}, ""},
+		{"verify, no SNI, IP host not in the IP SANs", chainAddr, UpstreamOptions{Host: "127.0.0.1", Verify: true, VerifyDepth: 1, RootCAs: roots}, "certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
+		{"verify, an SNI is checked instead of the IP host", chainAddr, UpstreamOptions{ServerName: "up.test", Host: "127.0.0.1", Verify: true, VerifyDepth: 1, RootCAs: roots}, ""},
 		{"verify without a trust store", chainAddr, UpstreamOptions{ServerName: "up.test", Verify: true, VerifyDepth: 1}, "unknown authority"},
 	}
 	for _, tt := range tests {
