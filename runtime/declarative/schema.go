@@ -207,7 +207,9 @@ func processValue(f *field, v any) any {
 		}
 	case tArray, tSet:
 		a, ok := v.([]any)
-		if !ok {
+		// A field that must be null (a route's destinations under http)
+		// has no element schema; validation reports the value.
+		if !ok || f.elements == nil {
 			return v
 		}
 		if f.kind == tSet {
