@@ -21,9 +21,6 @@ func TestUpstreamTLSVerifiesIP(t *testing.T) {
 	_, wrongPort := hostPort(wrong)
 	caID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a101"
 	ports := [3]int{freePort(t), freePort(t), freePort(t)}
-	route := func(p int) string {
-		return fmt.Sprintf("    routes: [{protocols: [tcp], destinations: [{port: %d}]}]\n", p)
-	}
 	yml := fmt.Sprintf(`_format_version: "3.0"
 ca_certificates:
   - id: %s
@@ -48,7 +45,7 @@ services:
     ca_certificates: [%s]
     retries: 0
 %s`, caID, yamlBlock(ca.certPEM, 6), wrongPort,
-		rightPort, caID, route(ports[0]), wrongPort, caID, route(ports[1]), caID, route(ports[2]))
+		rightPort, caID, tcpRoute(ports[0]), wrongPort, caID, tcpRoute(ports[1]), caID, tcpRoute(ports[2]))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d\n", ports[0], ports[1], ports[2]), yml)
 
 	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", ports[0]), "x"); err != nil || got != "right: x" {
@@ -64,4 +61,10 @@ services:
 	if strings.Count(g.errLog.String(), "upstream SSL handshake failed") != 1 {
 		t.Errorf("want exactly one refused handshake:\n%s", g.errLog)
 	}
+}
+
+// tcpRoute is the routes line of a kong.yml service: one tcp route for
+// destination port p.
+func tcpRoute(p int) string {
+	return fmt.Sprintf("    routes: [{protocols: [tcp], destinations: [{port: %d}]}]\n", p)
 }

@@ -318,9 +318,6 @@ func TestUpstreamTLS(t *testing.T) {
 	caID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a001"
 	certID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a002"
 	ports := [5]int{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
-	route := func(p int) string {
-		return fmt.Sprintf("    routes: [{protocols: [tcp], destinations: [{port: %d}]}]\n", p)
-	}
 	yml := fmt.Sprintf(`_format_version: "3.0"
 ca_certificates:
   - id: %s
@@ -350,7 +347,7 @@ services:
     url: tls://backend.test:%s
     client_certificate: %s
 %s`, caID, yamlBlock(ca.certPEM, 6), certID, yamlBlock(clientCert.certPEM, 6), yamlBlock(clientCert.keyPEM, 6),
-		port, port, route(ports[0]), port, caID, route(ports[1]), port, route(ports[2]), caID, route(ports[3]), mport, certID, route(ports[4]))
+		port, port, tcpRoute(ports[0]), port, caID, tcpRoute(ports[1]), port, tcpRoute(ports[2]), caID, tcpRoute(ports[3]), mport, certID, tcpRoute(ports[4]))
 	listen := fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d\ndns_hostsfile = %s\n", ports[0], ports[1], ports[2], ports[3], ports[4], hosts)
 	g := startGong(t, listen, yml)
 
