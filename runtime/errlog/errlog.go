@@ -1,4 +1,6 @@
-package runtime
+// Package errlog writes nginx-style error-log lines, shared by the server,
+// the stream engine and the plugin runloop.
+package errlog
 
 import (
 	"fmt"
@@ -7,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gong-proxy/gong/pdk"
 )
 
 // Level is an nginx error-log level; lower is more verbose.
@@ -30,8 +30,8 @@ var levelNames = [...]string{"debug", "info", "notice", "warn", "error", "crit",
 
 func (l Level) String() string { return levelNames[l] }
 
-// parseLevel maps a log_level name to its Level; unknown names are notice.
-func parseLevel(name string) Level {
+// ParseLevel maps a log_level name to its Level; unknown names are notice.
+func ParseLevel(name string) Level {
 	for i, n := range levelNames {
 		if n == name {
 			return Level(i)
@@ -40,13 +40,13 @@ func parseLevel(name string) Level {
 	return LevelNotice
 }
 
-// errorLog writes nginx-style error-log lines:
+// Log writes nginx-style error-log lines:
 //
 //	2026/11/25 20:32:11 [error] 1234#0: *7 message
 //
 // where *7 is the connection number, when there is one. It is safe for
 // concurrent use; the level and the destination change on reload.
-type errorLog struct {
+type Log struct {
 	level atomic.Int32
 	mu    sync.Mutex // guards w, file and path
 	w     io.Writer
@@ -55,17 +55,19 @@ type errorLog struct {
 	pid   int
 }
 
-func newErrorLog(w io.Writer, level Level) *errorLog {
-	l := &errorLog{w: w, pid: os.Getpid()}
+// New returns a log writing to w the lines at level and above.
+func New(w io.Writer, level Level) *Log {
+	l := &Log{w: w, pid: os.Getpid()}
 	l.level.Store(int32(level))
 	return l
 }
 
-func (l *errorLog) enabled(level Level) bool { return level >= Level(l.level.Load()) }
+// Enabled reports whether lines at level are written.
+func (l *Log) Enabled(level Level) bool { return level >= Level(l.level.Load()) }
 
-// logf writes one line for connection conn (0 for none).
-func (l *errorLog) logf(level Level, conn uint64, format string, args ...any) {
-	if !l.enabled(level) {
+// Logf writes one line for connection conn (0 for none).
+func (l *Log) Logf(level Level, conn uint64, format string, args ...any) {
+	if !l.Enabled(level) {
 		return
 	}
 	connPart := ""
@@ -78,9 +80,9 @@ func (l *errorLog) logf(level Level, conn uint64, format string, args ...any) {
 	l.mu.Unlock()
 }
 
-// reopen points the log at path (appending), unless it already writes
+// Reopen points the log at path (appending), unless it already writes
 // there. An empty path keeps the current writer.
-func (l *errorLog) reopen(path string, level Level) error {
+func (l *Log) Reopen(path string, level Level) error {
 	l.level.Store(int32(level))
 	if path == "" {
 		return nil
@@ -90,7 +92,7 @@ func (l *errorLog) reopen(path string, level Level) error {
 	if path == l.path {
 		return nil
 	}
-	w, file, err := openLogFile(path)
+	w, file, err := OpenFile(path)
 	if err != nil {
 		return err
 	}
@@ -101,10 +103,10 @@ func (l *errorLog) reopen(path string, level Level) error {
 	return nil
 }
 
-// openLogFile opens path for appending, creating it; /dev/stdout and
+// OpenFile opens path for appending, creating it; /dev/stdout and
 // /dev/stderr are the process's own streams, which are never closed. The
 // closer is nil for those.
-func openLogFile(path string) (io.Writer, io.Closer, error) {
+func OpenFile(path string) (io.Writer, io.Closer, error) {
 	switch path {
 	case "/dev/stdout":
 		return os.Stdout, nil, nil
@@ -118,27 +120,5 @@ func openLogFile(path string) (io.Writer, io.Closer, error) {
 	return f, f, nil
 }
 
-// pluginLog is the error log as the PDK's Logger: kong.log and ngx.log
-// lines at their nginx level.
-type pluginLog struct{ l *errorLog }
-
-func (p pluginLog) Log(level pdk.LogLevel, line string) {
-	lv := LevelEmerg
-	switch level {
-	case pdk.LevelDebug:
-		lv = LevelDebug
-	case pdk.LevelInfo:
-		lv = LevelInfo
-	case pdk.LevelNotice:
-		lv = LevelNotice
-	case pdk.LevelWarn:
-		lv = LevelWarn
-	case pdk.LevelErr:
-		lv = LevelError
-	case pdk.LevelCrit:
-		lv = LevelCrit
-	case pdk.LevelAlert:
-		lv = LevelAlert
-	}
-	p.l.logf(lv, 0, "%s", line)
-}
+// SetLevel changes the level lines must reach to be written.
+func (l *Log) SetLevel(level Level) { l.level.Store(int32(level)) }

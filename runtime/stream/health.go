@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"encoding/json"
@@ -12,11 +12,11 @@ import (
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
-// checkerSet owns the health checkers of the upstreams, across
+// CheckerSet owns the health checkers of the upstreams, across
 // generations: a reload that leaves an upstream, its targets and its
 // healthchecks unchanged hands the same checker, with its health state, to
 // the new balancer; the others are stopped once the new generation serves.
-type checkerSet struct {
+type CheckerSet struct {
 	log func(string, ...any)
 
 	mu      sync.Mutex // guards the maps
@@ -26,12 +26,13 @@ type checkerSet struct {
 	adopted map[string]fed               // checkers it took over, and whom they fed
 }
 
-func newCheckerSet(log func(string, ...any)) *checkerSet {
-	return &checkerSet{log: log, all: map[string]*balancer.Checker{}}
+// NewCheckerSet starts an empty set; log receives the checkers' reports.
+func NewCheckerSet(log func(string, ...any)) *CheckerSet {
+	return &CheckerSet{log: log, all: map[string]*balancer.Checker{}}
 }
 
-// begin starts collecting the checkers of a generation being built.
-func (cs *checkerSet) begin() {
+// Begin starts collecting the checkers of a generation being built.
+func (cs *CheckerSet) Begin() {
 	cs.mu.Lock()
 	cs.used, cs.pending, cs.adopted = map[string]bool{}, map[string]*balancer.Checker{}, map[string]fed{}
 	cs.mu.Unlock()
@@ -39,7 +40,7 @@ func (cs *checkerSet) begin() {
 
 // get returns the checker for an upstream's balancer over addrs, or nil
 // when the upstream has no health checks.
-func (cs *checkerSet) get(u *declarative.Upstream, targets []*declarative.Target, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
+func (cs *CheckerSet) get(u *declarative.Upstream, targets []*declarative.Target, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
 	cfg := healthConfig(u.Healthchecks)
 	if !cfg.Enabled() {
 		return nil
@@ -62,9 +63,9 @@ func (cs *checkerSet) get(u *declarative.Upstream, targets []*declarative.Target
 	return c
 }
 
-// commit makes the collected checkers current and stops the others; abort
+// Commit makes the collected checkers current and stops the others; Abort
 // drops those a failed build started.
-func (cs *checkerSet) commit() {
+func (cs *CheckerSet) Commit() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for k, c := range cs.all {
@@ -79,7 +80,7 @@ func (cs *checkerSet) commit() {
 	cs.pending, cs.adopted = nil, nil
 }
 
-func (cs *checkerSet) abort() {
+func (cs *CheckerSet) Abort() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for _, c := range cs.pending {
@@ -91,8 +92,8 @@ func (cs *checkerSet) abort() {
 	cs.pending, cs.adopted = nil, nil
 }
 
-// stopAll ends every checker when the server ends.
-func (cs *checkerSet) stopAll() {
+// StopAll ends every checker when the server ends.
+func (cs *CheckerSet) StopAll() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for k, c := range cs.all {

@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"github.com/gong-proxy/gong/runtime/conf"
 )
 
-// listenSocket opens one stream_listen entry with its socket flags:
+// ListenSocket opens one stream_listen entry with its socket flags:
 // reuseport, ipv6only, backlog= and so_keepalive=. The bind flag needs
 // nothing: every entry gets a socket of its own.
-func listenSocket(l conf.Listener) (net.Listener, net.PacketConn, error) {
+func ListenSocket(l conf.Listener) (net.Listener, net.PacketConn, error) {
 	lc := net.ListenConfig{
 		Control: func(_, _ string, rc syscall.RawConn) error {
 			var opErr error

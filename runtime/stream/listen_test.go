@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"fmt"
@@ -41,7 +41,7 @@ func TestListenSocketFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, _, err := listenSocket(tt.l)
+			ln, _, err := ListenSocket(tt.l)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func TestListenSocketFlags(t *testing.T) {
 }
 
 func TestListenSocketBacklogAndUDP(t *testing.T) {
-	ln, _, err := listenSocket(conf.Listener{Host: "127.0.0.1", Backlog: 3})
+	ln, _, err := ListenSocket(conf.Listener{Host: "127.0.0.1", Backlog: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestListenSocketBacklogAndUDP(t *testing.T) {
 	if f := strings.Fields(string(out)); len(f) < 3 || f[2] != "3" {
 		t.Errorf("ss reports %q; want a backlog (Send-Q) of 3", out)
 	}
-	_, pc, err := listenSocket(conf.Listener{Host: "127.0.0.1", UDP: true, ReusePort: true})
+	_, pc, err := ListenSocket(conf.Listener{Host: "127.0.0.1", UDP: true, ReusePort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
