@@ -265,9 +265,6 @@ func TestFlavorsDiffer(t *testing.T) {
 				{Sources: eps(ip("10.0.0.0/16")), ID: id(2)},
 			}
 		}, full(), "r1", "r2"},
-		{"sni on udp", func() []*Route {
-			return []*Route{{SNIs: []string{pSNI}}}
-		}, udp(pSrc, pDst), "", "r1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

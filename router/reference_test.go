@@ -352,7 +352,8 @@ func refTraditional(routes []*Route, ci ConnInfo) *Route {
 	return nil
 }
 
-// refCompat evaluates the expression of every route in ATC order.
+// refCompat evaluates the expression of every route in ATC order, with
+// gong's rule for SNI routes.
 func refCompat(routes []*Route, ci ConnInfo) *Route {
 	ci = refNormalize(ci)
 	sorted := slices.Clone(routes)
@@ -380,7 +381,8 @@ func refCompat(routes []*Route, ci ConnInfo) *Route {
 		return false
 	}
 	for _, rt := range sorted {
-		if len(rt.SNIs) > 0 && ci.Protocol == "tls" && !sniMatch(rt) {
+		// gong: an SNI route never matches a connection without SNI.
+		if len(rt.SNIs) > 0 && (ci.SNI == "" || ci.Protocol == "tls" && !sniMatch(rt)) {
 			continue
 		}
 		if len(rt.Sources) > 0 && !refAny(rt.Sources, ci.Src, false) {
