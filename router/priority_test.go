@@ -226,15 +226,20 @@ func TestCompatPriority(t *testing.T) {
 			{Sources: eps(ip("10.200.0.1/8"))},
 		}, full(), "r1"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRouter(t, TraditionalCompatible, 0, tt.routes...)
-			for range 2 {
-				if got := name(r, tt.ci); got != tt.want {
-					t.Fatalf("Match(%+v) = %q; want %q", tt.ci, got, tt.want)
+	for _, f := range atcFlavors {
+		for _, tt := range tests {
+			t.Run(string(f)+"/"+tt.name, func(t *testing.T) {
+				for _, rt := range tt.routes {
+					rt.Name = "" // newRouter names them again for each flavor
 				}
-			}
-		})
+				r := newRouter(t, f, 0, tt.routes...)
+				for range 2 {
+					if got := name(r, tt.ci); got != tt.want {
+						t.Fatalf("Match(%+v) = %q; want %q", tt.ci, got, tt.want)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -81,7 +81,7 @@ func TestNewErrors(t *testing.T) {
 	})
 }
 
-// TestMatchBothFlavors covers the rules both flavors share (§3.2): OR
+// TestMatchBothFlavors covers the rules all flavors share (§3.2): OR
 // within an attribute, AND across attributes, ports, addresses, CIDRs.
 func TestMatchBothFlavors(t *testing.T) {
 	routes := func() []*Route {
@@ -126,7 +126,7 @@ func TestMatchBothFlavors(t *testing.T) {
 		{"src and dst, dst only", tcp("172.18.0.2:1", "198.51.100.7:8000"), ""},
 		{"udp session", udp("192.0.2.9:5555", anyDst), "src-port"},
 	}
-	for _, f := range flavors {
+	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
 			check(t, newRouter(t, f, 0, routes()...), cases)
 		})
@@ -154,7 +154,7 @@ func TestMatchSNI(t *testing.T) {
 		{"sni and dst, wrong sni", conn("tls", anySrc, "198.51.100.7:8443", "a.example.org"), ""},
 		{"sni and dst, wrong port", conn("tls", anySrc, "198.51.100.7:8444", "c.example.com"), ""},
 	}
-	for _, f := range flavors {
+	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
 			check(t, newRouter(t, f, 0, routes()...), cases)
 		})
@@ -215,6 +215,19 @@ func TestSNIAndProtocol(t *testing.T) {
 			// Both have the SNI bit; sni-and-src adds source bits.
 			{"tcp naming an sni, src matches", conn("tcp", "10.0.0.1:1", anyDst, "x.test"), "sni-and-src"},
 		}},
+		// Translate leaves Kong's net.protocol guard out: the SNI is
+		// always tested.
+		{Expressions, []matchCase{
+			{"tls sni", tls("a.test"), "sni-only"},
+			{"tls other sni", tls("c.test"), ""},
+			{"tls empty sni", tls(""), ""},
+			{"tcp without sni", fromSrc("10.0.0.9:1"), ""},
+			{"udp without sni", udp("10.0.0.9:1", anyDst), ""},
+			{"tcp naming an sni tests it", conn("tcp", "10.0.0.9:1", anyDst, "x.test"), ""},
+			{"tcp naming the sni", conn("tcp", "10.0.0.9:1", anyDst, "a.test"), "sni-only"},
+			{"tls, src and sni match", conn("tls", "10.0.0.1:1", anyDst, "b.test"), "sni-and-src"},
+			{"tcp, src matches, no sni", fromSrc("10.0.0.1:1"), ""},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.flavor), func(t *testing.T) {
@@ -227,7 +240,13 @@ func TestSNIAndProtocol(t *testing.T) {
 
 // TestSNIWildcards: compat only (§3.2); Kong's spec "[wildcard sni]".
 func TestSNIWildcards(t *testing.T) {
-	r := newRouter(t, TraditionalCompatible, 0,
+	for _, f := range atcFlavors {
+		t.Run(string(f), func(t *testing.T) { testSNIWildcards(t, f) })
+	}
+}
+
+func testSNIWildcards(t *testing.T, f Flavor) {
+	r := newRouter(t, f, 0,
 		&Route{Name: "leftmost", SNIs: []string{"*.sni.test"}},
 		&Route{Name: "rightmost", SNIs: []string{"sni.*"}},
 		&Route{Name: "leftmost-dot", SNIs: []string{"*.dot.test."}},
@@ -255,11 +274,15 @@ func TestSNIWildcards(t *testing.T) {
 // TestCatchAllSNI: a route SNI "*" becomes an empty suffix, which every
 // TLS server name has; a TLS connection without SNI does not match it.
 func TestCatchAllSNI(t *testing.T) {
-	r := newRouter(t, TraditionalCompatible, -1, &Route{Name: "all", SNIs: []string{"*"}})
-	check(t, r, []matchCase{
-		{"some name", tls("x.test"), "all"},
-		{"no name", tls(""), ""},
-	})
+	for _, f := range atcFlavors {
+		t.Run(string(f), func(t *testing.T) {
+			r := newRouter(t, f, -1, &Route{Name: "all", SNIs: []string{"*"}})
+			check(t, r, []matchCase{
+				{"some name", tls("x.test"), "all"},
+				{"no name", tls(""), ""},
+			})
+		})
+	}
 }
 
 // TestIPText: the traditional flavor compares plain IPs as text (§7.1
