@@ -8,6 +8,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/router"
 )
 
 // KongCompatibility is the Kong release line whose configuration gong reads.
@@ -24,7 +25,7 @@ func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.validate, PluginProtocols: ps.protocols}
+		PluginConfig: ps.validate, PluginProtocols: ps.protocols, RouteExpression: router.ValidateExpression}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:

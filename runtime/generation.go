@@ -239,11 +239,16 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 			}
 			target.service = s
 		}
-		routes = append(routes, &router.Route{
+		rt := &router.Route{
 			ID: r.ID, Name: target.name, Protocols: r.Protocols,
 			Sources: endpoints(r.Sources), Destinations: endpoints(r.Destinations),
 			SNIs: r.SNIs, CreatedAt: r.CreatedAt, Value: target,
-		})
+			Expression: derefOr(r.Expression, ""),
+		}
+		if r.Priority != nil {
+			rt.Priority = uint64(*r.Priority)
+		}
+		routes = append(routes, rt)
 	}
 	g.router, err = router.New(routes, router.Options{Flavor: router.Flavor(c.RouterFlavor)})
 	if err != nil {
