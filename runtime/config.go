@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
-	"github.com/gong-proxy/gong/router"
 )
 
 // KongCompatibility is the Kong release line whose configuration gong reads.
