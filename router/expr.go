@@ -297,9 +297,15 @@ func (e *expr) check() error {
 // parser is a recursive-descent parser of the grammar above, trying
 // alternatives in the grammar's order.
 type parser struct {
-	src string
-	pos int
+	src   string
+	pos   int
+	depth int // parentheses open at pos
 }
+
+// maxDepth bounds the nesting of parentheses, so that a hostile
+// expression posted to the Admin API cannot make the parser recurse
+// without end (ATC has no such bound).
+const maxDepth = 100
 
 func (p *parser) skipSpace() {
 	for p.pos < len(p.src) {
@@ -365,11 +371,16 @@ func (p *parser) term() (*expr, error) {
 				return nil, p.expected("term")
 			}
 		}
+		if p.depth == maxDepth {
+			return nil, p.custom(p.pos, fmt.Sprintf("parentheses nest deeper than %d levels", maxDepth), p.pos+1)
+		}
 		p.pos++
+		p.depth++
 		e, err := p.expression()
 		if err != nil {
 			return nil, err
 		}
+		p.depth--
 		p.skipSpace()
 		if !p.peek(")") {
 			return nil, p.expected("and_op or or_op")
@@ -459,9 +470,13 @@ func (p *parser) lhs(pred *predicate) error {
 	}
 	p.pos++
 	p.skipSpace()
+	if p.depth++; p.depth > maxDepth {
+		return p.custom(start, fmt.Sprintf("parentheses nest deeper than %d levels", maxDepth), p.pos)
+	}
 	if err := p.lhs(pred); err != nil {
 		return err
 	}
+	p.depth--
 	p.skipSpace()
 	if !p.peek(")") {
 		return p.expected("binary_operator")

@@ -92,6 +92,7 @@ func TestParseExpression(t *testing.T) {
 		{`net.src.ip notin 10.0.0.0/8`, `(net.src.ip not in 10.0.0.0/8)`},
 		// Kong's deprecated net.port.
 		{`net.port == 80`, `(net.dst.port == 80)`},
+		{strings.Repeat("(", 100) + `tls.sni == "a"` + strings.Repeat(")", 100), `(tls.sni == "a")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -154,6 +155,9 @@ func TestExpressionErrors(t *testing.T) {
 		{`net.dst.port contains 1`, msgContainsString},
 		{`net.src.port > 1 && net.src.port == "x"`, msgTypeMismatch},
 		{`!(net.src.port == "x")`, msgTypeMismatch},
+		// gong's bound on nesting.
+		{strings.Repeat("(", 101) + `tls.sni == "a"` + strings.Repeat(")", 101), "= parentheses nest deeper than 100 levels"},
+		{strings.Repeat("lower(", 101) + `tls.sni` + strings.Repeat(")", 101) + ` == "a"`, "= parentheses nest deeper than 100 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
