@@ -11,8 +11,8 @@
 //
 // A Router is built once per config generation by New, is read-only
 // afterwards and is safe for concurrent Match calls. Routes are indexed by
-// SNI, address, port and CIDR so a lookup does not scan the route list, and
-// results (positive and negative) are kept in bounded LRU caches keyed like
+// SNI, address, port and CIDR (expression routes by net.dst.port and
+// tls.sni) so a lookup does not scan the route list, and results (positive and negative) are kept in bounded LRU caches keyed like
 // Kong's.
 //
 // The package does no I/O, knows nothing of Lua, and imports no other gong
