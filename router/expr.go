@@ -115,8 +115,8 @@ const (
 // expr is a node of a parsed expression.
 type expr struct {
 	kind nodeKind
-	l, r *expr // nodeAnd, nodeOr; l for nodeNot
-	p    *predicate
+	l, r *expr     // nodeAnd, nodeOr; l for nodeNot
+	p    predicate // nodePredicate, kept inline so an evaluation follows fewer pointers
 }
 
 // eval reports whether e holds for a connection. tls.sni is present only
@@ -257,7 +257,7 @@ func (e *expr) check() error {
 	case nodeNot:
 		return e.l.check()
 	}
-	p := e.p
+	p := &e.p
 	def, ok := streamFields[p.name]
 	if !ok {
 		return errors.New(msgUnknownLHS)
@@ -399,7 +399,7 @@ func (p *parser) term() (*expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &expr{kind: nodePredicate, p: pred}, nil
+	return &expr{kind: nodePredicate, p: *pred}, nil
 }
 
 // ident reads ASCII_ALPHA (ASCII_ALPHANUMERIC | "_" | ".")*.

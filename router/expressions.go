@@ -214,7 +214,7 @@ func (e *expr) portSet() ([]uint16, bool) {
 		r, ok2 := e.r.portSet()
 		return append(l, r...), ok1 && ok2
 	case nodePredicate:
-		p := e.p
+		p := &e.p
 		if p.field != fieldDstPort || p.op != opEq {
 			return nil, false
 		}
@@ -234,7 +234,7 @@ func (e *expr) sniSet() ([]string, bool) {
 		r, ok2 := e.r.sniSet()
 		return append(l, r...), ok1 && ok2
 	case nodePredicate:
-		p := e.p
+		p := &e.p
 		if p.field != fieldSNI || p.op != opEq || p.lower {
 			return nil, false
 		}
