@@ -188,10 +188,10 @@ type requirement struct {
 func (e *expr) requirement() requirement {
 	var req requirement
 	for _, c := range e.conjuncts() {
-		if ports, ok := c.portSet(); ok && !req.hasPorts {
+		if ports, ok := valueSet(c, dstPortTest); ok && !req.hasPorts {
 			req.ports, req.hasPorts = ports, true
 		}
-		if snis, ok := c.sniSet(); ok && !req.hasSNIs {
+		if snis, ok := valueSet(c, sniTest); ok && !req.hasSNIs {
 			req.snis, req.hasSNIs = snis, true
 		}
 	}
@@ -205,45 +205,40 @@ func (e *expr) conjuncts() []*expr {
 	return []*expr{e}
 }
 
-// portSet reports the ports of e when e is net.dst.port == N, or an ||
-// of such tests.
-func (e *expr) portSet() ([]uint16, bool) {
+// valueSet reports the values e requires of one field when e is a test
+// that leaf accepts, or an || of such tests.
+func valueSet[T any](e *expr, leaf func(p *predicate) ([]T, bool)) ([]T, bool) {
 	switch e.kind {
 	case nodeOr:
-		l, ok1 := e.l.portSet()
-		r, ok2 := e.r.portSet()
+		l, ok1 := valueSet(e.l, leaf)
+		r, ok2 := valueSet(e.r, leaf)
 		return append(l, r...), ok1 && ok2
 	case nodePredicate:
-		p := &e.p
-		if p.field != fieldDstPort || p.op != opEq {
-			return nil, false
-		}
-		if p.rhs.num < 0 || p.rhs.num > math.MaxUint16 {
-			return nil, true
-		}
-		return []uint16{uint16(p.rhs.num)}, true
+		return leaf(&e.p)
 	}
 	return nil, false
 }
 
-// sniSet is portSet for tls.sni == "name" (without lower()).
-func (e *expr) sniSet() ([]string, bool) {
-	switch e.kind {
-	case nodeOr:
-		l, ok1 := e.l.sniSet()
-		r, ok2 := e.r.sniSet()
-		return append(l, r...), ok1 && ok2
-	case nodePredicate:
-		p := &e.p
-		if p.field != fieldSNI || p.op != opEq || p.lower {
-			return nil, false
-		}
-		if p.rhs.str == "" {
-			return nil, true // a connection without SNI lacks the field
-		}
-		return []string{p.rhs.str}, true
+// dstPortTest accepts net.dst.port == N.
+func dstPortTest(p *predicate) ([]uint16, bool) {
+	if p.field != fieldDstPort || p.op != opEq {
+		return nil, false
 	}
-	return nil, false
+	if p.rhs.num < 0 || p.rhs.num > math.MaxUint16 {
+		return nil, true
+	}
+	return []uint16{uint16(p.rhs.num)}, true
+}
+
+// sniTest accepts tls.sni == "name" (without lower()).
+func sniTest(p *predicate) ([]string, bool) {
+	if p.field != fieldSNI || p.op != opEq || p.lower {
+		return nil, false
+	}
+	if p.rhs.str == "" {
+		return nil, true // a connection without SNI lacks the field
+	}
+	return []string{p.rhs.str}, true
 }
 
 // indexExpressions fills r.exprs, listing each route under the field
