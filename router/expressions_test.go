@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -554,18 +553,7 @@ func BenchmarkMatchExpressions(b *testing.B) {
 				mode = "cached"
 			}
 			b.Run(fmt.Sprintf("routes=%d/%s", n, mode), func(b *testing.B) {
-				r, err := New(routes, Options{Flavor: Expressions, CacheSize: size})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, ci := range conns {
-					r.Match(ci)
-				}
-				runtime.GC() // not the garbage of building the routes
-				b.ReportAllocs()
-				for i := 0; b.Loop(); i++ {
-					r.Match(conns[i%len(conns)])
-				}
+				benchMatch(b, routes, conns, Options{Flavor: Expressions, CacheSize: size})
 			})
 		}
 	}
