@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -28,7 +29,7 @@ func declarativeOptions(c *conf.Config, ps *runloop.Plugins) declarative.Options
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols}
+		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols, RouteExpression: router.ValidateExpression}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:

@@ -15,7 +15,7 @@ const module = "github.com/gong-proxy/gong"
 var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/google/uuid"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/google/uuid"},
 	"runtime/stream":      {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "github.com/pires/go-proxyproto", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel"},
 	"runtime/runloop":     {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/schema", "runtime/stream", "runtime/telemetry", "tlsmgr", "pdk", "lua", "github.com/yuin/gopher-lua", "go.opentelemetry.io/otel"},
 	"runtime/errlog":      {},

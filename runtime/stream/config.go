@@ -170,11 +170,16 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 			}
 			target.Service = s
 		}
-		routes = append(routes, &router.Route{
+		rt := &router.Route{
 			ID: r.ID, Name: target.Name, Protocols: r.Protocols,
 			Sources: endpoints(r.Sources), Destinations: endpoints(r.Destinations),
 			SNIs: r.SNIs, CreatedAt: r.CreatedAt, Value: target,
-		})
+			Expression: derefOr(r.Expression, ""),
+		}
+		if r.Priority != nil {
+			rt.Priority = uint64(*r.Priority)
+		}
+		routes = append(routes, rt)
 	}
 	cfg.router, err = router.New(routes, router.Options{Flavor: router.Flavor(c.RouterFlavor)})
 	if err != nil {
