@@ -227,6 +227,8 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
+var _ admin.Backend = (*adminBackend)(nil)
+
 // adminBackend is the server as the Admin and Status APIs see it.
 type adminBackend struct {
 	s *Server

@@ -48,6 +48,8 @@ type Options struct {
 	SyslogSocket string
 }
 
+var _ runloop.Process = (*Server)(nil)
+
 // Server runs gong: it builds generations and swaps them into the stream
 // engine, and hosts the Admin and Status APIs.
 type Server struct {

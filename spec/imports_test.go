@@ -16,7 +16,7 @@ var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
 	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/google/uuid"},
-	"runtime/stream":      {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "github.com/pires/go-proxyproto", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel"},
+	"runtime/stream":      {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "github.com/pires/go-proxyproto", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel", "golang.org/x/sys"},
 	"runtime/runloop":     {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/schema", "runtime/stream", "runtime/telemetry", "tlsmgr", "pdk", "lua", "github.com/yuin/gopher-lua", "go.opentelemetry.io/otel"},
 	"runtime/errlog":      {},
 	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3"},

@@ -133,6 +133,8 @@ func (l *Log) write(line []byte) {
 	l.mu.Unlock()
 }
 
+var _ slog.Handler = (*handler)(nil)
+
 // handler is the slog.Handler of a Log: conn and tail are what With added
 // (the connection number and ", key: value" pairs).
 type handler struct {

@@ -19,6 +19,7 @@ import (
 var (
 	_ pdk.Session    = (*session)(nil)
 	_ pdk.Downstream = (*session)(nil)
+	_ pdk.Logger     = pluginLog{}
 )
 
 // session is a stream session as its plugins see it (their pdk.Session),
