@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -68,8 +69,8 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	}
 	for _, l := range c.AdminListeners {
 		if exposed(l) && (!l.SSL || c.AdminToken == "" && c.AdminTLS.ClientCA == nil) {
-			s.log.Logf(errlog.LevelWarn, 0, "admin_listen %s is reachable from other hosts without TLS and a token or client certificate: "+
-				"whoever reaches it can read and replace the configuration; use ssl with admin_token or admin_ssl_client_ca", l.Listener)
+			s.log.Warn(fmt.Sprintf("admin_listen %s is reachable from other hosts without TLS and a token or client certificate: "+
+				"whoever reaches it can read and replace the configuration; use ssl with admin_token or admin_ssl_client_ca", l.Listener))
 		}
 	}
 	s.mu.Lock()
@@ -215,9 +216,9 @@ func (s *Server) APIAddrs(property string) []net.Addr {
 
 // httpErrorLog sends an API server's errors (failed handshakes, broken
 // requests) to the error log, at info level as nginx logs client errors.
-func httpErrorLog(l *errlog.Log, property string) *log.Logger {
+func httpErrorLog(l *slog.Logger, property string) *log.Logger {
 	return log.New(writerFunc(func(p []byte) (int, error) {
-		l.Logf(errlog.LevelInfo, 0, "%s: %s", property, strings.TrimSpace(string(p)))
+		l.Info(fmt.Sprintf("%s: %s", property, strings.TrimSpace(string(p))))
 		return len(p), nil
 	}), "", 0)
 }
@@ -225,6 +226,8 @@ func httpErrorLog(l *errlog.Log, property string) *log.Logger {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+var _ admin.Backend = (*adminBackend)(nil)
 
 // adminBackend is the server as the Admin and Status APIs see it.
 type adminBackend struct {
@@ -248,10 +251,10 @@ func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
 		return admin.Snapshot{}, admin.ErrExiting
 	}
 	if err != nil {
-		b.s.log.Logf(errlog.LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
+		b.s.log.Error(fmt.Sprintf("POST /config failed, the previous configuration keeps serving: %v", err))
 		return admin.Snapshot{}, err
 	}
-	b.s.log.Logf(errlog.LevelNotice, 0, "configuration replaced through POST /config")
+	b.s.log.Log(context.Background(), errlog.LevelNotice, "configuration replaced through POST /config")
 	return snapshotOf(g), nil
 }
 

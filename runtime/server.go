@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -46,11 +48,14 @@ type Options struct {
 	SyslogSocket string
 }
 
+var _ runloop.Process = (*Server)(nil)
+
 // Server runs gong: it builds generations and swaps them into the stream
 // engine, and hosts the Admin and Status APIs.
 type Server struct {
 	opts    Options
-	log     *errlog.Log
+	errlog  *errlog.Log // the error log's destination and level
+	log     *slog.Logger
 	engine  *stream.Engine
 	current atomic.Pointer[generation]
 
@@ -88,21 +93,21 @@ func New(opts Options) (*Server, error) {
 	if w == nil {
 		w = os.Stderr
 	}
-	s.log = errlog.New(w, s.level(opts.Config))
+	s.errlog, s.log = errlog.New(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
-	telemetry.SetErrorLog(func(err error) { s.log.Logf(errlog.LevelWarn, 0, "tracing: %v", err) })
+	telemetry.SetErrorLog(func(err error) { s.log.Warn(fmt.Sprintf("tracing: %v", err)) })
 	s.nodeID = opts.Config.NodeID
 	if s.nodeID == "" {
 		s.nodeID = uuid.NewString()
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
 		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes})
-	s.checkers = stream.NewCheckerSet(func(f string, a ...any) { s.log.Logf(errlog.LevelNotice, 0, f, a...) })
+	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
 }
 
-func (s *Server) level(c *conf.Config) errlog.Level {
+func (s *Server) level(c *conf.Config) slog.Level {
 	if s.opts.LogLevel != "" {
 		return errlog.ParseLevel(s.opts.LogLevel)
 	}
@@ -113,7 +118,7 @@ func (s *Server) level(c *conf.Config) errlog.Level {
 func (s *Server) Start() error {
 	c := s.opts.Config
 	if s.opts.ErrorLog == nil {
-		if err := s.log.Reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
+		if err := s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
@@ -125,9 +130,9 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
-	s.log.Logf(errlog.LevelNotice, 0, "gong started with %d stream listener(s)", len(g.stream.Listeners))
+	s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("gong started with %d stream listener(s)", len(g.stream.Listeners)))
 	if t := c.Tracing; len(t.Instrumentations) > 0 {
-		s.log.Logf(errlog.LevelNotice, 0, "tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate)
+		s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate))
 	}
 	return nil
 }
@@ -147,9 +152,7 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	}
 	ps.Bind(d)
 	cfg, err := stream.Build(c, d, stream.BuildOptions{Hooks: ps, Certificate: ps.CertificateHook(),
-		AccessLog: s.accessLog, Checkers: s.checkers, Warn: func(format string, args ...any) {
-			s.log.Logf(errlog.LevelWarn, 0, format, args...)
-		}})
+		AccessLog: s.accessLog, Checkers: s.checkers, Log: s.log})
 	if err != nil {
 		ps.Close()
 		return nil, err
@@ -256,17 +259,17 @@ func (s *Server) Reload() error {
 	err := s.reload(opts)
 	s.metrics.Reloaded(err)
 	if err != nil {
-		s.log.Logf(errlog.LevelError, 0, "reload failed, the previous configuration keeps serving: %v", err)
+		s.log.Error(fmt.Sprintf("reload failed, the previous configuration keeps serving: %v", err))
 		return err
 	}
-	s.log.Logf(errlog.LevelNotice, 0, "reload succeeded")
+	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")
 	return nil
 }
 
 func (s *Server) reload(opts conf.Options) error {
 	c, warnings, err := conf.Load(opts)
 	for _, w := range warnings {
-		s.log.Logf(errlog.LevelWarn, 0, "%v", w)
+		s.log.Warn(w.Error())
 	}
 	if err != nil {
 		return err
@@ -278,12 +281,12 @@ func (s *Server) reload(opts conf.Options) error {
 	apisChanged := s.apis != nil && s.apis.listen != apiListen(c)
 	s.mu.Unlock()
 	if apisChanged {
-		s.log.Logf(errlog.LevelNotice, 0, "admin_listen and status_listen changes take effect when gong restarts")
+		s.log.Log(context.Background(), errlog.LevelNotice, "admin_listen and status_listen changes take effect when gong restarts")
 	}
 	if s.opts.ErrorLog == nil {
-		return s.log.Reopen(c.ProxyStreamErrorLog, s.level(c))
+		return s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c))
 	}
-	s.log.SetLevel(s.level(c))
+	s.errlog.SetLevel(s.level(c))
 	return nil
 }
 
@@ -323,7 +326,7 @@ func (s *Server) finish(err error) {
 		if g := s.current.Load(); g != nil {
 			g.stream.Retire() // every session has ended: its VMs close now
 			if err := g.tracer().Shutdown(); err != nil {
-				s.log.Logf(errlog.LevelWarn, 0, "tracing: spans not exported at exit: %v", err)
+				s.log.Warn(fmt.Sprintf("tracing: spans not exported at exit: %v", err))
 			}
 		}
 		s.tracers.Wait()

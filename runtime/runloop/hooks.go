@@ -2,6 +2,7 @@ package runloop
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -93,7 +94,7 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 		vm, err = ps.pool.Get(ctx)
 		cancel()
 		if err != nil {
-			cx.s.Logf(errlog.LevelError, "no Lua VM for the %s phase: %v%s", phase, err, cx.s.LogTail())
+			cx.s.Log(errlog.LevelError, fmt.Sprintf("no Lua VM for the %s phase: %v", phase, err))
 			return err
 		}
 	}
@@ -102,7 +103,7 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	}
 	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.s.Trace())
 	if err != nil {
-		cx.s.Logf(errlog.LevelError, "%v%s", err, cx.s.LogTail())
+		cx.s.Log(errlog.LevelError, err.Error())
 	}
 	cx.vm = nil
 	if phase == pdk.PhasePreread {

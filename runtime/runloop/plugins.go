@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
@@ -24,7 +25,6 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
-	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
@@ -60,7 +60,6 @@ type Plugins struct {
 	certificate []pluginRun
 	log         pdk.Logger
 	metrics     *telemetry.Metrics // records each handler call's duration
-	errlog      *errlog.Log
 	// shared are the ngx.shared dictionaries the VMs see.
 	shared *pdk.SharedDicts
 	// timers and sockets are the ngx.timer callbacks and the cosocket
@@ -75,7 +74,7 @@ type Plugins struct {
 // Host is what a plugin set takes from the server that runs it.
 type Host struct {
 	// Log is the error log (nil: plugins log nowhere; schema checks only).
-	Log *errlog.Log
+	Log *slog.Logger
 	// Metrics records each handler call's duration (nil: not recorded).
 	Metrics *telemetry.Metrics
 	// NodeID is kong.node.get_id's answer (empty: kong.conf's node_id).
@@ -143,7 +142,6 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		handles:     map[string]map[string]bool{},
 		log:         logger,
 		metrics:     host.Metrics,
-		errlog:      host.Log,
 		timers:      timers,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,

@@ -2,7 +2,9 @@ package runloop
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -17,6 +19,7 @@ import (
 var (
 	_ pdk.Session    = (*session)(nil)
 	_ pdk.Downstream = (*session)(nil)
+	_ pdk.Logger     = pluginLog{}
 )
 
 // session is a stream session as its plugins see it (their pdk.Session),
@@ -218,25 +221,8 @@ func entityMap(v any) map[string]any {
 
 // pluginLog is the error log as the PDK's Logger: kong.log and ngx.log
 // lines at their nginx level.
-type pluginLog struct{ l *errlog.Log }
+type pluginLog struct{ l *slog.Logger }
 
 func (p pluginLog) Log(level pdk.LogLevel, line string) {
-	lv := errlog.LevelEmerg
-	switch level {
-	case pdk.LevelDebug:
-		lv = errlog.LevelDebug
-	case pdk.LevelInfo:
-		lv = errlog.LevelInfo
-	case pdk.LevelNotice:
-		lv = errlog.LevelNotice
-	case pdk.LevelWarn:
-		lv = errlog.LevelWarn
-	case pdk.LevelErr:
-		lv = errlog.LevelError
-	case pdk.LevelCrit:
-		lv = errlog.LevelCrit
-	case pdk.LevelAlert:
-		lv = errlog.LevelAlert
-	}
-	p.l.Logf(lv, 0, "%s", line)
+	p.l.Log(context.Background(), errlog.NginxLevel(int(level)), line)
 }

@@ -3,6 +3,7 @@ package stream
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -110,7 +111,9 @@ type BuildOptions struct {
 	AccessLog func(path string) (*AccessLog, error)
 	// Checkers owns the upstreams' health checkers across generations.
 	Checkers *CheckerSet
-	Warn     func(string, ...any)
+	// Log receives the warnings of the build and of the upstreams'
+	// re-resolving.
+	Log *slog.Logger
 }
 
 // Build prepares a configuration for serving. Errors name the entity at
@@ -148,7 +151,7 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 		return nil, err
 	}
 	cfg.Upstreams = map[string]*UpstreamPeers{}
-	services, err := buildServices(c, d, cfg.resolver, opts.Checkers, cfg.Upstreams, opts.Warn)
+	services, err := buildServices(c, d, cfg.resolver, opts.Checkers, cfg.Upstreams, opts.Log)
 	if err != nil {
 		return nil, err
 	}

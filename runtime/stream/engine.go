@@ -7,11 +7,11 @@ package stream
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 
-	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -19,7 +19,7 @@ import (
 // listening sockets, which outlive Configs (a reload opens and closes
 // only those that changed), and the sessions in flight.
 type Engine struct {
-	log     *errlog.Log
+	log     *slog.Logger
 	metrics *telemetry.Metrics
 	parker  *parker // nil where epoll is unavailable: relays never park
 	current atomic.Pointer[Config]
@@ -35,12 +35,12 @@ type Engine struct {
 }
 
 // New prepares an engine; Swap gives it its first Config and listeners.
-func New(log *errlog.Log, metrics *telemetry.Metrics) *Engine {
+func New(log *slog.Logger, metrics *telemetry.Metrics) *Engine {
 	e := &Engine{log: log, metrics: metrics, listeners: map[ListenKey]*socket{}, active: map[*Session]struct{}{}}
 	if p, err := newParker(); err == nil {
 		e.parker = p
 	} else {
-		log.Logf(errlog.LevelWarn, 0, "idle connections will keep their goroutines: %v", err)
+		log.Warn(fmt.Sprintf("idle connections will keep their goroutines: %v", err))
 	}
 	return e
 }

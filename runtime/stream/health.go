@@ -3,6 +3,7 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
 // CheckerSet owns the health checkers of the upstreams, across
@@ -17,7 +19,7 @@ import (
 // healthchecks unchanged hands the same checker, with its health state, to
 // the new balancer; the others are stopped once the new generation serves.
 type CheckerSet struct {
-	log func(string, ...any)
+	log *slog.Logger
 
 	mu      sync.Mutex // guards the maps
 	all     map[string]*balancer.Checker
@@ -27,7 +29,7 @@ type CheckerSet struct {
 }
 
 // NewCheckerSet starts an empty set; log receives the checkers' reports.
-func NewCheckerSet(log func(string, ...any)) *CheckerSet {
+func NewCheckerSet(log *slog.Logger) *CheckerSet {
 	return &CheckerSet{log: log, all: map[string]*balancer.Checker{}}
 }
 
@@ -58,7 +60,7 @@ func (cs *CheckerSet) get(u *declarative.Upstream, targets []*declarative.Target
 		}
 		return c
 	}
-	c := balancer.NewChecker(b, addrs, cfg, func(f string, a ...any) { cs.log("upstream %s: "+f, append([]any{u.Name}, a...)...) })
+	c := balancer.NewChecker(b, addrs, cfg, printfTo(cs.log, errlog.LevelNotice, "upstream "+u.Name+": "))
 	cs.pending[key] = c
 	return c
 }

@@ -39,10 +39,3 @@ type ServiceChange struct {
 	TLSClientCert *tls.Certificate
 	TLSRoots      *x509.CertPool
 }
-
-// NoHooks runs nothing: sessions go straight from routing to their
-// service.
-type NoHooks struct{}
-
-func (NoHooks) Preread(*Session) (int, bool) { return 0, false }
-func (NoHooks) Log(*Session)                 {}

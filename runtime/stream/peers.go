@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
 // peers picks the peer of each connection attempt to a service. It is
@@ -89,7 +91,7 @@ type UpstreamPeers struct {
 // builds its balancer with the health checker checkers gives it, and
 // keeps resolving the targets' names. A target whose name does not
 // resolve gets no address, with a warning.
-func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *balancer.Resolver, checkers *CheckerSet, warn func(string, ...any)) (*UpstreamPeers, error) {
+func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *balancer.Resolver, checkers *CheckerSet, log *slog.Logger) (*UpstreamPeers, error) {
 	ts := make([]balancer.Target, len(targets))
 	for i, t := range targets {
 		host, portStr, err := net.SplitHostPort(t.Target)
@@ -100,7 +102,7 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 		ts[i] = balancer.Target{Name: t.Target, Host: host, Port: port, Weight: t.Weight, UseSRVName: u.UseSRVName}
 	}
 	opts := balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold}
-	up, err := balancer.NewUpstream(ctx, ts, opts, r, func(f string, a ...any) { warn("upstream %s: "+f, append([]any{u.Name}, a...)...) })
+	up, err := balancer.NewUpstream(ctx, ts, opts, r, printfTo(log, errlog.LevelWarn, "upstream "+u.Name+": "))
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +242,7 @@ func (f *affinity) set(client, peer netip.AddrPort) {
 // http protocol gets nil, so its routes serve without a service, as in Kong.
 // The services of one upstream share its peers. Every upstream gets peers,
 // added to ups by name, for kong.service.set_upstream too.
-func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *CheckerSet, ups map[string]*UpstreamPeers, warn func(string, ...any)) (map[string]*Service, error) {
+func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *CheckerSet, ups map[string]*UpstreamPeers, log *slog.Logger) (map[string]*Service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -255,7 +257,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 			continue
 		}
 		if !slices.Contains([]string{"tcp", "tls", "udp", "tls_passthrough"}, s.Protocol) {
-			warn("service with protocol '%s' cannot be used with 'stream' subsystem", s.Protocol)
+			log.Warn(fmt.Sprintf("service with protocol '%s' cannot be used with 'stream' subsystem", s.Protocol))
 			out[s.ID] = nil
 			continue
 		}
@@ -274,7 +276,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 			if up == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
 				var err error
-				up, err = newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
+				up, err = newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, log)
 				cancel()
 				if err != nil {
 					return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
@@ -300,10 +302,10 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), unusedUpstreamTimeout)
-		up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, warn)
+		up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, log)
 		cancel()
 		if err != nil {
-			warn("upstream %s: %v", u.Name, err)
+			log.Warn(fmt.Sprintf("upstream %s: %v", u.Name, err))
 			continue
 		}
 		ups[u.Name] = up
@@ -314,3 +316,11 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 // unusedUpstreamTimeout bounds resolving the targets of an upstream no
 // service names (Kong's default connect_timeout).
 const unusedUpstreamTimeout = 60 * time.Second
+
+// printfTo adapts log to the printf-style reports of runtime/balancer:
+// lines at level, after prefix.
+func printfTo(log *slog.Logger, level slog.Level, prefix string) func(string, ...any) {
+	return func(format string, args ...any) {
+		log.Log(context.Background(), level, prefix+fmt.Sprintf(format, args...))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -133,15 +134,15 @@ func (s *Session) Trace() *telemetry.Trace { return s.trace }
 // The session's goroutine writes it; hooks read it from that goroutine.
 func (s *Session) Record() *Record { return &s.rec }
 
-// LogTail is the ", client: ..., server: ..." tail nginx puts on a
-// session's log lines.
-func (s *Session) LogTail() string {
-	return fmt.Sprintf(", client: %s, server: %s", s.client.Addr(), s.local)
-}
-
-// Logf writes an error-log line about the session.
-func (s *Session) Logf(level errlog.Level, format string, args ...any) {
-	s.e.log.Logf(level, s.rec.ID, format, args...)
+// Log writes an error-log line about the session: its number, then msg,
+// then the client and server addresses and attrs, as nginx adds a
+// connection's context.
+func (s *Session) Log(level slog.Level, msg string, attrs ...any) {
+	ctx := context.Background()
+	if !s.e.log.Enabled(ctx, level) {
+		return
+	}
+	s.e.log.Log(ctx, level, msg, append([]any{errlog.Conn(s.rec.ID), "client", s.client.Addr(), "server", s.local}, attrs...)...)
 }
 
 // SetService records what a preread hook changed of the route's service
@@ -333,9 +334,9 @@ func (s *Session) connect() net.Conn {
 	}
 	if s.route.Service == nil {
 		if s.udp {
-			s.Logf(errlog.LevelWarn, "no Service found with those values%s", s.LogTail())
+			s.Log(errlog.LevelWarn, "no Service found with those values")
 		} else {
-			s.Logf(errlog.LevelWarn, "no Service found with those values%s, route: %s", s.LogTail(), s.route.Name)
+			s.Log(errlog.LevelWarn, "no Service found with those values", "route", s.route.Name)
 		}
 		s.end(StatusServiceUnavailable)
 		return nil
@@ -364,7 +365,7 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		peer, host, err := svc.peers.next(ctx, s.att)
 		if err != nil {
 			cancel()
-			s.Logf(errlog.LevelError, "%v%s, service: %s", err, s.LogTail(), svc.name)
+			s.Log(errlog.LevelError, err.Error(), "service", svc.name)
 			return nil, StatusServiceUnavailable
 		}
 		start := time.Now()
@@ -393,7 +394,7 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		}
 		if err != nil {
 			cancel()
-			s.Logf(errlog.LevelError, "%s while connecting to upstream%s, upstream: \"%s\"", connectError(err), s.LogTail(), peer)
+			s.Log(errlog.LevelError, connectError(err)+" while connecting to upstream", "upstream", `"`+peer+`"`)
 			if attempt+1 < svc.tries {
 				svc.peers.failed(s.att, peer)
 			}
@@ -414,7 +415,7 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		}
 		c.Close()
 		s.e.metrics.HandshakeFailed(true)
-		s.Logf(errlog.LevelError, "upstream SSL handshake failed: %v%s, upstream: \"%s\"", err, s.LogTail(), peer)
+		s.Log(errlog.LevelError, "upstream SSL handshake failed: "+err.Error(), "upstream", `"`+peer+`"`)
 		if attempt+1 < svc.tries {
 			svc.peers.failed(s.att, peer)
 		}

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -25,7 +27,7 @@ func (e *Engine) acceptLoop(o *socket) {
 			}
 			// Out of descriptors or similar: wait a little, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			e.log.Logf(errlog.LevelCrit, 0, "accept() failed on %s: %v", o.key.Addr, err)
+			e.log.Log(context.Background(), errlog.LevelCrit, fmt.Sprintf("accept() failed on %s: %v", o.key.Addr, err))
 			time.Sleep(backoff)
 			continue
 		}
@@ -49,7 +51,7 @@ func (e *Engine) serveTCP(cfg *Config, key ListenKey, down *net.TCPConn) {
 	if l.ProxyProtocol {
 		var err error
 		if parent, err = s.readProxyHeader(); err != nil {
-			s.Logf(errlog.LevelError, "broken header: %v while reading PROXY protocol%s", err, s.LogTail())
+			s.Log(errlog.LevelError, fmt.Sprintf("broken header: %v while reading PROXY protocol", err))
 			s.end(StatusBadRequest)
 			return
 		}
@@ -136,7 +138,7 @@ func (s *Session) match(ci router.ConnInfo) bool {
 		s.routeSpan(rt, ci.SNI)
 	}
 	if !ok {
-		s.Logf(errlog.LevelError, "no Route found with those values%s", s.LogTail())
+		s.Log(errlog.LevelError, "no Route found with those values")
 		s.end(StatusInternalError)
 		return false
 	}
@@ -157,7 +159,7 @@ func (s *Session) proxy() {
 	s.relay = r
 	s.mu.Unlock()
 	if err := r.start(s.unread()); err != nil {
-		s.Logf(errlog.LevelError, "send() to upstream failed: %v%s", err, s.LogTail())
+		s.Log(errlog.LevelError, "send() to upstream failed: "+err.Error())
 		s.end(StatusBadGateway)
 	}
 }
@@ -167,7 +169,7 @@ func (s *Session) relayDone(r *relay, err error) {
 	s.rec.BytesSent, s.rec.BytesReceived = r.sent.Load(), r.received.Load()
 	s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = s.rec.BytesReceived, s.rec.BytesSent
 	if err != nil {
-		s.Logf(errlog.LevelInfo, "connection closed with an error: %v%s, upstream: %s", err, s.LogTail(), r.up.RemoteAddr())
+		s.Log(errlog.LevelInfo, "connection closed with an error: "+err.Error(), "upstream", r.up.RemoteAddr())
 		if s.trace != nil {
 			s.trace.Root().RecordError(err)
 		}

@@ -274,7 +274,7 @@ func (s *Session) serveTLS() {
 		sp.End()
 	}
 	if err != nil {
-		s.Logf(errlog.LevelInfo, "failed to read the TLS ClientHello: %v%s", err, s.LogTail())
+		s.Log(errlog.LevelInfo, "failed to read the TLS ClientHello: "+err.Error())
 		s.end(StatusBadRequest)
 		return
 	}
@@ -293,7 +293,7 @@ func (s *Session) serveTLS() {
 		s.first = hello.Raw
 		s.proxy()
 	default:
-		s.Logf(errlog.LevelError, "unexpected protocols in matched Route%s, route: %s", s.LogTail(), s.route.Name)
+		s.Log(errlog.LevelError, "unexpected protocols in matched Route", "route", s.route.Name)
 		s.end(StatusInternalError)
 	}
 }
@@ -329,7 +329,7 @@ func (s *Session) terminate(raw []byte, cfg *tls.Config) {
 	}
 	if err != nil {
 		s.e.metrics.HandshakeFailed(false)
-		s.Logf(errlog.LevelInfo, "SSL handshake failed: %v%s", err, s.LogTail())
+		s.Log(errlog.LevelInfo, "SSL handshake failed: "+err.Error())
 		s.end(StatusBadRequest)
 		return
 	}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -28,7 +29,7 @@ func (e *Engine) udpLoop(o *socket) {
 				table.closeAll() // replies can no longer reach the clients
 				return
 			}
-			e.log.Logf(errlog.LevelError, 0, "recvfrom() failed on %s: %v", o.key.Addr, err)
+			e.log.Error(fmt.Sprintf("recvfrom() failed on %s: %v", o.key.Addr, err))
 			continue
 		}
 		if table.send(client, buf[:n]) {
@@ -126,7 +127,7 @@ func (t *udpTable) send(client netip.AddrPort, p []byte) bool {
 	s.last.Store(time.Now().UnixNano())
 	s.received.Add(int64(len(p)))
 	if _, err := s.up.Write(p); err != nil {
-		s.Logf(errlog.LevelInfo, "send() to upstream failed: %v, client: %s", err, client)
+		s.e.log.Info("send() to upstream failed: "+err.Error(), errlog.Conn(s.rec.ID), "client", client)
 	}
 	return true
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gong-proxy/gong/runtime/conf"
 )
 
@@ -20,7 +22,7 @@ func sockopt(t *testing.T, c syscall.Conn, level, opt int) int {
 	}
 	var v int
 	var gerr error
-	rc.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), level, opt) })
+	rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) })
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
@@ -47,7 +49,7 @@ func TestListenSocketFlags(t *testing.T) {
 			}
 			defer ln.Close()
 			tl := ln.(*net.TCPListener)
-			if got := sockopt(t, tl, syscall.SOL_SOCKET, 0xf); got != tt.reuse {
+			if got := sockopt(t, tl, unix.SOL_SOCKET, unix.SO_REUSEPORT); got != tt.reuse {
 				t.Errorf("SO_REUSEPORT = %d; want %d", got, tt.reuse)
 			}
 			c, err := net.Dial("tcp", ln.Addr().String())
@@ -61,11 +63,11 @@ func TestListenSocketFlags(t *testing.T) {
 			}
 			defer accepted.Close()
 			ac := accepted.(*net.TCPConn)
-			if got := sockopt(t, ac, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); got != tt.keepalive {
+			if got := sockopt(t, ac, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != tt.keepalive {
 				t.Errorf("SO_KEEPALIVE on accepted socket = %d; want %d", got, tt.keepalive)
 			}
 			if tt.l.KeepAlive.Idle > 0 {
-				if got := sockopt(t, ac, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE); got != 7 {
+				if got := sockopt(t, ac, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); got != 7 {
 					t.Errorf("TCP_KEEPIDLE = %d; want 7", got)
 				}
 			}
@@ -93,7 +95,7 @@ func TestListenSocketBacklogAndUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if got := sockopt(t, pc.(*net.UDPConn), syscall.SOL_SOCKET, 0xf); got != 1 {
+	if got := sockopt(t, pc.(*net.UDPConn), unix.SOL_SOCKET, unix.SO_REUSEPORT); got != 1 {
 		t.Errorf("SO_REUSEPORT on udp = %d; want 1", got)
 	}
 }
