@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"net"
 	"sync"
 	"syscall"
 )
@@ -21,9 +20,13 @@ type parker struct {
 }
 
 type parkedDir struct {
-	r   *relay
+	r   resumer
 	dir int
 }
+
+// resumer is what parks: a relay (dir is its direction), or the upstream
+// reader of a quiet UDP session (udpReader).
+type resumer interface{ resume(dir int) }
 
 func newParker() (*parker, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -65,8 +68,8 @@ func (p *parker) newToken() int32 {
 	return p.next
 }
 
-// park watches c for readability on behalf of one relay direction.
-func (p *parker) park(token int32, r *relay, dir int, c *net.TCPConn) error {
+// park watches c for readability on behalf of r.
+func (p *parker) park(token int32, r resumer, dir int, c syscall.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
