@@ -1,0 +1,268 @@
+package spec
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// udpTwoRoutes is a kong.yml with two UDP routes to the echo at echo: a
+// fast one on port fast and one on port slow whose preread sleeps
+// seconds.
+func udpTwoRoutes(echo string, fast, slow int, seconds float64) string {
+	h, port := hostPort(echo)
+	return fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+    routes:
+      - name: fast
+        protocols: [udp]
+        destinations: [{port: %d}]
+      - name: slow
+        protocols: [udp]
+        destinations: [{port: %d}]
+        plugins: [{name: sleeper, config: {seconds: %g}}]
+`, h, port, fast, slow, seconds)
+}
+
+// timedAsk sends msg from c and returns how long the echo's reply took.
+func timedAsk(t *testing.T, c net.Conn, msg string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if got := udpAsk(t, c, msg); got != "u: "+msg {
+		t.Fatalf("reply %q; want %q", got, "u: "+msg)
+	}
+	return time.Since(start)
+}
+
+// TestUDPSlowSetUpDoesNotDelayOthers: while 50 new clients wait 2 s in a
+// preread hook, an established session on another route keeps its round
+// trips under 50 ms, and the waiting clients get their replies after.
+func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	fast, slow := freePort(t), freePort(t)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp, 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
+		fast, slow, fixturePath(t)), udpTwoRoutes(echo, fast, slow, 2))
+	established := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", fast))
+	timedAsk(t, established, "hello")
+
+	const newClients = 50
+	slowStart := time.Now()
+	replies := make(chan error, newClients)
+	for i := range newClients {
+		c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", slow))
+		fmt.Fprintf(c, "slow %d", i)
+		go func() {
+			buf := make([]byte, 64)
+			n, err := c.Read(buf)
+			if err == nil && string(buf[:n]) != fmt.Sprintf("u: slow %d", i) {
+				err = fmt.Errorf("reply %q", buf[:n])
+			}
+			replies <- err
+		}()
+	}
+	var worst time.Duration
+	rounds := 0
+	for time.Since(slowStart) < 1500*time.Millisecond {
+		worst = max(worst, timedAsk(t, established, "ping "+strconv.Itoa(rounds)))
+		rounds++
+	}
+	t.Logf("slowest round trip %v over %d rounds", worst, rounds)
+	if worst >= 50*time.Millisecond {
+		t.Errorf("an established session's slowest round trip was %v over %d rounds while new clients were set up; want under 50ms", worst, rounds)
+	}
+	for range newClients {
+		if err := <-replies; err != nil {
+			t.Errorf("a client of the slow route: %v", err)
+		}
+	}
+	if took := time.Since(slowStart); took > 4*time.Second {
+		t.Errorf("50 clients of a 2 s preread got their replies after %v: their set-ups did not run side by side", took)
+	}
+}
+
+// TestUDPQueuedDatagramsInOrder: the datagrams a client sends while its
+// session is set up reach the upstream in order, up to the bound of 64.
+func TestUDPQueuedDatagramsInOrder(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	fast, slow := freePort(t), freePort(t)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
+		slow, fixturePath(t)), udpTwoRoutes(echo, fast, slow, 0.5))
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", slow))
+	const sent, queued = 80, 64
+	for i := range sent {
+		fmt.Fprintf(c, "%d", i)
+	}
+	buf := make([]byte, 64)
+	for i := range queued {
+		n, err := c.Read(buf)
+		if want := fmt.Sprintf("u: %d", i); err != nil || string(buf[:n]) != want {
+			t.Fatalf("reply %d: %q, %v; want %q", i, buf[:n], err, want)
+		}
+	}
+	// The rest were dropped; the session, now set up, passes new ones.
+	if got := timedAsk(t, c, "after"); got > time.Second {
+		t.Errorf("the set-up session took %v to answer", got)
+	}
+}
+
+// TestTCPWorkerConnectionsCap: with nginx_events_worker_connections = 16,
+// 16 connections are served and the other 584 are closed at once, each
+// counted in /metrics.
+func TestTCPWorkerConnectionsCap(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+%s`, svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nnginx_events_worker_connections = 16\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	var served []net.Conn
+	for i := range 16 {
+		c := dial(t, addr)
+		if got, err := exchange(c, fmt.Sprint("hi ", i)); err != nil || got != fmt.Sprint("e: hi ", i) {
+			t.Fatalf("connection %d under the cap: %q, %v", i, got, err)
+		}
+		served = append(served, c)
+	}
+	const over = 584
+	var wg sync.WaitGroup
+	errs := make(chan error, over)
+	for range over {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			start := time.Now()
+			c.SetReadDeadline(start.Add(5 * time.Second))
+			n, err := c.Read(make([]byte, 1))
+			var ne net.Error
+			switch {
+			case n > 0 || err == nil:
+				errs <- fmt.Errorf("read %d bytes over the cap", n)
+			case errors.As(err, &ne) && ne.Timeout():
+				errs <- fmt.Errorf("not closed within 5s")
+			case time.Since(start) > 2*time.Second:
+				errs <- fmt.Errorf("closed only after %v", time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if failed++; failed <= 3 {
+			t.Errorf("a connection over the cap: %v", err)
+		}
+	}
+	for i, c := range served {
+		if got, err := exchange(c, "again"); err != nil || got != "e: again" {
+			t.Errorf("served connection %d after the flood: %q, %v", i, got, err)
+		}
+	}
+	metrics := httptest.NewServer(g.srv.MetricsHandler())
+	defer metrics.Close()
+	if got := value(scrape(t, metrics.URL), "gong_stream_sessions_refused_total", "listener="+addr, "reason=worker_connections"); got != over {
+		t.Errorf("gong_stream_sessions_refused_total = %v; want %d", got, over)
+	}
+	g.waitErrLog(t, "refusals logged", "new sessions refused on "+addr+": worker_connections reached")
+	if n := strings.Count(g.errLog.String(), "new sessions refused"); n > 3 {
+		t.Errorf("refusals logged %d times in a burst; want at most once a second:\n%s", n, g.errLog)
+	}
+}
+
+// rssKiB is the process's resident set size, from /proc/self/status.
+func rssKiB(t *testing.T) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status:", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// TestUDPSessionCap: 5,000 clients on distinct source ports against
+// max_sessions=1000 make at most 1,000 sessions, the process's memory
+// grows by a bounded amount, and an established session goes on.
+func TestUDPSessionCap(t *testing.T) {
+	echo := startUDPEcho(t, "u")
+	p := freePort(t)
+	h, port := hostPort(echo)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+    routes:
+      - protocols: [udp]
+        destinations: [{port: %d}]
+`, h, port, p)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp max_sessions=1000\nproxy_stream_access_log = off\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	metrics := httptest.NewServer(g.srv.MetricsHandler())
+	defer metrics.Close()
+	established := dialUDP(t, addr)
+	timedAsk(t, established, "first")
+	runtime.GC()
+	before := rssKiB(t)
+
+	const clients, limit = 5000, 1000
+	var worst time.Duration
+	for i := range clients {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "new")
+		c.Close()
+		if i%250 == 0 {
+			worst = max(worst, timedAsk(t, established, fmt.Sprint("during ", i)))
+		}
+	}
+	fams := waitForMetrics(t, metrics.URL, "1,000 sessions and the rest refused", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "kong_nginx_connections_total", "state=active") == limit
+	})
+	refused := value(fams, "gong_stream_sessions_refused_total", "listener="+addr+" udp", "reason=max_sessions")
+	if refused < clients/2 {
+		t.Errorf("%v datagrams from new clients refused; want most of the %d over the cap", refused, clients-limit)
+	}
+	runtime.GC()
+	grown := rssKiB(t) - before
+	t.Logf("RSS grew by %d KiB for %d sessions (%d KiB each); slowest established round trip %v", grown, limit, grown/limit, worst)
+	if grown > 32<<10 {
+		t.Errorf("RSS grew by %d KiB for %d idle UDP sessions; want under 32 MiB", grown, limit)
+	}
+	if worst > 100*time.Millisecond {
+		t.Errorf("an established session's slowest round trip during the flood: %v", worst)
+	}
+	if got := value(scrape(t, metrics.URL), "kong_nginx_connections_total", "state=active"); got != limit {
+		t.Errorf("%v sessions in flight; want the cap, %d", got, limit)
+	}
+	timedAsk(t, established, "last")
+}
