@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -13,7 +14,7 @@ import (
 // service's timeout.
 //
 // While datagrams come it reads on a goroutine of its own, through a
-// pooled buffer. After parkAfter without one it parks the upstream socket
+// pooled buffer borrowed only while a datagram is there. After parkAfter without one it parks the upstream socket
 // in the engine's parker, gives the buffer back and lets the goroutine
 // end, so an idle session costs no goroutine and no buffer: the parker
 // resumes it when the socket is readable. An idle timer, reset from the
@@ -46,8 +47,19 @@ func (r *udpReader) start() {
 // parks), or fails or is closed (then the session ends).
 func (r *udpReader) run() {
 	s := r.s
-	bp := datagramBuffers.Get().(*[]byte)
-	defer func() { datagramBuffers.Put(bp) }()
+	rc, err := r.up.SyscallConn()
+	if err != nil {
+		r.finish()
+		return
+	}
+	relay := func(p []byte) error {
+		s.last.Store(time.Now().UnixNano())
+		if _, err := s.pc.WriteToUDPAddrPort(p, s.client); err != nil {
+			return err
+		}
+		s.sent.Add(int64(len(p)))
+		return nil
+	}
 	for {
 		r.mu.Lock()
 		wait := !r.noPark
@@ -57,7 +69,7 @@ func (r *udpReader) run() {
 		} else {
 			r.up.SetReadDeadline(time.Time{})
 		}
-		n, err := r.up.Read(*bp)
+		err := readDatagram(rc, relay)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if r.park() {
 				return
@@ -68,13 +80,33 @@ func (r *udpReader) run() {
 			r.finish()
 			return
 		}
-		s.last.Store(time.Now().UnixNano())
-		if _, err := s.pc.WriteToUDPAddrPort((*bp)[:n], s.client); err != nil {
-			r.finish()
-			return
-		}
-		s.sent.Add(int64(n))
 	}
+}
+
+// readDatagram waits, in Go's poller and within the socket's read
+// deadline, for a datagram and passes it to deliver. The buffer is
+// borrowed from a pool only while a datagram is there to read, so a
+// waiting reader holds none.
+func readDatagram(rc syscall.RawConn, deliver func(p []byte) error) error {
+	var opErr error
+	err := rc.Read(func(fd uintptr) bool {
+		bp := datagramBuffers.Get().(*[]byte)
+		defer datagramBuffers.Put(bp)
+		n, _, e := syscall.Recvfrom(int(fd), *bp, syscall.MSG_DONTWAIT)
+		switch {
+		case e == syscall.EAGAIN || e == syscall.EINTR:
+			return false // nothing yet: wait in the poller
+		case e != nil:
+			opErr = e
+		default:
+			opErr = deliver((*bp)[:n])
+		}
+		return true
+	})
+	if err == nil {
+		err = opErr
+	}
+	return err
 }
 
 // park hands the quiet socket to the parker; false means run must go on
