@@ -190,7 +190,7 @@ services:
 }
 
 // rssKiB is the process's resident set size, from /proc/self/status.
-func rssKiB(t *testing.T) int {
+func rssKiB(t testing.TB) int {
 	t.Helper()
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
@@ -208,8 +208,10 @@ func rssKiB(t *testing.T) int {
 	return 0
 }
 
-// liveHeapKiB is the Go heap in use after a collection.
+// liveHeapKiB is the Go heap in use after two collections (the second
+// frees what sync.Pools held through the first).
 func liveHeapKiB() int {
+	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -237,7 +239,7 @@ services:
 	defer metrics.Close()
 	established := dialUDP(t, addr)
 	timedAsk(t, established, "first")
-	before, heapBefore := rssKiB(t), liveHeapKiB()
+	before, heapBefore, goroutines := rssKiB(t), liveHeapKiB(), runtime.NumGoroutine()
 
 	const clients, limit = 5000, 1000
 	var worst time.Duration
@@ -259,6 +261,9 @@ services:
 	if refused < clients/2 {
 		t.Errorf("%v datagrams from new clients refused; want most of the %d over the cap", refused, clients-limit)
 	}
+	eventually(t, "idle UDP sessions without a goroutine each", func() bool {
+		return runtime.NumGoroutine()-goroutines < limit/20
+	})
 	heap := liveHeapKiB() - heapBefore
 	grown := rssKiB(t) - before
 	t.Logf("for %d sessions the live heap grew by %d KiB, RSS by %d KiB; slowest established round trip %v", limit, heap, grown, worst)
@@ -266,7 +271,9 @@ services:
 	if heap > 16<<10 || grown > 32<<10 {
 		t.Errorf("%d idle UDP sessions grew the live heap by %d KiB and RSS by %d KiB; want under 16 and 32 MiB", limit, heap, grown)
 	}
-	if worst > 100*time.Millisecond {
+	// The flood comes from this process as fast as it can send, on a
+	// shared machine: the bound is loose, a lost reply fails at once.
+	if worst > 250*time.Millisecond {
 		t.Errorf("an established session's slowest round trip during the flood: %v", worst)
 	}
 	if got := value(scrape(t, metrics.URL), "kong_nginx_connections_total", "state=active"); got != limit {
