@@ -14,17 +14,7 @@ func benchUDP(b *testing.B, idle string) string {
 	b.Helper()
 	echo := startUDPEcho(b, "u")
 	p := freePort(b)
-	h, port := hostPort(echo)
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: u
-    url: udp://%s:%s
-    read_timeout: %s
-    write_timeout: %s
-    routes:
-      - protocols: [udp]
-        destinations: [{port: %d}]
-`, h, port, idle, idle, p)
+	yml := udpEchoYML(echo, p, fmt.Sprintf("    read_timeout: %s\n    write_timeout: %s\n", idle, idle))
 	startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nproxy_stream_access_log = off\nlog_level = warn\n", p), yml)
 	return fmt.Sprintf("127.0.0.1:%d", p)
 }

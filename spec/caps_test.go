@@ -38,6 +38,20 @@ services:
 `, h, port, fast, slow, seconds)
 }
 
+// udpEchoYML is a kong.yml with one UDP route, on port p, to the echo at
+// echo; extra are more lines of the service ("    key: value\n").
+func udpEchoYML(echo string, p int, extra string) string {
+	h, port := hostPort(echo)
+	return fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: u
+    url: udp://%s:%s
+%s    routes:
+      - protocols: [udp]
+        destinations: [{port: %d}]
+`, h, port, extra, p)
+}
+
 // timedAsk sends msg from c and returns how long the echo's reply took.
 func timedAsk(t *testing.T, c net.Conn, msg string) time.Duration {
 	t.Helper()
@@ -224,15 +238,7 @@ func liveHeapKiB() int {
 func TestUDPSessionCap(t *testing.T) {
 	echo := startUDPEcho(t, "u")
 	p := freePort(t)
-	h, port := hostPort(echo)
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: u
-    url: udp://%s:%s
-    routes:
-      - protocols: [udp]
-        destinations: [{port: %d}]
-`, h, port, p)
+	yml := udpEchoYML(echo, p, "")
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp max_sessions=1000\nproxy_stream_access_log = off\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	metrics := httptest.NewServer(g.srv.MetricsHandler())
