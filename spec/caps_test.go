@@ -287,3 +287,32 @@ func TestUDPSessionCap(t *testing.T) {
 	}
 	timedAsk(t, established, "last")
 }
+
+// TestTCPMaxRate: a listener with max_rate=5 serves a burst of 5 new
+// connections and closes the rest at once, counted with reason max_rate.
+func TestTCPMaxRate(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s",
+		svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d max_rate=5\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	const burst = 20
+	served := 0
+	start := time.Now()
+	for range burst {
+		if got, err := roundTrip(addr, "x"); err == nil && got == "e: x" {
+			served++
+		}
+	}
+	elapsed := time.Since(start)
+	// The bucket refills 5 a second while the burst runs.
+	if most := 5 + int(elapsed.Seconds()*5) + 1; served < 5 || served > most {
+		t.Errorf("%d of %d connections in %v served with max_rate=5; want 5 to %d", served, burst, elapsed, most)
+	}
+	metrics := httptest.NewServer(g.srv.MetricsHandler())
+	defer metrics.Close()
+	if got := value(scrape(t, metrics.URL), "gong_stream_sessions_refused_total", "listener="+addr, "reason=max_rate"); got != float64(burst-served) {
+		t.Errorf("gong_stream_sessions_refused_total{reason=max_rate} = %v; want %d", got, burst-served)
+	}
+}
