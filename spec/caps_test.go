@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +20,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// udpTwoRoutes is a kong.yml with two UDP routes to the echo at echo: a
-// fast one on port fast and one on port slow whose preread sleeps
-// seconds.
-func udpTwoRoutes(echo string, fast, slow int, seconds float64) string {
+// udpTwoRoutes is a kong.yml with two UDP routes on port p to the echo
+// at echo: "fast" for the client on source port src, and "slow", for
+// every other client, whose preread sleeps seconds.
+func udpTwoRoutes(echo string, p, src int, seconds float64) string {
 	h, port := hostPort(echo)
 	return fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -30,12 +32,13 @@ services:
     routes:
       - name: fast
         protocols: [udp]
+        sources: [{ip: 127.0.0.1, port: %d}]
         destinations: [{port: %d}]
       - name: slow
         protocols: [udp]
         destinations: [{port: %d}]
         plugins: [{name: sleeper, config: {seconds: %g}}]
-`, h, port, fast, slow, seconds)
+`, h, port, src, p, p, seconds)
 }
 
 // udpEchoYML is a kong.yml with one UDP route, on port p, to the echo at
@@ -62,22 +65,30 @@ func timedAsk(t *testing.T, c net.Conn, msg string) time.Duration {
 	return time.Since(start)
 }
 
-// TestUDPSlowSetUpDoesNotDelayOthers: while 50 new clients wait 2 s in a
-// preread hook, an established session on another route keeps its round
-// trips under 50 ms, and the waiting clients get their replies after.
+// TestUDPSlowSetUpDoesNotDelayOthers: while 50 new clients of a
+// listener wait 2 s in a preread hook, an established session of the same
+// listener (on another route) keeps its round trips under 50 ms, and the
+// waiting clients get their replies after.
 func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	fast, slow := freePort(t), freePort(t)
-	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp, 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
-		fast, slow, fixturePath(t)), udpTwoRoutes(echo, fast, slow, 2))
-	established := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", fast))
-	timedAsk(t, established, "hello")
+	p, src := freePort(t), freePort(t)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
+		p, fixturePath(t)), udpTwoRoutes(echo, p, src, 2))
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	established, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: src}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer established.Close()
+	if rtt := timedAsk(t, established, "hello"); rtt > time.Second {
+		t.Fatalf("the first round trip took %v: the client is not on the fast route", rtt)
+	}
 
 	const newClients = 50
 	slowStart := time.Now()
 	replies := make(chan error, newClients)
 	for i := range newClients {
-		c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", slow))
+		c := dialUDP(t, addr)
 		fmt.Fprintf(c, "slow %d", i)
 		go func() {
 			buf := make([]byte, 64)
@@ -88,15 +99,18 @@ func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 			replies <- err
 		}()
 	}
-	var worst time.Duration
-	rounds := 0
+	var rtts []time.Duration
 	for time.Since(slowStart) < 1500*time.Millisecond {
-		worst = max(worst, timedAsk(t, established, "ping "+strconv.Itoa(rounds)))
-		rounds++
+		rtts = append(rtts, timedAsk(t, established, "ping "+strconv.Itoa(len(rtts))))
 	}
-	t.Logf("slowest round trip %v over %d rounds", worst, rounds)
-	if worst >= 50*time.Millisecond {
-		t.Errorf("an established session's slowest round trip was %v over %d rounds while new clients were set up; want under 50ms", worst, rounds)
+	slices.Sort(rtts)
+	p99, worst := rtts[len(rtts)*99/100], rtts[len(rtts)-1]
+	t.Logf("round trips while new clients were set up: %d, 99th percentile %v, slowest %v", len(rtts), p99, worst)
+	// The 99th percentile, so that a scheduling hiccup of the shared
+	// test machine is not taken for a delay; set-up on the listener's
+	// goroutine delays every round trip by seconds.
+	if p99 >= 50*time.Millisecond || worst >= 500*time.Millisecond {
+		t.Errorf("an established session's round trips while new clients were set up: 99th percentile %v, slowest %v; want under 50ms and 500ms", p99, worst)
 	}
 	for range newClients {
 		if err := <-replies; err != nil {
@@ -112,10 +126,10 @@ func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 // session is set up reach the upstream in order, up to the bound of 64.
 func TestUDPQueuedDatagramsInOrder(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	fast, slow := freePort(t), freePort(t)
+	p := freePort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
-		slow, fixturePath(t)), udpTwoRoutes(echo, fast, slow, 0.5))
-	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", slow))
+		p, fixturePath(t)), udpTwoRoutes(echo, p, freePort(t), 0.5))
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	const sent, queued = 80, 64
 	for i := range sent {
 		fmt.Fprintf(c, "%d", i)
