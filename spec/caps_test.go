@@ -330,3 +330,38 @@ func TestTCPMaxRate(t *testing.T) {
 		t.Errorf("gong_stream_sessions_refused_total{reason=max_rate} = %v; want %d", got, burst-served)
 	}
 }
+
+// TestUDPParkedSessionWakes: a reply that comes after the session's
+// reader has parked (an upstream answering in 300 ms) still reaches the
+// client, and the session ends after its idle timeout.
+func TestUDPParkedSessionWakes(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			reply := "u: " + string(buf[:n])
+			time.AfterFunc(300*time.Millisecond, func() { pc.WriteTo([]byte(reply), from) })
+		}
+	}()
+	p := freePort(t)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p),
+		udpEchoYML(pc.LocalAddr().String(), p, "    read_timeout: 1000\n    write_timeout: 1000\n"))
+	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
+	for i := range 3 {
+		if rtt := timedAsk(t, c, fmt.Sprint("late ", i)); rtt < 300*time.Millisecond {
+			t.Fatalf("reply in %v, before the upstream sent it", rtt)
+		}
+	}
+	g.waitSessionsEnded(t, 1)
+	if lines := readLines(t, g.accessLog); len(lines) != 1 || !strings.Contains(lines[0], " UDP 200 27 18 ") {
+		t.Errorf("access log %q; want one UDP session, 27 bytes sent and 18 received", lines)
+	}
+}
