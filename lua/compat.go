@@ -11,7 +11,7 @@ import (
 )
 
 // openCompat installs the LuaJIT and Lua 5.2 extensions Kong code relies on
-// and gopher-lua lacks (kong-stream-pdk.md §7). Kong's LuaJIT is built with
+// and gopher-lua lacks. Kong's LuaJIT is built with
 // LUAJIT_ENABLE_LUA52COMPAT, hence load with env, xpcall with arguments and
 // table.pack/unpack.
 func openCompat(L *glua.LState) error {

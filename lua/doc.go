@@ -41,7 +41,7 @@
 //   - A Go panic is reported as Kind Panic only when it reaches Call or Run;
 //     Lua code that catches it with its own pcall sees an ordinary error.
 //
-// Compat extensions on every VM (kong-stream-pdk.md §7): bit (module and
+// Compat extensions on every VM (those LuaJIT and Kong code expect): bit (module and
 // global, LuaJIT's signed 32-bit results), table.new, table.clear,
 // table.nkeys, table.isempty, table.isarray, table.clone (also as
 // require "table.new" and so on), table.pack, table.unpack, load(chunk,

@@ -42,3 +42,20 @@ func LibModules() (map[string]string, error) {
 	})
 	return modules, err
 }
+
+// BundledPlugins returns the names of the plugins in the embedded tree
+// (every folder of lib/kong/plugins with a handler.lua), sorted: what
+// kong.conf's "bundled" enables. Adding a plugin's folder adds it here.
+func BundledPlugins() []string {
+	entries, err := fs.ReadDir(Lib, "lib/kong/plugins")
+	if err != nil {
+		panic("embedded Lua tree without lib/kong/plugins: " + err.Error())
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := fs.Stat(Lib, path.Join("lib/kong/plugins", e.Name(), "handler.lua")); e.IsDir() && err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}

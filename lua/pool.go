@@ -3,6 +3,7 @@ package lua
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -76,9 +77,13 @@ type Pool struct {
 	// that finds it empty waits there.
 	slots   chan struct{}
 	closing chan struct{}
-	leases  sync.WaitGroup
-	stop    chan struct{}
-	janitor sync.WaitGroup
+	// creating holds a token per VM being created: creation is CPU-bound,
+	// and a burst of new sessions creating VMs on every core at once
+	// would starve the sessions already running.
+	creating chan struct{}
+	leases   sync.WaitGroup
+	stop     chan struct{}
+	janitor  sync.WaitGroup
 
 	mu     sync.Mutex
 	idle   []*VM // most recently used last
@@ -109,6 +114,7 @@ func NewPool(b *Bundle, opts PoolOptions, setup func(*VM) error) *Pool {
 		setup:    setup,
 		slots:    make(chan struct{}, opts.MaxVMs),
 		closing:  make(chan struct{}),
+		creating: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		stop:     make(chan struct{}),
 		returned: make(chan struct{}),
 	}
@@ -154,7 +160,7 @@ func (p *Pool) Get(ctx context.Context) (*VM, error) {
 	p.size++
 	p.mu.Unlock()
 
-	vm, err := p.newVM()
+	vm, err := p.createVM(ctx)
 	if err != nil {
 		p.mu.Lock()
 		p.size--
@@ -224,6 +230,20 @@ func (p *Pool) unsyncedWake() {
 		close(p.returned)
 		p.returned = make(chan struct{})
 	}
+}
+
+// createVM creates a VM for Get once fewer than half the cores are
+// creating one.
+func (p *Pool) createVM(ctx context.Context) (*VM, error) {
+	select {
+	case p.creating <- struct{}{}:
+	case <-p.closing:
+		return nil, ErrPoolClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-p.creating }()
+	return p.newVM()
 }
 
 func (p *Pool) newVM() (*VM, error) {

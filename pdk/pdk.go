@@ -26,8 +26,8 @@ type Session interface {
 	// only protocol, else "tls" or "tcp" from the balancer data. Empty when
 	// no route matched.
 	Protocol() string
-	// Serialize builds the kong.log.serialize stream record (§5 of
-	// kong-stream-pdk.md) with string keys and values of type nil, bool,
+	// Serialize builds the kong.log.serialize stream record (the fields
+	// Kong's stream serializer writes) with string keys and values of type nil, bool,
 	// string, the Go integer and float types, []any, []string,
 	// map[string]any, []BalancerTry or a glua.LValue passed through as
 	// is. The PDK converts it, puts the live ngx.ctx.balancer_data.tries
@@ -195,7 +195,7 @@ const KongVersion = "3.10.0"
 //
 // The ctx tables are Lua values of the VM that created them: while
 // CtxEmpty is false the connection must keep running on that VM
-// (design.md "Lua VMs"). The certificate phase gets its own State, since
+// (docs/architecture.md, "Lua VMs"). The certificate phase gets its own State, since
 // Kong clears its ngx.ctx when the phase ends.
 type State struct {
 	Phase   Phase

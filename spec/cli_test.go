@@ -70,7 +70,7 @@ func TestCLICheck(t *testing.T) {
 	_, errOut, code := runGong(t, dir, nil, "check", "bad.conf")
 	want := "Warning: bad.conf:3: unknown property 'stream_lisen' ignored; did you mean 'stream_listen'?\n" +
 		"Error: bad.conf:1: log_level has an invalid value: 'loud' (debug, info, notice, warn, error, crit, alert, emerg)\n" +
-		"Error: bad.conf:2: stream_listen must be of form: [off] | <ip>:<port> [udp] [ssl] [proxy_protocol] [bind] [reuseport] [backlog=%d+] [ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] [so_keepalive=%w*:%w*:%d*], [... next entry ...]\n"
+		"Error: bad.conf:2: stream_listen must be of form: [off] | <ip>:<port> [udp] [ssl] [proxy_protocol] [bind] [reuseport] [backlog=%d+] [ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] [so_keepalive=%w*:%w*:%d*] [max_sessions=%d+] [max_rate=%d+], [... next entry ...]\n"
 	if code != 1 || errOut != want {
 		t.Errorf("check bad.conf: exit %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
 	}

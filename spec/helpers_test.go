@@ -231,14 +231,14 @@ func eachLine(c net.Conn, fn func(line string) bool) {
 
 // startUDPEcho runs a UDP server that answers each datagram with name +
 // ": " + the datagram.
-func startUDPEcho(t *testing.T, name string) string {
+func startUDPEcho(t testing.TB, name string) string {
 	t.Helper()
 	return startUDPServer(t, func(msg string) string { return name + ": " + msg })
 }
 
 // startUDPServer runs a UDP server that answers each datagram msg with
 // answer(msg), until the test ends, and returns its address.
-func startUDPServer(t *testing.T, answer func(msg string) string) string {
+func startUDPServer(t testing.TB, answer func(msg string) string) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

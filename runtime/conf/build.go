@@ -92,8 +92,9 @@ func (t *typer) config() *Config {
 	c.PortMaps = t.portMaps()
 
 	t.accept("nginx_user", "nginx_worker_processes", "nginx_daemon", "nginx_main_worker_rlimit_nofile",
-		"nginx_events_worker_connections", "nginx_events_multi_accept")
+		"nginx_events_multi_accept")
 	c.Stream = t.streamSettings()
+	c.Stream.WorkerConnections = t.workerConnections()
 	c.ProxyStreamAccessLog = t.accessLog(c.Stream.LogFormats)
 
 	switch db := t.str("database"); db {
@@ -200,6 +201,17 @@ func (t *typer) streamSettings() StreamSettings {
 		}
 	}
 	return s
+}
+
+// workerConnections reads nginx_events_worker_connections: a positive
+// number caps the sessions in flight, TCP and UDP together; auto (0) sets
+// no cap of gong's own (see docs/caps.md).
+func (t *typer) workerConnections() int {
+	const key = "nginx_events_worker_connections"
+	if v, _ := t.lookup(key); v == "" || v == "auto" {
+		return 0
+	}
+	return t.integer(key, 1, key+" must be 'auto' or a positive integer")
 }
 
 // kongSharedDicts are the lua_shared_dict zones Kong's stream template

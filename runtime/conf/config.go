@@ -162,6 +162,9 @@ type StreamSettings struct {
 	// LuaSharedDicts are the ngx.shared zones and their sizes in bytes:
 	// Kong's own stream zones, then nginx_stream_lua_shared_dict's.
 	LuaSharedDicts map[string]int64
+	// WorkerConnections caps the sessions in flight, TCP and UDP
+	// together (nginx_events_worker_connections); 0 is auto: no cap.
+	WorkerConnections int
 }
 
 // BasicLogFormat is Kong's stream access-log format "basic".

@@ -30,6 +30,10 @@ type Listener struct {
 	SOKeepalive   string // "", "on", "off" or "<idle>:<intvl>:<cnt>"
 	// KeepAlive is SOKeepalive read: TCP keepalive on accepted sockets.
 	KeepAlive KeepAlive
+	// MaxSessions caps the listener's sessions in flight and MaxRate its
+	// new sessions per second (stream only, gong's own flags); 0: no cap.
+	MaxSessions int
+	MaxRate     int
 }
 
 // KeepAlive is an so_keepalive setting. Zero durations and a zero count
@@ -85,7 +89,7 @@ type listenFamily []string
 var (
 	streamFlags = listenFamily{"udp", "ssl", "proxy_protocol", "bind", "reuseport",
 		"backlog=%d+", "ipv6only=on", "ipv6only=off", "so_keepalive=on", "so_keepalive=off",
-		"so_keepalive=%w*:%w*:%d*"}
+		"so_keepalive=%w*:%w*:%d*", "max_sessions=%d+", "max_rate=%d+"}
 	httpFlags = listenFamily{"ssl", "http2", "proxy_protocol", "deferred", "bind", "reuseport",
 		"backlog=%d+", "ipv6only=on", "ipv6only=off", "so_keepalive=on", "so_keepalive=off",
 		"so_keepalive=%w*:%w*:%d*"}
@@ -94,6 +98,8 @@ var (
 var (
 	backlogFlag   = regexp.MustCompile(`^backlog=[0-9]+$`)
 	keepaliveFlag = regexp.MustCompile(`^so_keepalive=[A-Za-z0-9]*:[A-Za-z0-9]*:[0-9]*$`)
+	maxSessions   = regexp.MustCompile(`^max_sessions=[1-9][0-9]{0,8}$`)
+	maxRate       = regexp.MustCompile(`^max_rate=[1-9][0-9]{0,8}$`)
 	hostnameRE    = regexp.MustCompile(`^[A-Za-z0-9_.*-]+$`)
 )
 
@@ -111,6 +117,10 @@ func (f listenFamily) flagIndex(token string) int {
 		case flag == "backlog=%d+" && backlogFlag.MatchString(token):
 			return i
 		case flag == "so_keepalive=%w*:%w*:%d*" && keepaliveFlag.MatchString(token):
+			return i
+		case flag == "max_sessions=%d+" && maxSessions.MatchString(token):
+			return i
+		case flag == "max_rate=%d+" && maxRate.MatchString(token):
 			return i
 		}
 	}
@@ -169,6 +179,10 @@ func parseListener(entry string, family listenFamily) (Listener, bool) {
 				return l, false
 			}
 			l.Backlog = n
+		case strings.HasPrefix(tok, "max_sessions="):
+			l.MaxSessions, _ = strconv.Atoi(strings.TrimPrefix(tok, "max_sessions="))
+		case strings.HasPrefix(tok, "max_rate="):
+			l.MaxRate, _ = strconv.Atoi(strings.TrimPrefix(tok, "max_rate="))
 		case strings.HasPrefix(tok, "ipv6only="):
 			l.IPv6Only = strings.TrimPrefix(tok, "ipv6only=")
 		case strings.HasPrefix(tok, "so_keepalive="):

@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseListeners(t *testing.T) {
-	streamUsage := "stream_listen must be of form: [off] | <ip>:<port> [udp] [ssl] [proxy_protocol] [bind] [reuseport] [backlog=%d+] [ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] [so_keepalive=%w*:%w*:%d*], [... next entry ...]"
+	streamUsage := "stream_listen must be of form: [off] | <ip>:<port> [udp] [ssl] [proxy_protocol] [bind] [reuseport] [backlog=%d+] [ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] [so_keepalive=%w*:%w*:%d*] [max_sessions=%d+] [max_rate=%d+], [... next entry ...]"
 	tests := []struct {
 		name    string
 		entries []string
@@ -27,6 +27,9 @@ func TestParseListeners(t *testing.T) {
 		{"unknown flag", []string{"127.0.0.1:1 http2"}, nil, streamUsage},
 		{"bad keepalive time", []string{"127.0.0.1:1 so_keepalive=soon:1:1"}, nil, streamUsage},
 		{"bad backlog", []string{"127.0.0.1:1 backlog=x"}, nil, streamUsage},
+		{"caps", []string{"127.0.0.1:1 max_rate=50 udp max_sessions=1000"}, []string{"127.0.0.1:1 udp max_sessions=1000 max_rate=50"}, ""},
+		{"zero max_sessions", []string{"127.0.0.1:1 max_sessions=0"}, nil, streamUsage},
+		{"bad max_rate", []string{"127.0.0.1:1 max_rate=-1"}, nil, streamUsage},
 		{"ipv6 without brackets", []string{"::1:80"}, nil, streamUsage},
 		{"bad ipv4", []string{"300.1.1.1:80"}, nil, streamUsage},
 		{"empty", nil, nil, streamUsage},
@@ -64,6 +67,16 @@ func TestListenerFields(t *testing.T) {
 	}
 	if l.Addr() != "[::1]:5353" {
 		t.Errorf("Addr() = %q; want [::1]:5353", l.Addr())
+	}
+}
+
+func TestListenerCaps(t *testing.T) {
+	ls, err := parseListeners("stream_listen", []string{"127.0.0.1:53 udp max_sessions=1000 max_rate=200"}, streamFlags)
+	if err != "" || ls[0].MaxSessions != 1000 || ls[0].MaxRate != 200 {
+		t.Fatalf("parsed %+v, %q", ls, err)
+	}
+	if _, err := parseListeners("admin_listen", []string{"127.0.0.1:8001 max_sessions=5"}, httpFlags); err == "" {
+		t.Error("admin_listen accepted max_sessions")
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package schema serves Kong's schema DSL to plugin schema.lua files and
-// runs the DSL in Go (kong-stream-pdk.md §6).
+// runs the DSL in Go: typedefs, validators and defaults as Kong's schema
+// engine applies them.
 //
 // It owns the Go-native Lua modules "kong.db.schema" (define) and
 // "kong.db.schema.typedefs" (callable typedef tables whose custom

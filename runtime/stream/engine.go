@@ -32,6 +32,7 @@ type Engine struct {
 	activeMu sync.Mutex
 	active   map[*Session]struct{} // closed by Stop, listed by Sessions
 	nextID   atomic.Uint64
+	sessions atomic.Int64 // admitted and not yet ended, for worker_connections
 }
 
 // New prepares an engine; Swap gives it its first Config and listeners.
@@ -52,6 +53,7 @@ type socket struct {
 	pc     net.PacketConn
 	closed atomic.Bool
 	loop   sync.WaitGroup
+	caps   listenerCaps
 }
 
 func (o *socket) close() {
@@ -89,7 +91,9 @@ func (e *Engine) Swap(cfg *Config) (*Config, error) {
 			}
 			return nil, fmt.Errorf("stream_listen %s: %w", l.Listener, err)
 		}
-		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
+		o := &socket{key: k, ln: ln, pc: pc}
+		o.caps.name = capsName(l)
+		opened = append(opened, o)
 	}
 	old := e.current.Swap(cfg)
 	for _, o := range opened {

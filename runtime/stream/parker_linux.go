@@ -1,8 +1,8 @@
 package stream
 
 import (
-	"net"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +22,7 @@ type parker struct {
 }
 
 type parkedDir struct {
-	r   *relay
+	r   resumer
 	dir int
 }
 
@@ -66,8 +66,8 @@ func (p *parker) newToken() int32 {
 	return p.next
 }
 
-// park watches c for readability on behalf of one relay direction.
-func (p *parker) park(token int32, r *relay, dir int, c *net.TCPConn) error {
+// park watches c for readability on behalf of r.
+func (p *parker) park(token int32, r resumer, dir int, c syscall.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ package stream
 
 import (
 	"errors"
-	"net"
+	"syscall"
 )
 
 // parker needs epoll: elsewhere there is none, and quiet directions keep
@@ -15,7 +15,7 @@ var errNoParker = errors.New("parking idle connections needs Linux's epoll")
 
 func newParker() (*parker, error) { return nil, errNoParker }
 
-func (*parker) close()                                      {}
-func (*parker) newToken() int32                             { return 0 }
-func (*parker) park(int32, *relay, int, *net.TCPConn) error { return errNoParker }
-func (*parker) unpark(int32)                                {}
+func (*parker) close()                                       {}
+func (*parker) newToken() int32                              { return 0 }
+func (*parker) park(int32, resumer, int, syscall.Conn) error { return errNoParker }
+func (*parker) unpark(int32)                                 {}

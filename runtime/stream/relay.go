@@ -169,6 +169,10 @@ func (r *relay) park(dir int, src net.Conn) bool {
 	return true
 }
 
+// resumer is what the parker wakes: a relay (dir is its direction), or
+// the upstream reader of a quiet UDP session (udpReader).
+type resumer interface{ resume(dir int) }
+
 // resume runs a parked direction again; the parker calls it when the
 // direction's socket is readable.
 func (r *relay) resume(dir int) {

@@ -51,6 +51,9 @@ type Session struct {
 	// metrics.
 	counted bool
 	rec     Record
+	// caps holds the session's place under its listener's caps, given
+	// back when it ends.
+	caps *listenerCaps
 
 	// HookData is what the hooks keep for the session from one phase to
 	// the next; the engine never reads it.
@@ -70,6 +73,10 @@ type Session struct {
 	reader *bufio.Reader
 	pc     *net.UDPConn
 	table  *udpTable
+	// pending are a UDP client's datagrams waiting, in order, for the
+	// session's upstream (nil once it is connected); the table's lock
+	// guards them.
+	pending [][]byte
 
 	// svc and att are the service dialed and the record of its attempts,
 	// released when the session ends (least-connections counts, latency).
@@ -85,11 +92,13 @@ type Session struct {
 	// mu guards up, relay and closed, which Close reads, and the facts
 	// Info reads while the session runs: client, route, sni and the
 	// upstream addresses. The session's goroutine writes them under mu.
-	mu     sync.Mutex
-	up     net.Conn
-	relay  *relay
-	sni    string // the SNI the session was routed on
-	closed bool
+	mu    sync.Mutex
+	up    net.Conn
+	relay *relay
+	// udpReader relays a UDP session's replies once it is set up.
+	udpReader *udpReader
+	sni       string // the SNI the session was routed on
+	closed    bool
 }
 
 // newSession starts the record of a session accepted on local from peer.
@@ -231,10 +240,14 @@ type Try struct {
 func (s *Session) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	r, up := s.relay, s.up
+	r, ur, up := s.relay, s.udpReader, s.up
 	s.mu.Unlock()
 	if r != nil {
 		return r.Close()
+	}
+	if ur != nil {
+		ur.abort()
+		return nil
 	}
 	if up != nil {
 		up.Close()
@@ -486,6 +499,7 @@ func (s *Session) end(status int) {
 	if s.cfg.access != nil {
 		s.cfg.access.Write(s.cfg.format.appendLine(nil, &s.rec))
 	}
+	s.caps.release(s.e)
 	s.cfg.Done()
 	s.e.conns.Done()
 }

@@ -33,15 +33,22 @@ func (e *Engine) acceptLoop(o *socket) {
 		}
 		backoff = 0
 		cfg := e.acquire()
+		l := cfg.Listeners[o.key]
+		if reason := e.admit(cfg, &o.caps, l.MaxSessions, l.MaxRate); reason != "" {
+			conn.Close() // at once: a refused client is not left in the backlog
+			cfg.Done()
+			e.refuse(&o.caps, reason)
+			continue
+		}
 		e.conns.Add(1)
-		go e.serveTCP(cfg, o.key, conn.(*net.TCPConn))
+		go e.serveTCP(cfg, o, conn.(*net.TCPConn))
 	}
 }
 
-func (e *Engine) serveTCP(cfg *Config, key ListenKey, down *net.TCPConn) {
-	l, ok := cfg.Listeners[key]
+func (e *Engine) serveTCP(cfg *Config, o *socket, down *net.TCPConn) {
+	l, ok := cfg.Listeners[o.key]
 	s := e.newSession(cfg, false, down.LocalAddr().(*net.TCPAddr).AddrPort(), down.RemoteAddr().(*net.TCPAddr).AddrPort())
-	s.down, s.stream = down, down
+	s.down, s.stream, s.caps = down, down, &o.caps
 	e.track(s)
 	if !ok {
 		s.end(0) // the listener left the configuration while this was accepted

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,9 +14,17 @@ import (
 	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
+// udpPendingMax is how many datagrams a client may send while its
+// session is being set up (routing, preread hook, dial): they wait, in
+// order, and go to the upstream once it is connected. Later ones are
+// dropped, as a full socket buffer would drop them.
+const udpPendingMax = 64
+
 // udpLoop reads the listener's datagrams and hands each to its client's
-// session, creating the session on a client's first datagram. Datagrams
-// keep their boundaries: one read, one write.
+// session. A client's first datagram (under the caps) starts a session
+// whose set-up runs on a goroutine of its own, so the listener goes on
+// serving its other clients meanwhile. Datagrams keep their boundaries:
+// one read, one write.
 func (e *Engine) udpLoop(o *socket) {
 	defer o.loop.Done()
 	pc := o.pc.(*net.UDPConn)
@@ -36,70 +45,55 @@ func (e *Engine) udpLoop(o *socket) {
 			continue
 		}
 		cfg := e.acquire()
-		if _, ok := cfg.Listeners[o.key]; !ok {
+		l, ok := cfg.Listeners[o.key]
+		if !ok {
 			cfg.Done()
+			continue
+		}
+		if reason := e.admit(cfg, &o.caps, l.MaxSessions, l.MaxRate); reason != "" {
+			cfg.Done()
+			e.refuse(&o.caps, reason)
 			continue
 		}
 		e.conns.Add(1)
 		s := e.newSession(cfg, true, local, client)
-		s.pc, s.table = pc, table
-		// Set-up runs here, on the listener's goroutine, before the
-		// session's first datagram goes out: a slow preread hook delays
-		// the listener's other clients.
-		if !s.setUpUDP() {
-			continue
-		}
+		s.pc, s.table, s.caps = pc, table, &o.caps
+		s.pending = [][]byte{bytes.Clone(buf[:n])}
 		table.add(s)
 		go s.serveUDP()
-		table.send(client, buf[:n])
 	}
 }
 
-// setUpUDP routes a new UDP session, runs the preread hook and connects
-// to its upstream; false, after ending the session, when that fails.
-func (s *Session) setUpUDP() bool {
+// serveUDP sets a new UDP session up: it routes it, runs the preread hook
+// and connects to its upstream, then sends the datagrams that waited
+// meanwhile and hands the upstream's replies to a udpReader.
+func (s *Session) serveUDP() {
 	s.last.Store(time.Now().UnixNano())
 	s.rec.RemoteAddr, s.rec.RemotePort = s.client.Addr().String(), int(s.client.Port())
 	s.e.track(s)
 	s.startTrace("udp", trace.SpanContext{})
 	if !s.match(router.ConnInfo{Protocol: "udp", Src: s.client, Dst: s.cfg.Destination(s.local)}) {
-		return false
+		s.table.leave(s)
+		return
 	}
 	up := s.connect()
 	if up == nil {
-		return false
+		s.table.leave(s)
+		return
 	}
 	s.idle = s.svc.idle
-	return true
-}
-
-// serveUDP relays the upstream's datagrams to the client until the
-// session has been idle (no datagram either way) for the service's
-// timeout.
-func (s *Session) serveUDP() {
-	up := s.up.(*net.UDPConn)
-	buf := make([]byte, 64<<10)
-	for {
-		deadline := time.Unix(0, s.last.Load()).Add(s.idle)
-		if !time.Now().Before(deadline) && s.table.leaveIdle(s) {
-			break
-		}
-		up.SetReadDeadline(deadline)
-		n, err := up.Read(buf)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue // the loop head decides whether the session is idle
-			}
-			break
-		}
-		s.last.Store(time.Now().UnixNano())
-		if _, err := s.pc.WriteToUDPAddrPort(buf[:n], s.client); err != nil {
-			break
-		}
-		s.sent.Add(int64(n))
+	r := &udpReader{s: s, up: up.(*net.UDPConn)}
+	s.mu.Lock()
+	s.udpReader = r
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		s.table.leave(s)
+		s.end(StatusOK)
+		return
 	}
-	s.table.leave(s)
-	s.end(StatusOK)
+	s.table.ready(s)
+	r.start()
 }
 
 // udpTable is a listener's sessions by client address. A session leaves
@@ -116,7 +110,8 @@ func (t *udpTable) add(s *Session) {
 	t.mu.Unlock()
 }
 
-// send passes a client's datagram to its session; false when it has none.
+// send passes a client's datagram to its session, or queues it while the
+// session is set up; false when the client has no session.
 func (t *udpTable) send(client netip.AddrPort, p []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -124,12 +119,35 @@ func (t *udpTable) send(client netip.AddrPort, p []byte) bool {
 	if s == nil {
 		return false
 	}
+	if s.pending != nil {
+		if len(s.pending) < udpPendingMax {
+			s.pending = append(s.pending, bytes.Clone(p))
+		}
+		return true
+	}
+	s.forward(p)
+	return true
+}
+
+// forward sends a client's datagram to the upstream; the table's lock is
+// held.
+func (s *Session) forward(p []byte) {
 	s.last.Store(time.Now().UnixNano())
 	s.received.Add(int64(len(p)))
 	if _, err := s.up.Write(p); err != nil {
-		s.e.log.Info("send() to upstream failed: "+err.Error(), errlog.Conn(s.rec.ID), "client", client)
+		s.e.log.Info("send() to upstream failed: "+err.Error(), errlog.Conn(s.rec.ID), "client", s.client)
 	}
-	return true
+}
+
+// ready sends the datagrams that waited for the session's upstream, in
+// order, and lets later ones go straight through.
+func (t *udpTable) ready(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range s.pending {
+		s.forward(p)
+	}
+	s.pending = nil
 }
 
 // leaveIdle removes an idle session; false when a datagram came meanwhile.
@@ -152,12 +170,15 @@ func (t *udpTable) leave(s *Session) {
 	}
 }
 
-// closeAll ends the sessions: their upstream sockets close, and each
-// session's reader ends it.
+// closeAll ends the sessions, those being set up included.
 func (t *udpTable) closeAll() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	sessions := make([]*Session, 0, len(t.sessions))
 	for _, s := range t.sessions {
-		s.up.Close()
+		sessions = append(sessions, s)
+	}
+	t.mu.Unlock()
+	for _, s := range sessions {
+		s.Close()
 	}
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	tlsErrors       *prometheus.CounterVec
 	phaseDuration   *prometheus.HistogramVec
 	reloads         *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 }
 
 // subsystem is the subsystem and kong_subsystem label of Kong's series.
@@ -96,9 +97,12 @@ func NewMetrics(src Sources) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gong_reloads_total", Help: "Configuration reloads, by result (success or failure).",
 		}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_stream_sessions_refused_total", Help: "New TCP connections closed and UDP datagrams from new clients dropped over a session cap, by listener and cap (worker_connections, max_sessions or max_rate).",
+		}, []string{"listener", "reason"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, targetCollector{src.Targets}, nodeCollector{src})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, targetCollector{src.Targets}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -150,6 +154,12 @@ func (m *Metrics) HandshakeFailed(upstream bool) {
 		side = "upstream"
 	}
 	m.tlsErrors.WithLabelValues(side).Inc()
+}
+
+// Refused counts a session refused over a cap: listener is the
+// stream_listen address (with " udp" for UDP), reason the cap.
+func (m *Metrics) Refused(listener, reason string) {
+	m.refused.WithLabelValues(listener, reason).Inc()
 }
 
 // PhaseRan records one plugin handler call.
