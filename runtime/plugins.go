@@ -107,7 +107,8 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket,
+		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize}
 	if host.proc != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
 	}

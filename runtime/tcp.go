@@ -69,6 +69,9 @@ type conn struct {
 	up    net.Conn
 	relay *relay
 	sni   string // the SNI the session was routed on
+	// ssl is set for sessions on an ssl listener, whose idle timeout
+	// nginx_sproxy_proxy_timeout caps.
+	ssl bool
 }
 
 // Close ends the session at once; Server.Stop calls it.
@@ -110,6 +113,7 @@ func (s *Server) serveTCP(g *generation, key listenKey, down *net.TCPConn) {
 	}
 	cx.startTrace("tcp", parent)
 	if l.SSL {
+		cx.ssl = true
 		cx.serveTLS(first)
 		return
 	}
@@ -224,7 +228,7 @@ func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 		cx.end(nil, status)
 		return
 	}
-	r := &relay{down: down, downRaw: cx.down, up: up, idle: target.service.idle, parker: cx.s.parker, done: cx.relayDone}
+	r := &relay{down: down, downRaw: cx.down, up: up, idle: cx.g.conf.Stream.SessionIdle(target.service.idle, cx.ssl), parker: cx.s.parker, done: cx.relayDone}
 	cx.mu.Lock()
 	cx.relay = r
 	cx.mu.Unlock()

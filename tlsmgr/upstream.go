@@ -75,17 +75,29 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, name string, depth int
 		}
 		certs[i] = c
 	}
+	if err := VerifyPeer(certs, roots, name, depth); err != nil {
+		return fmt.Errorf("upstream tls verify: %w", err)
+	}
+	return nil
+}
+
+// VerifyPeer checks a server's chain (leaf first) as OpenSSL does for
+// nginx and Kong's cosockets: against roots (nil: the system's), within
+// depth intermediates (negative: no limit), and, unless name is "", for
+// that host name, the Common Name standing in only when the certificate
+// has no SANs.
+func VerifyPeer(certs []*x509.Certificate, roots *x509.CertPool, name string, depth int) error {
 	chains, err := verifyCerts(certs, x509.VerifyOptions{Roots: roots})
 	if err != nil {
-		return fmt.Errorf("upstream tls verify: %w", err)
+		return err
 	}
 	if name != "" {
 		if err := verifyHostname(certs[0], name); err != nil {
-			return fmt.Errorf("upstream tls verify: %w", err)
+			return err
 		}
 	}
 	if !withinDepth(chains, depth) {
-		return fmt.Errorf("upstream tls verify: certificate chain too long (verify depth %d)", depth)
+		return fmt.Errorf("certificate chain too long (verify depth %d)", depth)
 	}
 	return nil
 }

@@ -143,8 +143,10 @@ type StreamSettings struct {
 	PrereadBufferSize    int
 	PrereadTimeout       time.Duration
 	ProxyProtocolTimeout time.Duration
-	// ProxyTimeout is the idle timeout of a connection no service has set
-	// one for yet.
+	// ProxyTimeout is nginx_sproxy_proxy_timeout (10m by default). In
+	// Kong it is the idle timeout of the hop every ssl listener's session
+	// takes before its service's own timeout applies, so it caps the idle
+	// timeout of those sessions; see SessionIdle.
 	ProxyTimeout time.Duration
 	// ProxySSLVerify is the upstream verification of services that leave
 	// tls_verify unset; nil means off.
@@ -156,6 +158,18 @@ type StreamSettings struct {
 	// LuaSharedDicts are the ngx.shared zones and their sizes in bytes:
 	// Kong's own stream zones, then nginx_stream_lua_shared_dict's.
 	LuaSharedDicts map[string]int64
+}
+
+// SessionIdle is a proxied session's idle timeout: the service's
+// (max(read_timeout, write_timeout), as Kong sets nginx's proxy_timeout),
+// and on an ssl listener no more than ProxyTimeout. Kong's ssl listeners
+// relay every session through an internal hop whose proxy_timeout is
+// nginx_sproxy_proxy_timeout, whichever is shorter ends the session.
+func (s StreamSettings) SessionIdle(service time.Duration, sslListener bool) time.Duration {
+	if sslListener && s.ProxyTimeout > 0 && (service <= 0 || s.ProxyTimeout < service) {
+		return s.ProxyTimeout
+	}
+	return service
 }
 
 // BasicLogFormat is Kong's stream access-log format "basic".
