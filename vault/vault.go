@@ -132,6 +132,11 @@ func parseConfig(name string, base config, each func(func(string, any) bool)) (c
 	return c, bad, err
 }
 
+// PropertyError is an invalid vault_* property.
+type PropertyError struct{ Property, Msg string }
+
+func (e *PropertyError) Error() string { return e.Property + ": " + e.Msg }
+
 // Resolver resolves references; it is safe for concurrent use.
 type Resolver struct {
 	enabled   map[string]bool
@@ -186,7 +191,7 @@ func New(s Settings, entities []Entity) (*Resolver, error) {
 			}
 		})
 		if err != nil {
-			return nil, fmt.Errorf("vault_%s_%s: %v", name, field, err)
+			return nil, &PropertyError{Property: "vault_" + name + "_" + field, Msg: err.Error()}
 		}
 		r.base[name] = c
 	}

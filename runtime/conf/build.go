@@ -39,8 +39,8 @@ var ECDHCurves = []string{"X25519MLKEM768", "X25519", "prime256v1", "P-256", "se
 // TracingInstrumentations are the parts of a connection gong can trace.
 var TracingInstrumentations = []string{"connection", "tls", "router", "plugins", "balancer", "upstream_tls"}
 
-func build(values map[string]Value, dir string) (*Config, Errors) {
-	t := &typer{values: values, dir: dir, read: map[string]bool{}}
+func build(values map[string]Value, secrets map[string][]secret, opts Options) (*Config, Errors) {
+	t := &typer{values: values, secrets: secrets, dir: opts.Dir, env: opts.Env, read: map[string]bool{}}
 	c := t.config()
 	return c, t.problems
 }
@@ -81,6 +81,7 @@ func (t *typer) config() *Config {
 		}
 	}
 	c.AdminToken = t.str("admin_token")
+	c.Vault = t.vaults()
 	t.listeners("proxy_listen", httpFlags)
 	t.listeners("admin_gui_listen", httpFlags)
 	t.accept("cluster_listen")

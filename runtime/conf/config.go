@@ -2,6 +2,8 @@ package conf
 
 import (
 	"net/netip"
+
+	"github.com/gong-proxy/gong/vault"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +35,9 @@ type Config struct {
 	// AdminToken, when set, must come with every Admin API request in a
 	// Kong-Admin-Token header (a gong extension).
 	AdminToken string
+	// Vault is the vaults and vault_* properties, from which the vault
+	// references of kong.yml and Lua are resolved.
+	Vault vault.Settings
 	// PortMaps maps a port gong listens on to the port clients reach it on;
 	// stream routes match the mapped port.
 	PortMaps map[int]int

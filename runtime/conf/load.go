@@ -66,8 +66,17 @@ func Load(opts Options) (*Config, []Problem, error) {
 	for _, k := range overrides {
 		l.set(k, opts.Overrides[k], Source{Kind: FromCommandLine})
 	}
-	c, problems := build(l.values, opts.Dir)
-	if len(problems) > 0 {
+	resolved, secrets, problems := dereference(l.values, vaultSettings(l.values, opts.Dir, opts.Env))
+	if len(problems) == 0 {
+		var c *Config
+		c, problems = build(resolved, secrets, opts)
+		// .kong_env and kong.configuration keep the references.
+		c.values = l.values
+		if len(problems) == 0 {
+			return c, l.warnings, nil
+		}
+	}
+	{
 		sort.SliceStable(problems, func(i, j int) bool {
 			a, b := problems[i].Source, problems[j].Source
 			if a.Kind != b.Kind {
@@ -77,7 +86,6 @@ func Load(opts Options) (*Config, []Problem, error) {
 		})
 		return nil, l.warnings, problems
 	}
-	return c, l.warnings, nil
 }
 
 type loader struct {
