@@ -179,6 +179,9 @@ type Options struct {
 	// SSLProtocols are lua_ssl_protocols (TLSv1.2, TLSv1.3...), the
 	// versions cosocket handshakes offer; empty is crypto/tls's.
 	SSLProtocols []string
+	// Vault resolves kong.vault.get's references. If nil, the process's
+	// environment through the env vault.
+	Vault Vault
 	// SocketPoolSize is lua_socket_pool_size: the idle connections a
 	// keepalive pool keeps when setkeepalive names no size. Zero is
 	// Kong's default, 256.
@@ -403,7 +406,7 @@ func (p *pdk) namespaces() []namespace {
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
 		{"nginx", p.nginxFuncs()},
-		{"vault", vaultFuncs},
+		{"vault", p.vaultFuncs()},
 		{"plugin", pluginFuncs},
 		{"telemetry", telemetryFuncs},
 		{"tracing", p.tracingFuncs()},

@@ -24,7 +24,7 @@ func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.validate, PluginProtocols: ps.protocols}
+		PluginConfig: ps.validate, PluginProtocols: ps.protocols, Vault: c.Vault, PluginReferences: ps.dereference}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:
@@ -60,12 +60,16 @@ func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative
 		name = c.DeclarativeConfig
 	default:
 		d, err := declarative.Parse([]byte(`{"_format_version": "3.0"}`), "", opts)
+		if err == nil {
+			ps.vault.Set(d.Secrets)
+		}
 		return d, admin.EmptyConfigHash, err
 	}
 	d, err := declarative.Parse(data, name, opts)
 	if err != nil {
 		return nil, "", err
 	}
+	ps.vault.Set(d.Secrets)
 	return d, fmt.Sprintf("%x", md5.Sum(data)), nil
 }
 

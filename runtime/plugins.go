@@ -20,6 +20,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/runtime/telemetry"
+	"github.com/gong-proxy/gong/vault"
 )
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
@@ -54,6 +55,8 @@ type pluginSet struct {
 	// packagePath is lua_package_path, where require finds the modules
 	// plugins share beyond their own folders.
 	packagePath string
+	// vault is kong.vault's resolver, the loaded configuration's.
+	vault *vault.Current
 }
 
 // pluginHost is what a plugin set takes from the server that runs it.
@@ -101,6 +104,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
 	}
+	secrets := &vault.Current{}
 	timers := pdk.NewTimers()
 	timers.Logger = host.logger
 	shared := host.shared.Carry(c.Stream.LuaSharedDicts)
@@ -108,7 +112,8 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket,
-		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize}
+		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
+		Vault: secrets}
 	if host.proc != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
 	}
@@ -123,6 +128,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 		timers:      timers,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
+		vault:       secrets,
 	}
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
@@ -326,6 +332,15 @@ func (ps *pluginSet) validate(name string, config map[string]any) (map[string]an
 	return s.Validate(ps.schemaVM, config)
 }
 
+// dereference is the declarative PluginReferences hook: the plugin's
+// schema names the referenceable fields.
+func (ps *pluginSet) dereference(name string, config map[string]any, get func(string) (string, error)) (map[string]any, error) {
+	if s, ok := ps.schemas[name]; ok {
+		return s.Dereference(config, get)
+	}
+	return config, nil
+}
+
 func (ps *pluginSet) protocols(name string) []string {
 	if s, ok := ps.schemas[name]; ok {
 		return s.Protocols()
@@ -373,7 +388,7 @@ func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service strin
 	}
 	runs := make([]pluginRun, 0, len(best))
 	for name, p := range best {
-		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.Config})
+		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.HandlerConfig()})
 	}
 	slices.SortFunc(runs, func(a, b pluginRun) int {
 		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {

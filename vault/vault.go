@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -359,4 +360,28 @@ func jsonField(value, key string) (string, error) {
 		return "", fmt.Errorf("could not get subfield value: unexpected %T value in JSON secret for subfield %s", v, key)
 	}
 	return s, nil
+}
+
+// Current forwards to the Resolver last Set: Lua VMs are made before the
+// configuration whose vaults they resolve with is loaded. Before Set it
+// resolves nothing.
+type Current struct{ r atomic.Pointer[Resolver] }
+
+// Set makes r the Resolver used.
+func (c *Current) Set(r *Resolver) { c.r.Store(r) }
+
+// Get resolves ref with the current Resolver.
+func (c *Current) Get(ref string) (string, error) {
+	r := c.r.Load()
+	if r == nil {
+		return "", fmt.Errorf("vault not ready [%s]", ref)
+	}
+	return r.Get(ref)
+}
+
+// Flush flushes the current Resolver's cache.
+func (c *Current) Flush() {
+	if r := c.r.Load(); r != nil {
+		r.Flush()
+	}
 }
