@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/tlsmgr"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -72,6 +73,9 @@ type conn struct {
 	// ssl is set for sessions on an ssl listener, whose idle timeout
 	// nginx_sproxy_proxy_timeout caps.
 	ssl bool
+	// refused is the client connection (TLS or not) of a session a
+	// plugin ended in preread, closed gracefully.
+	refused net.Conn
 }
 
 // Close ends the session at once; Server.Stop calls it.
@@ -214,6 +218,7 @@ func (cx *conn) proxyTo(target *routeTarget, down net.Conn, first []byte) {
 		status, done := cx.preread(target, down)
 		first = cx.unread(first)
 		if done {
+			cx.refused = down
 			cx.end(nil, status)
 			return
 		}
@@ -335,7 +340,11 @@ func connectError(err error) string {
 // end closes the session's sockets (up may be nil), writes its access-log
 // line and lets Quit and Stop know it is gone.
 func (cx *conn) end(up net.Conn, status int) {
-	cx.down.Close()
+	if cx.refused != nil {
+		tlsmgr.Shutdown(cx.refused, cx.down)
+	} else {
+		cx.down.Close()
+	}
 	if up != nil {
 		up.Close()
 	}
@@ -356,6 +365,9 @@ func (cx *conn) end(up net.Conn, status int) {
 	cx.s.untrack(cx)
 	if cx.g.access != nil {
 		cx.g.access.write(cx.g.format.appendLine(nil, &cx.sess))
+	}
+	if cx.refused != nil {
+		tlsmgr.Drain(cx.down)
 	}
 	cx.g.done()
 	cx.s.conns.Done()
