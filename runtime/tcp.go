@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gong-proxy/gong/router"
-	"github.com/gong-proxy/gong/tlsmgr"
 	"github.com/gong-proxy/gong/runtime/telemetry"
+	"github.com/gong-proxy/gong/tlsmgr"
 )
 
 // Session statuses, as Kong's stream sessions report them.
