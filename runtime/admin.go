@@ -131,7 +131,7 @@ func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h 
 		var protocols http.Protocols
 		protocols.SetHTTP1(true)
 		srv := &http.Server{Handler: h, Protocols: &protocols, ReadHeaderTimeout: time.Minute,
-			ErrorLog: httpErrorLog(s.log, property)}
+			ErrorLog: httpErrorLog(s.apiLog(property), property)}
 		apis.servers = append(apis.servers, srv)
 		if !l.SSL {
 			protocols.SetUnencryptedHTTP2(l.HTTP2)
@@ -211,6 +211,15 @@ func (s *Server) APIAddrs(property string) []net.Addr {
 	return s.apis.addrs[property]
 }
 
+// apiLog is the error log of an API's listeners: admin_error_log for
+// admin_listen, status_error_log for status_listen.
+func (s *Server) apiLog(property string) *errorLog {
+	if property == "status_listen" {
+		return s.statusLog
+	}
+	return s.adminLog
+}
+
 // httpErrorLog sends an API server's errors (failed handshakes, broken
 // requests) to the error log, at info level as nginx logs client errors.
 func httpErrorLog(l *errorLog, property string) *log.Logger {
@@ -246,7 +255,7 @@ func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
 		return admin.Snapshot{}, admin.ErrExiting
 	}
 	if err != nil {
-		b.s.log.logf(LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
+		b.s.adminLog.logf(LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
 		return admin.Snapshot{}, err
 	}
 	b.s.log.logf(LevelNotice, 0, "configuration replaced through POST /config")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/runtime/conf"
 )
 
 // Level is an nginx error-log level; lower is more verbose.
@@ -78,8 +79,29 @@ func (l *errorLog) logf(level Level, conn uint64, format string, args ...any) {
 	l.mu.Unlock()
 }
 
+// reopenLogs applies kong.conf's error logs: proxy_stream_error_log,
+// admin_error_log and status_error_log, at log_level. With
+// Options.ErrorLog they all keep writing there.
+func (s *Server) reopenLogs(c *conf.Config) error {
+	for _, l := range []struct {
+		log      *errorLog
+		property string
+		path     string
+	}{{s.log, "proxy_stream_error_log", c.ProxyStreamErrorLog}, {s.adminLog, "admin_error_log", c.AdminErrorLog},
+		{s.statusLog, "status_error_log", c.StatusErrorLog}} {
+		path := l.path
+		if s.opts.ErrorLog != nil {
+			path = ""
+		}
+		if err := l.log.reopen(path, s.level(c)); err != nil {
+			return fmt.Errorf("%s: %w", l.property, err)
+		}
+	}
+	return nil
+}
+
 // reopen points the log at path (appending), unless it already writes
-// there. An empty path keeps the current writer.
+// there; "off" discards. An empty path keeps the current writer.
 func (l *errorLog) reopen(path string, level Level) error {
 	l.level.Store(int32(level))
 	if path == "" {
@@ -106,6 +128,8 @@ func (l *errorLog) reopen(path string, level Level) error {
 // closer is nil for those.
 func openLogFile(path string) (io.Writer, io.Closer, error) {
 	switch path {
+	case "off":
+		return io.Discard, nil, nil
 	case "/dev/stdout":
 		return os.Stdout, nil, nil
 	case "/dev/stderr":

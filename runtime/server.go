@@ -49,9 +49,12 @@ type Options struct {
 // Server runs gong: it owns the listening sockets, the current generation
 // and the connections in flight.
 type Server struct {
-	opts    Options
-	log     *errorLog
-	current atomic.Pointer[generation]
+	opts Options
+	log  *errorLog
+	// adminLog and statusLog are admin_error_log and status_error_log,
+	// where the Admin and Status APIs' errors go.
+	adminLog, statusLog *errorLog
+	current             atomic.Pointer[generation]
 
 	mu         sync.Mutex // guards listeners, accessLogs and stopping
 	listeners  map[listenKey]*socket
@@ -116,6 +119,7 @@ func New(opts Options) (*Server, error) {
 		w = os.Stderr
 	}
 	s.log = newErrorLog(w, s.level(opts.Config))
+	s.adminLog, s.statusLog = newErrorLog(w, s.level(opts.Config)), newErrorLog(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
 	telemetry.SetErrorLog(func(err error) { s.log.logf(LevelWarn, 0, "tracing: %v", err) })
 	s.nodeID = opts.Config.NodeID
@@ -143,10 +147,8 @@ func (s *Server) level(c *conf.Config) Level {
 // Start builds the first generation and opens its listeners.
 func (s *Server) Start() error {
 	c := s.opts.Config
-	if s.opts.ErrorLog == nil {
-		if err := s.log.reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
-			return fmt.Errorf("proxy_stream_error_log: %w", err)
-		}
+	if err := s.reopenLogs(c); err != nil {
+		return err
 	}
 	g, err := s.swap(c, nil)
 	if err != nil {
@@ -342,11 +344,7 @@ func (s *Server) reload(opts conf.Options) error {
 	if apisChanged {
 		s.log.logf(LevelNotice, 0, "admin_listen and status_listen changes take effect when gong restarts")
 	}
-	if s.opts.ErrorLog == nil {
-		return s.log.reopen(c.ProxyStreamErrorLog, s.level(c))
-	}
-	s.log.level.Store(int32(s.level(c)))
-	return nil
+	return s.reopenLogs(c)
 }
 
 // Quit stops accepting connections and ends the server once those in

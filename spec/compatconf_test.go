@@ -4,7 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/gong-proxy/gong/runtime"
+	"github.com/gong-proxy/gong/runtime/conf"
 )
 
 // TestSproxyProxyTimeoutCapsSSLListeners: nginx_sproxy_proxy_timeout ends
@@ -55,4 +63,47 @@ func TestRefusedTLSSessionClosesCleanly(t *testing.T) {
 		c.Close()
 	}
 	g.waitErrLog(t, "denial logged", "IP address not allowed")
+}
+
+// TestAPIErrorLogs: the Admin API's errors go to admin_error_log and the
+// Status API's to status_error_log, not to the stream error log.
+func TestAPIErrorLogs(t *testing.T) {
+	dir := t.TempDir()
+	adminPort, statusPort := freePort(t), freePort(t)
+	confPath := filepath.Join(dir, "kong.conf")
+	writeFile(t, confPath, fmt.Sprintf("prefix = %s\ndatabase = off\nlog_level = info\n"+
+		"admin_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:%d ssl\n"+
+		"proxy_stream_access_log = off\nproxy_stream_error_log = %s/error.log\nadmin_error_log = %s/admin_error.log\nstatus_error_log = %s/status_error.log\n",
+		dir, adminPort, statusPort, dir, dir, dir))
+	c, _, err := conf.Load(conf.Options{Path: confPath, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := runtime.New(runtime.Options{Config: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/config", adminPort), "application/json",
+		strings.NewReader(`{"_format_version": "3.0", "services": [{"name": "s", "host": "127.0.0.1", "protocol": "nope"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	plain, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", statusPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(plain, "GET /status HTTP/1.0\r\n\r\n")
+	io.Copy(io.Discard, plain)
+	plain.Close()
+	read := func(name string) string { b, _ := os.ReadFile(filepath.Join(dir, name)); return string(b) }
+	eventually(t, "admin error logged", func() bool { return strings.Contains(read("admin_error.log"), "POST /config failed") })
+	eventually(t, "status error logged", func() bool { return strings.Contains(read("status_error.log"), "status_listen: http: TLS handshake error") })
+	if stream := read("error.log"); strings.Contains(stream, "POST /config failed") || strings.Contains(stream, "TLS handshake error") {
+		t.Errorf("the stream error log has the APIs' errors:\n%s", stream)
+	}
 }
