@@ -25,7 +25,7 @@ import (
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"datadog", "file-log", "http-log", "ip-restriction", "loggly", "post-function", "pre-function", "statsd", "syslog", "tcp-log", "udp-log"}
+var BundledPlugins = []string{"datadog", "file-log", "http-log", "ip-restriction", "loggly", "opentelemetry", "post-function", "pre-function", "prometheus", "statsd", "syslog", "tcp-log", "udp-log"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.

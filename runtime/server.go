@@ -159,7 +159,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
-	if t := c.Tracing; len(t.Instrumentations) > 0 {
+	if t := c.Tracing; len(t.Instrumentations) > 0 && t.OTLPEndpoint != "" {
 		s.log.logf(LevelNotice, 0, "tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate)
 	}
 	return nil
@@ -185,7 +185,11 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 		ps.close()
 		return nil, err
 	}
-	if g.tracer, err = s.tracerFor(c.Tracing); err != nil {
+	var otel map[string]any
+	if p := d.GlobalPlugin("opentelemetry"); p != nil {
+		otel = p.HandlerConfig()
+	}
+	if g.tracer, err = s.tracerFor(telemetry.WithOpenTelemetryPlugin(c.Tracing, otel)); err != nil {
 		g.stopUpstreams()
 		ps.close()
 		return nil, err

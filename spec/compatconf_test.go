@@ -107,3 +107,40 @@ func TestAPIErrorLogs(t *testing.T) {
 		t.Errorf("the stream error log has the APIs' errors:\n%s", stream)
 	}
 }
+
+// TestKongObservabilityPlugins: a Kong kong.yml with the prometheus and
+// opentelemetry plugins loads unchanged; the opentelemetry entry sends the
+// connection's spans to its traces_endpoint, with its resource attributes
+// and sampling rate, though kong.conf names no collector.
+func TestKongObservabilityPlugins(t *testing.T) {
+	recv, endpoint := startOTLPHTTP(t)
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+plugins:
+  - name: prometheus
+    config: {per_consumer: false, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, upstream_health_metrics: true}
+  - name: opentelemetry
+    config:
+      traces_endpoint: %s
+      headers: {X-Auth: token}
+      resource_attributes: {service.name: kong-edge}
+      batch_span_count: 10
+      batch_flush_delay: 1
+      sampling_rate: 1
+      propagation: {default_format: w3c}
+services:
+%s`, endpoint, svc("s", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\ntracing_instrumentations = all\n", p), yml)
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "e: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	g.waitSessionsEnded(t, 1)
+	g.stop()
+	spanNamed(t, recv.received(), "stream connection")
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if recv.resource["service.name"] != "kong-edge" {
+		t.Errorf("resource service.name = %v; want the plugin's resource_attributes", recv.resource["service.name"])
+	}
+}

@@ -69,7 +69,9 @@ func Load(opts Options) (*Config, []Problem, error) {
 	resolved, secrets, problems := dereference(l.values, vaultSettings(l.values, opts.Dir, opts.Env))
 	if len(problems) == 0 {
 		var c *Config
-		c, problems = build(resolved, secrets, opts)
+		var warnings []Problem
+		c, warnings, problems = build(resolved, secrets, opts)
+		l.warnings = append(l.warnings, warnings...)
 		// .kong_env and kong.configuration keep the references.
 		c.values = l.values
 		if len(problems) == 0 {

@@ -16,6 +16,7 @@ type typer struct {
 	prefix   string   // resolves relative log paths
 	read     map[string]bool
 	problems Errors
+	warnings []Problem
 	// secrets are the vault references resolved in values, which fail
 	// writes back as references.
 	secrets map[string][]secret
@@ -35,6 +36,12 @@ func (t *typer) fail(key, format string, args ...any) {
 		v.Raw = strings.ReplaceAll(v.Raw, s.value, s.ref)
 	}
 	t.problems = append(t.problems, Problem{Key: key, Value: v.Raw, Source: v.Source, Msg: msg})
+}
+
+// warn records a suspicious but valid value.
+func (t *typer) warn(key, format string, args ...any) {
+	v := t.values[key]
+	t.warnings = append(t.warnings, Problem{Key: key, Source: v.Source, Msg: fmt.Sprintf(format, args...)})
 }
 
 // accept marks properties gong reads for compatibility only.

@@ -290,6 +290,17 @@ type Plugin struct {
 	resolved map[string]any // Config with its references resolved
 }
 
+// GlobalPlugin returns the enabled plugin entity named name that applies
+// to every connection (no route, service or consumer), or nil.
+func (c *Config) GlobalPlugin(name string) *Plugin {
+	for _, p := range c.Plugins {
+		if p.Name == name && p.Enabled && p.Route == nil && p.Service == nil && p.Consumer == nil {
+			return p
+		}
+	}
+	return nil
+}
+
 // HandlerConfig is the config a handler sees: Config with the vault
 // references of its referenceable fields resolved.
 func (p *Plugin) HandlerConfig() map[string]any {
