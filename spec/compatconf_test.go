@@ -102,7 +102,9 @@ func TestAPIErrorLogs(t *testing.T) {
 	plain.Close()
 	read := func(name string) string { b, _ := os.ReadFile(filepath.Join(dir, name)); return string(b) }
 	eventually(t, "admin error logged", func() bool { return strings.Contains(read("admin_error.log"), "POST /config failed") })
-	eventually(t, "status error logged", func() bool { return strings.Contains(read("status_error.log"), "status_listen: http: TLS handshake error") })
+	eventually(t, "status error logged", func() bool {
+		return strings.Contains(read("status_error.log"), "status_listen: http: TLS handshake error")
+	})
 	if stream := read("error.log"); strings.Contains(stream, "POST /config failed") || strings.Contains(stream, "TLS handshake error") {
 		t.Errorf("the stream error log has the APIs' errors:\n%s", stream)
 	}

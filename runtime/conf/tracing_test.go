@@ -30,7 +30,7 @@ func TestKongTracingInstrumentations(t *testing.T) {
 		t.Errorf("warnings = %q", msgs)
 	}
 	for text, want := range map[string]string{
-		"tracing_instrumentations = everything\n": "invalid tracing type: everything",
+		"tracing_instrumentations = everything\n":  "invalid tracing type: everything",
 		"tracing_instrumentations = off, router\n": "invalid tracing types: off, other types are mutually exclusive",
 	} {
 		if _, _, err := load(t, text); err == nil || !strings.Contains(err.Error(), want) {
