@@ -185,9 +185,15 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 		ps.close()
 		return nil, err
 	}
-	var otel map[string]any
+	var otel, prom map[string]any
 	if p := d.GlobalPlugin("opentelemetry"); p != nil {
 		otel = p.HandlerConfig()
+	}
+	if p := d.GlobalPlugin("prometheus"); p != nil {
+		prom = p.HandlerConfig()
+	}
+	if s.metrics != nil {
+		s.metrics.SelectKongSeries(telemetry.KongSeriesOf(prom))
 	}
 	if g.tracer, err = s.tracerFor(telemetry.WithOpenTelemetryPlugin(c.Tracing, otel)); err != nil {
 		g.stopUpstreams()

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gong-proxy/gong/runtime"
 	"github.com/gong-proxy/gong/runtime/conf"
@@ -144,5 +147,32 @@ services:
 	defer recv.mu.Unlock()
 	if recv.resource["service.name"] != "kong-edge" {
 		t.Errorf("resource service.name = %v; want the plugin's resource_attributes", recv.resource["service.name"])
+	}
+}
+
+// TestPrometheusPluginSelectsSeries: a prometheus plugin entry's flags
+// select Kong's series; the others are not recorded.
+func TestPrometheusPluginSelectsSeries(t *testing.T) {
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+plugins:
+  - name: prometheus
+    config: {status_code_metrics: true, latency_metrics: false, bandwidth_metrics: false, upstream_health_metrics: false}
+services:
+%s`, svc("s", echo, "", fmt.Sprintf("      - name: r\n        protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	srv := httptest.NewServer(g.srv.MetricsHandler())
+	defer srv.Close()
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "e: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	fams := waitForMetrics(t, srv.URL, "the session counted", func(f map[string]*dto.MetricFamily) bool {
+		return f["kong_stream_sessions_total"] != nil
+	})
+	for _, name := range []string{"kong_session_duration_ms", "kong_kong_latency_ms", "kong_bandwidth_bytes"} {
+		if fams[name] != nil {
+			t.Errorf("%s recorded; the plugin turned it off", name)
+		}
 	}
 }
