@@ -2,7 +2,6 @@ package tlsmgr
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -167,27 +166,18 @@ func TestPoolFromPEM(t *testing.T) {
 	}
 }
 
-// leafWithNames issues a leaf under parent with the given Common Name and
-// SANs (none at all when both are empty).
+// leafWithNames issues a leaf under parent (whose key is the test's
+// ECDSA key) with the given Common Name and SANs, none when both are
+// empty.
 func leafWithNames(t *testing.T, parent *x509.Certificate, cn string, dns []string, ips []net.IP) tls.Certificate {
 	t.Helper()
 	key := testKey(t, "ecdsa")
 	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     dns,
-		IPAddresses:  ips,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: dns, IPAddresses: ips,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	c, _, _ := sign(t, tmpl, key, parent, key)
+	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
 }
 
 // TestUpstreamCommonNameFallback: tls_verify accepts a name found only in
