@@ -37,6 +37,12 @@ type Options struct {
 	// references of its referenceable fields resolved by get, as Kong's
 	// plugins iterator hands them to handlers; it must not modify config.
 	PluginReferences func(name string, config map[string]any, get func(ref string) (string, error)) (map[string]any, error)
+	// RouteExpression, when set, parses and type-checks the expression of
+	// a stream route (router_flavor traditional_compatible or
+	// expressions) that is otherwise valid; its error becomes the route's
+	// "Router Expression failed validation: <error>", as in Kong. When
+	// nil, expressions are not compiled here.
+	RouteExpression func(expression string) error
 }
 
 // Config is a validated declarative configuration. Entities appear in
