@@ -21,7 +21,6 @@ import (
 
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/telemetry"
-	"github.com/gong-proxy/gong/tlsmgr"
 )
 
 // Session statuses, as Kong's stream sessions report them.
@@ -96,7 +95,7 @@ type Session struct {
 	// nginx_sproxy_proxy_timeout caps.
 	ssl bool
 	// refused is set for a TCP session the preread hook ended, which is
-	// closed gracefully (see end).
+	// closed gracefully (see closeRefused).
 	refused bool
 }
 
@@ -467,9 +466,10 @@ func (s *Session) end(status int) {
 	s.mu.Lock()
 	up := s.up
 	s.mu.Unlock()
+	drain := false
 	switch {
 	case s.refused:
-		tlsmgr.Shutdown(s.stream, s.down)
+		drain = s.closeRefused()
 	case s.down != nil:
 		s.down.Close()
 	}
@@ -498,8 +498,8 @@ func (s *Session) end(status int) {
 	if s.cfg.access != nil {
 		s.cfg.access.Write(s.cfg.format.appendLine(nil, &s.rec))
 	}
-	if s.refused {
-		tlsmgr.Drain(s.down)
+	if drain {
+		s.drain()
 	}
 	s.cfg.Done()
 	s.e.conns.Done()
