@@ -2,7 +2,6 @@ package pdk
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -32,15 +31,20 @@ func openRestyHTTP(L *glua.LState) int {
 		if t, ok := transports[verify]; ok {
 			return t
 		}
-		cfg := &tls.Config{InsecureSkipVerify: !verify}
-		if opts != nil {
-			cfg.RootCAs = opts.TrustedCAs
+		// With verify, crypto/tls checks the chain and the request's host
+		// name, and cosocketTLS's check adds lua_ssl_verify_depth.
+		cfg := opts.cosocketTLS("", verify, nil)
+		if verify {
+			cfg.InsecureSkipVerify = false
+			if opts != nil {
+				cfg.RootCAs = opts.TrustedCAs
+			}
 		}
 		t := &http.Transport{
 			Proxy:               nil,
 			TLSClientConfig:     cfg,
 			IdleConnTimeout:     defaultKeepaliveIdle,
-			MaxIdleConnsPerHost: defaultSocketPoolSize,
+			MaxIdleConnsPerHost: opts.socketPoolSize(),
 		}
 		transports[verify] = t
 		return t

@@ -173,6 +173,19 @@ type Options struct {
 	// TrustedCAs verifies cosocket TLS handshakes that ask for it
 	// (lua_ssl_trusted_certificate). If nil, the system's roots.
 	TrustedCAs *x509.CertPool
+	// SSLVerifyDepth is lua_ssl_verify_depth: the intermediates a
+	// verified cosocket peer's chain may have.
+	SSLVerifyDepth int
+	// SSLProtocols are lua_ssl_protocols (TLSv1.2, TLSv1.3...), the
+	// versions cosocket handshakes offer; empty is crypto/tls's.
+	SSLProtocols []string
+	// Vault resolves kong.vault.get's references. If nil, the process's
+	// environment through the env vault.
+	Vault Vault
+	// SocketPoolSize is lua_socket_pool_size: the idle connections a
+	// keepalive pool keeps when setkeepalive names no size. Zero is
+	// Kong's default, 256.
+	SocketPoolSize int
 	// SyslogSocket is the unix datagram socket lsyslog writes to. If
 	// empty, the system's (/dev/log).
 	SyslogSocket string
@@ -393,7 +406,7 @@ func (p *pdk) namespaces() []namespace {
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
 		{"nginx", p.nginxFuncs()},
-		{"vault", vaultFuncs},
+		{"vault", p.vaultFuncs()},
 		{"plugin", pluginFuncs},
 		{"telemetry", telemetryFuncs},
 		{"tracing", p.tracingFuncs()},

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
+
+	"github.com/gong-proxy/gong/tlsmgr"
 )
 
 // Cosocket defaults: lua_socket_connect_timeout, lua_socket_send_timeout,
@@ -26,7 +27,7 @@ import (
 const (
 	defaultSocketTimeout   = 60 * time.Second
 	defaultKeepaliveIdle   = 60 * time.Second
-	defaultSocketPoolSize  = 30
+	defaultSocketPoolSize  = 256 // Kong's lua_socket_pool_size
 	defaultUDPReceiveBytes = 8192
 )
 
@@ -348,23 +349,8 @@ func (p *pdk) tcpSSLHandshake(L *glua.LState) int {
 		serverName = string(v)
 	}
 	verify := glua.LVAsBool(L.Get(4))
-	roots := p.opts.TrustedCAs
 	var verifyErr error
-	cfg := &tls.Config{
-		ServerName:         serverName,
-		InsecureSkipVerify: true, // verified below, with or without a name
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if !verify {
-				return nil
-			}
-			opts := x509.VerifyOptions{Roots: roots, DNSName: serverName, Intermediates: x509.NewCertPool()}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			_, verifyErr = cs.PeerCertificates[0].Verify(opts)
-			return verifyErr
-		},
-	}
+	cfg := p.opts.cosocketTLS(serverName, verify, &verifyErr)
 	tc := tls.Client(s.conn, cfg)
 	_, _, rt := s.timeouts()
 	tc.SetDeadline(deadline(L, rt))
@@ -662,7 +648,7 @@ func (p *pdk) tcpSetKeepalive(L *glua.LState) int {
 			idle = 0
 		}
 	}
-	size := defaultSocketPoolSize
+	size := p.opts.socketPoolSize()
 	if v, ok := L.Get(3).(glua.LNumber); ok {
 		if v <= 0 {
 			L.ArgError(3, "bad \"pool_size\" option value: "+v.String())
@@ -975,4 +961,39 @@ func (sp *SocketPool) Close() {
 		}
 		delete(sp.idle, k)
 	}
+}
+
+// socketPoolSize is lua_socket_pool_size, or Kong's default.
+func (o *Options) socketPoolSize() int {
+	if o == nil || o.SocketPoolSize <= 0 {
+		return defaultSocketPoolSize
+	}
+	return o.SocketPoolSize
+}
+
+// cosocketTLS is the client TLS of plugin sockets and resty.http:
+// lua_ssl_protocols, and with verify the peer's chain checked against
+// lua_ssl_trusted_certificate within lua_ssl_verify_depth, and its name
+// when one is given. The verification error is kept in *verifyErr, so the
+// caller can report it in OpenSSL's words.
+func (o *Options) cosocketTLS(serverName string, verify bool, verifyErr *error) *tls.Config {
+	cfg := &tls.Config{
+		ServerName:         serverName,
+		InsecureSkipVerify: true, // verified below, with or without a name
+	}
+	if o == nil {
+		o = &Options{}
+	}
+	// lua_ssl_protocols is validated with the configuration.
+	cfg.MinVersion, cfg.MaxVersion, _ = tlsmgr.VersionRange(o.SSLProtocols)
+	if verify {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := tlsmgr.VerifyPeer(cs.PeerCertificates, o.TrustedCAs, serverName, o.SSLVerifyDepth)
+			if verifyErr != nil {
+				*verifyErr = err
+			}
+			return err
+		}
+	}
+	return cfg
 }

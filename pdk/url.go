@@ -31,7 +31,11 @@ func urlParse(L *glua.LState) int {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return pushErr(L, err.Error())
+		// LuaSocket never fails: what has no scheme nor authority is a
+		// path (a vault reference, for one, in a schema's validator).
+		t.RawSetString("path", glua.LString(s))
+		L.Push(t)
+		return 1
 	}
 	set := func(k, v string) {
 		if v != "" {

@@ -1,31 +1,46 @@
 package pdk
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/url"
-	"os"
-	"strconv"
-	"strings"
-
 	glua "github.com/yuin/gopher-lua"
+
+	"github.com/gong-proxy/gong/vault"
 )
 
-// vaultFuncs is kong.vault (kong/pdk/vault.lua) with the env vault, the
-// one Kong bundles: {vault://env/<name>[/<key>]} reads the environment
-// variable <NAME> (upper case, "-" as "_", after the reference's
-// ?prefix=), and <key> picks a field of its JSON value.
-var vaultFuncs = []Func{
-	{"is_reference", anyPhase, vaultIsReference},
-	{"parse_reference", anyPhase, vaultParseReference},
-	{"get", anyPhase, vaultGet},
-	{"update", anyPhase, func(L *glua.LState, _ *State) int { L.Push(L.Get(1)); return 1 }},
-	{"try", anyPhase, vaultTry},
+// Vault resolves the references kong.vault.get is given. The runtime
+// backs it with its generation's resolver (package vault: kong.conf's
+// vault settings and kong.yml's vaults entities); a sandbox may wrap it,
+// to allow some references only.
+type Vault interface {
+	Get(ref string) (string, error)
+	// Flush forgets every cached secret.
+	Flush()
+}
+
+// vaultFuncs is kong.vault (kong/pdk/vault.lua): references parsed with
+// Kong's rules and resolved by Options.Vault.
+func (p *pdk) vaultFuncs() []Func {
+	return []Func{
+		{"is_reference", anyPhase, vaultIsReference},
+		{"parse_reference", anyPhase, vaultParseReference},
+		{"get", anyPhase, p.vaultGet},
+		{"update", anyPhase, func(L *glua.LState, _ *State) int { L.Push(L.Get(1)); return 1 }},
+		{"try", anyPhase, vaultTry},
+	}
+}
+
+// vault returns Options.Vault, or a resolver of the process's
+// environment with kong.conf's defaults.
+func (p *pdk) vault() Vault {
+	if p.opts.Vault == nil {
+		r, _ := vault.New(vault.Settings{}, nil) // the zero Settings are valid
+		p.opts.Vault = r
+	}
+	return p.opts.Vault
 }
 
 func isReference(v glua.LValue) bool {
 	s, ok := v.(glua.LString)
-	return ok && strings.HasPrefix(string(s), "{vault://") && strings.HasSuffix(string(s), "}")
+	return ok && vault.IsReference(string(s))
 }
 
 func vaultIsReference(L *glua.LState, _ *State) int {
@@ -33,66 +48,27 @@ func vaultIsReference(L *glua.LState, _ *State) int {
 	return 1
 }
 
-// reference is a parsed vault reference.
-type reference struct {
-	name, resource, key string
-	config              url.Values
-	version             int // 0: none
-}
-
-// parseReference reads {vault://name/resource[/key][?config][#version]}
-// with Kong's error texts.
-func parseReference(v glua.LValue) (*reference, string) {
-	ref := v.String()
-	if !isReference(v) {
-		return nil, fmt.Sprintf("not a reference [%s]", ref)
-	}
-	u, err := url.Parse(ref[1 : len(ref)-1])
-	if err != nil {
-		return nil, fmt.Sprintf("reference is not url (%v) [%s]", err, ref)
-	}
-	if u.Host == "" {
-		return nil, fmt.Sprintf("reference url is missing host [%s]", ref)
-	}
-	resource := strings.TrimPrefix(u.Path, "/")
-	if resource == "" {
-		return nil, fmt.Sprintf("reference url has empty path [%s]", ref)
-	}
-	r := &reference{name: u.Host, resource: resource}
-	if u.Fragment != "" {
-		if r.version, err = strconv.Atoi(u.Fragment); err != nil {
-			return nil, fmt.Sprintf("reference url has invalid version [%s]", ref)
-		}
-	}
-	if parts := strings.Split(resource, "/"); len(parts) > 1 && parts[len(parts)-1] != "" {
-		r.resource, r.key = strings.Join(parts[:len(parts)-1], "/"), parts[len(parts)-1]
-	} else {
-		r.resource = strings.TrimSuffix(resource, "/")
-	}
-	if u.RawQuery != "" {
-		r.config = u.Query()
-	}
-	return r, ""
-}
-
 func vaultParseReference(L *glua.LState, _ *State) int {
-	r, errText := parseReference(L.Get(1))
-	if r == nil {
-		return pushErr(L, errText)
+	if !isReference(L.Get(1)) {
+		return pushErr(L, "not a reference ["+L.Get(1).String()+"]")
+	}
+	r, err := vault.Parse(L.Get(1).String())
+	if err != nil {
+		return pushErr(L, err.Error())
 	}
 	t := L.NewTable()
-	t.RawSetString("name", glua.LString(r.name))
-	t.RawSetString("resource", glua.LString(r.resource))
-	if r.key != "" {
-		t.RawSetString("key", glua.LString(r.key))
+	t.RawSetString("name", glua.LString(r.Name))
+	t.RawSetString("resource", glua.LString(r.Resource))
+	if r.Key != "" {
+		t.RawSetString("key", glua.LString(r.Key))
 	}
-	if r.version != 0 {
-		t.RawSetString("version", glua.LNumber(r.version))
+	if r.Version != 0 {
+		t.RawSetString("version", glua.LNumber(r.Version))
 	}
-	if r.config != nil {
+	if r.Config != nil {
 		c := L.NewTable()
-		for k, v := range r.config {
-			c.RawSetString(k, glua.LString(v[0]))
+		for k, v := range r.Config {
+			c.RawSetString(k, glua.LString(v))
 		}
 		t.RawSetString("config", c)
 	}
@@ -101,41 +77,16 @@ func vaultParseReference(L *glua.LState, _ *State) int {
 }
 
 // vaultGet resolves a reference: value, or nil and an error.
-func vaultGet(L *glua.LState, _ *State) int {
-	value, errText := resolveReference(L.Get(1))
-	if errText != "" {
-		return pushErr(L, errText)
+func (p *pdk) vaultGet(L *glua.LState, _ *State) int {
+	if !isReference(L.Get(1)) {
+		return pushErr(L, "not a reference ["+L.Get(1).String()+"]")
+	}
+	value, err := p.vault().Get(L.Get(1).String())
+	if err != nil {
+		return pushErr(L, err.Error())
 	}
 	L.Push(glua.LString(value))
 	return 1
-}
-
-func resolveReference(v glua.LValue) (string, string) {
-	r, errText := parseReference(v)
-	if r == nil {
-		return "", errText
-	}
-	ref := v.String()
-	if r.name != "env" {
-		return "", fmt.Sprintf("vault not found (%s) [%s]", r.name, ref)
-	}
-	name := strings.ToUpper(strings.ReplaceAll(r.config.Get("prefix")+r.resource, "-", "_"))
-	value, ok := os.LookupEnv(name)
-	if !ok {
-		return "", fmt.Sprintf("could not get value from external vault (no value found (%s)) [%s]", r.resource, ref)
-	}
-	if r.key == "" {
-		return value, ""
-	}
-	var fields map[string]any
-	if err := json.Unmarshal([]byte(value), &fields); err != nil {
-		return "", fmt.Sprintf("could not decode value from external vault (%v) [%s]", err, ref)
-	}
-	s, ok := fields[r.key].(string)
-	if !ok {
-		return "", fmt.Sprintf("could not find key %s [%s]", r.key, ref)
-	}
-	return s, ""
 }
 
 // vaultTry calls cb(options) once. Kong retries it after refreshing the

@@ -127,7 +127,7 @@ func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h 
 		apis.addrs[property] = append(apis.addrs[property], ln.Addr())
 		var protocols http.Protocols
 		protocols.SetHTTP1(true)
-		srv := &http.Server{Handler: h, Protocols: &protocols, ErrorLog: httpErrorLog(s.log, property)}
+		srv := &http.Server{Handler: h, Protocols: &protocols, ErrorLog: httpErrorLog(s.apiLog(property), property)}
 		ln = admin.Bound(srv, ln, s.opts.Config.APILimits)
 		if l.ProxyProtocol {
 			ln = admin.ProxyProtocol(ln, s.opts.Config.Stream.ProxyProtocolTimeout,
@@ -212,6 +212,15 @@ func (s *Server) APIAddrs(property string) []net.Addr {
 	return s.apis.addrs[property]
 }
 
+// apiLog is the error log of an API's listeners: admin_error_log for
+// admin_listen, status_error_log for status_listen.
+func (s *Server) apiLog(property string) *slog.Logger {
+	if property == "status_listen" {
+		return s.statusLog
+	}
+	return s.adminLog
+}
+
 // httpErrorLog sends an API server's errors (failed handshakes, broken
 // requests) to the error log, at info level as nginx logs client errors.
 func httpErrorLog(l *slog.Logger, property string) *log.Logger {
@@ -249,7 +258,7 @@ func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
 		return admin.Snapshot{}, admin.ErrExiting
 	}
 	if err != nil {
-		b.s.log.Error(fmt.Sprintf("POST /config failed, the previous configuration keeps serving: %v", err))
+		b.s.adminLog.Error(fmt.Sprintf("POST /config failed, the previous configuration keeps serving: %v", err))
 		return admin.Snapshot{}, err
 	}
 	b.s.log.Log(context.Background(), errlog.LevelNotice, "configuration replaced through POST /config")

@@ -29,7 +29,8 @@ func declarativeOptions(c *conf.Config, ps *runloop.Plugins) declarative.Options
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols, RouteExpression: router.ValidateExpression}
+		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols, RouteExpression: router.ValidateExpression,
+		Vault: c.Vault, PluginReferences: ps.Dereference}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:
@@ -65,12 +66,16 @@ func loadDeclarative(c *conf.Config, ps *runloop.Plugins, posted []byte) (*decla
 		name = c.DeclarativeConfig
 	default:
 		d, err := declarative.Parse([]byte(`{"_format_version": "3.0"}`), "", opts)
+		if err == nil {
+			ps.SetVault(d.Secrets)
+		}
 		return d, admin.EmptyConfigHash, err
 	}
 	d, err := declarative.Parse(data, name, opts)
 	if err != nil {
 		return nil, "", err
 	}
+	ps.SetVault(d.Secrets)
 	return d, fmt.Sprintf("%x", md5.Sum(data)), nil
 }
 

@@ -58,6 +58,11 @@ type Server struct {
 	log     *slog.Logger
 	engine  *stream.Engine
 	current atomic.Pointer[generation]
+	// adminErrlog and statusErrlog are admin_error_log and
+	// status_error_log, where the Admin and Status APIs' errors go
+	// through adminLog and statusLog.
+	adminErrlog, statusErrlog *errlog.Log
+	adminLog, statusLog       *slog.Logger
 
 	mu         sync.Mutex // guards accessLogs and apis
 	accessLogs map[string]*stream.AccessLog
@@ -94,6 +99,8 @@ func New(opts Options) (*Server, error) {
 		w = os.Stderr
 	}
 	s.errlog, s.log = errlog.New(w, s.level(opts.Config))
+	s.adminErrlog, s.adminLog = errlog.New(w, s.level(opts.Config))
+	s.statusErrlog, s.statusLog = errlog.New(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
 	telemetry.SetErrorLog(func(err error) { s.log.Warn(fmt.Sprintf("tracing: %v", err)) })
 	s.nodeID = opts.Config.NodeID
@@ -117,10 +124,8 @@ func (s *Server) level(c *conf.Config) slog.Level {
 // Start builds the first generation and opens its listeners.
 func (s *Server) Start() error {
 	c := s.opts.Config
-	if s.opts.ErrorLog == nil {
-		if err := s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
-			return fmt.Errorf("proxy_stream_error_log: %w", err)
-		}
+	if err := s.reopenLogs(c); err != nil {
+		return err
 	}
 	g, err := s.swap(c, nil)
 	if err != nil {
@@ -131,7 +136,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("gong started with %d stream listener(s)", len(g.stream.Listeners)))
-	if t := c.Tracing; len(t.Instrumentations) > 0 {
+	if t := c.Tracing; len(t.Instrumentations) > 0 && t.OTLPEndpoint != "" {
 		s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate))
 	}
 	return nil
@@ -157,7 +162,17 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 		ps.Close()
 		return nil, err
 	}
-	if cfg.Tracer, err = s.tracerFor(c.Tracing); err != nil {
+	var otel, prom map[string]any
+	if p := d.GlobalPlugin("opentelemetry"); p != nil {
+		otel = p.HandlerConfig()
+	}
+	if p := d.GlobalPlugin("prometheus"); p != nil {
+		prom = p.HandlerConfig()
+	}
+	if s.metrics != nil {
+		s.metrics.SelectKongSeries(telemetry.KongSeriesOf(prom))
+	}
+	if cfg.Tracer, err = s.tracerFor(telemetry.WithOpenTelemetryPlugin(c.Tracing, otel)); err != nil {
 		cfg.StopUpstreams()
 		ps.Close()
 		return nil, err
@@ -283,10 +298,27 @@ func (s *Server) reload(opts conf.Options) error {
 	if apisChanged {
 		s.log.Log(context.Background(), errlog.LevelNotice, "admin_listen and status_listen changes take effect when gong restarts")
 	}
-	if s.opts.ErrorLog == nil {
-		return s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c))
+	return s.reopenLogs(c)
+}
+
+// reopenLogs applies kong.conf's error logs: proxy_stream_error_log,
+// admin_error_log and status_error_log, at log_level. With
+// Options.ErrorLog they all keep writing there.
+func (s *Server) reopenLogs(c *conf.Config) error {
+	for _, l := range []struct {
+		log      *errlog.Log
+		property string
+		path     string
+	}{{s.errlog, "proxy_stream_error_log", c.ProxyStreamErrorLog}, {s.adminErrlog, "admin_error_log", c.AdminErrorLog},
+		{s.statusErrlog, "status_error_log", c.StatusErrorLog}} {
+		path := l.path
+		if s.opts.ErrorLog != nil {
+			path = ""
+		}
+		if err := l.log.Reopen(path, s.level(c)); err != nil {
+			return fmt.Errorf("%s: %w", l.property, err)
+		}
 	}
-	s.errlog.SetLevel(s.level(c))
 	return nil
 }
 

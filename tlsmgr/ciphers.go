@@ -14,9 +14,10 @@ var protocolVersions = map[string]uint16{
 	"TLSv1.3": tls.VersionTLS13,
 }
 
-// versionRange returns the lowest and highest of the named protocols, or
-// zeros (crypto/tls defaults) for an empty list.
-func versionRange(protocols []string) (lo, hi uint16, err error) {
+// VersionRange returns the lowest and highest of the named protocols
+// (TLSv1 ... TLSv1.3, as ssl_protocols and lua_ssl_protocols write them),
+// or zeros (crypto/tls defaults) for an empty list.
+func VersionRange(protocols []string) (lo, hi uint16, err error) {
 	for _, p := range protocols {
 		v, ok := protocolVersions[p]
 		if !ok {

@@ -67,6 +67,13 @@ func issue(t *testing.T, cn, kind string, isCA bool, parent *x509.Certificate, p
 		tmpl.DNSNames = []string{cn}
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 	}
+	return sign(t, tmpl, key, parent, parentKey)
+}
+
+// sign creates the certificate of tmpl for key, signed by parent
+// (self-signed when parent is nil), and returns it with its PEM pair.
+func sign(t *testing.T, tmpl *x509.Certificate, key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, []byte, []byte) {
+	t.Helper()
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}

@@ -137,7 +137,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	m.defaults = ecdsaFirst(m.defaults)
 
-	minV, maxV, err := versionRange(opts.Protocols)
+	minV, maxV, err := VersionRange(opts.Protocols)
 	if err != nil {
 		return nil, err
 	}

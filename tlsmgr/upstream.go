@@ -84,14 +84,49 @@ func verifyChain(rawCerts [][]byte, roots *x509.CertPool, name string, depth int
 		}
 		certs[i] = c
 	}
-	chains, err := verifyCerts(certs, x509.VerifyOptions{Roots: roots, DNSName: name})
-	if err != nil {
+	if err := VerifyPeer(certs, roots, name, depth); err != nil {
 		return fmt.Errorf("upstream tls verify: %w", err)
 	}
+	return nil
+}
+
+// VerifyPeer checks a server's chain (leaf first) as OpenSSL does for
+// nginx and Kong's cosockets: against roots (nil: the system's), within
+// depth intermediates (negative: no limit), and, unless name is "", for
+// that host name, the Common Name standing in only when the certificate
+// has no SANs.
+func VerifyPeer(certs []*x509.Certificate, roots *x509.CertPool, name string, depth int) error {
+	chains, err := verifyCerts(certs, x509.VerifyOptions{Roots: roots})
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		if err := verifyHostname(certs[0], name); err != nil {
+			return err
+		}
+	}
 	if !withinDepth(chains, depth) {
-		return fmt.Errorf("upstream tls verify: certificate chain too long (verify depth %d)", depth)
+		return fmt.Errorf("certificate chain too long (verify depth %d)", depth)
 	}
 	return nil
+}
+
+// verifyHostname checks that leaf is valid for name. Go reads only the
+// subject alternative names; OpenSSL's host check, which nginx (and so
+// Kong) uses, falls back to the subject's Common Name when the certificate
+// has no SANs. gong does the same, and only then: a certificate with any
+// DNS or IP SAN is judged by its SANs alone.
+func verifyHostname(leaf *x509.Certificate, name string) error {
+	err := leaf.VerifyHostname(name)
+	if err == nil || len(leaf.DNSNames) > 0 || len(leaf.IPAddresses) > 0 || leaf.Subject.CommonName == "" {
+		return err
+	}
+	byCN := *leaf
+	byCN.DNSNames = []string{leaf.Subject.CommonName}
+	if byCN.VerifyHostname(name) == nil {
+		return nil
+	}
+	return fmt.Errorf("x509: certificate's Common Name %q does not match %s", leaf.Subject.CommonName, name)
 }
 
 // verifyCerts verifies a peer's chain as sent, leaf first, the others

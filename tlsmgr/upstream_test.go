@@ -3,8 +3,13 @@ package tlsmgr
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // upstreamPKI is a root, an intermediate, a leaf for up.test under the
@@ -158,6 +163,58 @@ func TestPoolFromPEM(t *testing.T) {
 			_, err := PoolFromPEM(tt.in...)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("PoolFromPEM() error = %v; want prefix %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// leafWithNames issues a leaf under parent (whose key is the test's
+// ECDSA key) with the given Common Name and SANs, none when both are
+// empty.
+func leafWithNames(t *testing.T, parent *x509.Certificate, cn string, dns []string, ips []net.IP) tls.Certificate {
+	t.Helper()
+	key := testKey(t, "ecdsa")
+	serial++
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: dns, IPAddresses: ips,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	c, _, _ := sign(t, tmpl, key, parent, key)
+	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+}
+
+// TestUpstreamCommonNameFallback: tls_verify accepts a name found only in
+// the Common Name when the certificate has no DNS or IP SANs, and never
+// otherwise.
+func TestUpstreamCommonNameFallback(t *testing.T) {
+	root, rootPEM, _ := issue(t, "CN Root", "ecdsa", true, nil, nil)
+	roots, err := PoolFromPEM(rootPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnOnly := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{leafWithNames(t, root, "example.com", nil, nil)}})
+	wildcardCN := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{leafWithNames(t, root, "*.example.com", nil, nil)}})
+	withDNS := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{leafWithNames(t, root, "example.com", []string{"other.example"}, nil)}})
+	withIP := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{leafWithNames(t, root, "example.com", nil, []net.IP{net.IPv4(127, 0, 0, 1)})}})
+	tests := []struct {
+		name, addr, serverName, wantErr string
+	}{
+		{"CN only, matching", cnOnly, "example.com", ""},
+		{"CN only, other name", cnOnly, "foo.example.com", `Common Name "example.com" does not match foo.example.com`},
+		{"wildcard CN", wildcardCN, "foo.example.com", ""},
+		{"wildcard CN, two labels", wildcardCN, "a.foo.example.com", "does not match"},
+		{"DNS SAN present, CN ignored", withDNS, "example.com", "not example.com"},
+		{"DNS SAN present, SAN matches", withDNS, "other.example", ""},
+		{"IP SAN present, CN ignored", withIP, "example.com", "example.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := UpstreamOptions{ServerName: tt.serverName, Verify: true, VerifyDepth: 1, RootCAs: roots}
+			_, err := handshake(t, tt.addr, UpstreamConfig(opts))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("handshake: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("handshake error = %v; want %q", err, tt.wantErr)
 			}
 		})
 	}

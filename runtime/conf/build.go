@@ -39,10 +39,25 @@ var ECDHCurves = []string{"X25519MLKEM768", "X25519", "prime256v1", "P-256", "se
 // TracingInstrumentations are the parts of a connection gong can trace.
 var TracingInstrumentations = []string{"connection", "tls", "router", "plugins", "balancer", "upstream_tls"}
 
-func build(values map[string]Value, dir string) (*Config, Errors) {
-	t := &typer{values: values, dir: dir, read: map[string]bool{}}
+// kongInstrumentations map Kong's tracing_instrumentations names to
+// gong's; "" marks those with nothing to trace in a stream proxy, which
+// draw a warning.
+var kongInstrumentations = map[string]string{
+	"request":              "connection",
+	"router":               "router",
+	"balancer":             "balancer",
+	"plugin_rewrite":       "plugins",
+	"plugin_access":        "plugins",
+	"plugin_header_filter": "plugins",
+	"http_client":          "",
+	"db_query":             "",
+	"dns_query":            "",
+}
+
+func build(values map[string]Value, secrets map[string][]secret, opts Options) (*Config, []Problem, Errors) {
+	t := &typer{values: values, secrets: secrets, dir: opts.Dir, env: opts.Env, read: map[string]bool{}}
 	c := t.config()
-	return c, t.problems
+	return c, t.warnings, t.problems
 }
 
 func (t *typer) config() *Config {
@@ -86,6 +101,7 @@ func (t *typer) config() *Config {
 		WriteTimeout:   t.positiveDuration("admin_write_timeout"),
 		IdleTimeout:    t.positiveDuration("admin_idle_timeout"),
 		MaxConnections: t.integer("admin_max_connections", 1, "admin_max_connections must be greater than 0")}
+	c.Vault = t.vaults()
 	t.listeners("proxy_listen", httpFlags)
 	t.listeners("admin_gui_listen", httpFlags)
 	t.accept("cluster_listen")
@@ -521,14 +537,24 @@ func (t *typer) tracing() Tracing {
 	case len(instr) == 1 && instr[0] == "off":
 	case len(instr) == 1 && instr[0] == "all":
 		tr.Instrumentations = TracingInstrumentations
+	case slices.Contains(instr, "off"):
+		t.fail("tracing_instrumentations", "invalid tracing types: off, other types are mutually exclusive")
 	default:
 		allowed := append([]string{"off", "all"}, TracingInstrumentations...)
 		for _, i := range instr {
-			if !slices.Contains(TracingInstrumentations, i) {
-				t.fail("tracing_instrumentations", "tracing_instrumentations has an invalid value: '%s' (%s; off and all only alone)", i, strings.Join(allowed, ", "))
+			if slices.Contains(TracingInstrumentations, i) {
+				tr.Instrumentations = append(tr.Instrumentations, i)
 				continue
 			}
-			tr.Instrumentations = append(tr.Instrumentations, i)
+			mapped, known := kongInstrumentations[i]
+			switch {
+			case !known:
+				t.fail("tracing_instrumentations", "invalid tracing type: %s (%s, or Kong's names)", i, strings.Join(allowed, ", "))
+			case mapped == "":
+				t.warn("tracing_instrumentations", "tracing_instrumentations: '%s' has no stream counterpart in gong and traces nothing", i)
+			case !slices.Contains(tr.Instrumentations, mapped):
+				tr.Instrumentations = append(tr.Instrumentations, mapped)
+			}
 		}
 	}
 	if rate, ok := t.number("tracing_sampling_rate"); ok {
@@ -539,9 +565,10 @@ func (t *typer) tracing() Tracing {
 	}
 	tr.OTLPProtocol = t.enum("tracing_otlp_protocol", "http/protobuf", "grpc")
 	tr.OTLPEndpoint = t.str("tracing_otlp_endpoint")
+	// Without tracing_otlp_endpoint, a kong.yml opentelemetry plugin
+	// entry names the collector, as in Kong; without either nothing is
+	// traced.
 	switch {
-	case tr.OTLPEndpoint == "" && len(tr.Instrumentations) > 0:
-		t.fail("tracing_instrumentations", "tracing_otlp_endpoint must be set when tracing_instrumentations is not off")
 	case tr.OTLPEndpoint != "" && tr.OTLPProtocol == "http/protobuf":
 		if u, err := url.Parse(tr.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			t.fail("tracing_otlp_endpoint", "tracing_otlp_endpoint must be an http or https URL with tracing_otlp_protocol = http/protobuf, got '%s'", tr.OTLPEndpoint)

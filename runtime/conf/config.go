@@ -2,6 +2,8 @@ package conf
 
 import (
 	"net/netip"
+
+	"github.com/gong-proxy/gong/vault"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +41,9 @@ type Config struct {
 	AdminAllowedHosts []string
 	// APILimits bound the Admin and Status API servers.
 	APILimits APILimits
+	// Vault is the vaults and vault_* properties, from which the vault
+	// references of kong.yml and Lua are resolved.
+	Vault vault.Settings
 	// PortMaps maps a port gong listens on to the port clients reach it on;
 	// stream routes match the mapped port.
 	PortMaps map[int]int
@@ -149,8 +154,10 @@ type StreamSettings struct {
 	PrereadBufferSize    int
 	PrereadTimeout       time.Duration
 	ProxyProtocolTimeout time.Duration
-	// ProxyTimeout is the idle timeout of a connection no service has set
-	// one for yet.
+	// ProxyTimeout is nginx_sproxy_proxy_timeout (10m by default). In
+	// Kong it is the idle timeout of the hop every ssl listener's session
+	// takes before its service's own timeout applies, so it caps the idle
+	// timeout of those sessions; see SessionIdle.
 	ProxyTimeout time.Duration
 	// ProxySSLVerify is the upstream verification of services that leave
 	// tls_verify unset; nil means off.
@@ -165,6 +172,18 @@ type StreamSettings struct {
 	// WorkerConnections caps the sessions in flight, TCP and UDP
 	// together (nginx_events_worker_connections); 0 is auto: no cap.
 	WorkerConnections int
+}
+
+// SessionIdle is a proxied session's idle timeout: the service's
+// (max(read_timeout, write_timeout), as Kong sets nginx's proxy_timeout),
+// and on an ssl listener no more than ProxyTimeout. Kong's ssl listeners
+// relay every session through an internal hop whose proxy_timeout is
+// nginx_sproxy_proxy_timeout, whichever is shorter ends the session.
+func (s StreamSettings) SessionIdle(service time.Duration, sslListener bool) time.Duration {
+	if sslListener && s.ProxyTimeout > 0 && (service <= 0 || s.ProxyTimeout < service) {
+		return s.ProxyTimeout
+	}
+	return service
 }
 
 // BasicLogFormat is Kong's stream access-log format "basic".

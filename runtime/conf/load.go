@@ -66,8 +66,19 @@ func Load(opts Options) (*Config, []Problem, error) {
 	for _, k := range overrides {
 		l.set(k, opts.Overrides[k], Source{Kind: FromCommandLine})
 	}
-	c, problems := build(l.values, opts.Dir)
-	if len(problems) > 0 {
+	resolved, secrets, problems := dereference(l.values, vaultSettings(l.values, opts.Dir, opts.Env))
+	if len(problems) == 0 {
+		var c *Config
+		var warnings []Problem
+		c, warnings, problems = build(resolved, secrets, opts)
+		l.warnings = append(l.warnings, warnings...)
+		// .kong_env and kong.configuration keep the references.
+		c.values = l.values
+		if len(problems) == 0 {
+			return c, l.warnings, nil
+		}
+	}
+	{
 		sort.SliceStable(problems, func(i, j int) bool {
 			a, b := problems[i].Source, problems[j].Source
 			if a.Kind != b.Kind {
@@ -77,7 +88,6 @@ func Load(opts Options) (*Config, []Problem, error) {
 		})
 		return nil, l.warnings, problems
 	}
-	return c, l.warnings, nil
 }
 
 type loader struct {
@@ -145,20 +155,27 @@ func (l *loader) readFile(opts Options) error {
 	return nil
 }
 
-// readEnv applies KONG_<NAME> for every property, and KONG_NGINX_* even
-// for directives that appear nowhere else, as Kong does. Other KONG_
-// variables are left alone: they may belong to other tools.
+// envNotProperties are KONG_ variables Kong's own tooling reads that
+// name no property; they draw no warning.
+var envNotProperties = map[string]bool{"KONG_IS_TESTING": true}
+
+// readEnv applies KONG_<NAME> for every property, and the dynamic
+// KONG_NGINX_*, KONG_VAULT_* and KONG_PLUGINSERVER_* even for keys that
+// appear nowhere else, as Kong does. Any other KONG_ variable is ignored
+// with the warning an unknown key in the file draws.
 func (l *loader) readEnv(env []string) {
 	sorted := append([]string(nil), env...)
 	sort.Strings(sorted)
 	for _, kv := range sorted {
 		name, raw, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, "KONG_") {
+		if !ok || !strings.HasPrefix(name, "KONG_") || envNotProperties[name] {
 			continue
 		}
 		src := Source{Kind: FromEnv, Env: name}
 		key := l.rename(strings.ToLower(strings.TrimPrefix(name, "KONG_")), src)
-		if !l.known[key] && !strings.HasPrefix(key, "nginx_") {
+		if !l.isProperty(key) {
+			l.warnings = append(l.warnings, Problem{Key: key, Source: src,
+				Msg: unknownMessage(key, l.known)})
 			continue
 		}
 		l.set(key, cleanValue(raw), src)

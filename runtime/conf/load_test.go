@@ -164,6 +164,25 @@ func TestUnknownKeyWarning(t *testing.T) {
 	}
 }
 
+func TestUnknownEnvWarning(t *testing.T) {
+	c, warnings, err := load(t, "", "KONG_STREAM_LISEN=127.0.0.1:1", "KONG_LOG_LEVEL=debug",
+		"KONG_VAULT_ENV_PREFIX=GONG_", "KONG_IS_TESTING=1", "OTHER=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, w := range warnings {
+		msgs = append(msgs, w.Error())
+	}
+	want := []string{"KONG_STREAM_LISEN: unknown property 'stream_lisen' ignored; did you mean 'stream_listen'?"}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings = %q; want %q", msgs, want)
+	}
+	if v, _ := c.Get("vault_env_prefix"); v != "GONG_" || c.LogLevel != "debug" {
+		t.Errorf("vault_env_prefix = %q, log_level = %q; want both applied", v, c.LogLevel)
+	}
+}
+
 func TestPluginsExpansion(t *testing.T) {
 	bundled := []string{"ip-restriction", "file-log"}
 	tests := []struct{ plugins, want string }{

@@ -11,10 +11,15 @@ import (
 // can prove every default is used.
 type typer struct {
 	values   map[string]Value
-	dir      string // resolves relative paths, as the working directory
-	prefix   string // resolves relative log paths
+	dir      string   // resolves relative paths, as the working directory
+	env      []string // the environment, for the env vault
+	prefix   string   // resolves relative log paths
 	read     map[string]bool
 	problems Errors
+	warnings []Problem
+	// secrets are the vault references resolved in values, which fail
+	// writes back as references.
+	secrets map[string][]secret
 }
 
 func (t *typer) lookup(key string) (string, bool) {
@@ -25,7 +30,18 @@ func (t *typer) lookup(key string) (string, bool) {
 
 func (t *typer) fail(key, format string, args ...any) {
 	v := t.values[key]
-	t.problems = append(t.problems, Problem{Key: key, Value: v.Raw, Source: v.Source, Msg: fmt.Sprintf(format, args...)})
+	msg := fmt.Sprintf(format, args...)
+	for _, s := range t.secrets[key] {
+		msg = strings.ReplaceAll(msg, s.value, s.ref)
+		v.Raw = strings.ReplaceAll(v.Raw, s.value, s.ref)
+	}
+	t.problems = append(t.problems, Problem{Key: key, Value: v.Raw, Source: v.Source, Msg: msg})
+}
+
+// warn records a suspicious but valid value.
+func (t *typer) warn(key, format string, args ...any) {
+	v := t.values[key]
+	t.warnings = append(t.warnings, Problem{Key: key, Source: v.Source, Msg: fmt.Sprintf(format, args...)})
 }
 
 // accept marks properties gong reads for compatibility only.

@@ -85,10 +85,10 @@ func matches(cert, key string) bool {
 
 func (b *builder) certificates() *schema {
 	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("cert", certValidator)),
-		required(str("key", keyValidator)),
-		str("cert_alt", certValidator),
-		str("key_alt", keyValidator),
+		required(str("cert", referenceValidator(certValidator))),
+		required(str("key", referenceValidator(keyValidator))),
+		str("cert_alt", referenceValidator(certValidator)),
+		str("key_alt", referenceValidator(keyValidator)),
 		tags(),
 	)}
 	s.checks = []check{
@@ -101,21 +101,21 @@ func (b *builder) certificates() *schema {
 		func(m map[string]any, errs *ErrorNode) {
 			cert, _ := m["cert"].(string)
 			key, _ := m["key"].(string)
-			if cert != "" && key != "" && !anyErr(errs, "cert", "key") && !matches(cert, key) {
+			if cert != "" && key != "" && !anyErr(errs, "cert", "key") && !anyReference(cert, key) && !matches(cert, key) {
 				errs.entityError("certificate does not match key")
 			}
 		},
 		func(m map[string]any, errs *ErrorNode) {
 			cert, _ := m["cert_alt"].(string)
 			key, _ := m["key_alt"].(string)
-			if cert != "" && key != "" && !anyErr(errs, "cert_alt", "key_alt") && !matches(cert, key) {
+			if cert != "" && key != "" && !anyErr(errs, "cert_alt", "key_alt") && !anyReference(cert, key) && !matches(cert, key) {
 				errs.entityError("alternative certificate does not match key")
 			}
 		},
 		func(m map[string]any, errs *ErrorNode) {
 			cert, _ := m["cert"].(string)
 			alt, _ := m["cert_alt"].(string)
-			if cert == "" || alt == "" || anyErr(errs, "cert", "cert_alt") {
+			if cert == "" || alt == "" || anyErr(errs, "cert", "cert_alt") || anyReference(cert, alt) {
 				return
 			}
 			c1, err1 := parseCert(cert)

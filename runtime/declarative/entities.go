@@ -10,7 +10,7 @@ import (
 // kong/db/schema/topological_sort.lua restricted to these types): ids,
 // uniqueness and references are processed in this order.
 var entityTypes = []string{
-	"ca_certificates", "certificates", "consumers", "services", "routes",
+	"vaults", "ca_certificates", "certificates", "consumers", "services", "routes",
 	"plugins", "snis", "upstreams", "targets",
 }
 
@@ -54,6 +54,7 @@ func children(parent string) []foreignKey {
 var endpointKey = map[string]string{
 	"services": "name", "routes": "name", "upstreams": "name",
 	"consumers": "username", "snis": "name", "plugins": "instance_name",
+	"vaults": "prefix",
 }
 
 var protocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp"}
@@ -190,6 +191,8 @@ func (b *builder) base(typ string) *schema {
 		return b.plugins()
 	case "consumers":
 		return b.consumers()
+	case "vaults":
+		return b.vaults()
 	}
 	panic("declarative: unknown entity type " + typ)
 }

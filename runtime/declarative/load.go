@@ -130,6 +130,9 @@ func load(v any, opts Options, now time.Time) (*Config, error) {
 	if err := build(items, cfg); err != nil {
 		return nil, err
 	}
+	if err := resolveSecrets(cfg, opts); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -423,6 +426,8 @@ func build(items []*item, cfg *Config) error {
 			dst = appendNew(&cfg.Plugins)
 		case "consumers":
 			dst = appendNew(&cfg.Consumers)
+		case "vaults":
+			dst = appendNew(&cfg.Vaults)
 		}
 		data, e := json.Marshal(it.rec)
 		if e == nil {

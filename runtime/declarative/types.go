@@ -1,6 +1,10 @@
 package declarative
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/gong-proxy/gong/vault"
+)
 
 // Options are the node settings that change how a declarative config
 // validates.
@@ -26,6 +30,13 @@ type Options struct {
 	// gives none. Nil, or a nil result, means Kong's generic default:
 	// grpc, grpcs, http, https.
 	PluginProtocols func(name string) []string
+	// Vault is kong.conf's vault settings; with the vaults entities they
+	// resolve the configuration's vault references.
+	Vault vault.Settings
+	// PluginReferences, when set, returns a plugin's config with the vault
+	// references of its referenceable fields resolved by get, as Kong's
+	// plugins iterator hands them to handlers; it must not modify config.
+	PluginReferences func(name string, config map[string]any, get func(ref string) (string, error)) (map[string]any, error)
 	// RouteExpression, when set, parses and type-checks the expression of
 	// a stream route (router_flavor traditional_compatible or
 	// expressions) that is otherwise valid; its error becomes the route's
@@ -51,6 +62,23 @@ type Config struct {
 	CACertificates []*CACertificate
 	Plugins        []*Plugin
 	Consumers      []*Consumer
+	Vaults         []*Vault `json:",omitempty"`
+
+	// Secrets resolves vault references with this configuration's vaults:
+	// kong.vault in Lua uses it.
+	Secrets *vault.Resolver `json:"-"`
+}
+
+// Vault is a vaults entity.
+type Vault struct {
+	ID          string         `json:"id"`
+	CreatedAt   int64          `json:"created_at"`
+	UpdatedAt   int64          `json:"updated_at"`
+	Prefix      string         `json:"prefix"`
+	Name        string         `json:"name"`
+	Description *string        `json:"description"`
+	Config      map[string]any `json:"config"`
+	Tags        []string       `json:"tags"`
 }
 
 // Service is a services entity (kong/db/schema/entities/services.lua).
@@ -221,7 +249,14 @@ type Certificate struct {
 	CertAlt   *string  `json:"cert_alt"`
 	KeyAlt    *string  `json:"key_alt"`
 	Tags      []string `json:"tags"`
+
+	// PEM are cert, key, cert_alt and key_alt with vault references
+	// resolved; the fields above keep what was written.
+	PEM CertificatePEM `json:"-"`
 }
+
+// CertificatePEM are a certificate entity's PEM blocks.
+type CertificatePEM struct{ Cert, Key, CertAlt, KeyAlt string }
 
 // SNI is an snis entity.
 type SNI struct {
@@ -257,6 +292,28 @@ type Plugin struct {
 	Protocols    []string       `json:"protocols"`
 	Enabled      bool           `json:"enabled"`
 	Tags         []string       `json:"tags"`
+
+	resolved map[string]any // Config with its references resolved
+}
+
+// GlobalPlugin returns the enabled plugin entity named name that applies
+// to every connection (no route, service or consumer), or nil.
+func (c *Config) GlobalPlugin(name string) *Plugin {
+	for _, p := range c.Plugins {
+		if p.Name == name && p.Enabled && p.Route == nil && p.Service == nil && p.Consumer == nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// HandlerConfig is the config a handler sees: Config with the vault
+// references of its referenceable fields resolved.
+func (p *Plugin) HandlerConfig() map[string]any {
+	if p.resolved != nil {
+		return p.resolved
+	}
+	return p.Config
 }
 
 // Stream reports whether the plugin runs in the stream subsystem: Kong

@@ -193,10 +193,12 @@ func appendAttr(conn uint64, tail []byte, a slog.Attr) (uint64, []byte) {
 }
 
 // OpenFile opens path for appending, creating it; /dev/stdout and
-// /dev/stderr are the process's own streams, which are never closed. The
-// closer is nil for those.
+// /dev/stderr are the process's own streams, which are never closed, and
+// "off" discards. The closer is nil for those.
 func OpenFile(path string) (io.Writer, io.Closer, error) {
 	switch path {
+	case "off":
+		return io.Discard, nil, nil
 	case "/dev/stdout":
 		return os.Stdout, nil, nil
 	case "/dev/stderr":

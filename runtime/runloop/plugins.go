@@ -28,6 +28,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
+	"github.com/gong-proxy/gong/vault"
 )
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
@@ -69,6 +70,8 @@ type Plugins struct {
 	// packagePath is lua_package_path, where require finds the modules
 	// plugins share beyond their own folders.
 	packagePath string
+	// vault is kong.vault's resolver, the loaded configuration's.
+	vault *vault.Current
 }
 
 // Host is what a plugin set takes from the server that runs it.
@@ -119,6 +122,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
 	}
+	secrets := &vault.Current{}
 	var logger pdk.Logger
 	if host.Log != nil {
 		logger = pluginLog{host.Log}
@@ -129,7 +133,9 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), NodeID: host.NodeID, Logger: logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket}
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
+		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
+		Vault: secrets}
 	if host.Process != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.Process.Exiting, host.Process.Statistics, HeapBytes
 	}
@@ -145,6 +151,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		timers:      timers,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
+		vault:       secrets,
 	}
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
@@ -357,6 +364,18 @@ func (ps *Plugins) Validate(name string, config map[string]any) (map[string]any,
 	return s.Validate(ps.schemaVM, config)
 }
 
+// Dereference is the declarative PluginReferences hook: the plugin's
+// schema names the referenceable fields.
+func (ps *Plugins) Dereference(name string, config map[string]any, get func(string) (string, error)) (map[string]any, error) {
+	if s, ok := ps.schemas[name]; ok {
+		return s.Dereference(config, get)
+	}
+	return config, nil
+}
+
+// SetVault makes r, the loaded configuration's resolver, kong.vault's.
+func (ps *Plugins) SetVault(r *vault.Resolver) { ps.vault.Set(r) }
+
 // Protocols are the protocols a plugin's schema defaults to.
 func (ps *Plugins) Protocols(name string) []string {
 	if s, ok := ps.schemas[name]; ok {
@@ -405,7 +424,7 @@ func (ps *Plugins) collect(plugins []*declarative.Plugin, route, service string)
 	}
 	runs := make([]pluginRun, 0, len(best))
 	for name, p := range best {
-		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.Config})
+		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.HandlerConfig()})
 	}
 	slices.SortFunc(runs, func(a, b pluginRun) int {
 		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {

@@ -93,3 +93,14 @@ func readSmall(rc syscall.RawConn, dst net.Conn) (moved, queued int, err error) 
 	}
 	return n, queued, nil
 }
+
+// unreadBytes reports whether c has received bytes not read yet.
+func unreadBytes(c *net.TCPConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	n := 1
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	return n > 0
+}

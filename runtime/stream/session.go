@@ -99,6 +99,13 @@ type Session struct {
 	udpReader *udpReader
 	sni       string // the SNI the session was routed on
 	closed    bool
+
+	// ssl is set for sessions on an ssl listener, whose idle timeout
+	// nginx_sproxy_proxy_timeout caps.
+	ssl bool
+	// refused is set for a TCP session the preread hook ended, which is
+	// closed gracefully (see closeRefused).
+	refused bool
 }
 
 // newSession starts the record of a session accepted on local from peer.
@@ -342,6 +349,7 @@ func (s *Session) connect() net.Conn {
 	s.rec.RemoteAddr, s.rec.RemotePort = s.client.Addr().String(), int(s.client.Port())
 	s.opened()
 	if status, done := s.cfg.Hooks.Preread(s); done {
+		s.refused = !s.udp
 		s.end(status)
 		return nil
 	}
@@ -471,7 +479,11 @@ func (s *Session) end(status int) {
 	s.mu.Lock()
 	up := s.up
 	s.mu.Unlock()
-	if s.down != nil {
+	drain := false
+	switch {
+	case s.refused:
+		drain = s.closeRefused()
+	case s.down != nil:
 		s.down.Close()
 	}
 	if up != nil {
@@ -500,6 +512,9 @@ func (s *Session) end(status int) {
 		s.cfg.access.Write(s.cfg.format.appendLine(nil, &s.rec))
 	}
 	s.caps.release(s.e)
+	if drain {
+		s.drain()
+	}
 	s.cfg.Done()
 	s.e.conns.Done()
 }

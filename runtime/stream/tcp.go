@@ -65,6 +65,7 @@ func (e *Engine) serveTCP(cfg *Config, o *socket, down *net.TCPConn) {
 	}
 	s.startTrace("tcp", parent)
 	if l.SSL {
+		s.ssl = true
 		s.serveTLS()
 		return
 	}
@@ -161,7 +162,7 @@ func (s *Session) proxy() {
 	if up == nil {
 		return
 	}
-	r := &relay{down: s.stream, downRaw: s.down, up: up, idle: s.route.Service.idle, parker: s.e.parker, done: s.relayDone}
+	r := &relay{down: s.stream, downRaw: s.down, up: up, idle: s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), parker: s.e.parker, done: s.relayDone}
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()

@@ -55,15 +55,15 @@ func newTLSManager(c *conf.Config, d *declarative.Config, hook tlsmgr.Certificat
 		Hook:                hook,
 	}
 	for _, ce := range d.Certificates {
-		if err := checkNotExpired(ce.ID, ce.Cert); err != nil {
+		if err := checkNotExpired(ce.ID, ce.PEM.Cert); err != nil {
 			return nil, err
 		}
-		tc := tlsmgr.Cert{ID: ce.ID, CertPEM: []byte(ce.Cert), KeyPEM: []byte(ce.Key)}
+		tc := tlsmgr.Cert{ID: ce.ID, CertPEM: []byte(ce.PEM.Cert), KeyPEM: []byte(ce.PEM.Key)}
 		if ce.CertAlt != nil && ce.KeyAlt != nil {
-			if err := checkNotExpired(ce.ID, *ce.CertAlt); err != nil {
+			if err := checkNotExpired(ce.ID, ce.PEM.CertAlt); err != nil {
 				return nil, err
 			}
-			tc.AltCertPEM, tc.AltKeyPEM = []byte(*ce.CertAlt), []byte(*ce.KeyAlt)
+			tc.AltCertPEM, tc.AltKeyPEM = []byte(ce.PEM.CertAlt), []byte(ce.PEM.KeyAlt)
 		}
 		opts.Certs = append(opts.Certs, tc)
 	}
@@ -170,7 +170,7 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		if i < 0 {
 			return nil, fmt.Errorf("service %s: client certificate '%s' does not exist", nameOr(s.Name, s.ID), *certID)
 		}
-		cert, err := tls.X509KeyPair([]byte(d.Certificates[i].Cert), []byte(d.Certificates[i].Key))
+		cert, err := tls.X509KeyPair([]byte(d.Certificates[i].PEM.Cert), []byte(d.Certificates[i].PEM.Key))
 		if err != nil {
 			return nil, fmt.Errorf("certificate %s: %w", *certID, err)
 		}

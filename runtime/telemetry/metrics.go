@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,9 @@ type Metrics struct {
 	phaseDuration   *prometheus.HistogramVec
 	reloads         *prometheus.CounterVec
 	refused         *prometheus.CounterVec
+	// series are Kong's per-session series recorded, as the current
+	// configuration's prometheus plugin entry selects them; nil is all.
+	series atomic.Pointer[KongSeries]
 }
 
 // subsystem is the subsystem and kong_subsystem label of Kong's series.
@@ -102,7 +106,7 @@ func NewMetrics(src Sources) *Metrics {
 		}, []string{"listener", "reason"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, targetCollector{src.Targets}, nodeCollector{src})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, targetCollector{src.Targets, &m.series}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -136,16 +140,44 @@ func (m *Metrics) Closed(service, route string) { m.active.WithLabelValues(servi
 // Ended records a session that matched a route; Kong does not count the
 // others.
 func (m *Metrics) Ended(s Session) {
-	source := "kong"
-	if s.Proxied {
-		source = "service"
+	series := m.series.Load()
+	if series == nil || series.StatusCodes {
+		source := "kong"
+		if s.Proxied {
+			source = "service"
+		}
+		m.sessions.WithLabelValues(s.Service, s.Route, strconv.Itoa(s.Status), source, workspace).Inc()
 	}
-	m.sessions.WithLabelValues(s.Service, s.Route, strconv.Itoa(s.Status), source, workspace).Inc()
-	m.sessionDuration.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.Duration.Milliseconds()))
-	m.kongLatency.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.KongLatency.Milliseconds()))
-	m.bandwidth.WithLabelValues(s.Service, s.Route, "ingress", workspace).Add(float64(s.Received))
-	m.bandwidth.WithLabelValues(s.Service, s.Route, "egress", workspace).Add(float64(s.Sent))
+	if series == nil || series.Latency {
+		m.sessionDuration.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.Duration.Milliseconds()))
+		m.kongLatency.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.KongLatency.Milliseconds()))
+	}
+	if series == nil || series.Bandwidth {
+		m.bandwidth.WithLabelValues(s.Service, s.Route, "ingress", workspace).Add(float64(s.Received))
+		m.bandwidth.WithLabelValues(s.Service, s.Route, "egress", workspace).Add(float64(s.Sent))
+	}
 }
+
+// KongSeries selects Kong's optional series, as the prometheus plugin's
+// status_code_metrics, latency_metrics, bandwidth_metrics and
+// upstream_health_metrics do.
+type KongSeries struct {
+	StatusCodes, Latency, Bandwidth, UpstreamHealth bool
+}
+
+// KongSeriesOf reads a global prometheus plugin entry's config; without
+// one (nil) gong records every series.
+func KongSeriesOf(plugin map[string]any) *KongSeries {
+	if plugin == nil {
+		return nil
+	}
+	on := func(k string) bool { b, _ := plugin[k].(bool); return b }
+	return &KongSeries{StatusCodes: on("status_code_metrics"), Latency: on("latency_metrics"),
+		Bandwidth: on("bandwidth_metrics"), UpstreamHealth: on("upstream_health_metrics")}
+}
+
+// SelectKongSeries applies a configuration's selection (nil: all).
+func (m *Metrics) SelectKongSeries(s *KongSeries) { m.series.Store(s) }
 
 // HandshakeFailed counts a failed TLS handshake; upstream tells the side.
 func (m *Metrics) HandshakeFailed(upstream bool) {
@@ -179,7 +211,10 @@ func (m *Metrics) Reloaded(err error) {
 // targetCollector exposes kong_upstream_target_health as Kong does: one
 // series per state of each address, 1 for its current state and 0 for
 // the others.
-type targetCollector struct{ targets func() []TargetHealth }
+type targetCollector struct {
+	targets func() []TargetHealth
+	series  *atomic.Pointer[KongSeries]
+}
 
 var (
 	targetHealthDesc = prometheus.NewDesc("kong_upstream_target_health",
@@ -191,6 +226,9 @@ var (
 func (c targetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- targetHealthDesc }
 
 func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
+	if s := c.series.Load(); s != nil && !s.UpstreamHealth {
+		return
+	}
 	for _, t := range c.targets() {
 		for _, s := range targetStates {
 			v := 0.0

@@ -1,0 +1,151 @@
+package declarative
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gong-proxy/gong/vault"
+)
+
+// vaultPrefixRE is Kong's vaults prefix pattern ([[^[a-z][a-z%d-]-[a-z%d]+$]]):
+// usable as the host of a reference URL.
+var vaultPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]*?[a-z0-9]+$`)
+
+// vaults is kong/db/schema/entities/vaults.lua: a prefix naming a vault
+// with a config; references use the prefix in place of the vault's name.
+func (b *builder) vaults() *schema {
+	prefix := str("prefix", func(s string) string {
+		if !vaultPrefixRE.MatchString(s) {
+			return fmt.Sprintf("invalid value: %s", s)
+		}
+		if slices.Contains(vault.Bundled, s) {
+			return "must not be one of: " + strings.Join(vault.Bundled, ", ")
+		}
+		return ""
+	})
+	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
+		required(prefix),
+		required(str("name")),
+		str("description"),
+		&field{name: "config", kind: tAny},
+		tags(),
+	)}
+	s.checks = []check{
+		func(m map[string]any, errs *ErrorNode) {
+			name, _ := m["name"].(string)
+			if name == "" || anyErr(errs, "name", "config") {
+				return
+			}
+			cfg, ok := asRecord(m["config"])
+			if m["config"] != nil && !ok {
+				errs.setMsg("config", "expected a record")
+				return
+			}
+			if f, msg := vault.CheckConfig(name, cfg); f == "name" {
+				errs.setMsg("name", msg)
+			} else if f != "" {
+				errs.field("config").setMsg(strings.TrimPrefix(f, "config."), msg)
+			}
+		},
+	}
+	return s
+}
+
+// referenceValidator wraps a PEM validator so a vault reference passes;
+// the reference is resolved, and the PEM it yields checked, once the
+// vaults of the configuration are known (resolveSecrets).
+func referenceValidator(v func(string) string) func(string) string {
+	return func(s string) string {
+		if vault.IsReference(s) {
+			if _, err := vault.Parse(s); err != nil {
+				return err.Error()
+			}
+			return ""
+		}
+		return v(s)
+	}
+}
+
+// resolveSecrets builds the configuration's vault resolver and resolves
+// the references of certificates and of referenceable plugin fields. An
+// unresolvable reference fails the load, naming the entity, the field and
+// the reference.
+func resolveSecrets(cfg *Config, opts Options) error {
+	entities := make([]vault.Entity, len(cfg.Vaults))
+	for i, v := range cfg.Vaults {
+		entities[i] = vault.Entity{Prefix: v.Prefix, Name: v.Name, Config: v.Config}
+	}
+	r, err := vault.New(opts.Vault, entities)
+	if err != nil {
+		return &Error{Message: err.Error()}
+	}
+	cfg.Secrets = r
+	for _, c := range cfg.Certificates {
+		if err := c.resolve(r); err != nil {
+			return &Error{Message: fmt.Sprintf("certificate %s: %v", c.ID, err)}
+		}
+	}
+	for _, p := range cfg.Plugins {
+		p.resolved = p.Config
+		if opts.PluginReferences == nil {
+			continue
+		}
+		conf, err := opts.PluginReferences(p.Name, p.Config, r.Get)
+		if err != nil {
+			return &Error{Message: fmt.Sprintf("plugin '%s' (%s): %v", p.Name, p.ID, err)}
+		}
+		p.resolved = conf
+	}
+	return nil
+}
+
+// resolve fills PEM from the certificate's fields, references resolved,
+// and checks the resolved PEM as the schema checks a literal one.
+func (c *Certificate) resolve(r *vault.Resolver) error {
+	fields := []struct {
+		name string
+		in   *string
+		out  *string
+	}{{"cert", &c.Cert, &c.PEM.Cert}, {"key", &c.Key, &c.PEM.Key}, {"cert_alt", c.CertAlt, &c.PEM.CertAlt}, {"key_alt", c.KeyAlt, &c.PEM.KeyAlt}}
+	refs := false
+	for _, f := range fields {
+		if f.in == nil {
+			continue
+		}
+		v, err := r.Dereference(*f.in)
+		if err != nil {
+			return fmt.Errorf("failed to dereference '%s': %v for field '%s'", *f.in, err, f.name)
+		}
+		refs = refs || v != *f.in
+		*f.out = v
+	}
+	if !refs {
+		return nil
+	}
+	for _, f := range fields {
+		if f.in == nil || !vault.IsReference(*f.in) {
+			continue
+		}
+		check := certValidator
+		if strings.HasPrefix(f.name, "key") {
+			check = keyValidator
+		}
+		if msg := check(*f.out); msg != "" {
+			return fmt.Errorf("field '%s' (%s): %s", f.name, *f.in, msg)
+		}
+	}
+	if !matches(c.PEM.Cert, c.PEM.Key) {
+		return fmt.Errorf("certificate does not match key")
+	}
+	if c.CertAlt != nil && c.KeyAlt != nil && !matches(c.PEM.CertAlt, c.PEM.KeyAlt) {
+		return fmt.Errorf("alternative certificate does not match key")
+	}
+	return nil
+}
+
+// anyReference reports whether one of values is a vault reference.
+func anyReference(values ...string) bool {
+	return slices.ContainsFunc(values, vault.IsReference)
+}
