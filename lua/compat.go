@@ -61,7 +61,7 @@ func openCompat(L *glua.LState) error {
 	L.SetGlobal("xpcall", L.NewFunction(baseXPCall))
 	L.SetGlobal("tostring", L.NewFunction(baseToString))
 	L.SetGlobal("tonumber", L.NewFunction(wrapToNumber(goFunc(L.GetGlobal("tonumber")))))
-	str.RawSetString("rep", L.NewFunction(wrapRep(goFunc(str.RawGetString("rep")))))
+	str.RawSetString("rep", L.NewFunction(strRep))
 	str.RawSetString("format", L.NewFunction(wrapFormat(goFunc(str.RawGetString("format")))))
 	tbl.RawSetString("concat", L.NewFunction(tableConcat))
 	L.SetGlobal(concatLocal, L.NewFunction(numberText))
@@ -316,30 +316,32 @@ func parseExponent(s string) (float64, bool) {
 	return f, err == nil
 }
 
-// wrapRep adds string.rep's separator (Lua 5.2).
-func wrapRep(orig glua.LGFunction) glua.LGFunction {
-	return func(L *glua.LState) int {
-		sep := L.OptString(3, "")
-		if sep == "" {
-			return orig(L)
-		}
-		s := L.CheckString(1)
-		n := L.CheckInt(2)
-		if n <= 0 {
-			L.Push(glua.LString(""))
-			return 1
-		}
-		var b strings.Builder
-		b.Grow(n*len(s) + (n-1)*len(sep))
-		for i := range n {
-			if i > 0 {
-				b.WriteString(sep)
-			}
-			b.WriteString(s)
-		}
-		L.Push(glua.LString(b.String()))
+// strRep replaces gopher-lua's string.rep, which allocates whatever
+// size it is asked for, and adds the separator (Lua 5.2).
+func strRep(L *glua.LState) int {
+	s := L.CheckString(1)
+	n := float64(L.CheckNumber(2))
+	sep := L.OptString(3, "")
+	if n < 1 || (s == "" && sep == "") {
+		L.Push(glua.LString(""))
 		return 1
 	}
+	n = math.Floor(n)
+	CheckAlloc(L, n*float64(len(s))+(n-1)*float64(len(sep)))
+	if sep == "" {
+		L.Push(glua.LString(strings.Repeat(s, int(n))))
+		return 1
+	}
+	var b strings.Builder
+	b.Grow(int(n)*len(s) + int(n-1)*len(sep))
+	for i := range int(n) {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(s)
+	}
+	L.Push(glua.LString(b.String()))
+	return 1
 }
 
 // mathLog adds the base argument (Lua 5.2).

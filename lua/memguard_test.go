@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"testing"
 	"time"
+
+	glua "github.com/yuin/gopher-lua"
 )
 
 // A loop that allocates without end is stopped with "not enough memory"
@@ -23,7 +26,8 @@ func TestMemoryGuardStopsRunawayAllocation(t *testing.T) {
 	// The deadline is a backstop for a broken guard, far beyond need.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	_, err := callLua(ctx, runaway, `local t = {} while true do t[#t + 1] = string.rep("x", 1024 * 1024) .. #t end`)
+	// Small pieces, which CheckAlloc lets through: the sampling stops it.
+	_, err := callLua(ctx, runaway, `local t = {} while true do t[#t + 1] = string.rep("x", 1024) .. #t end`)
 	var le *Error
 	if !errors.As(err, &le) || le.Kind != Memory || le.Msg != "not enough memory" {
 		t.Fatalf("runaway allocation: err = %v; want a Memory error \"not enough memory\"", err)
@@ -72,5 +76,69 @@ func BenchmarkGuardedCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Each Go function that allocates a size Lua chose refuses one past what
+// the limit still allows with Lua's "not enough memory", without
+// allocating it; the VM stays usable and smaller requests succeed.
+func TestCheckAllocRefusesOversizedRequests(t *testing.T) {
+	// A sampling interval of an hour leaves the refusals to CheckAlloc.
+	runtime.GC()
+	guard := NewMemoryGuard(readMetric(heapLive)+64<<20, time.Hour)
+	defer guard.Close()
+	vm := newTestVM(t, nil, PoolOptions{MemoryGuard: guard})
+	runLua(t, vm, `mib = string.rep("x", 2^20); ones = {} for i = 1, 100 do ones[i] = 1 end`)
+	refused := []string{
+		`string.rep("x", 2^36)`,
+		`string.rep("x", 2^31)`,
+		`string.rep("x", 2^80)`,
+		`("x"):rep(2^40)`,
+		`string.rep("ab", 2^26, ",")`,
+		`table.concat({mib, mib, mib, mib, mib, mib, mib, mib}, mib:rep(16))`,
+		`local t = {} for i = 1, 100 do t[i] = mib end return table.concat(t)`,
+		`local t = {} for i = 1, 80 do t[i] = mib end string.format(("%s"):rep(80), unpack(t))`,
+		`string.format(("%999999d"):rep(100), unpack(ones))`,
+		`local b = require("string.buffer").new() for i = 1, 100 do b:put(mib) end`,
+		`local b = require("string.buffer").new() for i = 1, 100 do b:putf("%s", mib) end`,
+		`local b = require("string.buffer").new():set(mib) for i = 1, 7 do b:put(b) end`,
+	}
+	for _, code := range refused {
+		res := runLua(t, vm, `return pcall(function() `+code+` end)`)
+		if res[0] != glua.LFalse || res[1].String() != "not enough memory" {
+			t.Errorf("%s: %v; want false, \"not enough memory\"", code, res)
+		}
+	}
+	// A collection frees what the refused calls left behind.
+	runtime.GC()
+	allowed := map[string]string{
+		`return #string.rep("ab", 2^16, ",")`:                      "196607",
+		`return #string.rep("x", 2^20 * 8)`:                        "8388608",
+		`return #table.concat({mib, mib}, ",")`:                    "2097153",
+		`return #string.format("%s%5d", mib, 1)`:                   "1048581",
+		`return string.rep("x", 0) .. string.rep("x", -1)`:         "",
+		`return tostring(#string.format("%1000000000d", 1) < 100)`: "true",
+		`return #require("string.buffer").new():put(mib, mib)`:     "2097152",
+		`return table.concat({1, 2.5, "x"}, "-")`:                  "1-2.5-x",
+		`return string.rep("ab", 3, ",")`:                          "ab,ab,ab",
+	}
+	for code, want := range allowed {
+		if got := runLua(t, vm, code)[0].String(); got != want {
+			t.Errorf("%s = %q; want %q", code, got, want)
+		}
+	}
+}
+
+// A VM without a guard, or with the limit off, still refuses a single
+// allocation LuaJIT could not make either.
+func TestCheckAllocWithoutLimit(t *testing.T) {
+	guard := NewMemoryGuard(0, time.Hour)
+	defer guard.Close()
+	for _, opts := range []PoolOptions{{}, {MemoryGuard: guard}} {
+		vm := newTestVM(t, nil, opts)
+		res := runLua(t, vm, `return pcall(string.rep, "x", 2^36)`)
+		if res[0] != glua.LFalse || res[1].String() != "not enough memory" {
+			t.Errorf("guard %v: string.rep(\"x\", 2^36) = %v; want false, \"not enough memory\"", opts.MemoryGuard != nil, res)
+		}
 	}
 }
