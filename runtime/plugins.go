@@ -105,7 +105,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	timers.Logger = host.logger
 	shared := host.shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
-	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
+	opts := pdk.Options{Configuration: configuration(c), Sensitive: conf.Sensitive, NodeID: host.nodeID, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
 	if host.proc != nil {
