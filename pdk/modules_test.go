@@ -190,7 +190,7 @@ func TestSandboxContainment(t *testing.T) {
 	t.Setenv("GONG_PUBLIC_FLAG", "on")
 	secret := func(k string) bool { return k == "admin_token" || k == "pg_password" }
 	conf := Configuration{"admin_token": "tok3n", "pg_password": "hunter2", "pg_user": "kong",
-		"untrusted_lua_sandbox_vaults": "env/gong_public_*, env/exact"}
+		"untrusted_lua_sandbox_vaults": "env/gong_public_*, env/exact", "trusted_ips": []string{"10.0.0.0/8", "::1"}}
 	run := func(code string) string {
 		return `local fn = require("kong.tools.sandbox").sandbox(` + fmt.Sprintf("%q", code) + `)
 		  local ok, res = pcall(fn)
@@ -210,7 +210,10 @@ func TestSandboxContainment(t *testing.T) {
 		  return kong.version .. ngx.config.subsystem .. type(kong.client.get_ip) .. ngx.re.find("abc", "b")`, "true 3.10.0streamfunction2"},
 		{"secrets masked", `return kong.configuration.admin_token .. kong.configuration.pg_password .. kong.configuration.pg_user`,
 			"true ************kong"},
-		{"pairs shows masked values", `local seen = {} for k, v in pairs(kong.configuration) do seen[#seen + 1] = k .. "=" .. tostring(v) end
+		{"ipairs and # on views", `local n = 0 for _, v in ipairs(kong.configuration.trusted_ips) do n = n + #v end
+		  return #kong.configuration.trusted_ips .. "," .. n`, "true 2,13"},
+		{"pairs shows masked values", `local seen = {} for k, v in pairs(kong.configuration) do
+		  if type(v) == "string" then seen[#seen + 1] = k .. "=" .. v end end
 		  table.sort(seen) return table.concat(seen, ",")`,
 			"true admin_token=******,pg_password=******,pg_user=kong,untrusted_lua_sandbox_vaults=env/gong_public_*, env/exact"},
 		{"pairs on a namespace", `local n = 0 for k, v in pairs(kong.client) do n = n + 1 end return n > 3`, "true true"},
