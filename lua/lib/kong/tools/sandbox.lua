@@ -99,24 +99,14 @@ local COSOCKETS_REFUSED = "%s is not allowed within sandbox: " ..
 -- values at some paths ("kong.configuration") with others.
 local function new_views(overrides)
   local views, reals = {}, {}
-  local view
-
-  -- method wraps a function read through a view: called as a method of
-  -- the view, it gets the real table as self.
-  local function method(fn, proxy, real)
-    return function(...)
-      if select("#", ...) > 0 and (...) == proxy then
-        return fn(real, select(2, ...))
-      end
-      return fn(...)
-    end
-  end
-
-  view = function(real, path)
+  -- Functions are given as they are: wrapping them would add a frame,
+  -- and kong.log reports its caller's line. The PDK's methods
+  -- (kong.cache:get) do not depend on self being the real table.
+  local function view(real, path)
     if views[real] then
       return views[real]
     end
-    local proxy, methods = {}, {}
+    local proxy = {}
     setmetatable(proxy, {
       __index = function(_, k)
         local child = path .. "." .. tostring(k)
@@ -129,10 +119,6 @@ local function new_views(overrides)
         end
         if type(v) == "table" then
           return view(v, child)
-        end
-        if type(v) == "function" then
-          methods[v] = methods[v] or method(v, proxy, real)
-          return methods[v]
         end
         return v
       end,
