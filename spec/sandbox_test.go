@@ -21,30 +21,21 @@ services:
   - name: e
     url: tcp://%s
     routes:
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins:
-          - name: post-function
-            protocols: [tcp]
-            config:
-              log:
-                - |
-                  ngx.timer.at(0, function()
-                    local ok, err = pcall(ngx.socket.tcp)
-                    kong.log.err("timer cosocket: ", err)
-                  end)
-                  kong.log.err("token: ", kong.configuration.admin_token,
-                               " otlp: ", kong.configuration.tracing_otlp_headers)
-                  kong.log.err("vault: ", select(2, kong.vault.get("{vault://env/gong-spec-secret}")))
-                - |
-                  kong.client.get_ip = function() return "10.9.9.9" end
+%s
       - protocols: [tcp]
         destinations: [{port: %d}]
         plugins:
           - name: ip-restriction
             protocols: [tcp]
             config: {allow: [127.0.0.1]}
-`, echo, pSandboxed, pRestricted)
+`, echo, postFunctionRoute(pSandboxed, `ngx.timer.at(0, function()
+  local ok, err = pcall(ngx.socket.tcp)
+  kong.log.err("timer cosocket: ", err)
+end)
+kong.log.err("token: ", kong.configuration.admin_token,
+             " otlp: ", kong.configuration.tracing_otlp_headers)
+kong.log.err("vault: ", select(2, kong.vault.get("{vault://env/gong-spec-secret}")))`,
+		`kong.client.get_ip = function() return "10.9.9.9" end`), pRestricted)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nadmin_token = adm1n-s3cret\n"+
 		"tracing_otlp_headers = authorization:Bearer otlp-s3cret\n", pSandboxed, pRestricted), yml)
 	sandboxed, restricted := fmt.Sprintf("127.0.0.1:%d", pSandboxed), fmt.Sprintf("127.0.0.1:%d", pRestricted)
@@ -84,27 +75,30 @@ func TestSandboxVaultAllowList(t *testing.T) {
 	t.Setenv("GONG_SPEC_PRIVATE", "private-s3cret")
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: e
-    url: tcp://%s
-    routes:
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins:
-          - name: post-function
-            protocols: [tcp]
-            config:
-              log:
-                - |
-                  kong.log.err("public: ", kong.vault.get("{vault://env/GONG_SPEC_PUBLIC_FLAG}"),
-                               " private: ", tostring(kong.vault.get("{vault://env/GONG_SPEC_PRIVATE}")))
-`, echo, p)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n%s\n", echo,
+		postFunctionRoute(p, `kong.log.err("public: ", kong.vault.get("{vault://env/GONG_SPEC_PUBLIC_FLAG}"),
+             " private: ", tostring(kong.vault.get("{vault://env/GONG_SPEC_PRIVATE}")))`))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nuntrusted_lua_sandbox_vaults = env/GONG_SPEC_PUBLIC_*\n", p), yml)
 	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "e: x" {
 		t.Fatalf("through post-function: %q, %v", got, err)
 	}
 	g.waitErrLog(t, "the vault lookups", "public: flag-on private: nil")
+}
+
+// postFunctionRoute is a kong.yml route, under a service's routes, on
+// destination port, whose post-function runs each snippet in the log
+// phase.
+func postFunctionRoute(port int, snippets ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins:\n"+
+		"          - name: post-function\n            protocols: [tcp]\n            config:\n              log:", port)
+	for _, s := range snippets {
+		b.WriteString("\n                - |")
+		for _, line := range strings.Split(s, "\n") {
+			b.WriteString("\n                  " + line)
+		}
+	}
+	return b.String()
 }
 
 // TestAdminRootMasksSecrets reads GET / on the Admin API: every secret
