@@ -142,3 +142,29 @@ func TestCheckAllocWithoutLimit(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckedRep is string.rep below the checked size, and above it
+// (one heap metric read per call), with a limit set.
+func BenchmarkCheckedRep(b *testing.B) {
+	guard := NewMemoryGuard(1<<40, time.Hour)
+	defer guard.Close()
+	vm, err := NewVM(nil, PoolOptions{MemoryGuard: guard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Close()
+	for _, n := range []int{1 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("bytes=%d", n), func(b *testing.B) {
+			fn, err := vm.L.LoadString(fmt.Sprintf("return string.rep('x', %d)", n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := vm.Call(b.Context(), fn); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -254,3 +254,28 @@ func TestSandboxContainment(t *testing.T) {
 		t.Errorf("untrusted_lua = on: ngx.socket.tcp is %q", got)
 	}
 }
+
+// BenchmarkSandboxedRead is a read of kong.client.get_ip and ngx.ctx by
+// sandboxed code, through the read-only views, against the same code
+// under untrusted_lua = on.
+func BenchmarkSandboxedRead(b *testing.B) {
+	for _, mode := range []string{"sandbox", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newLibEnv(b, PhaseLog, Options{Configuration: Configuration{"untrusted_lua": mode}})
+			load, err := e.vm.L.LoadString(`return require("kong.tools.sandbox").sandbox("local f, c = kong.client.get_ip, ngx.ctx")`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := e.vm.Call(b.Context(), load)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.vm.Call(b.Context(), res[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
