@@ -115,7 +115,11 @@ func tableConcat(L *glua.LState) int {
 		L.Push(glua.LString(""))
 		return 1
 	}
-	parts := make([]string, 0, min(j-i+1, tableNewCap))
+	n := j - i + 1
+	if n <= 0 || n > tableNewCap { // overflowed, or a hint too large
+		n = tableNewCap
+	}
+	parts := make([]string, 0, n)
 	size := float64(j-i) * float64(len(sep))
 	for k := i; k <= j; k++ {
 		switch v := t.RawGetInt(k).(type) {
