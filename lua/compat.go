@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	glua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/pm"
 )
 
 // openCompat installs the LuaJIT and Lua 5.2 extensions Kong code relies on
@@ -63,6 +64,7 @@ func openCompat(L *glua.LState) error {
 	L.SetGlobal("tonumber", L.NewFunction(wrapToNumber(goFunc(L.GetGlobal("tonumber")))))
 	str.RawSetString("rep", L.NewFunction(strRep))
 	str.RawSetString("format", L.NewFunction(wrapFormat(goFunc(str.RawGetString("format")))))
+	str.RawSetString("gsub", L.NewFunction(wrapGsub(goFunc(str.RawGetString("gsub")))))
 	tbl.RawSetString("concat", L.NewFunction(tableConcat))
 	L.SetGlobal(concatLocal, L.NewFunction(numberText))
 	mth.RawSetString("log", L.NewFunction(mathLog))
@@ -342,6 +344,44 @@ func strRep(L *glua.LState) int {
 	}
 	L.Push(glua.LString(b.String()))
 	return 1
+}
+
+// wrapGsub bounds string.gsub with a string replacement, whose result can
+// be far larger than its arguments: the matches are found first and the
+// result measured before gopher-lua builds it. That costs a second search,
+// so only when the largest possible result (every position a match, every
+// % a whole-subject capture) is past the unchecked size. A function or
+// table replacement gives strings Lua already holds.
+func wrapGsub(orig glua.LGFunction) glua.LGFunction {
+	return func(L *glua.LState) int {
+		subject := L.CheckString(1)
+		repl, ok := L.Get(3).(glua.LString)
+		if !ok {
+			return orig(L)
+		}
+		n, r := float64(len(subject)), float64(len(repl))
+		pct := float64(strings.Count(string(repl), "%"))
+		if n+(n+1)*(r+pct*n) < smallAlloc {
+			return orig(L)
+		}
+		pattern := L.CheckString(2)
+		matches, err := pm.Find(pattern, []byte(subject), 0, L.OptInt(4, -1))
+		if err != nil {
+			return orig(L)
+		}
+		// A capture is part of its match, or a position: 20 digits at most.
+		positions := strings.Contains(pattern, "()")
+		size := n
+		for _, m := range matches {
+			capture := float64(m.Capture(1) - m.Capture(0))
+			if positions {
+				capture = max(capture, 20)
+			}
+			size += r + pct*capture
+		}
+		CheckAlloc(L, size)
+		return orig(L)
+	}
 }
 
 // mathLog adds the base argument (Lua 5.2).

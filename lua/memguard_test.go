@@ -102,6 +102,8 @@ func TestCheckAllocRefusesOversizedRequests(t *testing.T) {
 		`local b = require("string.buffer").new() for i = 1, 100 do b:put(mib) end`,
 		`local b = require("string.buffer").new() for i = 1, 100 do b:putf("%s", mib) end`,
 		`local b = require("string.buffer").new():set(mib) for i = 1, 7 do b:put(b) end`,
+		`string.gsub(mib, "x", mib)`,
+		`mib:gsub("x", ("%0"):rep(100))`,
 	}
 	for _, code := range refused {
 		res := runLua(t, vm, `return pcall(function() `+code+` end)`)
@@ -121,6 +123,8 @@ func TestCheckAllocRefusesOversizedRequests(t *testing.T) {
 		`return #require("string.buffer").new():put(mib, mib)`:       "2097152",
 		`return table.concat({1, 2.5, "x"}, "-")`:                    "1-2.5-x",
 		`return string.rep("ab", 3, ",")`:                            "ab,ab,ab",
+		`return #string.gsub(mib, "^x", "yy")`:                       "1048577",
+		`return (string.gsub("a-b", "%-", "%%"))`:                    "a%b",
 		`return select(2, pcall(table.concat, {}, "", -2^62, 2^62))`: "<string>:1: invalid value (at index -4611686018427387904) in table for 'concat'",
 	}
 	for code, want := range allowed {
