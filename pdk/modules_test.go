@@ -184,7 +184,7 @@ func selfSigned(t *testing.T) (certPEM, keyPEM string) {
 // TestSandboxContainment checks what sandboxed code cannot do: change
 // kong or ngx at any depth (other plugins and routes share them), read
 // secrets from kong.configuration, resolve vault references the operator
-// did not allow, or open cosockets.
+// did not allow, or open cosockets (ngx.req.socket included).
 func TestSandboxContainment(t *testing.T) {
 	t.Setenv("GONG_TEST_SECRET", "s3cret")
 	t.Setenv("GONG_PUBLIC_FLAG", "on")
@@ -227,6 +227,10 @@ func TestSandboxContainment(t *testing.T) {
 			"false ngx.socket.tcp is not allowed within sandbox: cosockets need untrusted_lua = on"},
 		{"cosockets refused in timers", `local ok, err = pcall(function() return ngx.socket.udp() end) return err`,
 			"true ngx.socket.udp is not allowed within sandbox: cosockets need untrusted_lua = on"},
+		{"request socket refused", `ngx.req.socket()`,
+			"false ngx.req.socket is not allowed within sandbox: cosockets need untrusted_lua = on"},
+		{"request socket refused through pairs", `for k, v in pairs(ngx.req) do if k == "socket" then return select(2, pcall(v)) end end`,
+			"true ngx.req.socket is not allowed within sandbox: cosockets need untrusted_lua = on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -245,9 +245,16 @@ local function refused_cosockets()
   })
 end
 
+-- refused_req_socket stands for ngx.req.socket: reading the client's
+-- bytes through a cosocket would take them from the plugins and the
+-- upstream that follow.
+local function refused_req_socket()
+  error(COSOCKETS_REFUSED:format("ngx.req.socket"), 0)
+end
+
 -- sandbox_overrides are the values sandboxed code finds in place of the
 -- real ones: kong.configuration without secrets, kong.vault limited to
--- the allowed references, and no cosockets.
+-- the allowed references, and no cosockets (ngx.req.socket included).
 local function sandbox_overrides()
   local o = {}
   if type(kong) == "table" then
@@ -260,6 +267,7 @@ local function sandbox_overrides()
     end
   end
   o["ngx.socket"] = refused_cosockets()
+  o["ngx.req.socket"] = refused_req_socket
   return o
 end
 
