@@ -40,6 +40,29 @@ func TestMemoryGuardStopsRunawayAllocation(t *testing.T) {
 	}
 }
 
+// Strings built by the .. operator are not checked one by one, since the
+// VM builds them itself; a loop of them is what the sampling stops. Each
+// piece here doubles, so the loop would reach 256 MiB and return if the
+// guard let it run.
+func TestMemoryGuardStopsConcatenationLoop(t *testing.T) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	guard := NewMemoryGuard(sample[0].Value.Uint64()+16<<20, 10*time.Millisecond)
+	defer guard.Close()
+	vm := newTestVM(t, nil, PoolOptions{MemoryGuard: guard})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	res, err := callLua(ctx, vm, `local s = "x" while #s < 2^28 do s = s .. s end return #s`)
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Memory || le.Msg != "not enough memory" {
+		t.Fatalf("concatenation loop: %v, err = %v; want a Memory error \"not enough memory\"", res, err)
+	}
+	if !vm.Broken() {
+		t.Error("the stopped VM is still trusted")
+	}
+}
+
 // Without a limit, calls carry their context unchanged.
 func TestMemoryGuardOff(t *testing.T) {
 	guard := NewMemoryGuard(0, time.Hour)
