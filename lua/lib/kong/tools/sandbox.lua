@@ -245,9 +245,8 @@ local function refused_cosockets()
   })
 end
 
--- refused_req_socket stands for ngx.req.socket: reading the client's
--- bytes through a cosocket would take them from the plugins and the
--- upstream that follow.
+-- refused_req_socket stands for ngx.req.socket in every phase: the
+-- client's bytes belong to the plugins and the upstream that follow.
 local function refused_req_socket()
   error(COSOCKETS_REFUSED:format("ngx.req.socket"), 0)
 end
