@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	glua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/pm"
 )
 
 // openCompat installs the LuaJIT and Lua 5.2 extensions Kong code relies on
@@ -61,8 +62,9 @@ func openCompat(L *glua.LState) error {
 	L.SetGlobal("xpcall", L.NewFunction(baseXPCall))
 	L.SetGlobal("tostring", L.NewFunction(baseToString))
 	L.SetGlobal("tonumber", L.NewFunction(wrapToNumber(goFunc(L.GetGlobal("tonumber")))))
-	str.RawSetString("rep", L.NewFunction(wrapRep(goFunc(str.RawGetString("rep")))))
+	str.RawSetString("rep", L.NewFunction(strRep))
 	str.RawSetString("format", L.NewFunction(wrapFormat(goFunc(str.RawGetString("format")))))
+	str.RawSetString("gsub", L.NewFunction(wrapGsub(goFunc(str.RawGetString("gsub")))))
 	tbl.RawSetString("concat", L.NewFunction(tableConcat))
 	L.SetGlobal(concatLocal, L.NewFunction(numberText))
 	mth.RawSetString("log", L.NewFunction(mathLog))
@@ -316,29 +318,69 @@ func parseExponent(s string) (float64, bool) {
 	return f, err == nil
 }
 
-// wrapRep adds string.rep's separator (Lua 5.2).
-func wrapRep(orig glua.LGFunction) glua.LGFunction {
+// strRep replaces gopher-lua's string.rep, which allocates whatever
+// size it is asked for, and adds the separator (Lua 5.2).
+func strRep(L *glua.LState) int {
+	s := L.CheckString(1)
+	n := float64(L.CheckNumber(2))
+	sep := L.OptString(3, "")
+	if n < 1 || (s == "" && sep == "") {
+		L.Push(glua.LString(""))
+		return 1
+	}
+	n = math.Floor(n)
+	CheckAlloc(L, n*float64(len(s))+(n-1)*float64(len(sep)))
+	if sep == "" {
+		L.Push(glua.LString(strings.Repeat(s, int(n))))
+		return 1
+	}
+	var b strings.Builder
+	b.Grow(int(n)*len(s) + int(n-1)*len(sep))
+	for i := range int(n) {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(s)
+	}
+	L.Push(glua.LString(b.String()))
+	return 1
+}
+
+// wrapGsub bounds string.gsub with a string replacement, whose result can
+// be far larger than its arguments: the matches are found first and the
+// result measured before gopher-lua builds it. That costs a second search,
+// so only when the largest possible result (every position a match, every
+// % a whole-subject capture) is past the unchecked size. A function or
+// table replacement gives strings Lua already holds.
+func wrapGsub(orig glua.LGFunction) glua.LGFunction {
 	return func(L *glua.LState) int {
-		sep := L.OptString(3, "")
-		if sep == "" {
+		subject := L.CheckString(1)
+		repl, ok := L.Get(3).(glua.LString)
+		if !ok {
 			return orig(L)
 		}
-		s := L.CheckString(1)
-		n := L.CheckInt(2)
-		if n <= 0 {
-			L.Push(glua.LString(""))
-			return 1
+		n, r := float64(len(subject)), float64(len(repl))
+		pct := float64(strings.Count(string(repl), "%"))
+		if n+(n+1)*(r+pct*n) < smallAlloc {
+			return orig(L)
 		}
-		var b strings.Builder
-		b.Grow(n*len(s) + (n-1)*len(sep))
-		for i := range n {
-			if i > 0 {
-				b.WriteString(sep)
+		pattern := L.CheckString(2)
+		matches, err := pm.Find(pattern, []byte(subject), 0, L.OptInt(4, -1))
+		if err != nil {
+			return orig(L)
+		}
+		// A capture is part of its match, or a position: 20 digits at most.
+		positions := strings.Contains(pattern, "()")
+		size := n
+		for _, m := range matches {
+			capture := float64(m.Capture(1) - m.Capture(0))
+			if positions {
+				capture = max(capture, 20)
 			}
-			b.WriteString(s)
+			size += r + pct*capture
 		}
-		L.Push(glua.LString(b.String()))
-		return 1
+		CheckAlloc(L, size)
+		return orig(L)
 	}
 }
 

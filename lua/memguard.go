@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	glua "github.com/yuin/gopher-lua"
 )
 
 // ErrMemory is the cause of a call stopped by a MemoryGuard; its Lua
@@ -28,6 +30,8 @@ var ErrMemory = errors.New("not enough memory")
 // most, and stops only calls that have run for long.
 type MemoryGuard struct {
 	limit atomic.Uint64
+	// lastCollect is when CheckAlloc last collected (Unix ns).
+	lastCollect atomic.Int64
 
 	mu    sync.Mutex
 	calls map[*guardedCall]struct{}
@@ -82,7 +86,6 @@ func (g *MemoryGuard) watch(interval time.Duration) {
 	defer close(g.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	var lastGC time.Time
 	for {
 		select {
@@ -94,15 +97,13 @@ func (g *MemoryGuard) watch(interval time.Duration) {
 		if limit == 0 || g.longest(10*interval) == nil {
 			continue
 		}
-		metrics.Read(sample)
-		if sample[0].Value.Uint64() <= limit || time.Since(lastGC) < time.Second {
+		if readMetric(heapObjects) <= limit || time.Since(lastGC) < time.Second {
 			continue
 		}
 		// Objects include garbage not yet swept: count only what is live.
 		runtime.GC()
 		lastGC = time.Now()
-		metrics.Read(sample)
-		if sample[0].Value.Uint64() <= limit {
+		if readMetric(heapObjects) <= limit {
 			continue
 		}
 		if c := g.longest(10 * interval); c != nil {
@@ -129,4 +130,92 @@ func (g *MemoryGuard) longest(min time.Duration) *guardedCall {
 		return nil
 	}
 	return oldest
+}
+
+// Sampling cannot stop one huge allocation: string.rep("x", 2^36) asks Go
+// for 64 GiB at once, and a Go allocation that fails ends the process.
+// So every Go function that allocates a size Lua chose asks CheckAlloc
+// first.
+
+// smallAlloc is the size below which CheckAlloc lets an allocation
+// through unchecked: alone it cannot threaten the process, and many of
+// them are what the sampling stops.
+const smallAlloc = 64 << 10
+
+// maxAllocUnlimited bounds one allocation when no limit is set: LuaJIT's
+// own largest string (LJ_MAX_STR), so no setting makes a single request
+// from Lua fatal.
+const maxAllocUnlimited = 1<<31 - 256
+
+const guardKey = "gong.lua.guard"
+
+// heapObjects is the metric of the heap's object bytes, live or not yet
+// swept.
+const heapObjects = "/memory/classes/heap/objects:bytes"
+
+// collectEvery is the least time between two collections CheckAlloc
+// forces.
+const collectEvery = 100 * time.Millisecond
+
+// heapLive is the metric of the heap the last collection found live.
+const heapLive = "/gc/heap/live:bytes"
+
+// CheckAlloc raises Lua's "not enough memory" error in L when n bytes in
+// one piece are more than the VM's memory limit still allows: the limit
+// less the heap the last garbage collection found live. n is a float so
+// that sizes Lua computes past the range of int are refused rather than
+// wrapped. Go functions reachable from Lua call it before allocating a
+// size that Lua code controls.
+func CheckAlloc(L *glua.LState, n float64) {
+	if n < smallAlloc {
+		return
+	}
+	var g *MemoryGuard
+	if ud, ok := L.Get(glua.RegistryIndex).(*glua.LTable).RawGetString(guardKey).(*glua.LUserData); ok {
+		g, _ = ud.Value.(*MemoryGuard)
+	}
+	if !g.allows(n) {
+		L.Error(glua.LString(ErrMemory.Error()), 0)
+	}
+}
+
+// CheckAppend is CheckAlloc for appending n bytes to buf: it checks
+// what append would allocate when buf has to grow (the needed length
+// and a quarter more, at the sizes that matter).
+func CheckAppend(L *glua.LState, buf []byte, n int) {
+	if need := len(buf) + n; need > cap(buf) {
+		CheckAlloc(L, float64(need)*1.25)
+	}
+}
+
+// allows reports whether n more bytes fit under the limit. It counts the
+// heap live at the last collection, not the objects in use now, which
+// include garbage. That figure can be stale after a large object died:
+// before refusing, it collects, at most once per collectEvery so that a
+// plugin asking again and again cannot keep the process collecting.
+func (g *MemoryGuard) allows(n float64) bool {
+	var limit uint64
+	if g != nil {
+		limit = g.limit.Load()
+	}
+	if limit == 0 {
+		return n <= maxAllocUnlimited
+	}
+	if n+float64(readMetric(heapLive)) <= float64(limit) {
+		return true
+	}
+	last := g.lastCollect.Load()
+	if n > float64(limit) || time.Since(time.Unix(0, last)) < collectEvery ||
+		!g.lastCollect.CompareAndSwap(last, time.Now().UnixNano()) {
+		return false
+	}
+	runtime.GC()
+	return n+float64(readMetric(heapLive)) <= float64(limit)
+}
+
+// readMetric reads one runtime/metrics value in bytes.
+func readMetric(name string) uint64 {
+	sample := []metrics.Sample{{Name: name}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }

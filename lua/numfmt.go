@@ -38,11 +38,14 @@ func sameText(n float64) bool {
 }
 
 // wrapFormat makes string.format's %s print numbers as LuaJIT does; other
-// conversions are left to gopher-lua.
+// conversions are left to gopher-lua. It bounds the result's size first
+// (widths, precisions and quoted strings can make it far larger than
+// its arguments) and refuses one past the memory limit.
 func wrapFormat(orig glua.LGFunction) glua.LGFunction {
 	return func(L *glua.LState) int {
 		format := L.CheckString(1)
 		arg := 1
+		size := float64(len(format))
 		for i := 0; i < len(format); i++ {
 			if format[i] != '%' {
 				continue
@@ -51,41 +54,86 @@ func wrapFormat(orig glua.LGFunction) glua.LGFunction {
 			if i < len(format) && format[i] == '%' {
 				continue
 			}
+			start := i
 			for i < len(format) && strings.IndexByte("-+ #0123456789.", format[i]) >= 0 {
 				i++
 			}
+			size += formatWidth(format[start:i])
 			arg++
-			if i < len(format) && format[i] == 's' {
-				if n, ok := L.Get(arg).(glua.LNumber); ok {
-					L.Replace(arg, glua.LString(FormatNumber(float64(n))))
+			if i >= len(format) {
+				break
+			}
+			switch v := L.Get(arg).(type) {
+			case glua.LNumber:
+				if format[i] == 's' {
+					L.Replace(arg, glua.LString(FormatNumber(float64(v))))
 				}
+				size += 32
+			case glua.LString:
+				size += float64(len(v))
+				if format[i] == 'q' {
+					// %q escapes a byte in at most four.
+					size += 3*float64(len(v)) + 2
+				}
+			default:
+				size += 64
 			}
 		}
+		CheckAlloc(L, size)
 		return orig(L)
 	}
 }
 
-// tableConcat is table.concat with LuaJIT's number text.
+// formatWidth bounds what a directive's flags, width and precision add:
+// Go's fmt, under gopher-lua's string.format, ignores numbers past 1e6.
+func formatWidth(spec string) float64 {
+	width := 0.0
+	for _, f := range strings.FieldsFunc(spec, func(r rune) bool { return r < '0' || r > '9' }) {
+		if len(f) > 7 {
+			continue
+		}
+		n := 0.0
+		for _, c := range f {
+			n = n*10 + float64(c-'0')
+		}
+		if n <= 1e6 {
+			width += n
+		}
+	}
+	return width
+}
+
+// tableConcat is table.concat with LuaJIT's number text. It measures the
+// result before building it, so that a size past the memory limit is
+// refused, not allocated.
 func tableConcat(L *glua.LState) int {
 	t := L.CheckTable(1)
 	sep := L.OptString(2, "")
 	i := L.OptInt(3, 1)
 	j := L.OptInt(4, t.Len())
-	var b strings.Builder
+	if i > j {
+		L.Push(glua.LString(""))
+		return 1
+	}
+	n := j - i + 1
+	if n <= 0 || n > tableNewCap { // overflowed, or a hint too large
+		n = tableNewCap
+	}
+	parts := make([]string, 0, n)
+	size := float64(j-i) * float64(len(sep))
 	for k := i; k <= j; k++ {
 		switch v := t.RawGetInt(k).(type) {
 		case glua.LString:
-			b.WriteString(string(v))
+			parts = append(parts, string(v))
 		case glua.LNumber:
-			b.WriteString(FormatNumber(float64(v)))
+			parts = append(parts, FormatNumber(float64(v)))
 		default:
 			L.RaiseError("invalid value (at index %d) in table for 'concat'", k)
 		}
-		if k < j {
-			b.WriteString(sep)
-		}
+		size += float64(len(parts[len(parts)-1]))
 	}
-	L.Push(glua.LString(b.String()))
+	CheckAlloc(L, size)
+	L.Push(glua.LString(strings.Join(parts, sep)))
 	return 1
 }
 

@@ -12,6 +12,12 @@ const strBufType = "string.buffer"
 
 type strBuf struct{ b []byte }
 
+// add appends s, refusing growth past the memory limit.
+func (sb *strBuf) add(L *glua.LState, s string) {
+	CheckAppend(L, sb.b, len(s))
+	sb.b = append(sb.b, s...)
+}
+
 func openStringBuffer(L *glua.LState) *glua.LTable {
 	mt := L.NewTypeMetatable(strBufType)
 	methods := L.SetFuncs(L.NewTable(), strBufMethods)
@@ -45,17 +51,18 @@ var strBufMethods = map[string]glua.LGFunction{
 		for i := 2; i <= L.GetTop(); i++ {
 			switch v := L.Get(i).(type) {
 			case glua.LString:
-				sb.b = append(sb.b, v...)
+				sb.add(L, string(v))
 			case glua.LNumber:
-				sb.b = append(sb.b, FormatNumber(float64(v))...)
+				sb.add(L, FormatNumber(float64(v)))
 			case *glua.LUserData:
 				if other, ok := v.Value.(*strBuf); ok {
+					CheckAppend(L, sb.b, len(other.b))
 					sb.b = append(sb.b, other.b...)
 					continue
 				}
-				sb.b = append(sb.b, putMeta(L, i, v)...)
+				sb.add(L, putMeta(L, i, v))
 			default:
-				sb.b = append(sb.b, putMeta(L, i, v)...)
+				sb.add(L, putMeta(L, i, v))
 			}
 		}
 		L.SetTop(1)
@@ -69,7 +76,7 @@ var strBufMethods = map[string]glua.LGFunction{
 			L.Push(L.Get(i))
 		}
 		L.Call(top-1, 1)
-		sb.b = append(sb.b, L.CheckString(-1)...)
+		sb.add(L, L.CheckString(-1))
 		L.SetTop(1)
 		return 1
 	},
@@ -100,7 +107,9 @@ var strBufMethods = map[string]glua.LGFunction{
 	},
 	"set": func(L *glua.LState) int {
 		sb := checkStrBuf(L)
-		sb.b = append(sb.b[:0], L.CheckString(2)...)
+		s := L.CheckString(2)
+		sb.b = sb.b[:0]
+		sb.add(L, s)
 		L.SetTop(1)
 		return 1
 	},

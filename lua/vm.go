@@ -101,6 +101,9 @@ func NewVM(b *Bundle, opts PoolOptions) (*VM, error) {
 
 func (vm *VM) init(b *Bundle) error {
 	L := vm.L
+	guard := L.NewUserData()
+	guard.Value = vm.guard
+	L.Get(glua.RegistryIndex).(*glua.LTable).RawSetString(guardKey, guard)
 	for _, lib := range libs {
 		L.Push(L.NewFunction(lib.open))
 		L.Push(glua.LString(lib.name))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/gong-proxy/gong/lua"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -205,6 +206,11 @@ func (c *cjsonConfig) encode(L *glua.LState, v glua.LValue) ([]byte, error) {
 }
 
 func (c *cjsonConfig) appendValue(L *glua.LState, b *[]byte, v glua.LValue, depth int) error {
+	// Sizes only grow: a value that needs the buffer to grow past the
+	// memory limit is refused here, strings by their escaped length.
+	if _, isString := v.(glua.LString); !isString {
+		lua.CheckAppend(L, *b, 32)
+	}
 	switch v := v.(type) {
 	case *glua.LNilType:
 		*b = append(*b, "null"...)
@@ -217,7 +223,7 @@ func (c *cjsonConfig) appendValue(L *glua.LState, b *[]byte, v glua.LValue, dept
 		}
 		*b = append(*b, s...)
 	case glua.LString:
-		c.appendString(b, string(v))
+		c.appendString(L, b, string(v))
 	case *glua.LTable:
 		depth++
 		if depth > c.encodeMaxDepth {
@@ -248,7 +254,8 @@ func (c *cjsonConfig) formatNumber(f float64) (string, error) {
 
 // escapes is cjson's char2escape: control characters, '"', '\\', '/' and
 // DEL; other bytes, UTF-8 included, are copied.
-func (c *cjsonConfig) appendString(b *[]byte, s string) {
+func (c *cjsonConfig) appendString(L *glua.LState, b *[]byte, s string) {
+	lua.CheckAppend(L, *b, c.escapedLen(s))
 	*b = append(*b, '"')
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
@@ -276,6 +283,20 @@ func (c *cjsonConfig) appendString(b *[]byte, s string) {
 		}
 	}
 	*b = append(*b, '"')
+}
+
+// escapedLen is the length appendString gives s.
+func (c *cjsonConfig) escapedLen(s string) int {
+	n := len(s) + 2
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch == '"' || ch == '\\' || ch == '/' && c.escapeSlash || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t':
+			n++
+		case ch < 0x20 || ch == 0x7f:
+			n += 5
+		}
+	}
+	return n
 }
 
 // arrayLength is lua_array_length: -1 for an object, else the array length;
@@ -335,7 +356,7 @@ func (c *cjsonConfig) appendTable(L *glua.LState, b *[]byte, t *glua.LTable, dep
 		first = false
 		switch k := k.(type) {
 		case glua.LString:
-			c.appendString(b, string(k))
+			c.appendString(L, b, string(k))
 		case glua.LNumber:
 			s, err := c.formatNumber(float64(k))
 			if err != nil {

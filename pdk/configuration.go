@@ -8,14 +8,8 @@ import (
 	glua "github.com/yuin/gopher-lua"
 )
 
-// sensitiveKeys are kong/conf_loader/constants.lua CONF_SENSITIVE.
-var sensitiveKeys = []string{
-	"pg_password", "pg_ro_password", "proxy_server", "declarative_config_string",
-	"cluster_cert_key", "ssl_cert_key", "client_ssl_cert_key", "admin_ssl_cert_key",
-	"admin_gui_ssl_cert_key", "status_ssl_cert_key", "debug_ssl_cert_key", "$refs",
-}
-
-// sensitivePlaceholder is CONF_SENSITIVE_PLACEHOLDER.
+// sensitivePlaceholder is what remove_sensitive shows for a secret
+// (Kong's CONF_SENSITIVE_PLACEHOLDER).
 const sensitivePlaceholder = "******"
 
 // openGlobals sets kong.version, kong.version_num and kong.configuration
@@ -25,37 +19,36 @@ func (p *pdk) openGlobals(L *glua.LState, kong *glua.LTable) {
 	kong.RawSetString("version_num", glua.LNumber(versionNum(p.opts.Version)))
 
 	conf := toLua(L, map[string]any(p.opts.Configuration), nil).(*glua.LTable)
+	sensitive := func(k glua.LValue) bool {
+		ks, ok := k.(glua.LString)
+		return ok && p.opts.Sensitive != nil && p.opts.Sensitive(string(ks))
+	}
 	removeSensitive := L.NewFunction(func(L *glua.LState) int {
 		c := deepCopy(L, conf, map[*glua.LTable]*glua.LTable{}).(*glua.LTable)
 		// $refs holds the unresolved vault references of non-sensitive
 		// fields: conf_loader's remove_sensitive puts them back.
 		if refs, ok := c.RawGetString("$refs").(*glua.LTable); ok {
 			refs.ForEach(func(k, v glua.LValue) {
-				if ks, ok := k.(glua.LString); !ok || !isSensitive(string(ks)) {
+				if !sensitive(k) {
 					c.RawSet(k, v)
 				}
 			})
 			c.RawSetString("$refs", glua.LNil)
 		}
-		for _, k := range sensitiveKeys {
-			if glua.LVAsBool(c.RawGetString(k)) {
-				c.RawSetString(k, glua.LString(sensitivePlaceholder))
+		var secrets []glua.LValue
+		c.ForEach(func(k, v glua.LValue) {
+			if sensitive(k) && glua.LVAsBool(v) {
+				secrets = append(secrets, k)
 			}
+		})
+		for _, k := range secrets {
+			c.RawSet(k, glua.LString(sensitivePlaceholder))
 		}
 		L.Push(c)
 		return 1
 	})
 	kong.RawSetString("configuration", readOnly(L, conf,
 		map[string]glua.LValue{"remove_sensitive": removeSensitive}, "cannot write to configuration"))
-}
-
-func isSensitive(k string) bool {
-	for _, s := range sensitiveKeys {
-		if s == k {
-			return true
-		}
-	}
-	return false
 }
 
 // versionNum is kong/pdk/init.lua's formula, kept as is:

@@ -107,7 +107,9 @@ var codecFuncs = map[string]glua.LGFunction{
 		if glua.LVAsBool(L.Get(2)) {
 			enc = base64.RawStdEncoding
 		}
-		L.Push(glua.LString(enc.EncodeToString([]byte(checkBytes(L, 1)))))
+		src := checkBytes(L, 1)
+		lua.CheckAlloc(L, float64(enc.EncodedLen(len(src))))
+		L.Push(glua.LString(enc.EncodeToString([]byte(src))))
 		return 1
 	},
 	"decode_base64": func(L *glua.LState) int {
@@ -152,7 +154,10 @@ var codecFuncs = map[string]glua.LGFunction{
 		if kind != 0 && kind != 2 {
 			L.RaiseError("\"type\" %d out of range", kind)
 		}
-		L.Push(glua.LString(escapeURI(checkBytes(L, 1), kind == 2)))
+		src := checkBytes(L, 1)
+		// An escaped byte takes three.
+		lua.CheckAlloc(L, 3*float64(len(src)))
+		L.Push(glua.LString(escapeURI(src, kind == 2)))
 		return 1
 	},
 	"unescape_uri": func(L *glua.LState) int {
@@ -306,6 +311,7 @@ func decodeArgs(L *glua.LState) int {
 // quoteSQLStr quotes s for MySQL as ngx.quote_sql_str does.
 func quoteSQLStr(L *glua.LState) int {
 	s := checkBytes(L, 1)
+	lua.CheckAlloc(L, 2*float64(len(s))+2)
 	var b strings.Builder
 	b.WriteByte('\'')
 	for i := 0; i < len(s); i++ {

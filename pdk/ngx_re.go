@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gong-proxy/gong/lua"
 	lru "github.com/hashicorp/golang-lru/v2"
 	glua "github.com/yuin/gopher-lua"
 )
@@ -285,26 +286,33 @@ func reSubst(max int) glua.LGFunction {
 		}
 		all := c.findAll(subj, max)
 		var b strings.Builder
+		// write refuses growth of the result past the memory limit.
+		write := func(s string) {
+			if need := b.Len() + len(s); need > b.Cap() {
+				lua.CheckAlloc(L, float64(need)*1.25)
+			}
+			b.WriteString(s)
+		}
 		last := 0
 		for _, loc := range all {
-			b.WriteString(subj[last:loc[0]])
+			write(subj[last:loc[0]])
 			if fn, ok := repl.(*glua.LFunction); ok {
 				L.Push(fn)
 				L.Push(c.captures(L, subj, loc, nil))
 				L.Call(1, 1)
 				switch v := L.Get(-1).(type) {
 				case glua.LString, glua.LNumber:
-					b.WriteString(tostringValue(L, v))
+					write(tostringValue(L, v))
 				default:
 					L.RaiseError("attempt to use %s as the replacement", v.Type())
 				}
 				L.Pop(1)
 			} else {
-				expand(&b, tmpl, subj, loc, c.re)
+				expand(write, tmpl, subj, loc, c.re)
 			}
 			last = loc[1]
 		}
-		b.WriteString(subj[last:])
+		write(subj[last:])
 		L.Push(glua.LString(b.String()))
 		L.Push(glua.LNumber(len(all)))
 		return 2
@@ -370,10 +378,10 @@ func parseTemplate(s string) ([]tmplPart, error) {
 
 // expand writes a template's text for one match; a group that did not
 // match or does not exist is empty.
-func expand(b *strings.Builder, tmpl []tmplPart, subj string, loc []int, re *regexp.Regexp) {
+func expand(write func(string), tmpl []tmplPart, subj string, loc []int, re *regexp.Regexp) {
 	for _, p := range tmpl {
 		if !p.isGroup {
-			b.WriteString(p.lit)
+			write(p.lit)
 			continue
 		}
 		g := p.group
@@ -381,7 +389,7 @@ func expand(b *strings.Builder, tmpl []tmplPart, subj string, loc []int, re *reg
 			g = re.SubexpIndex(p.name)
 		}
 		if g >= 0 && 2*g+1 < len(loc) && loc[2*g] >= 0 {
-			b.WriteString(subj[loc[2*g]:loc[2*g+1]])
+			write(subj[loc[2*g]:loc[2*g+1]])
 		}
 	}
 }

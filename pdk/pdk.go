@@ -133,6 +133,11 @@ type Options struct {
 	// Configuration is kong.configuration. Its "node_id" string is
 	// kong.node.get_id's answer and its "log_level" the default LogLevel.
 	Configuration Configuration
+	// Sensitive reports the properties of Configuration that hold
+	// secrets: kong.configuration.remove_sensitive, and so the
+	// sandbox's kong.configuration, shows them as "******". If nil,
+	// none is masked.
+	Sensitive func(key string) bool
 	// NodeID is kong.node.get_id's answer: the id the node was given or
 	// drew at start. If empty, the configuration's node_id.
 	NodeID string

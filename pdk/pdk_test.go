@@ -302,7 +302,7 @@ func TestResponseExitInLog(t *testing.T) {
 func TestConfiguration(t *testing.T) {
 	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{
 		"role": "traditional", "pg_password": "secret", "trusted_ips": []string{"0.0.0.0/0"}, "node_id": "abc",
-	}})
+	}, Sensitive: func(k string) bool { return k == "pg_password" }})
 	got := runString(t, e.vm, `local c = kong.configuration
 		local r = c.remove_sensitive()
 		return table.concat({c.role, c.pg_password, r.pg_password, c.trusted_ips[1], kong.node.get_id(),

@@ -66,7 +66,9 @@ func startGongWith(t testing.TB, confExtra, yml string, opts runtime.Options) *g
 		"admin_listen = off\nstatus_listen = off\n"
 	writeFile(t, g.confPath, base+confExtra)
 	writeFile(t, g.ymlPath, yml)
-	opts.Conf = conf.Options{Path: g.confPath, Dir: dir}
+	// The environment is the caller's opts.Conf.Env only: the test
+	// process's own never leaks in.
+	opts.Conf = conf.Options{Path: g.confPath, Dir: dir, Env: opts.Conf.Env}
 	c, _, err := conf.Load(opts.Conf)
 	if err != nil {
 		t.Fatalf("kong.conf: %v", err)

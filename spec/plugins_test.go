@@ -174,7 +174,7 @@ plugins:
 // logged, and other connections are served meanwhile; later connections
 // on fresh VMs run normally.
 func TestRunawayPluginIsContained(t *testing.T) {
-	g, looping := startRunaway(t, "loop", "")
+	g, looping := startRunaway(t, "loop: true", "")
 	looping.SetDeadline(time.Now().Add(30 * time.Second))
 	expectClosed(t, looping)
 	if !strings.Contains(g.errLog.String(), `plugin "recorder" preread phase`) {
@@ -187,7 +187,7 @@ func TestRunawayPluginIsContained(t *testing.T) {
 // end: past lua_memory_limit it is stopped with "not enough memory" long
 // before the phase deadline, its connection ends, and others are served.
 func TestRunawayAllocationIsContained(t *testing.T) {
-	g, hog := startRunaway(t, "hog", "lua_memory_limit = 256m\n")
+	g, hog := startRunaway(t, "hog: true", "lua_memory_limit = 256m\n")
 	// Far beyond need; the 10 s phase deadline must not be what stops it.
 	hog.SetDeadline(time.Now().Add(8 * time.Second))
 	expectClosed(t, hog)
@@ -195,6 +195,26 @@ func TestRunawayAllocationIsContained(t *testing.T) {
 		t.Errorf("the runaway allocation is not logged:\n%s", log)
 	}
 	g.expectPlainServed(t)
+}
+
+// TestHugeAllocationIsRefused runs plugins that ask for one allocation
+// far past lua_memory_limit (1g, the default) in preread: 64 GiB, and
+// 2 GiB. Each is refused with "not enough memory" before anything is
+// allocated: the connection ends, the error is logged, and the process
+// goes on serving.
+func TestHugeAllocationIsRefused(t *testing.T) {
+	for _, exp := range []int{36, 31} {
+		t.Run(fmt.Sprintf("2^%d", exp), func(t *testing.T) {
+			g, huge := startRunaway(t, fmt.Sprintf("rep: %d", exp), "")
+			huge.SetDeadline(time.Now().Add(8 * time.Second))
+			expectClosed(t, huge)
+			eventually(t, "the refusal in the error log", func() bool {
+				log := g.errLog.String()
+				return strings.Contains(log, `plugin "recorder" preread phase`) && strings.Contains(log, "not enough memory")
+			})
+			g.expectPlainServed(t)
+		})
+	}
 }
 
 // runawayGong is gong with two routes to an echo server: one whose
@@ -205,7 +225,8 @@ type runawayGong struct {
 	plain string
 }
 
-// startRunaway starts a runawayGong and opens a connection to the runaway
+// startRunaway starts a runawayGong whose runaway recorder has the config
+// option given ("loop: true"), and opens a connection to the runaway
 // route; while it holds its VM, connections to the plain route go on.
 func startRunaway(t *testing.T, option, confExtra string) (runawayGong, net.Conn) {
 	t.Helper()
@@ -219,7 +240,7 @@ services:
     routes:
       - protocols: [tcp]
         destinations: [{port: %d}]
-        plugins: [{name: recorder, config: {path: %s, %s: true}}]
+        plugins: [{name: recorder, config: {path: %s, %s}}]
       - protocols: [tcp]
         destinations: [{port: %d}]
         plugins: [{name: recorder, config: {path: %s}}]

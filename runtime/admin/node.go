@@ -41,21 +41,14 @@ func (a *api) root(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// sensitive reports the properties GET / hides, as Kong's
-// remove_sensitive does.
-func sensitive(key string) bool {
-	return key == "admin_token" || key == "declarative_config_string" ||
-		strings.Contains(key, "password") || strings.HasSuffix(key, "_cert_key")
-}
-
 // configuration is kong.conf as GET / shows it: every property as
 // resolved, secrets hidden, and the listeners parsed as Kong lists them.
 func configuration(c *conf.Config) map[string]any {
 	out := map[string]any{}
 	for _, k := range c.Keys() {
 		v, _ := c.Get(k)
-		if sensitive(k) {
-			v = "******"
+		if conf.Sensitive(k) {
+			v = conf.SensitivePlaceholder
 		}
 		out[k] = v
 	}

@@ -153,6 +153,8 @@ func (t *typer) config() *Config {
 	c.UntrustedLua = t.enum("untrusted_lua", "on", "off", "sandbox")
 	c.LuaMemoryLimit = t.size("lua_memory_limit")
 	t.accept("lua_package_cpath", "untrusted_lua_sandbox_requires", "untrusted_lua_sandbox_environment")
+	// Read by kong.tools.sandbox from kong.configuration.
+	t.accept("untrusted_lua_sandbox_vaults")
 
 	c.RouterFlavor = t.routerFlavor()
 	t.enum("worker_consistency", "strict", "eventual")

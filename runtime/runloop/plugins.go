@@ -131,7 +131,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	timers.Logger = logger
 	shared := host.Shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
-	opts := pdk.Options{Configuration: configuration(c), NodeID: host.NodeID, Logger: logger, Shared: shared,
+	opts := pdk.Options{Configuration: configuration(c), Sensitive: conf.Sensitive, NodeID: host.NodeID, Logger: logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
 		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
