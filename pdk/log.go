@@ -239,6 +239,16 @@ func logSerialize(L *glua.LState, s *State) int {
 	root := L.NewTable()
 	if s.Session != nil {
 		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
+		// CE has one workspace (kong.workspaces.get_workspace_name).
+		root.RawSetString("workspace_name", glua.LString("default"))
+	}
+	if !s.Timing.Start.IsZero() {
+		s.ngxCtxTable(L)
+		if ms, ok := s.kongLatency(); ok {
+			if lat, isTable := root.RawGetString("latencies").(*glua.LTable); isTable {
+				lat.RawSetString("kong", glua.LNumber(ms))
+			}
+		}
 	}
 	if s.ngxCtx != nil || s.pendingBalancer != nil {
 		if bd, ok := s.ngxCtxTable(L).RawGetString("balancer_data").(*glua.LTable); ok {

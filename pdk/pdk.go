@@ -214,12 +214,16 @@ type State struct {
 	// preread.
 	Upstream UpstreamChange
 	// Exited and Proxied tell kong.response.get_source how the session
-	// ended; the runtime sets them.
+	// ended: kong.response.exit sets Exited, EndPreread Proxied.
 	Exited, Proxied bool
+	// Timing is when the session's runloop steps happened, for ngx.ctx's
+	// KONG_* values; the runtime sets Start, Begin and EndPreread the rest.
+	Timing Timing
 
 	ngxCtx          *glua.LTable
 	balancerData    *glua.LTable  // the ngx.ctx.balancer_data SetBalancerData made
 	pendingBalancer *BalancerData // given, not yet in ngx.ctx
+	lastBalancer    *BalancerData // the last given, for the KONG_BALANCER_* values
 	route, service  glua.LValue   // kong.router's tables, once built
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable

@@ -304,17 +304,21 @@ func (cx *plugged) runPlugins(phase pdk.Phase, runs []pluginRun) error {
 		}
 	}
 	if cx.st == nil {
-		cx.st = &pdk.State{Session: cx}
+		cx.st = &pdk.State{Session: cx, Timing: pdk.Timing{Start: cx.sess.start}}
 	}
 	if d := cx.balancerData(); d != nil {
 		cx.st.SetBalancerData(vm.L, *d)
 	}
+	cx.st.Begin(phase, time.Now())
 	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.trace)
 	if err != nil {
 		cx.s.log.logf(LevelError, cx.sess.id, "%v%s", err, cx.context())
 	}
 	cx.vm = nil
 	if phase == pdk.PhasePreread {
+		if err == nil && !cx.exited {
+			cx.st.EndPreread(time.Now())
+		}
 		cx.st.DropBalancerData()
 	}
 	switch {
