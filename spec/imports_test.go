@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"runtime/telemetry":   {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
 	"router":              {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":              {},
-	"pdk":                 {"lua", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru"},
+	"pdk":                 {"lua", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru", "github.com/dlclark/regexp2/v2"},
 	"lua":                 {"github.com/yuin/gopher-lua"},
 	"examples":            {},
 	"examples/tcpbin":     {},
