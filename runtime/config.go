@@ -24,7 +24,7 @@ func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.validate, PluginProtocols: ps.protocols}
+		PluginConfig: ps.validate, PluginProtocols: ps.protocols, PluginAllowedProtocols: ps.allowedProtocols}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:

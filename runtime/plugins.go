@@ -332,6 +332,13 @@ func (ps *pluginSet) protocols(name string) []string {
 	return nil
 }
 
+func (ps *pluginSet) allowedProtocols(name string) []string {
+	if s, ok := ps.schemas[name]; ok {
+		return s.AllowedProtocols()
+	}
+	return nil
+}
+
 // pluginRun is one plugin instance that applies to a connection.
 type pluginRun struct {
 	name string

@@ -26,6 +26,11 @@ type Options struct {
 	// gives none. Nil, or a nil result, means Kong's generic default:
 	// grpc, grpcs, http, https.
 	PluginProtocols func(name string) []string
+	// PluginAllowedProtocols, when set, returns the protocols a plugin's
+	// schema allows (its protocols field's one_of); a plugin entity with
+	// another is refused as Kong refuses it. Nil, or a nil result: every
+	// protocol of the plugins entity.
+	PluginAllowedProtocols func(name string) []string
 }
 
 // Config is a validated declarative configuration. Entities appear in
