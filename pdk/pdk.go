@@ -167,12 +167,19 @@ type Options struct {
 	// Timers runs the ngx.timer callbacks of every VM of the generation.
 	// If nil, each VM gets a set of its own.
 	Timers *Timers
+	// Events carries kong.worker_events between the VMs of the
+	// generation. If nil, each VM's events stay on it.
+	Events *Events
 	// Sockets is the cosocket keepalive pool shared by every VM of the
 	// generation. If nil, each VM gets a pool of its own.
 	Sockets *SocketPool
 	// TrustedCAs verifies cosocket TLS handshakes that ask for it
 	// (lua_ssl_trusted_certificate). If nil, the system's roots.
 	TrustedCAs *x509.CertPool
+	// Consumer finds a consumer entity (its JSON fields) by id, or by
+	// username when byUsername, for kong.client.load_consumer. If nil,
+	// there are none.
+	Consumer func(key string, byUsername bool) map[string]any
 	// SyslogSocket is the unix datagram socket lsyslog writes to. If
 	// empty, the system's (/dev/log).
 	SyslogSocket string
@@ -228,6 +235,10 @@ type State struct {
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	// spans are those kong.tracing started (process_span), and
+	// shouldSample set_should_sample's decision.
+	spans        []Span
+	shouldSample *bool
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool
@@ -289,6 +300,8 @@ type pdk struct {
 	b       *Binding
 	opts    Options
 	inspect bool
+	// format is what kong.log.set_format set; empty is Kong's default.
+	format string
 	kong    *glua.LTable
 	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
 	// and ::/0.
@@ -377,6 +390,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	p.openLog(L, kong)
 	p.openCtx(L, kong)
 	p.openCache(L, kong)
+	p.openKongExtras(L, kong)
 	L.SetGlobal("kong", kong)
 	L.SetGlobal("ngx", p.openNgx(L))
 	L.SetGlobal("print", L.NewFunction(p.luaPrint))
@@ -397,6 +411,7 @@ func (p *pdk) namespaces() []namespace {
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
 		{"nginx", p.nginxFuncs()},
+		{"cluster", p.clusterFuncs()},
 		{"vault", vaultFuncs},
 		{"plugin", pluginFuncs},
 		{"telemetry", telemetryFuncs},

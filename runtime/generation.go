@@ -180,6 +180,7 @@ func buildGeneration(c *conf.Config, d *declarative.Config, ps *pluginSet, acces
 	g.plugins = ps
 	global := ps.collect(d.Plugins, "", "")
 	g.globalLog = ps.implementing(global, pdk.PhaseLog)
+	ps.consumers = d.Consumers
 	ps.configs = map[string][]map[string]any{}
 	for _, p := range d.Plugins {
 		if p.Enabled && p.Stream() {

@@ -43,6 +43,8 @@ type pluginSet struct {
 	// configs are each plugin's stream configurations, given to its
 	// configure handler; set by the generation before any VM is leased.
 	configs map[string][]map[string]any
+	// consumers are the configuration's, for kong.client.load_consumer.
+	consumers []*declarative.Consumer
 	log     pdk.Logger
 	metrics *telemetry.Metrics // records each handler call's duration
 	// shared are the ngx.shared dictionaries the VMs see.
@@ -107,7 +109,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
+		Timers: timers, Events: pdk.NewEvents(), Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
 	if host.proc != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
 	}
@@ -123,6 +125,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
 	}
+	opts.Consumer = ps.consumer
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
@@ -328,6 +331,17 @@ func (ps *pluginSet) validate(name string, config map[string]any) (map[string]an
 func (ps *pluginSet) protocols(name string) []string {
 	if s, ok := ps.schemas[name]; ok {
 		return s.Protocols()
+	}
+	return nil
+}
+
+// consumer is kong.client.load_consumer's lookup among the
+// configuration's consumers.
+func (ps *pluginSet) consumer(key string, byUsername bool) map[string]any {
+	for _, c := range ps.consumers {
+		if byUsername && c.Username != nil && *c.Username == key || !byUsername && c.ID == key {
+			return entityMap(c)
+		}
 	}
 	return nil
 }
