@@ -302,7 +302,7 @@ type pdk struct {
 	inspect bool
 	// format is what kong.log.set_format set; empty is Kong's default.
 	format string
-	kong    *glua.LTable
+	kong   *glua.LTable
 	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
 	// and ::/0.
 	trustAll bool

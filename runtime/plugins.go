@@ -45,8 +45,8 @@ type pluginSet struct {
 	configs map[string][]map[string]any
 	// consumers are the configuration's, for kong.client.load_consumer.
 	consumers []*declarative.Consumer
-	log     pdk.Logger
-	metrics *telemetry.Metrics // records each handler call's duration
+	log       pdk.Logger
+	metrics   *telemetry.Metrics // records each handler call's duration
 	// shared are the ngx.shared dictionaries the VMs see.
 	shared *pdk.SharedDicts
 	// timers and sockets are the ngx.timer callbacks and the cosocket
