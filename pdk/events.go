@@ -180,6 +180,15 @@ end
 
 local function noop() return true end
 
+local function set_paused(name, paused)
+  local t = timers[name]
+  if not t then
+    return false, "timer not found"
+  end
+  t.paused = paused
+  return true
+end
+
 kong.timer = {
   at = function(_, delay, cb, ...) return start(nil, delay, false, cb, ...) end,
   every = function(_, interval, cb, ...) return start(nil, interval, true, cb, ...) end,
@@ -194,22 +203,8 @@ kong.timer = {
     timers[name] = nil
     return true
   end,
-  pause = function(_, name)
-    local t = timers[name]
-    if not t then
-      return false, "timer not found"
-    end
-    t.paused = true
-    return true
-  end,
-  resume = function(_, name)
-    local t = timers[name]
-    if not t then
-      return false, "timer not found"
-    end
-    t.paused = false
-    return true
-  end,
+  pause = function(_, name) return set_paused(name, true) end,
+  resume = function(_, name) return set_paused(name, false) end,
   is_managed = function(_, name) return timers[name] ~= nil end,
   stats = function()
     local running, pending = ngx.timer.running_count(), ngx.timer.pending_count()

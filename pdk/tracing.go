@@ -81,13 +81,18 @@ func tracingSetShouldSample(L *glua.LState, s *State) int {
 	if s == nil || s.Tracing == nil {
 		return 0
 	}
-	arg := 1
-	if _, self := L.Get(1).(*glua.LTable); self {
-		arg = 2
-	}
-	v := glua.LVAsBool(L.Get(arg))
+	v := glua.LVAsBool(L.Get(firstArg(L)))
 	s.shouldSample = &v
 	return 0
+}
+
+// firstArg is the index of a method's first argument, for functions Kong
+// calls with a colon on the tracer and a dot on the no-op tracer.
+func firstArg(L *glua.LState) int {
+	if _, self := L.Get(1).(*glua.LTable); self {
+		return 2
+	}
+	return 1
 }
 
 // tracingGetSamplingDecision implements
@@ -99,11 +104,7 @@ func tracingGetSamplingDecision(L *glua.LState, s *State) int {
 	if s == nil || s.Tracing == nil {
 		return 0
 	}
-	arg := 1
-	if _, self := L.Get(1).(*glua.LTable); self {
-		arg = 2
-	}
-	parent := L.Get(arg)
+	parent := L.Get(firstArg(L))
 	sampled := parent != glua.LFalse && (s.shouldSample == nil || *s.shouldSample)
 	L.Push(glua.LBool(sampled))
 	return 1
