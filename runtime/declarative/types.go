@@ -31,6 +31,12 @@ type Options struct {
 	// another is refused as Kong refuses it. Nil, or a nil result: every
 	// protocol of the plugins entity.
 	PluginAllowedProtocols func(name string) []string
+	// RouteExpression, when set, parses and type-checks the expression of
+	// a stream route (router_flavor traditional_compatible or
+	// expressions) that is otherwise valid; its error becomes the route's
+	// "Router Expression failed validation: <error>", as in Kong. When
+	// nil, expressions are not compiled here.
+	RouteExpression func(expression string) error
 }
 
 // Config is a validated declarative configuration. Entities appear in
