@@ -20,7 +20,7 @@ import (
 // back-references, look-ahead, look-behind, atomic groups and possessive
 // quantifiers. A backtracking match that runs longer than reMatchTimeout
 // fails with an error, as PCRE's match limit does, so that no pattern
-// stalls a VM. What neither engine compiles (\K, recursion, callouts)
+// stalls a VM. What neither engine compiles (recursion, callouts)
 // returns the RE2 compiler's error as the err result. Matching is on
 // UTF-8 text whether "u" is given or not.
 
