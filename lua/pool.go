@@ -341,26 +341,28 @@ func (p *Pool) unsyncedFreeWorker(vm *VM) {
 func (p *Pool) Workers() int { return p.opts.MaxVMs }
 
 // Start makes the pool a generation's set of workers: worker 0 is created
-// now, in the background, and again whenever it is discarded, and it is
-// never shrunk away, so its init_worker handlers (the singleton timers of
-// "if ngx.worker.id() == 0") run once per process, as in nginx's worker 0.
+// before Start returns (so its init_worker handlers have run before the
+// generation's first connection, as nginx's worker 0 does) and again, in
+// the background, whenever it is discarded. It is never shrunk away, so
+// its singletons ("if ngx.worker.id() == 0") run once per process.
 // Calling Start again does nothing.
 func (p *Pool) Start() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.started || p.closed {
+		p.mu.Unlock()
 		return
 	}
 	p.started = true
-	if !p.workers[0] {
-		p.need0 <- struct{}{}
-	}
+	missing := !p.workers[0]
 	p.janitor.Add(1)
+	p.mu.Unlock()
+	if missing {
+		p.addWorker0()
+	}
 	go p.keepWorker0()
 }
 
-// keepWorker0 creates worker 0 each time need0 says it is missing. A VM
-// made here while a Get took id 0 first is just one more idle VM.
+// keepWorker0 creates worker 0 each time need0 says it is missing.
 func (p *Pool) keepWorker0() {
 	defer p.janitor.Done()
 	for {
@@ -369,32 +371,39 @@ func (p *Pool) keepWorker0() {
 			return
 		case <-p.need0:
 		}
-		select {
-		case <-p.stop:
-			return
-		case <-p.slots:
-		}
-		p.mu.Lock()
-		p.size++
-		p.mu.Unlock()
-		vm, err := p.newVM()
-		p.mu.Lock()
-		if err != nil {
-			// Not again at once: the next Get makes the next worker 0.
-			p.size--
-			select {
-			case <-p.need0:
-			default:
-			}
-		} else {
-			vm.leased = false
-			vm.idleFrom = time.Now()
-			p.idle = append(p.idle, vm)
-			p.unsyncedWake()
-		}
-		p.mu.Unlock()
-		p.slots <- struct{}{}
+		p.addWorker0()
 	}
+}
+
+// addWorker0 creates a VM and leaves it idle: worker 0, unless a Get took
+// id 0 first, when it is just one more idle VM. It gives up when the pool
+// stops.
+func (p *Pool) addWorker0() {
+	select {
+	case <-p.stop:
+		return
+	case <-p.slots:
+	}
+	p.mu.Lock()
+	p.size++
+	p.mu.Unlock()
+	vm, err := p.newVM()
+	p.mu.Lock()
+	if err != nil {
+		// Not again at once: the next Get makes the next worker 0.
+		p.size--
+		select {
+		case <-p.need0:
+		default:
+		}
+	} else {
+		vm.leased = false
+		vm.idleFrom = time.Now()
+		p.idle = append(p.idle, vm)
+		p.unsyncedWake()
+	}
+	p.mu.Unlock()
+	p.slots <- struct{}{}
 }
 
 // Stats returns the current counts.
