@@ -3,6 +3,8 @@ package pdk
 import (
 	"strings"
 	"testing"
+
+	"github.com/gong-proxy/gong/lua"
 )
 
 // TestKongTimer: named timers run once, refuse a second name, are
@@ -12,7 +14,12 @@ func TestKongTimer(t *testing.T) {
 	pool, reports := reportPool(t, nil, Options{Timers: timers}, "")
 	defer pool.Close()
 	defer timers.Close()
-	got := leaseRun(t, pool, PhaseLog, `
+	vm, err := pool.Get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	BindingOf(vm.L).State = &State{Phase: PhaseLog}
+	got := runString(t, vm, `
 		local name = assert(kong.timer:named_at("once", 0, function(premature, a) report("once " .. a .. " " .. tostring(premature)) end, "x"))
 		local _, dup = kong.timer:named_at("once", 0, function() end)
 		assert(kong.timer:named_at("cancelled", 0.05, function() report("cancelled ran") end))
@@ -22,6 +29,7 @@ func TestKongTimer(t *testing.T) {
 		assert(kong.timer:pause("paused"))
 		local anon = assert(kong.timer:at(0.01, function() report("anonymous") end))
 		return name .. "|" .. dup .. "|" .. missing .. "|" .. tostring(kong.timer:is_managed("paused")) .. "|" .. tostring(anon:find("counter=") ~= nil)`)
+	pool.Put(vm)
 	if want := "once|already exists timer|timer not found|true|true"; got != want {
 		t.Errorf("kong.timer calls returned %q; want %q", got, want)
 	}
@@ -36,11 +44,23 @@ func TestKongTimer(t *testing.T) {
 	if !seen["once x false"] || !seen["anonymous"] {
 		t.Errorf("timers reported %v", seen)
 	}
-	leaseRun(t, pool, PhaseLog, `assert(kong.timer:resume("paused"))`)
+	leaseRunOn(t, pool, vm, PhaseLog, `assert(kong.timer:resume("paused"))`)
 	if r := next(t, reports); r != "paused ran" {
 		t.Errorf("after resume: %q", r)
 	}
-	leaseRun(t, pool, PhaseLog, `assert(kong.timer:cancel("paused"))`)
+	leaseRunOn(t, pool, vm, PhaseLog, `assert(kong.timer:cancel("paused"))`)
+}
+
+// leaseRunOn runs code on vm, once its timers have given it back: timer
+// names belong to one VM.
+func leaseRunOn(t *testing.T, pool *lua.Pool, vm *lua.VM, phase Phase, code string) {
+	t.Helper()
+	if err := pool.GetVM(t.Context(), vm); err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Put(vm)
+	BindingOf(vm.L).State = &State{Phase: phase}
+	runString(t, vm, code)
 }
 
 // TestWorkerEvents: an event posted on one VM runs the handlers that
