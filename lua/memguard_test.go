@@ -41,9 +41,8 @@ func TestMemoryGuardStopsRunawayAllocation(t *testing.T) {
 }
 
 // Strings built by the .. operator are not checked one by one, since the
-// VM builds them itself; a loop of them is what the sampling stops. Each
-// piece here doubles, so the loop would reach 256 MiB and return if the
-// guard let it run.
+// VM builds them itself; a loop of them is what the sampling stops. The
+// loop keeps every 1 MiB string it builds and never ends by itself.
 func TestMemoryGuardStopsConcatenationLoop(t *testing.T) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(sample)
@@ -53,7 +52,7 @@ func TestMemoryGuardStopsConcatenationLoop(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	res, err := callLua(ctx, vm, `local s = "x" while #s < 2^28 do s = s .. s end return #s`)
+	res, err := callLua(ctx, vm, `local held, s = {}, string.rep("x", 2^20) while true do held[#held + 1] = s .. #held end`)
 	var le *Error
 	if !errors.As(err, &le) || le.Kind != Memory || le.Msg != "not enough memory" {
 		t.Fatalf("concatenation loop: %v, err = %v; want a Memory error \"not enough memory\"", res, err)

@@ -94,6 +94,13 @@ type Pool struct {
 	// while GetVM calls (waiters) wait for a particular VM.
 	returned chan struct{}
 	waiters  int
+	// workers marks the worker ids (0 to MaxVMs-1) of live VMs; a new VM
+	// takes the lowest free one, so a replaced VM's id is reused.
+	workers []bool
+	// started keeps worker 0 alive for the pool's life (Start).
+	started bool
+	// need0 wakes the goroutine Start runs to create worker 0 again.
+	need0 chan struct{}
 }
 
 // Stats is a snapshot for metrics.
@@ -117,6 +124,8 @@ func NewPool(b *Bundle, opts PoolOptions, setup func(*VM) error) *Pool {
 		creating: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		stop:     make(chan struct{}),
 		returned: make(chan struct{}),
+		workers:  make([]bool, opts.MaxVMs),
+		need0:    make(chan struct{}, 1),
 	}
 	for range opts.MaxVMs {
 		p.slots <- struct{}{}
@@ -251,6 +260,10 @@ func (p *Pool) newVM() (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	vm.worker = slices.Index(p.workers, false)
+	p.workers[vm.worker] = true
+	p.mu.Unlock()
 	// The VM belongs to the pool during setup already: init_worker
 	// handlers may start timers on it.
 	vm.pool = p
@@ -259,6 +272,7 @@ func (p *Pool) newVM() (*VM, error) {
 		if err := p.setup(vm); err != nil {
 			p.mu.Lock()
 			vm.gone = true
+			p.unsyncedFreeWorker(vm)
 			p.unsyncedWake()
 			p.mu.Unlock()
 			vm.Close()
@@ -294,6 +308,7 @@ func (p *Pool) Put(vm *VM) {
 	if p.closed {
 		p.size--
 		vm.gone = true
+		p.unsyncedFreeWorker(vm)
 		p.mu.Unlock()
 		vm.Close()
 	} else {
@@ -315,6 +330,7 @@ func (p *Pool) Discard(vm *VM) {
 	vm.broken, vm.gone = true, true
 	p.inUse--
 	p.size--
+	p.unsyncedFreeWorker(vm)
 	p.unsyncedWake()
 	p.mu.Unlock()
 	p.slots <- struct{}{}
@@ -327,6 +343,87 @@ func (p *Pool) checkLease(vm *VM) {
 	if vm.pool != p || !vm.leased {
 		panic("lua: VM returned to a pool it is not leased from")
 	}
+}
+
+// unsyncedFreeWorker gives vm's worker id back; p.mu is held. When worker
+// 0 of a started pool goes, the Start goroutine makes a new one.
+func (p *Pool) unsyncedFreeWorker(vm *VM) {
+	p.workers[vm.worker] = false
+	if vm.worker == 0 && p.started && !p.closed {
+		select {
+		case p.need0 <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Workers is ngx.worker.count: the most VMs the pool runs at once.
+func (p *Pool) Workers() int { return p.opts.MaxVMs }
+
+// Start makes the pool a generation's set of workers: worker 0 is created
+// before Start returns (so its init_worker handlers have run before the
+// generation's first connection, as nginx's worker 0 does) and again, in
+// the background, whenever it is discarded. It is never shrunk away, so
+// its singletons ("if ngx.worker.id() == 0") run once per process.
+// Calling Start again does nothing.
+func (p *Pool) Start() {
+	p.mu.Lock()
+	if p.started || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.started = true
+	missing := !p.workers[0]
+	p.janitor.Add(1)
+	p.mu.Unlock()
+	if missing {
+		p.addWorker0()
+	}
+	go p.keepWorker0()
+}
+
+// keepWorker0 creates worker 0 each time need0 says it is missing.
+func (p *Pool) keepWorker0() {
+	defer p.janitor.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.need0:
+		}
+		p.addWorker0()
+	}
+}
+
+// addWorker0 creates a VM and leaves it idle: worker 0, unless a Get took
+// id 0 first, when it is just one more idle VM. It gives up when the pool
+// stops.
+func (p *Pool) addWorker0() {
+	select {
+	case <-p.stop:
+		return
+	case <-p.slots:
+	}
+	p.mu.Lock()
+	p.size++
+	p.mu.Unlock()
+	vm, err := p.newVM()
+	p.mu.Lock()
+	if err != nil {
+		// Not again at once: the next Get makes the next worker 0.
+		p.size--
+		select {
+		case <-p.need0:
+		default:
+		}
+	} else {
+		vm.leased = false
+		vm.idleFrom = time.Now()
+		p.idle = append(p.idle, vm)
+		p.unsyncedWake()
+	}
+	p.mu.Unlock()
+	p.slots <- struct{}{}
 }
 
 // Stats returns the current counts.
@@ -357,6 +454,7 @@ func (p *Pool) Close() {
 	p.size -= len(idle)
 	for _, vm := range idle {
 		vm.gone = true
+		p.unsyncedFreeWorker(vm)
 	}
 	p.mu.Unlock()
 	for _, vm := range idle {
@@ -385,11 +483,13 @@ func (p *Pool) shrink(now time.Time) {
 	p.mu.Lock()
 	var old []*VM
 	// idle is ordered by return time, oldest first. VMs held for their
-	// timers stay.
+	// timers stay, and so does worker 0 of a started pool.
 	keep := p.idle[:0]
 	for _, vm := range p.idle {
-		if len(p.idle)-len(old) > p.opts.MinVMs && vm.idleFrom.Before(cutoff) && vm.holds.Load() == 0 {
+		if len(p.idle)-len(old) > p.opts.MinVMs && vm.idleFrom.Before(cutoff) && vm.holds.Load() == 0 &&
+			!(p.started && vm.worker == 0) {
 			vm.gone = true
+			p.unsyncedFreeWorker(vm)
 			old = append(old, vm)
 			continue
 		}

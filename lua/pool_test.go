@@ -276,3 +276,84 @@ func TestPoolShrinkKeepsHeldVMs(t *testing.T) {
 		t.Errorf("Stats after release and shrink = %+v; want none", s)
 	}
 }
+
+// TestPoolWorkerIDs: each live VM has its own worker id, from 0; the id
+// of a discarded VM goes to the next VM made.
+func TestPoolWorkerIDs(t *testing.T) {
+	p := NewPool(mustBundle(t, nil), PoolOptions{MaxVMs: 3}, nil)
+	defer p.Close()
+	if p.Workers() != 3 {
+		t.Errorf("Workers = %d; want MaxVMs, 3", p.Workers())
+	}
+	seen := map[int]*VM{}
+	for range 3 {
+		vm, err := p.Get(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[vm.WorkerID()] = vm
+	}
+	for id := range 3 {
+		if seen[id] == nil {
+			t.Fatalf("worker ids %v; want 0, 1 and 2", seen)
+		}
+	}
+	p.Discard(seen[1])
+	vm, err := p.Get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm.WorkerID() != 1 {
+		t.Errorf("the VM replacing worker 1 is worker %d", vm.WorkerID())
+	}
+	p.Put(vm)
+	p.Put(seen[0])
+	p.Put(seen[2])
+}
+
+// TestPoolStartKeepsWorker0: a started pool makes worker 0 at once, never
+// shrinks it away, and makes it again when it is discarded.
+func TestPoolStartKeepsWorker0(t *testing.T) {
+	made := make(chan int, 4)
+	p := NewPool(mustBundle(t, nil), PoolOptions{MaxVMs: 2, IdleTimeout: time.Hour}, func(vm *VM) error {
+		made <- vm.WorkerID()
+		return nil
+	})
+	defer p.Close()
+	p.Start()
+	p.Start()
+	if id := <-made; id != 0 {
+		t.Fatalf("Start made worker %d; want 0", id)
+	}
+	waitStats(t, p, Stats{Size: 1, Idle: 1})
+	p.shrink(time.Now().Add(2 * time.Hour))
+	if s := p.Stats(); s != (Stats{Size: 1, Idle: 1}) {
+		t.Fatalf("Stats after shrink = %+v; worker 0 must stay", s)
+	}
+	vm, err := p.Get(t.Context())
+	if err != nil || vm.WorkerID() != 0 {
+		t.Fatalf("Get = worker %v, %v; want the idle worker 0", vm, err)
+	}
+	p.Discard(vm)
+	if id := <-made; id != 0 {
+		t.Fatalf("after a discard, Start's loop made worker %d; want 0", id)
+	}
+	waitStats(t, p, Stats{Size: 1, Idle: 1})
+	select {
+	case id := <-made:
+		t.Errorf("an extra worker %d was made", id)
+	default:
+	}
+}
+
+// waitStats polls p until its Stats are want, for up to 5 seconds.
+func waitStats(t *testing.T, p *Pool, want Stats) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats = %+v; want %+v", p.Stats(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -36,7 +36,12 @@ type VM struct {
 	idleFrom time.Time
 	gone     bool         // closed by its pool; guarded by the pool's lock
 	holds    atomic.Int32 // reasons to keep the VM when idle (pending timers)
+	worker   int          // ngx.worker.id: unique among the pool's live VMs
 }
+
+// WorkerID is ngx.worker.id: the VM's number among its pool's live VMs,
+// from 0, kept for its life and reused after it. A VM made by NewVM is 0.
+func (vm *VM) WorkerID() int { return vm.worker }
 
 // Pool returns the pool the VM belongs to, nil for a VM made by NewVM.
 func (vm *VM) Pool() *Pool { return vm.pool }

@@ -147,6 +147,33 @@ func (p *pdk) openCache(L *glua.LState, kong *glua.LTable) {
 			c.Invalidate(checkKey(L))
 			return 0
 		},
+		// get_bulk(bulk, opts) is mlcache's: bulk lists key, opts, cb,
+		// arg per entry and n; the result lists value, err, hit level per
+		// entry, and n.
+		"get_bulk": func(L *glua.LState) int {
+			bulk := L.CheckTable(2)
+			n, ok := bulk.RawGetString("n").(glua.LNumber)
+			if !ok || n < 0 {
+				L.RaiseError("bulk must have n field")
+			}
+			get := t.RawGetString("get")
+			res := L.CreateTable(3*int(n), 1)
+			for i := 0; i < int(n); i++ {
+				L.Push(get)
+				L.Push(t)
+				for j := 1; j <= 4; j++ {
+					L.Push(bulk.RawGetInt(4*i + j))
+				}
+				L.Call(5, 3)
+				for j := 1; j <= 3; j++ {
+					res.RawSetInt(3*i+j, L.Get(-4+j))
+				}
+				L.Pop(3)
+			}
+			res.RawSetString("n", n)
+			L.Push(res)
+			return 1
+		},
 		"purge": func(L *glua.LState) int {
 			c.Purge()
 			return 0

@@ -19,6 +19,7 @@ var clientFuncs = []Func{
 	{"get_credential", authAndLater, clientCtxField("authenticated_credential")},
 	{"get_consumer", authAndLater, clientCtxField("authenticated_consumer")},
 	{"get_protocol", authAndLater, clientGetProtocol},
+	{"load_consumer", authAndLater, clientLoadConsumer},
 }
 
 // clientCtxField returns ngx.ctx[name]: stream has no authentication
@@ -112,5 +113,36 @@ func clientGetProtocol(L *glua.LState, s *State) int {
 		return pushErr(L, "No active route found")
 	}
 	L.Push(glua.LString(s.Session.Protocol()))
+	return 1
+}
+
+// clientLoadConsumer is kong.client.load_consumer(id, search_by_username):
+// the consumer entity with that id, else, when asked, with that username;
+// nil when there is none.
+func clientLoadConsumer(L *glua.LState, _ *State) int {
+	id, ok := L.Get(1).(glua.LString)
+	if !ok {
+		L.RaiseError("consumer_id must be a string")
+	}
+	byUsername := glua.LVAsBool(L.Get(2))
+	isUUID := uuidPattern.MatchString(string(id))
+	if !isUUID && !byUsername {
+		L.RaiseError("cannot load a consumer with an id that is not a uuid")
+	}
+	opts := BindingOf(L).opts
+	var c map[string]any
+	if opts.Consumer != nil {
+		if isUUID {
+			c = opts.Consumer(string(id), false)
+		}
+		if c == nil && byUsername {
+			c = opts.Consumer(string(id), true)
+		}
+	}
+	if c == nil {
+		L.Push(glua.LNil)
+		return 1
+	}
+	L.Push(toLua(L, c, nil))
 	return 1
 }

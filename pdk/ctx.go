@@ -60,6 +60,7 @@ func (s *State) pluginCtx(L *glua.LState) *glua.LTable {
 func (s *State) ngxCtxTable(L *glua.LState) *glua.LTable {
 	if s.ngxCtx == nil {
 		s.ngxCtx = L.NewTable()
+		s.putTiming()
 	}
 	if s.pendingBalancer != nil {
 		s.putBalancerData(L)
@@ -100,6 +101,7 @@ type BalancerTry struct {
 // kept to it see the tries.
 func (s *State) SetBalancerData(L *glua.LState, d BalancerData) {
 	s.pendingBalancer = &d
+	s.lastBalancer = &d
 	if s.ngxCtx != nil {
 		s.putBalancerData(L)
 	}
@@ -155,17 +157,25 @@ func triesTable(L *glua.LState, tries []BalancerTry) *glua.LTable {
 	return out
 }
 
-// DropBalancerData takes ngx.ctx.balancer_data away again when no other
-// value is in the ctx tables, so that it alone does not keep the
-// connection on its VM: the runtime gives it again for the next phase.
+// DropBalancerData takes ngx.ctx.balancer_data and the KONG_* timing
+// values away again when no other value is in the ctx tables, so that they
+// alone do not keep the connection on its VM: the runtime gives them again
+// for the next phase.
 func (s *State) DropBalancerData() {
 	s.pendingBalancer = nil
-	if s.ngxCtx == nil || s.balancerData == nil || s.ngxCtx.RawGetString("balancer_data") != s.balancerData {
+	if s.ngxCtx == nil {
 		return
 	}
-	s.ngxCtx.RawSetString("balancer_data", glua.LNil)
-	if !s.CtxEmpty() {
-		s.ngxCtx.RawSetString("balancer_data", s.balancerData)
+	var kept []glua.LValue
+	keys := append([]string{"balancer_data"}, timingKeys...)
+	for _, k := range keys {
+		kept = append(kept, s.ngxCtx.RawGetString(k))
+		s.ngxCtx.RawSetString(k, glua.LNil)
+	}
+	if bd := kept[0]; bd != glua.LNil && bd != s.balancerData || !s.CtxEmpty() {
+		for i, k := range keys {
+			s.ngxCtx.RawSetString(k, kept[i])
+		}
 		return
 	}
 	s.balancerData = nil
@@ -180,4 +190,145 @@ func (s *State) setBalancerField(L *glua.LState, key string, v glua.LValue) {
 	if t, ok := s.ngxCtxTable(L).RawGetString("balancer_data").(*glua.LTable); ok {
 		t.RawSetString(key, v)
 	}
+}
+
+// Timing is when a session's runloop steps happened. Kong's stream runloop
+// records them in ngx.ctx as KONG_* values (kong/init.lua Kong.preread,
+// Kong.balancer, Kong.log); the PDK derives those values from it, and from
+// the balancer tries, only when a handler reads ngx.ctx.
+type Timing struct {
+	// Start is the session's start, ngx.req.start_time; the runtime sets it.
+	Start time.Time
+	// PrereadStart, PrereadEnd and LogStart are set by Begin and
+	// EndPreread.
+	PrereadStart, PrereadEnd, LogStart time.Time
+}
+
+// Begin records that phase starts at at, for the KONG_* timing values, and
+// refreshes them in an ngx.ctx that exists already. The runtime calls it
+// once per phase, before the first handler.
+func (s *State) Begin(phase Phase, at time.Time) {
+	switch phase {
+	case PhasePreread:
+		s.Timing.PrereadStart = at
+	case PhaseLog:
+		s.Timing.LogStart = at
+		if s.Timing.PrereadStart.IsZero() && !s.Exited {
+			// No preread phase ran (no handler has one): the session went
+			// on to the balancer, as Kong's does after its preread.
+			s.Proxied = s.hasService()
+		}
+	}
+	if s.ngxCtx != nil {
+		s.putTiming()
+	}
+}
+
+// EndPreread records the end of a preread phase after which the session
+// goes on to the balancer (no handler failed or ended it): from then on
+// kong.response.get_source answers "service" (KONG_PROXIED), as Kong's
+// does even when the balancer then fails.
+func (s *State) EndPreread(at time.Time) {
+	s.Timing.PrereadEnd = at
+	s.Proxied = s.hasService()
+	if s.ngxCtx != nil {
+		s.putTiming()
+	}
+}
+
+func (s *State) hasService() bool {
+	if s.Session == nil {
+		return false
+	}
+	_, service := s.Session.Entities()
+	return service != nil
+}
+
+// timingKeys are the ngx.ctx keys putTiming may write, which
+// DropBalancerData takes away again.
+var timingKeys = []string{"KONG_PROCESSING_START", "KONG_PREREAD_START", "KONG_PREREAD_ENDED_AT", "KONG_PREREAD_TIME",
+	"KONG_BALANCER_START", "KONG_BALANCER_ENDED_AT", "KONG_BALANCER_TIME", "KONG_PROXY_LATENCY",
+	"KONG_RESPONSE_LATENCY", "KONG_LOG_START", "KONG_LOG_START_NS", "KONG_PROXIED"}
+
+// putTiming writes the KONG_* values known so far into ngx.ctx, in Kong's
+// units (integer milliseconds since the epoch, nanoseconds for
+// KONG_LOG_START_NS) and with its invariants: PROCESSING_START <=
+// PREREAD_START <= PREREAD_ENDED_AT <= BALANCER_START <=
+// BALANCER_ENDED_AT <= LOG_START, PROXY_LATENCY = BALANCER_ENDED_AT -
+// PROCESSING_START.
+func (s *State) putTiming() {
+	t := s.Timing
+	if t.Start.IsZero() {
+		return
+	}
+	set := func(k string, v int64) { s.ngxCtx.RawSetString(k, glua.LNumber(v)) }
+	start := t.Start.UnixMilli()
+	set("KONG_PROCESSING_START", start)
+	prereadStart, prereadEnd := t.PrereadStart, t.PrereadEnd
+	if prereadStart.IsZero() && !t.LogStart.IsZero() {
+		prereadStart = t.Start // no preread phase ran
+	}
+	if prereadStart.IsZero() {
+		return
+	}
+	set("KONG_PREREAD_START", prereadStart.UnixMilli())
+	var tries []BalancerTry
+	if s.lastBalancer != nil {
+		tries = s.lastBalancer.Tries
+	}
+	if prereadEnd.IsZero() && !t.LogStart.IsZero() {
+		// Kong backfills the end in the log phase: the balancer's start,
+		// or the log's.
+		prereadEnd = t.LogStart
+		if len(tries) > 0 {
+			prereadEnd = tries[0].Start
+		}
+	}
+	if prereadEnd.IsZero() {
+		return
+	}
+	set("KONG_PREREAD_ENDED_AT", prereadEnd.UnixMilli())
+	set("KONG_PREREAD_TIME", prereadEnd.UnixMilli()-prereadStart.UnixMilli())
+	var latency int64 = -1
+	if len(tries) > 0 {
+		last := tries[len(tries)-1]
+		b0, b1 := tries[0].Start.UnixMilli(), last.Start.Add(last.Latency).UnixMilli()
+		set("KONG_BALANCER_START", b0)
+		set("KONG_BALANCER_ENDED_AT", b1)
+		set("KONG_BALANCER_TIME", b1-b0)
+		latency = b1 - start
+		set("KONG_PROXY_LATENCY", latency)
+	}
+	if s.Proxied {
+		s.ngxCtx.RawSetString("KONG_PROXIED", glua.LTrue)
+	}
+	if t.LogStart.IsZero() {
+		if s.Exited {
+			set("KONG_RESPONSE_LATENCY", prereadEnd.UnixMilli()-start)
+		}
+		return
+	}
+	set("KONG_LOG_START", t.LogStart.UnixMilli())
+	set("KONG_LOG_START_NS", t.LogStart.UnixNano())
+	switch {
+	case s.Proxied && latency < 0:
+		set("KONG_PROXY_LATENCY", t.LogStart.UnixMilli()-start)
+	case !s.Proxied:
+		set("KONG_RESPONSE_LATENCY", prereadEnd.UnixMilli()-start)
+	}
+}
+
+// kongLatency is the log record's latencies.kong (kong/pdk/log.lua):
+// KONG_PROXY_LATENCY, else KONG_RESPONSE_LATENCY, else 0; ok is false
+// when the runtime gave no Timing.
+func (s *State) kongLatency() (ms int64, ok bool) {
+	if s.Timing.Start.IsZero() || s.ngxCtx == nil {
+		return 0, false
+	}
+	for _, k := range []string{"KONG_PROXY_LATENCY", "KONG_RESPONSE_LATENCY"} {
+		if v, isNum := s.ngxCtx.RawGetString(k).(glua.LNumber); isNum {
+			return int64(v), true
+		}
+	}
+	return 0, true
 }

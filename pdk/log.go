@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gong-proxy/gong/lua"
@@ -103,6 +104,8 @@ func (p *pdk) openLog(L *glua.LState, kong *glua.LTable) {
 	L.SetMetatable(deprecation, dmt)
 	log.RawSetString("deprecation", deprecation)
 
+	p.openLogExtras(L, log)
+
 	// trace is debug while KONG_IS_TESTING=1, else nothing.
 	testing := os.Getenv("KONG_IS_TESTING") == "1"
 	log.RawSetString("trace", L.NewFunction(func(L *glua.LState) int {
@@ -117,6 +120,15 @@ func (p *pdk) openLog(L *glua.LState, kong *glua.LTable) {
 // (log.lua's default format), the namespace omitted for the core logger.
 func (p *pdk) log(L *glua.LState, s *State, level LogLevel, msg string) {
 	if level > p.opts.LogLevel {
+		return
+	}
+	if p.format != "" {
+		ns := "core"
+		if s != nil && s.Plugin != "" {
+			ns = s.Plugin
+		}
+		l := logger{namespace: ns, format: parseLogFormat(p.format, ns)}
+		p.emit(s, level, l.render(L, msg))
 		return
 	}
 	var b strings.Builder
@@ -239,6 +251,16 @@ func logSerialize(L *glua.LState, s *State) int {
 	root := L.NewTable()
 	if s.Session != nil {
 		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
+		// CE has one workspace (kong.workspaces.get_workspace_name).
+		root.RawSetString("workspace_name", glua.LString("default"))
+	}
+	if !s.Timing.Start.IsZero() {
+		s.ngxCtxTable(L)
+		if ms, ok := s.kongLatency(); ok {
+			if lat, isTable := root.RawGetString("latencies").(*glua.LTable); isTable {
+				lat.RawSetString("kong", glua.LNumber(ms))
+			}
+		}
 	}
 	if s.ngxCtx != nil || s.pendingBalancer != nil {
 		if bd, ok := s.ngxCtxTable(L).RawGetString("balancer_data").(*glua.LTable); ok {
@@ -327,4 +349,170 @@ func tostringValue(L *glua.LState, v glua.LValue) string {
 	s := L.ToString(-1)
 	L.Pop(1)
 	return s
+}
+
+// logPart is one piece of a kong.log format: literal text, or one of the
+// modifiers %file_src, %line_src, %func_name and %message.
+type logPart struct {
+	lit, mod string
+}
+
+// logModifiers are log.lua's; %namespace is replaced when a format is set.
+var logModifiers = map[string]bool{"%file_src": true, "%line_src": true, "%func_name": true, "%message": true}
+
+// parseLogFormat reads a format as log.lua does after putting the
+// namespace in place of %namespace: a modifier is "%" and lowercase
+// letters or "_", not preceded by another "%"; anything else is text.
+func parseLogFormat(format, namespace string) []logPart {
+	var parts []logPart
+	var lit strings.Builder
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c == '%' && (i == 0 || format[i-1] != '%') {
+			j := i + 1
+			for j < len(format) && (format[j] >= 'a' && format[j] <= 'z' || format[j] == '_') {
+				j++
+			}
+			switch m := format[i:j]; {
+			case m == "%namespace":
+				lit.WriteString(namespace)
+				i = j - 1
+				continue
+			case logModifiers[m]:
+				if lit.Len() > 0 {
+					parts = append(parts, logPart{lit: lit.String()})
+					lit.Reset()
+				}
+				parts = append(parts, logPart{mod: m})
+				i = j - 1
+				continue
+			}
+		}
+		lit.WriteByte(c)
+	}
+	if lit.Len() > 0 {
+		parts = append(parts, logPart{lit: lit.String()})
+	}
+	return parts
+}
+
+// logger is one kong.log instance: the namespace and, once set_format
+// was called, its format. A nil format is Kong's default.
+type logger struct {
+	namespace string
+	format    []logPart
+}
+
+// defaultNamespacedFormat is log.lua's format for kong.log.new loggers.
+const defaultNamespacedFormat = "%file_src:%line_src [%namespace] %message"
+
+// render formats msg with l's format, the caller being the Lua function
+// at level 1 of L.
+func (l *logger) render(L *glua.LState, msg string) string {
+	var b strings.Builder
+	b.WriteString("[kong] ")
+	var dbg *glua.Debug
+	info := func() *glua.Debug {
+		if dbg == nil {
+			dbg = &glua.Debug{}
+			if d, ok := L.GetStack(1); ok {
+				L.GetInfo("Sln", d, glua.LNil)
+				dbg = d
+			}
+		}
+		return dbg
+	}
+	for _, p := range l.format {
+		switch p.mod {
+		case "":
+			b.WriteString(p.lit)
+		case "%message":
+			b.WriteString(msg)
+		case "%file_src":
+			src := info().Source
+			b.WriteString(src[strings.LastIndexByte(src, '/')+1:])
+		case "%line_src":
+			if d := info(); d.CurrentLine > 0 {
+				b.WriteString(strconv.Itoa(d.CurrentLine))
+			}
+		case "%func_name":
+			b.WriteString(info().Name)
+		}
+	}
+	return b.String()
+}
+
+// setFormat is a logger's set_format(fmt): nil restores the default.
+func (l *logger) setFormat(L *glua.LState, def string) {
+	f := def
+	switch v := L.Get(1).(type) {
+	case *glua.LNilType:
+	case glua.LString:
+		f = string(v)
+	default:
+		L.RaiseError("format must be a string")
+	}
+	l.format = parseLogFormat(f, l.namespace)
+}
+
+// openLogExtras adds kong.log.set_format, which sets the format of this
+// VM's kong.log lines (core and plugin namespaces alike), and
+// kong.log.new(namespace, format), a logger of its own namespace.
+func (p *pdk) openLogExtras(L *glua.LState, log *glua.LTable) {
+	log.RawSetString("set_format", L.NewFunction(func(L *glua.LState) int {
+		f, ok := L.Get(1).(glua.LString)
+		if L.Get(1) == glua.LNil {
+			p.format = ""
+			return 0
+		}
+		if !ok {
+			L.RaiseError("format must be a string")
+		}
+		p.format = string(f)
+		return 0
+	}))
+	log.RawSetString("new", L.NewFunction(func(L *glua.LState) int {
+		ns, ok := L.Get(1).(glua.LString)
+		if !ok {
+			L.RaiseError("namespace must be a string")
+		}
+		if ns == "" {
+			L.RaiseError("namespace cannot be an empty string")
+		}
+		l := &logger{namespace: string(ns)}
+		format := defaultNamespacedFormat
+		switch v := L.Get(2).(type) {
+		case *glua.LNilType:
+		case glua.LString:
+			if v == "" {
+				L.RaiseError("format cannot be an empty string if specified")
+			}
+			format = string(v)
+		default:
+			L.RaiseError("format must be a string if specified")
+		}
+		l.format = parseLogFormat(format, l.namespace)
+		t := L.NewTable()
+		for _, lv := range []struct {
+			name  string
+			level LogLevel
+		}{{"debug", LevelDebug}, {"info", LevelInfo}, {"notice", LevelNotice}, {"warn", LevelWarn},
+			{"err", LevelErr}, {"crit", LevelCrit}, {"alert", LevelAlert}, {"emerg", LevelEmerg}} {
+			t.RawSetString(lv.name, L.NewFunction(func(L *glua.LState) int {
+				if lv.level <= p.opts.LogLevel {
+					p.emit(p.b.State, lv.level, l.render(L, p.joinArgs(L, 1)))
+				}
+				return 0
+			}))
+		}
+		t.RawSetString("set_format", L.NewFunction(func(L *glua.LState) int {
+			l.setFormat(L, defaultNamespacedFormat)
+			return 0
+		}))
+		for _, k := range []string{"inspect", "deprecation", "trace", "set_serialize_value", "serialize"} {
+			t.RawSetString(k, log.RawGetString(k))
+		}
+		L.Push(t)
+		return 1
+	}))
 }

@@ -35,11 +35,16 @@ func (p *pdk) openNgxMore(L *glua.LState, ngx *glua.LTable) {
 		"nginx_configure": func(L *glua.LState) int { L.Push(glua.LString("")); return 1 },
 	})
 
-	// gong is one process: worker 0 of 1.
+	// Each VM of a pool is a worker of one process (design.md "Lua VMs");
+	// a VM outside any pool is worker 0 of 1.
+	id, count := 0, 1
+	if vm := p.b.vm; vm != nil && vm.Pool() != nil {
+		id, count = vm.WorkerID(), vm.Pool().Workers()
+	}
 	worker := L.NewTable()
 	setFuncs(L, worker, map[string]glua.LGFunction{
-		"id":    func(L *glua.LState) int { L.Push(glua.LNumber(0)); return 1 },
-		"count": func(L *glua.LState) int { L.Push(glua.LNumber(1)); return 1 },
+		"id":    func(L *glua.LState) int { L.Push(glua.LNumber(id)); return 1 },
+		"count": func(L *glua.LState) int { L.Push(glua.LNumber(count)); return 1 },
 		"pid":   func(L *glua.LState) int { L.Push(glua.LNumber(os.Getpid())); return 1 },
 		"pids": func(L *glua.LState) int {
 			t := L.NewTable()

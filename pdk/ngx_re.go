@@ -1,26 +1,45 @@
 package pdk
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/dlclark/regexp2/v2"
 
 	"github.com/gong-proxy/gong/lua"
 	lru "github.com/hashicorp/golang-lru/v2"
 	glua "github.com/yuin/gopher-lua"
 )
 
-// ngx.re runs on Go's regexp (RE2): PCRE's back-references, look-ahead,
-// look-behind, atomic groups, possessive quantifiers, \K, \Z and
-// recursion fail to compile, with the compiler's error as the err
-// result. Matching is on UTF-8 text whether "u" is given or not.
+// ngx.re runs a pattern on Go's regexp (RE2, linear time) when RE2 can
+// compile it, and otherwise on regexp2, a backtracking engine with PCRE's
+// back-references, look-ahead, look-behind, atomic groups and possessive
+// quantifiers. A backtracking match that runs longer than reMatchTimeout
+// fails with an error, as PCRE's match limit does, so that no pattern
+// stalls a VM. What neither engine compiles (recursion, callouts)
+// returns the RE2 compiler's error as the err result. Matching is on
+// UTF-8 text whether "u" is given or not.
 
-// compiledRe is a pattern compiled with its options.
+// reMatchTimeout bounds one backtracking match (docs/pdk-compat.md).
+const reMatchTimeout = 250 * time.Millisecond
+
+// compiledRe is a pattern compiled with its options: exactly one of re
+// and bt is set.
 type compiledRe struct {
 	re       *regexp.Regexp
-	anchored bool // "a": a match must start where the search does
+	bt       *regexp2.Regexp
+	names    []string // group names by number, "" for unnamed ones
+	anchored bool     // "a": a match must start where the search does
 }
+
+// errReTimeout is the err result of a backtracking match that ran out of
+// time; OpenResty reports PCRE's match limit as "pcre_exec() failed: -8".
+var errReTimeout = fmt.Errorf("pcre_exec() failed: -8 (match took longer than %v)", reMatchTimeout)
 
 // reCache holds compiled patterns, as lua_regex_cache_max_entries (1024)
 // does for the "o" option; gong caches every pattern.
@@ -61,13 +80,26 @@ func compileRe(L *glua.LState, pattern, opts string) (*compiledRe, error) {
 		src = "(?" + flags + ")" + src
 	}
 	re, err := regexp.Compile(src)
-	if err != nil {
-		return nil, fmt.Errorf("pcre_compile() failed: %s in \"%s\"", strings.TrimPrefix(err.Error(), "error parsing regexp: "), pattern)
+	if err == nil {
+		if longest {
+			re.Longest()
+		}
+		c.re, c.names = re, re.SubexpNames()
+	} else {
+		bt, btErr := regexp2.Compile(src, regexp2.RE2, regexp2.OptionMaintainCaptureOrder())
+		if btErr != nil {
+			return nil, fmt.Errorf("pcre_compile() failed: %s in \"%s\"", strings.TrimPrefix(err.Error(), "error parsing regexp: "), pattern)
+		}
+		bt.MatchTimeout = reMatchTimeout
+		c.bt = bt
+		for _, n := range bt.GetGroupNumbers() {
+			name := bt.GroupNameFromNumber(n)
+			if name == strconv.Itoa(n) {
+				name = ""
+			}
+			c.names = append(c.names, name)
+		}
 	}
-	if longest {
-		re.Longest()
-	}
-	c.re = re
 	reCache.Add(key, c)
 	return c, nil
 }
@@ -107,37 +139,86 @@ func stripExtended(p string) string {
 // findAt returns the submatch indexes of the first match in subj at or
 // after from (absolute offsets), or nil. At from > 0 the subject is cut
 // there, so "^" and "\b" see the cut as the start of text.
-func (c *compiledRe) findAt(subj string, from int) []int {
+func (c *compiledRe) findAt(subj string, from int) ([]int, error) {
 	if from > len(subj) {
-		return nil
+		return nil, nil
 	}
-	loc := c.re.FindStringSubmatchIndex(subj[from:])
+	var loc []int
+	if c.bt != nil {
+		m, err := c.bt.FindStringMatch(subj[from:])
+		if err != nil {
+			return nil, btError(err)
+		}
+		loc = c.btIndexes(m)
+	} else {
+		loc = c.re.FindStringSubmatchIndex(subj[from:])
+	}
 	if loc == nil || c.anchored && loc[0] != 0 {
-		return nil
+		return nil, nil
 	}
 	for i := range loc {
 		if loc[i] >= 0 {
 			loc[i] += from
 		}
 	}
+	return loc, nil
+}
+
+// btIndexes converts a regexp2 match to the byte indexes Go's regexp
+// gives: start and end of the match and of each group, -1 for a group
+// that did not take part. nil for no match.
+func (c *compiledRe) btIndexes(m *regexp2.Match) []int {
+	if m == nil {
+		return nil
+	}
+	groups := m.Groups()
+	loc := make([]int, 2*len(groups))
+	for i, g := range groups {
+		loc[2*i], loc[2*i+1] = -1, -1
+		if len(g.Captures) > 0 {
+			at, n := g.ByteRange()
+			loc[2*i], loc[2*i+1] = at, at+n
+		}
+	}
 	return loc
+}
+
+// btError is the err result for a failed backtracking match: regexp2
+// fails only on its stack limit (PCRE's recursion limit, -21) or on the
+// timeout, whose message quotes the subject and is not passed on.
+func btError(err error) error {
+	if errors.Is(err, regexp2.ErrBacktrackingStackLimit) {
+		return errors.New("pcre_exec() failed: -21 (backtracking stack limit)")
+	}
+	return errReTimeout
 }
 
 // findAll returns every match's submatch indexes, stopping at the first
 // that does not start where the previous ended when anchored.
-func (c *compiledRe) findAll(subj string, n int) [][]int {
-	all := c.re.FindAllStringSubmatchIndex(subj, n)
+func (c *compiledRe) findAll(subj string, n int) ([][]int, error) {
+	var all [][]int
+	if c.bt == nil {
+		all = c.re.FindAllStringSubmatchIndex(subj, n)
+	} else {
+		m, err := c.bt.FindStringMatch(subj)
+		for ; m != nil && err == nil && (n < 0 || len(all) < n); m, err = c.bt.FindNextMatch(m) {
+			all = append(all, c.btIndexes(m))
+		}
+		if err != nil {
+			return nil, btError(err)
+		}
+	}
 	if !c.anchored {
-		return all
+		return all, nil
 	}
 	next := 0
 	for i, loc := range all {
 		if loc[0] != next {
-			return all[:i]
+			return all[:i], nil
 		}
 		next = loc[1]
 	}
-	return all
+	return all, nil
 }
 
 // captures builds ngx.re's capture table: [0] the match, [1..n] the
@@ -148,7 +229,7 @@ func (c *compiledRe) captures(L *glua.LState, subj string, loc []int, res *glua.
 	if t == nil {
 		t = L.CreateTable(len(loc)/2-1, 0)
 	}
-	names := c.re.SubexpNames()
+	names := c.names
 	for i := 0; i < len(loc)/2; i++ {
 		var v glua.LValue = glua.LFalse
 		if loc[2*i] >= 0 {
@@ -199,13 +280,13 @@ func ctxPos(L *glua.LState, n int) (*glua.LTable, int) {
 
 // findFromCtx finds the first match at or after ctx.pos (argument 4)
 // and, on a match, moves ctx.pos past it, as match and find do.
-func (c *compiledRe) findFromCtx(L *glua.LState, subj string) []int {
+func (c *compiledRe) findFromCtx(L *glua.LState, subj string) ([]int, error) {
 	ctx, from := ctxPos(L, 4)
-	loc := c.findAt(subj, from)
+	loc, err := c.findAt(subj, from)
 	if loc != nil && ctx != nil {
 		ctx.RawSetString("pos", glua.LNumber(loc[1]+1))
 	}
-	return loc
+	return loc, err
 }
 
 func reMatch(L *glua.LState) int {
@@ -213,7 +294,10 @@ func reMatch(L *glua.LState) int {
 	if c == nil {
 		return n
 	}
-	loc := c.findFromCtx(L, subj)
+	loc, err := c.findFromCtx(L, subj)
+	if err != nil {
+		return pushReError(L, 1, err)
+	}
 	if loc == nil {
 		L.Push(glua.LNil)
 		return 1
@@ -229,7 +313,10 @@ func reFind(L *glua.LState) int {
 		return n
 	}
 	nth := L.OptInt(5, 0)
-	loc := c.findFromCtx(L, subj)
+	loc, err := c.findFromCtx(L, subj)
+	if err != nil {
+		return pushReError(L, 2, err)
+	}
 	if loc == nil {
 		L.Push(glua.LNil)
 		return 1
@@ -248,7 +335,10 @@ func reGmatch(L *glua.LState) int {
 	if c == nil {
 		return n
 	}
-	all := c.findAll(subj, -1)
+	all, err := c.findAll(subj, -1)
+	if err != nil {
+		return pushReError(L, 1, err)
+	}
 	i := 0
 	L.Push(L.NewFunction(func(L *glua.LState) int {
 		if i >= len(all) {
@@ -284,7 +374,10 @@ func reSubst(max int) glua.LGFunction {
 		if err != nil {
 			return pushReError(L, 2, err)
 		}
-		all := c.findAll(subj, max)
+		all, err := c.findAll(subj, max)
+		if err != nil {
+			return pushReError(L, 2, err)
+		}
 		var b strings.Builder
 		// write refuses growth of the result past the memory limit.
 		write := func(s string) {
@@ -308,7 +401,7 @@ func reSubst(max int) glua.LGFunction {
 				}
 				L.Pop(1)
 			} else {
-				expand(write, tmpl, subj, loc, c.re)
+				expand(write, tmpl, subj, loc, c.names)
 			}
 			last = loc[1]
 		}
@@ -378,7 +471,7 @@ func parseTemplate(s string) ([]tmplPart, error) {
 
 // expand writes a template's text for one match; a group that did not
 // match or does not exist is empty.
-func expand(write func(string), tmpl []tmplPart, subj string, loc []int, re *regexp.Regexp) {
+func expand(write func(string), tmpl []tmplPart, subj string, loc []int, names []string) {
 	for _, p := range tmpl {
 		if !p.isGroup {
 			write(p.lit)
@@ -386,7 +479,7 @@ func expand(write func(string), tmpl []tmplPart, subj string, loc []int, re *reg
 		}
 		g := p.group
 		if p.name != "" {
-			g = re.SubexpIndex(p.name)
+			g = slices.Index(names, p.name)
 		}
 		if g >= 0 && 2*g+1 < len(loc) && loc[2*g] >= 0 {
 			write(subj[loc[2*g]:loc[2*g+1]])
@@ -413,8 +506,12 @@ func reSplit(L *glua.LState) int {
 		count++
 		res.RawSetInt(count, v)
 	}
+	all, err := c.findAll(subj[from:], -1)
+	if err != nil {
+		return pushReError(L, 1, err)
+	}
 	last := from
-	for _, loc := range c.findAll(subj[from:], -1) {
+	for _, loc := range all {
 		if max > 0 && count+1 >= max {
 			break
 		}

@@ -1,9 +1,13 @@
 package pdk
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestNgxRe runs PCRE-style cases through ngx.re: options, captures,
-// named groups, ctx.pos, templates and the errors of what RE2 lacks.
+// named groups, ctx.pos, templates, and the PCRE constructs that run on
+// the backtracking engine.
 func TestNgxRe(t *testing.T) {
 	e := newEnv(t, PhasePreread, Options{})
 	tests := []struct {
@@ -33,9 +37,21 @@ func TestNgxRe(t *testing.T) {
 		{"gsub empty matches", `return (ngx.re.gsub("abc", "", "-"))`, "-a-b-c-"},
 		{"gsub anchored", `return (ngx.re.gsub("aab", "a", "x", "a"))`, "xxb"},
 		{"statsd pattern", `local m = ngx.re.match("200-299", "(\\d\\d\\d)-(\\d\\d\\d)"); return m[1] + m[2]`, "499"},
-		{"backreference unsupported", `local m, err = ngx.re.match("aa", "(a)\\1"); return tostring(m) .. " " .. err`,
-			`nil pcre_compile() failed: invalid escape sequence: ` + "`\\1`" + ` in "(a)\1"`},
-		{"lookbehind unsupported", `local s, n, err = ngx.re.gsub("a%b", "(?<!%)b", "x"); return tostring(s) .. " " .. tostring(err ~= nil)`, "nil true"},
+		// PCRE constructs RE2 lacks run on the backtracking engine.
+		{"backreference", `local m = ngx.re.match("xyabab", "(ab)\\1"); return m[0] .. "|" .. m[1]`, "abab|ab"},
+		{"named backreference", `return ngx.re.match("say hello hello", "(?<w>\\w+) \\k<w>").w`, "hello"},
+		{"lookahead", `return ngx.re.match("price: 42 USD", "\\d+(?= USD)")[0]`, "42"},
+		{"negative lookahead", `return ngx.re.match("foobar foobaz", "foo(?!bar)\\w+")[0]`, "foobaz"},
+		{"lookbehind", `local s, n = ngx.re.gsub("a%b b", "(?<!%)b", "x"); return s .. n`, "a%b x1"},
+		{"kong.log format split", `local t = require("ngx.re").split("%file_src:%line_src %%x %message", "(?<!%)(%[a-z_]+)"); return table.concat(t, "|")`,
+			"|%file_src|:|%line_src| %%x |%message|"},
+		{"atomic group", `return tostring(ngx.re.match("aaab", "(?>a+)ab")) .. " " .. ngx.re.match("aaab", "(?>a+)b")[0]`, "nil aaab"},
+		{"possessive quantifier", `return tostring(ngx.re.match("aaa", "a++a")) .. " " .. ngx.re.match("aaab", "a++b")[0]`, "nil aaab"},
+		{"backtracking groups and offsets", `local m = ngx.re.match("é-xx-xx", "(?<p>x+)-\\k<p>"); local from, to = ngx.re.find("é-xx-xx", "(x+)-\\1"); return m[0] .. m[1] .. from .. to`, "xx-xxxx48"},
+		{"backtracking gsub template", `return (ngx.re.gsub("abab cdcd", "(\\w\\w)\\1", "<$1>"))`, "<ab> <cd>"},
+		{"backtracking gmatch", `local out = {}; for m in ngx.re.gmatch("aa b cc d", "(\\w)\\1") do out[#out+1] = m[0] end; return table.concat(out, ",")`, "aa,cc"},
+		{"backtracking caseless", `return ngx.re.match("ABab", "(ab)\\1", "i")[0]`, "ABab"},
+		{"neither engine", `local m, err = ngx.re.match("a", "(?R)"); return tostring(m) .. " " .. tostring(err ~= nil)`, "nil true"},
 		{"split", `local t = require("ngx.re").split("a,b,,c", ","); return #t .. table.concat(t, "|")`, "4a|b||c"},
 		{"split max", `local t = require("ngx.re").split("a,b,c", ",", nil, nil, 2); return table.concat(t, "|")`, "a|b,c"},
 		{"split captures", `local t = require("ngx.re").split("a1b", "(\\d)"); return table.concat(t, "|")`, "a|1|b"},
@@ -76,4 +92,23 @@ func TestNgxCodecs(t *testing.T) {
 	}
 	e := newEnv(t, PhasePreread, Options{Configuration: Configuration{"prefix": "/usr/local/kong"}})
 	checkLua(t, e.vm, tests)
+}
+
+// TestNgxReTimeout: a pathological pattern on the backtracking engine
+// fails with an error once reMatchTimeout has passed, instead of stalling
+// the VM.
+func TestNgxReTimeout(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{})
+	start := time.Now()
+	got := runString(t, e.vm, `local m, err = ngx.re.match(string.rep("a", 40) .. "!", "^(\\w+\\1?)+$"); return tostring(m) .. " " .. tostring(err)`)
+	if want := "nil " + errReTimeout.Error(); got != want {
+		t.Fatalf("got %q; want %q", got, want)
+	}
+	if took := time.Since(start); took > 20*reMatchTimeout {
+		t.Errorf("the match stopped after %v; want about %v", took, reMatchTimeout)
+	}
+	got = runString(t, e.vm, `local s, n, err = ngx.re.gsub(string.rep("a", 40) .. "!", "(\\w+\\1?)+$", "x"); return tostring(s) .. " " .. tostring(err)`)
+	if want := "nil " + errReTimeout.Error(); got != want {
+		t.Fatalf("gsub: got %q; want %q", got, want)
+	}
 }

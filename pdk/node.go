@@ -129,3 +129,12 @@ func openBytesToStr(L *glua.LState) int {
 	}))
 	return 1
 }
+
+// clusterFuncs is kong.cluster (kong/pdk/cluster.lua). Kong reads the
+// cluster id from its database's parameters; gong, without one, reports
+// the node id: each gong node is a cluster of its own.
+func (p *pdk) clusterFuncs() []Func {
+	return []Func{
+		{"get_id", anyPhase, p.nodeGetID},
+	}
+}

@@ -172,6 +172,9 @@ type Options struct {
 	// Timers runs the ngx.timer callbacks of every VM of the generation.
 	// If nil, each VM gets a set of its own.
 	Timers *Timers
+	// Events carries kong.worker_events between the VMs of the
+	// generation. If nil, each VM's events stay on it.
+	Events *Events
 	// Sockets is the cosocket keepalive pool shared by every VM of the
 	// generation. If nil, each VM gets a pool of its own.
 	Sockets *SocketPool
@@ -191,6 +194,10 @@ type Options struct {
 	// keepalive pool keeps when setkeepalive names no size. Zero is
 	// Kong's default, 256.
 	SocketPoolSize int
+	// Consumer finds a consumer entity (its JSON fields) by id, or by
+	// username when byUsername, for kong.client.load_consumer. If nil,
+	// there are none.
+	Consumer func(key string, byUsername bool) map[string]any
 	// SyslogSocket is the unix datagram socket lsyslog writes to. If
 	// empty, the system's (/dev/log).
 	SyslogSocket string
@@ -232,16 +239,24 @@ type State struct {
 	// preread.
 	Upstream UpstreamChange
 	// Exited and Proxied tell kong.response.get_source how the session
-	// ended; the runtime sets them.
+	// ended: kong.response.exit sets Exited, EndPreread Proxied.
 	Exited, Proxied bool
+	// Timing is when the session's runloop steps happened, for ngx.ctx's
+	// KONG_* values; the runtime sets Start, Begin and EndPreread the rest.
+	Timing Timing
 
 	ngxCtx          *glua.LTable
 	balancerData    *glua.LTable  // the ngx.ctx.balancer_data SetBalancerData made
 	pendingBalancer *BalancerData // given, not yet in ngx.ctx
+	lastBalancer    *BalancerData // the last given, for the KONG_BALANCER_* values
 	route, service  glua.LValue   // kong.router's tables, once built
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	// spans are those kong.tracing started (process_span), and
+	// shouldSample set_should_sample's decision.
+	spans        []Span
+	shouldSample *bool
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool
@@ -303,7 +318,9 @@ type pdk struct {
 	b       *Binding
 	opts    Options
 	inspect bool
-	kong    *glua.LTable
+	// format is what kong.log.set_format set; empty is Kong's default.
+	format string
+	kong   *glua.LTable
 	// trustAll is kong.ip's answer when trusted_ips has both 0.0.0.0/0
 	// and ::/0.
 	trustAll bool
@@ -391,6 +408,7 @@ func Open(L *glua.LState, b *Binding, opts Options) {
 	p.openLog(L, kong)
 	p.openCtx(L, kong)
 	p.openCache(L, kong)
+	p.openKongExtras(L, kong)
 	L.SetGlobal("kong", kong)
 	L.SetGlobal("ngx", p.openNgx(L))
 	L.SetGlobal("print", L.NewFunction(p.luaPrint))
@@ -411,6 +429,7 @@ func (p *pdk) namespaces() []namespace {
 		{"response", p.responseFuncs()},
 		{"router", routerFuncs},
 		{"nginx", p.nginxFuncs()},
+		{"cluster", p.clusterFuncs()},
 		{"vault", p.vaultFuncs()},
 		{"plugin", pluginFuncs},
 		{"telemetry", telemetryFuncs},

@@ -50,6 +50,9 @@ type timerJob struct {
 	due     time.Time
 	t       *time.Timer
 	release func() // lets the pool close the idle VM again
+	// event, when set, is a kong.worker_events event for the VM's
+	// dispatcher, which stays registered under id.
+	event *eventJob
 }
 
 // Close ends the timers: pending callbacks whose time has come run
@@ -121,6 +124,10 @@ func (ts *Timers) run(j *timerJob, premature bool) bool {
 	pool := j.vm.Pool()
 	// The wait for the VM has no deadline: the pool's closing ends it.
 	if err := pool.GetVM(context.Background(), j.vm); err != nil {
+		if j.event != nil && errors.Is(err, lua.ErrVMGone) {
+			j.event.hub.forget(j.vm) // the worker is gone, with its handlers
+			return false
+		}
 		ts.logf(LevelErr, "timer dropped: %v", err)
 		return false
 	}
@@ -129,7 +136,7 @@ func (ts *Timers) run(j *timerJob, premature bool) bool {
 	L := j.vm.L
 	jobs := timerRegistry(L)
 	entry, _ := jobs.RawGetInt(j.id).(*glua.LTable)
-	if j.every == 0 || premature {
+	if j.event == nil && (j.every == 0 || premature) {
 		jobs.RawSetInt(j.id, glua.LNil)
 	}
 	if entry == nil {
@@ -137,6 +144,9 @@ func (ts *Timers) run(j *timerJob, premature bool) bool {
 		return false
 	}
 	args := []glua.LValue{glua.LBool(premature)}
+	if j.event != nil {
+		args = append(args, eventArgs(L, j.event)...)
+	}
 	for i := 2; i <= entry.Len(); i++ {
 		args = append(args, entry.RawGetInt(i))
 	}
@@ -192,8 +202,30 @@ func (p *pdk) timers() *Timers {
 // ngx.timer.every(interval, callback, ...): it returns 1, or nil and an
 // error.
 func (p *pdk) timerAt(L *glua.LState, every bool) int {
+	if _, err := p.startTimer(L, 2, every); err != "" {
+		return pushErr(L, err)
+	}
+	L.Push(glua.LNumber(1))
+	return 1
+}
+
+// timerStart is kong.timer's internal at(delay, every, callback, ...):
+// the timer's id for cancel, or nil and an error.
+func (p *pdk) timerStart(L *glua.LState) int {
+	id, err := p.startTimer(L, 3, glua.LVAsBool(L.Get(2)))
+	if err != "" {
+		return pushErr(L, err)
+	}
+	L.Push(glua.LNumber(id))
+	return 1
+}
+
+// startTimer schedules the callback at argument fnAt, with the
+// arguments after it, to run after the delay in argument 1, and returns
+// its registry id, or an error text.
+func (p *pdk) startTimer(L *glua.LState, fnAt int, every bool) (int, string) {
 	delay := float64(L.CheckNumber(1))
-	fn := L.CheckFunction(2)
+	fn := L.CheckFunction(fnAt)
 	if delay < 0 {
 		L.ArgError(1, "invalid delay")
 	}
@@ -202,12 +234,12 @@ func (p *pdk) timerAt(L *glua.LState, every bool) int {
 	}
 	vm := p.b.vm
 	if vm == nil || vm.Pool() == nil {
-		return pushErr(L, "no timers in this context")
+		return 0, "no timers in this context"
 	}
 	entry := L.NewTable()
 	entry.Append(fn)
-	for i := 3; i <= L.GetTop(); i++ {
-		entry.RawSetInt(i-1, L.Get(i))
+	for i := fnAt + 1; i <= L.GetTop(); i++ {
+		entry.RawSetInt(i-fnAt+1, L.Get(i))
 	}
 	jobs := timerRegistry(L)
 	p.timerSeq++
@@ -220,10 +252,9 @@ func (p *pdk) timerAt(L *glua.LState, every bool) int {
 	if err := p.timers().schedule(j, d); err != nil {
 		jobs.RawSetInt(j.id, glua.LNil)
 		j.release()
-		return pushErr(L, err.Error())
+		return 0, err.Error()
 	}
-	L.Push(glua.LNumber(1))
-	return 1
+	return j.id, ""
 }
 
 // ngxSleep is ngx.sleep(seconds): a blocking wait of this VM only, cut

@@ -40,7 +40,74 @@ func (p *pdk) tracingFuncs() []Func {
 		{"start_span", anyPhase, p.tracingStartSpan},
 		{"active_span", anyPhase, p.tracingActiveSpan},
 		{"set_active_span", anyPhase, p.tracingSetActiveSpan},
+		{"process_span", anyPhase, p.tracingProcessSpan},
+		{"set_should_sample", anyPhase, tracingSetShouldSample},
+		{"get_sampling_decision", anyPhase, tracingGetSamplingDecision},
 	}
+}
+
+// tracingProcessSpan implements kong.tracing.process_span(processor, ...):
+// processor(span, ...) for each span kong.tracing started in the session,
+// in the log phase. Untraced, it does nothing, as Kong's no-op tracer.
+func (p *pdk) tracingProcessSpan(L *glua.LState, s *State) int {
+	if s == nil || s.Tracing == nil {
+		return 0
+	}
+	checkPhase(L, s.Phase, only(PhaseLog))
+	fn, ok := L.Get(1).(*glua.LFunction)
+	if !ok {
+		L.RaiseError("processor must be a function")
+	}
+	extra := make([]glua.LValue, 0, L.GetTop())
+	for i := 2; i <= L.GetTop(); i++ {
+		extra = append(extra, L.Get(i))
+	}
+	for _, sp := range s.spans {
+		L.Push(fn)
+		L.Push(p.spanValue(L, sp))
+		for _, v := range extra {
+			L.Push(v)
+		}
+		L.Call(1+len(extra), 0)
+	}
+	return 0
+}
+
+// tracingSetShouldSample implements kong.tracing:set_should_sample(bool)
+// (callable with or without the colon): the decision
+// get_sampling_decision then reports. The session's own spans were
+// sampled when it began and stay so.
+func tracingSetShouldSample(L *glua.LState, s *State) int {
+	if s == nil || s.Tracing == nil {
+		return 0
+	}
+	v := glua.LVAsBool(L.Get(firstArg(L)))
+	s.shouldSample = &v
+	return 0
+}
+
+// firstArg is the index of a method's first argument, for functions Kong
+// calls with a colon on the tracer and a dot on the no-op tracer.
+func firstArg(L *glua.LState) int {
+	if _, self := L.Get(1).(*glua.LTable); self {
+		return 2
+	}
+	return 1
+}
+
+// tracingGetSamplingDecision implements
+// kong.tracing:get_sampling_decision(parent_should_sample, rate) for a
+// session gong's sampler already traced: false when the parent (or
+// set_should_sample) said false, else true. Untraced, nothing, as Kong's
+// no-op tracer.
+func tracingGetSamplingDecision(L *glua.LState, s *State) int {
+	if s == nil || s.Tracing == nil {
+		return 0
+	}
+	parent := L.Get(firstArg(L))
+	sampled := parent != glua.LFalse && (s.shouldSample == nil || *s.shouldSample)
+	L.Push(glua.LBool(sampled))
+	return 1
 }
 
 // tracingStartSpan implements kong.tracing.start_span(name, options):
@@ -65,6 +132,7 @@ func (p *pdk) tracingStartSpan(L *glua.LState, s *State) int {
 		attrs, _ = opts.RawGetString("attributes").(*glua.LTable)
 	}
 	sp := s.Tracing.StartSpan(name, parent, start)
+	s.spans = append(s.spans, sp)
 	if attrs != nil {
 		attrs.ForEach(func(k, v glua.LValue) { sp.SetAttribute(k.String(), fromLua(v)) })
 	}

@@ -94,3 +94,25 @@ func TestTracingSpans(t *testing.T) {
 		t.Errorf("span calls:\n%s\nwant:\n%s", strings.Join(ft.ops, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestTracingProcessSpan: process_span visits the spans kong.tracing
+// started, in the log phase only; get_sampling_decision follows the
+// parent's and set_should_sample's decision for a traced session.
+func TestTracingProcessSpan(t *testing.T) {
+	e := newEnv(t, PhasePreread, Options{})
+	e.st.Tracing = &fakeTracing{}
+	runString(t, e.vm, `kong.tracing.start_span("one"); kong.tracing.start_span("two"); return ""`)
+	wantLuaError(t, e.vm, `kong.tracing.process_span(function() end)`, "function cannot be called in preread phase")
+	e.st.Phase = PhaseLog
+	got := runString(t, e.vm, `
+		local seen = {}
+		kong.tracing.process_span(function(span, tag) seen[#seen + 1] = tostring(span:is_recording()) .. tag end, "!")
+		local a = kong.tracing:get_sampling_decision(nil, 0.5)
+		local b = kong.tracing:get_sampling_decision(false)
+		kong.tracing:set_should_sample(false)
+		local c = kong.tracing:get_sampling_decision(true)
+		return table.concat(seen, ",") .. " " .. tostring(a) .. tostring(b) .. tostring(c)`)
+	if got != "true!,true! truefalsefalse" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -23,8 +23,9 @@ func (p *pdk) vaultFuncs() []Func {
 		{"is_reference", anyPhase, vaultIsReference},
 		{"parse_reference", anyPhase, vaultParseReference},
 		{"get", anyPhase, p.vaultGet},
-		{"update", anyPhase, func(L *glua.LState, _ *State) int { L.Push(L.Get(1)); return 1 }},
+		{"update", anyPhase, p.vaultUpdate},
 		{"try", anyPhase, vaultTry},
+		{"flush", anyPhase, func(*glua.LState, *State) int { p.vault().Flush(); return 0 }},
 	}
 }
 
@@ -36,6 +37,37 @@ func (p *pdk) vault() Vault {
 		p.opts.Vault = r
 	}
 	return p.opts.Vault
+}
+
+// vaultUpdate is kong.vault.update(options): the references recorded in
+// options["$refs"] (field -> reference, as Kong's schema leaves them) are
+// resolved again and their fields replaced, in nested records too, so a
+// rotated secret reaches the config. A reference that no longer resolves
+// keeps the field's value. options is returned.
+func (p *pdk) vaultUpdate(L *glua.LState, _ *State) int {
+	if t, ok := L.Get(1).(*glua.LTable); ok {
+		p.updateRefs(t, 0)
+	}
+	L.Push(L.Get(1))
+	return 1
+}
+
+func (p *pdk) updateRefs(t *glua.LTable, depth int) {
+	if depth > 32 {
+		return
+	}
+	if refs, ok := t.RawGetString("$refs").(*glua.LTable); ok {
+		refs.ForEach(func(k, ref glua.LValue) {
+			if v, err := p.vault().Get(ref.String()); err == nil {
+				t.RawSet(k, glua.LString(v))
+			}
+		})
+	}
+	t.ForEach(func(k, v glua.LValue) {
+		if sub, ok := v.(*glua.LTable); ok && k.String() != "$refs" {
+			p.updateRefs(sub, depth+1)
+		}
+	})
 }
 
 func isReference(v glua.LValue) bool {

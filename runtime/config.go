@@ -30,7 +30,8 @@ func declarativeOptions(c *conf.Config, ps *runloop.Plugins) declarative.Options
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
 		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols, RouteExpression: router.ValidateExpression,
-		Vault: c.Vault, PluginReferences: ps.Dereference}
+		Vault: c.Vault, PluginReferences: ps.Dereference,
+		PluginAllowedProtocols: ps.AllowedProtocols}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:

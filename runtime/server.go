@@ -216,6 +216,7 @@ func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 		return nil, err
 	}
 	s.checkers.Commit()
+	g.plugins.Start() // worker 0 runs its init_worker now, as nginx's does
 	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
 	s.posted = posted
 	s.shared = g.plugins.Shared()

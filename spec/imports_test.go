@@ -28,7 +28,7 @@ var allowedImports = map[string][]string{
 	"router":              {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":              {},
 	"vault":               {"github.com/hashicorp/golang-lru/v2"},
-	"pdk":                 {"lua", "tlsmgr", "vault", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru"},
+	"pdk":                 {"lua", "tlsmgr", "vault", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru", "github.com/dlclark/regexp2/v2"},
 	"lua":                 {"github.com/yuin/gopher-lua"},
 	"examples":            {},
 	"examples/tcpbin":     {},

@@ -42,8 +42,12 @@ services:
 		t.Errorf("allowed client: %q, %v", got, err)
 	}
 	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", pDeny)))
-	if !strings.Contains(g.errLog.String(), "[ip-restriction] IP address not allowed") {
-		t.Errorf("error log lacks the denial:\n%s", g.errLog)
+	// Kong logs the refusal at warn, naming the address.
+	g.waitErrLog(t, "the denial", "[ip-restriction] IP address not allowed: 127.0.0.1")
+	for _, l := range strings.Split(g.errLog.String(), "\n") {
+		if strings.Contains(l, "IP address not allowed") && !strings.Contains(l, "[warn]") {
+			t.Errorf("the denial is not logged at warn: %s", l)
+		}
 	}
 	statuses := map[string]int{}
 	for _, l := range g.accessLines(t) {
@@ -407,5 +411,31 @@ services:
 	}
 	if strings.Contains(g.errLog.String(), "[error]") {
 		t.Errorf("errors logged:\n%s", g.errLog)
+	}
+}
+
+// TestPluginProtocolsOwnSchema: a plugin entity's protocols are checked
+// against the plugin's own protocols field, so a plugin whose schema uses
+// typedefs.protocols_http (as Kong's request-termination does) is refused
+// for tcp with Kong's message, and accepted for http.
+func TestPluginProtocolsOwnSchema(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("plugins = bundled, http-only\nlua_package_path = %s\n", fixturePath(t)))
+	writeFile(t, filepath.Join(dir, "tcp.yml"), `_format_version: "3.0"
+plugins:
+  - name: http-only
+    protocols: [http, tcp]
+`)
+	_, errOut, code := runGong(t, dir, nil, "config", "parse", "tcp.yml", "-c", "kong.conf")
+	if code != 1 || !strings.Contains(errOut, "expected one of: grpc, grpcs, http, https") || !strings.Contains(errOut, "protocols") {
+		t.Errorf("protocols [http, tcp]: exit %d, stderr %q; want Kong's one_of error on protocols", code, errOut)
+	}
+	writeFile(t, filepath.Join(dir, "http.yml"), `_format_version: "3.0"
+plugins:
+  - name: http-only
+    protocols: [http]
+`)
+	if _, errOut, code := runGong(t, dir, nil, "config", "parse", "http.yml", "-c", "kong.conf"); code != 0 {
+		t.Errorf("protocols [http]: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -330,6 +330,7 @@ func (b *builder) pluginDefaults(m map[string]any) *ErrorNode {
 // the Options.PluginConfig hook when there is one; pluginDefaults put the
 // filled config in the record.
 func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
+	b.pluginProtocols(m, errs)
 	v := m["config"]
 	if v == nil {
 		v = map[string]any{}
@@ -346,6 +347,28 @@ func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 	if _, ferrs := b.opts.PluginConfig(name, conf); len(ferrs) > 0 {
 		errs.set("config", errorTree(ferrs))
 	}
+}
+
+// pluginProtocols refuses a protocol the plugin's own schema does not
+// allow (Options.PluginAllowedProtocols), with the message Kong's set
+// validation gives at that element.
+func (b *builder) pluginProtocols(m map[string]any, errs *ErrorNode) {
+	if b.opts.PluginAllowedProtocols == nil || errs.has("protocols") {
+		return
+	}
+	name, _ := m["name"].(string)
+	allowed := b.opts.PluginAllowedProtocols(name)
+	list, _ := m["protocols"].([]any)
+	if allowed == nil {
+		return
+	}
+	n := &ErrorNode{}
+	for i, p := range list {
+		if s, _ := p.(string); !slices.Contains(allowed, s) {
+			n.entry(i + 1).Message = "expected one of: " + strings.Join(allowed, ", ")
+		}
+	}
+	errs.set("protocols", n)
 }
 
 // errorTree converts a Lua-style nested error table into an ErrorNode;

@@ -37,6 +37,11 @@ type Options struct {
 	// references of its referenceable fields resolved by get, as Kong's
 	// plugins iterator hands them to handlers; it must not modify config.
 	PluginReferences func(name string, config map[string]any, get func(ref string) (string, error)) (map[string]any, error)
+	// PluginAllowedProtocols, when set, returns the protocols a plugin's
+	// schema allows (its protocols field's one_of); a plugin entity with
+	// another is refused as Kong refuses it. Nil, or a nil result: every
+	// protocol of the plugins entity.
+	PluginAllowedProtocols func(name string) []string
 	// RouteExpression, when set, parses and type-checks the expression of
 	// a stream route (router_flavor traditional_compatible or
 	// expressions) that is otherwise valid; its error becomes the route's

@@ -3,6 +3,7 @@ package runloop
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -20,12 +21,14 @@ type routeRuns struct {
 
 // Bind prepares the set for the entities of its generation, before any
 // VM is leased: the configurations each plugin's configure handler gets,
-// and the plugins that apply to each route and to sessions no route
-// matched (the plugins iterator).
+// the consumers kong.client.load_consumer finds, and the plugins that
+// apply to each route and to sessions no route matched (the plugins
+// iterator).
 func (ps *Plugins) Bind(d *declarative.Config) {
 	global := ps.collect(d.Plugins, "", "")
 	ps.globalLog = ps.implementing(global, pdk.PhaseLog)
 	ps.certificate = ps.implementing(global, pdk.PhaseCertificate)
+	ps.consumers = d.Consumers
 	ps.configs = map[string][]map[string]any{}
 	for _, p := range d.Plugins {
 		if p.Enabled && p.Stream() {
@@ -101,12 +104,16 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	if d := cx.balancerData(); d != nil {
 		cx.st.SetBalancerData(vm.L, *d)
 	}
+	cx.st.Begin(phase, time.Now())
 	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.s.Trace())
 	if err != nil {
 		cx.s.Log(errlog.LevelError, err.Error())
 	}
 	cx.vm = nil
 	if phase == pdk.PhasePreread {
+		if err == nil && !cx.exited {
+			cx.st.EndPreread(time.Now())
+		}
 		cx.st.DropBalancerData()
 	}
 	switch {

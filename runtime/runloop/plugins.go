@@ -59,8 +59,11 @@ type Plugins struct {
 	globalLog []pluginRun
 	// certificate are the certificate handlers, of global plugins only.
 	certificate []pluginRun
-	log         pdk.Logger
-	metrics     *telemetry.Metrics // records each handler call's duration
+	// consumers are the configuration's, for kong.client.load_consumer;
+	// set by Bind.
+	consumers []*declarative.Consumer
+	log       pdk.Logger
+	metrics   *telemetry.Metrics // records each handler call's duration
 	// shared are the ngx.shared dictionaries the VMs see.
 	shared *pdk.SharedDicts
 	// timers and sockets are the ngx.timer callbacks and the cosocket
@@ -133,7 +136,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), Sensitive: conf.Sensitive, NodeID: host.NodeID, Logger: logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
+		Timers: timers, Events: pdk.NewEvents(), Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
 		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
 		Vault: secrets}
 	if host.Process != nil {
@@ -153,6 +156,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		packagePath: c.LuaPackagePath,
 		vault:       secrets,
 	}
+	opts.Consumer = ps.consumer
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
@@ -384,6 +388,26 @@ func (ps *Plugins) Protocols(name string) []string {
 	return nil
 }
 
+// consumer is kong.client.load_consumer's lookup among the
+// configuration's consumers.
+func (ps *Plugins) consumer(key string, byUsername bool) map[string]any {
+	for _, c := range ps.consumers {
+		if byUsername && c.Username != nil && *c.Username == key || !byUsername && c.ID == key {
+			return entityMap(c)
+		}
+	}
+	return nil
+}
+
+// AllowedProtocols returns the protocols a plugin's schema allows, for
+// declarative.Options.PluginAllowedProtocols; nil for an unknown plugin.
+func (ps *Plugins) AllowedProtocols(name string) []string {
+	if s, ok := ps.schemas[name]; ok {
+		return s.AllowedProtocols()
+	}
+	return nil
+}
+
 // pluginRun is one plugin instance that applies to a connection.
 type pluginRun struct {
 	name string
@@ -580,6 +604,11 @@ func (ps *Plugins) Infos() []Info {
 
 // Shared are the ngx.shared dictionaries the set's VMs see.
 func (ps *Plugins) Shared() *pdk.SharedDicts { return ps.shared }
+
+// Start is called once the generation serves: worker 0 of the VM pool is
+// created now and kept for the set's life, so its init_worker handlers
+// run at start, as an nginx worker's do (lua.Pool.Start).
+func (ps *Plugins) Start() { ps.pool.Start() }
 
 // PoolStats counts the set's VMs.
 func (ps *Plugins) PoolStats() lua.Stats { return ps.pool.Stats() }

@@ -41,7 +41,7 @@ func sessionOf(s *stream.Session, ps *Plugins) *session {
 		return cx
 	}
 	cx := &session{s: s, ps: ps}
-	cx.st = &pdk.State{Session: cx}
+	cx.st = &pdk.State{Session: cx, Timing: pdk.Timing{Start: s.Record().Start}}
 	s.HookData = cx
 	return cx
 }

@@ -186,6 +186,24 @@ func (s *Schema) Protocols() []string {
 	return out
 }
 
+// AllowedProtocols is the one_of of the plugin's protocols field's
+// elements (typedefs.protocols_http gives the http ones), nil when the
+// schema declares none and every protocol the plugins entity knows is
+// allowed. Kong validates a plugin entity's protocols against it.
+func (s *Schema) AllowedProtocols() []string {
+	f := s.root.byName["protocols"]
+	if f == nil || f.elements == nil || !f.elements.hasOneOf {
+		return nil
+	}
+	var out []string
+	for _, v := range f.elements.oneOf {
+		if str, ok := v.(string); ok {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
 // NoConsumer reports whether the schema forbids scoping to a consumer
 // (typedefs.no_consumer: eq = null); the loader then sets
 // handler.no_consumer.

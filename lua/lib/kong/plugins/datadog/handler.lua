@@ -84,7 +84,10 @@ local function send_entries(conf, records)
       end
     end
   end
-  sock:close()
+  ok, err = sock:close()
+  if not ok then
+    kong.log.err("failed to close connection from ", host, ":", tostring(port), ": ", err)
+  end
   return true
 end
 

@@ -82,6 +82,7 @@ end
 function HttpLogHandler:log(conf)
   custom_fields(conf)
   local queue_conf = Queue.get_plugin_params("http-log", conf, queue_name(conf))
+  kong.log.debug("Queue name automatically configured based on configuration parameters to: ", queue_conf.name)
   local ok, err = Queue.enqueue(queue_conf, send_entries, conf, cjson.encode(kong.log.serialize()))
   if not ok then
     kong.log.err("Failed to enqueue log entry to log server: ", err)

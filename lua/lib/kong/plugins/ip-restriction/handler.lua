@@ -1,6 +1,7 @@
 -- ip-restriction for stream connections: a client in deny, or missing
--- from a non-empty allow, is logged and closed with the plugin's status
--- (403 unless set), as Kong's handler does in the preread phase.
+-- from a non-empty allow, is logged at warn and closed with the plugin's
+-- status (403 unless set), as Kong's handler does in the preread phase.
+-- A list that makes no matcher is a handler error (500), as in Kong.
 local ipmatcher = require "resty.ipmatcher"
 
 local IpRestrictionHandler = {
@@ -29,39 +30,33 @@ end
 local function match(list, ip)
   local m, err = matcher_for(list)
   if not m then
-    return nil, "failed to create a new ipmatcher instance: " .. err
+    error("failed to create a new ipmatcher instance: " .. err)
   end
-  return m:match(ip)
+  local hit
+  hit, err = m:match(ip)
+  if err then
+    error("invalid ip address: " .. err)
+  end
+  return hit
+end
+
+-- deny logs the refusal, Kong's message unless the plugin has its own,
+-- and ends the session.
+local function deny(status, message)
+  kong.log.warn(message or ("IP address not allowed: " .. tostring(ngx.var.remote_addr)))
+  return ngx.exit(status or 403)
 end
 
 function IpRestrictionHandler:preread(conf)
   local ip = kong.client.get_ip()
   if not ip then
-    kong.log.err("cannot identify the client IP address, unix domain sockets are not supported.")
-    return ngx.exit(conf.status or 403)
+    return deny(403, "Cannot identify the client IP address, unix domain sockets are not supported.")
   end
-
-  local blocked = false
-  if conf.deny and #conf.deny > 0 then
-    local hit, err = match(conf.deny, ip)
-    if err then
-      kong.log.err(err)
-      return ngx.exit(500)
-    end
-    blocked = hit
+  if conf.deny and #conf.deny > 0 and match(conf.deny, ip) then
+    return deny(conf.status, conf.message)
   end
-  if not blocked and conf.allow and #conf.allow > 0 then
-    local hit, err = match(conf.allow, ip)
-    if err then
-      kong.log.err(err)
-      return ngx.exit(500)
-    end
-    blocked = not hit
-  end
-
-  if blocked then
-    kong.log.err(conf.message or "IP address not allowed")
-    return ngx.exit(conf.status or 403)
+  if conf.allow and #conf.allow > 0 and not match(conf.allow, ip) then
+    return deny(conf.status, conf.message)
   end
 end
 

@@ -55,7 +55,10 @@ local function send(premature, conf, record)
   if not ok then
     kong.log.err("failed to send data to ", where, ": ", err)
   end
-  sock:close()
+  ok, err = sock:close()
+  if not ok then
+    kong.log.err("failed to close connection from ", where, ": ", err)
+  end
 end
 
 function LogglyLogHandler:log(conf)

@@ -76,13 +76,18 @@ local function new_logger(conf)
   return setmetatable({ conf = conf, sock = sock, buffer = {}, size = 0 }, Logger)
 end
 
-function Logger:write(line)
+-- write sends line; last marks the flush of the UDP buffer on close. The
+-- messages are Kong's statsd_logger's, through ngx.log as there.
+function Logger:write(line, last)
+  local what = last and "last data" or "data"
+  ngx.log(ngx.DEBUG, "[statsd] sending ", what, " to statsd server: ", line)
   local ok, err = self.sock:send(line)
   if ok and self.conf.use_tcp then
     ok, err = self.sock:send("\n")
   end
   if not ok then
-    kong.log.err("[statsd] failed to send data to ", self.conf.host, ":", tostring(self.conf.port), ": ", err)
+    ngx.log(ngx.ERR, string.format("[statsd] failed to send %s to %s:%s: %s", what, self.conf.host,
+      tostring(self.conf.port), err))
   end
 end
 
@@ -103,6 +108,10 @@ function Logger:send(stat, value, stat_type, sample_rate, tags)
   if conf.use_tcp or limit <= 0 then
     return self:write(line)
   end
+  if self.size == 0 and #line > limit then
+    ngx.log(ngx.WARN, "[statsd] configured udp_packet_size is smaller than single message of length ",
+      #line, ", UDP packet may be truncated")
+  end
   if self.size > 0 and self.size + #line > limit then
     self:write(table.concat(self.buffer, "\n"))
     self.buffer, self.size = {}, 0
@@ -117,9 +126,13 @@ function Logger:close()
     return
   end
   if #self.buffer > 0 then
-    self:write(table.concat(self.buffer, "\n"))
+    self:write(table.concat(self.buffer, "\n"), true)
   end
-  self.sock:close()
+  local ok, err = self.sock:close()
+  if not ok then
+    ngx.log(ngx.ERR, string.format("[statsd] failed to close connection from %s:%s: %s", self.conf.host,
+      tostring(self.conf.port), err))
+  end
 end
 
 local function tags_of(conf, record, metric)
@@ -225,6 +238,7 @@ function StatsdHandler:log(conf)
   if not allowed(conf.allow_status_codes, ngx.status) then
     return
   end
+  kong.log.debug("Status code is within given status code ranges")
   conf._prefix = conf.prefix
   if conf.hostname_in_prefix and conf.tag_style == nil then
     conf._prefix = conf._prefix .. ".node." .. HOSTNAME

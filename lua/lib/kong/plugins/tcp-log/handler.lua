@@ -21,7 +21,14 @@ local function send(premature, conf, record)
     kong.log.err("failed to connect to ", where, ": ", err)
     return
   end
-  if conf.tls and sock:getreusedtimes() == 0 then
+  local times
+  times, err = sock:getreusedtimes()
+  if not times then
+    kong.log.err("failed to get socket reused time to ", where, ": ", err)
+    sock:close()
+    return
+  end
+  if conf.tls and times == 0 then
     ok, err = sock:sslhandshake(false, conf.tls_sni, false)
     if not ok then
       kong.log.err("failed to perform TLS handshake to ", where, ": ", err)

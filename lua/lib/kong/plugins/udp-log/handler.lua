@@ -26,7 +26,10 @@ local function send(premature, conf, json)
   else
     kong.log.debug("sent: ", json)
   end
-  sock:close()
+  ok, err = sock:close()
+  if not ok then
+    kong.log.err("could not close ", where, ": ", err)
+  end
 end
 
 function UdpLogHandler:log(conf)
