@@ -1,0 +1,260 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// writersLock makes writers one at a time across nodes: each validates
+// the whole result of its change, which another writer must not change
+// meanwhile.
+const writersLock = 0x676f6e68
+
+// Modify changes entities in one transaction. edit gets the entities as
+// they are (plugins opts does not enable left out) and changes them
+// through the Document's Set and Remove; the whole result is validated
+// with opts, as a kong.yml is; the rows of the entities edit changed are
+// written, with the cluster_events rows that tell every node; and the
+// transaction commits. When the result is invalid, or edit fails,
+// nothing is written and the error (a *declarative.Error for an invalid
+// result) is returned. It returns the validated result.
+func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
+	var cfg *declarative.Config
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+			return err
+		}
+		ws, err := defaultWorkspace(ctx, tx)
+		if err != nil {
+			return err
+		}
+		raw, err := readDocument(ctx, tx, ws, opts.Plugins)
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal(raw)
+		doc, err := declarative.NewDocument(data)
+		if err != nil {
+			return err
+		}
+		if err := edit(doc); err != nil {
+			return err
+		}
+		if data, err = doc.Marshal(); err != nil {
+			return err
+		}
+		if cfg, err = declarative.Parse(data, "", opts); err != nil {
+			return err
+		}
+		return s.writeChanges(ctx, tx, ws, cfg, doc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// writeChanges writes the rows of the entities doc changed, as validated
+// in cfg, and their cluster events.
+func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
+	for _, ref := range doc.Removed {
+		t, _ := tableNamed(ref.Type)
+		if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID); err != nil {
+			return err
+		}
+		if err := s.broadcast(ctx, tx, ws, t, ref.ID); err != nil {
+			return err
+		}
+	}
+	// Parents first, so foreign keys hold at every insert.
+	put := slices.Clone(doc.Put)
+	slices.SortStableFunc(put, func(a, b declarative.EntityRef) int {
+		return slices.IndexFunc(tables, func(t table) bool { return t.name == a.Type }) -
+			slices.IndexFunc(tables, func(t table) bool { return t.name == b.Type })
+	})
+	for _, ref := range put {
+		t, _ := tableNamed(ref.Type)
+		e := cfg.Entity(ref.Type, ref.ID)
+		if e == nil {
+			continue // removed again by a later edit
+		}
+		row, err := rowFromEntity(t, e, ws)
+		if err != nil {
+			return err
+		}
+		if err := s.upsert(ctx, tx, t, row); err != nil {
+			return err
+		}
+		if err := s.broadcast(ctx, tx, ws, t, ref.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExtensionError is a gong extension field set on an entity written to
+// the database, whose schema (Kong's) has no column for it.
+type ExtensionError struct{ Type, Field string }
+
+func (e *ExtensionError) Error() string {
+	return fmt.Sprintf("%s.%s is a gong extension that database mode cannot store (Kong's schema has no column for it)", e.Type, e.Field)
+}
+
+// rowFromEntity is the row of a validated entity: the inverse of
+// entityFromRow.
+func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, error) {
+	for _, f := range t.extensions {
+		switch v := e[f].(type) {
+		case nil:
+		case float64:
+			if v != 0 {
+				return nil, &ExtensionError{t.name, f}
+			}
+		default:
+			return nil, &ExtensionError{t.name, f}
+		}
+		delete(e, f)
+	}
+	if t.name == "upstreams" {
+		if hc, ok := e["healthchecks"].(map[string]any); ok {
+			if active, ok := hc["active"].(map[string]any); ok {
+				for _, f := range []string{"send", "expect"} {
+					if active[f] != nil {
+						return nil, &ExtensionError{"upstreams", "healthchecks.active." + f}
+					}
+					delete(active, f)
+				}
+				if active["type"] == "udp" {
+					return nil, &ExtensionError{"upstreams", "healthchecks.active.type = udp"}
+				}
+			}
+		}
+	}
+	for field, col := range t.foreign {
+		e[col] = e[field]
+		delete(e, field)
+	}
+	for _, f := range []string{"created_at", "updated_at"} {
+		if v, ok := e[f].(float64); ok {
+			e[f] = time.UnixMilli(int64(v * 1000)).UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if t.workspaced {
+		e["ws_id"] = ws
+	}
+	if t.cacheKey != nil {
+		// Kong's cache_key: the type, five key parts and the workspace.
+		parts := []string{t.name}
+		for _, f := range t.cacheKey {
+			v := e[f]
+			if col, ok := t.foreign[f]; ok {
+				v = e[col]
+			}
+			s, _ := v.(string)
+			parts = append(parts, s)
+		}
+		for len(parts) < 6 {
+			parts = append(parts, "")
+		}
+		e["cache_key"] = strings.Join(append(parts, ws), ":")
+	}
+	return e, nil
+}
+
+// upsert writes a row: inserted, or updated in place when its id exists
+// (an update keeps the rows that reference it).
+func (s *Store) upsert(ctx context.Context, tx pgx.Tx, t table, row map[string]any) error {
+	cols := make([]string, 0, len(row))
+	for c := range row {
+		cols = append(cols, pgx.Identifier{c}.Sanitize())
+	}
+	slices.Sort(cols)
+	name := pgx.Identifier{t.name}.Sanitize()
+	list := strings.Join(cols, ", ")
+	excluded := make([]string, len(cols))
+	for i, c := range cols {
+		excluded[i] = "EXCLUDED." + c
+	}
+	data, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	sql := "INSERT INTO " + name + " (" + list + ") SELECT " + list + " FROM jsonb_populate_record(NULL::" + name + ", $1::jsonb)" +
+		" ON CONFLICT (id) DO UPDATE SET (" + list + ") = ROW(" + strings.Join(excluded, ", ") + ")"
+	_, err = tx.Exec(ctx, sql, data)
+	return err
+}
+
+// eventTTL is how long a cluster event stays in the table: Kong's
+// max(db_update_propagation * 10, one hour).
+func (s *Store) eventTTL() time.Duration {
+	return max(10*s.db.UpdatePropagation, time.Hour)
+}
+
+// broadcast inserts the cluster events Kong's nodes expect for a changed
+// entity: the invalidation of its cache key, and of the router, plugins
+// iterator or balancer state it feeds. gong's nodes rebuild on any event.
+func (s *Store) broadcast(ctx context.Context, tx pgx.Tx, ws string, t table, id string) error {
+	type event struct{ channel, data string }
+	wsPart := ""
+	if t.workspaced {
+		wsPart = ws
+	}
+	events := []event{{InvalidationsChannel, t.name + ":" + id + ":::::" + wsPart}}
+	switch t.name {
+	case "services", "routes":
+		events = append(events, event{InvalidationsChannel, "router:version"})
+	case "plugins":
+		events = append(events, event{InvalidationsChannel, "plugins_iterator:version"})
+	case "upstreams":
+		events = append(events, event{"balancer:upstreams", "update:" + ws + ":" + id + ":"})
+	case "targets":
+		var upstream string
+		tx.QueryRow(ctx, "SELECT upstream_id::text FROM targets WHERE id = $1", id).Scan(&upstream)
+		events = append(events, event{"balancer:targets", "update:" + upstream})
+	}
+	for _, ev := range events {
+		_, err := tx.Exec(ctx, `INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
+			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Import writes the entities of a validated declarative configuration,
+// inserting new ones and replacing those with the same id, in one
+// transaction, as "kong config db_import" does. Entities the file does not
+// name are kept.
+func (s *Store) Import(ctx context.Context, opts declarative.Options, cfg *declarative.Config) error {
+	file := cfg.Document()
+	_, err := s.Modify(ctx, opts, func(d *declarative.Document) error {
+		for _, typ := range declarative.Types() {
+			for _, e := range file.Entities[typ] {
+				d.Set(typ, e)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// IsUnreachable reports whether err is the database being unreachable
+// rather than a refused statement.
+func IsUnreachable(err error) bool {
+	var pe *pgconn.PgError
+	return err != nil && !errors.As(err, &pe) && !errors.As(err, new(*declarative.Error)) && !errors.As(err, new(*ExtensionError))
+}
