@@ -80,3 +80,15 @@ func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, err
 	defer ps.close()
 	return declarative.LoadFile(path, declarativeOptions(c, ps))
 }
+
+// WithDeclarativeOptions runs fn with the options that validate entities
+// against the node's configuration (router flavor, enabled plugins and
+// their schemas), its plugins loaded meanwhile.
+func WithDeclarativeOptions(c *conf.Config, fn func(declarative.Options) error) error {
+	ps, err := loadPlugins(c, pluginHost{})
+	if err != nil {
+		return err
+	}
+	defer ps.close()
+	return fn(declarativeOptions(c, ps))
+}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/store/postgres"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -64,7 +66,8 @@ type Server struct {
 	// /config; a reload keeps it when kong.conf names none, as Kong keeps
 	// its database-less store.
 	posted []byte
-	apis   *apiServers // admin_listen and status_listen
+	apis   *apiServers      // admin_listen and status_listen
+	db     *postgres.Source // database = postgres: where entities come from
 
 	parker   *parker // nil where epoll is unavailable: relays never park
 	memory   *lua.MemoryGuard
@@ -148,6 +151,14 @@ func (s *Server) Start() error {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
+	if c.Database.Strategy == "postgres" {
+		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, func(f string, a ...any) { s.log.logf(LevelWarn, 0, f, a...) })
+		if err != nil {
+			return err
+		}
+		s.db = db
+		db.Watch(func() { s.Reload() })
+	}
 	g, err := s.swap(c, nil)
 	if err != nil {
 		return err
@@ -207,6 +218,12 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
+	if s.db != nil { // the database is the one source: read it again
+		var err error
+		if posted, err = s.db.Document(context.Background(), c.EnabledPlugins(BundledPlugins)); err != nil {
+			return nil, err
+		}
+	}
 	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
 		posted = s.posted
 	}
@@ -409,6 +426,9 @@ func (s *Server) finish(err error) {
 		s.tracers.Wait()
 		s.checkers.stopAll()
 		s.memory.Close()
+		if s.db != nil {
+			s.db.Close()
+		}
 		s.done <- err
 	})
 }

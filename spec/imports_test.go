@@ -13,25 +13,27 @@ const module = "github.com/gong-proxy/gong"
 // gong packages and the third-party modules it may import. Anything else,
 // the standard library aside, fails the test.
 var allowedImports = map[string][]string{
-	"":                    {},
-	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
-	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3"},
-	"runtime/conf":        {""},
-	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
-	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
-	"runtime/balancer":    {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
-	"runtime/telemetry":   {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
-	"router":              {"github.com/hashicorp/golang-lru/v2"},
-	"tlsmgr":              {},
-	"pdk":                 {"lua", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru"},
-	"lua":                 {"github.com/yuin/gopher-lua"},
-	"examples":            {},
-	"examples/tcpbin":     {},
-	"spec":                {},
+	"":                       {},
+	"cmd/gong":               {"runtime", "runtime/conf", "runtime/declarative", "runtime/store/postgres", "examples"},
+	"runtime":                {"runtime/conf", "runtime/declarative", "runtime/store/postgres", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
+	"runtime/admin":          {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/google/uuid"},
+	"runtime/conf":           {""},
+	"runtime/declarative":    {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
+	"runtime/schema":         {"lua", "github.com/yuin/gopher-lua"},
+	"runtime/balancer":       {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
+	"runtime/store/postgres": {"runtime/conf", "runtime/declarative", "github.com/jackc/pgx/v5", "github.com/google/uuid", "go.yaml.in/yaml/v3"},
+	"runtime/telemetry":      {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
+	"router":                 {"github.com/hashicorp/golang-lru/v2"},
+	"tlsmgr":                 {},
+	"pdk":                    {"lua", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru"},
+	"lua":                    {"github.com/yuin/gopher-lua"},
+	"examples":               {},
+	"examples/tcpbin":        {},
+	"spec":                   {},
 
 	// Packages that only tests import.
 	"runtime/balancer/dnstest": {"github.com/miekg/dns"},
+	"internal/testsvc":         {"github.com/jackc/pgx/v5"},
 }
 
 func TestImportDirection(t *testing.T) {

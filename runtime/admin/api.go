@@ -18,6 +18,8 @@ type Options struct {
 	Token string
 	// Node is what GET / says of the node.
 	Node Node
+	// Store, in database mode, takes the entity writes; nil is DB-less.
+	Store EntityStore
 }
 
 // Node identifies the node in GET /.

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
@@ -139,4 +140,40 @@ func entityFromRow(t table, rec map[string]any, created, updated *float64) map[s
 		}
 	}
 	return rec
+}
+
+// ExportYAML is every entity gong serves as a kong.yml (format 3.0,
+// _transform false, entities flat with foreign keys by id), as "kong
+// config db_export" writes it.
+func (s *Store) ExportYAML(ctx context.Context) ([]byte, error) {
+	doc, err := s.Document(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, err
+	}
+	m["_transform"] = false
+	return yaml.Marshal(wholeNumbers(m))
+}
+
+// wholeNumbers turns JSON numbers without a fraction into integers, so
+// YAML writes 1765000000 rather than 1.765e+09.
+func wholeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = wholeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = wholeNumbers(e)
+		}
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x)
+		}
+	}
+	return v
 }
