@@ -2,6 +2,7 @@ package declarative
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 )
 
@@ -153,6 +154,11 @@ func (cfg *Config) Document() *Document {
 		data, _ := json.Marshal(list)
 		var items []map[string]any
 		json.Unmarshal(data, &items)
+		for _, e := range items {
+			// Unset fields, some of which only exist with another
+			// router flavor, stay unset.
+			maps.DeleteFunc(e, func(_ string, v any) bool { return v == nil })
+		}
 		if len(items) > 0 {
 			d.Entities[typ] = items
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,8 +29,11 @@ type Store struct {
 
 // Open connects to the database conf describes; it fails when the server
 // cannot be reached. nodeID is what the node writes into cluster_events,
-// so it can skip its own events.
+// so it can skip its own events; "" draws one.
 func Open(ctx context.Context, db conf.Database, nodeID string) (*Store, error) {
+	if nodeID == "" {
+		nodeID = uuid.NewString() // a CLI run, without node_id
+	}
 	s := &Store{db: db, nodeID: nodeID}
 	var err error
 	if s.write, err = openPool(ctx, db.Postgres); err != nil {
