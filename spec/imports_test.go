@@ -14,7 +14,7 @@ const module = "github.com/gong-proxy/gong"
 // the standard library aside, fails the test.
 var allowedImports = map[string][]string{
 	"":                       {},
-	"cmd/gong":               {"runtime", "runtime/conf", "runtime/declarative", "runtime/store/postgres", "examples"},
+	"cmd/gong":               {"runtime", "runtime/conf", "runtime/declarative", "runtime/store/postgres", "examples", "golang.org/x/sys/unix"},
 	"runtime":                {"runtime/conf", "runtime/declarative", "runtime/store/postgres", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
 	"runtime/admin":          {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/google/uuid"},
 	"runtime/conf":           {""},

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/store/postgres"
 )
@@ -231,9 +233,10 @@ func olderCore(names []string) error {
 		"upgrade it with Kong 3.10's 'kong migrations up' and 'kong migrations finish'", strings.Join(names, ", "))
 }
 
+// isTerminal reports whether f is a terminal (not /dev/null or a pipe).
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // confirm asks a yes/no question on the terminal, three times at most, as
