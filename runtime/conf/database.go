@@ -94,8 +94,16 @@ func (t *typer) postgres(prefix string, parent *Postgres) Postgres {
 		p = *parent
 	}
 	has := func(key string) bool { _, ok := t.lookup(prefix + key); return ok }
-	if has("host") {
-		p.Host = t.str(prefix + "host")
+	for key, dst := range map[string]*string{"host": &p.Host, "database": &p.Database, "schema": &p.Schema,
+		"user": &p.User, "password": &p.Password} {
+		if has(key) {
+			*dst = t.str(prefix + key)
+		}
+	}
+	for key, dst := range map[string]*bool{"ssl": &p.SSL, "ssl_verify": &p.SSLVerify} {
+		if has(key) {
+			*dst = t.boolean(prefix + key)
+		}
 	}
 	if has("port") {
 		p.Port = t.integer(prefix+"port", 0, prefix+"port must be a port number")
@@ -103,60 +111,26 @@ func (t *typer) postgres(prefix string, parent *Postgres) Postgres {
 			t.fail(prefix+"port", "%sport must be a port number", prefix)
 		}
 	}
-	if has("database") {
-		p.Database = t.str(prefix + "database")
-	}
-	if has("schema") {
-		p.Schema = t.str(prefix + "schema")
-	}
 	if has("timeout") {
 		p.Timeout = t.millis(prefix + "timeout")
 	}
-	if has("user") {
-		p.User = t.str(prefix + "user")
+	// Counts and milliseconds: whole numbers, at least 0.
+	for key, dst := range map[string]*int{"max_concurrent_queries": &p.MaxConcurrentQueries, "pool_size": &p.PoolSize,
+		"backlog": &p.Backlog} {
+		if has(key) {
+			*dst = t.integer(prefix+key, 0, prefix+key+" must be an integer greater than 0")
+		}
 	}
-	if has("password") {
-		p.Password = t.str(prefix + "password")
-	}
-	if has("ssl") {
-		p.SSL = t.boolean(prefix + "ssl")
-	}
-	if has("ssl_verify") {
-		p.SSLVerify = t.boolean(prefix + "ssl_verify")
-	}
-	count := func(key string) int {
-		return t.integer(prefix+key, 0, prefix+key+" must be an integer greater than 0")
-	}
-	if has("max_concurrent_queries") {
-		p.MaxConcurrentQueries = count("max_concurrent_queries")
-	}
-	if has("semaphore_timeout") {
-		p.SemaphoreTimeout = time.Duration(count("semaphore_timeout")) * time.Millisecond
-	}
-	if has("keepalive_timeout") {
-		p.KeepaliveTimeout = time.Duration(count("keepalive_timeout")) * time.Millisecond
-	}
-	if has("pool_size") {
-		p.PoolSize = count("pool_size")
-	}
-	if has("backlog") {
-		p.Backlog = count("backlog")
+	for key, dst := range map[string]*time.Duration{"semaphore_timeout": &p.SemaphoreTimeout, "keepalive_timeout": &p.KeepaliveTimeout} {
+		if has(key) {
+			*dst = time.Duration(t.integer(prefix+key, 0, prefix+key+" must be an integer greater than 0")) * time.Millisecond
+		}
 	}
 	return p
 }
 
 // millis reads a number of milliseconds at least zero.
-func (t *typer) millis(key string) time.Duration {
-	n, ok := t.number(key)
-	if !ok {
-		return 0
-	}
-	if n < 0 || n > 1e12 {
-		t.fail(key, "%s must be 0 or greater", key)
-		return 0
-	}
-	return time.Duration(n * float64(time.Millisecond))
-}
+func (t *typer) millis(key string) time.Duration { return t.nonNegative(key, time.Millisecond) }
 
 // ConnString is the setting as a libpq key/value connection string, for
 // the PostgreSQL driver.
