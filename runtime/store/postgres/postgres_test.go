@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // openStore opens a store on a new database, as node nodeID.
-func openStore(t *testing.T, database, nodeID string) *Store {
+func openStore(t testing.TB, database, nodeID string) *Store {
 	t.Helper()
 	db := conf.Database{Strategy: "postgres", UpdateFrequency: 50 * time.Millisecond, Postgres: conf.Postgres{
 		Host: server.Host, Port: server.Port, User: server.User, Password: server.Password, Database: database,
@@ -40,7 +40,7 @@ func openStore(t *testing.T, database, nodeID string) *Store {
 	return s
 }
 
-func bootstrapped(t *testing.T, nodeID string) *Store {
+func bootstrapped(t testing.TB, nodeID string) *Store {
 	t.Helper()
 	s := openStore(t, server.Database(t), nodeID)
 	if ok, err := s.Bootstrap(context.Background()); err != nil || !ok {

@@ -133,16 +133,20 @@ func (s *Store) queryCtx(ctx context.Context) (context.Context, context.CancelFu
 }
 
 // inTx runs fn in one transaction on the primary, committed when fn
-// returns nil.
+// returns nil. pg_timeout bounds each statement, not the transaction.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, cancel := s.queryCtx(ctx)
-	defer cancel()
-	return pgx.BeginFunc(ctx, s.write, fn)
+	return pgx.BeginFunc(ctx, s.write, func(tx pgx.Tx) error {
+		ms := timeoutOr(s.db.Postgres.Timeout).Milliseconds()
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", ms)); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // describe shortens a driver error to the server's message, or the

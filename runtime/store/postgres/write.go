@@ -65,17 +65,23 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 	return cfg, nil
 }
 
+// maxEntityEvents is the most changes a write announces one by one;
+// a larger one (an import) announces one change per entity type.
+const maxEntityEvents = 100
+
 // writeChanges writes the rows of the entities doc changed, as validated
-// in cfg, and their cluster events.
+// in cfg, and their cluster events, in one batch.
 func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
+	batch := &pgx.Batch{}
+	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
+	changed := map[string]bool{}
 	for _, ref := range doc.Removed {
 		t, _ := tableNamed(ref.Type)
-		if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID); err != nil {
-			return err
+		batch.Queue("DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID)
+		if perEntity {
+			s.queueEvents(batch, ws, t, ref.ID, nil)
 		}
-		if err := s.broadcast(ctx, tx, ws, t, ref.ID); err != nil {
-			return err
-		}
+		changed[t.name] = true
 	}
 	// Parents first, so foreign keys hold at every insert.
 	put := slices.Clone(doc.Put)
@@ -93,14 +99,22 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		if err != nil {
 			return err
 		}
-		if err := s.upsert(ctx, tx, t, row); err != nil {
+		if err := queueUpsert(batch, t, row); err != nil {
 			return err
 		}
-		if err := s.broadcast(ctx, tx, ws, t, ref.ID); err != nil {
-			return err
+		if perEntity {
+			s.queueEvents(batch, ws, t, ref.ID, row)
+		}
+		changed[t.name] = true
+	}
+	if !perEntity {
+		for _, t := range tables {
+			if changed[t.name] {
+				s.queueEvents(batch, ws, t, "", nil)
+			}
 		}
 	}
-	return nil
+	return tx.SendBatch(ctx, batch).Close()
 }
 
 // ExtensionError is a gong extension field set on an entity written to
@@ -172,9 +186,9 @@ func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, error)
 	return e, nil
 }
 
-// upsert writes a row: inserted, or updated in place when its id exists
-// (an update keeps the rows that reference it).
-func (s *Store) upsert(ctx context.Context, tx pgx.Tx, t table, row map[string]any) error {
+// queueUpsert queues a row's write: inserted, or updated in place when
+// its id exists (an update keeps the rows that reference it).
+func queueUpsert(batch *pgx.Batch, t table, row map[string]any) error {
 	cols := make([]string, 0, len(row))
 	for c := range row {
 		cols = append(cols, pgx.Identifier{c}.Sanitize())
@@ -190,10 +204,9 @@ func (s *Store) upsert(ctx context.Context, tx pgx.Tx, t table, row map[string]a
 	if err != nil {
 		return err
 	}
-	sql := "INSERT INTO " + name + " (" + list + ") SELECT " + list + " FROM jsonb_populate_record(NULL::" + name + ", $1::jsonb)" +
-		" ON CONFLICT (id) DO UPDATE SET (" + list + ") = ROW(" + strings.Join(excluded, ", ") + ")"
-	_, err = tx.Exec(ctx, sql, data)
-	return err
+	batch.Queue("INSERT INTO "+name+" ("+list+") SELECT "+list+" FROM jsonb_populate_record(NULL::"+name+", $1::jsonb)"+
+		" ON CONFLICT (id) DO UPDATE SET ("+list+") = ROW("+strings.Join(excluded, ", ")+")", data)
+	return nil
 }
 
 // eventTTL is how long a cluster event stays in the table: Kong's
@@ -202,16 +215,21 @@ func (s *Store) eventTTL() time.Duration {
 	return max(10*s.db.UpdatePropagation, time.Hour)
 }
 
-// broadcast inserts the cluster events Kong's nodes expect for a changed
-// entity: the invalidation of its cache key, and of the router, plugins
-// iterator or balancer state it feeds. gong's nodes rebuild on any event.
-func (s *Store) broadcast(ctx context.Context, tx pgx.Tx, ws string, t table, id string) error {
+// queueEvents queues the cluster events Kong's nodes expect for a
+// changed entity (id "" for changes to many of a type): the invalidation
+// of its cache key, and of the router, plugins iterator or balancer state
+// it feeds. row is the entity's row when it was written. gong's nodes
+// rebuild on any event.
+func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row map[string]any) {
 	type event struct{ channel, data string }
-	wsPart := ""
-	if t.workspaced {
-		wsPart = ws
+	var events []event
+	if id != "" {
+		wsPart := ""
+		if t.workspaced {
+			wsPart = ws
+		}
+		events = append(events, event{InvalidationsChannel, t.name + ":" + id + ":::::" + wsPart})
 	}
-	events := []event{{InvalidationsChannel, t.name + ":" + id + ":::::" + wsPart}}
 	switch t.name {
 	case "services", "routes":
 		events = append(events, event{InvalidationsChannel, "router:version"})
@@ -220,19 +238,18 @@ func (s *Store) broadcast(ctx context.Context, tx pgx.Tx, ws string, t table, id
 	case "upstreams":
 		events = append(events, event{"balancer:upstreams", "update:" + ws + ":" + id + ":"})
 	case "targets":
-		var upstream string
-		tx.QueryRow(ctx, "SELECT upstream_id::text FROM targets WHERE id = $1", id).Scan(&upstream)
+		upstream, _ := row["upstream_id"].(string)
 		events = append(events, event{"balancer:targets", "update:" + upstream})
-	}
-	for _, ev := range events {
-		_, err := tx.Exec(ctx, `INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
-			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
-			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
-		if err != nil {
-			return err
+	case "certificates", "snis", "ca_certificates", "consumers":
+		if id == "" {
+			events = append(events, event{InvalidationsChannel, t.name})
 		}
 	}
-	return nil
+	for _, ev := range events {
+		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
+			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
+	}
 }
 
 // Import writes the entities of a validated declarative configuration,
