@@ -14,6 +14,8 @@ type Document struct {
 	Entities map[string][]map[string]any
 	// Put and Removed are the entities an edit changed.
 	Put, Removed []EntityRef
+	// positions indexes Entities by type and id for Set; nil until needed.
+	positions map[EntityRef]int
 }
 
 // EntityRef names one entity.
@@ -67,13 +69,23 @@ func (d *Document) Find(typ, key string) map[string]any {
 // it as put. The entity must have an id.
 func (d *Document) Set(typ string, e map[string]any) {
 	id, _ := e["id"].(string)
-	list := d.Entities[typ]
-	if i := slices.IndexFunc(list, func(x map[string]any) bool { return x["id"] == id }); i >= 0 {
-		list[i] = e
-	} else {
-		d.Entities[typ] = append(list, e)
+	ref := EntityRef{typ, id}
+	if d.positions == nil {
+		d.positions = map[EntityRef]int{}
+		for t, list := range d.Entities {
+			for i, x := range list {
+				xid, _ := x["id"].(string)
+				d.positions[EntityRef{t, xid}] = i
+			}
+		}
 	}
-	d.Put = append(d.Put, EntityRef{typ, id})
+	if i, ok := d.positions[ref]; ok {
+		d.Entities[typ][i] = e
+	} else {
+		d.positions[ref] = len(d.Entities[typ])
+		d.Entities[typ] = append(d.Entities[typ], e)
+	}
+	d.Put = append(d.Put, ref)
 }
 
 // Remove deletes an entity and, as the database's ON DELETE CASCADE
@@ -86,6 +98,7 @@ func (d *Document) Remove(typ, id string) {
 }
 
 func (d *Document) drop(typ, id string) {
+	d.positions = nil // rebuilt by the next Set
 	d.Entities[typ] = slices.DeleteFunc(d.Entities[typ], func(e map[string]any) bool { return e["id"] == id })
 	cascades := map[string][]foreignKey{"upstreams": {{"upstream", "targets"}},
 		"routes": {{"route", "plugins"}}, "services": {{"service", "plugins"}}, "consumers": {{"consumer", "plugins"}}}
@@ -147,13 +160,41 @@ func entityJSON[T any](list []*T, id string, idOf func(*T) string) map[string]an
 	return nil
 }
 
+// Entities lists cfg's entities of a type as JSON objects, unset fields
+// as nulls.
+func (cfg *Config) Entities(typ string) []map[string]any {
+	var list any
+	switch typ {
+	case "services":
+		list = cfg.Services
+	case "routes":
+		list = cfg.Routes
+	case "upstreams":
+		list = cfg.Upstreams
+	case "targets":
+		list = cfg.Targets
+	case "certificates":
+		list = cfg.Certificates
+	case "snis":
+		list = cfg.SNIs
+	case "ca_certificates":
+		list = cfg.CACertificates
+	case "plugins":
+		list = cfg.Plugins
+	case "consumers":
+		list = cfg.Consumers
+	}
+	data, _ := json.Marshal(list)
+	var items []map[string]any
+	json.Unmarshal(data, &items)
+	return items
+}
+
 // Document lists cfg's entities as a flat document.
 func (cfg *Config) Document() *Document {
 	d := &Document{Entities: map[string][]map[string]any{}}
-	add := func(typ string, list any) {
-		data, _ := json.Marshal(list)
-		var items []map[string]any
-		json.Unmarshal(data, &items)
+	for _, typ := range entityTypes {
+		items := cfg.Entities(typ)
 		for _, e := range items {
 			// Unset fields, some of which only exist with another
 			// router flavor, stay unset.
@@ -163,14 +204,5 @@ func (cfg *Config) Document() *Document {
 			d.Entities[typ] = items
 		}
 	}
-	add("services", cfg.Services)
-	add("routes", cfg.Routes)
-	add("upstreams", cfg.Upstreams)
-	add("targets", cfg.Targets)
-	add("certificates", cfg.Certificates)
-	add("snis", cfg.SNIs)
-	add("ca_certificates", cfg.CACertificates)
-	add("plugins", cfg.Plugins)
-	add("consumers", cfg.Consumers)
 	return d
 }

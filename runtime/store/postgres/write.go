@@ -89,9 +89,18 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		return slices.IndexFunc(tables, func(t table) bool { return t.name == a.Type }) -
 			slices.IndexFunc(tables, func(t table) bool { return t.name == b.Type })
 	})
+	validated := map[declarative.EntityRef]map[string]any{}
+	for _, t := range tables {
+		if slices.ContainsFunc(put, func(r declarative.EntityRef) bool { return r.Type == t.name }) {
+			for _, e := range cfg.Entities(t.name) {
+				id, _ := e["id"].(string)
+				validated[declarative.EntityRef{Type: t.name, ID: id}] = e
+			}
+		}
+	}
 	for _, ref := range put {
 		t, _ := tableNamed(ref.Type)
-		e := cfg.Entity(ref.Type, ref.ID)
+		e := validated[ref]
 		if e == nil {
 			continue // removed again by a later edit
 		}
