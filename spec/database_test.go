@@ -2,6 +2,8 @@ package spec
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,5 +269,101 @@ func TestDatabaseAdminErrors(t *testing.T) {
 	}
 	if code, body = call(t, "GET", adminURL+"/routes?tags=a", nil, ""); code != 200 || len(body["data"].([]any)) != 1 {
 		t.Errorf("GET /routes?tags=a: %d %v", code, body)
+	}
+}
+
+// go-kong creates, updates, lists and deletes every entity type gong
+// serves, and a TLS route built that way carries traffic.
+func TestDatabaseGoKongEntities(t *testing.T) {
+	pg, db := postgresDB(t)
+	bootstrapDB(t, pg, db)
+	port := freePort(t)
+	_, adminURL := startAdmin(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", port), `_format_version: "3.0"`)
+	ctx := context.Background()
+	client, err := kong.NewClient(kong.String(adminURL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := newLeaf(t, "db.test", []string{"db.test"}, nil, true)
+	cert, err := client.Certificates.Create(ctx, &kong.Certificate{Cert: kong.String(leaf.certPEM), Key: kong.String(leaf.keyPEM),
+		SNIs: kong.StringSlice("db.test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := client.Upstreams.Create(ctx, &kong.Upstream{Name: kong.String("pool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := startEcho(t, "echo")
+	if _, err := client.Targets.Create(ctx, up.ID, &kong.Target{Target: kong.String(echo)}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("s"), Protocol: kong.String("tcp"), Host: kong.String("pool"), Port: kong.Int(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, err := client.Routes.Create(ctx, &kong.Route{Protocols: kong.StringSlice("tls"), SNIs: kong.StringSlice("db.test"),
+		Destinations: []*kong.CIDRPort{{Port: kong.Int(port)}}, Service: &kong.Service{ID: svc.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Consumers.Create(ctx, &kong.Consumer{Username: kong.String("alice")}); err != nil {
+		t.Fatal(err)
+	}
+	plugin, err := client.Plugins.Create(ctx, &kong.Plugin{Name: kong.String("ip-restriction"), Route: &kong.Route{ID: route.ID},
+		Protocols: kong.StringSlice("tls"), Config: kong.Configuration{"allow": []any{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf.cert)
+	c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: "db.test", RootCAs: pool})
+	if err != nil {
+		t.Fatalf("TLS through the route made with go-kong: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if got, err := exchange(c, "hi"); err != nil || got != "echo: hi" {
+		t.Errorf("exchange = %q, %v", got, err)
+	}
+	c.Close()
+
+	svc.Retries = kong.Int(2)
+	if svc, err = client.Services.Update(ctx, svc); err != nil || *svc.Retries != 2 || *svc.Host != "pool" {
+		t.Fatalf("update service: %v, %v", svc, err)
+	}
+	if certs, _, err := client.Certificates.List(ctx, nil); err != nil || len(certs) != 1 || len(certs[0].SNIs) != 1 || *certs[0].SNIs[0] != "db.test" {
+		t.Errorf("certificates: %v, %v", certs, err)
+	}
+	if targets, _, err := client.Targets.List(ctx, up.ID, nil); err != nil || len(targets) != 1 {
+		t.Errorf("targets: %v, %v", targets, err)
+	}
+	if plugins, err := client.Plugins.ListAllForRoute(ctx, route.ID); err != nil || len(plugins) != 1 {
+		t.Errorf("plugins of the route: %v, %v", plugins, err)
+	}
+	for name, del := range map[string]func() error{
+		"plugin":   func() error { return client.Plugins.Delete(ctx, plugin.ID) },
+		"consumer": func() error { return client.Consumers.Delete(ctx, kong.String("alice")) },
+	} {
+		if err := del(); err != nil {
+			t.Errorf("delete %s: %v", name, err)
+		}
+	}
+	steps := []func() error{
+		func() error { return client.Routes.Delete(ctx, route.ID) },
+		func() error { return client.Services.Delete(ctx, svc.ID) },
+		func() error { return client.Targets.Delete(ctx, up.ID, kong.String(echo)) },
+		func() error { return client.Upstreams.Delete(ctx, up.ID) },
+		func() error { return client.SNIs.Delete(ctx, kong.String("db.test")) },
+		func() error { return client.Certificates.Delete(ctx, cert.ID) },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("delete step %d: %v", i, err)
+		}
+	}
+	for _, kind := range []string{"services", "routes", "upstreams", "certificates", "snis", "plugins", "consumers"} {
+		if code, body := call(t, "GET", adminURL+"/"+kind, nil, ""); code != 200 || len(body["data"].([]any)) != 0 {
+			t.Errorf("GET /%s after the deletes: %d %v", kind, code, body)
+		}
 	}
 }
