@@ -48,12 +48,3 @@ func tableNamed(name string) (table, bool) {
 	}
 	return tables[i], true
 }
-
-// Tables are the entity types database mode serves, parents first.
-func Tables() []string {
-	out := make([]string, len(tables))
-	for i, t := range tables {
-		out[i] = t.name
-	}
-	return out
-}

@@ -47,9 +47,6 @@ type State struct {
 	Executed, Pending, Missing, New []string
 }
 
-// UpToDate is Kong's is_up_to_date: bootstrapped with no new migrations.
-func (st *State) UpToDate() bool { return !st.NeedsBootstrap && len(st.New) == 0 }
-
 // migrationList is one subsystem's migrations in Kong's status JSON.
 type migrationList struct {
 	Subsystem  string   `json:"subsystem"`

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
@@ -276,11 +274,4 @@ func (s *Store) Import(ctx context.Context, opts declarative.Options, cfg *decla
 		return nil
 	})
 	return err
-}
-
-// IsUnreachable reports whether err is the database being unreachable
-// rather than a refused statement.
-func IsUnreachable(err error) bool {
-	var pe *pgconn.PgError
-	return err != nil && !errors.As(err, &pe) && !errors.As(err, new(*declarative.Error)) && !errors.As(err, new(*ExtensionError))
 }
