@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -13,16 +14,16 @@ import (
 // reachability as /status reports it.
 type Source struct {
 	*Store
-	logf      func(format string, args ...any)
+	log       *slog.Logger
 	reachable atomic.Bool
 	cancel    context.CancelFunc
 	watching  sync.WaitGroup
 }
 
 // OpenSource connects and checks that the schema is bootstrapped and up
-// to date (Kong's messages otherwise). logf receives the outage and
+// to date (Kong's messages otherwise). log receives the outage and
 // recovery notices.
-func OpenSource(ctx context.Context, db conf.Database, nodeID string, logf func(format string, args ...any)) (*Source, error) {
+func OpenSource(ctx context.Context, db conf.Database, nodeID string, log *slog.Logger) (*Source, error) {
 	st, err := Open(ctx, db, nodeID)
 	if err != nil {
 		return nil, err
@@ -31,7 +32,7 @@ func OpenSource(ctx context.Context, db conf.Database, nodeID string, logf func(
 		st.Close()
 		return nil, err
 	}
-	s := &Source{Store: st, logf: logf, cancel: func() {}}
+	s := &Source{Store: st, log: log, cancel: func() {}}
 	s.reachable.Store(true)
 	return s, nil
 }
@@ -48,9 +49,9 @@ func (s *Source) Watch(onChange func()) {
 		s.Store.Watch(ctx, WatchOptions{OnChange: onChange, OnReachable: func(up bool) {
 			s.reachable.Store(up)
 			if up {
-				s.logf("database is reachable again: catching up with the changes made meanwhile")
+				s.log.Warn("database is reachable again: catching up with the changes made meanwhile")
 			} else {
-				s.logf("database is unreachable: the last configuration keeps serving; retrying with backoff")
+				s.log.Warn("database is unreachable: the last configuration keeps serving; retrying with backoff")
 			}
 		}})
 	}()
