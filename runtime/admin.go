@@ -300,12 +300,7 @@ func (b *adminBackend) Modify(ctx context.Context, edit func(*declarative.Docume
 
 // DatabaseReachable is /status's database.reachable; ok is false when the
 // node runs without a database.
-func (b *adminBackend) DatabaseReachable() (reachable, ok bool) {
-	if b.s.db == nil {
-		return false, false
-	}
-	return b.s.db.Reachable(), true
-}
+func (b *adminBackend) DatabaseReachable() (reachable, ok bool) { return b.s.databaseReachable() }
 
 func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 	up := b.s.current.Load().stream.Upstreams[upstream]

@@ -103,7 +103,7 @@ func New(opts Options) (*Server, error) {
 		s.nodeID = uuid.NewString()
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
-		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes})
+		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes, Database: s.databaseReachable})
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
@@ -374,6 +374,15 @@ func (s *Server) targetHealth() []telemetry.TargetHealth {
 		return nil
 	}
 	return g.stream.TargetHealth()
+}
+
+// databaseReachable is whether the database answered its last poll; ok
+// is false when the node runs without a database.
+func (s *Server) databaseReachable() (reachable, ok bool) {
+	if s.db == nil {
+		return false, false
+	}
+	return s.db.Reachable(), true
 }
 
 // connections counts the sessions begun so far and those in progress.

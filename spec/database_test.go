@@ -140,7 +140,9 @@ func bootstrapDB(t *testing.T, pg *testsvc.Postgres, db string) {
 func TestDatabaseTwoNodes(t *testing.T) {
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
-	_, adminURL := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
+	a, adminURL := startAdmin(t, dbConf(pg, db)+"status_listen = 127.0.0.1:0\n", `_format_version: "3.0"`)
+	metricsURL := "http://" + a.srv.APIAddrs("status_listen")[0].String() + "/metrics"
+	reachable := func() float64 { return value(scrape(t, metricsURL), "kong_datastore_reachable") }
 	portB := freePort(t)
 	b := startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
@@ -177,6 +179,9 @@ func TestDatabaseTwoNodes(t *testing.T) {
 	if err != nil || len(routes) != 1 || *routes[0].Name != "r1" || *routes[0].Service.ID != *svc.ID {
 		t.Fatalf("node A lists %v, %v; want r1 at once", routes, err)
 	}
+	if got := reachable(); got != 1 {
+		t.Errorf("kong_datastore_reachable = %v with the database up; want 1", got)
+	}
 	var apiErr *kong.APIError
 	if _, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("echo"), Host: kong.String("x")}); !errors.As(err, &apiErr) || apiErr.Code() != 409 {
 		t.Errorf("second service named echo: %v; want 409", err)
@@ -197,6 +202,9 @@ func TestDatabaseTwoNodes(t *testing.T) {
 		db, _ := body["database"].(map[string]any)
 		return code == 200 && db["reachable"] == false
 	})
+	if got := reachable(); got != 0 {
+		t.Errorf("kong_datastore_reachable = %v with the database down; want 0", got)
+	}
 	if _, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("down"), Host: kong.String("x")}); err == nil ||
 		!strings.Contains(err.Error(), "500") {
 		t.Errorf("a write while the database is down: %v; want 500", err)
@@ -210,6 +218,9 @@ func TestDatabaseTwoNodes(t *testing.T) {
 		db, _ := body["database"].(map[string]any)
 		return db["reachable"] == true
 	})
+	if got := reachable(); got != 1 {
+		t.Errorf("kong_datastore_reachable = %v once the database is back; want 1", got)
+	}
 	// Changes flow again: removing the route stops B's traffic.
 	if err := client.Routes.Delete(ctx, kong.String("r1")); err != nil {
 		t.Fatal(err)
