@@ -378,3 +378,65 @@ func TestDatabaseGoKongEntities(t *testing.T) {
 		}
 	}
 }
+
+// A certificate added and a plugin enabled on a route through node A
+// reach node B's TLS handshakes and connections.
+func TestDatabaseCertificateAndPluginReachNodeB(t *testing.T) {
+	pg, db := postgresDB(t)
+	bootstrapDB(t, pg, db)
+	_, adminURL := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
+	portB := freePort(t)
+	startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", portB), `_format_version: "3.0"`)
+	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
+	host, port := hostPort(startEcho(t, "echo"))
+	p, _ := strconv.Atoi(port)
+	ctx := context.Background()
+	client, err := kong.NewClient(kong.String(adminURL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("echo"), Protocol: kong.String("tcp"),
+		Host: kong.String(host), Port: kong.Int(p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("b"), Protocols: kong.StringSlice("tls"),
+		SNIs: kong.StringSlice("b.test"), Service: &kong.Service{ID: svc.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// through B answers what B serves for b.test: the certificate's CN and
+	// the echo's answer ("" when the connection is refused).
+	through := func() (cn, got string) {
+		c, err := tlsDial(t, addrB, "b.test", nil)
+		if err != nil {
+			return "", ""
+		}
+		defer c.Close()
+		got, _ = exchange(c, "hi")
+		return servedCN(c), got
+	}
+	eventually(t, "node B proxies the route", func() bool { _, got := through(); return got == "echo: hi" })
+	if cn, _ := through(); cn == "b.test" {
+		t.Fatalf("node B serves CN %q before the certificate exists", cn)
+	}
+
+	leaf := newLeaf(t, "b.test", []string{"b.test"}, nil, true)
+	if _, err := client.Certificates.Create(ctx, &kong.Certificate{Cert: kong.String(leaf.certPEM), Key: kong.String(leaf.keyPEM),
+		SNIs: kong.StringSlice("b.test")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node B serves the certificate added on A", func() bool {
+		cn, got := through()
+		return cn == "b.test" && got == "echo: hi"
+	})
+
+	if _, err := client.Plugins.Create(ctx, &kong.Plugin{Name: kong.String("ip-restriction"), Route: &kong.Route{ID: route.ID},
+		Config: kong.Configuration{"deny": []any{"127.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node B refuses 127.0.0.1 once the plugin enabled on A reaches it", func() bool {
+		_, got := through()
+		return got == ""
+	})
+}
