@@ -146,22 +146,10 @@ func TestDatabaseTwoNodes(t *testing.T) {
 	portB := freePort(t)
 	b := startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
-	echo := startEcho(t, "echo")
-	host, port := hostPort(echo)
-	p, _ := strconv.Atoi(port)
-
 	ctx := context.Background()
-	client, err := kong.NewClient(kong.String(adminURL), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("echo"), Protocol: kong.String("tcp"),
-		Host: kong.String(host), Port: kong.Int(p)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, svc := echoService(t, adminURL)
 	start := time.Now()
-	_, err = client.Routes.Create(ctx, &kong.Route{Name: kong.String("r1"), Protocols: kong.StringSlice("tcp"),
+	_, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("r1"), Protocols: kong.StringSlice("tcp"),
 		Destinations: []*kong.CIDRPort{{Port: kong.Int(portB)}}, Service: &kong.Service{ID: svc.ID}})
 	if err != nil {
 		t.Fatal(err)
@@ -388,18 +376,8 @@ func TestDatabaseCertificateAndPluginReachNodeB(t *testing.T) {
 	portB := freePort(t)
 	startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
-	host, port := hostPort(startEcho(t, "echo"))
-	p, _ := strconv.Atoi(port)
 	ctx := context.Background()
-	client, err := kong.NewClient(kong.String(adminURL), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("echo"), Protocol: kong.String("tcp"),
-		Host: kong.String(host), Port: kong.Int(p)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, svc := echoService(t, adminURL)
 	route, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("b"), Protocols: kong.StringSlice("tls"),
 		SNIs: kong.StringSlice("b.test"), Service: &kong.Service{ID: svc.ID}})
 	if err != nil {
@@ -439,4 +417,22 @@ func TestDatabaseCertificateAndPluginReachNodeB(t *testing.T) {
 		_, got := through()
 		return got == ""
 	})
+}
+
+// echoService starts an echo upstream and creates its service "echo"
+// through go-kong on the Admin API at adminURL.
+func echoService(t *testing.T, adminURL string) (*kong.Client, *kong.Service) {
+	t.Helper()
+	host, port := hostPort(startEcho(t, "echo"))
+	p, _ := strconv.Atoi(port)
+	client, err := kong.NewClient(kong.String(adminURL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := client.Services.Create(context.Background(), &kong.Service{Name: kong.String("echo"), Protocol: kong.String("tcp"),
+		Host: kong.String(host), Port: kong.Int(p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, svc
 }
