@@ -43,8 +43,12 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	b := &adminBackend{s: s}
 	host, _ := os.Hostname()
 	var err error
-	var adminAPI http.Handler = admin.New(b, admin.Options{Token: c.AdminToken, AllowedHosts: c.AdminAllowedHosts, Node: admin.Node{
-		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}})
+	opts := admin.Options{Token: c.AdminToken, AllowedHosts: c.AdminAllowedHosts, Node: admin.Node{
+		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}}
+	if s.db != nil {
+		opts.Store = b
+	}
+	var adminAPI http.Handler = admin.New(b, opts)
 	statusAPI := admin.NewStatus(b, map[string]http.Handler{"GET /metrics": s.MetricsHandler()})
 	if len(c.AdminListeners) > 0 {
 		if adminAPI, err = s.logged(adminAPI, "admin_access_log", c.AdminAccessLog); err != nil {
@@ -287,6 +291,23 @@ func (b *adminBackend) Validate(kind string, entity map[string]any) error {
 	_, err = declarative.Parse(data, "", declarativeOptions(g.conf, g.plugins))
 	return err
 }
+
+// Modify writes entities to the database, validated against the current
+// plugins, then rebuilds this node's generation at once so that its reads
+// see the write; other nodes see it through cluster_events.
+func (b *adminBackend) Modify(ctx context.Context, edit func(*declarative.Document) error) (*declarative.Config, error) {
+	g := b.s.hold() // keeps its plugins open meanwhile
+	cfg, err := b.s.db.Modify(ctx, declarativeOptions(g.conf, g.plugins), edit)
+	g.done()
+	if err == nil {
+		b.s.Reload()
+	}
+	return cfg, err
+}
+
+// DatabaseReachable is /status's database.reachable; ok is false when the
+// node runs without a database.
+func (b *adminBackend) DatabaseReachable() (reachable, ok bool) { return b.s.databaseReachable() }
 
 func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 	up := b.s.current.Load().stream.Upstreams[upstream]

@@ -83,11 +83,22 @@ func loadDeclarative(c *conf.Config, ps *runloop.Plugins, posted []byte) (*decla
 // ParseDeclarativeFile validates a declarative configuration file against
 // the node's configuration: router flavor, enabled plugins and their
 // schemas.
-func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, error) {
+func ParseDeclarativeFile(c *conf.Config, path string) (d *declarative.Config, err error) {
+	err = WithDeclarativeOptions(c, func(opts declarative.Options) error {
+		d, err = declarative.LoadFile(path, opts)
+		return err
+	})
+	return d, err
+}
+
+// WithDeclarativeOptions runs fn with the options that validate entities
+// against the node's configuration (router flavor, enabled plugins and
+// their schemas), its plugins loaded meanwhile.
+func WithDeclarativeOptions(c *conf.Config, fn func(declarative.Options) error) error {
 	ps, err := runloop.Load(c, runloop.Host{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer ps.Close()
-	return declarative.LoadFile(path, declarativeOptions(c, ps))
+	return fn(declarativeOptions(c, ps))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/runloop"
+	"github.com/gong-proxy/gong/runtime/store/postgres"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
@@ -73,7 +74,8 @@ type Server struct {
 	// /config; a reload keeps it when kong.conf names none, as Kong keeps
 	// its database-less store.
 	posted []byte
-	apis   *apiServers // admin_listen and status_listen
+	apis   *apiServers      // admin_listen and status_listen
+	db     *postgres.Source // database = postgres: where entities come from
 
 	memory   *lua.MemoryGuard
 	checkers *stream.CheckerSet
@@ -108,7 +110,7 @@ func New(opts Options) (*Server, error) {
 		s.nodeID = uuid.NewString()
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
-		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes})
+		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes, Database: s.databaseReachable})
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
@@ -126,6 +128,14 @@ func (s *Server) Start() error {
 	c := s.opts.Config
 	if err := s.reopenLogs(c); err != nil {
 		return err
+	}
+	if c.Database.Strategy == "postgres" {
+		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, s.log)
+		if err != nil {
+			return err
+		}
+		s.db = db
+		db.Watch(func() { s.Reload() })
 	}
 	g, err := s.swap(c, nil)
 	if err != nil {
@@ -197,6 +207,12 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
+	if s.db != nil { // the database is the one source: read it again
+		var err error
+		if posted, err = s.db.Document(context.Background(), c.EnabledPlugins(BundledPlugins)); err != nil {
+			return nil, err
+		}
+	}
 	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
 		posted = s.posted
 	}
@@ -365,6 +381,9 @@ func (s *Server) finish(err error) {
 		s.tracers.Wait()
 		s.checkers.StopAll()
 		s.memory.Close()
+		if s.db != nil {
+			s.db.Close()
+		}
 		s.done <- err
 	})
 }
@@ -388,6 +407,15 @@ func (s *Server) targetHealth() []telemetry.TargetHealth {
 		return nil
 	}
 	return g.stream.TargetHealth()
+}
+
+// databaseReachable is whether the database answered its last poll; ok
+// is false when the node runs without a database.
+func (s *Server) databaseReachable() (reachable, ok bool) {
+	if s.db == nil {
+		return false, false
+	}
+	return s.db.Reachable(), true
 }
 
 // connections counts the sessions begun so far and those in progress.

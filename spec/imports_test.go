@@ -14,12 +14,12 @@ const module = "github.com/gong-proxy/gong"
 // the standard library aside, fails the test.
 var allowedImports = map[string][]string{
 	"":                    {},
-	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/google/uuid"},
+	"cmd/gong":            {"runtime", "runtime/conf", "runtime/declarative", "runtime/store/postgres", "examples", "golang.org/x/sys/unix"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "runtime/store/postgres", "router", "tlsmgr", "pdk", "lua", "github.com/google/uuid"},
 	"runtime/stream":      {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "github.com/pires/go-proxyproto", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel", "golang.org/x/sys"},
 	"runtime/runloop":     {"vault", "runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/schema", "runtime/stream", "runtime/telemetry", "tlsmgr", "pdk", "lua", "github.com/yuin/gopher-lua", "go.opentelemetry.io/otel"},
 	"runtime/errlog":      {},
-	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/pires/go-proxyproto", "golang.org/x/net/netutil"},
+	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/google/uuid", "github.com/pires/go-proxyproto", "golang.org/x/net/netutil"},
 	"runtime/conf":        {"", "vault"},
 	"runtime/declarative": {"vault", "go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
@@ -34,8 +34,11 @@ var allowedImports = map[string][]string{
 	"examples/tcpbin":     {},
 	"spec":                {},
 
+	"runtime/store/postgres": {"runtime/conf", "runtime/declarative", "github.com/jackc/pgx/v5", "github.com/google/uuid", "go.yaml.in/yaml/v3"},
+
 	// Packages that only tests import.
 	"runtime/balancer/dnstest": {"github.com/miekg/dns"},
+	"internal/testsvc":         {"github.com/jackc/pgx/v5"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -114,6 +114,9 @@ func TestStatusMemoryAndNodeMetrics(t *testing.T) {
 	if got := value(fams, "kong_memory_workers_lua_vms_bytes", "pid="+strconv.Itoa(os.Getpid()), "kong_subsystem=stream"); got <= 0 {
 		t.Errorf("kong_memory_workers_lua_vms_bytes = %v; want the heap's bytes", got)
 	}
+	if got := value(fams, "kong_datastore_reachable"); got != -1 {
+		t.Errorf("kong_datastore_reachable = %v on a DB-less node; want no series", got)
+	}
 	lost := []string{"upstream=lost", "target=missing.gong.test:9000", "address="}
 	if got := value(fams, "kong_upstream_target_health", append(lost, "state=dns_error")...); got != 1 {
 		t.Errorf("kong_upstream_target_health of an unresolved target, dns_error = %v; want 1", got)

@@ -47,6 +47,12 @@ The available commands are:
   init [<file>]   Write an example declarative config (default ./kong.yml).
   parse <file>    Check a declarative config file (YAML, JSON or TOML)
                   against the node's configuration, without loading it.
+  db_import <file>
+                  Import a declarative config file into the database
+                  (database = postgres).
+  db_export [<file>]
+                  Export the database into a declarative config file
+                  (default ./kong.yml).
 
 Options:
  -c,--conf    (optional string) configuration file
@@ -61,8 +67,10 @@ Options:
 			return configInit(cx)
 		case "parse":
 			return configParse(cx)
-		case "db_import", "db-import", "db_export", "db-export":
-			return fmt.Errorf("'gong config %s' only works with a database.\nWhen using database=off, reload your declarative configuration\nusing the /config endpoint.", cx.args[0])
+		case "db_import", "db-import":
+			return configDBImport(cx)
+		case "db_export", "db-export":
+			return configDBExport(cx)
 		}
 		return fmt.Errorf("No such command for config: %s", cx.args[0])
 	},

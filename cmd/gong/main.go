@@ -36,6 +36,8 @@ var commands = map[string]command{
 	"prepare": prepareCommand,
 	"config":  configCommand,
 	"version": versionCommand,
+
+	"migrations": migrationsCommand,
 }
 
 // cmdContext carries one invocation's parsed flags and streams.
@@ -53,6 +55,8 @@ type cmdContext struct {
 	timeout int
 	wait    int
 	all     bool
+
+	migrations migrationFlags
 }
 
 func main() {
@@ -126,6 +130,10 @@ func addFlags(name string, cx *cmdContext) {
 		fs.IntVar(&cx.timeout, "timeout", 10, "timeout")
 		fs.IntVar(&cx.wait, "w", 0, "wait")
 		fs.IntVar(&cx.wait, "wait", 0, "wait")
+	case "migrations":
+		str(&cx.conf, "c", "conf")
+		str(&cx.prefix, "p", "prefix")
+		addMigrationFlags(cx)
 	case "version":
 		fs.BoolVar(&cx.all, "a", false, "all")
 		fs.BoolVar(&cx.all, "all", false, "all")

@@ -21,6 +21,8 @@ type Options struct {
 	// AllowedHosts are the names (or addresses) requests may carry in
 	// Host besides the address they reached; "*" allows any.
 	AllowedHosts []string
+	// Store, in database mode, takes the entity writes; nil is DB-less.
+	Store EntityStore
 }
 
 // Node identifies the node in GET /.

@@ -24,6 +24,9 @@ const maxConfigSize = 64 << 20
 // YAML, in Kong's export format (_transform false, entities flat, foreign
 // keys as ids). Null fields are left out.
 func (a *api) getConfig(w http.ResponseWriter, r *http.Request) {
+	if a.dbOnly(w) {
+		return
+	}
 	cfg := a.b.Current().Config
 	out := map[string]any{"_format_version": "3.0", "_transform": false}
 	for _, k := range kinds {
@@ -77,6 +80,9 @@ func plain(v any) any {
 // answers 304 when it is the running one; flatten_errors=1 adds Kong's
 // flattened_errors to a 400.
 func (a *api) postConfig(w http.ResponseWriter, r *http.Request) {
+	if a.dbOnly(w) {
+		return
+	}
 	config, err := configFromRequest(r)
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, err.Error())

@@ -133,20 +133,10 @@ func newIndex(cfg *declarative.Config) *index {
 		ix.byID[k.name], ix.byKey[k.name] = map[string]*record{}, map[string]*record{}
 		for _, e := range entitiesOf(cfg, k.name) {
 			body := asJSON(e)
-			rec := &record{body: body, refs: map[string]string{}}
+			rec := &record{body: body}
 			rec.id, _ = body["id"].(string)
 			rec.tags = asStrings(body["tags"])
-			for _, f := range k.refs {
-				if id, ok := body[f.field].(string); ok {
-					rec.refs[f.field] = id
-					body[f.field] = map[string]string{"id": id}
-				}
-			}
-			for _, f := range k.links {
-				if id, ok := body[f].(string); ok {
-					body[f] = map[string]string{"id": id}
-				}
-			}
+			rec.refs = k.show(body)
 			ix.list[k.name] = append(ix.list[k.name], rec)
 			ix.byID[k.name][rec.id] = rec
 			if key, ok := body[k.key].(string); ok && k.key != "" {
@@ -165,6 +155,24 @@ func newIndex(cfg *declarative.Config) *index {
 		}
 	}
 	return ix
+}
+
+// show turns an entity's foreign keys into {"id": ...}, as Kong shows
+// them, and returns the ids of the refs by field.
+func (k kind) show(body map[string]any) map[string]string {
+	refs := map[string]string{}
+	for _, f := range k.refs {
+		if id, ok := body[f.field].(string); ok {
+			refs[f.field] = id
+			body[f.field] = map[string]string{"id": id}
+		}
+	}
+	for _, f := range k.links {
+		if id, ok := body[f].(string); ok {
+			body[f] = map[string]string{"id": id}
+		}
+	}
+	return refs
 }
 
 func asStrings(v any) []string {
@@ -194,8 +202,8 @@ func (a *api) entityRoutes(mux *http.ServeMux) {
 		if !k.nestedOnly {
 			mux.HandleFunc("GET /"+k.name, a.listEntities(k, nil))
 			mux.HandleFunc("GET /"+k.name+"/{key}", a.getEntity(k, nil))
-			mux.HandleFunc("/"+k.name, unsupported(k.name))
-			mux.HandleFunc("/"+k.name+"/{key}", unsupported(k.name))
+			mux.HandleFunc("/"+k.name, a.writes(k, nil))
+			mux.HandleFunc("/"+k.name+"/{key}", a.writes(k, nil))
 			for _, f := range k.refs {
 				mux.HandleFunc("GET /"+k.name+"/{key}/"+f.field, a.referenced(k, f))
 			}
@@ -204,8 +212,8 @@ func (a *api) entityRoutes(mux *http.ServeMux) {
 			base := "/" + f.kind + "/{parent}/" + k.name
 			mux.HandleFunc("GET "+base, a.listEntities(k, &f))
 			mux.HandleFunc("GET "+base+"/{key}", a.getEntity(k, &f))
-			mux.HandleFunc(base, unsupported(k.name))
-			mux.HandleFunc(base+"/{key}", unsupported(k.name))
+			mux.HandleFunc(base, a.writes(k, &f))
+			mux.HandleFunc(base+"/{key}", a.writes(k, &f))
 		}
 	}
 	targets, _ := kindNamed("targets")

@@ -40,7 +40,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := a.b.Counters()
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"memory": mem,
 		"server": map[string]any{
 			"connections_accepted": c.Accepted,
@@ -52,7 +52,13 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 			"total_requests":       c.Accepted,
 		},
 		"configuration_hash": a.b.Current().Hash,
-	})
+	}
+	if db, ok := a.b.(interface{ DatabaseReachable() (bool, bool) }); ok {
+		if reachable, on := db.DatabaseReachable(); on {
+			body["database"] = map[string]bool{"reachable": reachable}
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // ready answers GET /status/ready as Kong does in DB-less mode: 200 once a

@@ -113,21 +113,12 @@ func (t *typer) config() *Config {
 	c.Stream.WorkerConnections = t.workerConnections()
 	c.ProxyStreamAccessLog = t.accessLog(c.Stream.LogFormats)
 
-	switch db := t.str("database"); db {
-	case "off":
-	case "cassandra":
-		t.fail("database", "Cassandra as a datastore for Kong is not supported in versions 3.4 and above. Please use Postgres.")
-	default:
-		t.fail("database", "database has an invalid value: '%s' (gong runs DB-less only: set database = off and declarative_config)", db)
-	}
+	c.Database = t.database()
 	c.DeclarativeConfig = t.path("declarative_config")
 	c.DeclarativeConfigString = t.str("declarative_config_string")
 	c.MemCacheSize = t.size("mem_cache_size")
 	c.Stream.LuaSharedDicts = t.luaSharedDicts(c.MemCacheSize)
-	t.accept("lmdb_environment_path", "lmdb_map_size", "db_update_frequency", "db_update_propagation",
-		"db_cache_ttl", "db_cache_neg_ttl", "db_resurrect_ttl", "db_cache_warmup_entities",
-		"pg_host", "pg_port", "pg_timeout", "pg_user", "pg_password", "pg_database", "pg_schema",
-		"pg_ssl", "pg_ssl_verify")
+	t.accept("lmdb_environment_path", "lmdb_map_size")
 
 	c.TLS = t.downstreamTLS()
 	c.ClientSSL = t.clientSSL()

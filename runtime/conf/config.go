@@ -48,6 +48,9 @@ type Config struct {
 	// stream routes match the mapped port.
 	PortMaps map[int]int
 
+	// Database is where entities come from when Strategy is "postgres".
+	Database Database
+
 	DeclarativeConfig       string // absolute path, or ""
 	DeclarativeConfigString string
 	MemCacheSize            int64

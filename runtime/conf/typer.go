@@ -120,16 +120,20 @@ func (t *typer) integer(key string, lo int, msg string) int {
 }
 
 // seconds reads a number of seconds (fractions allowed) at least zero.
-func (t *typer) seconds(key string) time.Duration {
+func (t *typer) seconds(key string) time.Duration { return t.nonNegative(key, time.Second) }
+
+// nonNegative reads a number of units (fractions allowed) at least zero,
+// and at most a billion seconds.
+func (t *typer) nonNegative(key string, unit time.Duration) time.Duration {
 	n, ok := t.number(key)
 	if !ok {
 		return 0
 	}
-	if n < 0 || n > 1e9 {
+	if n < 0 || n*float64(unit) > 1e9*float64(time.Second) {
 		t.fail(key, "%s must be 0 or greater", key)
 		return 0
 	}
-	return time.Duration(n * float64(time.Second))
+	return time.Duration(n * float64(unit))
 }
 
 func (t *typer) enum(key string, allowed ...string) string {

@@ -70,6 +70,9 @@ type Sources struct {
 	SharedDicts func() []SharedDict
 	// LuaVMsBytes is the memory of the Lua VMs: the Go heap they share.
 	LuaVMsBytes func() uint64
+	// Database is whether the database answered its last poll; ok is
+	// false when the node runs without one. Nil counts as without.
+	Database func() (reachable, ok bool)
 }
 
 // NewMetrics registers the series; src is read at each scrape.
@@ -254,6 +257,8 @@ var (
 		"Capacity in bytes of an ngx.shared dictionary.", []string{"node_id", "shared_dict", "kong_subsystem"}, nil)
 	luaVMsDesc = prometheus.NewDesc("kong_memory_workers_lua_vms_bytes",
 		"Memory of the Lua VMs: the Go heap, which gong's VMs share.", []string{"node_id", "pid", "kong_subsystem"}, nil)
+	datastoreDesc = prometheus.NewDesc("kong_datastore_reachable",
+		"Datastore reachable from gong, 0 is unreachable (database mode only).", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -261,6 +266,7 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- dictBytesDesc
 	ch <- dictTotalDesc
 	ch <- luaVMsDesc
+	ch <- datastoreDesc
 }
 
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -277,4 +283,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dictTotalDesc, float64(d.Capacity), c.src.NodeID, d.Name, subsystem)
 	}
 	gauge(luaVMsDesc, float64(c.src.LuaVMsBytes()), c.src.NodeID, strconv.Itoa(os.Getpid()), subsystem)
+	if c.src.Database != nil {
+		if reachable, ok := c.src.Database(); ok {
+			v := 0.0
+			if reachable {
+				v = 1
+			}
+			gauge(datastoreDesc, v)
+		}
+	}
 }

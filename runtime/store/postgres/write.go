@@ -1,0 +1,277 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// writersLock makes writers one at a time across nodes: each validates
+// the whole result of its change, which another writer must not change
+// meanwhile.
+const writersLock = 0x676f6e68
+
+// Modify changes entities in one transaction. edit gets the entities as
+// they are (plugins opts does not enable left out) and changes them
+// through the Document's Set and Remove; the whole result is validated
+// with opts, as a kong.yml is; the rows of the entities edit changed are
+// written, with the cluster_events rows that tell every node; and the
+// transaction commits. When the result is invalid, or edit fails,
+// nothing is written and the error (a *declarative.Error for an invalid
+// result) is returned. It returns the validated result.
+func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
+	var cfg *declarative.Config
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+			return err
+		}
+		ws, err := defaultWorkspace(ctx, tx)
+		if err != nil {
+			return err
+		}
+		raw, err := readDocument(ctx, tx, ws, opts.Plugins)
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal(raw)
+		doc, err := declarative.NewDocument(data)
+		if err != nil {
+			return err
+		}
+		if err := edit(doc); err != nil {
+			return err
+		}
+		if data, err = doc.Marshal(); err != nil {
+			return err
+		}
+		if cfg, err = declarative.Parse(data, "", opts); err != nil {
+			return err
+		}
+		return s.writeChanges(ctx, tx, ws, cfg, doc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// maxEntityEvents is the most changes a write announces one by one;
+// a larger one (an import) announces one change per entity type.
+const maxEntityEvents = 100
+
+// writeChanges writes the rows of the entities doc changed, as validated
+// in cfg, and their cluster events, in one batch.
+func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
+	batch := &pgx.Batch{}
+	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
+	changed := map[string]bool{}
+	for _, ref := range doc.Removed {
+		t, _ := tableNamed(ref.Type)
+		batch.Queue("DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID)
+		if perEntity {
+			s.queueEvents(batch, ws, t, ref.ID, nil)
+		}
+		changed[t.name] = true
+	}
+	// Parents first, so foreign keys hold at every insert.
+	put := slices.Clone(doc.Put)
+	slices.SortStableFunc(put, func(a, b declarative.EntityRef) int {
+		return slices.IndexFunc(tables, func(t table) bool { return t.name == a.Type }) -
+			slices.IndexFunc(tables, func(t table) bool { return t.name == b.Type })
+	})
+	validated := map[declarative.EntityRef]map[string]any{}
+	for _, t := range tables {
+		if slices.ContainsFunc(put, func(r declarative.EntityRef) bool { return r.Type == t.name }) {
+			for _, e := range cfg.Entities(t.name) {
+				id, _ := e["id"].(string)
+				validated[declarative.EntityRef{Type: t.name, ID: id}] = e
+			}
+		}
+	}
+	for _, ref := range put {
+		t, _ := tableNamed(ref.Type)
+		e := validated[ref]
+		if e == nil {
+			continue // removed again by a later edit
+		}
+		row, err := rowFromEntity(t, e, ws)
+		if err != nil {
+			return err
+		}
+		if err := queueUpsert(batch, t, row); err != nil {
+			return err
+		}
+		if perEntity {
+			s.queueEvents(batch, ws, t, ref.ID, row)
+		}
+		changed[t.name] = true
+	}
+	if !perEntity {
+		for _, t := range tables {
+			if changed[t.name] {
+				s.queueEvents(batch, ws, t, "", nil)
+			}
+		}
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+// ExtensionError is a gong extension field set on an entity written to
+// the database, whose schema (Kong's) has no column for it.
+type ExtensionError struct{ Type, Field string }
+
+func (e *ExtensionError) Error() string {
+	return fmt.Sprintf("%s.%s is a gong extension that database mode cannot store (Kong's schema has no column for it)", e.Type, e.Field)
+}
+
+// rowFromEntity is the row of a validated entity: the inverse of
+// entityFromRow.
+func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, error) {
+	for _, f := range t.extensions {
+		switch v := e[f].(type) {
+		case nil:
+		case float64:
+			if v != 0 {
+				return nil, &ExtensionError{t.name, f}
+			}
+		default:
+			return nil, &ExtensionError{t.name, f}
+		}
+		delete(e, f)
+	}
+	if t.name == "upstreams" {
+		if hc, ok := e["healthchecks"].(map[string]any); ok {
+			if active, ok := hc["active"].(map[string]any); ok {
+				for _, f := range []string{"send", "expect"} {
+					if active[f] != nil {
+						return nil, &ExtensionError{"upstreams", "healthchecks.active." + f}
+					}
+					delete(active, f)
+				}
+				if active["type"] == "udp" {
+					return nil, &ExtensionError{"upstreams", "healthchecks.active.type = udp"}
+				}
+			}
+		}
+	}
+	for field, col := range t.foreign {
+		e[col] = e[field]
+		delete(e, field)
+	}
+	for _, f := range []string{"created_at", "updated_at"} {
+		if v, ok := e[f].(float64); ok {
+			e[f] = time.UnixMilli(int64(v * 1000)).UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if t.workspaced {
+		e["ws_id"] = ws
+	}
+	if t.cacheKey != nil {
+		// Kong's cache_key: the type, five key parts and the workspace.
+		parts := []string{t.name}
+		for _, f := range t.cacheKey {
+			v := e[f]
+			if col, ok := t.foreign[f]; ok {
+				v = e[col]
+			}
+			s, _ := v.(string)
+			parts = append(parts, s)
+		}
+		for len(parts) < 6 {
+			parts = append(parts, "")
+		}
+		e["cache_key"] = strings.Join(append(parts, ws), ":")
+	}
+	return e, nil
+}
+
+// queueUpsert queues a row's write: inserted, or updated in place when
+// its id exists (an update keeps the rows that reference it).
+func queueUpsert(batch *pgx.Batch, t table, row map[string]any) error {
+	cols := make([]string, 0, len(row))
+	for c := range row {
+		cols = append(cols, pgx.Identifier{c}.Sanitize())
+	}
+	slices.Sort(cols)
+	name := pgx.Identifier{t.name}.Sanitize()
+	list := strings.Join(cols, ", ")
+	excluded := make([]string, len(cols))
+	for i, c := range cols {
+		excluded[i] = "EXCLUDED." + c
+	}
+	data, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	batch.Queue("INSERT INTO "+name+" ("+list+") SELECT "+list+" FROM jsonb_populate_record(NULL::"+name+", $1::jsonb)"+
+		" ON CONFLICT (id) DO UPDATE SET ("+list+") = ROW("+strings.Join(excluded, ", ")+")", data)
+	return nil
+}
+
+// eventTTL is how long a cluster event stays in the table: Kong's
+// max(db_update_propagation * 10, one hour).
+func (s *Store) eventTTL() time.Duration {
+	return max(10*s.db.UpdatePropagation, time.Hour)
+}
+
+// queueEvents queues the cluster events Kong's nodes expect for a
+// changed entity (id "" for changes to many of a type): the invalidation
+// of its cache key, and of the router, plugins iterator or balancer state
+// it feeds. row is the entity's row when it was written. gong's nodes
+// rebuild on any event.
+func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row map[string]any) {
+	type event struct{ channel, data string }
+	var events []event
+	if id != "" {
+		wsPart := ""
+		if t.workspaced {
+			wsPart = ws
+		}
+		events = append(events, event{InvalidationsChannel, t.name + ":" + id + ":::::" + wsPart})
+	}
+	switch t.name {
+	case "services", "routes":
+		events = append(events, event{InvalidationsChannel, "router:version"})
+	case "plugins":
+		events = append(events, event{InvalidationsChannel, "plugins_iterator:version"})
+	case "upstreams":
+		events = append(events, event{"balancer:upstreams", "update:" + ws + ":" + id + ":"})
+	case "targets":
+		upstream, _ := row["upstream_id"].(string)
+		events = append(events, event{"balancer:targets", "update:" + upstream})
+	case "certificates", "snis", "ca_certificates", "consumers":
+		if id == "" {
+			events = append(events, event{InvalidationsChannel, t.name})
+		}
+	}
+	for _, ev := range events {
+		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
+			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
+	}
+}
+
+// Import writes the entities of a validated declarative configuration,
+// inserting new ones and replacing those with the same id, in one
+// transaction, as "kong config db_import" does. Entities the file does not
+// name are kept.
+func (s *Store) Import(ctx context.Context, opts declarative.Options, cfg *declarative.Config) error {
+	file := cfg.Document()
+	_, err := s.Modify(ctx, opts, func(d *declarative.Document) error {
+		for _, typ := range declarative.Types() {
+			for _, e := range file.Entities[typ] {
+				d.Set(typ, e)
+			}
+		}
+		return nil
+	})
+	return err
+}
