@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -169,12 +171,24 @@ func quote(s string) string {
 // exprIndex finds the expression routes that may match a connection: a
 // route whose expression requires net.dst.port (or tls.sni) to equal one
 // of a few values is listed under those values only; the others are
-// listed in rest. Lists hold candidates in ascending route position.
+// listed in rest. Lists hold candidates in ascending route position; they
+// lie back to back in cands, the maps holding where, so that a lookup
+// reads a small map slot and then adjacent memory.
 type exprIndex struct {
-	port map[uint16][]candidate
-	sni  map[string][]candidate
-	rest []candidate
-	code program
+	port  map[uint16]span
+	sni   map[string]span
+	rest  span
+	cands []candidate
+	code  program
+}
+
+// span is where a list lies in exprIndex.cands.
+type span struct {
+	off, n uint32
+}
+
+func (x *exprIndex) list(s span) []candidate {
+	return x.cands[s.off : s.off+s.n]
 }
 
 // candidate is a route in an index list with the first step of what its
@@ -277,8 +291,10 @@ func (r *Router) indexExpressions() {
 		}
 		r.routes[i].expr.readFields(&r.key)
 	}
-	x := exprIndex{port: map[uint16][]candidate{}, sni: map[string][]candidate{}}
-	intern := map[string]string{}
+	var x exprIndex
+	port, sni := map[uint16][]candidate{}, map[string][]candidate{}
+	var rest []candidate
+	seen := map[step]int32{}
 	for i, req := range reqs {
 		e := r.routes[i].expr
 		portCost, sniCost := 0, 0
@@ -290,20 +306,37 @@ func (r *Router) indexExpressions() {
 		}
 		switch {
 		case req.sniTest != nil && (req.portTest == nil || sniCost <= portCost):
-			c := candidate{int32(i), x.code.add(e.without(req.sniTest), intern)}
+			c := candidate{int32(i), x.code.add(e.without(req.sniTest), seen)}
 			for _, s := range req.snis {
-				x.sni[s] = appendCandidate(x.sni[s], c)
+				sni[s] = appendCandidate(sni[s], c)
 			}
 		case req.portTest != nil:
-			c := candidate{int32(i), x.code.add(e.without(req.portTest), intern)}
+			c := candidate{int32(i), x.code.add(e.without(req.portTest), seen)}
 			for _, p := range req.ports {
-				x.port[p] = appendCandidate(x.port[p], c)
+				port[p] = appendCandidate(port[p], c)
 			}
 		default:
-			x.rest = append(x.rest, candidate{int32(i), x.code.add(e, intern)})
+			rest = append(rest, candidate{int32(i), x.code.add(e, seen)})
 		}
 	}
+	x.port, x.sni = pack(&x.cands, port), pack(&x.cands, sni)
+	x.rest = span{uint32(len(x.cands)), uint32(len(rest))}
+	x.cands = append(x.cands, rest...)
 	r.exprs = x
+}
+
+// pack appends the lists to all, in the order of their first routes, and
+// returns where each lies.
+func pack[K comparable](all *[]candidate, lists map[K][]candidate) map[K]span {
+	keys := slices.SortedFunc(maps.Keys(lists), func(a, b K) int {
+		return cmp.Compare(lists[a][0].pos, lists[b][0].pos)
+	})
+	spans := make(map[K]span, len(keys))
+	for _, k := range keys {
+		spans[k] = span{uint32(len(*all)), uint32(len(lists[k]))}
+		*all = append(*all, lists[k]...)
+	}
+	return spans
 }
 
 // appendCandidate appends c unless its route is already last, as
@@ -358,8 +391,8 @@ func (r *Router) matchExpressions(ci *ConnInfo) int32 {
 
 // scan returns the position of the first candidate of list that comes
 // before best and whose expression holds for ci, or best.
-func (x *exprIndex) scan(list []candidate, ci *ConnInfo, best int32) int32 {
-	for _, c := range list {
+func (x *exprIndex) scan(list span, ci *ConnInfo, best int32) int32 {
+	for _, c := range x.list(list) {
 		if c.pos >= best {
 			break
 		}

@@ -6,6 +6,7 @@ package router
 // expression is a loop over a few adjacent steps instead of a walk over
 // separately allocated tree nodes; at thousands of routes that walk's
 // cache misses, not the tests themselves, dominated the time of a match.
+// Routes share the steps they have in common (see add).
 type program []step
 
 type step struct {
@@ -22,36 +23,40 @@ const (
 )
 
 // add compiles e and returns its first step (accept when e is nil, an
-// expression with nothing left to test). String literals are replaced by
-// their copy in intern (when not nil), so routes that test the same
-// value, such as their protocols, share one copy in the CPU cache.
-func (g *program) add(e *expr, intern map[string]string) int32 {
+// expression with nothing left to test). seen holds the steps already
+// in g (nil: share none): a step equal to one of them, same predicate and
+// same successors, is not added again, so routes that end in the same
+// tests, such as the condition on their protocols, share those steps and
+// keep them in the CPU cache.
+func (g *program) add(e *expr, seen map[step]int32) int32 {
 	if e == nil {
 		return accept
 	}
-	return g.emit(e, accept, reject, intern)
+	return g.emit(e, accept, reject, seen)
 }
 
-// emit appends the steps of e, which go on to onTrue when e holds and to
+// emit adds the steps of e, which go on to onTrue when e holds and to
 // onFalse when it does not, and returns the first one. && and || keep
 // their short-circuit order: the left side is tested first.
-func (g *program) emit(e *expr, onTrue, onFalse int32, intern map[string]string) int32 {
+func (g *program) emit(e *expr, onTrue, onFalse int32, seen map[step]int32) int32 {
 	switch e.kind {
 	case nodeAnd:
-		return g.emit(e.l, g.emit(e.r, onTrue, onFalse, intern), onFalse, intern)
+		return g.emit(e.l, g.emit(e.r, onTrue, onFalse, seen), onFalse, seen)
 	case nodeOr:
-		return g.emit(e.l, onTrue, g.emit(e.r, onTrue, onFalse, intern), intern)
+		return g.emit(e.l, onTrue, g.emit(e.r, onTrue, onFalse, seen), seen)
 	case nodeNot:
-		return g.emit(e.l, onFalse, onTrue, intern)
+		return g.emit(e.l, onFalse, onTrue, seen)
 	}
-	p := e.p
-	if s, ok := intern[p.rhs.str]; ok {
-		p.rhs.str = s
-	} else if intern != nil {
-		intern[p.rhs.str] = p.rhs.str
+	st := step{p: e.p, next: [2]int32{onFalse, onTrue}}
+	if pc, ok := seen[st]; ok {
+		return pc
 	}
-	*g = append(*g, step{p: p, next: [2]int32{onFalse, onTrue}})
-	return int32(len(*g) - 1)
+	*g = append(*g, st)
+	pc := int32(len(*g) - 1)
+	if seen != nil {
+		seen[st] = pc
+	}
+	return pc
 }
 
 // holds reports whether the expression starting at step pc holds for ci.
