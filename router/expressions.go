@@ -193,8 +193,10 @@ func (x *exprIndex) list(s span) []candidate {
 
 // candidate is a route in an index list with the first step of what its
 // expression still requires once the list's key is known to hold: a route
-// listed under tls.sni "a" is not tested on tls.sni again.
+// listed under tls.sni "a" is not tested on tls.sni again. It carries the
+// Route, so a match reads nothing else.
 type candidate struct {
+	route      *Route
 	pos, entry int32
 }
 
@@ -306,17 +308,17 @@ func (r *Router) indexExpressions() {
 		}
 		switch {
 		case req.sniTest != nil && (req.portTest == nil || sniCost <= portCost):
-			c := candidate{int32(i), x.code.add(e.without(req.sniTest), seen)}
+			c := candidate{r.routes[i].r, int32(i), x.code.add(e.without(req.sniTest), seen)}
 			for _, s := range req.snis {
 				sni[s] = appendCandidate(sni[s], c)
 			}
 		case req.portTest != nil:
-			c := candidate{int32(i), x.code.add(e.without(req.portTest), seen)}
+			c := candidate{r.routes[i].r, int32(i), x.code.add(e.without(req.portTest), seen)}
 			for _, p := range req.ports {
 				port[p] = appendCandidate(port[p], c)
 			}
 		default:
-			rest = append(rest, candidate{int32(i), x.code.add(e, seen)})
+			rest = append(rest, candidate{r.routes[i].r, int32(i), x.code.add(e, seen)})
 		}
 	}
 	x.port, x.sni = pack(&x.cands, port), pack(&x.cands, sni)
@@ -373,31 +375,28 @@ func (e *expr) readFields(m *keyMask) {
 	}
 }
 
-// matchExpressions returns the position of the first route in evaluation
-// order whose expression holds for ci, or -1.
-func (r *Router) matchExpressions(ci *ConnInfo) int32 {
-	best := int32(math.MaxInt32)
+// matchExpressions returns the first route in evaluation order whose
+// expression holds for ci, or nil.
+func (r *Router) matchExpressions(ci *ConnInfo) *Route {
+	best := candidate{pos: math.MaxInt32}
 	if ci.Dst.Addr().IsValid() {
 		best = r.exprs.scan(r.exprs.port[ci.Dst.Port()], ci, best)
 	}
 	if ci.SNI != "" {
 		best = r.exprs.scan(r.exprs.sni[ci.SNI], ci, best)
 	}
-	if best = r.exprs.scan(r.exprs.rest, ci, best); best == math.MaxInt32 {
-		return -1
-	}
-	return best
+	return r.exprs.scan(r.exprs.rest, ci, best).route
 }
 
-// scan returns the position of the first candidate of list that comes
-// before best and whose expression holds for ci, or best.
-func (x *exprIndex) scan(list span, ci *ConnInfo, best int32) int32 {
+// scan returns the first candidate of list that comes before best and
+// whose expression holds for ci, or best.
+func (x *exprIndex) scan(list span, ci *ConnInfo, best candidate) candidate {
 	for _, c := range x.list(list) {
-		if c.pos >= best {
+		if c.pos >= best.pos {
 			break
 		}
 		if x.code.holds(c.entry, ci) {
-			return c.pos
+			return c
 		}
 	}
 	return best
