@@ -551,6 +551,13 @@ func TestBenchExpressionConnsMatch(t *testing.T) {
 	if n := r.exprs.rest.n; n != 4 {
 		t.Errorf("%d routes left out of the index; want 4", n)
 	}
+	// Routes share equal steps: the protocol condition (2 steps), the
+	// source network of the third shape and the protocol test of the
+	// fourth (1 each; the tests their index keys prove are dropped), and
+	// one step for each unplaced route.
+	if n := len(r.exprs.code); n != 8 {
+		t.Errorf("the routes compiled to %d steps; want 8", n)
+	}
 	for i, ci := range benchExpressionConns(1000, 256) {
 		_, ok := r.Match(ci)
 		if want := i%8 != 7; ok != want {
