@@ -93,15 +93,14 @@ func (r *Router) matchCompat(ci *ConnInfo) int32 {
 }
 
 // scanCompat keeps the first matching route of list, a list sorted in
-// evaluation order, if it comes before the best so far. It serves the
-// expressions flavor too.
+// evaluation order, if it comes before the best so far.
 func (s *search) scanCompat(list []int32) {
 	for _, i := range list {
 		if i >= s.best {
 			return
 		}
 		rt := &s.r.routes[i]
-		if rt.expr != nil && rt.expr.eval(s.ci) || rt.expr == nil && rt.matchesCompat(s.ci, s.tls) {
+		if rt.matchesCompat(s.ci, s.tls) {
 			s.best = i
 			return
 		}

@@ -116,21 +116,7 @@ const (
 type expr struct {
 	kind nodeKind
 	l, r *expr     // nodeAnd, nodeOr; l for nodeNot
-	p    predicate // nodePredicate, kept inline so an evaluation follows fewer pointers
-}
-
-// eval reports whether e holds for a connection. tls.sni is present only
-// when the connection carries an SNI.
-func (e *expr) eval(f *ConnInfo) bool {
-	switch e.kind {
-	case nodeAnd:
-		return e.l.eval(f) && e.r.eval(f)
-	case nodeOr:
-		return e.l.eval(f) || e.r.eval(f)
-	case nodeNot:
-		return !e.l.eval(f)
-	}
-	return e.p.eval(f)
+	p    predicate // nodePredicate
 }
 
 // eval applies the predicate to the connection's value of its field. A

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -169,33 +171,67 @@ func quote(s string) string {
 // exprIndex finds the expression routes that may match a connection: a
 // route whose expression requires net.dst.port (or tls.sni) to equal one
 // of a few values is listed under those values only; the others are
-// listed in rest. Lists hold route positions in ascending order.
+// listed in rest. Lists hold candidates in ascending route position; they
+// lie back to back in cands, the maps holding where, so that a lookup
+// reads a small map slot and then adjacent memory.
 type exprIndex struct {
-	port map[uint16][]int32
-	sni  map[string][]int32
-	rest []int32
+	port  map[uint16]span
+	sni   map[string]span
+	rest  span
+	cands []candidate
+	code  program
+}
+
+// span is where a list lies in exprIndex.cands.
+type span struct {
+	off, n uint32
+}
+
+func (x *exprIndex) list(s span) []candidate {
+	return x.cands[s.off : s.off+s.n]
+}
+
+// candidate is a route in an index list with the first step of what its
+// expression still requires once the list's key is known to hold: a route
+// listed under tls.sni "a" is not tested on tls.sni again. It carries the
+// Route, so a match reads nothing else.
+type candidate struct {
+	route      *Route
+	pos, entry int32
 }
 
 // requirement is what a route's top-level && chain demands of one field:
-// one of ports (or snis), an empty set meaning it can never hold.
+// one of ports (or snis), an empty set meaning it can never hold; and
+// the conjunct that demands it.
 type requirement struct {
-	ports    []uint16
-	snis     []string
-	hasPorts bool
-	hasSNIs  bool
+	ports             []uint16
+	snis              []string
+	portTest, sniTest *expr
 }
 
 func (e *expr) requirement() requirement {
 	var req requirement
 	for _, c := range e.conjuncts() {
-		if ports, ok := valueSet(c, dstPortTest); ok && !req.hasPorts {
-			req.ports, req.hasPorts = ports, true
+		if ports, ok := valueSet(c, dstPortTest); ok && req.portTest == nil {
+			req.ports, req.portTest = ports, c
 		}
-		if snis, ok := valueSet(c, sniTest); ok && !req.hasSNIs {
-			req.snis, req.hasSNIs = snis, true
+		if snis, ok := valueSet(c, sniTest); ok && req.sniTest == nil {
+			req.snis, req.sniTest = snis, c
 		}
 	}
 	return req
+}
+
+// without returns e's top-level && chain less the conjunct c, or nil if
+// nothing is left.
+func (e *expr) without(c *expr) *expr {
+	var rest *expr
+	for _, d := range e.conjuncts() {
+		if d != c {
+			rest = joinAnd(rest, d)
+		}
+	}
+	return rest
 }
 
 func (e *expr) conjuncts() []*expr {
@@ -257,9 +293,12 @@ func (r *Router) indexExpressions() {
 		}
 		r.routes[i].expr.readFields(&r.key)
 	}
-	x := exprIndex{port: map[uint16][]int32{}, sni: map[string][]int32{}}
+	var x exprIndex
+	port, sni := map[uint16][]candidate{}, map[string][]candidate{}
+	var rest []candidate
+	seen := map[step]int32{}
 	for i, req := range reqs {
-		pos := int32(i)
+		e := r.routes[i].expr
 		portCost, sniCost := 0, 0
 		for _, p := range req.ports {
 			portCost = max(portCost, ports[p])
@@ -268,19 +307,47 @@ func (r *Router) indexExpressions() {
 			sniCost = max(sniCost, snis[s])
 		}
 		switch {
-		case req.hasSNIs && (!req.hasPorts || sniCost <= portCost):
+		case req.sniTest != nil && (req.portTest == nil || sniCost <= portCost):
+			c := candidate{r.routes[i].r, int32(i), x.code.add(e.without(req.sniTest), seen)}
 			for _, s := range req.snis {
-				x.sni[s] = appendOnce(x.sni[s], pos)
+				sni[s] = appendCandidate(sni[s], c)
 			}
-		case req.hasPorts:
+		case req.portTest != nil:
+			c := candidate{r.routes[i].r, int32(i), x.code.add(e.without(req.portTest), seen)}
 			for _, p := range req.ports {
-				x.port[p] = appendOnce(x.port[p], pos)
+				port[p] = appendCandidate(port[p], c)
 			}
 		default:
-			x.rest = append(x.rest, pos)
+			rest = append(rest, candidate{r.routes[i].r, int32(i), x.code.add(e, seen)})
 		}
 	}
+	x.port, x.sni = pack(&x.cands, port), pack(&x.cands, sni)
+	x.rest = span{uint32(len(x.cands)), uint32(len(rest))}
+	x.cands = append(x.cands, rest...)
 	r.exprs = x
+}
+
+// pack appends the lists to all, in the order of their first routes, and
+// returns where each lies.
+func pack[K comparable](all *[]candidate, lists map[K][]candidate) map[K]span {
+	keys := slices.SortedFunc(maps.Keys(lists), func(a, b K) int {
+		return cmp.Compare(lists[a][0].pos, lists[b][0].pos)
+	})
+	spans := make(map[K]span, len(keys))
+	for _, k := range keys {
+		spans[k] = span{uint32(len(*all)), uint32(len(lists[k]))}
+		*all = append(*all, lists[k]...)
+	}
+	return spans
+}
+
+// appendCandidate appends c unless its route is already last, as
+// appendOnce does.
+func appendCandidate(list []candidate, c candidate) []candidate {
+	if n := len(list); n > 0 && list[n-1].pos == c.pos {
+		return list
+	}
+	return append(list, c)
 }
 
 // readFields marks in m the connection facts e reads.
@@ -308,19 +375,29 @@ func (e *expr) readFields(m *keyMask) {
 	}
 }
 
-// matchExpressions returns the position of the first route in evaluation
-// order whose expression holds for ci, or -1.
-func (r *Router) matchExpressions(ci *ConnInfo) int32 {
-	s := search{r: r, ci: ci, best: math.MaxInt32}
+// matchExpressions returns the first route in evaluation order whose
+// expression holds for ci, or nil.
+func (r *Router) matchExpressions(ci *ConnInfo) *Route {
+	best := candidate{pos: math.MaxInt32}
 	if ci.Dst.Addr().IsValid() {
-		s.scan(r.exprs.port[ci.Dst.Port()])
+		best = r.exprs.scan(r.exprs.port[ci.Dst.Port()], ci, best)
 	}
 	if ci.SNI != "" {
-		s.scan(r.exprs.sni[ci.SNI])
+		best = r.exprs.scan(r.exprs.sni[ci.SNI], ci, best)
 	}
-	s.scan(r.exprs.rest)
-	if s.best == math.MaxInt32 {
-		return -1
+	return r.exprs.scan(r.exprs.rest, ci, best).route
+}
+
+// scan returns the first candidate of list that comes before best and
+// whose expression holds for ci, or best.
+func (x *exprIndex) scan(list span, ci *ConnInfo, best candidate) candidate {
+	for _, c := range x.list(list) {
+		if c.pos >= best.pos {
+			break
+		}
+		if x.code.holds(c.entry, ci) {
+			return c
+		}
 	}
-	return s.best
+	return best
 }

@@ -232,7 +232,8 @@ func (r *Router) match(ci *ConnInfo) (*Route, bool) {
 	case Traditional:
 		i = r.matchTraditional(ci)
 	case Expressions:
-		i = r.matchExpressions(ci)
+		rt := r.matchExpressions(ci)
+		return rt, rt != nil
 	default:
 		i = r.matchCompat(ci)
 	}
