@@ -194,8 +194,8 @@ const KongVersion = "3.10.0"
 // before each handler call. A State is not safe for concurrent use.
 //
 // The ctx tables are Lua values of the VM that created them: while
-// CtxEmpty is false the connection must keep running on that VM
-// (docs/architecture.md, "Lua VMs"). The certificate phase gets its own State, since
+// CtxEmpty is false the connection must keep running on that VM, unless
+// CarryOut moves them out (docs/architecture.md, "Lua VMs"). The certificate phase gets its own State, since
 // Kong clears its ngx.ctx when the phase ends.
 type State struct {
 	Phase   Phase
@@ -224,6 +224,7 @@ type State struct {
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	carried         *carried // the ctx values between phases, outside any VM (CarryOut)
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool
