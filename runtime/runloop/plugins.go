@@ -42,7 +42,7 @@ const phaseTimeout = 10 * time.Second
 // the pool of VMs that run them, their schemas and priorities.
 type Plugins struct {
 	pool     *lua.Pool
-	pins     pins     // VMs kept between preread and log (carry.go)
+	pins     pins    // VMs kept between preread and log (carry.go)
 	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
 	names    []string
 	schemas  map[string]*schema.Schema
