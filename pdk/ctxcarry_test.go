@@ -103,3 +103,46 @@ func TestCarryLeavesBalancerData(t *testing.T) {
 		t.Fatalf("log sees %q; want pool9000", got)
 	}
 }
+
+// BenchmarkCarry: one session's trip of ctxkeeper-like values (three
+// numbers, a string, a nested table) out of its preread VM and into its
+// log VM. B/op of "out" is about what an idle session holds for them.
+func BenchmarkCarry(b *testing.B) {
+	e := newEnv(b, PhasePreread, Options{})
+	to := newEnv(b, PhaseLog, Options{})
+	e.st.Plugin = "greeter"
+	fill, err := e.vm.L.LoadString(`kong.ctx.shared.client = 40000
+		kong.ctx.plugin.started = ngx.now()
+		kong.ctx.plugin.tags = {port = 40000, list = {1, 2.5, "x", true}}
+		ngx.ctx.mine = "40000"`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("out", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			b.StopTimer()
+			e.st.carried = nil
+			e.vm.L.Push(fill)
+			e.vm.L.Call(0, 0)
+			b.StartTimer()
+			if err := e.st.CarryOut(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in", func(b *testing.B) {
+		b.ReportAllocs()
+		e.vm.L.Push(fill)
+		e.vm.L.Call(0, 0)
+		if err := e.st.CarryOut(); err != nil {
+			b.Fatal(err)
+		}
+		saved := e.st.carried
+		b.ResetTimer()
+		for range b.N {
+			e.st.carried = saved
+			e.st.CarryIn(to.vm.L)
+		}
+	})
+}

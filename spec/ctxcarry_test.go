@@ -8,13 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // ctxKeeperGong starts gong with a route through the ctxkeeper fixture on
 // a port of its own, and returns the server, that address and the
 // status_listen URL.
-func ctxKeeperGong(t *testing.T, pin bool, confExtra string) (*gong, string, string) {
+func ctxKeeperGong(t testing.TB, pin bool, confExtra string) (*gong, string, string) {
 	t.Helper()
 	echo := startEcho(t, "e")
 	p := freePort(t)
@@ -39,7 +38,7 @@ services:
 
 // openIdle opens n connections to addr, each past its preread (its line
 // echoed), and leaves them open.
-func openIdle(t *testing.T, addr string, n int) []net.Conn {
+func openIdle(t testing.TB, addr string, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	errs := make(chan error, n)
@@ -194,4 +193,3 @@ func TestUncarriableCtxPinsBounded(t *testing.T) {
 		t.Errorf("log phases: %v; want hi=2 (pinned) and none=4 (function dropped)", got)
 	}
 }
-
