@@ -19,7 +19,7 @@ const (
 )
 
 // carriedTable is a Lua table held in Go: its entries in iteration order.
-// Keys and values are nil, bool, glua.LNumber, string or *carriedTable.
+// Keys and values are nil, bool, float64, string or *carriedTable.
 // arrayLen is the table's array part, so that the length operator gives
 // the same border after the trip even for a table with holes.
 type carriedTable struct {
@@ -155,33 +155,27 @@ func (c *carrier) table(t *glua.LTable, path string, depth int) *carriedTable {
 
 // value converts one Lua value; false when it cannot be carried.
 func (c *carrier) value(v glua.LValue, path string, depth int) (any, bool) {
-	switch v := v.(type) {
-	case *glua.LNilType:
-		return nil, true
-	case glua.LBool:
-		return bool(v), true
-	case glua.LNumber:
-		return v, true
-	case glua.LString:
-		if c.bytes += len(v); c.bytes > CarryMaxBytes {
-			c.problem(path, fmt.Sprintf("more than %d bytes of strings in all", CarryMaxBytes))
-			return nil, false
+	if g, ok := luaScalar(v); ok {
+		if str, ok := g.(string); ok {
+			if c.bytes += len(str); c.bytes > CarryMaxBytes {
+				c.problem(path, fmt.Sprintf("more than %d bytes of strings in all", CarryMaxBytes))
+				return nil, false
+			}
 		}
-		return string(v), true
-	case *glua.LTable:
-		if v.Metatable != glua.LNil {
-			c.problem(path, "a table with a metatable")
-			return nil, false
-		}
-		if depth > CarryMaxDepth {
-			c.problem(path, fmt.Sprintf("tables nested deeper than %d", CarryMaxDepth))
-			return nil, false
-		}
-		return c.table(v, path, depth), true
-	default:
-		c.problem(path, "a "+v.Type().String())
-		return nil, false
+		return g, true
 	}
+	t, ok := v.(*glua.LTable)
+	switch {
+	case !ok:
+		c.problem(path, "a "+v.Type().String())
+	case t.Metatable != glua.LNil:
+		c.problem(path, "a table with a metatable")
+	case depth > CarryMaxDepth:
+		c.problem(path, fmt.Sprintf("tables nested deeper than %d", CarryMaxDepth))
+	default:
+		return c.table(t, path, depth), true
+	}
+	return nil, false
 }
 
 func (c *carrier) problem(path, what string) {
@@ -196,7 +190,7 @@ func rebuild(L *glua.LState, ct *carriedTable, made map[*carriedTable]*glua.LTab
 	made[ct] = t
 	for i, k := range ct.keys {
 		v := toValue(L, ct.vals[i], made)
-		if n, ok := k.(glua.LNumber); ok && n >= 1 && int(n) <= ct.arrayLen && glua.LNumber(int(n)) == n {
+		if n, ok := k.(float64); ok && n >= 1 && int(n) <= ct.arrayLen && float64(int(n)) == n {
 			t.RawSetInt(int(n), v)
 		} else {
 			t.RawSetH(toValue(L, k, made), v)
@@ -205,16 +199,10 @@ func rebuild(L *glua.LState, ct *carriedTable, made map[*carriedTable]*glua.LTab
 	return t
 }
 
+// toValue is v in L: a scalar as toLua makes it, a table rebuilt.
 func toValue(L *glua.LState, v any, made map[*carriedTable]*glua.LTable) glua.LValue {
-	switch v := v.(type) {
-	case bool:
-		return glua.LBool(v)
-	case glua.LNumber:
-		return v
-	case string:
-		return glua.LString(v)
-	case *carriedTable:
-		return rebuild(L, v, made)
+	if t, ok := v.(*carriedTable); ok {
+		return rebuild(L, t, made)
 	}
-	return glua.LNil
+	return toLua(L, v, nil)
 }

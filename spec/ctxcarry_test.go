@@ -17,16 +17,8 @@ func ctxKeeperGong(t testing.TB, pin bool, confExtra string) (*gong, string, str
 	t.Helper()
 	echo := startEcho(t, "e")
 	p := freePort(t)
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: e
-    url: tcp://%s
-    routes:
-      - name: r
-        protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins: [{name: ctxkeeper, config: {pin: %v}}]
-`, echo, p, pin)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf(
+		"      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [{name: ctxkeeper, config: {pin: %v}}]\n", p, pin))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\nplugins = bundled, ctxkeeper\nlua_package_path = %s\n%s",
 		p, fixturePath(t), confExtra), yml)
 	addrs := g.srv.APIAddrs("status_listen")
