@@ -35,7 +35,8 @@ func (p *pdk) openNgxMore(L *glua.LState, ngx *glua.LTable) {
 		"nginx_configure": func(L *glua.LState) int { L.Push(glua.LString("")); return 1 },
 	})
 
-	// Each VM of a pool is a worker of one process (design.md "Lua VMs");
+	// Each VM of a pool is a worker of one process (docs/architecture.md,
+	// "Lua VMs");
 	// a VM outside any pool is worker 0 of 1.
 	id, count := 0, 1
 	if vm := p.b.vm; vm != nil && vm.Pool() != nil {

@@ -219,8 +219,8 @@ const KongVersion = "3.10.0"
 // before each handler call. A State is not safe for concurrent use.
 //
 // The ctx tables are Lua values of the VM that created them: while
-// CtxEmpty is false the connection must keep running on that VM
-// (docs/architecture.md, "Lua VMs"). The certificate phase gets its own State, since
+// CtxEmpty is false the connection must keep running on that VM, unless
+// CarryOut moves them out (docs/architecture.md, "Lua VMs"). The certificate phase gets its own State, since
 // Kong clears its ngx.ctx when the phase ends.
 type State struct {
 	Phase   Phase
@@ -257,6 +257,7 @@ type State struct {
 	// shouldSample set_should_sample's decision.
 	spans        []Span
 	shouldSample *bool
+	carried      *carried // the ctx values between phases, outside any VM (CarryOut)
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool

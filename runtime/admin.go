@@ -371,7 +371,8 @@ func (b *adminBackend) CloseSession(id uint64) bool {
 
 func (b *adminBackend) Counters() admin.Counters {
 	accepted, active := b.s.connections()
-	return admin.Counters{Accepted: accepted, Active: active}
+	vms, idle := b.s.vmCounts()
+	return admin.Counters{Accepted: accepted, Active: active, LuaVMs: vms, LuaVMsIdle: idle, LuaVMsPinned: b.s.pinnedVMs()}
 }
 
 // Memory reports the memory /metrics reports, in Kong's units.

@@ -109,7 +109,7 @@ func New(opts Options) (*Server, error) {
 	if s.nodeID == "" {
 		s.nodeID = uuid.NewString()
 	}
-	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
+	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts, PinnedVMs: s.pinnedVMs,
 		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes, Database: s.databaseReachable})
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
@@ -444,6 +444,15 @@ func (s *Server) vmCounts() (size, idle int) {
 		return st.Size, st.Idle
 	}
 	return 0, 0
+}
+
+// pinnedVMs counts the current configuration's VMs kept by sessions
+// between preread and log.
+func (s *Server) pinnedVMs() int {
+	if g := s.current.Load(); g != nil {
+		return g.plugins.PinnedVMs()
+	}
+	return 0
 }
 
 // Statistics counts the sessions in progress and those begun so far

@@ -135,4 +135,7 @@ type Ref struct {
 type Counters struct {
 	Accepted uint64 // sessions since start
 	Active   int    // sessions in progress
+	// LuaVMs are the current configuration's Lua VMs: live, idle, and
+	// pinned (kept by a session between preread and log).
+	LuaVMs, LuaVMsIdle, LuaVMsPinned int
 }

@@ -22,7 +22,8 @@ func NewStatus(b Backend, extra map[string]http.Handler) http.Handler {
 
 // status answers GET /status as Kong does in DB-less mode: the memory of
 // shared dictionaries and Lua VMs (in unit, by default MiB, with scale
-// decimals), the server's connection counters and the configuration hash.
+// decimals), the server's connection counters and the configuration hash,
+// and gong's own section: the Lua VM pool's counts.
 // nginx's reading and waiting states do not exist in gong: every session
 // in progress counts as writing.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +53,11 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 			"total_requests":       c.Accepted,
 		},
 		"configuration_hash": a.b.Current().Hash,
+		"gong": map[string]any{
+			"lua_vms":        c.LuaVMs,
+			"lua_vms_idle":   c.LuaVMsIdle,
+			"lua_vms_pinned": c.LuaVMsPinned,
+		},
 	}
 	if db, ok := a.b.(interface{ DatabaseReachable() (bool, bool) }); ok {
 		if reachable, on := db.DatabaseReachable(); on {

@@ -143,6 +143,11 @@ func (t *typer) config() *Config {
 	c.LuaSocketPoolSize = t.integer("lua_socket_pool_size", 1, "lua_socket_pool_size must be greater than 0")
 	c.UntrustedLua = t.enum("untrusted_lua", "on", "off", "sandbox")
 	c.LuaMemoryLimit = t.size("lua_memory_limit")
+	c.LuaMaxVMs = t.integer("lua_max_vms", 1, "lua_max_vms must be greater than 0")
+	c.LuaMaxPinnedVMs = t.integer("lua_max_pinned_vms", 0, "lua_max_pinned_vms must be 0 or greater")
+	if c.LuaMaxVMs > 0 && c.LuaMaxPinnedVMs >= c.LuaMaxVMs {
+		t.fail("lua_max_pinned_vms", "lua_max_pinned_vms must be less than lua_max_vms")
+	}
 	t.accept("lua_package_cpath", "untrusted_lua_sandbox_requires", "untrusted_lua_sandbox_environment")
 	// Read by kong.tools.sandbox from kong.configuration.
 	t.accept("untrusted_lua_sandbox_vaults")

@@ -71,6 +71,12 @@ type Config struct {
 	// LuaMemoryLimit is the heap size in bytes past which the longest
 	// running Lua handler is stopped; 0 is no limit (gong's addition).
 	LuaMemoryLimit int64
+	// LuaMaxVMs caps the Lua VMs of a configuration's pool; a phase that
+	// finds them all leased waits for one (gong's addition).
+	LuaMaxVMs int
+	// LuaMaxPinnedVMs caps the VMs sessions keep from preread to log
+	// because their ctx values cannot be carried out (gong's addition).
+	LuaMaxPinnedVMs int
 
 	RouterFlavor string
 

@@ -81,13 +81,15 @@ func (ps *Plugins) Log(s *stream.Session) {
 	case cx != nil && cx.vm != nil:
 		ps.pool.Put(cx.vm)
 		cx.vm = nil
+		cx.unpin()
 	}
 }
 
 // run runs one phase of the session's plugins. The VM a phase borrows
-// goes back to the pool afterwards, unless the plugins left values in
-// kong.ctx or ngx.ctx: then the session keeps it until its log phase. It
-// reports a handler error, logged here.
+// goes back to the pool afterwards: values the plugins left in kong.ctx
+// or ngx.ctx wait for the log phase in Go, or, when they cannot leave
+// the VM, the session keeps it (park). It reports a handler error,
+// logged here.
 func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	ps := cx.ps
 	vm := cx.vm
@@ -101,6 +103,7 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 			return err
 		}
 	}
+	cx.st.CarryIn(vm.L)
 	if d := cx.balancerData(); d != nil {
 		cx.st.SetBalancerData(vm.L, *d)
 	}
@@ -119,10 +122,13 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	switch {
 	case err != nil && isVMFailure(err):
 		ps.pool.Discard(vm)
-	case phase == pdk.PhasePreread && !cx.st.CtxEmpty():
+	case phase == pdk.PhasePreread && !cx.st.CtxEmpty() && cx.park():
 		cx.vm = vm
 	default:
 		ps.pool.Put(vm)
+	}
+	if cx.vm == nil {
+		cx.unpin()
 	}
 	return err
 }

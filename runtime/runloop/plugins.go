@@ -43,6 +43,7 @@ const phaseTimeout = 10 * time.Second
 // the pool of VMs that run them, their schemas and priorities.
 type Plugins struct {
 	pool     *lua.Pool
+	pins     pins    // VMs kept between preread and log (carry.go)
 	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
 	names    []string
 	schemas  map[string]*schema.Schema
@@ -160,7 +161,8 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
-	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.Guard}, ps.setupVM(pdk.Setup(opts)))
+	ps.pins.max = int64(c.LuaMaxPinnedVMs)
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MaxVMs: c.LuaMaxVMs, MemoryGuard: host.Guard}, ps.setupVM(pdk.Setup(opts)))
 	if err := ps.loadSchemas(opts); err != nil {
 		ps.Close() // the pool's shrinking goroutine and the VMs
 		return nil, err

@@ -30,6 +30,7 @@ type session struct {
 	ps         *Plugins
 	st         *pdk.State
 	vm         *lua.VM
+	pinned     bool // vm holds a pin (carry.go)
 	exited     bool
 	exitStatus int
 	exitBody   []byte

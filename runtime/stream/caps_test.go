@@ -20,6 +20,7 @@ func capsEngine(t *testing.T, workerConnections int) (*Engine, *strings.Builder,
 	e := New(logger, telemetry.NewMetrics(telemetry.Sources{
 		Targets:     func() []telemetry.TargetHealth { return nil },
 		VMs:         func() (int, int) { return 0, 0 },
+		PinnedVMs:   func() int { return 0 },
 		Connections: func() (uint64, int) { return 0, 0 },
 		SharedDicts: func() []telemetry.SharedDict { return nil },
 		LuaVMsBytes: func() uint64 { return 0 },

@@ -63,6 +63,9 @@ type Sources struct {
 	Targets func() []TargetHealth
 	// VMs is the current configuration's Lua VM pool: live and idle VMs.
 	VMs func() (size, idle int)
+	// PinnedVMs counts the VMs sessions keep between preread and log,
+	// their ctx values being unable to leave them.
+	PinnedVMs func() int
 	// Connections are the sessions accepted since start and those in
 	// progress.
 	Connections func() (accepted uint64, active int)
@@ -116,6 +119,9 @@ func NewMetrics(src Sources) *Metrics {
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms_idle", Help: "Lua VMs of the current configuration's pool not leased to a connection.",
 	}, func() float64 { _, n := src.VMs(); return float64(n) }))
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gong_lua_vms_pinned", Help: "Lua VMs kept by a session from preread to log: its kong.ctx or ngx.ctx holds a value that cannot leave the VM (bounded by lua_max_pinned_vms).",
+	}, func() float64 { return float64(src.PinnedVMs()) }))
 	return m
 }
 
