@@ -176,6 +176,9 @@ type Options struct {
 	// SyslogSocket is the unix datagram socket lsyslog writes to. If
 	// empty, the system's (/dev/log).
 	SyslogSocket string
+	// Counters are the stores of the gong.limits module. If nil,
+	// limits.store answers an error.
+	Counters Counters
 }
 
 // Statistics are the process's connection counters.
@@ -216,6 +219,9 @@ type State struct {
 	// Exited and Proxied tell kong.response.get_source how the session
 	// ended; the runtime sets them.
 	Exited, Proxied bool
+	// Shaping is what the bandwidth-limit plugin asked of the relay; nil
+	// for none.
+	Shaping *Shaping
 
 	ngxCtx          *glua.LTable
 	balancerData    *glua.LTable  // the ngx.ctx.balancer_data SetBalancerData made
@@ -224,6 +230,7 @@ type State struct {
 	shared          *glua.LTable
 	plugins         map[string]*glua.LTable
 	serializeValues []serializeValue
+	onEnd           []func() // run by End, when the session is over
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool

@@ -15,13 +15,14 @@ const module = "github.com/gong-proxy/gong"
 var allowedImports = map[string][]string{
 	"":                    {},
 	"cmd/gong":            {"runtime", "runtime/conf", "examples"},
-	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
+	"runtime":             {"runtime/conf", "runtime/declarative", "runtime/schema", "runtime/balancer", "runtime/telemetry", "runtime/admin", "runtime/limits", "router", "tlsmgr", "pdk", "lua", "github.com/pires/go-proxyproto", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/google/uuid", "go.opentelemetry.io/otel"},
 	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3"},
 	"runtime/conf":        {""},
 	"runtime/declarative": {"go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
 	"runtime/balancer":    {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
 	"runtime/telemetry":   {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
+	"runtime/limits":      {"pdk", "github.com/redis/go-redis/v9", "github.com/google/uuid", "golang.org/x/time/rate"},
 	"router":              {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":              {},
 	"pdk":                 {"lua", "github.com/yuin/gopher-lua", "github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/golang-lru/v2/simplelru"},
@@ -32,6 +33,7 @@ var allowedImports = map[string][]string{
 
 	// Packages that only tests import.
 	"runtime/balancer/dnstest": {"github.com/miekg/dns"},
+	"internal/testsvc":         {},
 }
 
 func TestImportDirection(t *testing.T) {
