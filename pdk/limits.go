@@ -61,6 +61,7 @@ const limitsCallTimeout = 10 * time.Second
 //	full, err  = store:hit(key, {second = 5, minute = 100})
 //	ok, err    = store:acquire(key, max)  -- released when the session ends
 //	limits.refuse(status, reason)         -- ends the session in preread
+//	route_id, service_id = limits.ids()   -- the matched route and service, in any phase
 //	limits.shape{downstream_rate = ..., upstream_rate = ..., aggregate_rate = ..., key = ..., burst = ...}
 func openLimits(L *glua.LState) int {
 	b := BindingOf(L)
@@ -160,6 +161,21 @@ func openLimits(L *glua.LState) int {
 				s.Exited = true
 			}
 			return exitSession(L, s, status, nil)
+		},
+		"ids": func(L *glua.LState) int {
+			s := b.State
+			if s == nil || s.Session == nil {
+				L.RaiseError("ids needs a session")
+			}
+			route, service := s.Session.Entities()
+			for _, e := range []map[string]any{route, service} {
+				if id, ok := e["id"].(string); ok {
+					L.Push(glua.LString(id))
+				} else {
+					L.Push(glua.LNil)
+				}
+			}
+			return 2
 		},
 		"shape": func(L *glua.LState) int {
 			opts := L.CheckTable(1)

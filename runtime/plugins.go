@@ -18,13 +18,14 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // BundledPlugins are the plugins kong.conf's "bundled" enables: those of
 // gong's embedded Lua tree (lua/lib/kong/plugins).
-var BundledPlugins = []string{"datadog", "file-log", "http-log", "ip-restriction", "loggly", "post-function", "pre-function", "statsd", "syslog", "tcp-log", "udp-log"}
+var BundledPlugins = []string{"bandwidth-limit", "datadog", "file-log", "http-log", "ip-restriction", "limit-conn", "loggly", "post-function", "pre-function", "rate-limiting", "statsd", "syslog", "tcp-log", "udp-log"}
 
 // phaseTimeout bounds one plugin handler call; a handler still running
 // then is stopped and its VM discarded.
@@ -71,6 +72,8 @@ type pluginHost struct {
 	guard *lua.MemoryGuard
 	// syslogSocket is where lsyslog writes, empty for the system's socket.
 	syslogSocket string
+	// limits are the gong.limits counters (nil: limits.store fails).
+	limits *limits.Registry
 }
 
 // loadPlugins finds every enabled plugin's modules (lua_package_path
@@ -108,6 +111,9 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
+	if host.limits != nil {
+		opts.Counters = host.limits.Counters(roots)
+	}
 	if host.proc != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
 	}

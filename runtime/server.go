@@ -20,6 +20,7 @@ import (
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -81,6 +82,9 @@ type Server struct {
 	nextID   atomic.Uint64
 	done     chan error
 	doneOnce sync.Once
+
+	// limits are the limit plugins' counters, which outlive reloads.
+	limits *limits.Registry
 }
 
 // socket is one open listening socket and its accept loop.
@@ -124,6 +128,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
 		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: goHeapBytes})
+	s.limits = limits.NewRegistry(s.nodeID, func(msg string) { s.log.logf(LevelError, 0, "%s", msg) }, s.metrics.LimitRefused)
 	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
 	if p, err := newParker(); err == nil {
 		s.parker = p
@@ -166,7 +171,7 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, nodeID: s.nodeID, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket})
+	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, nodeID: s.nodeID, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket, limits: s.limits})
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +413,7 @@ func (s *Server) finish(err error) {
 		}
 		s.tracers.Wait()
 		s.checkers.stopAll()
+		s.limits.Close()
 		s.memory.Close()
 		s.done <- err
 	})

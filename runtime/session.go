@@ -389,6 +389,7 @@ func (cx *plugged) preread(target *routeTarget, down io.Writer) (status int, don
 // logPhase runs the log handlers of the plugins that saw the session, or
 // the global ones when no route matched.
 func (cx *plugged) logPhase() {
+	defer func() { cx.st.End() }() // what plugins held for the session (limit-conn's count)
 	runs := cx.g.globalLog
 	if cx.target != nil {
 		runs = cx.target.log

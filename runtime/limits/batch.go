@@ -19,7 +19,7 @@ import (
 // each time.
 type batched struct {
 	*redisStore // shared with the store's other users, closed by them
-	interval time.Duration
+	interval    time.Duration
 
 	mu      sync.Mutex
 	windows map[string]*batchCount // by Redis key

@@ -3,8 +3,8 @@ package limits
 import (
 	"context"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/gong-proxy/gong/internal/testsvc"
 	"github.com/gong-proxy/gong/pdk"

@@ -25,6 +25,7 @@ type Metrics struct {
 	tlsErrors       *prometheus.CounterVec
 	phaseDuration   *prometheus.HistogramVec
 	reloads         *prometheus.CounterVec
+	limitRefusals   *prometheus.CounterVec
 }
 
 // subsystem is the subsystem and kong_subsystem label of Kong's series.
@@ -96,9 +97,12 @@ func NewMetrics(src Sources) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gong_reloads_total", Help: "Configuration reloads, by result (success or failure).",
 		}, []string{"result"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_limit_refusals_total", Help: "Sessions a limit plugin refused in preread, by plugin, route and reason (limit: over the limit; store_error: the counter store failed and fault_tolerant is off).",
+		}, []string{"plugin", "route", "reason"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, targetCollector{src.Targets}, nodeCollector{src})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.limitRefusals, targetCollector{src.Targets}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -155,6 +159,11 @@ func (m *Metrics) HandshakeFailed(upstream bool) {
 // PhaseRan records one plugin handler call.
 func (m *Metrics) PhaseRan(plugin, phase string, d time.Duration) {
 	m.phaseDuration.WithLabelValues(plugin, phase).Observe(d.Seconds())
+}
+
+// LimitRefused counts a session a limit plugin refused.
+func (m *Metrics) LimitRefused(plugin, route, reason string) {
+	m.limitRefusals.WithLabelValues(plugin, route, reason).Inc()
 }
 
 // Reloaded counts a reload and its result.
