@@ -2,6 +2,7 @@ package testsvc
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +24,7 @@ type Redis struct {
 	args []string
 	cmd  *exec.Cmd
 	t    testing.TB
+	tls  bool // the port speaks TLS only
 }
 
 // StartRedis starts redis-server on a free port in a temporary directory,
@@ -31,14 +33,31 @@ type Redis struct {
 // ends. The test is skipped when redis-server is not installed.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
+	return startRedis(t, false, extra)
+}
+
+// StartRedisTLS is StartRedis with a port that speaks TLS only, serving
+// the certificate and key files given.
+func StartRedisTLS(t testing.TB, certFile, keyFile string, extra ...string) *Redis {
+	t.Helper()
+	return startRedis(t, true, append([]string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-auth-clients", "no"}, extra...))
+}
+
+func startRedis(t testing.TB, useTLS bool, extra []string) *Redis {
+	t.Helper()
 	if _, err := os.Stat(RedisServer); err != nil {
 		t.Skipf("%s is not installed (apt-get install redis-server)", RedisServer)
 	}
-	r := &Redis{dir: t.TempDir(), t: t}
+	r := &Redis{dir: t.TempDir(), t: t, tls: useTLS}
 	r.Port = freeRedisPort(t)
 	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
-	r.args = append([]string{"--bind", "127.0.0.1", "--port", fmt.Sprint(r.Port), "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log")}, extra...)
+	ports := []string{"--port", fmt.Sprint(r.Port)}
+	if useTLS {
+		ports = []string{"--port", "0", "--tls-port", fmt.Sprint(r.Port)}
+	}
+	r.args = append(append([]string{"--bind", "127.0.0.1", "--dir", r.dir, "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log")}, ports...), extra...)
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -68,7 +87,14 @@ func (r *Redis) Start() {
 // ping reports whether the server answers PING (or asks for a password,
 // which also means it is up).
 func (r *Redis) ping() bool {
-	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	var c net.Conn
+	var err error
+	if r.tls {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{InsecureSkipVerify: true}}
+		c, err = d.Dial("tcp", r.Addr)
+	} else {
+		c, err = net.DialTimeout("tcp", r.Addr, time.Second)
+	}
 	if err != nil {
 		return false
 	}

@@ -52,7 +52,7 @@ func newRedisStore(c RedisConfig, roots *x509.CertPool, node string, now func() 
 		Addr:     net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
 		Username: c.Username, Password: c.Password, DB: c.Database,
 		DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
-		MaxRetries: 1,
+		MaxRetries: 1, DialerRetries: 1,
 		// Redis before 7.2 has no CLIENT SETINFO.
 		DisableIdentity: true,
 	}

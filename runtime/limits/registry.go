@@ -23,7 +23,7 @@ type Registry struct {
 	log     func(string)
 	refused func(plugin, route, reason string)
 	now     func() time.Time
-	local   *local
+	local   pdk.CounterStore
 
 	mu      sync.Mutex
 	redis   []*redisEntry
@@ -47,8 +47,10 @@ type batchKey struct {
 // never taken for the old one's); log receives store errors, at most one
 // per ErrorLogInterval and store; refused counts refused sessions.
 func NewRegistry(nodeID string, log func(string), refused func(plugin, route, reason string)) *Registry {
-	return &Registry{node: nodeID + ":" + uuid.NewString()[:8], log: log, refused: refused, now: time.Now,
-		local: newLocal(time.Now), batched: map[batchKey]*batched{}}
+	r := &Registry{node: nodeID + ":" + uuid.NewString()[:8], log: log, refused: refused, now: time.Now,
+		batched: map[batchKey]*batched{}}
+	r.local = loggingStore{newLocal(time.Now), r.logEvery("local")}
+	return r
 }
 
 // Counters is the pdk.Counters of a configuration: roots verify Redis
