@@ -401,3 +401,33 @@ plugins:
 		}
 	}
 }
+
+// BenchmarkLimitConnection measures one connection, opened, echoed once
+// and closed, through a route without a limit and with each limit
+// plugin and store (limits high enough never to refuse).
+func BenchmarkLimitConnection(b *testing.B) {
+	srv := testsvc.StartRedis(b)
+	for _, c := range []struct{ name, plugin string }{
+		{"none", ""},
+		{"rate-limiting-local", "{name: rate-limiting, config: {second: 1000000000, minute: 1000000000}}"},
+		{"rate-limiting-redis", redisPlugin("rate-limiting", "second: 1000000000, minute: 1000000000", srv.Port)},
+		{"rate-limiting-redis-sync_rate", redisPlugin("rate-limiting", "second: 1000000000, sync_rate: 1", srv.Port)},
+		{"limit-conn-local", "{name: limit-conn, config: {max_connections: 1000000}}"},
+		{"limit-conn-redis", redisPlugin("limit-conn", "max_connections: 1000000", srv.Port)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			echo := startEcho(b, "e")
+			p := freePort(b)
+			yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [%s]\n",
+				echo, p, c.plugin)
+			startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), yml)
+			addr := fmt.Sprintf("127.0.0.1:%d", p)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := roundTrip(addr, "x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -34,35 +35,39 @@ func benchStores(b *testing.B, f func(b *testing.B, s pdk.CounterStore)) {
 	}
 }
 
+// parallel runs op on every core with keys spread over 256 clients.
+func parallel(b *testing.B, op func(ctx context.Context, client string) error) {
+	ctx := context.Background()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if err := op(ctx, "10.0.0."+strconv.Itoa(i%256)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkHit(b *testing.B) {
 	limits := []pdk.Limit{{Period: "second", Max: 1 << 40}, {Period: "minute", Max: 1 << 40}}
 	benchStores(b, func(b *testing.B, s pdk.CounterStore) {
-		ctx := context.Background()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				i++
-				if _, err := s.Hit(ctx, "route:service:10.0.0."+strconv.Itoa(i%256), limits); err != nil {
-					b.Fatal(err)
-				}
-			}
+		parallel(b, func(ctx context.Context, client string) error {
+			_, err := s.Hit(ctx, "plugin:"+client, limits)
+			return err
 		})
 	})
 }
 
 func BenchmarkAcquireRelease(b *testing.B) {
 	benchStores(b, func(b *testing.B, s pdk.CounterStore) {
-		ctx := context.Background()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				i++
-				release, ok, err := s.Acquire(ctx, "10.0.0."+strconv.Itoa(i%256), 1<<40)
-				if err != nil || !ok {
-					b.Fatal(ok, err)
-				}
-				release()
+		parallel(b, func(ctx context.Context, client string) error {
+			release, ok, err := s.Acquire(ctx, "plugin:"+client, 1<<40)
+			if err != nil || !ok {
+				return fmt.Errorf("acquire: %v %v", ok, err)
 			}
+			release()
+			return nil
 		})
 	})
 }

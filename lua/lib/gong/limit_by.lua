@@ -131,4 +131,13 @@ function _M.store(conf)
   return s
 end
 
+-- store_failed is what a limit plugin does when its store failed (the
+-- error log has it, once per interval): let the session through when
+-- fault_tolerant, else end it with 500, as Kong's rate-limiting does.
+function _M.store_failed(conf)
+  if not conf.fault_tolerant then
+    return limits.refuse(500, "store_error")
+  end
+end
+
 return _M

@@ -29,10 +29,7 @@ function RateLimitingHandler:preread(conf)
       return
     end
   end
-  -- The store failed; the error log has it (once per interval).
-  if not conf.fault_tolerant then
-    return limits.refuse(500, "store_error")
-  end
+  return limit_by.store_failed(conf)
 end
 
 return RateLimitingHandler
