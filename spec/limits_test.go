@@ -431,3 +431,33 @@ func BenchmarkLimitConnection(b *testing.B) {
 		})
 	}
 }
+
+// TestLimitsModuleInAUserPlugin: a plugin of the user's own counts on
+// gong.limits (limits.store, store:hit, limits.ids) and refuses with its
+// own status and reason.
+func TestLimitsModuleInAUserPlugin(t *testing.T) {
+	echo, _ := countingEcho(t)
+	p := freePort(t)
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nplugins = bundled, route-quota\nlua_package_path = %s\n", p, fixturePath(t)),
+		limitYML(echo, p, "{name: route-quota, config: {per_minute: 2}}", filepath.Join(t.TempDir(), "f.log")))
+	metrics := httptest.NewServer(g.srv.MetricsHandler())
+	defer metrics.Close()
+	if 60-time.Now().Second() < 5 {
+		time.Sleep(time.Duration(61-time.Now().Second()) * time.Second)
+	}
+	proxied := 0
+	for range 3 {
+		if tryEcho(t, fmt.Sprintf("127.0.0.1:%d", p)) {
+			proxied++
+		}
+	}
+	if proxied != 2 {
+		t.Fatalf("%d of 3 proxied on a quota of 2\n%s", proxied, g.errLog)
+	}
+	waitForMetrics(t, metrics.URL, "the plugin's refusal", func(f map[string]*dto.MetricFamily) bool {
+		return value(f, "gong_limit_refusals_total", "plugin=route-quota", "route=r", "reason=quota") == 1
+	})
+	if got := accessStatuses(t, g); got["403"] != 1 {
+		t.Errorf("access-log statuses %v; want one 403", got)
+	}
+}
