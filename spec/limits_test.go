@@ -58,6 +58,14 @@ func countingEcho(t *testing.T) (string, *atomic.Int64) {
 	return addr, &n
 }
 
+// awaitMinuteRoom returns when at least 5 seconds are left in the
+// current UTC minute, so a test's sessions fall in one minute window.
+func awaitMinuteRoom() {
+	if left := 60 - time.Now().Second(); left < 5 {
+		time.Sleep(time.Duration(left+1) * time.Second) // the window's start is a clock time, not an event
+	}
+}
+
 // tryEcho opens a connection and reports whether it was proxied (the
 // echo answered) or refused (closed without an answer).
 func tryEcho(t *testing.T, addr string) bool {
@@ -109,10 +117,7 @@ func TestRateLimitingPerMinuteRefusesTheExcess(t *testing.T) {
 	metrics := httptest.NewServer(g.srv.MetricsHandler())
 	defer metrics.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
-	start := time.Now()
-	if 60-start.Second() < 5 { // stay inside one minute window
-		time.Sleep(time.Duration(61-start.Second()) * time.Second)
-	}
+	awaitMinuteRoom()
 	proxied := 0
 	for range 8 {
 		if tryEcho(t, addr) {
@@ -181,9 +186,7 @@ services:
         plugins: [{name: rate-limiting, config: {minute: 2, limit_by: route}}]
 `, echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
-	if 60-time.Now().Second() < 5 {
-		time.Sleep(time.Duration(61-time.Now().Second()) * time.Second)
-	}
+	awaitMinuteRoom()
 	answered := 0
 	for range 4 {
 		c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
@@ -213,9 +216,7 @@ func redisPlugin(name, config string, port int) string {
 func TestRateLimitingSharedByTwoNodes(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	echo, _ := countingEcho(t)
-	if 60-time.Now().Second() < 5 {
-		time.Sleep(time.Duration(61-time.Now().Second()) * time.Second)
-	}
+	awaitMinuteRoom()
 	proxied := 0
 	for range 2 {
 		p := freePort(t)
@@ -442,9 +443,7 @@ func TestLimitsModuleInAUserPlugin(t *testing.T) {
 		limitYML(echo, p, "{name: route-quota, config: {per_minute: 2}}", filepath.Join(t.TempDir(), "f.log")))
 	metrics := httptest.NewServer(g.srv.MetricsHandler())
 	defer metrics.Close()
-	if 60-time.Now().Second() < 5 {
-		time.Sleep(time.Duration(61-time.Now().Second()) * time.Second)
-	}
+	awaitMinuteRoom()
 	proxied := 0
 	for range 3 {
 		if tryEcho(t, fmt.Sprintf("127.0.0.1:%d", p)) {
