@@ -60,9 +60,13 @@ func compatOrder(a, b route) int {
 
 // matchesCompat evaluates the expression transform.lua generates for a
 // stream route: (net.protocol != "tls" || <snis>) && (<sources>) &&
-// (<destinations>), each present only if the attribute is set.
+// (<destinations>), each present only if the attribute is set. Unlike
+// Kong, a route with snis never matches a connection that carries no SNI:
+// such a route must not capture plain TCP connections meant for routes of
+// destinations (Kong's guard is kept for a non-TLS connection that names
+// an SNI, which only tests build).
 func (rt *route) matchesCompat(ci *ConnInfo, tls bool) bool {
-	if rt.bits&bitSNI != 0 && tls && !rt.matchSNI(ci.SNI) {
+	if rt.bits&bitSNI != 0 && (ci.SNI == "" || tls && !rt.matchSNI(ci.SNI)) {
 		return false
 	}
 	if rt.bits&bitSRC != 0 && !matchesAny(rt.src, ci.Src) {
@@ -77,7 +81,7 @@ func (r *Router) matchCompat(ci *ConnInfo) int32 {
 	s := search{r: r, ci: ci, tls: ci.Protocol == "tls", best: math.MaxInt32}
 	if s.tls {
 		r.sni.lookup(ci.SNI, &s)
-	} else if r.sniOnly >= 0 {
+	} else if r.sniOnly >= 0 && ci.SNI != "" {
 		s.best = r.sniOnly
 	}
 	r.src.lookup(ci.Src, &s)
@@ -89,13 +93,15 @@ func (r *Router) matchCompat(ci *ConnInfo) int32 {
 }
 
 // scanCompat keeps the first matching route of list, a list sorted in
-// evaluation order, if it comes before the best so far.
+// evaluation order, if it comes before the best so far. It serves the
+// expressions flavor too.
 func (s *search) scanCompat(list []int32) {
 	for _, i := range list {
 		if i >= s.best {
 			return
 		}
-		if s.r.routes[i].matchesCompat(s.ci, s.tls) {
+		rt := &s.r.routes[i]
+		if rt.expr != nil && rt.expr.eval(s.ci) || rt.expr == nil && rt.matchesCompat(s.ci, s.tls) {
 			s.best = i
 			return
 		}

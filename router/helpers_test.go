@@ -40,6 +40,14 @@ func toDst(dst string) ConnInfo    { return tcp(anySrc, dst) }
 
 var flavors = []Flavor{Traditional, TraditionalCompatible}
 
+// atcFlavors are the flavors built on Kong's ATC router. Tests of
+// traditional_compatible run through the expressions flavor too, where
+// routes of snis, sources and destinations are translated as
+// kong/router/transform.lua does (Translate): both must agree.
+var atcFlavors = []Flavor{TraditionalCompatible, Expressions}
+
+var allFlavors = []Flavor{Traditional, TraditionalCompatible, Expressions}
+
 // newRouter builds a router, naming each route after its position
 // ("r1", "r2", ...) when it has no name and giving it an id and an age in
 // that order.

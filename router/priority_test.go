@@ -226,15 +226,20 @@ func TestCompatPriority(t *testing.T) {
 			{Sources: eps(ip("10.200.0.1/8"))},
 		}, full(), "r1"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRouter(t, TraditionalCompatible, 0, tt.routes...)
-			for range 2 {
-				if got := name(r, tt.ci); got != tt.want {
-					t.Fatalf("Match(%+v) = %q; want %q", tt.ci, got, tt.want)
+	for _, f := range atcFlavors {
+		for _, tt := range tests {
+			t.Run(string(f)+"/"+tt.name, func(t *testing.T) {
+				for _, rt := range tt.routes {
+					rt.Name = "" // newRouter names them again for each flavor
 				}
-			}
-		})
+				r := newRouter(t, f, 0, tt.routes...)
+				for range 2 {
+					if got := name(r, tt.ci); got != tt.want {
+						t.Fatalf("Match(%+v) = %q; want %q", tt.ci, got, tt.want)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -265,9 +270,6 @@ func TestFlavorsDiffer(t *testing.T) {
 				{Sources: eps(ip("10.0.0.0/16")), ID: id(2)},
 			}
 		}, full(), "r1", "r2"},
-		{"sni on udp", func() []*Route {
-			return []*Route{{SNIs: []string{pSNI}}}
-		}, udp(pSrc, pDst), "", "r1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,9 +70,11 @@ type route struct {
 	src, dst                 []entry
 	bits                     uint8
 
-	// traditional_compatible only.
+	// traditional_compatible and expressions.
 	priority uint64
 	uuid     [16]byte
+	// expressions only: the route's expression and protocol condition.
+	expr *expr
 
 	// traditional only: whether some source (destination) entry has both
 	// an ip and a port; such routes go first in a source (destination)

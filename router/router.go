@@ -1,7 +1,6 @@
 package router
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -40,9 +39,11 @@ type Route struct {
 	// breaks priority ties on it (greater UUID first).
 	ID   string
 	Name string
-	// Protocols is not used for matching (Kong's stream router does not
-	// filter on it in either flavor); it travels with the route so the
-	// caller can make the TLS preread decision after a match.
+	// Protocols is not used for matching in the traditional flavors
+	// (Kong's stream router does not filter on it there); the
+	// expressions flavor requires one of them, as Kong does (see
+	// protocolCondition). It travels with the route so the caller can make
+	// the TLS preread decision after a match.
 	Protocols    []string
 	Sources      []Endpoint
 	Destinations []Endpoint
@@ -53,6 +54,12 @@ type Route struct {
 	SNIs []string
 	// CreatedAt breaks ties in the traditional flavor: older routes first.
 	CreatedAt int64
+	// Expression is the route's expression (expressions flavor only);
+	// when set, SNIs, Sources and Destinations are ignored.
+	Expression string
+	// Priority orders expression routes: the highest goes first
+	// (expressions flavor only; at most MaxPriority).
+	Priority uint64
 	// Value is the caller's data (service, plugins, ...), untouched.
 	Value any
 }
@@ -101,10 +108,13 @@ type Router struct {
 	src, dst netIndex
 	sni      sniIndex
 	// sniOnly is, in traditional_compatible, the first route whose only
-	// condition is snis: it matches every connection that is not TLS
-	// (kong/router/transform.lua guards SNI with net.protocol != "tls").
-	// -1 if there is none.
+	// condition is snis: it matches every connection that is not TLS but
+	// names an SNI (kong/router/transform.lua guards SNI with
+	// net.protocol != "tls"). -1 if there is none.
 	sniOnly int32
+	// exprs indexes the routes of the expressions flavor, which uses no
+	// other index.
+	exprs exprIndex
 	// cats holds the traditional flavor's per-category bucket sizes.
 	cats map[uint8]*category
 	key  keyMask
@@ -127,19 +137,22 @@ func New(routes []*Route, opts Options) (*Router, error) {
 		flavor = TraditionalCompatible
 	}
 	switch flavor {
-	case Traditional, TraditionalCompatible:
-	case Expressions:
-		return nil, errors.New("router_flavor = expressions is not supported yet by gong; " +
-			"use router_flavor = traditional_compatible or traditional")
+	case Traditional, TraditionalCompatible, Expressions:
 	default:
-		return nil, fmt.Errorf("invalid router_flavor %q: expected traditional or traditional_compatible", flavor)
+		return nil, fmt.Errorf("invalid router_flavor %q: expected traditional, traditional_compatible or expressions", flavor)
 	}
 
 	r := &Router{flavor: flavor, sniOnly: -1}
 	compiled := make([]route, 0, len(routes))
 	ids := make(map[string]bool, len(routes))
 	for i, rt := range routes {
-		c, err := compile(rt, flavor)
+		var c route
+		var err error
+		if flavor == Expressions {
+			c, err = compileExpressions(rt)
+		} else {
+			c, err = compile(rt, flavor)
+		}
 		if err != nil {
 			name := rt.ID
 			if name == "" {
@@ -162,7 +175,11 @@ func New(routes []*Route, opts Options) (*Router, error) {
 		slices.SortStableFunc(compiled, compatOrder)
 	}
 	r.routes = compiled
-	r.index()
+	if flavor == Expressions {
+		r.indexExpressions()
+	} else {
+		r.index()
+	}
 	if flavor == Traditional {
 		r.cats = buildCategories(r.routes)
 	}
@@ -211,9 +228,12 @@ func (r *Router) Match(ci ConnInfo) (*Route, bool) {
 
 func (r *Router) match(ci *ConnInfo) (*Route, bool) {
 	var i int32
-	if r.flavor == Traditional {
+	switch r.flavor {
+	case Traditional:
 		i = r.matchTraditional(ci)
-	} else {
+	case Expressions:
+		i = r.matchExpressions(ci)
+	default:
 		i = r.matchCompat(ci)
 	}
 	if i < 0 {
@@ -224,11 +244,14 @@ func (r *Router) match(ci *ConnInfo) (*Route, bool) {
 
 // cacheKey identifies a connection for the match caches. Like Kong's keys
 // (traditional.lua find_route, fields.lua get_cache_key) it has no
-// protocol, so a TCP connection and a UDP session (or a TLS connection
-// without SNI) with the same addresses share an entry.
+// protocol in the traditional flavors, so a TCP connection and a UDP
+// session (or a TLS connection without SNI) with the same addresses share
+// an entry. In the expressions flavor it has the protocol when a route
+// reads net.protocol.
 type cacheKey struct {
 	src, dst netip.AddrPort
 	sni      string
+	protocol string
 }
 
 // keyMask says which connection facts any route looks at; the others are
@@ -237,7 +260,7 @@ type cacheKey struct {
 // cannot change a result, and it keeps ephemeral source ports from
 // flooding the cache.
 type keyMask struct {
-	srcIP, srcPort, dstIP, dstPort, sni bool
+	srcIP, srcPort, dstIP, dstPort, sni, protocol bool
 }
 
 func (m keyMask) of(ci *ConnInfo) cacheKey {
@@ -246,6 +269,9 @@ func (m keyMask) of(ci *ConnInfo) cacheKey {
 	k.dst = mask(ci.Dst, m.dstIP, m.dstPort)
 	if m.sni {
 		k.sni = ci.SNI
+	}
+	if m.protocol {
+		k.protocol = ci.Protocol
 	}
 	return k
 }

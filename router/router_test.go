@@ -14,8 +14,16 @@ func TestNewErrors(t *testing.T) {
 		route  Route
 		want   string // substring of the error
 	}{
-		{"expressions flavor", Expressions, Route{ID: id(1), Sources: eps(port(1))},
-			"router_flavor = expressions is not supported yet by gong"},
+		{"expression syntax", Expressions, Route{ID: id(1), Expression: `net.dst.port == `},
+			"route " + id(1) + ": Router Expression failed validation:  --> 1:17"},
+		{"expression type", Expressions, Route{ID: id(1), Expression: `net.src.port == "x"`},
+			"route " + id(1) + ": Router Expression failed validation: Type mismatch between the LHS and RHS values of predicate"},
+		{"expressions id not a uuid", Expressions, Route{ID: "r", Expression: `net.dst.port == 1`},
+			`invalid route id "r": expected a UUID`},
+		{"expressions priority too large", Expressions, Route{ID: id(1), Expression: `net.dst.port == 1`, Priority: 1 << 46},
+			"priority 70368744177664 is greater than 70368744177663"},
+		{"expressions route without anything", Expressions, Route{ID: id(1), Protocols: []string{"tcp"}},
+			"could not categorize route"},
 		{"unknown flavor", "fancy", Route{ID: id(1), Sources: eps(port(1))},
 			`invalid router_flavor "fancy"`},
 		{"no attribute", Traditional, Route{ID: id(1)}, "could not categorize route"},
@@ -73,7 +81,7 @@ func TestNewErrors(t *testing.T) {
 	})
 }
 
-// TestMatchBothFlavors covers the rules both flavors share (§3.2): OR
+// TestMatchBothFlavors covers the rules all flavors share (§3.2): OR
 // within an attribute, AND across attributes, ports, addresses, CIDRs.
 func TestMatchBothFlavors(t *testing.T) {
 	routes := func() []*Route {
@@ -118,7 +126,7 @@ func TestMatchBothFlavors(t *testing.T) {
 		{"src and dst, dst only", tcp("172.18.0.2:1", "198.51.100.7:8000"), ""},
 		{"udp session", udp("192.0.2.9:5555", anyDst), "src-port"},
 	}
-	for _, f := range flavors {
+	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
 			check(t, newRouter(t, f, 0, routes()...), cases)
 		})
@@ -146,7 +154,7 @@ func TestMatchSNI(t *testing.T) {
 		{"sni and dst, wrong sni", conn("tls", anySrc, "198.51.100.7:8443", "a.example.org"), ""},
 		{"sni and dst, wrong port", conn("tls", anySrc, "198.51.100.7:8444", "c.example.com"), ""},
 	}
-	for _, f := range flavors {
+	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
 			check(t, newRouter(t, f, 0, routes()...), cases)
 		})
@@ -173,7 +181,8 @@ func TestProtocolsDoNotFilter(t *testing.T) {
 }
 
 // TestSNIAndProtocol: traditional always requires the SNI; compat skips
-// SNI conditions unless the connection is TLS (§7.1 quirk 2).
+// SNI conditions unless the connection is TLS (§7.1 quirk 2), but, unlike
+// Kong, never lets a connection without SNI match an SNI route.
 func TestSNIAndProtocol(t *testing.T) {
 	routes := func() []*Route {
 		return []*Route{
@@ -197,12 +206,27 @@ func TestSNIAndProtocol(t *testing.T) {
 			{"tls sni", tls("a.test"), "sni-only"},
 			{"tls other sni", tls("c.test"), ""},
 			{"tls empty sni", tls(""), ""},
-			{"tcp without sni matches sni-only route", fromSrc("10.0.0.9:1"), "sni-only"},
-			{"udp matches sni-only route", udp("10.0.0.9:1", anyDst), "sni-only"},
+			{"tcp without sni", fromSrc("10.0.0.9:1"), ""},
+			{"udp without sni", udp("10.0.0.9:1", anyDst), ""},
+			{"tcp naming an sni skips the sni test", conn("tcp", "10.0.0.9:1", anyDst, "x.test"), "sni-only"},
 			{"tls, src matches, sni does not", conn("tls", "10.0.0.1:1", anyDst, "c.test"), ""},
 			{"tls, src and sni match", conn("tls", "10.0.0.1:1", anyDst, "b.test"), "sni-and-src"},
+			{"tcp, src matches, no sni", fromSrc("10.0.0.1:1"), ""},
 			// Both have the SNI bit; sni-and-src adds source bits.
-			{"tcp, src matches, sni skipped", fromSrc("10.0.0.1:1"), "sni-and-src"},
+			{"tcp naming an sni, src matches", conn("tcp", "10.0.0.1:1", anyDst, "x.test"), "sni-and-src"},
+		}},
+		// Translate leaves Kong's net.protocol guard out: the SNI is
+		// always tested.
+		{Expressions, []matchCase{
+			{"tls sni", tls("a.test"), "sni-only"},
+			{"tls other sni", tls("c.test"), ""},
+			{"tls empty sni", tls(""), ""},
+			{"tcp without sni", fromSrc("10.0.0.9:1"), ""},
+			{"udp without sni", udp("10.0.0.9:1", anyDst), ""},
+			{"tcp naming an sni tests it", conn("tcp", "10.0.0.9:1", anyDst, "x.test"), ""},
+			{"tcp naming the sni", conn("tcp", "10.0.0.9:1", anyDst, "a.test"), "sni-only"},
+			{"tls, src and sni match", conn("tls", "10.0.0.1:1", anyDst, "b.test"), "sni-and-src"},
+			{"tcp, src matches, no sni", fromSrc("10.0.0.1:1"), ""},
 		}},
 	}
 	for _, tt := range tests {
@@ -216,7 +240,13 @@ func TestSNIAndProtocol(t *testing.T) {
 
 // TestSNIWildcards: compat only (§3.2); Kong's spec "[wildcard sni]".
 func TestSNIWildcards(t *testing.T) {
-	r := newRouter(t, TraditionalCompatible, 0,
+	for _, f := range atcFlavors {
+		t.Run(string(f), func(t *testing.T) { testSNIWildcards(t, f) })
+	}
+}
+
+func testSNIWildcards(t *testing.T, f Flavor) {
+	r := newRouter(t, f, 0,
 		&Route{Name: "leftmost", SNIs: []string{"*.sni.test"}},
 		&Route{Name: "rightmost", SNIs: []string{"sni.*"}},
 		&Route{Name: "leftmost-dot", SNIs: []string{"*.dot.test."}},
@@ -237,19 +267,22 @@ func TestSNIWildcards(t *testing.T) {
 		{"suffix is a plain string suffix", tls("xbare.test"), "no-dot"},
 		{"suffix may be the whole name", tls("bare.test"), "no-dot"},
 		{"prefix", tls("pre.fix.x"), "prefix-keeps-dot"},
-		// Every SNI-only route matches; equal priorities, greatest UUID.
-		{"wildcards skipped for tcp", toDst("198.51.100.7:1"), "prefix-keeps-dot"},
+		{"no sni, no match", toDst("198.51.100.7:1"), ""},
 	})
 }
 
 // TestCatchAllSNI: a route SNI "*" becomes an empty suffix, which every
-// TLS server name has, even an empty one.
+// TLS server name has; a TLS connection without SNI does not match it.
 func TestCatchAllSNI(t *testing.T) {
-	r := newRouter(t, TraditionalCompatible, -1, &Route{Name: "all", SNIs: []string{"*"}})
-	check(t, r, []matchCase{
-		{"some name", tls("x.test"), "all"},
-		{"no name", tls(""), "all"},
-	})
+	for _, f := range atcFlavors {
+		t.Run(string(f), func(t *testing.T) {
+			r := newRouter(t, f, -1, &Route{Name: "all", SNIs: []string{"*"}})
+			check(t, r, []matchCase{
+				{"some name", tls("x.test"), "all"},
+				{"no name", tls(""), ""},
+			})
+		})
+	}
 }
 
 // TestIPText: the traditional flavor compares plain IPs as text (§7.1
@@ -292,34 +325,34 @@ func TestIPText(t *testing.T) {
 }
 
 // TestCacheKeyOmitsProtocol: like Kong, the cache key has no protocol
-// (§7.1 quirk 6). In compat a TLS connection without SNI and a plain TCP
-// connection with the same addresses therefore share an entry, whichever
-// came first deciding for both.
+// (§7.1 quirk 6). In compat a TLS connection and a TCP connection naming
+// the same SNI therefore share an entry, whichever came first deciding
+// for both (only tests build a TCP connection with an SNI).
 func TestCacheKeyOmitsProtocol(t *testing.T) {
 	routes := func() []*Route {
 		return []*Route{{Name: "sni", SNIs: []string{"a.test"}}}
 	}
-	plain := tcp(anySrc, anyDst)
-	noSNI := conn("tls", anySrc, anyDst, "")
+	plain := conn("tcp", anySrc, anyDst, "b.test")
+	other := conn("tls", anySrc, anyDst, "b.test")
 
 	uncached := newRouter(t, TraditionalCompatible, -1, routes()...)
-	if got := name(uncached, noSNI); got != "" {
-		t.Fatalf("uncached Match(%+v) = %q; want no match", noSNI, got)
+	if got := name(uncached, other); got != "" {
+		t.Fatalf("uncached Match(%+v) = %q; want no match", other, got)
 	}
 	if got := name(uncached, plain); got != "sni" {
 		t.Fatalf("uncached Match(%+v) = %q; want %q", plain, got, "sni")
 	}
 
 	cached := newRouter(t, TraditionalCompatible, 0, routes()...)
-	name(cached, noSNI)
+	name(cached, other)
 	if got := name(cached, plain); got != "" {
-		t.Fatalf("Match(%+v) after a TLS connection without SNI = %q; want the cached miss", plain, got)
+		t.Fatalf("Match(%+v) after a TLS connection = %q; want the cached miss", plain, got)
 	}
 
 	cached = newRouter(t, TraditionalCompatible, 0, routes()...)
 	name(cached, plain)
-	if got := name(cached, noSNI); got != "sni" {
-		t.Fatalf("Match(%+v) after a TCP connection = %q; want the cached %q", noSNI, got, "sni")
+	if got := name(cached, other); got != "sni" {
+		t.Fatalf("Match(%+v) after a TCP connection = %q; want the cached %q", other, got, "sni")
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -24,6 +24,9 @@ import (
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/runloop"
+	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
@@ -66,8 +69,8 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	}
 	for _, l := range c.AdminListeners {
 		if exposed(l) && (!l.SSL || c.AdminToken == "" && c.AdminTLS.ClientCA == nil) {
-			s.log.logf(LevelWarn, 0, "admin_listen %s is reachable from other hosts without TLS and a token or client certificate: "+
-				"whoever reaches it can read and replace the configuration; use ssl with admin_token or admin_ssl_client_ca", l.Listener)
+			s.log.Warn(fmt.Sprintf("admin_listen %s is reachable from other hosts without TLS and a token or client certificate: "+
+				"whoever reaches it can read and replace the configuration; use ssl with admin_token or admin_ssl_client_ca", l.Listener))
 		}
 	}
 	s.mu.Lock()
@@ -90,7 +93,7 @@ func (s *Server) logged(h http.Handler, property, path string) (http.Handler, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", property, err)
 	}
-	return admin.AccessLog(h, a.write), nil
+	return admin.AccessLog(h, a.Write), nil
 }
 
 // apiListen is the listener entries the APIs open.
@@ -119,7 +122,7 @@ func exposed(l conf.Listener) bool {
 func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h http.Handler, t conf.HTTPTLS, certDir string) error {
 	var tlsConf *tls.Config
 	for _, l := range ls {
-		ln, _, err := listenSocket(l)
+		ln, _, err := stream.ListenSocket(l)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", property, l.Listener, err)
 		}
@@ -213,9 +216,9 @@ func (s *Server) APIAddrs(property string) []net.Addr {
 
 // httpErrorLog sends an API server's errors (failed handshakes, broken
 // requests) to the error log, at info level as nginx logs client errors.
-func httpErrorLog(l *errorLog, property string) *log.Logger {
+func httpErrorLog(l *slog.Logger, property string) *log.Logger {
 	return log.New(writerFunc(func(p []byte) (int, error) {
-		l.logf(LevelInfo, 0, "%s: %s", property, strings.TrimSpace(string(p)))
+		l.Info(fmt.Sprintf("%s: %s", property, strings.TrimSpace(string(p))))
 		return len(p), nil
 	}), "", 0)
 }
@@ -223,6 +226,8 @@ func httpErrorLog(l *errorLog, property string) *log.Logger {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+var _ admin.Backend = (*adminBackend)(nil)
 
 // adminBackend is the server as the Admin and Status APIs see it.
 type adminBackend struct {
@@ -246,18 +251,18 @@ func (b *adminBackend) Apply(config []byte) (admin.Snapshot, error) {
 		return admin.Snapshot{}, admin.ErrExiting
 	}
 	if err != nil {
-		b.s.log.logf(LevelError, 0, "POST /config failed, the previous configuration keeps serving: %v", err)
+		b.s.log.Error(fmt.Sprintf("POST /config failed, the previous configuration keeps serving: %v", err))
 		return admin.Snapshot{}, err
 	}
-	b.s.log.logf(LevelNotice, 0, "configuration replaced through POST /config")
+	b.s.log.Log(context.Background(), errlog.LevelNotice, "configuration replaced through POST /config")
 	return snapshotOf(g), nil
 }
 
 func (b *adminBackend) Plugins() []admin.Plugin {
-	ps := b.s.current.Load().plugins
-	out := make([]admin.Plugin, 0, len(ps.names))
-	for _, n := range ps.names {
-		out = append(out, admin.Plugin{Name: n, Version: ps.versions[n], Priority: ps.priority[n], Schema: ps.schemas[n].Definition()})
+	infos := b.s.current.Load().plugins.Infos()
+	out := make([]admin.Plugin, len(infos))
+	for i, p := range infos {
+		out[i] = admin.Plugin{Name: p.Name, Version: p.Version, Priority: p.Priority, Schema: p.Schema}
 	}
 	return out
 }
@@ -268,7 +273,7 @@ func (b *adminBackend) Validate(kind string, entity map[string]any) error {
 	if err != nil {
 		return err
 	}
-	g := b.s.acquire() // keeps its plugins open meanwhile
+	g := b.s.hold() // keeps its plugins open meanwhile
 	defer g.done()
 	b.validateMu.Lock()
 	defer b.validateMu.Unlock()
@@ -277,16 +282,16 @@ func (b *adminBackend) Validate(kind string, entity map[string]any) error {
 }
 
 func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
-	up := b.s.current.Load().upstreams[upstream]
+	up := b.s.current.Load().stream.Upstreams[upstream]
 	if up == nil {
 		return admin.UpstreamHealth{}, false
 	}
-	h := admin.UpstreamHealth{Checked: up.checker != nil, Targets: map[string][]admin.Address{}}
+	h := admin.UpstreamHealth{Checked: up.Checker != nil, Targets: map[string][]admin.Address{}}
 	var state map[netip.AddrPort]bool
-	if up.checker != nil {
-		state = up.checker.Healthy()
+	if up.Checker != nil {
+		state = up.Checker.Healthy()
 	}
-	for _, a := range up.up.Addresses() {
+	for _, a := range up.Up.Addresses() {
 		h.Targets[a.Target] = append(h.Targets[a.Target], admin.Address{IP: a.Addr.Addr().String(),
 			Port: int(a.Addr.Port()), Weight: a.Weight, Healthy: state[a.Addr]})
 	}
@@ -299,56 +304,37 @@ func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 // stands for the whole target; one without a port has Kong's default,
 // 8000.
 func (b *adminBackend) SetHealth(upstream, target, address string, healthy bool) error {
-	up := b.s.current.Load().upstreams[upstream]
+	up := b.s.current.Load().stream.Upstreams[upstream]
 	if up == nil {
 		return fmt.Errorf("Upstream %s has no balancer", upstream)
 	}
-	if up.checker == nil {
+	if up.Checker == nil {
 		return fmt.Errorf("no healthchecker found for %s", upstream)
 	}
 	addr, err := netip.ParseAddrPort(address)
 	if ip, ipErr := netip.ParseAddr(strings.Trim(address, "[]")); err != nil && ipErr == nil {
 		addr = netip.AddrPortFrom(ip, defaultTargetPort)
 	}
-	up.checker.SetHealthy(target, addr, healthy)
+	up.Checker.SetHealthy(target, addr, healthy)
 	return nil
 }
 
 // defaultTargetPort is the port of a target written without one.
 const defaultTargetPort = 8000
 
-// liveSession is a tracked session: Stop closes it, and the Admin API
-// lists and closes it.
-type liveSession interface {
-	io.Closer
-	info() admin.Session
-}
-
-func (b *adminBackend) live() []liveSession {
-	b.s.connsMu.Lock()
-	defer b.s.connsMu.Unlock()
-	out := make([]liveSession, 0, len(b.s.active))
-	for c := range b.s.active {
-		if ls, ok := c.(liveSession); ok {
-			out = append(out, ls)
-		}
-	}
-	return out
-}
-
 func (b *adminBackend) Sessions() []admin.Session {
-	live := b.live()
+	live := b.s.engine.Sessions()
 	out := make([]admin.Session, len(live))
-	for i, ls := range live {
-		out[i] = ls.info()
+	for i, s := range live {
+		out[i] = sessionInfo(s.Info())
 	}
 	return out
 }
 
 func (b *adminBackend) CloseSession(id uint64) bool {
-	for _, ls := range b.live() {
-		if ls.info().ID == id {
-			ls.Close()
+	for _, s := range b.s.engine.Sessions() {
+		if s.ID() == id {
+			s.Close()
 			return true
 		}
 	}
@@ -373,43 +359,22 @@ func (b *adminBackend) Memory(unit string, scale int) (admin.Memory, error) {
 		return s
 	}
 	m := admin.Memory{LuaSharedDicts: map[string]admin.DictMemory{},
-		WorkersLuaVMs: []admin.LuaVMMemory{{AllocatedGC: size(int64(goHeapBytes())), PID: os.Getpid()}}}
+		WorkersLuaVMs: []admin.LuaVMMemory{{AllocatedGC: size(int64(runloop.HeapBytes())), PID: os.Getpid()}}}
 	for _, d := range b.s.sharedDictMemory() {
 		m.LuaSharedDicts[d.Name] = admin.DictMemory{AllocatedSlabs: size(d.Allocated), Capacity: size(d.Capacity)}
 	}
 	return m, nil
 }
 
-// info describes a session for the Admin API; the caller holds what
-// guards client, target and upstreams.
-func (cx *plugged) info(client netip.AddrPort, upstreams []string) admin.Session {
-	si := admin.Session{ID: cx.sess.id, Protocol: strings.ToLower(cx.sess.protocol),
-		Client: client.String(), Server: cx.local.String(), Started: cx.sess.start}
-	if t := cx.target; t != nil {
-		si.Route = &admin.Ref{ID: t.route.ID, Name: t.route.Name}
-		if t.service != nil {
-			si.Service = &admin.Ref{ID: t.service.decl.ID, Name: t.service.decl.Name}
+// sessionInfo describes a session for the Admin API.
+func sessionInfo(i stream.Info) admin.Session {
+	si := admin.Session{ID: i.ID, Protocol: i.Protocol, Client: i.Client.String(), Server: i.Server.String(),
+		Started: i.Started, SNI: i.SNI, Upstream: i.Upstream, BytesSent: i.BytesSent, BytesReceived: i.BytesReceived}
+	if r := i.Route; r != nil {
+		si.Route = &admin.Ref{ID: r.Decl.ID, Name: r.Decl.Name}
+		if r.Service != nil {
+			si.Service = &admin.Ref{ID: r.Service.Decl.ID, Name: r.Service.Decl.Name}
 		}
 	}
-	if n := len(upstreams); n > 0 {
-		si.Upstream = upstreams[n-1]
-	}
-	return si
-}
-
-func (cx *conn) info() admin.Session {
-	cx.mu.Lock()
-	defer cx.mu.Unlock()
-	si := cx.plugged.info(cx.client, cx.sess.upstreamAddrs)
-	si.SNI = cx.sni
-	if r := cx.relay; r != nil {
-		si.BytesSent, si.BytesReceived = r.sent.Load(), r.received.Load()
-	}
-	return si
-}
-
-func (us *udpSession) info() admin.Session {
-	si := us.plugged.info(us.client, us.sess.upstreamAddrs)
-	si.BytesSent, si.BytesReceived = us.sent.Load(), us.received.Load()
 	return si
 }

@@ -5,37 +5,42 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/admin"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/runloop"
 )
 
 // KongCompatibility is the Kong release line whose configuration gong reads.
 const KongCompatibility = "3.x"
+
+// BundledPlugins are the plugins kong.conf's "bundled" enables.
+var BundledPlugins = runloop.BundledPlugins
 
 // LuaVersion is the Lua language version plugins run on.
 const LuaVersion = "Lua 5.1 (gopher-lua)"
 
 // declarativeOptions validates plugin entities against the loaded
 // plugins: their names, schemas and default protocols.
-func declarativeOptions(c *conf.Config, ps *pluginSet) declarative.Options {
-	plugins := c.EnabledPlugins(BundledPlugins)
+func declarativeOptions(c *conf.Config, ps *runloop.Plugins) declarative.Options {
+	plugins := c.EnabledPlugins(runloop.BundledPlugins)
 	if plugins == nil {
 		plugins = []string{}
 	}
 	return declarative.Options{RouterFlavor: c.RouterFlavor, Plugins: plugins,
-		PluginConfig: ps.validate, PluginProtocols: ps.protocols}
+		PluginConfig: ps.Validate, PluginProtocols: ps.Protocols, RouteExpression: router.ValidateExpression}
 }
 
 // LoadDeclarative reads the declarative configuration kong.conf names:
 // declarative_config_string first, as Kong does, then declarative_config;
 // with neither, the configuration is empty.
 func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, pluginHost{})
+	ps, err := runloop.Load(c, runloop.Host{})
 	if err != nil {
 		return nil, err
 	}
-	defer ps.close()
+	defer ps.Close()
 	d, _, err := loadDeclarative(c, ps, nil)
 	return d, err
 }
@@ -43,7 +48,7 @@ func LoadDeclarative(c *conf.Config) (*declarative.Config, error) {
 // loadDeclarative reads the declarative configuration: posted (a body of
 // POST /config) when it is not nil, else the one kong.conf names. It also
 // returns the configuration's hash: the MD5 of its text.
-func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative.Config, string, error) {
+func loadDeclarative(c *conf.Config, ps *runloop.Plugins, posted []byte) (*declarative.Config, string, error) {
 	opts := declarativeOptions(c, ps)
 	var data []byte
 	var name string
@@ -73,10 +78,10 @@ func loadDeclarative(c *conf.Config, ps *pluginSet, posted []byte) (*declarative
 // the node's configuration: router flavor, enabled plugins and their
 // schemas.
 func ParseDeclarativeFile(c *conf.Config, path string) (*declarative.Config, error) {
-	ps, err := loadPlugins(c, pluginHost{})
+	ps, err := runloop.Load(c, runloop.Host{})
 	if err != nil {
 		return nil, err
 	}
-	defer ps.close()
+	defer ps.Close()
 	return declarative.LoadFile(path, declarativeOptions(c, ps))
 }

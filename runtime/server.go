@@ -1,15 +1,14 @@
 package runtime
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,10 @@ import (
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/limits"
+	"github.com/gong-proxy/gong/runtime/runloop"
+	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -29,7 +31,7 @@ import (
 const ReloadConfFile = ".kong_reload_conf"
 
 // ErrStopped is what Done reports after Stop.
-var ErrStopped = errors.New("server stopped")
+var ErrStopped = stream.ErrStopped
 
 // Options configure a Server.
 type Options struct {
@@ -47,17 +49,19 @@ type Options struct {
 	SyslogSocket string
 }
 
-// Server runs gong: it owns the listening sockets, the current generation
-// and the connections in flight.
+var _ runloop.Process = (*Server)(nil)
+
+// Server runs gong: it builds generations and swaps them into the stream
+// engine, and hosts the Admin and Status APIs.
 type Server struct {
 	opts    Options
-	log     *errorLog
+	errlog  *errlog.Log // the error log's destination and level
+	log     *slog.Logger
+	engine  *stream.Engine
 	current atomic.Pointer[generation]
 
-	mu         sync.Mutex // guards listeners, accessLogs and stopping
-	listeners  map[listenKey]*socket
-	accessLogs map[string]*accessLog
-	stopping   bool
+	mu         sync.Mutex // guards accessLogs and apis
+	accessLogs map[string]*stream.AccessLog
 
 	// swapMu makes builds one at a time: reloads and POST /config.
 	swapMu sync.Mutex
@@ -67,19 +71,14 @@ type Server struct {
 	posted []byte
 	apis   *apiServers // admin_listen and status_listen
 
-	parker   *parker // nil where epoll is unavailable: relays never park
 	memory   *lua.MemoryGuard
-	checkers *checkerSet
+	checkers *stream.CheckerSet
 	metrics  *telemetry.Metrics
 	nodeID   string         // kong.conf's node_id, else a UUID drawn at start
 	tracers  sync.WaitGroup // replaced tracers still flushing
 	// shared are the current generation's ngx.shared dictionaries, which
 	// the next one takes over (swap is not concurrent).
 	shared   *pdk.SharedDicts
-	conns    sync.WaitGroup
-	connsMu  sync.Mutex
-	active   map[io.Closer]struct{} // closed by Stop
-	nextID   atomic.Uint64
 	done     chan error
 	doneOnce sync.Once
 
@@ -87,69 +86,44 @@ type Server struct {
 	limits *limits.Registry
 }
 
-// socket is one open listening socket and its accept loop.
-type socket struct {
-	key    listenKey
-	ln     net.Listener
-	pc     net.PacketConn
-	closed atomic.Bool
-	loop   sync.WaitGroup
-}
-
-func (s *socket) close() {
-	s.closed.Store(true)
-	if s.ln != nil {
-		s.ln.Close()
-	}
-	if s.pc != nil {
-		s.pc.Close()
-	}
-}
-
 // New prepares a server; Start opens its listeners.
 func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:       opts,
-		listeners:  map[listenKey]*socket{},
-		accessLogs: map[string]*accessLog{},
-		active:     map[io.Closer]struct{}{},
+		accessLogs: map[string]*stream.AccessLog{},
 		done:       make(chan error, 1),
 	}
 	w := opts.ErrorLog
 	if w == nil {
 		w = os.Stderr
 	}
-	s.log = newErrorLog(w, s.level(opts.Config))
+	s.errlog, s.log = errlog.New(w, s.level(opts.Config))
 	s.memory = lua.NewMemoryGuard(uint64(opts.Config.LuaMemoryLimit), 10*time.Millisecond)
-	telemetry.SetErrorLog(func(err error) { s.log.logf(LevelWarn, 0, "tracing: %v", err) })
+	telemetry.SetErrorLog(func(err error) { s.log.Warn(fmt.Sprintf("tracing: %v", err)) })
 	s.nodeID = opts.Config.NodeID
 	if s.nodeID == "" {
 		s.nodeID = uuid.NewString()
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
-		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: goHeapBytes})
-	s.limits = limits.NewRegistry(s.nodeID, func(msg string) { s.log.logf(LevelError, 0, "%s", msg) }, s.metrics.LimitRefused)
-	s.checkers = newCheckerSet(func(f string, a ...any) { s.log.logf(LevelNotice, 0, f, a...) })
-	if p, err := newParker(); err == nil {
-		s.parker = p
-	} else {
-		s.log.logf(LevelWarn, 0, "idle connections will keep their goroutines: %v", err)
-	}
+		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes})
+	s.limits = limits.NewRegistry(s.nodeID, func(msg string) { s.log.Error(msg) }, s.metrics.LimitRefused)
+	s.checkers = stream.NewCheckerSet(s.log)
+	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
 }
 
-func (s *Server) level(c *conf.Config) Level {
+func (s *Server) level(c *conf.Config) slog.Level {
 	if s.opts.LogLevel != "" {
-		return parseLevel(s.opts.LogLevel)
+		return errlog.ParseLevel(s.opts.LogLevel)
 	}
-	return parseLevel(c.LogLevel)
+	return errlog.ParseLevel(c.LogLevel)
 }
 
 // Start builds the first generation and opens its listeners.
 func (s *Server) Start() error {
 	c := s.opts.Config
 	if s.opts.ErrorLog == nil {
-		if err := s.log.reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
+		if err := s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c)); err != nil {
 			return fmt.Errorf("proxy_stream_error_log: %w", err)
 		}
 	}
@@ -161,9 +135,9 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
-	s.log.logf(LevelNotice, 0, "gong started with %d stream listener(s)", len(g.listeners))
+	s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("gong started with %d stream listener(s)", len(g.stream.Listeners)))
 	if t := c.Tracing; len(t.Instrumentations) > 0 {
-		s.log.logf(LevelNotice, 0, "tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate)
+		s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate))
 	}
 	return nil
 }
@@ -171,37 +145,38 @@ func (s *Server) Start() error {
 // build makes a generation from a kong.conf and the declarative
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
-	ps, err := loadPlugins(c, pluginHost{logger: pluginLog{s.log}, nodeID: s.nodeID, shared: s.shared, proc: s, guard: s.memory, syslogSocket: s.opts.SyslogSocket, limits: s.limits})
+	ps, err := runloop.Load(c, runloop.Host{Log: s.log, Metrics: s.metrics, NodeID: s.nodeID, Shared: s.shared,
+		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits})
 	if err != nil {
 		return nil, err
 	}
 	d, hash, err := loadDeclarative(c, ps, posted)
 	if err != nil {
-		ps.close()
+		ps.Close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
 	}
-	ps.metrics = s.metrics
-	g, err := buildGeneration(c, d, ps, s.accessLog, s.checkers, func(format string, args ...any) {
-		s.log.logf(LevelWarn, 0, format, args...)
-	})
+	ps.Bind(d)
+	cfg, err := stream.Build(c, d, stream.BuildOptions{Hooks: ps, Certificate: ps.CertificateHook(),
+		AccessLog: s.accessLog, Checkers: s.checkers, Log: s.log})
 	if err != nil {
-		ps.close()
+		ps.Close()
 		return nil, err
 	}
-	if g.tracer, err = s.tracerFor(c.Tracing); err != nil {
-		g.stopUpstreams()
-		ps.close()
+	if cfg.Tracer, err = s.tracerFor(c.Tracing); err != nil {
+		cfg.StopUpstreams()
+		ps.Close()
 		return nil, err
 	}
-	g.hash = hash
+	g := &generation{conf: c, decl: d, hash: hash, stream: cfg, plugins: ps}
+	cfg.OnRelease = g.close
 	return g, nil
 }
 
 // tracerFor keeps the current tracer when the tracing settings are
 // unchanged, and otherwise builds the one they describe.
 func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
-	if cur := s.current.Load(); cur != nil && cur.tracer.Same(c) {
-		return cur.tracer, nil
+	if cur := s.current.Load(); cur != nil && cur.tracer().Same(c) {
+		return cur.tracer(), nil
 	}
 	return telemetry.NewTracer(c)
 }
@@ -215,44 +190,40 @@ func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
 		posted = s.posted
 	}
-	s.checkers.begin()
+	s.checkers.Begin()
 	g, err := s.build(c, posted)
 	if err == nil {
 		if err = s.apply(g); err != nil {
-			g.plugins.close()
-			g.stopUpstreams()
-			if cur := s.current.Load(); cur == nil || cur.tracer != g.tracer {
-				g.tracer.Shutdown()
+			g.plugins.Close()
+			g.stream.StopUpstreams()
+			if cur := s.current.Load(); cur == nil || cur.tracer() != g.tracer() {
+				g.tracer().Shutdown()
 			}
 		}
 	}
 	if err != nil {
-		s.checkers.abort()
+		s.checkers.Abort()
 		return nil, err
 	}
-	s.checkers.commit()
+	s.checkers.Commit()
 	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
 	s.posted = posted
-	s.shared = g.plugins.shared
+	s.shared = g.plugins.Shared()
 	return g, nil
 }
 
-// exiting is ngx.worker.exiting: the server is stopping.
-func (s *Server) exiting() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopping
-}
+// Exiting is ngx.worker.exiting: the server is stopping.
+func (s *Server) Exiting() bool { return s.engine.Stopping() }
 
 // accessLog returns the writer for path, shared by generations; writers
 // live until the server ends, since old connections may still log.
-func (s *Server) accessLog(path string) (*accessLog, error) {
+func (s *Server) accessLog(path string) (*stream.AccessLog, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a, ok := s.accessLogs[path]; ok {
 		return a, nil
 	}
-	a, err := newAccessLog(path)
+	a, err := stream.NewAccessLog(path)
 	if err != nil {
 		return nil, err
 	}
@@ -260,50 +231,20 @@ func (s *Server) accessLog(path string) (*accessLog, error) {
 	return a, nil
 }
 
-// apply opens the listeners g adds, makes g current, and closes the
-// listeners g drops. If a listener cannot be opened nothing changes.
+// apply swaps g into the engine, which opens the listeners g adds and
+// closes those it drops, and retires the generation it replaces. If a
+// listener cannot be opened nothing changes.
 func (s *Server) apply(g *generation) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		return ErrStopped
-	}
-	var opened []*socket
-	for k, l := range g.listeners {
-		if _, ok := s.listeners[k]; ok {
-			continue
-		}
-		ln, pc, err := listenSocket(l)
-		if err != nil {
-			for _, o := range opened {
-				o.close()
-			}
-			return fmt.Errorf("stream_listen %s: %w", l.Listener, err)
-		}
-		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
+	if _, err := s.engine.Swap(g.stream); err != nil {
+		return err
 	}
 	if old := s.current.Swap(g); old != nil {
-		if old.tracer != nil && old.tracer != g.tracer {
+		if old.tracer() != nil && old.tracer() != g.tracer() {
 			s.tracers.Add(1)
 			old.tracerDone = s.tracers.Done
 			old.dropTracer.Store(true)
 		}
-		old.retire()
-	}
-	for _, o := range opened {
-		s.listeners[o.key] = o
-		o.loop.Add(1)
-		if o.ln != nil {
-			go s.acceptLoop(o)
-		} else {
-			go s.udpLoop(o)
-		}
-	}
-	for k, o := range s.listeners {
-		if _, keep := g.listeners[k]; !keep {
-			o.close()
-			delete(s.listeners, k)
-		}
+		old.stream.Retire()
 	}
 	return nil
 }
@@ -323,17 +264,17 @@ func (s *Server) Reload() error {
 	err := s.reload(opts)
 	s.metrics.Reloaded(err)
 	if err != nil {
-		s.log.logf(LevelError, 0, "reload failed, the previous configuration keeps serving: %v", err)
+		s.log.Error(fmt.Sprintf("reload failed, the previous configuration keeps serving: %v", err))
 		return err
 	}
-	s.log.logf(LevelNotice, 0, "reload succeeded")
+	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")
 	return nil
 }
 
 func (s *Server) reload(opts conf.Options) error {
 	c, warnings, err := conf.Load(opts)
 	for _, w := range warnings {
-		s.log.logf(LevelWarn, 0, "%v", w)
+		s.log.Warn(w.Error())
 	}
 	if err != nil {
 		return err
@@ -345,12 +286,12 @@ func (s *Server) reload(opts conf.Options) error {
 	apisChanged := s.apis != nil && s.apis.listen != apiListen(c)
 	s.mu.Unlock()
 	if apisChanged {
-		s.log.logf(LevelNotice, 0, "admin_listen and status_listen changes take effect when gong restarts")
+		s.log.Log(context.Background(), errlog.LevelNotice, "admin_listen and status_listen changes take effect when gong restarts")
 	}
 	if s.opts.ErrorLog == nil {
-		return s.log.reopen(c.ProxyStreamErrorLog, s.level(c))
+		return s.errlog.Reopen(c.ProxyStreamErrorLog, s.level(c))
 	}
-	s.log.level.Store(int32(s.level(c)))
+	s.errlog.SetLevel(s.level(c))
 	return nil
 }
 
@@ -359,36 +300,21 @@ func (s *Server) reload(opts conf.Options) error {
 // Stop after its timeout.
 func (s *Server) Quit() {
 	s.closeListeners()
-	s.conns.Wait()
+	s.engine.Wait()
 	s.finish(nil)
 }
 
 // Stop closes the listeners and every connection at once.
 func (s *Server) Stop() {
 	s.closeListeners()
-	// Close outside the lock: closing a session may end it at once, and
-	// ending untracks it.
-	s.connsMu.Lock()
-	sessions := make([]io.Closer, 0, len(s.active))
-	for c := range s.active {
-		sessions = append(sessions, c)
-	}
-	s.connsMu.Unlock()
-	for _, c := range sessions {
-		c.Close()
-	}
-	s.conns.Wait()
+	s.engine.CloseSessions()
+	s.engine.Wait()
 	s.finish(ErrStopped)
 }
 
 func (s *Server) closeListeners() {
+	s.engine.CloseListeners()
 	s.mu.Lock()
-	s.stopping = true
-	for k, o := range s.listeners {
-		o.close()
-		delete(s.listeners, k)
-		o.loop.Wait()
-	}
 	apis := s.apis
 	s.apis = nil
 	s.mu.Unlock()
@@ -399,20 +325,17 @@ func (s *Server) finish(err error) {
 	s.doneOnce.Do(func() {
 		s.mu.Lock()
 		for _, a := range s.accessLogs {
-			a.close()
+			a.Close()
 		}
 		s.mu.Unlock()
-		if s.parker != nil {
-			s.parker.close()
-		}
 		if g := s.current.Load(); g != nil {
-			g.retire() // every session has ended: its VMs close now
-			if err := g.tracer.Shutdown(); err != nil {
-				s.log.logf(LevelWarn, 0, "tracing: spans not exported at exit: %v", err)
+			g.stream.Retire() // every session has ended: its VMs close now
+			if err := g.tracer().Shutdown(); err != nil {
+				s.log.Warn(fmt.Sprintf("tracing: spans not exported at exit: %v", err))
 			}
 		}
 		s.tracers.Wait()
-		s.checkers.stopAll()
+		s.checkers.StopAll()
 		s.limits.Close()
 		s.memory.Close()
 		s.done <- err
@@ -424,32 +347,7 @@ func (s *Server) Done() <-chan error { return s.done }
 
 // Addrs returns the addresses the server listens on, for stream_listen
 // entries with port 0.
-func (s *Server) Addrs() []net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []net.Addr
-	for _, o := range s.listeners {
-		if o.ln != nil {
-			out = append(out, o.ln.Addr())
-		} else {
-			out = append(out, o.pc.LocalAddr())
-		}
-	}
-	return out
-}
-
-// track registers a session so Stop can close it; untrack undoes it.
-func (s *Server) track(c io.Closer) {
-	s.connsMu.Lock()
-	s.active[c] = struct{}{}
-	s.connsMu.Unlock()
-}
-
-func (s *Server) untrack(c io.Closer) {
-	s.connsMu.Lock()
-	delete(s.active, c)
-	s.connsMu.Unlock()
-}
+func (s *Server) Addrs() []net.Addr { return s.engine.Addrs() }
 
 // MetricsHandler serves the server's Prometheus metrics (Kong's stream
 // series and gong's own), for mounting at /metrics.
@@ -462,34 +360,11 @@ func (s *Server) targetHealth() []telemetry.TargetHealth {
 	if g == nil {
 		return nil
 	}
-	var out []telemetry.TargetHealth
-	for _, up := range g.upstreams {
-		var healthy map[netip.AddrPort]bool
-		if up.checker != nil {
-			healthy = up.checker.Healthy()
-		}
-		for _, a := range up.up.Addresses() {
-			state := "healthchecks_off"
-			if h, checked := healthy[a.Addr]; checked && h {
-				state = "healthy"
-			} else if checked {
-				state = "unhealthy"
-			}
-			out = append(out, telemetry.TargetHealth{Upstream: up.name, Target: a.Target, Address: a.Addr.String(), State: state})
-		}
-		for _, t := range up.up.Unresolved() {
-			out = append(out, telemetry.TargetHealth{Upstream: up.name, Target: t, State: "dns_error"})
-		}
-	}
-	return out
+	return g.stream.TargetHealth()
 }
 
 // connections counts the sessions begun so far and those in progress.
-func (s *Server) connections() (accepted uint64, active int) {
-	s.connsMu.Lock()
-	defer s.connsMu.Unlock()
-	return s.nextID.Load(), len(s.active)
-}
+func (s *Server) connections() (accepted uint64, active int) { return s.engine.Counts() }
 
 // sharedDictMemory reports the current configuration's ngx.shared
 // dictionaries.
@@ -498,36 +373,27 @@ func (s *Server) sharedDictMemory() []telemetry.SharedDict {
 	if g == nil {
 		return nil
 	}
+	shared := g.plugins.Shared()
 	var out []telemetry.SharedDict
-	for _, name := range g.plugins.shared.Names() {
-		d := g.plugins.shared.Get(name)
+	for _, name := range shared.Names() {
+		d := shared.Get(name)
 		out = append(out, telemetry.SharedDict{Name: name, Capacity: d.Capacity(), Allocated: d.Capacity() - d.FreeSpace()})
 	}
 	return out
 }
 
-// goHeapBytes is the memory of the Lua VMs, which share the Go heap: the
-// bytes of its objects, live or not yet swept, as Lua's collectgarbage
-// ("count") counts its own.
-func goHeapBytes() uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	return sample[0].Value.Uint64()
-}
-
 // vmCounts is the current configuration's Lua VM pool: live and idle VMs.
 func (s *Server) vmCounts() (size, idle int) {
 	if g := s.current.Load(); g != nil {
-		st := g.plugins.pool.Stats()
+		st := g.plugins.PoolStats()
 		return st.Size, st.Idle
 	}
 	return 0, 0
 }
 
-// statistics counts the sessions in progress and those begun so far
+// Statistics counts the sessions in progress and those begun so far
 // (kong.nginx.get_statistics).
-func (s *Server) statistics() pdk.Statistics {
-	s.connsMu.Lock()
-	defer s.connsMu.Unlock()
-	return pdk.Statistics{Active: int64(len(s.active)), Accepted: int64(s.nextID.Load())}
+func (s *Server) Statistics() pdk.Statistics {
+	accepted, active := s.engine.Counts()
+	return pdk.Statistics{Active: int64(active), Accepted: int64(accepted)}
 }

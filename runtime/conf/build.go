@@ -494,11 +494,7 @@ func parseResolver(s string) (string, bool) {
 }
 
 func (t *typer) routerFlavor() string {
-	f := t.enum("router_flavor", "traditional", "traditional_compatible", "expressions")
-	if f == "expressions" {
-		t.fail("router_flavor", "router_flavor = expressions is not supported by gong yet: use traditional_compatible or traditional")
-	}
-	return f
+	return t.enum("router_flavor", "traditional", "traditional_compatible", "expressions")
 }
 
 func (t *typer) tracing() Tracing {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/router"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -35,6 +37,7 @@ func optionsFor(name string) Options {
 	case strings.Contains(name, "expressions"):
 		o.RouterFlavor = "expressions"
 	}
+	o.RouteExpression = router.ValidateExpression
 	if strings.Contains(name, "plugins") {
 		o.Plugins = []string{"ip-restriction", "tcp-log"}
 	}

@@ -19,8 +19,9 @@
 //   - Errors of entities nested more than one level deep are reported at
 //     their full path (services[1].routes[2].plugins[1]); Kong keeps only
 //     the innermost parent.
-//   - Route expressions are not compiled here, regex paths are not
-//     compiled, and plain paths are not checked for normalisation.
+//   - Route expressions are compiled only through
+//     Options.RouteExpression, regex paths are not compiled, and plain
+//     paths are not checked for normalisation.
 //   - Plugin configs are validated only through Options.PluginConfig.
 //   - Entity types other than the nine above (vaults, keys, workspaces,
 //     plugin-defined entities) are rejected as unknown fields.

@@ -456,7 +456,7 @@ func (b *builder) routes() *schema {
 		}.check())
 	}
 	if flavor != "traditional" {
-		s.checks = append(s.checks, validateRouteFields)
+		s.checks = append(s.checks, routeFieldsCheck(b.opts.RouteExpression))
 	}
 	streamFields := []string{"sources", "destinations", "snis"}
 	if expressions {
@@ -588,31 +588,50 @@ func httpAtLeastOne(protocolsF *field, secure, plain string, secureFields, plain
 	}
 }
 
-// validateRouteFields is the custom check of routes.lua for the
-// traditional_compatible and expressions flavors, without compiling the
-// expression (gong's router compiles it).
-func validateRouteFields(m map[string]any, errs *ErrorNode) {
-	if anyErr(errs, "id", "protocols", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers", "expression", "regex_priority", "priority") {
-		return
-	}
-	exprEmpty := m["expression"] == nil
-	othersEmpty := true
-	for _, f := range []string{"snis", "sources", "destinations", "methods", "hosts", "paths", "headers"} {
-		if isNonEmpty(m[f]) {
-			othersEmpty = false
+// routeFieldsCheck is the custom check of routes.lua for the
+// traditional_compatible and expressions flavors. The expression of a
+// stream route is compiled by expression, when not nil (Kong compiles
+// http routes' too; gong serves no http route).
+func routeFieldsCheck(expression func(string) error) check {
+	return func(m map[string]any, errs *ErrorNode) {
+		if anyErr(errs, "id", "protocols", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers", "expression", "regex_priority", "priority") {
+			return
+		}
+		exprEmpty := m["expression"] == nil
+		othersEmpty := true
+		for _, f := range []string{"snis", "sources", "destinations", "methods", "hosts", "paths", "headers"} {
+			if isNonEmpty(m[f]) {
+				othersEmpty = false
+			}
+		}
+		const prefix = "Router Expression failed validation: "
+		const fields = "'methods', 'hosts', 'paths', 'headers', 'snis', 'sources' or 'destinations'"
+		switch {
+		case exprEmpty && othersEmpty:
+		case !exprEmpty && !othersEmpty:
+			errs.entityError(prefix + "cannot set 'expression' with " + fields + " simultaneously")
+		case !exprEmpty && m["regex_priority"] != nil && m["regex_priority"] != 0.0:
+			errs.entityError(prefix + "cannot set 'regex_priority' with 'expression' simultaneously")
+		case !othersEmpty && m["priority"] != nil && m["priority"] != 0.0:
+			errs.entityError(prefix + "cannot set 'priority' with " + fields + " simultaneously")
+		case !exprEmpty && expression != nil && isStreamRoute(m["protocols"]):
+			text, _ := m["expression"].(string)
+			if err := expression(text); err != nil {
+				errs.entityError(prefix + err.Error())
+			}
 		}
 	}
-	const prefix = "Router Expression failed validation: "
-	const fields = "'methods', 'hosts', 'paths', 'headers', 'snis', 'sources' or 'destinations'"
-	switch {
-	case exprEmpty && othersEmpty:
-	case !exprEmpty && !othersEmpty:
-		errs.entityError(prefix + "cannot set 'expression' with " + fields + " simultaneously")
-	case !exprEmpty && m["regex_priority"] != nil && m["regex_priority"] != 0.0:
-		errs.entityError(prefix + "cannot set 'regex_priority' with 'expression' simultaneously")
-	case !othersEmpty && m["priority"] != nil && m["priority"] != 0.0:
-		errs.entityError(prefix + "cannot set 'priority' with " + fields + " simultaneously")
+}
+
+// isStreamRoute is transform.lua is_stream_route: the first protocol is
+// a stream one.
+func isStreamRoute(protocols any) bool {
+	a, _ := asArray(protocols)
+	if len(a) == 0 {
+		return false
 	}
+	p, _ := a[0].(string)
+	return slices.Contains([]string{"tcp", "tls", "udp", "tls_passthrough"}, p)
 }
 
 func httpMethod(s string) string {

@@ -26,6 +26,12 @@ type Options struct {
 	// gives none. Nil, or a nil result, means Kong's generic default:
 	// grpc, grpcs, http, https.
 	PluginProtocols func(name string) []string
+	// RouteExpression, when set, parses and type-checks the expression of
+	// a stream route (router_flavor traditional_compatible or
+	// expressions) that is otherwise valid; its error becomes the route's
+	// "Router Expression failed validation: <error>", as in Kong. When
+	// nil, expressions are not compiled here.
+	RouteExpression func(expression string) error
 }
 
 // Config is a validated declarative configuration. Entities appear in

@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gong-proxy/gong/runtime/conf"
 )
@@ -20,7 +22,7 @@ func sockopt(t *testing.T, c syscall.Conn, level, opt int) int {
 	}
 	var v int
 	var gerr error
-	rc.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), level, opt) })
+	rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) })
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
@@ -41,13 +43,13 @@ func TestListenSocketFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, _, err := listenSocket(tt.l)
+			ln, _, err := ListenSocket(tt.l)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ln.Close()
 			tl := ln.(*net.TCPListener)
-			if got := sockopt(t, tl, syscall.SOL_SOCKET, 0xf); got != tt.reuse {
+			if got := sockopt(t, tl, unix.SOL_SOCKET, unix.SO_REUSEPORT); got != tt.reuse {
 				t.Errorf("SO_REUSEPORT = %d; want %d", got, tt.reuse)
 			}
 			c, err := net.Dial("tcp", ln.Addr().String())
@@ -61,11 +63,11 @@ func TestListenSocketFlags(t *testing.T) {
 			}
 			defer accepted.Close()
 			ac := accepted.(*net.TCPConn)
-			if got := sockopt(t, ac, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); got != tt.keepalive {
+			if got := sockopt(t, ac, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != tt.keepalive {
 				t.Errorf("SO_KEEPALIVE on accepted socket = %d; want %d", got, tt.keepalive)
 			}
 			if tt.l.KeepAlive.Idle > 0 {
-				if got := sockopt(t, ac, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE); got != 7 {
+				if got := sockopt(t, ac, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); got != 7 {
 					t.Errorf("TCP_KEEPIDLE = %d; want 7", got)
 				}
 			}
@@ -74,7 +76,7 @@ func TestListenSocketFlags(t *testing.T) {
 }
 
 func TestListenSocketBacklogAndUDP(t *testing.T) {
-	ln, _, err := listenSocket(conf.Listener{Host: "127.0.0.1", Backlog: 3})
+	ln, _, err := ListenSocket(conf.Listener{Host: "127.0.0.1", Backlog: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +90,12 @@ func TestListenSocketBacklogAndUDP(t *testing.T) {
 	if f := strings.Fields(string(out)); len(f) < 3 || f[2] != "3" {
 		t.Errorf("ss reports %q; want a backlog (Send-Q) of 3", out)
 	}
-	_, pc, err := listenSocket(conf.Listener{Host: "127.0.0.1", UDP: true, ReusePort: true})
+	_, pc, err := ListenSocket(conf.Listener{Host: "127.0.0.1", UDP: true, ReusePort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if got := sockopt(t, pc.(*net.UDPConn), syscall.SOL_SOCKET, 0xf); got != 1 {
+	if got := sockopt(t, pc.(*net.UDPConn), unix.SOL_SOCKET, unix.SO_REUSEPORT); got != 1 {
 		t.Errorf("SO_REUSEPORT on udp = %d; want 1", got)
 	}
 }

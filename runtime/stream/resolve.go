@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"github.com/gong-proxy/gong/runtime/balancer"

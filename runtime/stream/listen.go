@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"context"
@@ -10,23 +10,19 @@ import (
 	"github.com/gong-proxy/gong/runtime/conf"
 )
 
-// listenSocket opens one stream_listen entry with its socket flags:
+// ListenSocket opens one stream_listen entry with its socket flags:
 // reuseport, ipv6only, backlog= and so_keepalive=. The bind flag needs
 // nothing: every entry gets a socket of its own.
-func listenSocket(l conf.Listener) (net.Listener, net.PacketConn, error) {
+func ListenSocket(l conf.Listener) (net.Listener, net.PacketConn, error) {
 	lc := net.ListenConfig{
 		Control: func(_, _ string, rc syscall.RawConn) error {
 			var opErr error
 			err := rc.Control(func(fd uintptr) {
 				if l.ReusePort {
-					opErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
+					opErr = setReusePort(fd)
 				}
 				if opErr == nil && l.IPv6Only != "" && strings.HasPrefix(l.Host, "[") {
-					v := 0
-					if l.IPv6Only == "on" {
-						v = 1
-					}
-					opErr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, v)
+					opErr = setIPv6Only(fd, l.IPv6Only == "on")
 				}
 			})
 			if err != nil {
@@ -49,10 +45,9 @@ func listenSocket(l conf.Listener) (net.Listener, net.PacketConn, error) {
 		return nil, nil, err
 	}
 	if l.Backlog > 0 {
-		// Linux takes a second listen(2) as a new backlog.
 		rc, err := ln.(*net.TCPListener).SyscallConn()
 		if err == nil {
-			rc.Control(func(fd uintptr) { syscall.Listen(int(fd), l.Backlog) })
+			rc.Control(func(fd uintptr) { setBacklog(fd, l.Backlog) })
 		}
 	}
 	return ln, nil, nil

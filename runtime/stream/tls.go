@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/router"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
@@ -72,75 +72,6 @@ func newTLSManager(c *conf.Config, d *declarative.Config, hook tlsmgr.Certificat
 	}
 	return tlsmgr.New(opts)
 }
-
-// certificateHook runs the global plugins' certificate handlers during a
-// handshake, as Kong's ssl_certificate phase does (no route is known yet,
-// so only global plugins run). An error fails the handshake. The
-// certificate is still chosen by the lookup that follows.
-func certificateHook(ps *pluginSet, runs []pluginRun) tlsmgr.CertificateHook {
-	if len(runs) == 0 {
-		return nil
-	}
-	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		ctx, cancel := context.WithTimeout(hello.Context(), phaseTimeout)
-		defer cancel()
-		vm, err := ps.pool.Get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		tr, _ := hello.Context().Value(traceKey{}).(*telemetry.Trace)
-		hs := &helloSession{hello: hello}
-		err = ps.run(vm, &pdk.State{Session: hs}, pdk.PhaseCertificate, runs, func() bool { return hs.exited }, tr)
-		if err != nil && isVMFailure(err) {
-			ps.pool.Discard(vm)
-		} else {
-			ps.pool.Put(vm)
-		}
-		if err == nil && hs.exited && hs.status != 0 {
-			err = fmt.Errorf("a certificate handler ended the handshake with ngx.exit(%d)", hs.status)
-		}
-		return nil, err
-	}
-}
-
-// helloSession is the pdk.Session of the certificate phase: the
-// handshake's addresses and SNI, and an ngx.exit.
-type helloSession struct {
-	hello  *tls.ClientHelloInfo
-	exited bool
-	status int
-}
-
-func (h *helloSession) Var(name string) (string, bool) {
-	addr := func(a net.Addr) (string, string) {
-		host, port, _ := net.SplitHostPort(a.String())
-		return host, port
-	}
-	switch name {
-	case "ssl_server_name":
-		return h.hello.ServerName, true
-	case "remote_addr", "realip_remote_addr":
-		host, _ := addr(h.hello.Conn.RemoteAddr())
-		return host, true
-	case "remote_port", "realip_remote_port":
-		_, port := addr(h.hello.Conn.RemoteAddr())
-		return port, true
-	case "server_addr":
-		host, _ := addr(h.hello.Conn.LocalAddr())
-		return host, true
-	case "server_port":
-		_, port := addr(h.hello.Conn.LocalAddr())
-		return port, true
-	}
-	return "", false
-}
-
-func (*helloSession) Protocol() string                           { return "tls" }
-func (*helloSession) Serialize() map[string]any                  { return map[string]any{} }
-func (h *helloSession) Exit(status int, _ []byte)                { h.exited, h.status = true, status }
-func (*helloSession) Entities() (map[string]any, map[string]any) { return nil, nil }
-func (*helloSession) UpstreamExists(string) bool                 { return false }
-func (*helloSession) Status() int                                { return 0 }
 
 // curveIDs maps ssl_ecdh_curve names (validated by conf) to crypto/tls.
 func curveIDs(names []string) []tls.CurveID {
@@ -224,7 +155,7 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		// Kong verifies against an empty store here, so verification can
 		// only fail; gong uses lua_ssl_trusted_certificate instead.
 		var err error
-		if ut.roots, err = trustedPool(c.LuaSSL.TrustedCertificates); err != nil {
+		if ut.roots, err = TrustedPool(c.LuaSSL.TrustedCertificates); err != nil {
 			return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
 		}
 	}
@@ -267,9 +198,9 @@ func caPool(d *declarative.Config, ids []string) (*x509.CertPool, error) {
 	return tlsmgr.PoolFromPEM(pems...)
 }
 
-// trustedPool reads lua_ssl_trusted_certificate: "system" for the
+// TrustedPool reads lua_ssl_trusted_certificate: "system" for the
 // system's store, else PEM files or PEM text.
-func trustedPool(entries []string) (*x509.CertPool, error) {
+func TrustedPool(entries []string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if slices.Contains(entries, "system") {
 		sys, err := x509.SystemCertPool()
@@ -296,23 +227,16 @@ func trustedPool(entries []string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func derefOr(p *string, or string) string {
-	if p == nil {
-		return or
-	}
-	return *p
-}
-
 // handshakeUpstream runs TLS over a fresh upstream connection, with the
 // SNI Kong would send.
-func (cx *conn) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamTLS, host string) (net.Conn, error) {
-	sni := tlsmgr.UpstreamSNI(cx.target.route.PreserveHost, cx.sess.sni, ut.hostHeader, host)
+func (s *Session) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamTLS, host string) (net.Conn, error) {
+	sni := tlsmgr.UpstreamSNI(s.route.Decl.PreserveHost, s.rec.SNI, ut.hostHeader, host)
 	tc := tls.Client(c, tlsmgr.UpstreamConfig(tlsmgr.UpstreamOptions{
 		ServerName: sni, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
 	}))
 	var sp trace.Span
-	if cx.trace != nil {
-		sp = cx.trace.Span(telemetry.UpstreamTLS, "stream upstream tls handshake", attribute.String("tls.client.server_name", sni))
+	if s.trace != nil {
+		sp = s.trace.Span(telemetry.UpstreamTLS, "stream upstream tls handshake", attribute.String("tls.client.server_name", sni))
 	}
 	err := tc.HandshakeContext(ctx)
 	if sp != nil {
@@ -327,20 +251,20 @@ func (cx *conn) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamT
 // serveTLS handles a connection on an ssl listener, as Kong's TLS preread
 // layer does: peek the ClientHello, route on its SNI, then terminate TLS
 // (a tls route) or pass the bytes through (a tls_passthrough route).
-func (cx *conn) serveTLS(first []byte) {
-	var src net.Conn = cx.down
-	if len(first) > 0 {
-		src = tlsmgr.NewReplayConn(cx.down, first)
+func (s *Session) serveTLS() {
+	var src net.Conn = s.down
+	if len(s.first) > 0 {
+		src = tlsmgr.NewReplayConn(s.down, s.first)
 	}
-	limit := cx.g.conf.Stream.PrereadBufferSize
+	limit := s.cfg.Conf.Stream.PrereadBufferSize
 	if limit <= 0 {
 		limit = 16 << 10
 	}
 	var sp trace.Span
-	if cx.trace != nil {
-		sp = cx.trace.Span(telemetry.TLS, "stream tls client hello")
+	if s.trace != nil {
+		sp = s.trace.Span(telemetry.TLS, "stream tls client hello")
 	}
-	hello, err := tlsmgr.PeekClientHello(src, limit, cx.g.conf.Stream.PrereadTimeout)
+	hello, err := tlsmgr.PeekClientHello(src, limit, s.cfg.Conf.Stream.PrereadTimeout)
 	if sp != nil {
 		if err != nil {
 			telemetry.Fail(sp, err)
@@ -350,28 +274,39 @@ func (cx *conn) serveTLS(first []byte) {
 		sp.End()
 	}
 	if err != nil {
-		cx.s.log.logf(LevelInfo, cx.sess.id, "failed to read the TLS ClientHello: %v%s", err, cx.context())
-		cx.end(nil, statusBadRequest)
+		s.Log(errlog.LevelInfo, "failed to read the TLS ClientHello: "+err.Error())
+		s.end(StatusBadRequest)
 		return
 	}
-	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.g.destination(cx.local)}
+	ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
 	if hello.IsTLS {
 		ci.Protocol, ci.SNI = "tls", hello.ServerName
-		cx.sess.sni = hello.ServerName
+		s.rec.SNI = hello.ServerName
 	}
-	target, ok := cx.route(ci)
-	if !ok {
+	if !s.match(ci) {
 		return
 	}
 	switch {
-	case slices.Contains(target.route.Protocols, "tls"):
-		cx.terminate(hello.Raw, target.serverTLS)
-	case slices.Contains(target.route.Protocols, "tls_passthrough"):
-		cx.proxyTo(target, cx.down, hello.Raw)
+	case slices.Contains(s.route.Decl.Protocols, "tls"):
+		s.terminate(hello.Raw, s.route.serverTLS)
+	case slices.Contains(s.route.Decl.Protocols, "tls_passthrough"):
+		s.first = hello.Raw
+		s.proxy()
 	default:
-		cx.s.log.logf(LevelError, cx.sess.id, "unexpected protocols in matched Route%s, route: %s", cx.context(), target.name)
-		cx.end(nil, statusInternalError)
+		s.Log(errlog.LevelError, "unexpected protocols in matched Route", "route", s.route.Name)
+		s.end(StatusInternalError)
 	}
+}
+
+// traceKey carries a session's trace in its TLS handshake context, to
+// the certificate hook.
+type traceKey struct{}
+
+// TraceOf is the trace of the session whose TLS handshake ctx belongs
+// to; nil when it is not traced.
+func TraceOf(ctx context.Context) *telemetry.Trace {
+	tr, _ := ctx.Value(traceKey{}).(*telemetry.Trace)
+	return tr
 }
 
 // terminate completes the TLS handshake with the certificate the SNI
@@ -379,13 +314,13 @@ func (cx *conn) serveTLS(first []byte) {
 // settings, then routes again on the decrypted connection: with the
 // handshake's SNI and the listener's own port (port_maps is not applied
 // in this second pass, as in Kong).
-func (cx *conn) terminate(raw []byte, cfg *tls.Config) {
-	tc := tls.Server(tlsmgr.NewReplayConn(cx.down, raw), cfg)
+func (s *Session) terminate(raw []byte, cfg *tls.Config) {
+	tc := tls.Server(tlsmgr.NewReplayConn(s.down, raw), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	var sp trace.Span
-	if cx.trace != nil {
-		sp = cx.trace.Span(telemetry.TLS, "stream tls handshake")
-		ctx = context.WithValue(ctx, traceKey{}, cx.trace) // for the certificate phase
+	if s.trace != nil {
+		sp = s.trace.Span(telemetry.TLS, "stream tls handshake")
+		ctx = context.WithValue(ctx, traceKey{}, s.trace) // for the certificate hook
 	}
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -393,23 +328,23 @@ func (cx *conn) terminate(raw []byte, cfg *tls.Config) {
 		handshakeDone(sp, tc, err)
 	}
 	if err != nil {
-		cx.s.metrics.HandshakeFailed(false)
-		cx.s.log.logf(LevelInfo, cx.sess.id, "SSL handshake failed: %v%s", err, cx.context())
-		cx.end(nil, statusBadRequest)
+		s.e.metrics.HandshakeFailed(false)
+		s.Log(errlog.LevelInfo, "SSL handshake failed: "+err.Error())
+		s.end(StatusBadRequest)
 		return
 	}
 	st := tc.ConnectionState()
-	cx.sess.sni = st.ServerName
-	cx.sess.tls = &st
-	ci := router.ConnInfo{Protocol: "tcp", Src: cx.client, Dst: cx.local, SNI: st.ServerName}
+	s.rec.SNI = st.ServerName
+	s.rec.TLS = &st
+	ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.local, SNI: st.ServerName}
 	if st.ServerName != "" {
 		ci.Protocol = "tls"
 	}
-	target, ok := cx.route(ci)
-	if !ok {
+	if !s.match(ci) {
 		return
 	}
-	cx.proxyTo(target, tc, nil)
+	s.stream, s.first = tc, nil
+	s.proxy()
 }
 
 // handshakeDone ends a handshake's span with the TLS attributes of the
@@ -433,4 +368,23 @@ func handshakeDone(sp trace.Span, tc *tls.Conn, err error) {
 		}
 	}
 	sp.End()
+}
+
+// routeServerTLS is the termination config of a route: the manager's own,
+// or one requiring client certificates (client_ca_certificates,
+// client_verify_depth) and offering ALPN (alpn_protocols), gong's
+// extensions to Kong's route.
+func routeServerTLS(m *tlsmgr.Manager, d *declarative.Config, r *declarative.Route) (*tls.Config, error) {
+	rt := tlsmgr.RouteTLS{VerifyDepth: 1, NextProtos: r.ALPNProtocols}
+	if r.ClientVerifyDepth != nil {
+		rt.VerifyDepth = *r.ClientVerifyDepth
+	}
+	if len(r.ClientCACertificates) > 0 {
+		pool, err := caPool(d, r.ClientCACertificates)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: client_ca_certificates: %w", nameOr(r.Name, r.ID), err)
+		}
+		rt.ClientCAs = pool
+	}
+	return m.ServerConfigFor(rt), nil
 }

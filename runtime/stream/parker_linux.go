@@ -1,9 +1,10 @@
-package runtime
+package stream
 
 import (
 	"net"
 	"sync"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // parker holds the quiet directions of plain TCP relays without a
@@ -26,17 +27,17 @@ type parkedDir struct {
 }
 
 func newParker() (*parker, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
 	p := &parker{epfd: epfd, dirs: map[int32]parkedDir{}, added: map[int32]bool{}}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		syscall.Close(epfd)
+	if err := unix.Pipe2(p.wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		unix.Close(epfd)
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: 0}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
 		p.closeFDs()
 		return nil, err
 	}
@@ -45,14 +46,14 @@ func newParker() (*parker, error) {
 }
 
 func (p *parker) closeFDs() {
-	syscall.Close(p.epfd)
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
+	unix.Close(p.epfd)
+	unix.Close(p.wake[0])
+	unix.Close(p.wake[1])
 }
 
 // close stops the loop; parked directions are ended by their relays.
 func (p *parker) close() {
-	syscall.Write(p.wake[1], []byte{0})
+	unix.Write(p.wake[1], []byte{0})
 }
 
 func (p *parker) newToken() int32 {
@@ -73,13 +74,13 @@ func (p *parker) park(token int32, r *relay, dir int, c *net.TCPConn) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	op := syscall.EPOLL_CTL_ADD
+	op := unix.EPOLL_CTL_ADD
 	if p.added[token] {
-		op = syscall.EPOLL_CTL_MOD
+		op = unix.EPOLL_CTL_MOD
 	}
 	var ctlErr error
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: token}
-	err = rc.Control(func(fd uintptr) { ctlErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev) })
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: token}
+	err = rc.Control(func(fd uintptr) { ctlErr = unix.EpollCtl(p.epfd, op, int(fd), &ev) })
 	if err == nil {
 		err = ctlErr
 	}
@@ -103,10 +104,10 @@ func (p *parker) unpark(token int32) {
 // loop waits for parked sockets to become readable and resumes their
 // directions.
 func (p *parker) loop() {
-	events := make([]syscall.EpollEvent, 256)
+	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err == syscall.EINTR {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {

@@ -1,4 +1,4 @@
-package runtime
+package runloop
 
 import (
 	"os"
@@ -21,7 +21,7 @@ func TestCollectScopingAndOrder(t *testing.T) {
 		return &declarative.Plugin{Name: name, Route: route, Service: service, Enabled: true, Protocols: protocols,
 			Config: map[string]any{"scope": name + ":" + derefOr(route, "-") + ":" + derefOr(service, "-")}}
 	}
-	ps := &pluginSet{priority: map[string]int{"a": 10, "b": 20, "c": 10, "d": 5}}
+	ps := &Plugins{priority: map[string]int{"a": 10, "b": 20, "c": 10, "d": 5}}
 	plugins := []*declarative.Plugin{
 		plugin("a", nil, nil),             // global
 		plugin("a", nil, ptr("s1")),       // service
@@ -96,7 +96,7 @@ func TestFailedPluginLoadLeavesNothing(t *testing.T) {
 	}
 	before := goruntime.NumGoroutine()
 	for range 20 {
-		if _, err := loadPlugins(c, pluginHost{}); err == nil || !strings.Contains(err.Error(), "broken schema") {
+		if _, err := Load(c, Host{}); err == nil || !strings.Contains(err.Error(), "broken schema") {
 			t.Fatalf("loadPlugins = %v; want the schema's error", err)
 		}
 	}

@@ -1,12 +1,19 @@
-package runtime
+// Package runloop is Kong's runloop for gong's stream engine: it loads the
+// plugins (their Lua modules compiled once per generation, a pool of VMs
+// to run them), picks the plugins that apply to each route (the plugins
+// iterator), and runs their certificate, preread and log phases with
+// kong.ctx carried between them. It plugs into the engine as its Hooks.
+package runloop
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +27,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/schema"
+	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -31,9 +39,9 @@ var BundledPlugins = []string{"bandwidth-limit", "datadog", "file-log", "http-lo
 // then is stopped and its VM discarded.
 const phaseTimeout = 10 * time.Second
 
-// pluginSet is the plugins of a generation: their modules compiled once,
+// Plugins are the plugins of a generation: their modules compiled once,
 // the pool of VMs that run them, their schemas and priorities.
-type pluginSet struct {
+type Plugins struct {
 	pool     *lua.Pool
 	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
 	names    []string
@@ -42,10 +50,17 @@ type pluginSet struct {
 	versions map[string]string          // the handlers' VERSION
 	handles  map[string]map[string]bool // plugin -> phase names its handler implements
 	// configs are each plugin's stream configurations, given to its
-	// configure handler; set by the generation before any VM is leased.
+	// configure handler; set by Bind before any VM is leased.
 	configs map[string][]map[string]any
-	log     pdk.Logger
-	metrics *telemetry.Metrics // records each handler call's duration
+	// routes are the plugins that run for each route's sessions, by route
+	// id, and globalLog the log handlers of sessions no route matched;
+	// set by Bind.
+	routes    map[string]routeRuns
+	globalLog []pluginRun
+	// certificate are the certificate handlers, of global plugins only.
+	certificate []pluginRun
+	log         pdk.Logger
+	metrics     *telemetry.Metrics // records each handler call's duration
 	// shared are the ngx.shared dictionaries the VMs see.
 	shared *pdk.SharedDicts
 	// timers and sockets are the ngx.timer callbacks and the cosocket
@@ -57,31 +72,34 @@ type pluginSet struct {
 	packagePath string
 }
 
-// pluginHost is what a plugin set takes from the server that runs it.
-type pluginHost struct {
-	logger pdk.Logger
-	// nodeID is kong.node.get_id's answer (empty: kong.conf's node_id).
-	nodeID string
-	// shared are the ngx.shared dictionaries carried from the previous
+// Host is what a plugin set takes from the server that runs it.
+type Host struct {
+	// Log is the error log (nil: plugins log nowhere; schema checks only).
+	Log *slog.Logger
+	// Metrics records each handler call's duration (nil: not recorded).
+	Metrics *telemetry.Metrics
+	// NodeID is kong.node.get_id's answer (empty: kong.conf's node_id).
+	NodeID string
+	// Shared are the ngx.shared dictionaries carried from the previous
 	// generation (nil for none).
-	shared *pdk.SharedDicts
-	// proc answers ngx.worker.exiting and kong.nginx.get_statistics (nil:
-	// a process that is not serving).
-	proc processInfo
-	// guard stops handlers that allocate without end (nil: none).
-	guard *lua.MemoryGuard
-	// syslogSocket is where lsyslog writes, empty for the system's socket.
-	syslogSocket string
-	// limits are the gong.limits counters (nil: limits.store fails).
-	limits *limits.Registry
+	Shared *pdk.SharedDicts
+	// Process answers ngx.worker.exiting and kong.nginx.get_statistics
+	// (nil: a process that is not serving).
+	Process Process
+	// Guard stops handlers that allocate without end (nil: none).
+	Guard *lua.MemoryGuard
+	// SyslogSocket is where lsyslog writes, empty for the system's socket.
+	SyslogSocket string
+	// Limits are the gong.limits counters (nil: limits.store fails).
+	Limits *limits.Registry
 }
 
-// loadPlugins finds every enabled plugin's modules (lua_package_path
-// first, then the embedded tree), compiles them, and loads their schemas
-// and handlers' priorities. A plugin that cannot be found is an error
-// naming the paths searched. host is what the server running the set
-// gives it; the zero value serves checks of a configuration.
-func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
+// Load finds every enabled plugin's modules (lua_package_path first, then
+// the embedded tree), compiles them, and loads their schemas and
+// handlers' priorities. A plugin that cannot be found is an error naming
+// the paths searched. host is what the server running the set gives it;
+// the zero value serves checks of a configuration.
+func Load(c *conf.Config, host Host) (*Plugins, error) {
 	names := c.EnabledPlugins(BundledPlugins)
 	modules, err := lua.LibModules()
 	if err != nil {
@@ -100,31 +118,36 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots, err := trustedPool(c.LuaSSL.TrustedCertificates)
+	roots, err := stream.TrustedPool(c.LuaSSL.TrustedCertificates)
 	if err != nil {
 		return nil, fmt.Errorf("lua_ssl_trusted_certificate: %w", err)
 	}
+	var logger pdk.Logger
+	if host.Log != nil {
+		logger = pluginLog{host.Log}
+	}
 	timers := pdk.NewTimers()
-	timers.Logger = host.logger
-	shared := host.shared.Carry(c.Stream.LuaSharedDicts)
+	timers.Logger = logger
+	shared := host.Shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
-	opts := pdk.Options{Configuration: configuration(c), NodeID: host.nodeID, Logger: host.logger, Shared: shared,
+	opts := pdk.Options{Configuration: configuration(c), NodeID: host.NodeID, Logger: logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
-		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.syslogSocket}
-	if host.limits != nil {
-		opts.Counters = host.limits.Counters(roots)
+		Timers: timers, Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket}
+	if host.Limits != nil {
+		opts.Counters = host.Limits.Counters(roots)
 	}
-	if host.proc != nil {
-		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.proc.exiting, host.proc.statistics, goHeapBytes
+	if host.Process != nil {
+		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.Process.Exiting, host.Process.Statistics, HeapBytes
 	}
-	ps := &pluginSet{
+	ps := &Plugins{
 		shared:      shared,
 		names:       names,
 		schemas:     map[string]*schema.Schema{},
 		priority:    map[string]int{},
 		versions:    map[string]string{},
 		handles:     map[string]map[string]bool{},
-		log:         host.logger,
+		log:         logger,
+		metrics:     host.Metrics,
 		timers:      timers,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
@@ -132,9 +155,9 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err
 	}
-	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.guard}, ps.setupVM(pdk.Setup(opts)))
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MemoryGuard: host.Guard}, ps.setupVM(pdk.Setup(opts)))
 	if err := ps.loadSchemas(opts); err != nil {
-		ps.close() // the pool's shrinking goroutine and the VMs
+		ps.Close() // the pool's shrinking goroutine and the VMs
 		return nil, err
 	}
 	return ps, nil
@@ -142,7 +165,7 @@ func loadPlugins(c *conf.Config, host pluginHost) (*pluginSet, error) {
 
 // loadSchemas loads every plugin's schema and its handler's priority,
 // version and phases on the schema VM.
-func (ps *pluginSet) loadSchemas(opts pdk.Options) error {
+func (ps *Plugins) loadSchemas(opts pdk.Options) error {
 	setPackagePath(ps.schemaVM, ps.packagePath)
 	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
 		return err
@@ -181,14 +204,23 @@ func (ps *pluginSet) loadSchemas(opts pdk.Options) error {
 	return nil
 }
 
-// processInfo is what plugins may ask of the serving process.
-type processInfo interface {
-	exiting() bool
-	statistics() pdk.Statistics
+// Process is what plugins may ask of the serving process.
+type Process interface {
+	Exiting() bool
+	Statistics() pdk.Statistics
+}
+
+// HeapBytes is the memory of the Lua VMs, which share the Go heap: the
+// bytes of its objects, live or not yet swept, as Lua's collectgarbage
+// ("count") counts its own.
+func HeapBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }
 
 // implementing keeps the runs whose handler has a phase.
-func (ps *pluginSet) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun {
+func (ps *Plugins) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun {
 	var out []pluginRun
 	for _, r := range runs {
 		if ps.handles[r.name][phase.String()] {
@@ -250,7 +282,7 @@ func readPluginDir(fsys fs.FS, dir, name string, modules map[string]string) erro
 // init_worker and configure handlers, as Kong runs them once per worker
 // (module state is per VM in gong, as it is per worker in Kong). Their
 // errors are logged; the VM serves regardless, as a worker would.
-func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
+func (ps *Plugins) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 	return func(vm *lua.VM) error {
 		setPackagePath(vm, ps.packagePath)
 		if err := pdkSetup(vm); err != nil {
@@ -274,7 +306,7 @@ func (ps *pluginSet) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 	}
 }
 
-func (ps *pluginSet) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State, name string) error {
+func (ps *Plugins) initHandler(ctx context.Context, vm *lua.VM, st *pdk.State, name string) error {
 	h, err := handler(ctx, vm, name)
 	if err != nil {
 		return err
@@ -321,9 +353,9 @@ func configuration(c *conf.Config) pdk.Configuration {
 	return m
 }
 
-// validate is the declarative PluginConfig hook: the plugin's schema
+// Validate is the declarative PluginConfig hook: the plugin's schema
 // checks its config and fills its defaults.
-func (ps *pluginSet) validate(name string, config map[string]any) (map[string]any, map[string]any) {
+func (ps *Plugins) Validate(name string, config map[string]any) (map[string]any, map[string]any) {
 	s, ok := ps.schemas[name]
 	if !ok {
 		return config, nil
@@ -331,7 +363,8 @@ func (ps *pluginSet) validate(name string, config map[string]any) (map[string]an
 	return s.Validate(ps.schemaVM, config)
 }
 
-func (ps *pluginSet) protocols(name string) []string {
+// Protocols are the protocols a plugin's schema defaults to.
+func (ps *Plugins) Protocols(name string) []string {
 	if s, ok := ps.schemas[name]; ok {
 		return s.Protocols()
 	}
@@ -352,7 +385,7 @@ type pluginRun struct {
 // no consumer, so consumer-scoped instances never apply), enabled and for
 // a stream protocol; ordered by PRIORITY descending, ties by name
 // descending.
-func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service string) []pluginRun {
+func (ps *Plugins) collect(plugins []*declarative.Plugin, route, service string) []pluginRun {
 	type scope struct{ route, service string }
 	best := map[string]*declarative.Plugin{}
 	rank := map[string]int{}
@@ -394,7 +427,7 @@ func (ps *pluginSet) collect(plugins []*declarative.Plugin, route, service strin
 // logged with the plugin, phase and traceback and returned; the VM is
 // unusable after a timeout or a Go panic (the pool discards it on Put).
 // With tr, a traced session's, each handler call gets a span.
-func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []pluginRun, exited func() bool, tr *telemetry.Trace) error {
+func (ps *Plugins) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []pluginRun, exited func() bool, tr *telemetry.Trace) error {
 	pdk.BindingOf(vm.L).State = st
 	if tr != nil && st.Tracing == nil {
 		st.Tracing = &pluginTracing{tr: tr}
@@ -427,7 +460,7 @@ func (ps *pluginSet) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plug
 
 // runTraced runs one handler inside its span, which plugins' own spans
 // (kong.tracing) start under.
-func (ps *pluginSet) runTraced(ctx context.Context, vm *lua.VM, st *pdk.State, fn, h glua.LValue, r pluginRun, phase pdk.Phase, tr *telemetry.Trace) error {
+func (ps *Plugins) runTraced(ctx context.Context, vm *lua.VM, st *pdk.State, fn, h glua.LValue, r pluginRun, phase pdk.Phase, tr *telemetry.Trace) error {
 	sp := tr.Span(telemetry.Plugins, "kong."+phase.String()+".plugin."+r.name,
 		attribute.String("gong.plugin.name", r.name), attribute.Int("gong.plugin.priority", ps.priority[r.name]),
 		attribute.String("gong.plugin.phase", phase.String()))
@@ -506,11 +539,41 @@ func isVMFailure(err error) bool {
 	return errors.As(err, &le) && le.Untrusted()
 }
 
-// close releases the VMs; the set's generation serves no connection any
+// Close releases the VMs; the set's generation serves no connection any
 // more, or never did.
-func (ps *pluginSet) close() {
+func (ps *Plugins) Close() {
 	ps.timers.Close()
 	ps.pool.Close()
 	ps.schemaVM.Close()
 	ps.sockets.Close()
+}
+
+// Info describes a loaded plugin for the Admin API.
+type Info struct {
+	Name     string
+	Version  string
+	Priority int
+	Schema   map[string]any
+}
+
+// Infos describe the loaded plugins, in the order kong.conf enables them.
+func (ps *Plugins) Infos() []Info {
+	out := make([]Info, 0, len(ps.names))
+	for _, n := range ps.names {
+		out = append(out, Info{Name: n, Version: ps.versions[n], Priority: ps.priority[n], Schema: ps.schemas[n].Definition()})
+	}
+	return out
+}
+
+// Shared are the ngx.shared dictionaries the set's VMs see.
+func (ps *Plugins) Shared() *pdk.SharedDicts { return ps.shared }
+
+// PoolStats counts the set's VMs.
+func (ps *Plugins) PoolStats() lua.Stats { return ps.pool.Stats() }
+
+func derefOr(p *string, or string) string {
+	if p == nil {
+		return or
+	}
+	return *p
 }

@@ -1,8 +1,9 @@
-package runtime
+package stream
 
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,14 +11,15 @@ import (
 
 	"github.com/gong-proxy/gong/runtime/balancer"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
-// checkerSet owns the health checkers of the upstreams, across
+// CheckerSet owns the health checkers of the upstreams, across
 // generations: a reload that leaves an upstream, its targets and its
 // healthchecks unchanged hands the same checker, with its health state, to
 // the new balancer; the others are stopped once the new generation serves.
-type checkerSet struct {
-	log func(string, ...any)
+type CheckerSet struct {
+	log *slog.Logger
 
 	mu      sync.Mutex // guards the maps
 	all     map[string]*balancer.Checker
@@ -26,12 +28,13 @@ type checkerSet struct {
 	adopted map[string]fed               // checkers it took over, and whom they fed
 }
 
-func newCheckerSet(log func(string, ...any)) *checkerSet {
-	return &checkerSet{log: log, all: map[string]*balancer.Checker{}}
+// NewCheckerSet starts an empty set; log receives the checkers' reports.
+func NewCheckerSet(log *slog.Logger) *CheckerSet {
+	return &CheckerSet{log: log, all: map[string]*balancer.Checker{}}
 }
 
-// begin starts collecting the checkers of a generation being built.
-func (cs *checkerSet) begin() {
+// Begin starts collecting the checkers of a generation being built.
+func (cs *CheckerSet) Begin() {
 	cs.mu.Lock()
 	cs.used, cs.pending, cs.adopted = map[string]bool{}, map[string]*balancer.Checker{}, map[string]fed{}
 	cs.mu.Unlock()
@@ -39,7 +42,7 @@ func (cs *checkerSet) begin() {
 
 // get returns the checker for an upstream's balancer over addrs, or nil
 // when the upstream has no health checks.
-func (cs *checkerSet) get(u *declarative.Upstream, targets []*declarative.Target, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
+func (cs *CheckerSet) get(u *declarative.Upstream, targets []*declarative.Target, addrs []balancer.Address, b balancer.Balancer) *balancer.Checker {
 	cfg := healthConfig(u.Healthchecks)
 	if !cfg.Enabled() {
 		return nil
@@ -57,14 +60,14 @@ func (cs *checkerSet) get(u *declarative.Upstream, targets []*declarative.Target
 		}
 		return c
 	}
-	c := balancer.NewChecker(b, addrs, cfg, func(f string, a ...any) { cs.log("upstream %s: "+f, append([]any{u.Name}, a...)...) })
+	c := balancer.NewChecker(b, addrs, cfg, printfTo(cs.log, errlog.LevelNotice, "upstream "+u.Name+": "))
 	cs.pending[key] = c
 	return c
 }
 
-// commit makes the collected checkers current and stops the others; abort
+// Commit makes the collected checkers current and stops the others; Abort
 // drops those a failed build started.
-func (cs *checkerSet) commit() {
+func (cs *CheckerSet) Commit() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for k, c := range cs.all {
@@ -79,7 +82,7 @@ func (cs *checkerSet) commit() {
 	cs.pending, cs.adopted = nil, nil
 }
 
-func (cs *checkerSet) abort() {
+func (cs *CheckerSet) Abort() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for _, c := range cs.pending {
@@ -91,8 +94,8 @@ func (cs *checkerSet) abort() {
 	cs.pending, cs.adopted = nil, nil
 }
 
-// stopAll ends every checker when the server ends.
-func (cs *checkerSet) stopAll() {
+// StopAll ends every checker when the server ends.
+func (cs *CheckerSet) StopAll() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for k, c := range cs.all {

@@ -1,4 +1,4 @@
-package runtime
+package stream
 
 import (
 	"crypto/tls"
@@ -8,9 +8,9 @@ import (
 
 func TestLogFormat(t *testing.T) {
 	start := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
-	s := &session{id: 7, protocol: "TCP", remoteAddr: "10.0.0.1", remotePort: 5000, serverAddr: "127.0.0.1", serverPort: 5555,
-		status: 200, bytesSent: 12, bytesReceived: 34, start: start, end: start.Add(1500 * time.Millisecond),
-		upstreamAddrs: []string{"127.0.0.2:9000", "127.0.0.1:9000"}, upstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}}
+	s := &Record{ID: 7, Protocol: "TCP", RemoteAddr: "10.0.0.1", RemotePort: 5000, ServerAddr: "127.0.0.1", ServerPort: 5555,
+		Status: 200, BytesSent: 12, BytesReceived: 34, Start: start, End: start.Add(1500 * time.Millisecond),
+		Tries: []Try{{Addr: "127.0.0.2:9000"}, {Addr: "127.0.0.1:9000"}}, UpstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}}
 	tests := []struct {
 		format, want string
 	}{
@@ -20,22 +20,22 @@ func TestLogFormat(t *testing.T) {
 		{"[$ssl_protocol][$ssl_client_verify]", "[][NONE]"},
 	}
 	for _, tt := range tests {
-		f, err := compileLogFormat(tt.format)
+		f, err := CompileLogFormat(tt.format)
 		if err != nil {
-			t.Fatalf("compileLogFormat(%q): %v", tt.format, err)
+			t.Fatalf("CompileLogFormat(%q): %v", tt.format, err)
 		}
 		if got := string(f.appendLine(nil, s)); got != tt.want+"\n" {
 			t.Errorf("format %q = %q; want %q", tt.format, got, tt.want)
 		}
 	}
-	s.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
-	f, _ := compileLogFormat("$ssl_protocol $ssl_cipher")
+	s.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+	f, _ := CompileLogFormat("$ssl_protocol $ssl_cipher")
 	if got := string(f.appendLine(nil, s)); got != "TLSv1.3 TLS_AES_128_GCM_SHA256\n" {
 		t.Errorf("TLS variables = %q", got)
 	}
 	for _, bad := range []string{"$nope", "${remote_addr"} {
-		if _, err := compileLogFormat(bad); err == nil {
-			t.Errorf("compileLogFormat(%q) accepted an invalid format", bad)
+		if _, err := CompileLogFormat(bad); err == nil {
+			t.Errorf("CompileLogFormat(%q) accepted an invalid format", bad)
 		}
 	}
 }

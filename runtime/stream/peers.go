@@ -1,9 +1,12 @@
-package runtime
+package stream
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -11,7 +14,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/gong-proxy/gong/runtime/balancer"
+	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
 // peers picks the peer of each connection attempt to a service. It is
@@ -70,14 +75,14 @@ func (b *hostPeers) failed(*attempts, string) {}
 
 func (b *hostPeers) release(*attempts, time.Duration, int) {}
 
-// upstreamPeers serves the services whose host names an upstream, with
+// UpstreamPeers serves the services whose host names an upstream, with
 // the upstream's algorithm over its targets' addresses, kept current by
 // DNS.
-type upstreamPeers struct {
-	name     string
-	up       *balancer.Upstream
+type UpstreamPeers struct {
+	Name     string
+	Up       *balancer.Upstream
 	hashOn   [2]string         // hash_on, hash_fallback
-	checker  *balancer.Checker // nil when the upstream has no health checks
+	Checker  *balancer.Checker // nil when the upstream has no health checks
 	affinity *affinity         // nil unless udp_affinity_ttl is set
 }
 
@@ -86,7 +91,7 @@ type upstreamPeers struct {
 // builds its balancer with the health checker checkers gives it, and
 // keeps resolving the targets' names. A target whose name does not
 // resolve gets no address, with a warning.
-func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *balancer.Resolver, checkers *checkerSet, warn func(string, ...any)) (*upstreamPeers, error) {
+func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*declarative.Target, r *balancer.Resolver, checkers *CheckerSet, log *slog.Logger) (*UpstreamPeers, error) {
 	ts := make([]balancer.Target, len(targets))
 	for i, t := range targets {
 		host, portStr, err := net.SplitHostPort(t.Target)
@@ -97,14 +102,14 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 		ts[i] = balancer.Target{Name: t.Target, Host: host, Port: port, Weight: t.Weight, UseSRVName: u.UseSRVName}
 	}
 	opts := balancer.Options{Algorithm: u.Algorithm, Slots: u.Slots, Threshold: u.Healthchecks.Threshold}
-	up, err := balancer.NewUpstream(ctx, ts, opts, r, func(f string, a ...any) { warn("upstream %s: "+f, append([]any{u.Name}, a...)...) })
+	up, err := balancer.NewUpstream(ctx, ts, opts, r, printfTo(log, errlog.LevelWarn, "upstream "+u.Name+": "))
 	if err != nil {
 		return nil, err
 	}
-	p := &upstreamPeers{name: u.Name, up: up, hashOn: [2]string{u.HashOn, u.HashFallback}}
-	p.checker = checkers.get(u, targets, up.Addresses(), up.Balancer())
-	if p.checker != nil {
-		up.Watch(func(prev, b balancer.Balancer, addrs []balancer.Address) { p.checker.Replace(prev, b, addrs) })
+	p := &UpstreamPeers{Name: u.Name, Up: up, hashOn: [2]string{u.HashOn, u.HashFallback}}
+	p.Checker = checkers.get(u, targets, up.Addresses(), up.Balancer())
+	if p.Checker != nil {
+		up.Watch(func(prev, b balancer.Balancer, addrs []balancer.Address) { p.Checker.Replace(prev, b, addrs) })
 	} else {
 		up.Watch(nil)
 	}
@@ -116,12 +121,12 @@ func newUpstreamPeers(ctx context.Context, u *declarative.Upstream, targets []*d
 
 // stop ends the re-resolving of the targets, when the generation is
 // retired or fails to build.
-func (u *upstreamPeers) stop() { u.up.Stop() }
+func (u *UpstreamPeers) stop() { u.Up.Stop() }
 
 // start sets the value consistent-hashing hashes for the client: in
 // stream only hash_on ip yields one (consumer needs an authenticating
 // plugin); anything else falls back, then hashes "", as in Kong.
-func (u *upstreamPeers) start(client netip.AddrPort, udp bool) *attempts {
+func (u *UpstreamPeers) start(client netip.AddrPort, udp bool) *attempts {
 	a := &attempts{client: client, udp: udp}
 	for _, on := range u.hashOn {
 		if on == "ip" {
@@ -132,9 +137,9 @@ func (u *upstreamPeers) start(client netip.AddrPort, udp bool) *attempts {
 	return a
 }
 
-func (u *upstreamPeers) next(_ context.Context, a *attempts) (string, string, error) {
+func (u *UpstreamPeers) next(_ context.Context, a *attempts) (string, string, error) {
 	if a.b == nil {
-		a.b = u.up.Balancer()
+		a.b = u.Up.Balancer()
 		if p, ok := u.affine(a); ok {
 			return u.picked(a, p)
 		}
@@ -146,7 +151,7 @@ func (u *upstreamPeers) next(_ context.Context, a *attempts) (string, string, er
 	return u.picked(a, p)
 }
 
-func (u *upstreamPeers) picked(a *attempts, p balancer.Peer) (string, string, error) {
+func (u *UpstreamPeers) picked(a *attempts, p balancer.Peer) (string, string, error) {
 	peer := p.Addr.String()
 	a.tried = append(a.tried, peer)
 	return peer, p.Host, nil
@@ -154,7 +159,7 @@ func (u *upstreamPeers) picked(a *attempts, p balancer.Peer) (string, string, er
 
 // affine sends a UDP client back to the peer of its previous session,
 // when udp_affinity_ttl remembers it and the peer is still available.
-func (u *upstreamPeers) affine(a *attempts) (balancer.Peer, bool) {
+func (u *UpstreamPeers) affine(a *attempts) (balancer.Peer, bool) {
 	if !a.udp || u.affinity == nil {
 		return balancer.Peer{}, false
 	}
@@ -165,16 +170,16 @@ func (u *upstreamPeers) affine(a *attempts) (balancer.Peer, bool) {
 	return a.b.Take(&a.handle, addr)
 }
 
-func (u *upstreamPeers) failed(_ *attempts, peer string) {
-	if u.checker != nil {
-		u.checker.ReportConnectFailure(netip.MustParseAddrPort(peer))
+func (u *UpstreamPeers) failed(_ *attempts, peer string) {
+	if u.Checker != nil {
+		u.Checker.ReportConnectFailure(netip.MustParseAddrPort(peer))
 	}
 }
 
 // release also reports the session's status to passive health checks, as
 // Kong's log phase does, when the session got as far as a peer, and
 // remembers a UDP client's peer for udp_affinity_ttl.
-func (u *upstreamPeers) release(a *attempts, connectTime time.Duration, status int) {
+func (u *UpstreamPeers) release(a *attempts, connectTime time.Duration, status int) {
 	if a.b == nil {
 		return
 	}
@@ -183,10 +188,10 @@ func (u *upstreamPeers) release(a *attempts, connectTime time.Duration, status i
 		return
 	}
 	last := netip.MustParseAddrPort(a.tried[len(a.tried)-1])
-	if u.checker != nil {
-		u.checker.ReportStatus(last, status)
+	if u.Checker != nil {
+		u.Checker.ReportStatus(last, status)
 	}
-	if a.udp && u.affinity != nil && status == statusOK {
+	if a.udp && u.affinity != nil && status == StatusOK {
 		u.affinity.set(a.client, last)
 	}
 }
@@ -231,4 +236,91 @@ func (f *affinity) set(client, peer netip.AddrPort) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cache.Add(client, stickyPeer{addr: peer, until: time.Now().Add(f.ttl)})
+}
+
+// buildServices prepares the enabled services, keyed by id; a service of an
+// http protocol gets nil, so its routes serve without a service, as in Kong.
+// The services of one upstream share its peers. Every upstream gets peers,
+// added to ups by name, for kong.service.set_upstream too.
+func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *CheckerSet, ups map[string]*UpstreamPeers, log *slog.Logger) (map[string]*Service, error) {
+	upstreams := map[string]*declarative.Upstream{}
+	for _, u := range d.Upstreams {
+		upstreams[u.Name] = u
+	}
+	targets := map[string][]*declarative.Target{}
+	for _, t := range d.Targets {
+		targets[t.Upstream] = append(targets[t.Upstream], t)
+	}
+	out := map[string]*Service{}
+	for _, s := range d.Services {
+		if !s.Enabled {
+			continue
+		}
+		if !slices.Contains([]string{"tcp", "tls", "udp", "tls_passthrough"}, s.Protocol) {
+			log.Warn(fmt.Sprintf("service with protocol '%s' cannot be used with 'stream' subsystem", s.Protocol))
+			out[s.ID] = nil
+			continue
+		}
+		svc := &Service{
+			Decl:    s,
+			name:    nameOr(s.Name, s.ID),
+			connect: time.Duration(s.ConnectTimeout) * time.Millisecond,
+			idle:    time.Duration(max(s.ReadTimeout, s.WriteTimeout)) * time.Millisecond,
+			tries:   1 + s.Retries,
+
+			proxyProtocol: s.ProxyProtocol != nil && *s.ProxyProtocol,
+		}
+		u := upstreams[s.Host]
+		if u != nil {
+			up := ups[u.Name]
+			if up == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), svc.connect)
+				var err error
+				up, err = newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, log)
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+				}
+				ups[u.Name] = up
+			}
+			svc.peers = up
+		} else {
+			svc.peers = &hostPeers{host: s.Host, port: s.Port, resolver: res}
+		}
+		// Kong disables upstream TLS only for tcp services (and UDP never
+		// has it); tls and tls_passthrough services both speak TLS.
+		if s.Protocol == "tls" || s.Protocol == "tls_passthrough" {
+			var err error
+			if svc.tls, err = newUpstreamTLS(c, d, s, u); err != nil {
+				return nil, err
+			}
+		}
+		out[s.ID] = svc
+	}
+	for _, u := range d.Upstreams {
+		if _, ok := ups[u.Name]; ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unusedUpstreamTimeout)
+		up, err := newUpstreamPeers(ctx, u, targets[u.ID], res, checkers, log)
+		cancel()
+		if err != nil {
+			log.Warn(fmt.Sprintf("upstream %s: %v", u.Name, err))
+			continue
+		}
+		ups[u.Name] = up
+	}
+	return out, nil
+}
+
+// unusedUpstreamTimeout bounds resolving the targets of an upstream no
+// service names (Kong's default connect_timeout).
+const unusedUpstreamTimeout = 60 * time.Second
+
+// printfTo adapts log to the printf-style reports of runtime/balancer:
+// lines at level, after prefix.
+func printfTo(log *slog.Logger, level slog.Level, prefix string) func(string, ...any) {
+	return func(format string, args ...any) {
+		log.Log(context.Background(), level, prefix+fmt.Sprintf(format, args...))
+	}
 }

@@ -1,0 +1,136 @@
+package runloop
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gong-proxy/gong/pdk"
+	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/stream"
+	"github.com/gong-proxy/gong/tlsmgr"
+)
+
+var _ stream.Hooks = (*Plugins)(nil)
+
+// routeRuns are the plugins that run for a route's sessions, in order.
+type routeRuns struct {
+	preread, log []pluginRun
+}
+
+// Bind prepares the set for the entities of its generation, before any
+// VM is leased: the configurations each plugin's configure handler gets,
+// and the plugins that apply to each route and to sessions no route
+// matched (the plugins iterator).
+func (ps *Plugins) Bind(d *declarative.Config) {
+	global := ps.collect(d.Plugins, "", "")
+	ps.globalLog = ps.implementing(global, pdk.PhaseLog)
+	ps.certificate = ps.implementing(global, pdk.PhaseCertificate)
+	ps.configs = map[string][]map[string]any{}
+	for _, p := range d.Plugins {
+		if p.Enabled && p.Stream() {
+			ps.configs[p.Name] = append(ps.configs[p.Name], p.Config)
+		}
+	}
+	ps.routes = map[string]routeRuns{}
+	for _, r := range d.Routes {
+		runs := ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))
+		ps.routes[r.ID] = routeRuns{preread: ps.implementing(runs, pdk.PhasePreread), log: ps.implementing(runs, pdk.PhaseLog)}
+	}
+}
+
+// Preread implements stream.Hooks: the route's preread handlers. done
+// reports that the session ended there: an exit, or an error (status
+// 500, as in Kong).
+func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
+	runs := ps.routes[s.Route().Decl.ID].preread
+	if len(runs) == 0 {
+		return 0, false
+	}
+	cx := sessionOf(s, ps)
+	err := cx.run(pdk.PhasePreread, runs)
+	if cx.st.Upstream != (pdk.UpstreamChange{}) {
+		s.SetService(stream.ServiceChange(cx.st.Upstream))
+	}
+	if err != nil {
+		return stream.StatusInternalError, true
+	}
+	if !cx.exited {
+		return 0, false
+	}
+	if len(cx.exitBody) > 0 {
+		s.WriteClient(cx.exitBody)
+	}
+	return cx.exitStatus, true
+}
+
+// Log implements stream.Hooks: the log handlers of the plugins that saw
+// the session, or the global ones when no route matched. Afterwards, what
+// plugins held for the session (limit-conn's count) is given back.
+func (ps *Plugins) Log(s *stream.Session) {
+	cx, _ := s.HookData.(*session)
+	if cx != nil {
+		defer cx.st.End()
+	}
+	runs := ps.globalLog
+	if r := s.Route(); r != nil {
+		runs = ps.routes[r.Decl.ID].log
+	}
+	switch {
+	case len(runs) > 0:
+		sessionOf(s, ps).run(pdk.PhaseLog, runs)
+	case cx != nil && cx.vm != nil:
+		ps.pool.Put(cx.vm)
+		cx.vm = nil
+	}
+}
+
+// run runs one phase of the session's plugins. The VM a phase borrows
+// goes back to the pool afterwards, unless the plugins left values in
+// kong.ctx or ngx.ctx: then the session keeps it until its log phase. It
+// reports a handler error, logged here.
+func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
+	ps := cx.ps
+	vm := cx.vm
+	if vm == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
+		var err error
+		vm, err = ps.pool.Get(ctx)
+		cancel()
+		if err != nil {
+			cx.s.Log(errlog.LevelError, fmt.Sprintf("no Lua VM for the %s phase: %v", phase, err))
+			return err
+		}
+	}
+	if d := cx.balancerData(); d != nil {
+		cx.st.SetBalancerData(vm.L, *d)
+	}
+	err := ps.run(vm, cx.st, phase, runs, func() bool { return cx.exited }, cx.s.Trace())
+	if err != nil {
+		cx.s.Log(errlog.LevelError, err.Error())
+	}
+	cx.vm = nil
+	if phase == pdk.PhasePreread {
+		cx.st.DropBalancerData()
+	}
+	switch {
+	case err != nil && isVMFailure(err):
+		ps.pool.Discard(vm)
+	case phase == pdk.PhasePreread && !cx.st.CtxEmpty():
+		cx.vm = vm
+	default:
+		ps.pool.Put(vm)
+	}
+	return err
+}
+
+// CertificateHook runs the global plugins' certificate handlers during a
+// handshake, as Kong's ssl_certificate phase does (no route is known yet,
+// so only global plugins run); nil when none has one. An error fails the
+// handshake. The certificate is still chosen by the lookup that follows.
+func (ps *Plugins) CertificateHook() tlsmgr.CertificateHook {
+	if len(ps.certificate) == 0 {
+		return nil
+	}
+	return ps.certificateHook
+}

@@ -1,0 +1,246 @@
+package stream
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/tlsmgr"
+)
+
+// Record is what one session leaves for the access log and the log hook.
+type Record struct {
+	ID            uint64
+	Protocol      string // "TCP" or "UDP", as nginx's $protocol
+	RemoteAddr    string
+	RemotePort    int
+	ServerAddr    string
+	ServerPort    int
+	Status        int
+	BytesSent     int64 // to the client
+	BytesReceived int64 // from the client
+	Start, End    time.Time
+	SNI           string
+	TLS           *tls.ConnectionState // terminated TLS, else nil
+
+	Tries                []Try // one per connect attempt
+	UpstreamConnectTimes []time.Duration
+	UpstreamBytesSent    int64
+	UpstreamBytesRecv    int64
+}
+
+// logVariable renders one nginx stream variable of a session.
+type logVariable func(b []byte, s *Record) []byte
+
+var logVariables = map[string]logVariable{
+	"remote_addr":    func(b []byte, s *Record) []byte { return append(b, s.RemoteAddr...) },
+	"remote_port":    func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.RemotePort), 10) },
+	"server_addr":    func(b []byte, s *Record) []byte { return append(b, s.ServerAddr...) },
+	"server_port":    func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.ServerPort), 10) },
+	"protocol":       func(b []byte, s *Record) []byte { return append(b, s.Protocol...) },
+	"status":         func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.Status), 10) },
+	"bytes_sent":     func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.BytesSent, 10) },
+	"bytes_received": func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.BytesReceived, 10) },
+	"session_time":   func(b []byte, s *Record) []byte { return appendSeconds(b, s.End.Sub(s.Start)) },
+	"time_local":     func(b []byte, s *Record) []byte { return s.End.AppendFormat(b, "02/Jan/2006:15:04:05 -0700") },
+	"time_iso8601":   func(b []byte, s *Record) []byte { return s.End.AppendFormat(b, "2006-01-02T15:04:05-07:00") },
+	"msec": func(b []byte, s *Record) []byte {
+		return strconv.AppendFloat(b, float64(s.End.UnixMilli())/1000, 'f', 3, 64)
+	},
+	"connection":      func(b []byte, s *Record) []byte { return strconv.AppendUint(b, s.ID, 10) },
+	"pid":             func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(os.Getpid()), 10) },
+	"hostname":        func(b []byte, s *Record) []byte { return append(b, hostname...) },
+	"ssl_server_name": func(b []byte, s *Record) []byte { return append(b, s.SNI...) },
+	"upstream_addr":   func(b []byte, s *Record) []byte { return appendTries(b, s.Tries) },
+	"ssl_protocol": func(b []byte, s *Record) []byte {
+		if s.TLS == nil {
+			return b
+		}
+		return append(b, strings.Replace(tls.VersionName(s.TLS.Version), "TLS 1.", "TLSv1.", 1)...)
+	},
+	"ssl_cipher": func(b []byte, s *Record) []byte {
+		if s.TLS == nil {
+			return b
+		}
+		return append(b, tls.CipherSuiteName(s.TLS.CipherSuite)...)
+	},
+	"ssl_alpn_protocol": func(b []byte, s *Record) []byte {
+		return appendTLS(b, s, func(cs *tls.ConnectionState) string { return cs.NegotiatedProtocol })
+	},
+	"ssl_client_verify":      func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Verify...) },
+	"ssl_client_s_dn":        func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).SubjectDN...) },
+	"ssl_client_i_dn":        func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).IssuerDN...) },
+	"ssl_client_serial":      func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Serial...) },
+	"ssl_client_fingerprint": func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Fingerprint...) },
+	"upstream_connect_time": func(b []byte, s *Record) []byte {
+		for i, d := range s.UpstreamConnectTimes {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = appendSeconds(b, d)
+		}
+		return b
+	},
+	"upstream_bytes_sent":     func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.UpstreamBytesSent, 10) },
+	"upstream_bytes_received": func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.UpstreamBytesRecv, 10) },
+}
+
+var hostname, _ = os.Hostname()
+
+// appendTries writes $upstream_addr: the peers tried, comma-separated.
+func appendTries(b []byte, tries []Try) []byte {
+	for i, t := range tries {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, t.Addr...)
+	}
+	return b
+}
+
+func appendTLS(b []byte, s *Record, f func(*tls.ConnectionState) string) []byte {
+	if s.TLS == nil {
+		return b
+	}
+	return append(b, f(s.TLS)...)
+}
+
+// ClientIdentity is the client certificate of a terminated session, as
+// nginx's $ssl_client_* variables show it; "NONE" without TLS too.
+func ClientIdentity(s *Record) tlsmgr.ClientIdentity {
+	if s.TLS == nil {
+		return tlsmgr.ClientIdentity{Verify: "NONE"}
+	}
+	return tlsmgr.ClientIdentityOf(*s.TLS)
+}
+
+// appendSeconds writes d as nginx does: seconds with millisecond precision.
+func appendSeconds(b []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(b, d.Seconds(), 'f', 3, 64)
+}
+
+// LogFormat is a compiled access-log format: literal text and variables.
+type LogFormat []logPart
+
+type logPart struct {
+	text string
+	v    logVariable
+}
+
+// CompileLogFormat parses $name and ${name} references; an unknown
+// variable is an error, as nginx refuses it at start.
+func CompileLogFormat(f string) (LogFormat, error) {
+	var out LogFormat
+	for f != "" {
+		i := strings.IndexByte(f, '$')
+		if i < 0 {
+			out = append(out, logPart{text: f})
+			break
+		}
+		if i > 0 {
+			out = append(out, logPart{text: f[:i]})
+		}
+		f = f[i+1:]
+		var name string
+		if strings.HasPrefix(f, "{") {
+			end := strings.IndexByte(f, '}')
+			if end < 0 {
+				return nil, fmt.Errorf("the closing bracket in \"%s\" variable is missing", f)
+			}
+			name, f = f[1:end], f[end+1:]
+		} else {
+			end := 0
+			for end < len(f) && (f[end] == '_' || f[end] >= 'a' && f[end] <= 'z' || f[end] >= 'A' && f[end] <= 'Z' || f[end] >= '0' && f[end] <= '9') {
+				end++
+			}
+			name, f = f[:end], f[end:]
+		}
+		v, ok := logVariables[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown \"%s\" variable", name)
+		}
+		out = append(out, logPart{v: v})
+	}
+	return out, nil
+}
+
+func (f LogFormat) appendLine(b []byte, s *Record) []byte {
+	for _, p := range f {
+		if p.v != nil {
+			b = p.v(b, s)
+		} else {
+			b = append(b, p.text...)
+		}
+	}
+	return append(b, '\n')
+}
+
+// AccessLog writes access-log lines from a goroutine of its own, so a slow
+// disk never holds a connection. When its queue is full, lines are dropped
+// and counted rather than blocking.
+type AccessLog struct {
+	lines   chan []byte
+	w       io.Writer
+	closer  io.Closer
+	dropped atomic.Int64
+	done    chan struct{}
+	once    sync.Once
+}
+
+// NewAccessLog opens the access log at path.
+func NewAccessLog(path string) (*AccessLog, error) {
+	w, closer, err := errlog.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &AccessLog{lines: make(chan []byte, 4096), w: w, closer: closer, done: make(chan struct{})}
+	go a.writeLoop()
+	return a, nil
+}
+
+// Write queues one line.
+func (a *AccessLog) Write(line []byte) {
+	select {
+	case a.lines <- line:
+	default:
+		a.dropped.Add(1)
+	}
+}
+
+func (a *AccessLog) writeLoop() {
+	defer close(a.done)
+	bw := bufio.NewWriterSize(a.w, 64<<10)
+	for line := range a.lines {
+		bw.Write(line)
+		if len(a.lines) == 0 {
+			bw.Flush()
+		}
+	}
+	bw.Flush()
+}
+
+// Close flushes what is queued and closes the file.
+func (a *AccessLog) Close() {
+	a.once.Do(func() {
+		close(a.lines)
+		<-a.done
+		if a.closer != nil {
+			a.closer.Close()
+		}
+	})
+}
+
+// ClientTLSVersion is $ssl_protocol: the terminated TLS version as nginx
+// names it ("TLSv1.3"), empty without TLS.
+func ClientTLSVersion(r *Record) string { return string(logVariables["ssl_protocol"](nil, r)) }
+
+// ClientTLSCipher is $ssl_cipher, empty without TLS.
+func ClientTLSCipher(r *Record) string { return string(logVariables["ssl_cipher"](nil, r)) }

@@ -1,0 +1,203 @@
+// Package stream is gong's stream engine: the listeners, and the life of
+// each TCP, TLS or UDP session from accept to its log line (PROXY
+// protocol, TLS preread and termination, routing, dial with retries, the
+// byte relay, access log, metrics and spans). It knows nothing of Lua:
+// plugins run through the Hooks a Config carries.
+package stream
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gong-proxy/gong/runtime/telemetry"
+)
+
+// Engine serves the stream listeners of the current Config. It owns the
+// listening sockets, which outlive Configs (a reload opens and closes
+// only those that changed), and the sessions in flight.
+type Engine struct {
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	parker  *parker // nil where epoll is unavailable: relays never park
+	current atomic.Pointer[Config]
+
+	mu        sync.Mutex // guards listeners and stopping
+	listeners map[ListenKey]*socket
+	stopping  bool
+
+	conns    sync.WaitGroup
+	activeMu sync.Mutex
+	active   map[*Session]struct{} // closed by Stop, listed by Sessions
+	nextID   atomic.Uint64
+}
+
+// New prepares an engine; Swap gives it its first Config and listeners.
+func New(log *slog.Logger, metrics *telemetry.Metrics) *Engine {
+	e := &Engine{log: log, metrics: metrics, listeners: map[ListenKey]*socket{}, active: map[*Session]struct{}{}}
+	if p, err := newParker(); err == nil {
+		e.parker = p
+	} else {
+		log.Warn(fmt.Sprintf("idle connections will keep their goroutines: %v", err))
+	}
+	return e
+}
+
+// socket is one open listening socket and its accept loop.
+type socket struct {
+	key    ListenKey
+	ln     net.Listener
+	pc     net.PacketConn
+	closed atomic.Bool
+	loop   sync.WaitGroup
+}
+
+func (o *socket) close() {
+	o.closed.Store(true)
+	if o.ln != nil {
+		o.ln.Close()
+	}
+	if o.pc != nil {
+		o.pc.Close()
+	}
+}
+
+// ErrStopped is Swap's error once the engine is stopping.
+var ErrStopped = fmt.Errorf("server stopped")
+
+// Swap opens the listeners cfg adds, makes cfg current, and closes the
+// listeners cfg drops; it returns the Config it replaced (nil at first),
+// for the caller to retire. If a listener cannot be opened nothing
+// changes.
+func (e *Engine) Swap(cfg *Config) (*Config, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return nil, ErrStopped
+	}
+	var opened []*socket
+	for k, l := range cfg.Listeners {
+		if _, ok := e.listeners[k]; ok {
+			continue
+		}
+		ln, pc, err := ListenSocket(l)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			return nil, fmt.Errorf("stream_listen %s: %w", l.Listener, err)
+		}
+		opened = append(opened, &socket{key: k, ln: ln, pc: pc})
+	}
+	old := e.current.Swap(cfg)
+	for _, o := range opened {
+		e.listeners[o.key] = o
+		o.loop.Add(1)
+		if o.ln != nil {
+			go e.acceptLoop(o)
+		} else {
+			go e.udpLoop(o)
+		}
+	}
+	for k, o := range e.listeners {
+		if _, keep := cfg.Listeners[k]; !keep {
+			o.close()
+			delete(e.listeners, k)
+		}
+	}
+	return old, nil
+}
+
+// acquire takes the current Config for a new session, which must call
+// Done when it ends.
+func (e *Engine) acquire() *Config {
+	for {
+		if c := e.current.Load(); c.Hold() {
+			return c
+		}
+	}
+}
+
+// CloseListeners stops accepting sessions, for good.
+func (e *Engine) CloseListeners() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopping = true
+	for k, o := range e.listeners {
+		o.close()
+		delete(e.listeners, k)
+		o.loop.Wait()
+	}
+}
+
+// Stopping reports that CloseListeners was called (ngx.worker.exiting).
+func (e *Engine) Stopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// CloseSessions closes every session in flight.
+func (e *Engine) CloseSessions() {
+	// Close outside the lock: closing a session may end it at once, and
+	// ending untracks it.
+	for _, s := range e.Sessions() {
+		s.Close()
+	}
+}
+
+// Wait returns once every session has ended, then stops the parker.
+func (e *Engine) Wait() {
+	e.conns.Wait()
+	if e.parker != nil {
+		e.parker.close()
+	}
+}
+
+// Addrs returns the addresses the listeners are bound to.
+func (e *Engine) Addrs() []net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []net.Addr
+	for _, o := range e.listeners {
+		if o.ln != nil {
+			out = append(out, o.ln.Addr())
+		} else {
+			out = append(out, o.pc.LocalAddr())
+		}
+	}
+	return out
+}
+
+// track registers a session so Stop can close it; untrack undoes it.
+func (e *Engine) track(s *Session) {
+	e.activeMu.Lock()
+	e.active[s] = struct{}{}
+	e.activeMu.Unlock()
+}
+
+func (e *Engine) untrack(s *Session) {
+	e.activeMu.Lock()
+	delete(e.active, s)
+	e.activeMu.Unlock()
+}
+
+// Sessions are the sessions in flight.
+func (e *Engine) Sessions() []*Session {
+	e.activeMu.Lock()
+	defer e.activeMu.Unlock()
+	out := make([]*Session, 0, len(e.active))
+	for s := range e.active {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Counts are the sessions begun so far and those in flight.
+func (e *Engine) Counts() (accepted uint64, active int) {
+	e.activeMu.Lock()
+	defer e.activeMu.Unlock()
+	return e.nextID.Load(), len(e.active)
+}

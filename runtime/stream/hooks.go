@@ -1,0 +1,41 @@
+package stream
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+)
+
+// Hooks are what runs a session's plugins: the engine calls them at the
+// points of a session's life where Kong runs its stream phases. One value
+// serves every session of a Config; its methods run on the session's
+// goroutine and may block it (never another session).
+type Hooks interface {
+	// Preread runs once the session is routed, before its upstream is
+	// dialed. done ends the session there with status; otherwise the
+	// session goes on to the service, as SetService may have changed it.
+	Preread(s *Session) (status int, done bool)
+	// Log runs when the session has ended, before its access-log line:
+	// its Record is complete.
+	Log(s *Session)
+}
+
+// ServiceChange is what a preread hook changed of a session's service
+// (kong.service): the peer or upstream to balance over and upstream TLS
+// settings. The zero value changes nothing.
+type ServiceChange struct {
+	// Host and Port are set_target's: Host may name an upstream entity.
+	Host string
+	Port int
+	// Upstream is set_upstream's upstream name, balanced over its targets
+	// at the service's port.
+	Upstream string
+	// TLSVerify and TLSVerifyDepth override the service's tls_verify and
+	// tls_verify_depth; DisableTLS turns upstream TLS off.
+	TLSVerify      *bool
+	TLSVerifyDepth *int
+	DisableTLS     bool
+	// TLSClientCert and TLSRoots replace the service's client certificate
+	// and trust store.
+	TLSClientCert *tls.Certificate
+	TLSRoots      *x509.CertPool
+}

@@ -1,0 +1,178 @@
+package stream
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gong-proxy/gong/router"
+	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/telemetry"
+)
+
+func (e *Engine) acceptLoop(o *socket) {
+	defer o.loop.Done()
+	var backoff time.Duration
+	for {
+		conn, err := o.ln.Accept()
+		if err != nil {
+			if o.closed.Load() {
+				return
+			}
+			// Out of descriptors or similar: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			e.log.Log(context.Background(), errlog.LevelCrit, fmt.Sprintf("accept() failed on %s: %v", o.key.Addr, err))
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		cfg := e.acquire()
+		e.conns.Add(1)
+		go e.serveTCP(cfg, o.key, conn.(*net.TCPConn))
+	}
+}
+
+func (e *Engine) serveTCP(cfg *Config, key ListenKey, down *net.TCPConn) {
+	l, ok := cfg.Listeners[key]
+	s := e.newSession(cfg, false, down.LocalAddr().(*net.TCPAddr).AddrPort(), down.RemoteAddr().(*net.TCPAddr).AddrPort())
+	s.down, s.stream = down, down
+	e.track(s)
+	if !ok {
+		s.end(0) // the listener left the configuration while this was accepted
+		return
+	}
+	var parent trace.SpanContext
+	if l.ProxyProtocol {
+		var err error
+		if parent, err = s.readProxyHeader(); err != nil {
+			s.Log(errlog.LevelError, fmt.Sprintf("broken header: %v while reading PROXY protocol", err))
+			s.end(StatusBadRequest)
+			return
+		}
+	}
+	s.startTrace("tcp", parent)
+	if l.SSL {
+		s.serveTLS()
+		return
+	}
+	ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: cfg.Destination(s.local)}
+	if s.match(ci) {
+		s.proxy()
+	}
+}
+
+// readProxyHeader reads a PROXY v1 or v2 header within
+// nginx_sproxy_proxy_protocol_timeout, keeping the bytes read past it to
+// be proxied first. The header's source becomes the client address, and
+// its traceparent TLV the parent of the session's span, only when the
+// peer is in trusted_ips.
+func (s *Session) readProxyHeader() (trace.SpanContext, error) {
+	if t := s.cfg.Conf.Stream.ProxyProtocolTimeout; t > 0 {
+		s.down.SetReadDeadline(time.Now().Add(t))
+	}
+	br := bufio.NewReaderSize(s.down, 256)
+	h, err := proxyproto.Read(br)
+	s.down.SetReadDeadline(time.Time{})
+	if err != nil {
+		return trace.SpanContext{}, err
+	}
+	var parent trace.SpanContext
+	if s.cfg.trusted(s.client.Addr()) {
+		if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() {
+			s.mu.Lock()
+			s.client = src.AddrPort()
+			s.mu.Unlock()
+		}
+		if s.cfg.Tracer != nil {
+			parent = traceParent(h)
+		}
+	}
+	s.first, _ = br.Peek(br.Buffered())
+	return parent, nil
+}
+
+// traceParent is the span context of a PROXY v2 header's traceparent TLV
+// (telemetry.TraceparentTLV), invalid when it has none.
+func traceParent(h *proxyproto.Header) trace.SpanContext {
+	tlvs, _ := h.TLVs()
+	for _, t := range tlvs {
+		if t.Type == telemetry.TraceparentTLV {
+			return telemetry.ParseTraceparent(t.Value)
+		}
+	}
+	return trace.SpanContext{}
+}
+
+// writeProxyHeader sends a new upstream connection a PROXY v2 header with
+// the client's address and the one it reached, and, for a traced session,
+// a traceparent TLV naming the connect attempt's span (else the
+// session's) as the parent.
+func (s *Session) writeProxyHeader(up net.Conn, attempt trace.Span) error {
+	h := proxyproto.HeaderProxyFromAddrs(2,
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.client.Addr().Unmap(), s.client.Port())),
+		net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.local.Addr().Unmap(), s.local.Port())))
+	if s.trace != nil {
+		sc := attempt.SpanContext()
+		if !sc.IsValid() {
+			sc = s.trace.SpanContext()
+		}
+		if err := h.SetTLVs([]proxyproto.TLV{{Type: telemetry.TraceparentTLV, Value: telemetry.FormatTraceparent(sc)}}); err != nil {
+			return err
+		}
+	}
+	_, err := h.WriteTo(up)
+	return err
+}
+
+// match routes the session; without a match it ends the session with
+// Kong's status 500.
+func (s *Session) match(ci router.ConnInfo) bool {
+	rt, ok := s.cfg.router.Match(ci)
+	if s.trace != nil {
+		s.routeSpan(rt, ci.SNI)
+	}
+	if !ok {
+		s.Log(errlog.LevelError, "no Route found with those values")
+		s.end(StatusInternalError)
+		return false
+	}
+	s.routed(rt.Value.(*Route), ci.SNI)
+	return true
+}
+
+// proxy connects the routed session to its service and starts relaying
+// the client's stream to it, sending first the bytes already read. The
+// session ends when the relay does, or here on failure.
+func (s *Session) proxy() {
+	up := s.connect()
+	if up == nil {
+		return
+	}
+	r := &relay{down: s.stream, downRaw: s.down, up: up, idle: s.route.Service.idle, parker: s.e.parker, done: s.relayDone}
+	s.mu.Lock()
+	s.relay = r
+	s.mu.Unlock()
+	if err := r.start(s.unread()); err != nil {
+		s.Log(errlog.LevelError, "send() to upstream failed: "+err.Error())
+		s.end(StatusBadGateway)
+	}
+}
+
+// relayDone ends a relayed session.
+func (s *Session) relayDone(r *relay, err error) {
+	s.rec.BytesSent, s.rec.BytesReceived = r.sent.Load(), r.received.Load()
+	s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = s.rec.BytesReceived, s.rec.BytesSent
+	if err != nil {
+		s.Log(errlog.LevelInfo, "connection closed with an error: "+err.Error(), "upstream", r.up.RemoteAddr())
+		if s.trace != nil {
+			s.trace.Root().RecordError(err)
+		}
+	}
+	s.end(StatusOK)
+}
