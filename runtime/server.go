@@ -82,8 +82,10 @@ type Server struct {
 	done     chan error
 	doneOnce sync.Once
 
-	// limits are the limit plugins' counters, which outlive reloads.
+	// limits are the limit plugins' counters and shaper paces
+	// bandwidth-limit's sessions; both outlive reloads.
 	limits *limits.Registry
+	shaper *limits.Shaper
 }
 
 // New prepares a server; Start opens its listeners.
@@ -107,6 +109,7 @@ func New(opts Options) (*Server, error) {
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts,
 		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes})
 	s.limits = limits.NewRegistry(s.nodeID, func(msg string) { s.log.Error(msg) }, s.metrics.LimitRefused)
+	s.shaper = limits.NewShaper()
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
@@ -146,7 +149,7 @@ func (s *Server) Start() error {
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	ps, err := runloop.Load(c, runloop.Host{Log: s.log, Metrics: s.metrics, NodeID: s.nodeID, Shared: s.shared,
-		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits})
+		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits, Shaper: s.shaper})
 	if err != nil {
 		return nil, err
 	}

@@ -80,8 +80,8 @@ type aggregate struct {
 func NewShaper() *Shaper { return &Shaper{aggs: map[string]*aggregate{}} }
 
 // Session returns the meters of one session as s asks: down paces what
-// is read from the upstream (to the client), up what is read from the
-// client. Either is nil when unlimited. release ends the session's share
+// is read from the upstream (to the client), with the key's aggregate
+// rate, up what is read from the client. Either is nil when unlimited. release ends the session's share
 // of its aggregate bucket; call it once when the session ends.
 func (sh *Shaper) Session(s pdk.Shaping) (down, up *Meter, release func()) {
 	burst := int(s.Burst)
@@ -95,13 +95,13 @@ func (sh *Shaper) Session(s pdk.Shaping) (down, up *Meter, release func()) {
 		var once sync.Once
 		release = func() { once.Do(func() { sh.release(s.Key) }) }
 	}
-	meter := func(r int64) *Meter {
+	meter := func(r int64, shared *rate.Limiter) *Meter {
 		var bs []*rate.Limiter
 		if r > 0 {
 			bs = append(bs, rate.NewLimiter(rate.Limit(r), burst))
 		}
-		if agg != nil {
-			bs = append(bs, agg)
+		if shared != nil {
+			bs = append(bs, shared)
 		}
 		if len(bs) == 0 {
 			return nil
@@ -112,7 +112,7 @@ func (sh *Shaper) Session(s pdk.Shaping) (down, up *Meter, release func()) {
 		}
 		return &Meter{buckets: bs, chunk: chunk}
 	}
-	return meter(s.DownstreamRate), meter(s.UpstreamRate), release
+	return meter(s.DownstreamRate, agg), meter(s.UpstreamRate, nil), release
 }
 
 func (sh *Shaper) acquire(key string, r int64, burst int) *rate.Limiter {

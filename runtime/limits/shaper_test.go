@@ -56,7 +56,10 @@ func TestMeterHoldsTheRate(t *testing.T) {
 
 func TestAggregateIsSharedAndReleased(t *testing.T) {
 	sh := NewShaper()
-	d1, _, r1 := sh.Session(pdk.Shaping{AggregateRate: 1000, Key: "k", Burst: 100})
+	d1, u1, r1 := sh.Session(pdk.Shaping{AggregateRate: 1000, Key: "k", Burst: 100})
+	if u1 != nil {
+		t.Fatal("aggregate_rate paced the bytes from the client; it is for those to the client")
+	}
 	d2, _, r2 := sh.Session(pdk.Shaping{AggregateRate: 1000, Key: "k", Burst: 100})
 	if d1.buckets[0] != d2.buckets[0] {
 		t.Fatal("two sessions of one key got different aggregate buckets")

@@ -7,11 +7,15 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
-var _ stream.Hooks = (*Plugins)(nil)
+var (
+	_ stream.Hooks = (*Plugins)(nil)
+	_ stream.Meter = (*limits.Meter)(nil)
+)
 
 // routeRuns are the plugins that run for a route's sessions, in order.
 type routeRuns struct {
@@ -56,12 +60,32 @@ func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
 		return stream.StatusInternalError, true
 	}
 	if !cx.exited {
+		cx.shape()
 		return 0, false
 	}
 	if len(cx.exitBody) > 0 {
 		s.WriteClient(cx.exitBody)
 	}
 	return cx.exitStatus, true
+}
+
+// shape paces the session's relay as bandwidth-limit asked, its share of
+// an aggregate rate given back when the session ends.
+func (cx *session) shape() {
+	if cx.st.Shaping == nil || cx.ps.shaper == nil {
+		return
+	}
+	down, up, release := cx.ps.shaper.Session(*cx.st.Shaping)
+	cx.st.OnEnd(release)
+	cx.s.SetMeters(meter(down), meter(up))
+}
+
+// meter is m as the engine takes it: a nil m is no Meter at all.
+func meter(m *limits.Meter) stream.Meter {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // Log implements stream.Hooks: the log handlers of the plugins that saw

@@ -70,6 +70,8 @@ type Plugins struct {
 	// packagePath is lua_package_path, where require finds the modules
 	// plugins share beyond their own folders.
 	packagePath string
+	// shaper paces the sessions whose plugins ask for it (nil: none are).
+	shaper *limits.Shaper
 }
 
 // Host is what a plugin set takes from the server that runs it.
@@ -92,6 +94,9 @@ type Host struct {
 	SyslogSocket string
 	// Limits are the gong.limits counters (nil: limits.store fails).
 	Limits *limits.Registry
+	// Shaper paces the relay of sessions bandwidth-limit shapes (nil:
+	// their bytes are not paced).
+	Shaper *limits.Shaper
 }
 
 // Load finds every enabled plugin's modules (lua_package_path first, then
@@ -151,6 +156,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		timers:      timers,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
+		shaper:      host.Shaper,
 	}
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
 		return nil, err

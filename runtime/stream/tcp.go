@@ -154,7 +154,7 @@ func (s *Session) proxy() {
 	if up == nil {
 		return
 	}
-	r := &relay{down: s.stream, downRaw: s.down, up: up, idle: s.route.Service.idle, parker: s.e.parker, done: s.relayDone}
+	r := newRelay(s.stream, s.down, up, s.route.Service.idle, s.e.parker, s.meters, s.relayDone)
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
