@@ -46,6 +46,7 @@ func Modules() map[string]glua.LGFunction {
 		"resty.openssl.x509":       openX509,
 		"resty.openssl.x509.store": openX509Store,
 		"lua_system_constants":     openSystemConstants,
+		"gong.limits":              openLimits,
 	}
 }
 

@@ -201,6 +201,9 @@ type Options struct {
 	// SyslogSocket is the unix datagram socket lsyslog writes to. If
 	// empty, the system's (/dev/log).
 	SyslogSocket string
+	// Counters are the stores of the gong.limits module. If nil,
+	// limits.store answers an error.
+	Counters Counters
 }
 
 // Statistics are the process's connection counters.
@@ -244,6 +247,9 @@ type State struct {
 	// Timing is when the session's runloop steps happened, for ngx.ctx's
 	// KONG_* values; the runtime sets Start, Begin and EndPreread the rest.
 	Timing Timing
+	// Shaping is what the bandwidth-limit plugin asked of the relay; nil
+	// for none.
+	Shaping *Shaping
 
 	ngxCtx          *glua.LTable
 	balancerData    *glua.LTable  // the ngx.ctx.balancer_data SetBalancerData made
@@ -258,6 +264,7 @@ type State struct {
 	spans        []Span
 	shouldSample *bool
 	carried      *carried // the ctx values between phases, outside any VM (CarryOut)
+	onEnd        []func() // run by End, when the session is over
 	// timer marks the State of an ngx.timer callback: no session, phase
 	// "timer" for ngx.get_phase.
 	timer bool

@@ -20,6 +20,7 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/runloop"
 	"github.com/gong-proxy/gong/runtime/store/postgres"
 	"github.com/gong-proxy/gong/runtime/stream"
@@ -87,6 +88,11 @@ type Server struct {
 	shared   *pdk.SharedDicts
 	done     chan error
 	doneOnce sync.Once
+
+	// limits are the limit plugins' counters and shaper paces
+	// bandwidth-limit's sessions; both outlive reloads.
+	limits *limits.Registry
+	shaper *limits.Shaper
 }
 
 // New prepares a server; Start opens its listeners.
@@ -111,6 +117,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.Sources{NodeID: s.nodeID, Targets: s.targetHealth, VMs: s.vmCounts, PinnedVMs: s.pinnedVMs,
 		Connections: s.connections, SharedDicts: s.sharedDictMemory, LuaVMsBytes: runloop.HeapBytes, Database: s.databaseReachable})
+	s.limits = limits.NewRegistry(s.nodeID, func(msg string) { s.log.Error(msg) }, s.metrics.LimitRefused)
+	s.shaper = limits.NewShaper()
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
 	return s, nil
@@ -156,7 +164,7 @@ func (s *Server) Start() error {
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	ps, err := runloop.Load(c, runloop.Host{Log: s.log, Metrics: s.metrics, NodeID: s.nodeID, Shared: s.shared,
-		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket})
+		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits, Shaper: s.shaper})
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +388,7 @@ func (s *Server) finish(err error) {
 		}
 		s.tracers.Wait()
 		s.checkers.StopAll()
+		s.limits.Close()
 		s.memory.Close()
 		if s.db != nil {
 			s.db.Close()

@@ -8,11 +8,15 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/tlsmgr"
 )
 
-var _ stream.Hooks = (*Plugins)(nil)
+var (
+	_ stream.Hooks = (*Plugins)(nil)
+	_ stream.Meter = (*limits.Meter)(nil)
+)
 
 // routeRuns are the plugins that run for a route's sessions, in order.
 type routeRuns struct {
@@ -59,6 +63,7 @@ func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
 		return stream.StatusInternalError, true
 	}
 	if !cx.exited {
+		cx.shape()
 		return 0, false
 	}
 	if len(cx.exitBody) > 0 {
@@ -67,14 +72,37 @@ func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
 	return cx.exitStatus, true
 }
 
+// shape paces the session's relay as bandwidth-limit asked, its share of
+// an aggregate rate given back when the session ends.
+func (cx *session) shape() {
+	if cx.st.Shaping == nil || cx.ps.shaper == nil {
+		return
+	}
+	down, up, release := cx.ps.shaper.Session(*cx.st.Shaping)
+	cx.st.OnEnd(release)
+	cx.s.SetMeters(meter(down), meter(up))
+}
+
+// meter is m as the engine takes it: a nil m is no Meter at all.
+func meter(m *limits.Meter) stream.Meter {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
 // Log implements stream.Hooks: the log handlers of the plugins that saw
-// the session, or the global ones when no route matched.
+// the session, or the global ones when no route matched. Afterwards, what
+// plugins held for the session (limit-conn's count) is given back.
 func (ps *Plugins) Log(s *stream.Session) {
+	cx, _ := s.HookData.(*session)
+	if cx != nil {
+		defer cx.st.End()
+	}
 	runs := ps.globalLog
 	if r := s.Route(); r != nil {
 		runs = ps.routes[r.Decl.ID].log
 	}
-	cx, _ := s.HookData.(*session)
 	switch {
 	case len(runs) > 0:
 		sessionOf(s, ps).run(pdk.PhaseLog, runs)

@@ -25,6 +25,7 @@ import (
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
@@ -76,6 +77,8 @@ type Plugins struct {
 	packagePath string
 	// vault is kong.vault's resolver, the loaded configuration's.
 	vault *vault.Current
+	// shaper paces the sessions whose plugins ask for it (nil: none are).
+	shaper *limits.Shaper
 }
 
 // Host is what a plugin set takes from the server that runs it.
@@ -96,6 +99,11 @@ type Host struct {
 	Guard *lua.MemoryGuard
 	// SyslogSocket is where lsyslog writes, empty for the system's socket.
 	SyslogSocket string
+	// Limits are the gong.limits counters (nil: limits.store fails).
+	Limits *limits.Registry
+	// Shaper paces the relay of sessions bandwidth-limit shapes (nil:
+	// their bytes are not paced).
+	Shaper *limits.Shaper
 }
 
 // Load finds every enabled plugin's modules (lua_package_path first, then
@@ -140,6 +148,9 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		Timers: timers, Events: pdk.NewEvents(), Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
 		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
 		Vault: secrets}
+	if host.Limits != nil {
+		opts.Counters = host.Limits.Counters(roots)
+	}
 	if host.Process != nil {
 		opts.Exiting, opts.Statistics, opts.LuaVMsBytes = host.Process.Exiting, host.Process.Statistics, HeapBytes
 	}
@@ -156,6 +167,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
 		vault:       secrets,
+		shaper:      host.Shaper,
 	}
 	opts.Consumer = ps.consumer
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {

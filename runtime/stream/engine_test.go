@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,5 +334,71 @@ func TestUDPSessionSetUp(t *testing.T) {
 	r := waitEnded(t, h)
 	if r.Protocol != "UDP" || r.Status != StatusOK || r.BytesReceived != 6 || r.BytesSent != 16 || len(r.Tries) != 1 {
 		t.Errorf("record %+v; want UDP, 200, 6 bytes in, 16 out, one try", r)
+	}
+}
+
+// meterHooks are fakeHooks whose preread paces both directions with
+// meters.
+type meterHooks struct {
+	fakeHooks
+	down, up Meter
+}
+
+func (h *meterHooks) Preread(s *Session) (int, bool) {
+	s.SetMeters(h.down, h.up)
+	return 0, false
+}
+
+// countingMeter lets every byte through at once and counts them.
+type countingMeter struct{ n atomic.Int64 }
+
+func (m *countingMeter) Reader(_ context.Context, r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		m.n.Add(int64(n))
+		return n, err
+	})
+}
+
+// stuckMeter never lets a byte through before its context ends.
+type stuckMeter struct{}
+
+func (stuckMeter) Reader(ctx context.Context, _ io.Reader) io.Reader {
+	return readerFunc(func([]byte) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestMetersPaceTheRelay: every byte of a metered session goes through
+// its direction's meter, and a read waiting in a meter ends with the
+// relay (here, at the idle timeout).
+func TestMetersPaceTheRelay(t *testing.T) {
+	up := upstreamServer(t, func(c net.Conn) { io.Copy(c, c) })
+	down, upm := &countingMeter{}, &countingMeter{}
+	h := &meterHooks{fakeHooks: fakeHooks{ended: make(chan Record, 2)}, down: down, up: upm}
+	tcp, _ := testEngine(t, h, serviceYML("tcp", "127.0.0.1", up.Port, ""))
+	c := dialDeadline(t, "tcp", tcp)
+	bulk := bytes.Repeat([]byte("x"), 256<<10)
+	go c.Write(bulk)
+	if _, err := io.ReadFull(c, make([]byte, len(bulk))); err != nil {
+		t.Fatalf("echo through metered relay: %v", err)
+	}
+	c.Close()
+	waitEnded(t, &h.fakeHooks)
+	if down.n.Load() != int64(len(bulk)) || upm.n.Load() != int64(len(bulk)) {
+		t.Errorf("meters counted %d bytes down and %d up; want %d each", down.n.Load(), upm.n.Load(), len(bulk))
+	}
+
+	stuck := &meterHooks{fakeHooks: fakeHooks{ended: make(chan Record, 2)}, down: stuckMeter{}, up: stuckMeter{}}
+	tcp2, _ := testEngine(t, stuck, serviceYML("tcp", "127.0.0.1", up.Port, "    read_timeout: 300\n    write_timeout: 300\n"))
+	c2 := dialDeadline(t, "tcp", tcp2)
+	io.WriteString(c2, "x")
+	if r := waitEnded(t, &stuck.fakeHooks); r.Status != StatusOK {
+		t.Errorf("stuck session ended with %d; want 200 at the idle timeout", r.Status)
 	}
 }

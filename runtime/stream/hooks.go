@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 )
 
 // Hooks are what runs a session's plugins: the engine calls them at the
@@ -38,4 +40,12 @@ type ServiceChange struct {
 	// and trust store.
 	TLSClientCert *tls.Certificate
 	TLSRoots      *x509.CertPool
+}
+
+// Meter paces one direction of a session's relay: the relay reads that
+// direction through Reader, with reads of at most a pooled buffer, and
+// gives up the splice path for it. ctx ends when the relay does, so a
+// read waiting for its bytes to be due returns then.
+type Meter interface {
+	Reader(ctx context.Context, r io.Reader) io.Reader
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -27,6 +28,9 @@ var errQuiet = errors.New("quiet")
 // connection's directions block in its Read instead, since tls.Conn may
 // hold decrypted bytes its socket does not show.
 //
+// A metered direction (Session.SetMeters) reads through its Meter into a
+// pooled buffer and never splices or parks; the other keeps the fast path.
+//
 // An idle timer, reset from the time of the last byte, closes the
 // connection after the idle timeout (max(read_timeout, write_timeout),
 // Kong's proxy_timeout).
@@ -37,6 +41,11 @@ type relay struct {
 	parker   *parker // nil: directions never park
 	done     func(r *relay, err error)
 	noPark   atomic.Bool // the parker failed: block in Go's poller instead
+
+	// paced are the metered directions' readers (nil: unpaced); stop ends
+	// their waits when the relay ends.
+	paced [2]io.Reader
+	stop  context.CancelFunc
 
 	lastActive     atomic.Int64 // unix nanoseconds of the last byte moved
 	sent, received atomic.Int64 // bytes to and from the client
@@ -63,6 +72,20 @@ const (
 	toUpstream = iota
 	toClient
 )
+
+// newRelay makes the relay of a session's two connections; meters pace
+// its directions (nil ones are unpaced).
+func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters [2]Meter, done func(*relay, error)) *relay {
+	ctx, stop := context.WithCancel(context.Background())
+	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, done: done, stop: stop}
+	for dir, m := range meters {
+		if m != nil {
+			_, src, _ := r.ends(dir)
+			r.paced[dir] = m.Reader(ctx, src)
+		}
+	}
+	return r
+}
 
 // start writes first to the upstream, then relays; done runs once both
 // directions have ended.
@@ -101,7 +124,7 @@ func (r *relay) ends(dir int) (dst, src net.Conn, count *atomic.Int64) {
 func (r *relay) pump(dir int) {
 	dst, src, count := r.ends(dir)
 	for {
-		n, err := r.move(dst, src)
+		n, err := r.move(dir, dst, src)
 		if n > 0 {
 			count.Add(n)
 			r.lastActive.Store(time.Now().UnixNano())
@@ -124,10 +147,14 @@ func (r *relay) pump(dir int) {
 	}
 }
 
-// move copies one chunk: for plain TCP what is queued after waiting up to
-// parkAfter, otherwise one Read.
-func (r *relay) move(dst, src net.Conn) (int64, error) {
-	if d, ok := dst.(*net.TCPConn); ok {
+// move copies one chunk of a direction: for plain TCP what is queued after
+// waiting up to parkAfter, otherwise one Read (through the direction's
+// meter when it has one).
+func (r *relay) move(dir int, dst, src net.Conn) (int64, error) {
+	var from io.Reader = src
+	if p := r.paced[dir]; p != nil {
+		from = p
+	} else if d, ok := dst.(*net.TCPConn); ok {
 		if s, ok := src.(*net.TCPConn); ok {
 			wait := parkAfter
 			if r.parker == nil || r.noPark.Load() {
@@ -138,7 +165,7 @@ func (r *relay) move(dst, src net.Conn) (int64, error) {
 	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
-	n, err := src.Read(*bp)
+	n, err := from.Read(*bp)
 	if n > 0 {
 		if _, werr := dst.Write((*bp)[:n]); werr != nil {
 			return int64(n), werr
@@ -217,6 +244,7 @@ func (r *relay) abort() {
 		}
 	}
 	r.mu.Unlock()
+	r.stop()
 	r.downRaw.Close()
 	r.up.Close()
 	r.finishIfDone()
@@ -235,6 +263,7 @@ func (r *relay) finishIfDone() {
 		return
 	}
 	r.ended = true
+	r.stop()
 	if r.timer != nil {
 		r.timer.Stop()
 	}

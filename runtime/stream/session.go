@@ -60,6 +60,8 @@ type Session struct {
 	HookData any
 	// change is what the preread hook changed of the service (SetService).
 	change ServiceChange
+	// meters pace the relay's directions (SetMeters); nil: unpaced.
+	meters [2]Meter
 
 	// The client side. TCP: down is the socket, client the stream bytes
 	// are relayed from (down or its TLS layer) and first the bytes read
@@ -164,6 +166,13 @@ func (s *Session) Log(level slog.Level, msg string, attrs ...any) {
 // SetService records what a preread hook changed of the route's service
 // (kong.service): the next dial applies it.
 func (s *Session) SetService(ch ServiceChange) { s.change = ch }
+
+// SetMeters paces the session's relay, as a preread hook asks: down the
+// bytes to the client, up those from it. A nil Meter leaves its
+// direction unpaced (spliced where it can be).
+func (s *Session) SetMeters(down, up Meter) {
+	s.meters[toClient], s.meters[toUpstream] = down, up
+}
 
 // ClientStream is the client's stream for preread hooks to read from
 // (ngx.req.socket): the connection, and a reader over the bytes already

@@ -162,7 +162,7 @@ func (s *Session) proxy() {
 	if up == nil {
 		return
 	}
-	r := &relay{down: s.stream, downRaw: s.down, up: up, idle: s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), parker: s.e.parker, done: s.relayDone}
+	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.meters, s.relayDone)
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()

@@ -29,7 +29,8 @@ type Metrics struct {
 	refused         *prometheus.CounterVec
 	// series are Kong's per-session series recorded, as the current
 	// configuration's prometheus plugin entry selects them; nil is all.
-	series atomic.Pointer[KongSeries]
+	series        atomic.Pointer[KongSeries]
+	limitRefusals *prometheus.CounterVec
 }
 
 // subsystem is the subsystem and kong_subsystem label of Kong's series.
@@ -110,9 +111,12 @@ func NewMetrics(src Sources) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gong_stream_sessions_refused_total", Help: "New TCP connections closed and UDP datagrams from new clients dropped over a session cap, by listener and cap (worker_connections, max_sessions or max_rate).",
 		}, []string{"listener", "reason"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_limit_refusals_total", Help: "Sessions a limit plugin refused in preread, by plugin, route and reason (limit: over the limit; store_error: the counter store failed and fault_tolerant is off).",
+		}, []string{"plugin", "route", "reason"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, targetCollector{src.Targets, &m.series}, nodeCollector{src})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, m.limitRefusals, targetCollector{src.Targets, &m.series}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -206,6 +210,11 @@ func (m *Metrics) Refused(listener, reason string) {
 // PhaseRan records one plugin handler call.
 func (m *Metrics) PhaseRan(plugin, phase string, d time.Duration) {
 	m.phaseDuration.WithLabelValues(plugin, phase).Observe(d.Seconds())
+}
+
+// LimitRefused counts a session a limit plugin refused.
+func (m *Metrics) LimitRefused(plugin, route, reason string) {
+	m.limitRefusals.WithLabelValues(plugin, route, reason).Inc()
 }
 
 // Reloaded counts a reload and its result.
