@@ -76,8 +76,12 @@ const (
 // newRelay makes the relay of a session's two connections; meters pace
 // its directions (nil ones are unpaced).
 func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters [2]Meter, done func(*relay, error)) *relay {
+	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, done: done, stop: func() {}}
+	if meters[0] == nil && meters[1] == nil {
+		return r // the common case: nothing to cancel, no context to make
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, done: done, stop: stop}
+	r.stop = stop
 	for dir, m := range meters {
 		if m != nil {
 			_, src, _ := r.ends(dir)
