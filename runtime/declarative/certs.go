@@ -12,6 +12,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 // parseCert parses the first PEM certificate of s (a chain may follow).
@@ -83,65 +85,62 @@ func matches(cert, key string) bool {
 	return ok && pub.Equal(c.PublicKey)
 }
 
-func (b *builder) certificates() *schema {
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("cert", referenceValidator(certValidator))),
-		required(str("key", referenceValidator(keyValidator))),
-		str("cert_alt", referenceValidator(certValidator)),
-		str("key_alt", referenceValidator(keyValidator)),
+func (b *builder) certificates() *schema.Field {
+	return schema.Record("", entityFields(schema.Integer,
+		str("cert").Custom(referenceValidator(certValidator)).Required(),
+		str("key").Custom(referenceValidator(keyValidator)).Required(),
+		str("cert_alt").Custom(referenceValidator(certValidator)),
+		str("key_alt").Custom(referenceValidator(keyValidator)),
 		tags(),
-	)}
-	s.checks = []check{
-		func(m map[string]any, errs *ErrorNode) {
-			a, b := isNonEmpty(m["cert_alt"]), isNonEmpty(m["key_alt"])
-			if a != b && !anyErr(errs, "cert_alt", "key_alt") {
-				errs.entityError("all or none of these fields must be set: 'cert_alt', 'key_alt'")
+	)...).Checks(
+		func(m map[string]any, errs schema.Errors) {
+			a, b := schema.IsNonEmpty(m["cert_alt"]), schema.IsNonEmpty(m["key_alt"])
+			if a != b && !schema.HasError(errs, "cert_alt", "key_alt") {
+				schema.AddEntityError(errs, "all or none of these fields must be set: 'cert_alt', 'key_alt'")
 			}
 		},
-		func(m map[string]any, errs *ErrorNode) {
+		func(m map[string]any, errs schema.Errors) {
 			cert, _ := m["cert"].(string)
 			key, _ := m["key"].(string)
-			if cert != "" && key != "" && !anyErr(errs, "cert", "key") && !anyReference(cert, key) && !matches(cert, key) {
-				errs.entityError("certificate does not match key")
+			if cert != "" && key != "" && !schema.HasError(errs, "cert", "key") && !anyReference(cert, key) && !matches(cert, key) {
+				schema.AddEntityError(errs, "certificate does not match key")
 			}
 		},
-		func(m map[string]any, errs *ErrorNode) {
+		func(m map[string]any, errs schema.Errors) {
 			cert, _ := m["cert_alt"].(string)
 			key, _ := m["key_alt"].(string)
-			if cert != "" && key != "" && !anyErr(errs, "cert_alt", "key_alt") && !anyReference(cert, key) && !matches(cert, key) {
-				errs.entityError("alternative certificate does not match key")
+			if cert != "" && key != "" && !schema.HasError(errs, "cert_alt", "key_alt") && !anyReference(cert, key) && !matches(cert, key) {
+				schema.AddEntityError(errs, "alternative certificate does not match key")
 			}
 		},
-		func(m map[string]any, errs *ErrorNode) {
+		func(m map[string]any, errs schema.Errors) {
 			cert, _ := m["cert"].(string)
 			alt, _ := m["cert_alt"].(string)
-			if cert == "" || alt == "" || anyErr(errs, "cert", "cert_alt") || anyReference(cert, alt) {
+			if cert == "" || alt == "" || schema.HasError(errs, "cert", "cert_alt") || anyReference(cert, alt) {
 				return
 			}
 			c1, err1 := parseCert(cert)
 			c2, err2 := parseCert(alt)
 			if err1 == nil && err2 == nil && keyType(c1.PublicKey) == keyType(c2.PublicKey) {
-				errs.entityError("certificate and alternative certificate need to have different type (e.g. RSA and ECDSA), the provided certificates were both of the same type")
+				schema.AddEntityError(errs, "certificate and alternative certificate need to have different type (e.g. RSA and ECDSA), the provided certificates were both of the same type")
 			}
 		},
-	}
-	return s
+	)
 }
 
-func (b *builder) caCertificates() *schema {
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("cert", certValidator)),
+func (b *builder) caCertificates() *schema.Field {
+	return schema.Record("", entityFields(schema.Integer,
+		str("cert").Custom(certValidator).Required(),
 		str("cert_digest"),
 		tags(),
-	)}
-	s.checks = []check{func(m map[string]any, errs *ErrorNode) {
+	)...).Checks(func(m map[string]any, errs schema.Errors) {
 		cert, _ := m["cert"].(string)
-		if cert == "" || errs.has("cert") {
+		if cert == "" || schema.HasError(errs, "cert") {
 			return
 		}
 		const tag = "-----BEGIN CERTIFICATE-----"
 		if first := strings.Index(cert, tag); first >= 0 && strings.Contains(cert[first+len(tag):], tag) {
-			errs.entityError("please submit only one certificate at a time")
+			schema.AddEntityError(errs, "please submit only one certificate at a time")
 			return
 		}
 		c, err := parseCert(cert)
@@ -149,14 +148,13 @@ func (b *builder) caCertificates() *schema {
 			return
 		}
 		if c.NotAfter.Before(time.Unix(b.now, 0)) {
-			errs.entityError(`certificate expired, "Not After" time is in the past`)
+			schema.AddEntityError(errs, `certificate expired, "Not After" time is in the past`)
 			return
 		}
 		if !c.BasicConstraintsValid || !c.IsCA {
-			errs.entityError(`certificate does not appear to be a CA because it is missing the "CA" basic constraint`)
+			schema.AddEntityError(errs, `certificate does not appear to be a CA because it is missing the "CA" basic constraint`)
 		}
-	}}
-	return s
+	})
 }
 
 // certDigest is the lower-case hex SHA-256 of the certificate's DER.

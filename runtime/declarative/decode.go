@@ -149,7 +149,7 @@ func keyString(k any) string {
 	case nil:
 		return ""
 	case float64, bool:
-		return toString(x)
+		return luaString(x)
 	}
 	return fmt.Sprint(k)
 }

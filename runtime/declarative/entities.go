@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 // Entity types in Kong's load order (the topological sort of
@@ -61,61 +63,49 @@ var protocols = []string{"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_pa
 
 const maxTimeout = 1<<31 - 2
 
-func str(name string, vs ...func(string) string) *field {
-	return &field{name: name, kind: tString, str: vs}
+// The helpers below shorten the entity definitions: each returns a field
+// of runtime/schema with the attributes Kong's entity schemas give it.
+
+func str(name string) *schema.Field { return schema.String(name) }
+
+func integer(name string, lo, hi float64, def any) *schema.Field {
+	f := schema.Integer(name).Between(lo, hi)
+	if def != nil {
+		f.Default(def)
+	}
+	return f
 }
 
-func integer(name string, lo, hi float64, def any) *field {
-	return &field{name: name, kind: tInteger, between: &[2]float64{lo, hi}, def: def}
+func boolean(name string, def any) *schema.Field {
+	f := schema.Boolean(name)
+	if def != nil {
+		f.Default(def)
+	}
+	return f
 }
 
-func boolean(name string, def any) *field {
-	return &field{name: name, kind: tBoolean, def: def}
-}
+func oneOf(f *schema.Field, vs ...string) *schema.Field { return f.OneOf(strs(vs...)...) }
 
-func required(f *field) *field { f.required = true; return f }
+func idField() *schema.Field { return schema.String("id").UUID().Auto() }
 
-func withDefault(f *field, def any) *field { f.def = def; return f }
-
-func oneOf(f *field, vs ...string) *field { f.oneOf = vs; return f }
-
-func set(name string, el *field) *field { return &field{name: name, kind: tSet, elements: el} }
-
-func array(name string, el *field) *field { return &field{name: name, kind: tArray, elements: el} }
-
-func idField() *field { return &field{name: "id", kind: tString, uuid: true, auto: true} }
-
-func timestamps(kind kind) []*field {
-	return []*field{
-		{name: "created_at", kind: kind, timestamp: true, auto: true},
-		{name: "updated_at", kind: kind, timestamp: true, auto: true},
+func timestamps(newField func(string) *schema.Field) []*schema.Field {
+	return []*schema.Field{
+		newField("created_at").Timestamp().Auto(),
+		newField("updated_at").Timestamp().Auto(),
 	}
 }
 
-func utf8Name(name string) *field { return str(name, validateUTF8Name) }
-
-func tags() *field { return set("tags", str("", validateTag)) }
-
-func pathField(name string) *field {
-	return str(name, startsWith("/"), matchNone("//", "must not have empty segments"), validatePath)
+// entityFields starts an entity's fields: id and timestamps, then fields.
+func entityFields(stamp func(string) *schema.Field, fields ...*schema.Field) []*schema.Field {
+	return append(append([]*schema.Field{idField()}, timestamps(stamp)...), fields...)
 }
 
-func startsWith(p string) func(string) string {
-	return func(s string) string {
-		if !strings.HasPrefix(s, p) {
-			return "should start with: " + p
-		}
-		return ""
-	}
-}
+func utf8Name(name string) *schema.Field { return str(name).Custom(validateUTF8Name) }
 
-func matchNone(sub, err string) func(string) string {
-	return func(s string) string {
-		if strings.Contains(s, sub) {
-			return err
-		}
-		return ""
-	}
+func tags() *schema.Field { return schema.Set("tags", str("").Custom(validateTag)) }
+
+func pathField(name string) *schema.Field {
+	return str(name).StartsWith("/").MatchNone("//", "must not have empty segments").Custom(validatePath)
 }
 
 func strs(vs ...string) []any {
@@ -136,16 +126,15 @@ func nums(vs ...float64) []any {
 
 // builder makes the schemas for one Parse: they depend on the options.
 type builder struct {
-	opts   Options
-	now    int64 // Unix seconds, for certificate expiry
-	cache  map[string]*schema
-	plugin func(name string, config map[string]any) (map[string]any, map[string]any)
+	opts  Options
+	now   int64 // Unix seconds, for certificate expiry
+	cache map[string]*schema.Field
 }
 
 // entity returns the record schema of an entity type; nested records
 // (written inside their parent) get foreign keys that must be null, as
 // Kong's copy_record makes them.
-func (b *builder) entity(typ string, nested bool) *schema {
+func (b *builder) entity(typ string, nested bool) *schema.Field {
 	key := typ
 	if nested {
 		key += "/nested"
@@ -154,24 +143,20 @@ func (b *builder) entity(typ string, nested bool) *schema {
 		return s
 	}
 	s := b.base(typ)
-	for _, fk := range foreignKeys[typ] {
-		f := s.lookup(fk.field, nil)
-		if nested {
-			*f = field{name: fk.field, kind: tString, mustBeNull: true}
+	if nested {
+		for _, fk := range foreignKeys[typ] {
+			s.Replace(str(fk.field).MustBeNull())
 		}
 	}
-	s.fields = append(s.fields,
-		&field{name: "_comment", kind: tString},
-		&field{name: "_ignore", kind: tArray, elements: &field{kind: tAny}})
+	s.AddFields(str("_comment"), schema.Array("_ignore", schema.Any("")))
 	for _, c := range children(typ) {
-		s.fields = append(s.fields, &field{name: c.ref, kind: tArray,
-			elements: &field{kind: tRecord, record: b.entity(c.ref, true)}})
+		s.AddFields(schema.Array(c.ref, b.entity(c.ref, true)))
 	}
 	b.cache[key] = s
 	return s
 }
 
-func (b *builder) base(typ string) *schema {
+func (b *builder) base(typ string) *schema.Field {
 	switch typ {
 	case "services":
 		return b.services()
@@ -199,7 +184,7 @@ func (b *builder) base(typ string) *schema {
 
 // reference is a top-level foreign field: the endpoint key or id of the
 // referenced entity, as a string.
-func reference(name string) *field { return &field{name: name, kind: tString} }
+func reference(name string) *schema.Field { return str(name) }
 
 func notOneOf(vs ...string) func(any) bool {
 	return func(v any) bool { s, _ := v.(string); return !slices.Contains(vs, s) }
@@ -209,22 +194,73 @@ func isOneOf(vs ...string) func(any) bool {
 	return func(v any) bool { s, _ := v.(string); return slices.Contains(vs, s) }
 }
 
-func mustBeNull(v any) *ErrorNode {
+func mustBeNull(v any) any {
 	if v != nil {
-		return leaf("value must be null")
+		return "value must be null"
 	}
 	return nil
 }
 
-func (b *builder) services() *schema {
-	protocol := required(oneOf(withDefault(str("protocol"), "http"), protocols...))
-	timeout := func(n string) *field { return integer(n, 1, maxTimeout, 60000.0) }
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
+// conditional is Kong's conditional entity check with a Go if_match:
+// when the if-field's value passes the field's own validators (null
+// passes unless the field is required) and ifMatch, the then-field must be
+// present (required) or pass then, which returns its error or nil.
+type conditional struct {
+	ifField   *schema.Field
+	ifMatch   func(v any) bool
+	thenField string
+	required  bool
+	then      func(v any) any
+	thenErr   string
+}
+
+func (c conditional) check() schema.Check {
+	return func(m map[string]any, errs schema.Errors) {
+		v := m[c.ifField.Name()]
+		if c.ifField.Validate(v) != nil || (v != nil && !c.ifMatch(v)) {
+			return
+		}
+		var e any
+		if c.required {
+			if m[c.thenField] == nil {
+				e = "required field missing"
+			}
+		} else {
+			e = c.then(m[c.thenField])
+		}
+		if e == nil {
+			return
+		}
+		errs[c.thenField] = e
+		if c.thenErr != "" {
+			schema.AddEntityError(errs, c.thenErr)
+			return
+		}
+		schema.AddEntityError(errs, "failed conditional validation given value of field '"+c.ifField.Name()+"'")
+	}
+}
+
+// atLeastOneOf is the at_least_one_of entity check.
+func atLeastOneOf(names ...string) schema.Check {
+	return func(m map[string]any, errs schema.Errors) {
+		for _, n := range names {
+			if schema.IsNonEmpty(m[n]) {
+				return
+			}
+		}
+		schema.AddEntityError(errs, "at least one of these fields must be non-empty: "+schema.QuotedList(names))
+	}
+}
+
+func (b *builder) services() *schema.Field {
+	protocol := oneOf(str("protocol").Default("http"), protocols...).Required()
+	timeout := func(n string) *schema.Field { return integer(n, 1, maxTimeout, 60000.0) }
+	s := schema.Record("", entityFields(schema.Integer,
 		utf8Name("name"),
 		integer("retries", 0, 32767, 5.0),
 		protocol,
-		required(str("host", validateHost)),
-		required(integer("port", 0, 65535, 80.0)),
+		str("host").Custom(validateHost).Required(),
+		integer("port", 0, 65535, 80.0).Required(),
 		pathField("path"),
 		timeout("connect_timeout"),
 		timeout("write_timeout"),
@@ -233,25 +269,24 @@ func (b *builder) services() *schema {
 		reference("client_certificate"),
 		boolean("tls_verify", nil),
 		integer("tls_verify_depth", 0, 64, nil),
-		array("ca_certificates", &field{kind: tString, uuid: true}),
-		required(boolean("enabled", true)),
+		schema.Array("ca_certificates", str("").UUID()),
+		boolean("enabled", true).Required(),
 		boolean("proxy_protocol", nil),
-	)}
-	s.checks = []check{
+	)...)
+	s.Checks(
 		conditional{ifField: protocol, ifMatch: isOneOf("tcp", "tls", "udp", "grpc", "grpcs"), thenField: "path", then: mustBeNull}.check(),
 		// gong's extension: a PROXY v2 header to TCP upstreams.
 		conditional{ifField: protocol, ifMatch: notOneOf("tcp", "tls", "tls_passthrough"), thenField: "proxy_protocol", then: mustBeNull}.check(),
-	}
+	)
 	for _, f := range []string{"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"} {
-		s.checks = append(s.checks, conditional{ifField: protocol, ifMatch: notOneOf("https", "tls"), thenField: f, then: mustBeNull}.check())
+		s.Checks(conditional{ifField: protocol, ifMatch: notOneOf("https", "tls"), thenField: f, then: mustBeNull}.check())
 	}
-	s.shorthand = serviceURL
-	return s
+	return s.Shorthand(serviceURL)
 }
 
 // serviceURL expands the write-only `url` field as services.lua does,
 // parsing like LuaSocket's url.parse.
-func serviceURL(m map[string]any) *ErrorNode {
+func serviceURL(m map[string]any) schema.Errors {
 	v, ok := m["url"]
 	if !ok {
 		return nil
@@ -262,10 +297,10 @@ func serviceURL(m map[string]any) *ErrorNode {
 	}
 	raw, isStr := v.(string)
 	if !isStr {
-		return &ErrorNode{Fields: map[string]*ErrorNode{"url": leaf("expected a string")}}
+		return schema.Errors{"url": "expected a string"}
 	}
 	if raw == "" {
-		return &ErrorNode{Fields: map[string]*ErrorNode{"url": leaf("length must be at least 1")}}
+		return schema.Errors{"url": "length must be at least 1"}
 	}
 	delete(m, "url")
 	u := parseSocketURL(raw)
@@ -349,90 +384,81 @@ func parseSocketURL(s string) socketURL {
 	return u
 }
 
-func endpointRecord(name string) *field {
-	rec := &schema{fields: []*field{
-		str("ip", validateIPOrCIDR),
+func endpointRecord(name string) *schema.Field {
+	rec := schema.Record("",
+		str("ip").Custom(validateIPOrCIDR),
 		integer("port", 0, 65535, nil),
-	}}
-	rec.checks = []check{atLeastOneOf("ip", "port")}
-	return set(name, &field{kind: tRecord, record: rec})
+	).Checks(atLeastOneOf("ip", "port"))
+	return schema.Set(name, rec)
 }
 
 // downstreamTLSFields are gong's route extensions for TLS termination
 // (client certificates and ALPN); only routes that terminate TLS use them.
 var downstreamTLSFields = []string{"client_ca_certificates", "client_verify_depth", "alpn_protocols"}
 
-// lenMax is Kong's len_max for strings, in bytes.
-func lenMax(n int) func(string) string {
-	return func(s string) string {
-		if len(s) > n {
-			return "length must be at most " + strconv.Itoa(n)
-		}
-		return ""
-	}
+// streamOnly redefines an http field that stream routes must leave null.
+func streamOnly(f *schema.Field) *schema.Field {
+	return f.MustBeNull().Err("cannot set '" + f.Name() + "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'")
 }
 
-func streamOnly(name string, kind kind, el *field) *field {
-	return &field{name: name, kind: kind, elements: el, mustBeNull: true,
-		err: "cannot set '" + name + "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'"}
+func headersField(name string, keys *schema.Field) *schema.Field {
+	return schema.Map(name, keys, schema.Array("", str("")))
 }
 
-func headersField(name string, keys *field) *field {
-	return &field{name: name, kind: tMap, keys: keys,
-		values: &field{kind: tArray, elements: &field{kind: tString}}}
-}
-
-func (b *builder) routes() *schema {
+func (b *builder) routes() *schema.Field {
 	flavor := b.opts.RouterFlavor
 	if flavor == "" {
 		flavor = "traditional_compatible"
 	}
-	sniEl := str("", validateWildcardHost)
+	sniEl := str("").Custom(validateWildcardHost)
 	if flavor == "traditional" {
-		sniEl = str("", validateSNI)
+		sniEl = str("").Custom(validateSNI)
 	}
-	protocolsF := &field{name: "protocols", kind: tSet, required: true, hasLenMin: true, lenMin: 1,
-		elements: oneOf(str(""), protocols...), def: strs("http", "https"),
-		mutex: [][]string{{"http", "https"}, {"tcp", "tls", "udp"}, {"tls_passthrough"}, {"grpc", "grpcs"}}}
-	hostHeader := str("", validateHeaderName, func(s string) string {
+	protocolsF := schema.Set("protocols", oneOf(str(""), protocols...)).Required().LenMin(1).
+		Default(strs("http", "https")).
+		MutuallyExclusiveSubsets(strs("http", "https"), strs("tcp", "tls", "udp"), strs("tls_passthrough"), strs("grpc", "grpcs"))
+	hostHeader := str("").Custom(func(s string) string {
+		if msg := validateHeaderName(s); msg != "" {
+			return msg
+		}
 		if strings.EqualFold(s, "host") {
 			return "cannot contain 'host' header, which must be specified in the 'hosts' attribute"
 		}
 		return ""
 	})
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
+	s := schema.Record("", entityFields(schema.Integer,
 		utf8Name("name"),
 		protocolsF,
-		required(&field{name: "https_redirect_status_code", kind: tInteger, oneOfNum: []float64{426, 301, 302, 307, 308}, def: 426.0}),
-		required(boolean("strip_path", true)),
-		required(boolean("preserve_host", false)),
-		required(boolean("request_buffering", true)),
-		required(boolean("response_buffering", true)),
+		schema.Integer("https_redirect_status_code").OneOf(nums(426, 301, 302, 307, 308)...).Default(426.0).Required(),
+		boolean("strip_path", true).Required(),
+		boolean("preserve_host", false).Required(),
+		boolean("request_buffering", true).Required(),
+		boolean("response_buffering", true).Required(),
 		tags(),
 		reference("service"),
-		set("snis", sniEl),
+		schema.Set("snis", sniEl),
 		endpointRecord("sources"),
 		endpointRecord("destinations"),
-		set("methods", str("", httpMethod)),
-		array("hosts", str("", validateRouteHost)),
-		array("paths", str("", validateRouterPath)),
+		schema.Set("methods", str("").Custom(httpMethod)),
+		schema.Array("hosts", str("").Custom(validateRouteHost)),
+		schema.Array("paths", str("").Custom(validateRouterPath)),
 		headersField("headers", hostHeader),
-		&field{name: "regex_priority", kind: tInteger, def: 0.0},
-		oneOf(withDefault(str("path_handling"), "v0"), "v0", "v1"),
-		set("client_ca_certificates", &field{kind: tString, uuid: true}),
+		schema.Integer("regex_priority").Default(0.0),
+		oneOf(str("path_handling").Default("v0"), "v0", "v1"),
+		schema.Set("client_ca_certificates", str("").UUID()),
 		integer("client_verify_depth", 0, 64, nil),
-		set("alpn_protocols", str("", lenMax(255))),
-	)}
+		schema.Set("alpn_protocols", str("").LenMax(255)),
+	)...)
 	expressions := flavor == "expressions"
 	if expressions {
-		s.fields = append(s.fields,
+		s.AddFields(
 			str("expression"),
-			required(integer("priority", 0, 1<<46-1, 0.0)))
+			integer("priority", 0, 1<<46-1, 0.0).Required())
 	}
-	s.checks = []check{conditional{
+	s.Checks(conditional{
 		ifField: protocolsF,
 		ifMatch: func(v any) bool {
-			a, _ := asArray(v)
+			a, _ := schema.AsList(v)
 			for _, p := range a {
 				if s, _ := p.(string); slices.Contains([]string{"grpcs", "https", "tls", "tls_passthrough"}, s) {
 					return false
@@ -441,25 +467,25 @@ func (b *builder) routes() *schema {
 			return true
 		},
 		thenField: "snis",
-		then: func(v any) *ErrorNode {
-			if a, ok := asArray(v); ok && len(a) > 0 {
-				return leaf("length must be 0")
+		then: func(v any) any {
+			if a, ok := schema.AsList(v); ok && len(a) > 0 {
+				return "length must be 0"
 			}
 			return nil
 		},
 		thenErr: "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
-	}.check()}
+	}.check())
 	for _, f := range downstreamTLSFields {
-		s.checks = append(s.checks, conditional{
+		s.Checks(conditional{
 			ifField:   protocolsF,
-			ifMatch:   func(v any) bool { a, _ := asArray(v); return !slices.Contains(a, any("tls")) },
+			ifMatch:   func(v any) bool { a, _ := schema.AsList(v); return !slices.Contains(a, any("tls")) },
 			thenField: f,
 			then:      mustBeNull,
 			thenErr:   "'" + f + "' can only be set when 'protocols' includes 'tls'",
 		}.check())
 	}
 	if flavor != "traditional" {
-		s.checks = append(s.checks, routeFieldsCheck(b.opts.RouteExpression))
+		s.Checks(routeFieldsCheck(b.opts.RouteExpression))
 	}
 	streamFields := []string{"sources", "destinations", "snis"}
 	if expressions {
@@ -469,42 +495,37 @@ func (b *builder) routes() *schema {
 	if expressions {
 		passthroughFields = append(passthroughFields, "expression")
 	}
-	stream := &subschema{
-		fields: map[string]*field{
-			"methods": streamOnly("methods", tSet, str("")),
-			"hosts":   streamOnly("hosts", tArray, str("")),
-			"paths":   streamOnly("paths", tArray, str("")),
-			"headers": streamOnly("headers", tMap, nil),
+	stream := schema.NewSubschema(
+		[]*schema.Field{
+			streamOnly(schema.Set("methods", str(""))),
+			streamOnly(schema.Array("hosts", str(""))),
+			streamOnly(schema.Array("paths", str(""))),
+			streamOnly(schema.Map("headers", nil, nil)),
 		},
-		checks: []check{
-			protocolsAtLeastOne(protocolsF, []string{"tcp", "tls", "udp"}, streamFields,
-				"must set one of "+quotedList(streamFields)+" when 'protocols' is 'tcp', 'tls' or 'udp'"),
-			protocolsAtLeastOne(protocolsF, []string{"tls_passthrough"}, passthroughFields,
-				"must set snis when 'protocols' is 'tls_passthrough'"),
-		},
-	}
-	http := &subschema{fields: map[string]*field{}, checks: []check{httpAtLeastOne(protocolsF, "https", "http",
-		[]string{"methods", "hosts", "headers", "paths", "snis"}, []string{"methods", "hosts", "headers", "paths"}, expressions)}}
-	grpc := &subschema{
-		fields: map[string]*field{
-			"strip_path": required(&field{name: "strip_path", kind: tBoolean, def: false, mustNotBe: true,
-				err: "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'"}),
-			"methods": {name: "methods", kind: tSet, elements: str(""), mustBeNull: true,
-				err: "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'"},
-		},
-		checks: []check{httpAtLeastOne(protocolsF, "grpcs", "grpc",
-			[]string{"hosts", "headers", "paths", "snis"}, []string{"hosts", "headers", "paths"}, expressions)},
-	}
+		protocolsAtLeastOne(protocolsF, []string{"tcp", "tls", "udp"}, streamFields,
+			"must set one of "+schema.QuotedList(streamFields)+" when 'protocols' is 'tcp', 'tls' or 'udp'"),
+		protocolsAtLeastOne(protocolsF, []string{"tls_passthrough"}, passthroughFields,
+			"must set snis when 'protocols' is 'tls_passthrough'"),
+	)
+	var httpFields, grpcFields []*schema.Field
 	if !expressions {
 		for _, f := range []string{"sources", "destinations"} {
-			http.fields[f] = &field{name: f, kind: tSet, mustBeNull: true,
-				err: "cannot set '" + f + "' when 'protocols' is 'http' or 'https'"}
-			grpc.fields[f] = &field{name: f, kind: tSet, mustBeNull: true,
-				err: "cannot set '" + f + "' when 'protocols' is 'grpc' or 'grpcs'"}
+			httpFields = append(httpFields, schema.Set(f, nil).MustBeNull().
+				Err("cannot set '"+f+"' when 'protocols' is 'http' or 'https'"))
+			grpcFields = append(grpcFields, schema.Set(f, nil).MustBeNull().
+				Err("cannot set '"+f+"' when 'protocols' is 'grpc' or 'grpcs'"))
 		}
 	}
-	s.subKey = "protocols"
-	s.subschema = func(k any) *subschema {
+	http := schema.NewSubschema(httpFields, httpAtLeastOne(protocolsF, "https", "http",
+		[]string{"methods", "hosts", "headers", "paths", "snis"}, []string{"methods", "hosts", "headers", "paths"}, expressions))
+	grpcFields = append(grpcFields,
+		schema.Boolean("strip_path").Default(false).MustNotBe(true).Required().
+			Err("cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'"),
+		schema.Set("methods", str("")).MustBeNull().
+			Err("cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'"))
+	grpc := schema.NewSubschema(grpcFields, httpAtLeastOne(protocolsF, "grpcs", "grpc",
+		[]string{"hosts", "headers", "paths", "snis"}, []string{"hosts", "headers", "paths"}, expressions))
+	return s.Subschemas("protocols", func(k any) *schema.Subschema {
 		switch k {
 		case "tcp", "tls", "udp", "tls_passthrough":
 			return stream
@@ -514,8 +535,7 @@ func (b *builder) routes() *schema {
 			return grpc
 		}
 		return nil
-	}
-	s.subErr = func(k any) string {
+	}, func(k any) string {
 		if a, ok := k.([]any); ok {
 			if len(a) == 0 {
 				return "unknown type: nil"
@@ -523,8 +543,7 @@ func (b *builder) routes() *schema {
 			k = a[0]
 		}
 		return "unknown type: " + luaString(k)
-	}
-	return s
+	})
 }
 
 // luaString is Lua's tostring for decoded values.
@@ -532,49 +551,53 @@ func luaString(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "nil"
-	case string, float64, bool:
-		return toString(x)
+	case string:
+		return x
+	case float64:
+		return formatNumber(x)
+	case bool:
+		return strconv.FormatBool(x)
 	}
 	return "table"
 }
 
 // protocolsAtLeastOne is conditional_at_least_one_of with an if_match of
 // "every protocol is one of set".
-func protocolsAtLeastOne(protocolsF *field, set, fields []string, msg string) check {
-	return func(m map[string]any, errs *ErrorNode) {
+func protocolsAtLeastOne(protocolsF *schema.Field, set, fields []string, msg string) schema.Check {
+	return func(m map[string]any, errs schema.Errors) {
 		v := m["protocols"]
-		if v == nil || validateField(protocolsF, v) != nil {
+		if v == nil || protocolsF.Validate(v) != nil {
 			return
 		}
-		a, _ := asArray(v)
+		a, _ := schema.AsList(v)
 		for _, p := range a {
 			if s, _ := p.(string); !slices.Contains(set, s) {
 				return
 			}
 		}
 		for _, f := range fields {
-			if isNonEmpty(m[f]) {
+			if schema.IsNonEmpty(m[f]) {
 				return
 			}
 		}
-		errs.entityError(msg)
+		schema.AddEntityError(errs, msg)
 	}
 }
 
 // httpAtLeastOne is the http and grpc subschemas' check: with the secure
 // protocol listed, one of secureFields; else with the plain one, one of
 // plainFields.
-func httpAtLeastOne(protocolsF *field, secure, plain string, secureFields, plainFields []string, expressions bool) check {
+func httpAtLeastOne(protocolsF *schema.Field, secure, plain string, secureFields, plainFields []string, expressions bool) schema.Check {
 	if expressions {
 		secureFields = append(slices.Clone(secureFields), "expression")
 		plainFields = append(slices.Clone(plainFields), "expression")
 	}
-	return func(m map[string]any, errs *ErrorNode) {
+	return func(m map[string]any, errs schema.Errors) {
 		v := m["protocols"]
-		if v == nil || validateField(protocolsF, v) != nil {
+		if v == nil || protocolsF.Validate(v) != nil {
 			return
 		}
-		a, _ := asArray(v)
+		a, _ := schema.AsList(v)
 		fields, name := secureFields, secure
 		if !slices.Contains(a, any(secure)) {
 			if !slices.Contains(a, any(plain)) {
@@ -583,11 +606,11 @@ func httpAtLeastOne(protocolsF *field, secure, plain string, secureFields, plain
 			fields, name = plainFields, plain
 		}
 		for _, f := range fields {
-			if isNonEmpty(m[f]) {
+			if schema.IsNonEmpty(m[f]) {
 				return
 			}
 		}
-		errs.entityError("must set one of " + quotedList(fields) + " when 'protocols' is '" + name + "'")
+		schema.AddEntityError(errs, "must set one of "+schema.QuotedList(fields)+" when 'protocols' is '"+name+"'")
 	}
 }
 
@@ -595,15 +618,15 @@ func httpAtLeastOne(protocolsF *field, secure, plain string, secureFields, plain
 // traditional_compatible and expressions flavors. The expression of a
 // stream route is compiled by expression, when not nil (Kong compiles
 // http routes' too; gong serves no http route).
-func routeFieldsCheck(expression func(string) error) check {
-	return func(m map[string]any, errs *ErrorNode) {
-		if anyErr(errs, "id", "protocols", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers", "expression", "regex_priority", "priority") {
+func routeFieldsCheck(expression func(string) error) schema.Check {
+	return func(m map[string]any, errs schema.Errors) {
+		if schema.HasError(errs, "id", "protocols", "snis", "sources", "destinations", "methods", "hosts", "paths", "headers", "expression", "regex_priority", "priority") {
 			return
 		}
 		exprEmpty := m["expression"] == nil
 		othersEmpty := true
 		for _, f := range []string{"snis", "sources", "destinations", "methods", "hosts", "paths", "headers"} {
-			if isNonEmpty(m[f]) {
+			if schema.IsNonEmpty(m[f]) {
 				othersEmpty = false
 			}
 		}
@@ -612,15 +635,15 @@ func routeFieldsCheck(expression func(string) error) check {
 		switch {
 		case exprEmpty && othersEmpty:
 		case !exprEmpty && !othersEmpty:
-			errs.entityError(prefix + "cannot set 'expression' with " + fields + " simultaneously")
+			schema.AddEntityError(errs, prefix+"cannot set 'expression' with "+fields+" simultaneously")
 		case !exprEmpty && m["regex_priority"] != nil && m["regex_priority"] != 0.0:
-			errs.entityError(prefix + "cannot set 'regex_priority' with 'expression' simultaneously")
+			schema.AddEntityError(errs, prefix+"cannot set 'regex_priority' with 'expression' simultaneously")
 		case !othersEmpty && m["priority"] != nil && m["priority"] != 0.0:
-			errs.entityError(prefix + "cannot set 'priority' with " + fields + " simultaneously")
+			schema.AddEntityError(errs, prefix+"cannot set 'priority' with "+fields+" simultaneously")
 		case !exprEmpty && expression != nil && isStreamRoute(m["protocols"]):
 			text, _ := m["expression"].(string)
 			if err := expression(text); err != nil {
-				errs.entityError(prefix + err.Error())
+				schema.AddEntityError(errs, prefix+err.Error())
 			}
 		}
 	}
@@ -629,7 +652,7 @@ func routeFieldsCheck(expression func(string) error) check {
 // isStreamRoute is transform.lua is_stream_route: the first protocol is
 // a stream one.
 func isStreamRoute(protocols any) bool {
-	a, _ := asArray(protocols)
+	a, _ := schema.AsList(protocols)
 	if len(a) == 0 {
 		return false
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 func validateUpstreamName(name string) string {
@@ -53,108 +55,99 @@ func normalizeTarget(t string) string {
 
 var hashOnValues = []string{"none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
 
-func record(name string, def any, fields ...*field) *field {
-	return &field{name: name, kind: tRecord, def: def, record: &schema{fields: fields}}
+func seconds(name string, def float64) *schema.Field {
+	return schema.Number(name).Between(0, 65535).Default(def)
 }
 
-func seconds(name string, def float64) *field {
-	return &field{name: name, kind: tNumber, between: &[2]float64{0, 65535}, def: def}
-}
+func byteInt(name string) *schema.Field { return integer(name, 0, 255, 0.0) }
 
-func byteInt(name string) *field { return integer(name, 0, 255, 0.0) }
-
-func statuses(def ...float64) *field {
-	f := array("http_statuses", integer("", 100, 999, nil))
-	f.def = nums(def...)
-	return f
+func statuses(def ...float64) *schema.Field {
+	return schema.Array("http_statuses", integer("", 100, 999, nil)).Default(nums(def...))
 }
 
 // healthchecksField builds upstreams.lua's healthchecks record; each level
 // carries its defaults so a partial record is completed.
-func healthchecksField() *field {
-	checkType := oneOf(withDefault(str("type"), "http"), "tcp", "http", "https", "grpc", "grpcs")
+func healthchecksField() *schema.Field {
+	checkType := oneOf(str("type").Default("http"), "tcp", "http", "https", "grpc", "grpcs")
 	// gong adds udp checks, which only active checks can run.
-	activeType := oneOf(withDefault(str("type"), "http"), "tcp", "udp", "http", "https", "grpc", "grpcs")
-	activeHealthy := record("healthy", nil, seconds("interval", 0), statuses(200, 302), byteInt("successes"))
-	activeUnhealthy := record("unhealthy", nil, seconds("interval", 0),
+	activeType := oneOf(str("type").Default("http"), "tcp", "udp", "http", "https", "grpc", "grpcs")
+	activeHealthy := schema.Record("healthy", seconds("interval", 0), statuses(200, 302), byteInt("successes"))
+	activeUnhealthy := schema.Record("unhealthy", seconds("interval", 0),
 		statuses(429, 404, 500, 501, 502, 503, 504, 505),
 		byteInt("tcp_failures"), byteInt("timeouts"), byteInt("http_failures"))
-	active := record("active", nil,
+	active := schema.Record("active",
 		activeType,
 		seconds("timeout", 1),
 		integer("concurrency", 1, 1<<31, 10.0),
-		withDefault(pathField("http_path"), "/"),
-		str("https_sni", validateSNI),
-		required(boolean("https_verify_certificate", true)),
-		headersField("headers", str("", validateHeaderName)),
+		pathField("http_path").Default("/"),
+		str("https_sni").Custom(validateSNI),
+		boolean("https_verify_certificate", true).Required(),
+		headersField("headers", str("").Custom(validateHeaderName)),
 		str("send"), str("expect"),
 		activeHealthy, activeUnhealthy)
-	passiveType := *checkType
-	passive := record("passive", nil,
-		&passiveType,
-		record("healthy", nil, statuses(200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+	passive := schema.Record("passive",
+		checkType,
+		schema.Record("healthy", statuses(200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
 			300, 301, 302, 303, 304, 305, 306, 307, 308), byteInt("successes")),
-		record("unhealthy", nil, statuses(429, 500, 503),
+		schema.Record("unhealthy", statuses(429, 500, 503),
 			byteInt("tcp_failures"), byteInt("timeouts"), byteInt("http_failures")))
-	hc := record("healthchecks", nil, active, passive,
-		&field{name: "threshold", kind: tNumber, between: &[2]float64{0, 100}, def: 0.0})
+	hc := schema.Record("healthchecks", active, passive,
+		schema.Number("threshold").Between(0, 100).Default(0.0))
 	fillDefaults(hc)
 	return hc
 }
 
 // fillDefaults gives each record field the default made of its members'
 // defaults, as gen_fields in upstreams.lua does.
-func fillDefaults(f *field) any {
-	if f.kind != tRecord {
-		return f.def
+func fillDefaults(f *schema.Field) any {
+	if f.Type() != "record" {
+		return f.DefaultValue()
 	}
 	d := map[string]any{}
-	for _, c := range f.record.fields {
+	for _, c := range f.Fields() {
 		if v := fillDefaults(c); v != nil {
-			d[c.name] = v
-		} else if !c.required {
-			d[c.name] = nil
+			d[c.Name()] = v
+		} else if !c.IsRequired() {
+			d[c.Name()] = nil
 		}
 	}
-	f.def = d
+	f.Default(d)
 	return d
 }
 
-func (b *builder) upstreams() *schema {
-	hashOn := oneOf(withDefault(str("hash_on"), "none"), hashOnValues...)
-	hashFallback := oneOf(withDefault(str("hash_fallback"), "none"), hashOnValues...)
-	simple := func(n string) *field { return str(n) }
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("name", validateUpstreamName)),
-		oneOf(withDefault(str("algorithm"), "round-robin"), "consistent-hashing", "least-connections", "round-robin", "latency"),
+func (b *builder) upstreams() *schema.Field {
+	hashOn := oneOf(str("hash_on").Default("none"), hashOnValues...)
+	hashFallback := oneOf(str("hash_fallback").Default("none"), hashOnValues...)
+	s := schema.Record("", entityFields(schema.Integer,
+		str("name").Custom(validateUpstreamName).Required(),
+		oneOf(str("algorithm").Default("round-robin"), "consistent-hashing", "least-connections", "round-robin", "latency"),
 		hashOn, hashFallback,
-		str("hash_on_header", validateHeaderName),
-		str("hash_fallback_header", validateHeaderName),
-		str("hash_on_cookie", validateCookieName),
-		withDefault(pathField("hash_on_cookie_path"), "/"),
-		simple("hash_on_query_arg"), simple("hash_fallback_query_arg"),
-		simple("hash_on_uri_capture"), simple("hash_fallback_uri_capture"),
+		str("hash_on_header").Custom(validateHeaderName),
+		str("hash_fallback_header").Custom(validateHeaderName),
+		str("hash_on_cookie").Custom(validateCookieName),
+		pathField("hash_on_cookie_path").Default("/"),
+		str("hash_on_query_arg"), str("hash_fallback_query_arg"),
+		str("hash_on_uri_capture"), str("hash_fallback_uri_capture"),
 		integer("slots", 10, 1<<16, 10000.0),
 		healthchecksField(),
 		tags(),
-		str("host_header", validateHostWithOptionalPort),
+		str("host_header").Custom(validateHostWithOptionalPort),
 		reference("client_certificate"),
 		boolean("use_srv_name", false),
 		seconds("udp_affinity_ttl", 0),
-	)}
-	is := func(v string) func(any) bool { return isOneOf(v) }
-	req := func(ifF *field, v, then string) check {
-		return conditional{ifField: ifF, ifMatch: is(v), thenField: then, required: true}.check()
+	)...)
+	req := func(ifF *schema.Field, v, then string) schema.Check {
+		return conditional{ifField: ifF, ifMatch: isOneOf(v), thenField: then, required: true}.check()
 	}
-	fallbackIn := func(v string, allowed ...string) check {
-		return conditional{ifField: hashOn, ifMatch: is(v), thenField: "hash_fallback", then: func(x any) *ErrorNode {
+	fallbackIn := func(v string, allowed ...string) schema.Check {
+		return conditional{ifField: hashOn, ifMatch: isOneOf(v), thenField: "hash_fallback", then: func(x any) any {
 			if s, ok := x.(string); ok && !slices.Contains(allowed, s) {
-				return leaf("expected one of: " + strings.Join(allowed, ", "))
+				return "expected one of: " + strings.Join(allowed, ", ")
 			}
 			return nil
 		}}.check()
 	}
-	s.checks = []check{
+	s.Checks(
 		req(hashOn, "header", "hash_on_header"),
 		req(hashFallback, "header", "hash_fallback_header"),
 		req(hashOn, "cookie", "hash_on_cookie"),
@@ -172,46 +165,45 @@ func (b *builder) upstreams() *schema {
 		req(hashFallback, "uri_capture", "hash_fallback_uri_capture"),
 		distinct("hash_on_uri_capture", "hash_fallback_uri_capture"),
 		udpCheckSends,
-	}
-	s.shorthand = upstreamShorthands
-	return s
+	)
+	return s.Shorthand(upstreamShorthands)
 }
 
 // udpCheckSends requires a payload for udp active checks (gong's
 // extension): a UDP server answers only what it is sent. It reads as
 // Kong's conditional check on a nested field.
-func udpCheckSends(m map[string]any, errs *ErrorNode) {
+func udpCheckSends(m map[string]any, errs schema.Errors) {
 	hc, _ := m["healthchecks"].(map[string]any)
 	active, _ := hc["active"].(map[string]any)
-	if active == nil || active["type"] != "udp" || isNonEmpty(active["send"]) || errs.has("healthchecks") {
+	if active == nil || active["type"] != "udp" || schema.IsNonEmpty(active["send"]) || schema.HasError(errs, "healthchecks") {
 		return
 	}
-	errs.field("healthchecks").field("active").setMsg("send", "required field missing")
-	errs.entityError("failed conditional validation given value of field 'healthchecks.active.type'")
+	schema.SetError(errs, "healthchecks.active.send", "required field missing")
+	schema.AddEntityError(errs, "failed conditional validation given value of field 'healthchecks.active.type'")
 }
 
 // distinct is Kong's distinct entity check; it does not run when a field
 // is missing.
-func distinct(a, b string) check {
-	return func(m map[string]any, errs *ErrorNode) {
+func distinct(a, b string) schema.Check {
+	return func(m map[string]any, errs schema.Errors) {
 		va, oka := m[a]
 		vb, okb := m[b]
-		if !oka || !okb || !isNonEmpty(va) || !isNonEmpty(vb) {
+		if !oka || !okb || !schema.IsNonEmpty(va) || !schema.IsNonEmpty(vb) {
 			return
 		}
 		if sa, ok := va.(string); ok && va == vb && sa != "" {
-			errs.entityError("values of these fields must be distinct: " + quotedList([]string{a, b}))
+			schema.AddEntityError(errs, "values of these fields must be distinct: "+schema.QuotedList([]string{a, b}))
 		}
 	}
 }
 
 // upstreamShorthands applies the algorithm and hash_on shorthands of
 // upstreams.lua, in that order.
-func upstreamShorthands(m map[string]any) *ErrorNode {
+func upstreamShorthands(m map[string]any) schema.Errors {
 	for _, k := range []string{"algorithm", "hash_on"} {
 		if v, ok := m[k]; ok && v != nil {
 			if _, isStr := v.(string); !isStr {
-				return &ErrorNode{Fields: map[string]*ErrorNode{k: leaf("expected a string")}}
+				return schema.Errors{k: "expected a string"}
 			}
 		}
 	}
@@ -233,66 +225,60 @@ func upstreamShorthands(m map[string]any) *ErrorNode {
 	return nil
 }
 
-func (b *builder) targets() *schema {
-	return &schema{fields: append(append([]*field{idField()}, timestamps(tNumber)...),
-		required(reference("upstream")),
-		required(str("target", validateTarget)),
+func (b *builder) targets() *schema.Field {
+	return schema.Record("", entityFields(schema.Number,
+		reference("upstream").Required(),
+		str("target").Custom(validateTarget).Required(),
 		integer("weight", 0, 65535, 100.0),
 		tags(),
-	)}
+	)...)
 }
 
-func (b *builder) snis() *schema {
-	return &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("name", validateWildcardHost)),
+func (b *builder) snis() *schema.Field {
+	return schema.Record("", entityFields(schema.Integer,
+		str("name").Custom(validateWildcardHost).Required(),
 		tags(),
-		required(reference("certificate")),
-	)}
+		reference("certificate").Required(),
+	)...)
 }
 
-func (b *builder) consumers() *schema {
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
+func (b *builder) consumers() *schema.Field {
+	return schema.Record("", entityFields(schema.Integer,
 		str("username"),
 		str("custom_id"),
 		tags(),
-	)}
-	s.checks = []check{atLeastOneOf("custom_id", "username")}
-	return s
+	)...).Checks(atLeastOneOf("custom_id", "username"))
 }
 
-func (b *builder) plugins() *schema {
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(str("name")),
+func (b *builder) plugins() *schema.Field {
+	s := schema.Record("", entityFields(schema.Integer,
+		str("name").Required(),
 		utf8Name("instance_name"),
 		reference("route"),
 		reference("service"),
 		reference("consumer"),
-		&field{name: "config", kind: tAny},
+		schema.Any("config"),
 		// protocols defaults per plugin (Options.PluginProtocols): see
-		// pluginProtocols.
-		required(&field{name: "protocols", kind: tSet, elements: oneOf(str(""), protocols...)}),
-		required(boolean("enabled", true)),
+		// pluginDefaults.
+		schema.Set("protocols", oneOf(str(""), protocols...)).Required(),
+		boolean("enabled", true).Required(),
 		tags(),
-	)}
-	s.subKey = "name"
+	)...)
 	enabled := map[string]bool{}
 	for _, p := range b.opts.Plugins {
 		enabled[p] = true
 	}
-	plugin := &subschema{}
-	s.subschema = func(k any) *subschema {
+	plugin := schema.NewSubschema(nil)
+	s.Subschemas("name", func(k any) *schema.Subschema {
 		name, ok := k.(string)
 		if !ok || (b.opts.Plugins != nil && !enabled[name]) {
 			return nil
 		}
 		return plugin
-	}
-	s.subErr = func(k any) string {
+	}, func(k any) string {
 		return "plugin '" + luaString(k) + "' not enabled; add it to the 'plugins' configuration property"
-	}
-	s.checks = []check{b.pluginConfig}
-	s.shorthand = b.pluginDefaults
-	return s
+	})
+	return s.Checks(b.pluginConfig).Shorthand(b.pluginDefaults)
 }
 
 // pluginDefaults runs before a plugin entity's fields are processed: it
@@ -300,7 +286,7 @@ func (b *builder) plugins() *schema {
 // (Options.PluginProtocols), else Kong's generic one, and replaces a valid
 // config by the one Options.PluginConfig fills with defaults. Errors are
 // left to pluginConfig, which reports them with the entity's others.
-func (b *builder) pluginDefaults(m map[string]any) *ErrorNode {
+func (b *builder) pluginDefaults(m map[string]any) schema.Errors {
 	name, _ := m["name"].(string)
 	if _, given := m["protocols"]; !given {
 		def := []string{"grpc", "grpcs", "http", "https"}
@@ -315,7 +301,7 @@ func (b *builder) pluginDefaults(m map[string]any) *ErrorNode {
 	if v == nil {
 		v = map[string]any{}
 	}
-	if conf, ok := asRecord(v); ok {
+	if conf, ok := schema.AsRecord(v); ok {
 		if b.opts.PluginConfig != nil {
 			if filled, ferrs := b.opts.PluginConfig(name, conf); len(ferrs) == 0 && filled != nil {
 				conf = filled
@@ -329,15 +315,15 @@ func (b *builder) pluginDefaults(m map[string]any) *ErrorNode {
 // pluginConfig reports the errors of the plugin's config record, through
 // the Options.PluginConfig hook when there is one; pluginDefaults put the
 // filled config in the record.
-func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
+func (b *builder) pluginConfig(m map[string]any, errs schema.Errors) {
 	b.pluginProtocols(m, errs)
 	v := m["config"]
 	if v == nil {
 		v = map[string]any{}
 	}
-	conf, ok := asRecord(v)
+	conf, ok := schema.AsRecord(v)
 	if !ok {
-		errs.setMsg("config", "expected a record")
+		errs["config"] = "expected a record"
 		return
 	}
 	if b.opts.PluginConfig == nil {
@@ -345,15 +331,15 @@ func (b *builder) pluginConfig(m map[string]any, errs *ErrorNode) {
 	}
 	name, _ := m["name"].(string)
 	if _, ferrs := b.opts.PluginConfig(name, conf); len(ferrs) > 0 {
-		errs.set("config", errorTree(ferrs))
+		errs["config"] = ferrs
 	}
 }
 
 // pluginProtocols refuses a protocol the plugin's own schema does not
 // allow (Options.PluginAllowedProtocols), with the message Kong's set
 // validation gives at that element.
-func (b *builder) pluginProtocols(m map[string]any, errs *ErrorNode) {
-	if b.opts.PluginAllowedProtocols == nil || errs.has("protocols") {
+func (b *builder) pluginProtocols(m map[string]any, errs schema.Errors) {
+	if b.opts.PluginAllowedProtocols == nil || schema.HasError(errs, "protocols") {
 		return
 	}
 	name, _ := m["name"].(string)
@@ -362,43 +348,13 @@ func (b *builder) pluginProtocols(m map[string]any, errs *ErrorNode) {
 	if allowed == nil {
 		return
 	}
-	n := &ErrorNode{}
+	bad := map[string]any{}
 	for i, p := range list {
 		if s, _ := p.(string); !slices.Contains(allowed, s) {
-			n.entry(i + 1).Message = "expected one of: " + strings.Join(allowed, ", ")
+			bad[strconv.Itoa(i+1)] = "expected one of: " + strings.Join(allowed, ", ")
 		}
 	}
-	errs.set("protocols", n)
-}
-
-// errorTree converts a Lua-style nested error table into an ErrorNode;
-// digit keys become entries.
-func errorTree(v any) *ErrorNode {
-	switch x := v.(type) {
-	case string:
-		return leaf(x)
-	case []any:
-		n := &ErrorNode{}
-		for i, e := range x {
-			n.Entries = setEntry(n.Entries, i+1, errorTree(e))
-		}
-		return n
-	case []string:
-		n := &ErrorNode{}
-		for i, e := range x {
-			n.Entries = setEntry(n.Entries, i+1, leaf(e))
-		}
-		return n
-	case map[string]any:
-		n := &ErrorNode{}
-		for k, e := range x {
-			if i, err := strconv.Atoi(k); err == nil && i > 0 && isDigits(k) {
-				n.Entries = setEntry(n.Entries, i, errorTree(e))
-			} else {
-				n.set(k, errorTree(e))
-			}
-		}
-		return n
+	if len(bad) > 0 {
+		errs["protocols"] = bad
 	}
-	return leaf(luaString(v))
 }

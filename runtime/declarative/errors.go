@@ -197,3 +197,52 @@ func (e *Error) Error() string {
 }
 
 func singular(s string) string { return strings.TrimSuffix(s, "s") }
+
+// setErr puts a schema error (a message or nested errors, see
+// schema.Errors) under name; nil is no error.
+func (n *ErrorNode) setErr(name string, err any) {
+	if err != nil {
+		n.set(name, errorTree(err))
+	}
+}
+
+func setEntry(m map[int]*ErrorNode, i int, n *ErrorNode) map[int]*ErrorNode {
+	if m == nil {
+		m = map[int]*ErrorNode{}
+	}
+	m[i] = n
+	return m
+}
+
+// errorTree converts a Lua-style nested error table (runtime/schema's
+// Errors, a plugin's config errors) into an ErrorNode; digit keys become
+// entries.
+func errorTree(v any) *ErrorNode {
+	switch x := v.(type) {
+	case string:
+		return leaf(x)
+	case []any:
+		n := &ErrorNode{}
+		for i, e := range x {
+			n.Entries = setEntry(n.Entries, i+1, errorTree(e))
+		}
+		return n
+	case []string:
+		n := &ErrorNode{}
+		for i, e := range x {
+			n.Entries = setEntry(n.Entries, i+1, leaf(e))
+		}
+		return n
+	case map[string]any:
+		n := &ErrorNode{}
+		for k, e := range x {
+			if i, err := strconv.Atoi(k); err == nil && i > 0 && isDigits(k) {
+				n.Entries = setEntry(n.Entries, i, errorTree(e))
+			} else {
+				n.set(k, errorTree(e))
+			}
+		}
+		return n
+	}
+	return leaf(luaString(v))
+}

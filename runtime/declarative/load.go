@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 // LoadFile reads and validates a declarative config file. Its type comes
@@ -75,7 +77,7 @@ func load(v any, opts Options, now time.Time) (*Config, error) {
 		return nil, &Error{Message: "failed parsing declarative configuration: expected an object"}
 	}
 	migrateRoutePaths(root)
-	b := &builder{opts: opts, now: now.Unix(), cache: map[string]*schema{}}
+	b := &builder{opts: opts, now: now.Unix(), cache: map[string]*schema.Field{}}
 	errs := &ErrorNode{}
 	processed := map[string][]map[string]any{}
 	keys := make([]string, 0, len(root))
@@ -87,13 +89,13 @@ func load(v any, opts Options, now time.Time) (*Config, error) {
 		v := root[k]
 		switch {
 		case k == "_format_version":
-			errs.set(k, validateField(oneOf(str(k), "1.1", "2.1", "3.0"), v))
+			errs.setErr(k, oneOf(str(k), "1.1", "2.1", "3.0").Validate(v))
 		case k == "_transform":
-			errs.set(k, validateField(boolean(k, nil), v))
+			errs.setErr(k, schema.Boolean(k).Validate(v))
 		case k == "_comment":
-			errs.set(k, validateField(str(k), v))
+			errs.setErr(k, str(k).Validate(v))
 		case k == "_ignore":
-			errs.set(k, validateField(array(k, &field{kind: tAny}), v))
+			errs.setErr(k, schema.Array(k, schema.Any("")).Validate(v))
 		case slices.Contains(entityTypes, k):
 			processed[k] = b.validateList(k, v, errs)
 		default:
@@ -114,9 +116,9 @@ func load(v any, opts Options, now time.Time) (*Config, error) {
 
 	var items []*item
 	for _, typ := range entityTypes {
-		rawList, _ := asArray(root[typ])
+		rawList, _ := schema.AsList(root[typ])
 		for i, rec := range processed[typ] {
-			raw, _ := asRecord(rawList[i])
+			raw, _ := schema.AsRecord(rawList[i])
 			items = append(items, newItem(typ, raw, rec, i+1, nil, ""))
 		}
 	}
@@ -139,7 +141,7 @@ func load(v any, opts Options, now time.Time) (*Config, error) {
 // validateList validates one entity array and returns the processed
 // records (nil where an entry is not a record).
 func (b *builder) validateList(typ string, v any, errs *ErrorNode) []map[string]any {
-	list, ok := asArray(v)
+	list, ok := schema.AsList(v)
 	if !ok {
 		errs.setMsg(typ, "expected an array")
 		return nil
@@ -148,17 +150,17 @@ func (b *builder) validateList(typ string, v any, errs *ErrorNode) []map[string]
 	out := make([]map[string]any, len(list))
 	node := &ErrorNode{}
 	for i, e := range list {
-		rec, ok := asRecord(e)
+		rec, ok := schema.AsRecord(e)
 		if !ok {
 			node.Entries = setEntry(node.Entries, i+1, leaf("expected a record"))
 			continue
 		}
-		p, perr := s.process(rec)
+		p, perr := s.Process(rec)
 		if perr == nil {
-			perr = s.validate(p)
+			perr = s.ValidateRecord(p)
 		}
 		if perr != nil {
-			node.Entries = setEntry(node.Entries, i+1, perr)
+			node.Entries = setEntry(node.Entries, i+1, errorTree(perr))
 		}
 		out[i] = p
 	}
@@ -170,12 +172,12 @@ func newItem(typ string, raw, rec map[string]any, index int, parent *item, fk st
 	it := &item{typ: typ, raw: raw, rec: rec, index: index, parent: parent, fk: fk}
 	for _, c := range children(typ) {
 		procList, _ := rec[c.ref].([]any)
-		rawList, _ := asArray(raw[c.ref])
+		rawList, _ := schema.AsList(raw[c.ref])
 		for j, e := range procList {
 			childRec, _ := e.(map[string]any)
 			var childRaw map[string]any
 			if j < len(rawList) {
-				childRaw, _ = asRecord(rawList[j])
+				childRaw, _ = schema.AsRecord(rawList[j])
 			}
 			it.kids = append(it.kids, newItem(c.ref, childRaw, childRec, j+1, it, c.field))
 		}
@@ -481,7 +483,7 @@ func flatFor(typ string, raw map[string]any, errs []FieldError) FlatError {
 	if n, ok := raw["name"].(string); ok {
 		fe.EntityName = n
 	}
-	if id, ok := raw["id"].(string); ok && isUUID(id) {
+	if id, ok := raw["id"].(string); ok && schema.IsUUID(id) {
 		fe.EntityID = id
 	}
 	if tags, ok := raw["tags"].([]any); ok {
@@ -510,14 +512,14 @@ func flattenErrors(root map[string]any, errs *ErrorNode) []FlatError {
 		var nested []func()
 		for _, c := range children(typ) {
 			cn := n.Fields[c.ref]
-			list, ok := asArray(raw[c.ref])
+			list, ok := schema.AsList(raw[c.ref])
 			if cn == nil || !ok || cn.Message != "" {
 				continue
 			}
 			delete(own.Fields, c.ref)
 			for _, i := range sortedInts(cn.Entries) {
 				if i-1 < len(list) {
-					rec, _ := asRecord(list[i-1])
+					rec, _ := schema.AsRecord(list[i-1])
 					ce := cn.Entries[i]
 					nested = append(nested, func() { entity(c.ref, rec, ce) })
 				}
@@ -537,12 +539,12 @@ func flattenErrors(root map[string]any, errs *ErrorNode) []FlatError {
 	}
 	for _, typ := range entityTypes {
 		n := errs.Fields[typ]
-		list, ok := asArray(root[typ])
+		list, ok := schema.AsList(root[typ])
 		if n == nil || !ok {
 			continue
 		}
 		for _, i := range sortedInts(n.Entries) {
-			if rec, ok := asRecord(list[i-1]); ok {
+			if rec, ok := schema.AsRecord(list[i-1]); ok {
 				entity(typ, rec, n.Entries[i])
 			}
 		}

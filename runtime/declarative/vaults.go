@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gong-proxy/gong/runtime/schema"
 	"github.com/gong-proxy/gong/vault"
 )
 
@@ -15,8 +16,8 @@ var vaultPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]*?[a-z0-9]+$`)
 
 // vaults is kong/db/schema/entities/vaults.lua: a prefix naming a vault
 // with a config; references use the prefix in place of the vault's name.
-func (b *builder) vaults() *schema {
-	prefix := str("prefix", func(s string) string {
+func (b *builder) vaults() *schema.Field {
+	prefix := str("prefix").Custom(func(s string) string {
 		if !vaultPrefixRE.MatchString(s) {
 			return fmt.Sprintf("invalid value: %s", s)
 		}
@@ -25,32 +26,28 @@ func (b *builder) vaults() *schema {
 		}
 		return ""
 	})
-	s := &schema{fields: append(append([]*field{idField()}, timestamps(tInteger)...),
-		required(prefix),
-		required(str("name")),
+	return schema.Record("", entityFields(schema.Integer,
+		prefix.Required(),
+		str("name").Required(),
 		str("description"),
-		&field{name: "config", kind: tAny},
+		schema.Any("config"),
 		tags(),
-	)}
-	s.checks = []check{
-		func(m map[string]any, errs *ErrorNode) {
-			name, _ := m["name"].(string)
-			if name == "" || anyErr(errs, "name", "config") {
-				return
-			}
-			cfg, ok := asRecord(m["config"])
-			if m["config"] != nil && !ok {
-				errs.setMsg("config", "expected a record")
-				return
-			}
-			if f, msg := vault.CheckConfig(name, cfg); f == "name" {
-				errs.setMsg("name", msg)
-			} else if f != "" {
-				errs.field("config").setMsg(strings.TrimPrefix(f, "config."), msg)
-			}
-		},
-	}
-	return s
+	)...).Checks(func(m map[string]any, errs schema.Errors) {
+		name, _ := m["name"].(string)
+		if name == "" || schema.HasError(errs, "name", "config") {
+			return
+		}
+		cfg, ok := schema.AsRecord(m["config"])
+		if m["config"] != nil && !ok {
+			errs["config"] = "expected a record"
+			return
+		}
+		if f, msg := vault.CheckConfig(name, cfg); f == "name" {
+			errs["name"] = msg
+		} else if f != "" {
+			errs["config"] = map[string]any{strings.TrimPrefix(f, "config."): msg}
+		}
+	})
 }
 
 // referenceValidator wraps a PEM validator so a vault reference passes;

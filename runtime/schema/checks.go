@@ -19,8 +19,8 @@ type entityCheck struct {
 	list []string // list checkers
 
 	ifField, thenField     string
-	ifMatch, thenMatch     *field
-	elseMatch              *field
+	ifMatch, thenMatch     *Field
+	elseMatch              *Field
 	thenRequired           bool
 	thenErr, elseThenErr   string
 	hasThenErr, hasElseErr bool
@@ -44,7 +44,7 @@ var checkerFlags = map[string][2]bool{
 	"mutually_exclusive_sets":     {true, false},
 }
 
-func (ld *loader) entityChecks(t *glua.LTable, rec *field, prefix string) ([]*entityCheck, error) {
+func (ld *loader) entityChecks(t *glua.LTable, rec *Field, prefix string) ([]*entityCheck, error) {
 	ct, ok := t.RawGetString("entity_checks").(*glua.LTable)
 	if !ok {
 		return nil, nil
@@ -89,7 +89,7 @@ func strList(v glua.LValue) []string {
 	return out
 }
 
-func (ld *loader) check(name string, at *glua.LTable, rec *field) (*entityCheck, error) {
+func (ld *loader) check(name string, at *glua.LTable, rec *Field) (*entityCheck, error) {
 	c := &entityCheck{name: name, required: map[string]bool{}}
 	str := func(k string) (string, bool) {
 		s, ok := at.RawGetString(k).(glua.LString)
@@ -155,7 +155,7 @@ func (ld *loader) check(name string, at *glua.LTable, rec *field) (*entityCheck,
 // overlay reads a conditional's if_match/then_match/else_match: its
 // validators over the named field's definition (the __index metatable Kong
 // sets).
-func (ld *loader) overlay(rec *field, path string, match glua.LValue) (*field, error) {
+func (ld *loader) overlay(rec *Field, path string, match glua.LValue) (*Field, error) {
 	base := schemaField(rec, path)
 	if base == nil {
 		return nil, fmt.Errorf("unknown field '%s'", path)
@@ -177,7 +177,7 @@ func (ld *loader) overlay(rec *field, path string, match glua.LValue) (*field, e
 }
 
 // schemaField is get_schema_field: a dotted path through record fields.
-func schemaField(rec *field, path string) *field {
+func schemaField(rec *Field, path string) *Field {
 	cur := rec
 	for _, p := range strings.Split(path, ".") {
 		if cur == nil || cur.byName == nil {
@@ -248,7 +248,7 @@ func entityError(errs map[string]any, msg string) {
 }
 
 // checks is run_entity_checks on a full check.
-func (r *run) checks(rec *field, input map[string]any, errs map[string]any) {
+func (r *run) checks(rec *Field, input map[string]any, errs map[string]any) {
 	for _, c := range rec.checks {
 		r.check(c, input, errs)
 	}

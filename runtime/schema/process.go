@@ -12,25 +12,38 @@ import (
 // copy of data with shorthand fields translated and every missing field
 // given its default, null, or an expanded required record. The errors are
 // those of shorthand fields (kong/db/schema/init.lua).
-func (r *run) process(f *field, data map[string]any) (map[string]any, map[string]any) {
+func (r *run) process(f *Field, data map[string]any) (map[string]any, map[string]any) {
 	data, _ = deepCopy(data).(map[string]any)
+	if f.goShorthand != nil {
+		if errs := f.goShorthand(data); len(errs) > 0 {
+			return nil, errs
+		}
+	}
 	if errs := r.shorthand(f, data); len(errs) > 0 {
 		return nil, errs
 	}
-	for _, sub := range f.fields {
-		v, present := data[sub.name]
-		v, present = r.adjust(sub, v, present)
+	var chosen *Subschema
+	if f.subs != nil {
+		chosen = f.subs.choose(data)
+	}
+	for _, fd := range f.fields {
+		fd = f.lookup(fd.name, chosen)
+		v, present := data[fd.name]
+		if !present && fd.auto {
+			continue
+		}
+		v, present = r.adjust(fd, v, present)
 		if present {
-			data[sub.name] = v
+			data[fd.name] = v
 		} else {
-			delete(data, sub.name)
+			delete(data, fd.name)
 		}
 	}
 	return data, nil
 }
 
 // shorthand translates shorthand fields in place.
-func (r *run) shorthand(f *field, data map[string]any) map[string]any {
+func (r *run) shorthand(f *Field, data map[string]any) map[string]any {
 	errs := map[string]any{}
 	for _, sh := range f.shorthands {
 		v, ok := data[sh.name]
@@ -161,7 +174,7 @@ func getPath(m map[string]any, path []string) (any, bool) {
 // present or required, arrays keep their order, sets are de-duplicated,
 // elements and map values are adjusted, and a missing value is handled by
 // missing.
-func (r *run) adjust(f *field, v any, present bool) (any, bool) {
+func (r *run) adjust(f *Field, v any, present bool) (any, bool) {
 	if f.abstract {
 		return v, present
 	}
@@ -179,7 +192,8 @@ func (r *run) adjust(f *field, v any, present bool) (any, bool) {
 	} else if present && v != nil {
 		switch f.typ {
 		case "array", "set":
-			if list, ok := asList(v); ok {
+			// A list or map that must be null may have no element definition.
+			if list, ok := asList(v); ok && f.elements != nil {
 				if f.typ == "set" {
 					list = dedup(list)
 				}
@@ -190,7 +204,7 @@ func (r *run) adjust(f *field, v any, present bool) (any, bool) {
 				return out, true
 			}
 		case "map":
-			if m, ok := v.(map[string]any); ok {
+			if m, ok := v.(map[string]any); ok && f.values != nil {
 				out := make(map[string]any, len(m))
 				for k, e := range m {
 					out[k], _ = r.adjust(f.values, e, true)
@@ -208,7 +222,7 @@ func (r *run) adjust(f *field, v any, present bool) (any, bool) {
 // missing is handle_missing_field: a copy of the default, null for an
 // optional field, an expanded record for a required one, else absent (the
 // required check reports it).
-func (r *run) missing(f *field) (any, bool) {
+func (r *run) missing(f *Field) (any, bool) {
 	if f.hasDef {
 		return deepCopy(f.def), true
 	}
@@ -239,7 +253,7 @@ func dedup(list []any) []any {
 // selectRecord is process_auto_fields(data, "select") as the plugins
 // iterator reads a config: defaults for missing fields, nulls and empty
 // strings removed, keys outside the schema dropped.
-func (r *run) selectRecord(f *field, data map[string]any) map[string]any {
+func (r *run) selectRecord(f *Field, data map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, sub := range f.fields {
 		v, present := data[sub.name]
@@ -260,7 +274,7 @@ func (r *run) selectRecord(f *field, data map[string]any) map[string]any {
 }
 
 // selectValue applies select processing below a field.
-func (r *run) selectValue(f *field, v any) any {
+func (r *run) selectValue(f *Field, v any) any {
 	switch f.typ {
 	case "record":
 		if m, ok := v.(map[string]any); ok && f.fields != nil {

@@ -21,7 +21,7 @@ func (s *Schema) Dereference(config map[string]any, get func(ref string) (string
 
 // dereferenceRecord resolves a record's fields; changed says whether the
 // result is a new map.
-func dereferenceRecord(rec *field, m map[string]any, path string, get func(string) (string, error)) (map[string]any, bool, error) {
+func dereferenceRecord(rec *Field, m map[string]any, path string, get func(string) (string, error)) (map[string]any, bool, error) {
 	var out map[string]any
 	for _, f := range rec.fields {
 		v, ok := m[f.name]
@@ -45,7 +45,7 @@ func dereferenceRecord(rec *field, m map[string]any, path string, get func(strin
 	return out, true, nil
 }
 
-func dereferenceValue(f *field, v any, path string, get func(string) (string, error)) (any, bool, error) {
+func dereferenceValue(f *Field, v any, path string, get func(string) (string, error)) (any, bool, error) {
 	switch v := v.(type) {
 	case string:
 		if !f.referenceable || !isReference(v) {

@@ -15,7 +15,7 @@ import (
 // given that VM.
 type Schema struct {
 	name string
-	root *field // a record: the plugin's top-level fields
+	root *Field // a record: the plugin's top-level fields
 	def  map[string]any
 }
 
@@ -24,8 +24,10 @@ type patErr struct {
 	pattern, err string
 }
 
-// field is one field definition (kong/db/schema/metaschema.lua attributes).
-type field struct {
+// Field is one field definition (kong/db/schema/metaschema.lua attributes):
+// read from a plugin's schema.lua by Load, or built in Go with the
+// constructors of build.go for the core entities.
+type Field struct {
 	name     string
 	typ      string
 	required bool
@@ -55,10 +57,10 @@ type field struct {
 	mutexSubsets          [][]any
 	err                   string // overrides every validator message
 
-	elements, keys, values *field
+	elements, keys, values *Field
 
-	fields     []*field
-	byName     map[string]*field
+	fields     []*Field
+	byName     map[string]*Field
 	checks     []*entityCheck
 	shorthands []*shorthand
 
@@ -67,6 +69,13 @@ type field struct {
 	reference     string
 
 	raw *glua.LTable // the definition, for entity-check overlays
+
+	// Go-built entities only (build.go).
+	auto        bool                // id and timestamps: left absent, filled by the loader
+	goCustom    func(string) string // a custom validator of string values
+	goChecks    []Check             // entity checks, after the Lua ones
+	goShorthand func(map[string]any) Errors
+	subs        *subschemas
 }
 
 type matchAny struct {
@@ -77,7 +86,7 @@ type matchAny struct {
 // shorthand is one shorthand_fields entry.
 type shorthand struct {
 	name        string
-	def         *field
+	def         *Field
 	fn          glua.LValue
 	deprecation bool
 	replaced    [][]string // deprecation.replaced_with[i].path
@@ -230,7 +239,7 @@ var parentFields = map[string]string{
 	"protocols": "set", "enabled": "boolean", "tags": "set",
 }
 
-func (ld *loader) top(tbl *glua.LTable) (*field, error) {
+func (ld *loader) top(tbl *glua.LTable) (*Field, error) {
 	var err error
 	tbl.ForEach(func(k, _ glua.LValue) {
 		if err == nil && !topKeys[k.String()] {
@@ -247,7 +256,7 @@ func (ld *loader) top(tbl *glua.LTable) (*field, error) {
 	if !ok {
 		return nil, fmt.Errorf("field 'fields': required field missing")
 	}
-	root := &field{typ: "record", raw: tbl}
+	root := &Field{typ: "record", raw: tbl}
 	if root.fields, root.byName, err = ld.fieldList(fieldsTbl, ""); err != nil {
 		return nil, err
 	}
@@ -276,7 +285,7 @@ func (ld *loader) top(tbl *glua.LTable) (*field, error) {
 
 // compatible mirrors compatible_fields in kong/db/schema/init.lua, for the
 // parent types plugins uses.
-func compatible(parent string, f *field) bool {
+func compatible(parent string, f *Field) bool {
 	if parent == f.typ {
 		return true
 	}
@@ -285,7 +294,7 @@ func compatible(parent string, f *field) bool {
 
 // requireRecords makes every record field required unless it says
 // required = false (kong/db/schema/entity.lua make_records_required).
-func requireRecords(fields []*field) {
+func requireRecords(fields []*Field) {
 	for _, f := range fields {
 		if f.typ == "record" {
 			if !f.explicit {
@@ -296,9 +305,9 @@ func requireRecords(fields []*field) {
 	}
 }
 
-func (ld *loader) fieldList(tbl *glua.LTable, prefix string) ([]*field, map[string]*field, error) {
-	var out []*field
-	byName := map[string]*field{}
+func (ld *loader) fieldList(tbl *glua.LTable, prefix string) ([]*Field, map[string]*Field, error) {
+	var out []*Field
+	byName := map[string]*Field{}
 	n := tbl.Len()
 	for i := 1; i <= n; i++ {
 		item, ok := tbl.RawGetInt(i).(*glua.LTable)
@@ -330,11 +339,11 @@ func (ld *loader) fieldList(tbl *glua.LTable, prefix string) ([]*field, map[stri
 }
 
 // field reads one definition; path names it in errors.
-func (ld *loader) field(name, path string, t *glua.LTable) (*field, error) {
+func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("field '%s': %s", path, fmt.Sprintf(format, a...))
 	}
-	f := &field{name: name, raw: t}
+	f := &Field{name: name, raw: t}
 	typ, ok := t.RawGetString("type").(glua.LString)
 	if !ok {
 		return nil, fail("missing type")
@@ -481,7 +490,7 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*field, error) {
 			f.mutexSubsets = append(f.mutexSubsets, sub)
 		}
 	}
-	sub := func(key string) (*field, error) {
+	sub := func(key string) (*Field, error) {
 		st, ok := get(key).(*glua.LTable)
 		if !ok {
 			return nil, fail("missing attribute %s", key)

@@ -95,7 +95,7 @@ func lift(top map[string]any) map[string]any {
 }
 
 // typeError is the type check of Schema:validate_field.
-func typeError(f *field, v any) string {
+func typeError(f *Field, v any) string {
 	switch f.typ {
 	case "array", "set":
 		if _, ok := asList(v); !ok {
@@ -169,7 +169,7 @@ func asRecord(v any) (map[string]any, bool) {
 
 // field is Schema:validate_field: nil when v is valid, else a message
 // (string) or nested errors (map[string]any). v == nil is null.
-func (r *run) field(f *field, v any, present bool) any {
+func (r *run) field(f *Field, v any, present bool) any {
 	if !present {
 		return nil
 	}
@@ -236,7 +236,7 @@ func (r *run) field(f *field, v any, present bool) any {
 	return nil
 }
 
-func orErr(f *field, msg string) string {
+func orErr(f *Field, msg string) string {
 	if f.err != "" {
 		return f.err
 	}
@@ -278,7 +278,7 @@ var uuidRE = regexp.MustCompile(`(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 // validators runs Schema.validators_order on a non-null value of the
 // right type and returns the first failure's message.
-func (r *run) validators(f *field, v any) string {
+func (r *run) validators(f *Field, v any) string {
 	str, isStr := v.(string)
 	num, isNum := v.(float64)
 	if f.hasEq && !f.eqNull && !equal(v, f.eq) {
@@ -307,7 +307,8 @@ func (r *run) validators(f *field, v any) string {
 			return "not a valid regex: " + str
 		}
 	}
-	if f.between != nil && isNum && (num < f.between[0] || num > f.between[1]) {
+	// NaN fails the range, unlike in Lua, so it never reaches a balancer.
+	if f.between != nil && isNum && !(num >= f.between[0] && num <= f.between[1]) {
 		return fmt.Sprintf("value should be between %d and %d", int64(f.between[0]), int64(f.between[1]))
 	}
 	lenMin := f.lenMin
@@ -370,6 +371,11 @@ func (r *run) validators(f *field, v any) string {
 			return msg
 		}
 	}
+	if f.goCustom != nil && isStr {
+		if msg := f.goCustom(str); msg != "" {
+			return msg
+		}
+	}
 	if len(f.mutexSubsets) > 0 {
 		if msg := mutexSubsets(v, f.mutexSubsets); msg != "" {
 			return msg
@@ -418,14 +424,14 @@ func mutexSubsets(v any, subsets [][]any) string {
 	}
 	parts := make([]string, len(member))
 	for i, m := range member {
-		parts[i] = "'" + joinValues(subsets[m]) + "'"
+		parts[i] = "(" + joinQuoted(subsets[m]) + ")"
 	}
 	return "these sets are mutually exclusive: " + strings.Join(parts, ", ")
 }
 
 // length is Lua's # as make_length_validator uses it: bytes of a string,
 // elements of an array, and for maps # plus the number of pairs.
-func length(f *field, v any) (int, bool) {
+func length(f *Field, v any) (int, bool) {
 	switch x := v.(type) {
 	case string:
 		return len(x), true
@@ -479,28 +485,58 @@ func joinValues(list []any) string {
 
 // record is Schema:validate on a record value with full_check: unknown
 // fields, field errors, required fields, then entity checks.
-func (r *run) record(f *field, m map[string]any) map[string]any {
+func (r *run) record(f *Field, m map[string]any) map[string]any {
 	errs := map[string]any{}
+	var sub *Subschema
+	if f.subs != nil {
+		key := m[f.subs.key]
+		if key == nil {
+			errs[f.subs.key] = msgRequired
+			return errs
+		}
+		if sub = f.subs.choose(m); sub == nil {
+			errs[f.subs.key] = f.subs.unknown(key)
+			return errs
+		}
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		sub := f.byName[k]
-		if sub == nil {
+		fd := f.lookup(k, sub)
+		if fd == nil {
 			errs[k] = msgUnknown
 			continue
 		}
-		if err := r.field(sub, m[k], true); err != nil {
+		if err := r.field(fd, m[k], true); err != nil {
 			errs[k] = err
 		}
 	}
-	for _, sub := range f.fields {
-		if v, ok := m[sub.name]; sub.required && (!ok || v == nil) {
-			errs[sub.name] = msgRequired
+	for _, fd := range f.fields {
+		if v, ok := m[fd.name]; fd.required && (!ok || v == nil) {
+			errs[fd.name] = msgRequired
 		}
 	}
 	r.checks(f, m, errs)
+	for _, c := range f.goChecks {
+		c(m, errs)
+	}
+	if sub != nil {
+		for _, c := range sub.checks {
+			c(m, errs)
+		}
+	}
 	return errs
+}
+
+// lookup is a record's field called name, as the subschema redefines it.
+func (f *Field) lookup(name string, sub *Subschema) *Field {
+	if sub != nil {
+		if fd := sub.byName[name]; fd != nil {
+			return fd
+		}
+	}
+	return f.byName[name]
 }
