@@ -1,6 +1,7 @@
 package declarative
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,12 +101,12 @@ func entityFields(stamp func(string) *schema.Field, fields ...*schema.Field) []*
 	return append(append([]*schema.Field{idField()}, timestamps(stamp)...), fields...)
 }
 
-func utf8Name(name string) *schema.Field { return str(name).Custom(validateUTF8Name) }
+func utf8Name(name string) *schema.Field { return str(name).Custom(schema.ValidateUTF8Name) }
 
-func tags() *schema.Field { return schema.Set("tags", str("").Custom(validateTag)) }
+func tags() *schema.Field { return schema.Set("tags", str("").Custom(schema.ValidateTag)) }
 
 func pathField(name string) *schema.Field {
-	return str(name).StartsWith("/").MatchNone("//", "must not have empty segments").Custom(validatePath)
+	return str(name).StartsWith("/").MatchNone("//", "must not have empty segments").Custom(schema.ValidatePath)
 }
 
 func strs(vs ...string) []any {
@@ -259,7 +260,7 @@ func (b *builder) services() *schema.Field {
 		utf8Name("name"),
 		integer("retries", 0, 32767, 5.0),
 		protocol,
-		str("host").Custom(validateHost).Required(),
+		str("host").Custom(schema.ValidateHost).Required(),
 		integer("port", 0, 65535, 80.0).Required(),
 		pathField("path"),
 		timeout("connect_timeout"),
@@ -305,7 +306,7 @@ func serviceURL(m map[string]any) schema.Errors {
 	delete(m, "url")
 	u := parseSocketURL(raw)
 	var port any
-	if isDigits(u.port) {
+	if u.port != "" && strings.Trim(u.port, "0123456789") == "" {
 		port, _ = strconv.ParseFloat(u.port, 64)
 	} else if u.hasPort {
 		port = u.port
@@ -336,6 +337,8 @@ func serviceURL(m map[string]any) schema.Errors {
 	return nil
 }
 
+const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
 type socketURL struct {
 	scheme, host, port, path string
 	hasPort                  bool
@@ -345,7 +348,7 @@ type socketURL struct {
 // fields services use: scheme, authority (host, port) and path.
 func parseSocketURL(s string) socketURL {
 	var u socketURL
-	if i := strings.IndexByte(s, ':'); i > 0 && isAlnum(s[0]) && strings.Trim(s[:i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == "" {
+	if i := strings.IndexByte(s, ':'); i > 0 && strings.IndexByte(alnum, s[0]) >= 0 && strings.Trim(s[:i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") == "" {
 		u.scheme, s = s[:i], s[i+1:]
 	}
 	var authority string
@@ -386,7 +389,7 @@ func parseSocketURL(s string) socketURL {
 
 func endpointRecord(name string) *schema.Field {
 	rec := schema.Record("",
-		str("ip").Custom(validateIPOrCIDR),
+		str("ip").Custom(schema.ValidateIPOrCIDR),
 		integer("port", 0, 65535, nil),
 	).Checks(atLeastOneOf("ip", "port"))
 	return schema.Set(name, rec)
@@ -410,15 +413,15 @@ func (b *builder) routes() *schema.Field {
 	if flavor == "" {
 		flavor = "traditional_compatible"
 	}
-	sniEl := str("").Custom(validateWildcardHost)
+	sniEl := str("").Custom(schema.ValidateWildcardHost)
 	if flavor == "traditional" {
-		sniEl = str("").Custom(validateSNI)
+		sniEl = str("").Custom(schema.ValidateSNI)
 	}
 	protocolsF := schema.Set("protocols", oneOf(str(""), protocols...)).Required().LenMin(1).
 		Default(strs("http", "https")).
 		MutuallyExclusiveSubsets(strs("http", "https"), strs("tcp", "tls", "udp"), strs("tls_passthrough"), strs("grpc", "grpcs"))
 	hostHeader := str("").Custom(func(s string) string {
-		if msg := validateHeaderName(s); msg != "" {
+		if msg := schema.ValidateHeaderName(s); msg != "" {
 			return msg
 		}
 		if strings.EqualFold(s, "host") {
@@ -544,6 +547,19 @@ func (b *builder) routes() *schema.Field {
 		}
 		return "unknown type: " + luaString(k)
 	})
+}
+
+// HostnameType classifies a host as kong/tools/ip.lua hostname_type
+// does: "ipv4", "ipv6" or "name".
+func HostnameType(s string) string { return schema.HostnameType(s) }
+
+// formatNumber renders a number the way Lua's tostring does for the values
+// that appear in messages.
+func formatNumber(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', 14, 64)
 }
 
 // luaString is Lua's tostring for decoded values.
@@ -677,7 +693,7 @@ func validateRouteHost(s string) string {
 	if strings.Contains(s, "*") && !strings.HasPrefix(s, "*.") && !strings.HasSuffix(s, ".*") {
 		return "invalid wildcard: must be placed at leftmost or rightmost label"
 	}
-	return validateHostWithOptionalPort(strings.ReplaceAll(s, "*", "abc"))
+	return schema.ValidateHostWithOptionalPort(strings.ReplaceAll(s, "*", "abc"))
 }
 
 // validateRouterPath is typedefs.router_path, without the PCRE compile of
@@ -689,5 +705,5 @@ func validateRouterPath(s string) string {
 	if strings.Contains(s, "//") {
 		return "must not have empty segments"
 	}
-	return percentError(s)
+	return schema.PercentError(s)
 }

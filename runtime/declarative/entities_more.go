@@ -10,24 +10,24 @@ import (
 
 func validateUpstreamName(name string) string {
 	shown := "Invalid name ('" + name + "')"
-	if ok, _ := validateUTF8(name); !ok {
+	if ok, _ := schema.ValidUTF8(name); !ok {
 		shown = "Invalid name"
 	}
-	a, err := normalizeIP(name)
+	a, err := schema.NormalizeIP(name)
 	switch {
 	case err != "":
 		return shown + "; must be a valid hostname"
-	case a.typ != "name":
+	case a.Type != "name":
 		return shown + "; no ip addresses allowed"
-	case a.port >= 0:
+	case a.Port >= 0:
 		return shown + "; no port allowed"
 	}
 	return ""
 }
 
 func validateTarget(t string) string {
-	if _, err := normalizeIP(t); err != "" {
-		if ok, _ := validateUTF8(t); !ok {
+	if _, err := schema.NormalizeIP(t); err != "" {
+		if ok, _ := schema.ValidUTF8(t); !ok {
 			return "Invalid target; not a valid hostname or ip address"
 		}
 		return "Invalid target ('" + t + "'); not a valid hostname or ip address"
@@ -38,16 +38,16 @@ func validateTarget(t string) string {
 // normalizeTarget formats a target as kong/db/dao/targets.lua does:
 // default port 8000, IPv4 without leading zeros, IPv6 expanded in brackets.
 func normalizeTarget(t string) string {
-	a, err := normalizeIP(t)
+	a, err := schema.NormalizeIP(t)
 	if err != "" {
 		return t
 	}
-	port := a.port
+	port := a.Port
 	if port < 0 {
 		port = 8000
 	}
-	host := a.host
-	if a.typ == "ipv6" {
+	host := a.Host
+	if a.Type == "ipv6" {
 		host = "[" + host + "]"
 	}
 	return host + ":" + strconv.Itoa(port)
@@ -80,9 +80,9 @@ func healthchecksField() *schema.Field {
 		seconds("timeout", 1),
 		integer("concurrency", 1, 1<<31, 10.0),
 		pathField("http_path").Default("/"),
-		str("https_sni").Custom(validateSNI),
+		str("https_sni").Custom(schema.ValidateSNI),
 		boolean("https_verify_certificate", true).Required(),
-		headersField("headers", str("").Custom(validateHeaderName)),
+		headersField("headers", str("").Custom(schema.ValidateHeaderName)),
 		str("send"), str("expect"),
 		activeHealthy, activeUnhealthy)
 	passive := schema.Record("passive",
@@ -122,16 +122,16 @@ func (b *builder) upstreams() *schema.Field {
 		str("name").Custom(validateUpstreamName).Required(),
 		oneOf(str("algorithm").Default("round-robin"), "consistent-hashing", "least-connections", "round-robin", "latency"),
 		hashOn, hashFallback,
-		str("hash_on_header").Custom(validateHeaderName),
-		str("hash_fallback_header").Custom(validateHeaderName),
-		str("hash_on_cookie").Custom(validateCookieName),
+		str("hash_on_header").Custom(schema.ValidateHeaderName),
+		str("hash_fallback_header").Custom(schema.ValidateHeaderName),
+		str("hash_on_cookie").Custom(schema.ValidateCookieName),
 		pathField("hash_on_cookie_path").Default("/"),
 		str("hash_on_query_arg"), str("hash_fallback_query_arg"),
 		str("hash_on_uri_capture"), str("hash_fallback_uri_capture"),
 		integer("slots", 10, 1<<16, 10000.0),
 		healthchecksField(),
 		tags(),
-		str("host_header").Custom(validateHostWithOptionalPort),
+		str("host_header").Custom(schema.ValidateHostWithOptionalPort),
 		reference("client_certificate"),
 		boolean("use_srv_name", false),
 		seconds("udp_affinity_ttl", 0),
@@ -236,7 +236,7 @@ func (b *builder) targets() *schema.Field {
 
 func (b *builder) snis() *schema.Field {
 	return schema.Record("", entityFields(schema.Integer,
-		str("name").Custom(validateWildcardHost).Required(),
+		str("name").Custom(schema.ValidateWildcardHost).Required(),
 		tags(),
 		reference("certificate").Required(),
 	)...)

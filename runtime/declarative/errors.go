@@ -236,7 +236,7 @@ func errorTree(v any) *ErrorNode {
 	case map[string]any:
 		n := &ErrorNode{}
 		for k, e := range x {
-			if i, err := strconv.Atoi(k); err == nil && i > 0 && isDigits(k) {
+			if i, err := strconv.Atoi(k); err == nil && i > 0 && strconv.Itoa(i) == k {
 				n.Entries = setEntry(n.Entries, i, errorTree(e))
 			} else {
 				n.set(k, errorTree(e))

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	glua "github.com/yuin/gopher-lua"
 
@@ -139,19 +138,19 @@ func openTypedefs(L *glua.LState) int {
 
 	def("http_method", map[string]glua.LValue{"type": S("string"), "match": S("^%u+$")})
 	protocol := def("protocol", map[string]glua.LValue{"type": S("string"), "one_of": list(protocols...)})
-	str("host", validateHost)
-	str("redis_host", validateHost)
-	str("host_with_optional_port", validateHostWithOptionalPort)
-	str("wildcard_host", validateWildcardHost)
+	str("host", ValidateHost)
+	str("redis_host", ValidateHost)
+	str("host_with_optional_port", ValidateHostWithOptionalPort)
+	str("wildcard_host", ValidateWildcardHost)
 	str("ip", validateIP)
-	str("ip_or_cidr", validateIPOrCIDR)
+	str("ip_or_cidr", ValidateIPOrCIDR)
 	cidr := str("cidr_v4", validateIPOrCIDRv4)
 	td.RawSetString("cidr", cidr)
 	def("port", map[string]glua.LValue{"type": S("integer"), "between": between(0, 65535)})
 	def("path", map[string]glua.LValue{"type": S("string"), "starts_with": S("/"),
-		"match_none": patErr("//", "must not have empty segments"), "custom_validator": goValidator(L, validatePath)})
+		"match_none": patErr("//", "must not have empty segments"), "custom_validator": goValidator(L, ValidatePath)})
 	str("url", validateURL)
-	str("header_name", validateHeaderName)
+	str("header_name", ValidateHeaderName)
 	def("timeout", map[string]glua.LValue{"type": S("integer"), "between": between(0, math.Pow(2, 31)-2)})
 	def("uuid", map[string]glua.LValue{"type": S("string"), "uuid": glua.LTrue, "auto": glua.LTrue})
 	def("auto_timestamp_s", map[string]glua.LValue{"type": S("integer"), "timestamp": glua.LTrue, "auto": glua.LTrue})
@@ -160,12 +159,12 @@ func openTypedefs(L *glua.LState) int {
 		def(n.name, map[string]glua.LValue{"type": S("foreign"), "reference": S(n.ref), "eq": null})
 	}
 	def("name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, validateName)})
-	def("utf8_name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, validateUTF8Name)})
-	str("sni", validateSNI)
-	str("redis_server_name", validateSNI)
+	def("utf8_name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, ValidateUTF8Name)})
+	str("sni", ValidateSNI)
+	str("redis_server_name", ValidateSNI)
 	str("certificate", validateCertificate)
 	str("key", validateKey)
-	tag := def("tag", map[string]glua.LValue{"type": S("string"), "required": glua.LTrue, "custom_validator": goValidator(L, validateTag)})
+	tag := def("tag", map[string]glua.LValue{"type": S("string"), "required": glua.LTrue, "custom_validator": goValidator(L, ValidateTag)})
 	def("tags", map[string]glua.LValue{"type": S("set"), "elements": tag})
 	def("protocols", map[string]glua.LValue{"type": S("set"), "required": glua.LTrue,
 		"default": list(httpProtocols...), "elements": protocol})
@@ -296,70 +295,6 @@ func queueSchema(L *glua.LState, mt *glua.LTable) *glua.LTable {
 	return q
 }
 
-// hostInfo is kong.tools.ip.normalize_ip's result: the host type ("ipv4",
-// "ipv6" or "name") and the port, -1 when none; err is non-empty when the
-// address does not parse.
-type hostInfo struct {
-	typ  string
-	port int
-	err  string
-}
-
-var hostnameRE = regexp.MustCompile(`^[0-9A-Za-z\-._]+$`)
-
-func normalizeIP(address string) hostInfo {
-	host, portStr, hasPort := address, "", false
-	switch {
-	case strings.HasPrefix(address, "["):
-		end := strings.Index(address, "]")
-		if end < 0 {
-			return hostInfo{err: "invalid value"}
-		}
-		host = address[1:end]
-		rest := address[end+1:]
-		if rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return hostInfo{err: "invalid value"}
-			}
-			portStr, hasPort = rest[1:], true
-		}
-		if ip := net.ParseIP(host); ip == nil || !strings.Contains(host, ":") {
-			return hostInfo{err: "invalid ipv6 address"}
-		}
-	case strings.Count(address, ":") == 1:
-		i := strings.Index(address, ":")
-		host, portStr, hasPort = address[:i], address[i+1:], true
-	}
-	info := hostInfo{port: -1}
-	if hasPort {
-		p, err := strconv.Atoi(portStr)
-		if err != nil || p < 0 || p > 65535 || portStr == "" {
-			return hostInfo{err: "invalid port number"}
-		}
-		info.port = p
-	}
-	switch {
-	case strings.Contains(host, ":"):
-		if net.ParseIP(host) == nil {
-			return hostInfo{err: "invalid ipv6 address"}
-		}
-		info.typ = "ipv6"
-	case isIPv4(host):
-		info.typ = "ipv4"
-	default:
-		if !hostnameRE.MatchString(host) {
-			return hostInfo{err: "invalid hostname"}
-		}
-		for _, label := range strings.Split(host, ".") {
-			if label == "" || strings.HasSuffix(label, "-") {
-				return hostInfo{err: "invalid hostname"}
-			}
-		}
-		info.typ = "name"
-	}
-	return info
-}
-
 func isIPv4(s string) bool {
 	parts := strings.Split(s, ".")
 	if len(parts) != 4 {
@@ -372,48 +307,6 @@ func isIPv4(s string) bool {
 		}
 	}
 	return true
-}
-
-func validateHost(host string) string {
-	info := normalizeIP(host)
-	if info.err != "" && info.err != "invalid port number" {
-		return "invalid value: " + host
-	}
-	if info.err == "invalid port number" || info.port >= 0 {
-		return "must not have a port"
-	}
-	return ""
-}
-
-func validateHostWithOptionalPort(host string) string {
-	return normalizeIP(host).err
-}
-
-func validateSNI(host string) string {
-	info := normalizeIP(host)
-	if info.err != "" && info.err != "invalid port number" {
-		return "invalid value: " + host
-	}
-	if info.err == "" && info.typ != "name" {
-		return "must not be an IP"
-	}
-	if info.err == "invalid port number" || info.port >= 0 {
-		return "must not have a port"
-	}
-	return ""
-}
-
-func validateWildcardHost(host string) string {
-	if idx := strings.Index(host, "*"); idx >= 0 {
-		if idx != 0 && idx != len(host)-1 {
-			return "wildcard must be leftmost or rightmost character"
-		}
-		if strings.Count(host, "*") > 1 {
-			return "only one wildcard must be specified"
-		}
-		host = strings.Replace(host, "*", "wildcard", 1)
-	}
-	return validateSNI(host)
 }
 
 func validateIP(s string) string {
@@ -445,13 +338,6 @@ func validIPOrCIDR(s string, v4only bool) bool {
 	return n <= 128
 }
 
-func validateIPOrCIDR(s string) string {
-	if validIPOrCIDR(s, false) {
-		return ""
-	}
-	return "invalid ip or cidr range: '" + s + "'"
-}
-
 func validateIPOrCIDRv4(s string) string {
 	if validIPOrCIDR(s, true) {
 		return ""
@@ -460,64 +346,12 @@ func validateIPOrCIDRv4(s string) string {
 }
 
 var (
-	pathRE       = regexp.MustCompile(`^/[A-Za-z0-9.\-_~/%:@!$&'()*+,;=]*$`)
-	percentRE    = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
-	nameRE       = regexp.MustCompile(`^[A-Za-z0-9.\-_~]+$`)
-	headerNameRE = regexp.MustCompile(`^[a-zA-Z0-9\-_]+$`)
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9.\-_~]+$`)
 )
-
-func validatePath(path string) string {
-	if !pathRE.MatchString(path) {
-		return "invalid path: '" + path + "' (characters outside of the reserved list of RFC 3986 found)"
-	}
-	raw := percentRE.ReplaceAllString(path, "___")
-	if i := strings.Index(raw, "%"); i >= 0 {
-		end := min(i+3, len(raw))
-		return "invalid url-encoded value: '" + raw[i:end] + "'"
-	}
-	return ""
-}
 
 func validateName(name string) string {
 	if !nameRE.MatchString(name) {
 		return "invalid value '" + name + "': it must only contain alphanumeric and '., -, _, ~' characters"
-	}
-	return ""
-}
-
-func validateUTF8(s string) string {
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return "invalid utf-8 character sequence detected at position " + strconv.Itoa(i+1)
-		}
-		i += size
-	}
-	return ""
-}
-
-func validateUTF8Name(name string) string {
-	if msg := validateUTF8(name); msg != "" {
-		return msg
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < 0x80 && !nameRE.MatchString(string(c)) || c > 0xF4 {
-			return "invalid value '" + name + "': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
-		}
-	}
-	return ""
-}
-
-func validateTag(tag string) string {
-	if msg := validateUTF8(tag); msg != "" {
-		return msg
-	}
-	for i := 0; i < len(tag); i++ {
-		c := tag[i]
-		if !(c == ' ' || (c >= 33 && c <= 126 && c != ',' && c != '/') || (c >= 128 && c <= 244)) {
-			return "invalid tag '" + tag + "': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"
-		}
 	}
 	return ""
 }
@@ -535,14 +369,6 @@ func validateURL(s string) string {
 		return "missing scheme in url"
 	}
 	return ""
-}
-
-// validateHeaderName is kong.tools.http validate_header_name.
-func validateHeaderName(name string) string {
-	if headerNameRE.MatchString(name) {
-		return ""
-	}
-	return "bad header name '" + name + "', allowed characters are A-Z, a-z, 0-9, '_', and '-'"
 }
 
 func validateCertificate(s string) string {

@@ -1,17 +1,16 @@
-package declarative
+package schema
 
 import (
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 )
 
-// hostAddr is the result of kong/tools/ip.lua normalize_ip.
-type hostAddr struct {
-	typ  string // "ipv4", "ipv6" or "name"
-	host string // normalised host (no brackets for ipv6)
-	port int    // -1 when absent
+// HostAddr is the result of kong/tools/ip.lua normalize_ip.
+type HostAddr struct {
+	Type string // "ipv4", "ipv6" or "name"
+	Host string // normalised host (no brackets for ipv6)
+	Port int    // -1 when absent
 }
 
 // HostnameType classifies a string as kong/tools/ip.lua hostname_type does.
@@ -48,35 +47,35 @@ func parsePort(s string) (int, string) {
 	return int(n), ""
 }
 
-func normalizeIPv4(addr string) (hostAddr, string) {
+func normalizeIPv4(addr string) (HostAddr, string) {
 	bad := "invalid ipv4 address: " + addr
 	ip, portStr, hasPort := strings.Cut(addr, ":")
 	if hasPort && !isDigits(portStr) {
-		return hostAddr{}, bad
+		return HostAddr{}, bad
 	}
 	parts := strings.Split(ip, ".")
 	if len(parts) != 4 {
-		return hostAddr{}, bad
+		return HostAddr{}, bad
 	}
 	var octets [4]int
 	for i, p := range parts {
 		if len(p) > 3 || !isDigits(p) {
-			return hostAddr{}, bad
+			return HostAddr{}, bad
 		}
 		n, _ := strconv.Atoi(p)
 		if n > 255 {
-			return hostAddr{}, bad
+			return HostAddr{}, bad
 		}
 		octets[i] = n
 	}
-	a := hostAddr{typ: "ipv4", port: -1,
-		host: strconv.Itoa(octets[0]) + "." + strconv.Itoa(octets[1]) + "." + strconv.Itoa(octets[2]) + "." + strconv.Itoa(octets[3])}
+	a := HostAddr{Type: "ipv4", Port: -1,
+		Host: strconv.Itoa(octets[0]) + "." + strconv.Itoa(octets[1]) + "." + strconv.Itoa(octets[2]) + "." + strconv.Itoa(octets[3])}
 	if hasPort {
 		p, err := parsePort(portStr)
 		if err != "" {
-			return hostAddr{}, err
+			return HostAddr{}, err
 		}
-		a.port = p
+		a.Port = p
 	}
 	return a, ""
 }
@@ -91,23 +90,23 @@ func isHex(s string) bool {
 	return true
 }
 
-func normalizeIPv6(addr string) (hostAddr, string) {
+func normalizeIPv6(addr string) (HostAddr, string) {
 	check := addr
 	port := -1
 	if strings.HasPrefix(addr, "[") {
 		end := strings.IndexByte(addr, ']')
 		if end < 0 {
-			return hostAddr{}, "invalid ipv6 address: " + addr
+			return HostAddr{}, "invalid ipv6 address: " + addr
 		}
 		check = addr[1:end]
 		if rest := addr[end+1:]; rest != "" {
 			ps, ok := strings.CutPrefix(rest, ":")
 			if !ok || !isDigits(ps) {
-				return hostAddr{}, "invalid ipv6 address"
+				return HostAddr{}, "invalid ipv6 address"
 			}
 			p, err := parsePort(ps)
 			if err != "" {
-				return hostAddr{}, err
+				return HostAddr{}, err
 			}
 			port = p
 		}
@@ -125,53 +124,53 @@ func normalizeIPv6(addr string) (hostAddr, string) {
 	}
 	groups := strings.Split(check, ":")
 	if len(groups) != 8 {
-		return hostAddr{}, "invalid ipv6 address: " + addr
+		return HostAddr{}, "invalid ipv6 address: " + addr
 	}
 	for i, g := range groups {
 		if g == "" || len(g) > 4 || !isHex(g) {
-			return hostAddr{}, "invalid ipv6 address: " + addr
+			return HostAddr{}, "invalid ipv6 address: " + addr
 		}
 		groups[i] = strings.Repeat("0", 4-len(g)) + strings.ToLower(g)
 	}
-	return hostAddr{typ: "ipv6", host: strings.Join(groups, ":"), port: port}, ""
+	return HostAddr{Type: "ipv6", Host: strings.Join(groups, ":"), Port: port}, ""
 }
 
 func isNameByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '.' || c == '_'
 }
 
-func checkHostname(addr string) (hostAddr, string) {
+func checkHostname(addr string) (HostAddr, string) {
 	name := addr
 	port := -1
 	if i := strings.LastIndexByte(addr, ':'); i >= 0 && isDigits(addr[i+1:]) {
 		name = addr[:i]
 		p, err := parsePort(addr[i+1:])
 		if err != "" {
-			return hostAddr{}, err
+			return HostAddr{}, err
 		}
 		port = p
 	}
 	bad := "invalid hostname: " + addr
 	if name == "" {
-		return hostAddr{}, bad
+		return HostAddr{}, bad
 	}
 	for i := 0; i < len(name); i++ {
 		if !isNameByte(name[i]) {
-			return hostAddr{}, bad
+			return HostAddr{}, bad
 		}
 	}
 	segs := strings.Split(name, ".")
 	for i, s := range segs {
 		if strings.HasSuffix(s, "-") || (s == "" && i != len(segs)-1) {
-			return hostAddr{}, bad
+			return HostAddr{}, bad
 		}
 	}
-	return hostAddr{typ: "name", host: name, port: port}, ""
+	return HostAddr{Type: "name", Host: name, Port: port}, ""
 }
 
-// normalizeIP mirrors kong/tools/ip.lua normalize_ip: it returns the parsed
+// NormalizeIP mirrors kong/tools/ip.lua normalize_ip: it returns the parsed
 // address or Kong's error text.
-func normalizeIP(addr string) (hostAddr, string) {
+func NormalizeIP(addr string) (HostAddr, string) {
 	switch HostnameType(addr) {
 	case "ipv6":
 		return normalizeIPv6(addr)
@@ -181,45 +180,45 @@ func normalizeIP(addr string) (hostAddr, string) {
 	return checkHostname(addr)
 }
 
-// validateHost is typedefs.host.
-func validateHost(host string) string {
-	a, err := normalizeIP(host)
+// validateHost is typedefs.Host.
+func ValidateHost(host string) string {
+	a, err := NormalizeIP(host)
 	if err != "" && err != "invalid port number" {
 		return "invalid value: " + host
 	}
-	if err == "invalid port number" || a.port >= 0 {
+	if err == "invalid port number" || a.Port >= 0 {
 		return "must not have a port"
 	}
 	return ""
 }
 
-// validateHostWithOptionalPort is typedefs.host_with_optional_port.
-func validateHostWithOptionalPort(host string) string {
-	_, err := normalizeIP(host)
+// ValidateHostWithOptionalPort is typedefs.host_with_optional_port.
+func ValidateHostWithOptionalPort(host string) string {
+	_, err := NormalizeIP(host)
 	return err
 }
 
-// validateSNI is typedefs.sni.
-func validateSNI(host string) string {
+// ValidateSNI is typedefs.sni.
+func ValidateSNI(host string) string {
 	return sniCheck(host, host)
 }
 
 func sniCheck(host, shown string) string {
-	a, err := normalizeIP(host)
+	a, err := NormalizeIP(host)
 	if err != "" && err != "invalid port number" {
 		return "invalid value: " + shown
 	}
-	if err == "" && a.typ != "name" {
+	if err == "" && a.Type != "name" {
 		return "must not be an IP"
 	}
-	if err == "invalid port number" || a.port >= 0 {
+	if err == "invalid port number" || a.Port >= 0 {
 		return "must not have a port"
 	}
 	return ""
 }
 
-// validateWildcardHost is typedefs.wildcard_host.
-func validateWildcardHost(host string) string {
+// ValidateWildcardHost is typedefs.wildcard_host.
+func ValidateWildcardHost(host string) string {
 	if idx := strings.IndexByte(host, '*'); idx >= 0 {
 		if idx != 0 && idx != len(host)-1 {
 			return "wildcard must be leftmost or rightmost character"
@@ -233,8 +232,8 @@ func validateWildcardHost(host string) string {
 	return sniCheck(host, host)
 }
 
-// validateIPOrCIDR is typedefs.ip_or_cidr.
-func validateIPOrCIDR(s string) string {
+// ValidateIPOrCIDR is typedefs.ip_or_cidr.
+func ValidateIPOrCIDR(s string) string {
 	if isValidIPOrCIDR(s) {
 		return ""
 	}
@@ -265,9 +264,9 @@ func isValidIPOrCIDR(s string) bool {
 	return n <= 128
 }
 
-// validateUTF8 mirrors kong/tools/string.lua validate_utf8, including its
+// ValidUTF8 mirrors kong/tools/string.lua validate_utf8, including its
 // byte ranges, and returns the 1-based position of the first bad byte.
-func validateUTF8(s string) (bool, int) {
+func ValidUTF8(s string) (bool, int) {
 	in := func(c byte, lo, hi byte) bool { return c >= lo && c <= hi }
 	at := func(i, n int) bool { return i+n <= len(s) }
 	for i := 0; i < len(s); {
@@ -294,7 +293,7 @@ func validateUTF8(s string) (bool, int) {
 }
 
 func utf8Error(s string) string {
-	if ok, pos := validateUTF8(s); !ok {
+	if ok, pos := ValidUTF8(s); !ok {
 		return "invalid utf-8 character sequence detected at position " + strconv.Itoa(pos)
 	}
 	return ""
@@ -304,8 +303,8 @@ func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// validateUTF8Name is typedefs.utf8_name.
-func validateUTF8Name(name string) string {
+// ValidateUTF8Name is typedefs.utf8_name.
+func ValidateUTF8Name(name string) string {
 	if err := utf8Error(name); err != "" {
 		return err
 	}
@@ -318,8 +317,8 @@ func validateUTF8Name(name string) string {
 	return ""
 }
 
-// validateTag is typedefs.tag.
-func validateTag(tag string) string {
+// ValidateTag is typedefs.tag.
+func ValidateTag(tag string) string {
 	if err := utf8Error(tag); err != "" {
 		return err
 	}
@@ -336,17 +335,19 @@ func isPathByte(c byte) bool {
 	return isAlnum(c) || strings.IndexByte(".-_~/%:@!$&'()*+,;=", c) >= 0
 }
 
-// validatePath is the custom validator of typedefs.path.
-func validatePath(path string) string {
+// ValidatePath is the custom validator of typedefs.path.
+func ValidatePath(path string) string {
 	for i := 0; i < len(path); i++ {
 		if !isPathByte(path[i]) {
 			return "invalid path: '" + path + "' (characters outside of the reserved list of RFC 3986 found)"
 		}
 	}
-	return percentError(path)
+	return PercentError(path)
 }
 
-func percentError(path string) string {
+// PercentError reports the first bad %-escape of a path, as Kong's path
+// typedefs do, or "".
+func PercentError(path string) string {
 	for i := 0; i < len(path); i++ {
 		if path[i] != '%' {
 			continue
@@ -363,8 +364,8 @@ func percentError(path string) string {
 	return ""
 }
 
-// validateHeaderName is kong/tools/http.lua validate_header_name.
-func validateHeaderName(name string) string {
+// ValidateHeaderName is kong/tools/http.lua validate_header_name.
+func ValidateHeaderName(name string) string {
 	if name == "" {
 		return "no header name provided"
 	}
@@ -377,8 +378,8 @@ func validateHeaderName(name string) string {
 	return ""
 }
 
-// validateCookieName is kong/tools/http.lua validate_http_token.
-func validateCookieName(name string) string {
+// ValidateCookieName is kong/tools/http.lua validate_http_token.
+func ValidateCookieName(name string) string {
 	if name == "" {
 		return "no token provided"
 	}
@@ -389,13 +390,4 @@ func validateCookieName(name string) string {
 		}
 	}
 	return ""
-}
-
-// formatNumber renders a number the way Lua's tostring does for the values
-// that appear in messages.
-func formatNumber(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatInt(int64(f), 10)
-	}
-	return strconv.FormatFloat(f, 'g', 14, 64)
 }
