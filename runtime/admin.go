@@ -124,7 +124,7 @@ func exposed(l conf.Listener) bool {
 func (apis *apiServers) serve(s *Server, property string, ls []conf.Listener, h http.Handler, t conf.HTTPTLS, certDir string) error {
 	var tlsConf *tls.Config
 	for _, l := range ls {
-		ln, _, err := stream.ListenSocket(l)
+		ln, _, err := s.opts.Sockets.Listen(l)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", property, l.Listener, err)
 		}

@@ -48,6 +48,10 @@ type Options struct {
 	// SyslogSocket, if set, is the unix datagram socket the syslog plugin
 	// writes to instead of the system's (/dev/log).
 	SyslogSocket string
+	// Sockets, if set, are listening sockets opened before the server
+	// (socket activation, tests binding port 0): a stream_listen,
+	// admin_listen or status_listen entry with a socket's address uses it.
+	Sockets *stream.Inherited
 }
 
 var _ runloop.Process = (*Server)(nil)
@@ -121,6 +125,7 @@ func New(opts Options) (*Server, error) {
 	s.shaper = limits.NewShaper()
 	s.checkers = stream.NewCheckerSet(s.log)
 	s.engine = stream.New(s.log, s.metrics)
+	s.engine.Inherit(opts.Sockets)
 	return s, nil
 }
 

@@ -66,8 +66,9 @@ func targetHealth(t *testing.T, base, upstream, target string) string {
 // address and by id; Kong's 404s and 400s otherwise; health checks go on
 // from a health set by hand.
 func TestTargetHealthByHand(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	p, pc := freePort(t), freePort(t)
+	p, pc := listenPort(t), listenPort(t)
 	g, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", p, pc), healthYML(a, b, p, pc))
 	client, err := kong.NewClient(kong.String(base), nil)
 	if err != nil {
@@ -164,6 +165,7 @@ func TestTargetHealthByHand(t *testing.T) {
 
 // TestOneKongVersion: GET / and kong.version report the same release.
 func TestOneKongVersion(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "", `_format_version: "3.0"`)
 	client, err := kong.NewClient(kong.String(base), nil)
 	if err != nil {

@@ -48,6 +48,7 @@ func adminRequest(t *testing.T, method, base, path, host, contentType, body stri
 // configuration through the Admin API, by a form, a cross-origin fetch or
 // DNS rebinding; curl, deck and same-origin pages still can.
 func TestAdminRefusesBrowserRequests(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "admin_allowed_hosts = localhost, admin.example\n", emptyConfig)
 	port := strings.TrimPrefix(base, "http://127.0.0.1:")
 	json := `{"_format_version":"3.0"}`
@@ -86,6 +87,7 @@ func TestAdminRefusesBrowserRequests(t *testing.T) {
 // TestAdminTwoContentTypes: several Content-Type headers are refused, as
 // Kong does.
 func TestAdminTwoContentTypes(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "", emptyConfig)
 	req, err := http.NewRequest("POST", base+"/config", strings.NewReader(`{"_format_version":"3.0"}`))
 	if err != nil {
@@ -107,6 +109,7 @@ func TestAdminTwoContentTypes(t *testing.T) {
 // TestAdminAllowedHostsAny: admin_allowed_hosts = * turns the Host check
 // off, for an Admin API behind a proxy that rewrites nothing.
 func TestAdminAllowedHostsAny(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "admin_allowed_hosts = *\n", emptyConfig)
 	if code, body := adminRequest(t, "GET", base, "/", "anything.example", "", ""); code != 200 {
 		t.Errorf("GET / with Host anything.example = %d %s; want 200", code, body)
@@ -135,6 +138,7 @@ func sendProxied(t *testing.T, addr, client string) string {
 // proxy_protocol, the header's client address is believed only from
 // trusted_ips, as in Kong (set_real_ip_from).
 func TestAdminProxyProtocolTrustedIPs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		trusted, wantClient string
 	}{
@@ -172,6 +176,7 @@ func waitClosed(t *testing.T, c net.Conn, what string) {
 // never comes are closed after admin_idle_timeout and admin_read_timeout,
 // on the Admin and the Status API alike.
 func TestAdminTimeouts(t *testing.T) {
+	t.Parallel()
 	g := startGong(t, "admin_listen = 127.0.0.1:0\nstatus_listen = 127.0.0.1:0\n"+
 		"admin_idle_timeout = 200ms\nadmin_read_timeout = 300ms\n", emptyConfig)
 	for _, property := range []string{"admin_listen", "status_listen"} {
@@ -194,6 +199,7 @@ func TestAdminTimeouts(t *testing.T) {
 // TestAdminMaxConnections: past admin_max_connections, a new client waits
 // until a connection closes.
 func TestAdminMaxConnections(t *testing.T) {
+	t.Parallel()
 	g := startGong(t, "admin_listen = 127.0.0.1:0\nadmin_max_connections = 2\n", emptyConfig)
 	addr := g.srv.APIAddrs("admin_listen")[0].String()
 	var held []net.Conn

@@ -114,8 +114,9 @@ func get(t testing.TB, u string) (int, map[string]any) {
 }
 
 func TestAdminWithGoKong(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := listenPort(t), listenPort(t)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), adminYML(t, a, b, pa, pb))
 	client, err := kong.NewClient(kong.String(base), nil)
 	if err != nil {
@@ -242,8 +243,9 @@ func TestAdminWithGoKong(t *testing.T) {
 }
 
 func TestAdminPlainHTTP(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := listenPort(t), listenPort(t)
 	g, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), adminYML(t, a, b, pa, pb))
 
 	code, root := get(t, base+"/")
@@ -320,8 +322,9 @@ func postConfig(t *testing.T, base, query, config string) (int, map[string]any) 
 }
 
 func TestAdminConfigRoundTrip(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := listenPort(t), listenPort(t)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb), echoYML("a", a, pa))
 	before := dial(t, fmt.Sprintf("127.0.0.1:%d", pa))
 	if got, err := exchange(before, "one"); err != nil || got != "a: one" {
@@ -366,8 +369,9 @@ func TestAdminConfigRoundTrip(t *testing.T) {
 }
 
 func TestAdminInvalidConfigKeepsServing(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	pa := freePort(t)
+	pa := listenPort(t)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", pa), echoYML("a", a, pa))
 	_, st := get(t, base+"/status")
 	hash := st["configuration_hash"]
@@ -411,8 +415,9 @@ func TestAdminInvalidConfigKeepsServing(t *testing.T) {
 }
 
 func TestAdminSessions(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	pa := freePort(t)
+	pa := listenPort(t)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", pa), echoYML("a", a, pa))
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pa))
 	if got, err := exchange(c, "hello"); err != nil || got != "a: hello" {
@@ -450,9 +455,10 @@ func TestAdminSessions(t *testing.T) {
 }
 
 func TestAdminUpstreamHealth(t *testing.T) {
+	t.Parallel()
 	live := startEcho(t, "live")
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := freePort(t)
+	dead := refusedAddr(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: checked
@@ -487,6 +493,7 @@ services:
 }
 
 func TestAdminExposedWarning(t *testing.T) {
+	t.Parallel()
 	g := startGong(t, "admin_listen = 0.0.0.0:0\n", `_format_version: "3.0"`)
 	if !strings.Contains(g.errLog.String(), "is reachable from other hosts without TLS") {
 		t.Errorf("no warning for an admin_listen on 0.0.0.0 without TLS:\n%s", g.errLog)
@@ -498,6 +505,7 @@ func TestAdminExposedWarning(t *testing.T) {
 }
 
 func TestAdminToken(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "admin_token = s3cret\n", `_format_version: "3.0"`)
 	if code, body := get(t, base+"/services"); code != 401 {
 		t.Errorf("GET without the token = %d %v", code, body)
@@ -516,6 +524,7 @@ func TestAdminToken(t *testing.T) {
 }
 
 func TestAdminOverTLSWithClientCertificate(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "admin clients")
 	clientCert := newLeaf(t, "operator", nil, &ca, true)
 	dir := t.TempDir()
@@ -556,8 +565,9 @@ func TestAdminOverTLSWithClientCertificate(t *testing.T) {
 }
 
 func TestStatusListen(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	pa := freePort(t)
+	pa := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\n", pa), echoYML("a", a, pa))
 	base := "http://" + g.srv.APIAddrs("status_listen")[0].String()
 	if _, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pa), "x"); err != nil {
@@ -591,8 +601,9 @@ func TestStatusListen(t *testing.T) {
 }
 
 func TestAdminUDPSessions(t *testing.T) {
+	t.Parallel()
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	h, port := hostPort(echo)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: u\n    url: udp://%s:%s\n    routes:\n      - protocols: [udp]\n        destinations: [{port: %d}]\n", h, port, p)
 	_, base := startAdmin(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
@@ -622,8 +633,9 @@ func TestAdminUDPSessions(t *testing.T) {
 }
 
 func TestReloadAfterPostedConfig(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := listenPort(t), listenPort(t)
 	listen := fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", pa, pb)
 	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)
 
@@ -663,7 +675,7 @@ func TestReloadAfterPostedConfig(t *testing.T) {
 // open through gong.
 func BenchmarkAdminSessions(b *testing.B) {
 	echo := startEcho(b, "e")
-	p := freePort(b)
+	p := listenPort(b)
 	_, base := startAdmin(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), echoYML("e", echo, p))
 	for range 1000 {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))

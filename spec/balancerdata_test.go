@@ -43,9 +43,10 @@ type balancerRecord struct {
 // in log, one try per connect attempt (the refused first peer marked
 // failed, as Kong marks a retried try), and the peer that answered.
 func TestBalancerData(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "alive")
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
-	p := freePort(t)
+	dead := refusedAddr(t) // nothing listens there
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "balancer.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
@@ -130,9 +131,10 @@ services:
 // TestBalancerDataUDP: a UDP session to a service by IP has the same
 // balancer_data, with scheme udp and one try.
 func TestBalancerDataUDP(t *testing.T) {
+	t.Parallel()
 	echo := startUDPEcho(t, "u")
 	h, port := hostPort(echo)
-	p := freePort(t)
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "balancer.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:

@@ -93,7 +93,7 @@ func TestBandwidthLimitDownstream(t *testing.T) {
 		defer c.Close()
 		flood(c)
 	})
-	limited, free := freePort(t), freePort(t)
+	limited, free := listenPort(t), listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", limited, free),
 		shapedYML(source, limited, free, fmt.Sprintf("{downstream_rate: %d}", mib)))
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", limited))
@@ -123,7 +123,7 @@ func TestBandwidthLimitUpstream(t *testing.T) {
 		n, d, err := countFor(c, shapingWindow)
 		counted <- count{n, d, err}
 	})
-	limited, free := freePort(t), freePort(t)
+	limited, free := listenPort(t), listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", limited, free),
 		shapedYML(sink, limited, free, fmt.Sprintf("{upstream_rate: %d}", mib)))
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", limited))
@@ -156,7 +156,7 @@ func TestBandwidthLimitKeepsSpliceForOthers(t *testing.T) {
 	}
 	debug.SetGCPercent(-1) // a collection would close pooled pipes while they are counted
 	echo := startEcho(t, "e")
-	limited, free := freePort(t), freePort(t)
+	limited, free := listenPort(t), listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\n", limited, free),
 		shapedYML(echo, limited, free, fmt.Sprintf("{downstream_rate: %d, upstream_rate: %d}", 64*mib, 64*mib)))
 	bulk := strings.Repeat("x", 256<<10) // far past what gong copies through user space unshaped

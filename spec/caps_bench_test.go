@@ -13,7 +13,7 @@ import (
 func benchUDP(b *testing.B, idle string) string {
 	b.Helper()
 	echo := startUDPEcho(b, "u")
-	p := freePort(b)
+	p := listenPort(b)
 	yml := udpEchoYML(echo, p, fmt.Sprintf("    read_timeout: %s\n    write_timeout: %s\n", idle, idle))
 	startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nproxy_stream_access_log = off\nlog_level = warn\n", p), yml)
 	return fmt.Sprintf("127.0.0.1:%d", p)

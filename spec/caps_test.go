@@ -71,7 +71,7 @@ func timedAsk(t *testing.T, c net.Conn, msg string) time.Duration {
 // waiting clients get their replies after.
 func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	p, src := freePort(t), freePort(t)
+	p, src := listenPort(t), listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
 		p, fixturePath(t)), udpTwoRoutes(echo, p, src, 2))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -128,9 +128,9 @@ func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 // session is set up reach the upstream in order, up to the bound of 64.
 func TestUDPQueuedDatagramsInOrder(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
-		p, fixturePath(t)), udpTwoRoutes(echo, p, freePort(t), 0.5))
+		p, fixturePath(t)), udpTwoRoutes(echo, p, listenPort(t), 0.5))
 	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))
 	const sent, queued = 80, 64
 	for i := range sent {
@@ -154,7 +154,7 @@ func TestUDPQueuedDatagramsInOrder(t *testing.T) {
 // counted in /metrics.
 func TestTCPWorkerConnectionsCap(t *testing.T) {
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
 %s`, svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
@@ -253,7 +253,7 @@ func liveHeapKiB() int {
 // grows by a bounded amount, and an established session goes on.
 func TestUDPSessionCap(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := udpEchoYML(echo, p, "")
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp max_sessions=1000\nproxy_stream_access_log = off\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -308,7 +308,7 @@ func TestUDPSessionCap(t *testing.T) {
 // connections and closes the rest at once, counted with reason max_rate.
 func TestTCPMaxRate(t *testing.T) {
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s",
 		svc("e", echo, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d max_rate=5\n", p), yml)
@@ -353,7 +353,7 @@ func TestUDPParkedSessionWakes(t *testing.T) {
 			time.AfterFunc(300*time.Millisecond, func() { pc.WriteTo([]byte(reply), from) })
 		}
 	}()
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p),
 		udpEchoYML(pc.LocalAddr().String(), p, "    read_timeout: 1000\n    write_timeout: 1000\n"))
 	c := dialUDP(t, fmt.Sprintf("127.0.0.1:%d", p))

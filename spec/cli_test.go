@@ -60,6 +60,7 @@ func runGong(t *testing.T, dir string, env []string, args ...string) (stdout, st
 }
 
 func TestCLICheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "good.conf"), "database = off\nstream_listen = 127.0.0.1:9000 ssl\n")
 	writeFile(t, filepath.Join(dir, "bad.conf"), "log_level = loud\nstream_listen = 127.0.0.1\nstream_lisen = x\n")
@@ -86,6 +87,7 @@ func TestCLICheck(t *testing.T) {
 }
 
 func TestCLIConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out, _, code := runGong(t, dir, nil, "config", "init")
 	if code != 0 || out != "wrote kong.yml\n" {
@@ -128,6 +130,7 @@ services:
 }
 
 func TestCLIVersionAndHelp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out, _, code := runGong(t, dir, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "gong ") {
@@ -152,10 +155,11 @@ func TestCLIVersionAndHelp(t *testing.T) {
 // TestCLILifecycle drives a real gong process: start, health, reload,
 // quit, and the errors around them.
 func TestCLILifecycle(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "prefix")
-	p := freePort(t)
+	p := childProcessPort(t)
 	conf := fmt.Sprintf("database = off\ndeclarative_config = kong.yml\nstream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n"+
 		"admin_listen = off\nstatus_listen = off\n", p)
 	writeFile(t, filepath.Join(dir, "kong.conf"), conf)
@@ -267,6 +271,7 @@ func TestCLILifecycle(t *testing.T) {
 }
 
 func TestCLIPrepare(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "kong.conf"), "stream_listen = 127.0.0.1:9999\n")
 	prefix := filepath.Join(dir, "p")

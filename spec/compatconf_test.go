@@ -22,8 +22,9 @@ import (
 // an idle session on an ssl listener even though its service allows a
 // minute, as Kong's TLS preread hop does.
 func TestSproxyProxyTimeoutCapsSSLListeners(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tls]\n        destinations: [{port: %d}]\n", p))
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nnginx_sproxy_proxy_timeout = 300ms\n", p), yml)
 	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "", nil)
@@ -44,8 +45,9 @@ func TestSproxyProxyTimeoutCapsSSLListeners(t *testing.T) {
 // when the client has sent data gong did not read: 100 clients in a row
 // write a line and read to EOF without an error.
 func TestRefusedTLSSessionClosesCleanly(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf(`      - protocols: [tls]
         destinations: [{port: %d}]
         plugins:
@@ -71,8 +73,9 @@ func TestRefusedTLSSessionClosesCleanly(t *testing.T) {
 // TestAPIErrorLogs: the Admin API's errors go to admin_error_log and the
 // Status API's to status_error_log, not to the stream error log.
 func TestAPIErrorLogs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	adminPort, statusPort := freePort(t), freePort(t)
+	adminPort, statusPort := listenPort(t), listenPort(t)
 	confPath := filepath.Join(dir, "kong.conf")
 	writeFile(t, confPath, fmt.Sprintf("prefix = %s\ndatabase = off\nlog_level = info\n"+
 		"admin_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:%d ssl\n"+
@@ -82,7 +85,7 @@ func TestAPIErrorLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := runtime.New(runtime.Options{Config: c})
+	srv, err := runtime.New(runtime.Options{Config: c, Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +121,10 @@ func TestAPIErrorLogs(t *testing.T) {
 // connection's spans to its traces_endpoint, with its resource attributes
 // and sampling rate, though kong.conf names no collector.
 func TestKongObservabilityPlugins(t *testing.T) {
+	t.Parallel()
 	recv, endpoint := startOTLPHTTP(t)
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 plugins:
   - name: prometheus
@@ -153,8 +157,9 @@ services:
 // TestPrometheusPluginSelectsSeries: a prometheus plugin entry's flags
 // select Kong's series; the others are not recorded.
 func TestPrometheusPluginSelectsSeries(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 plugins:
   - name: prometheus

@@ -14,7 +14,7 @@ import (
 func BenchmarkTCPIdleCtxSession(b *testing.B) {
 	b.Run("no-plugin", func(b *testing.B) {
 		echo := startEcho(b, "e")
-		p := freePort(b)
+		p := listenPort(b)
 		startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("e", echo, p))
 		idleHeap(b, fmt.Sprintf("127.0.0.1:%d", p))
 	})

@@ -16,7 +16,7 @@ import (
 func ctxKeeperGong(t testing.TB, pin bool, confExtra string) (*gong, string, string) {
 	t.Helper()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf(
 		"      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [{name: ctxkeeper, config: {pin: %v}}]\n", p, pin))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\nplugins = bundled, ctxkeeper\nlua_package_path = %s\n%s",

@@ -14,7 +14,7 @@ import (
 // kong.log.serialize has workspace_name.
 func TestCtxTimingValues(t *testing.T) {
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	out := filepath.Join(t.TempDir(), "ctx.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:

@@ -54,9 +54,10 @@ func dbConf(pg *testsvc.Postgres, db string) string {
 }
 
 func TestDatabaseMigrationsCLI(t *testing.T) {
+	t.Parallel()
 	pg, db := postgresDB(t)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "kong.conf"), "prefix = "+dir+"\n"+dbConf(pg, db)+"stream_listen = 127.0.0.1:"+strconv.Itoa(freePort(t))+"\n")
+	writeFile(t, filepath.Join(dir, "kong.conf"), "prefix = "+dir+"\n"+dbConf(pg, db)+"stream_listen = 127.0.0.1:"+strconv.Itoa(listenPort(t))+"\n")
 	conf := []string{"-c", filepath.Join(dir, "kong.conf")}
 
 	out, _, code := runGong(t, dir, nil, append([]string{"migrations", "list"}, conf...)...)
@@ -138,12 +139,13 @@ func bootstrapDB(t *testing.T, pg *testsvc.Postgres, db string) {
 // node B within db_update_frequency (plus the rebuild), and B keeps
 // serving while the database is down.
 func TestDatabaseTwoNodes(t *testing.T) {
+	t.Parallel()
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
 	a, adminURL := startAdmin(t, dbConf(pg, db)+"status_listen = 127.0.0.1:0\n", `_format_version: "3.0"`)
 	metricsURL := "http://" + a.srv.APIAddrs("status_listen")[0].String() + "/metrics"
 	reachable := func() float64 { return value(scrape(t, metricsURL), "kong_datastore_reachable") }
-	portB := freePort(t)
+	portB := listenPort(t)
 	b := startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
 	ctx := context.Background()
@@ -229,6 +231,7 @@ func TestDatabaseTwoNodes(t *testing.T) {
 }
 
 func TestDatabaseAdminErrors(t *testing.T) {
+	t.Parallel()
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
 	_, adminURL := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
@@ -274,9 +277,10 @@ func TestDatabaseAdminErrors(t *testing.T) {
 // go-kong creates, updates, lists and deletes every entity type gong
 // serves, and a TLS route built that way carries traffic.
 func TestDatabaseGoKongEntities(t *testing.T) {
+	t.Parallel()
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
-	port := freePort(t)
+	port := listenPort(t)
 	_, adminURL := startAdmin(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", port), `_format_version: "3.0"`)
 	ctx := context.Background()
 	client, err := kong.NewClient(kong.String(adminURL), nil)
@@ -370,10 +374,11 @@ func TestDatabaseGoKongEntities(t *testing.T) {
 // A certificate added and a plugin enabled on a route through node A
 // reach node B's TLS handshakes and connections.
 func TestDatabaseCertificateAndPluginReachNodeB(t *testing.T) {
+	t.Parallel()
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
 	_, adminURL := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
-	portB := freePort(t)
+	portB := listenPort(t)
 	startGong(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
 	ctx := context.Background()

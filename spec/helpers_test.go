@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gong-proxy/gong/runtime"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/stream"
 )
 
 // gong is a server started in process by a test, with its files.
@@ -74,6 +76,9 @@ func startGongWith(t testing.TB, confExtra, yml string, opts runtime.Options) *g
 		t.Fatalf("kong.conf: %v", err)
 	}
 	opts.Config, opts.ErrorLog = c, g.errLog
+	if opts.Sockets == nil {
+		opts.Sockets = sockets
+	}
 	g.srv, err = runtime.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -147,30 +152,67 @@ func echoYML(name, addr string, port int) string {
 	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
 }
 
-// givenPorts are the ports freePort returned: the kernel may offer a
-// closed port again at once, and a test asking for two needs two.
-var givenPorts sync.Map
+// sockets are the listening sockets listenPort binds; every server
+// startGong starts may take those its listen entries name.
+var sockets = &stream.Inherited{}
 
-// freePort returns a loopback port nothing listens on right now, for TCP
-// and UDP, and that it did not return before.
-func freePort(t testing.TB) int {
+// listenPort binds a TCP listener and a UDP socket on one free loopback
+// port and returns the port, for a stream_listen, admin_listen or
+// status_listen entry (and a route's destinations) of a server startGong
+// starts: the server takes the bound socket of the entry with that address
+// (runtime.Options.Sockets), so no other test or process can take the
+// port in between. Sockets no server took are closed when the test ends.
+func listenPort(t testing.TB) int {
 	t.Helper()
 	for {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
 		if err != nil {
+			ln.Close()
 			continue // the UDP port is taken: try another
 		}
-		pc.Close()
-		if _, given := givenPorts.LoadOrStore(port, true); !given {
-			return port
-		}
+		sockets.AddTCP(ln)
+		sockets.AddUDP(pc)
+		t.Cleanup(func() { sockets.Drop(ln.Addr().String()) })
+		return ln.Addr().(*net.TCPAddr).Port
 	}
+}
+
+// childProcessPort returns a loopback port nothing listens on right now,
+// for a gong started as a child process, which must bind the port itself.
+// Another process may take the port before the child does: in-process
+// servers use listenPort.
+func childProcessPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// refusedAddr returns a loopback address that refuses connections: a TCP
+// socket is bound there without listening until the test ends, so no
+// other socket can take the port.
+func refusedAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // startEcho runs a TCP server that answers each line with name + ": " +

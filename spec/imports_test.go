@@ -21,7 +21,7 @@ var allowedImports = map[string][]string{
 	"runtime/errlog":      {},
 	"runtime/admin":       {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/google/uuid", "github.com/pires/go-proxyproto", "golang.org/x/net/netutil"},
 	"runtime/conf":        {"", "vault"},
-	"runtime/declarative": {"vault", "go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
+	"runtime/declarative": {"vault", "runtime/schema", "go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":      {"lua", "github.com/yuin/gopher-lua"},
 	"runtime/balancer":    {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
 	"runtime/telemetry":   {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
@@ -43,6 +43,7 @@ var allowedImports = map[string][]string{
 }
 
 func TestImportDirection(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

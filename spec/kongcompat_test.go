@@ -45,8 +45,9 @@ func fileRecords(t *testing.T, path string, n int) []kongStyleRecord {
 }
 
 func TestKongStylePlugin(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pOpen, pDenied, pEscape := freePort(t), freePort(t), freePort(t)
+	pOpen, pDenied, pEscape := listenPort(t), listenPort(t), listenPort(t)
 	dir := t.TempDir()
 	logPath, marker := filepath.Join(dir, "sessions.log"), filepath.Join(dir, "escaped")
 	yml := fmt.Sprintf(`_format_version: "3.0"
@@ -122,6 +123,7 @@ services:
 // TestCustomFieldsByLua checks the bundled log plugins add the fields
 // custom_fields_by_lua computes to the record they send.
 func TestCustomFieldsByLua(t *testing.T) {
+	t.Parallel()
 	addr, lines := tcpLines(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "tcp-log", fmt.Sprintf(`{host: %s, port: %s, custom_fields_by_lua: {route_upper: "return kong.router.get_route().name:upper()", sum: "return 1 + 2"}}`, host, port), runtime.Options{})
@@ -140,6 +142,7 @@ func TestCustomFieldsByLua(t *testing.T) {
 // TestFileLogCustomFields checks file-log takes custom_fields_by_lua, as
 // Kong's does.
 func TestFileLogCustomFields(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "file.log")
 	g, gw := logPluginGong(t, "file-log", fmt.Sprintf(`{path: %s, custom_fields_by_lua: {client: "return kong.client.get_ip()"}}`, path), runtime.Options{})
 	hello(t, gw)
@@ -156,6 +159,7 @@ func TestFileLogCustomFields(t *testing.T) {
 // requires a client certificate the service has none of, and its CA is in
 // no store the service knows.
 func TestPluginChoosesUpstreamTLS(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "upstream CA")
 	upCert := newLeaf(t, "mtls-upstream", []string{"backend.test"}, &ca, false)
 	clientCA := newCA(t, "client CA")
@@ -166,7 +170,7 @@ func TestPluginChoosesUpstreamTLS(t *testing.T) {
 	_, upPort := hostPort(up)
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	writeFile(t, hosts, "127.0.0.1 backend.test\n")
-	pPlugin, pBare := freePort(t), freePort(t)
+	pPlugin, pBare := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: mtls
@@ -198,8 +202,9 @@ services:
 // reports, as zipkin, datadog and statsd tag their data with it, when
 // kong.conf sets no node_id.
 func TestNodeID(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - url: tcp://%s

@@ -109,8 +109,9 @@ func accessStatuses(t *testing.T, g *gong) map[string]int {
 // 5 per minute: 3 refused with 429 in the access log, file-log's
 // session.status and /metrics, before any upstream is dialled.
 func TestRateLimitingPerMinuteRefusesTheExcess(t *testing.T) {
+	t.Parallel()
 	echo, dialled := countingEcho(t)
-	p := freePort(t)
+	p := listenPort(t)
 	logPath := filepath.Join(t.TempDir(), "file.log")
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p),
 		limitYML(echo, p, "{name: rate-limiting, config: {minute: 5, policy: local}}", logPath))
@@ -141,8 +142,9 @@ func TestRateLimitingPerMinuteRefusesTheExcess(t *testing.T) {
 // TestRateLimitingPerSecond: 5 connections within one second on a limit
 // of 3 per second: exactly 2 refused; the next second has room again.
 func TestRateLimitingPerSecond(t *testing.T) {
+	t.Parallel()
 	echo, _ := countingEcho(t)
-	p := freePort(t)
+	p := listenPort(t)
 	logPath := filepath.Join(t.TempDir(), "file.log")
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p),
 		limitYML(echo, p, "{name: rate-limiting, config: {second: 3, error_code: 499}}", logPath))
@@ -173,8 +175,9 @@ func TestRateLimitingPerSecond(t *testing.T) {
 // TestRateLimitingUDP counts new UDP sessions: 4 clients on a limit of 2
 // per minute: 2 answered, 2 ended with 429 before the upstream.
 func TestRateLimitingUDP(t *testing.T) {
+	t.Parallel()
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: u
@@ -214,12 +217,13 @@ func redisPlugin(name, config string, port int) string {
 // TestRateLimitingSharedByTwoNodes: two nodes on one Redis share the
 // limit: 5 connections to each on 6 per minute, 4 refused in all.
 func TestRateLimitingSharedByTwoNodes(t *testing.T) {
+	t.Parallel()
 	srv := testsvc.StartRedis(t)
 	echo, _ := countingEcho(t)
 	awaitMinuteRoom()
 	proxied := 0
 	for range 2 {
-		p := freePort(t)
+		p := listenPort(t)
 		startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p),
 			limitYML(echo, p, redisPlugin("rate-limiting", "minute: 6", srv.Port), filepath.Join(t.TempDir(), "f.log")))
 		for range 5 {
@@ -237,9 +241,10 @@ func TestRateLimitingSharedByTwoNodes(t *testing.T) {
 // sessions through (the error logged once), and without it they end
 // with 500.
 func TestRateLimitingRedisDown(t *testing.T) {
+	t.Parallel()
 	srv := testsvc.StartRedis(t)
 	echo, _ := countingEcho(t)
-	pTolerant, pStrict := freePort(t), freePort(t)
+	pTolerant, pStrict := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e
@@ -285,8 +290,9 @@ services:
 // TestLimitConnLocal: at most 2 connections in progress; the third is
 // ended with 503, and closing one makes room.
 func TestLimitConnLocal(t *testing.T) {
+	t.Parallel()
 	echo, _ := countingEcho(t)
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p),
 		limitYML(echo, p, "{name: limit-conn, config: {max_connections: 2}}", filepath.Join(t.TempDir(), "f.log")))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -315,12 +321,13 @@ func TestLimitConnLocal(t *testing.T) {
 // (SIGKILL, nothing released), its connection stops counting within
 // limits.NodeTTL.
 func TestLimitConnAcrossNodes(t *testing.T) {
+	t.Parallel()
 	srv := testsvc.StartRedis(t)
 	echo, _ := countingEcho(t)
 	plugin := redisPlugin("limit-conn", "max_connections: 1, limit_by: global", srv.Port)
 
 	dir := t.TempDir()
-	pA := freePort(t)
+	pA := listenPort(t)
 	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s\n"+
 		"stream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", filepath.Join(dir, "prefix"), filepath.Join(dir, "kong.yml"), pA))
 	writeFile(t, filepath.Join(dir, "kong.yml"), limitYML(echo, pA, plugin, filepath.Join(dir, "a.log")))
@@ -347,7 +354,7 @@ func TestLimitConnAcrossNodes(t *testing.T) {
 	})
 	defer held.Close()
 
-	pB := freePort(t)
+	pB := listenPort(t)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", pB),
 		limitYML(echo, pB, plugin, filepath.Join(t.TempDir(), "b.log")))
 	addrB := fmt.Sprintf("127.0.0.1:%d", pB)
@@ -370,6 +377,7 @@ func TestLimitConnAcrossNodes(t *testing.T) {
 // sense for stream (the deprecated redis_* fields included); what stream
 // cannot do is refused with the reason.
 func TestLimitPluginSchemas(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "kong.yml"), `_format_version: "3.0"
 plugins:
@@ -418,7 +426,7 @@ func BenchmarkLimitConnection(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			echo := startEcho(b, "e")
-			p := freePort(b)
+			p := listenPort(b)
 			yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [%s]\n",
 				echo, p, c.plugin)
 			startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), yml)
@@ -437,8 +445,9 @@ func BenchmarkLimitConnection(b *testing.B) {
 // gong.limits (limits.store, store:hit, limits.ids) and refuses with its
 // own status and reason.
 func TestLimitsModuleInAUserPlugin(t *testing.T) {
+	t.Parallel()
 	echo, _ := countingEcho(t)
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nplugins = bundled, route-quota\nlua_package_path = %s\n", p, fixturePath(t)),
 		limitYML(echo, p, "{name: route-quota, config: {per_minute: 2}}", filepath.Join(t.TempDir(), "f.log")))
 	metrics := httptest.NewServer(g.srv.MetricsHandler())

@@ -52,7 +52,7 @@ func checkRecord(t *testing.T, data []byte) logRecord {
 func logPluginGong(t *testing.T, plugin, config string, ro runtime.Options) (*gong, string) {
 	t.Helper()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: echo-service
@@ -146,6 +146,7 @@ func next[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 func TestTCPLog(t *testing.T) {
+	t.Parallel()
 	addr, lines := tcpLines(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "tcp-log", fmt.Sprintf("{host: %s, port: %s}", host, port), runtime.Options{})
@@ -162,6 +163,7 @@ func TestTCPLog(t *testing.T) {
 }
 
 func TestTCPLogTLS(t *testing.T) {
+	t.Parallel()
 	// httptest's server supplies a certificate for the TLS log server.
 	cert := httptest.NewTLSServer(http.NotFoundHandler())
 	cfg := cert.TLS.Clone()
@@ -195,6 +197,7 @@ func TestTCPLogTLS(t *testing.T) {
 }
 
 func TestUDPLog(t *testing.T) {
+	t.Parallel()
 	addr, packets := datagrams(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "udp-log", fmt.Sprintf("{host: %s, port: %s}", host, port), runtime.Options{})
@@ -203,6 +206,7 @@ func TestUDPLog(t *testing.T) {
 }
 
 func TestHTTPLog(t *testing.T) {
+	t.Parallel()
 	type request struct {
 		method, path, contentType, auth, custom string
 		body                                    []byte
@@ -226,6 +230,7 @@ func TestHTTPLog(t *testing.T) {
 }
 
 func TestHTTPLogBatches(t *testing.T) {
+	t.Parallel()
 	bodies := make(chan []byte, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -252,6 +257,7 @@ func TestHTTPLogBatches(t *testing.T) {
 }
 
 func TestSyslog(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log.sock")
 	pc, err := net.ListenPacket("unixgram", path)
 	if err != nil {
@@ -270,6 +276,7 @@ func TestSyslog(t *testing.T) {
 }
 
 func TestStatsd(t *testing.T) {
+	t.Parallel()
 	addr, packets := datagrams(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "statsd", fmt.Sprintf("{host: %s, port: %s}", host, port), runtime.Options{})
@@ -298,6 +305,7 @@ func TestStatsd(t *testing.T) {
 }
 
 func TestLoggly(t *testing.T) {
+	t.Parallel()
 	addr, packets := datagrams(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "loggly", fmt.Sprintf("{host: %s, port: %s, key: abc, tags: [t1]}", host, port), runtime.Options{})
@@ -311,6 +319,7 @@ func TestLoggly(t *testing.T) {
 }
 
 func TestDatadog(t *testing.T) {
+	t.Parallel()
 	addr, packets := datagrams(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "datadog", fmt.Sprintf("{host: %s, port: %s}", host, port), runtime.Options{})
@@ -330,6 +339,7 @@ func TestDatadog(t *testing.T) {
 }
 
 func TestHTTPLogRetries(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	bodies := make(chan []byte, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -356,7 +366,7 @@ func BenchmarkTCPLogConnection(b *testing.B) {
 	logAddr, lines := tcpLines(b)
 	host, port := hostPort(logAddr)
 	echo := startEcho(b, "e")
-	p := freePort(b)
+	p := listenPort(b)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n      - protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [{name: tcp-log, protocols: [tcp], config: {host: %s, port: %s}}]\n",
 		echo, p, host, port)
 	startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p), yml)
@@ -375,6 +385,7 @@ func BenchmarkTCPLogConnection(b *testing.B) {
 }
 
 func TestStatsdTCPWithTags(t *testing.T) {
+	t.Parallel()
 	addr, lines := tcpLines(t)
 	host, port := hostPort(addr)
 	_, gw := logPluginGong(t, "statsd", fmt.Sprintf(

@@ -14,8 +14,9 @@ import (
 // the plugins run on several VMs, the count is exact, and it survives a
 // reload.
 func TestSharedDictAcrossConnections(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pCount, pReport := freePort(t), freePort(t)
+	pCount, pReport := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e
@@ -83,9 +84,10 @@ func exchangeRead(c interface{ Read([]byte) (int, error) }) (string, error) {
 // echo server a to server b: with kong.service.set_target, and with
 // set_upstream naming an upstream whose target is b.
 func TestSetTargetInPreread(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	bHost, bPort := hostPort(b)
-	pPlain, pTarget, pUpstream, pMissing := freePort(t), freePort(t), freePort(t), freePort(t)
+	pPlain, pTarget, pUpstream, pMissing := listenPort(t), listenPort(t), listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: other
@@ -128,10 +130,11 @@ services:
 // and ngx but not os.execute or io, "on" reaches every global, "off"
 // refuses to compile.
 func TestPrePostFunction(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"sandbox", "on", "off"} {
 		t.Run(mode, func(t *testing.T) {
 			echo := startEcho(t, "e")
-			p := freePort(t)
+			p := listenPort(t)
 			dir := t.TempDir()
 			marker := filepath.Join(dir, "marker")
 			yml := fmt.Sprintf(`_format_version: "3.0"
@@ -205,8 +208,9 @@ services:
 // handshake: it logs the SNI, and ngx.exit(ngx.ERROR) aborts the
 // handshake of one name.
 func TestPreFunctionCertificate(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	yml += `plugins:
   - name: pre-function
@@ -235,9 +239,10 @@ func TestPreFunctionCertificate(t *testing.T) {
 // which no trusted CA signed, so connections fail; a plugin turning
 // verification off for its route lets them through.
 func TestSetTLSVerifyInPreread(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "unknown CA")
 	up, _ := startTLSEcho(t, "tls-upstream", newLeaf(t, "backend", []string{"127.0.0.1"}, &ca, false), nil)
-	pStrict, pRelaxed := freePort(t), freePort(t)
+	pStrict, pRelaxed := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: verified

@@ -21,8 +21,9 @@ func fixturePath(t testing.TB) string {
 }
 
 func TestIPRestriction(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pAllow, pDeny := freePort(t), freePort(t)
+	pAllow, pDeny := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e
@@ -59,8 +60,9 @@ services:
 }
 
 func TestFileLog(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	logPath := filepath.Join(t.TempDir(), "file.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -96,8 +98,9 @@ plugins:
 // ends the session with its body and status and the log phase still runs,
 // and a handler error ends the session with 500.
 func TestPluginPhases(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pPass, pExit, pFail := freePort(t), freePort(t), freePort(t)
+	pPass, pExit, pFail := listenPort(t), listenPort(t), listenPort(t)
 	dir := t.TempDir()
 	rec := func(name string) string { return filepath.Join(dir, name) }
 	yml := fmt.Sprintf(`_format_version: "3.0"
@@ -148,6 +151,7 @@ services:
 }
 
 func TestPluginConfigErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "bad.yml"), `_format_version: "3.0"
 plugins:
@@ -178,6 +182,7 @@ plugins:
 // logged, and other connections are served meanwhile; later connections
 // on fresh VMs run normally.
 func TestRunawayPluginIsContained(t *testing.T) {
+	t.Parallel()
 	g, looping := startRunaway(t, "loop: true", "")
 	looping.SetDeadline(time.Now().Add(30 * time.Second))
 	expectClosed(t, looping)
@@ -191,6 +196,7 @@ func TestRunawayPluginIsContained(t *testing.T) {
 // end: past lua_memory_limit it is stopped with "not enough memory" long
 // before the phase deadline, its connection ends, and others are served.
 func TestRunawayAllocationIsContained(t *testing.T) {
+	t.Parallel()
 	g, hog := startRunaway(t, "hog: true", "lua_memory_limit = 256m\n")
 	// The log must say "not enough memory": the 10 s phase deadline, which
 	// would log a timeout, must not be what stopped it. The client waits
@@ -211,6 +217,7 @@ func TestRunawayAllocationIsContained(t *testing.T) {
 // allocated: the connection ends, the error is logged, and the process
 // goes on serving.
 func TestHugeAllocationIsRefused(t *testing.T) {
+	t.Parallel()
 	for _, exp := range []int{36, 31} {
 		t.Run(fmt.Sprintf("2^%d", exp), func(t *testing.T) {
 			g, huge := startRunaway(t, fmt.Sprintf("rep: %d", exp), "")
@@ -239,7 +246,7 @@ type runawayGong struct {
 func startRunaway(t *testing.T, option, confExtra string) (runawayGong, net.Conn) {
 	t.Helper()
 	echo := startEcho(t, "e")
-	pRun, pPlain := freePort(t), freePort(t)
+	pRun, pPlain := listenPort(t), listenPort(t)
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -279,7 +286,7 @@ func BenchmarkPluginConnection(b *testing.B) {
 	for _, n := range []int{0, 1, 3} {
 		b.Run(fmt.Sprintf("plugins=%d", n), func(b *testing.B) {
 			echo := startEcho(b, "e")
-			p := freePort(b)
+			p := listenPort(b)
 			dir := b.TempDir()
 			plugins := []string{
 				"{name: ip-restriction, config: {allow: [127.0.0.0/8]}}",
@@ -301,8 +308,9 @@ func BenchmarkPluginConnection(b *testing.B) {
 }
 
 func TestUDPPlugins(t *testing.T) {
+	t.Parallel()
 	echo := startUDPEcho(t, "u")
-	pAllow, pDeny := freePort(t), freePort(t)
+	pAllow, pDeny := listenPort(t), listenPort(t)
 	h, port := hostPort(echo)
 	logPath := filepath.Join(t.TempDir(), "udp.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"
@@ -344,8 +352,9 @@ services:
 // TestCertificatePhase: a global plugin's certificate handler runs during
 // the TLS handshake, before its preread and log, as in Kong.
 func TestCertificatePhase(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "rec")
 	yml, _, _ := tlsConfig(t, echo, p)
 	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n", path)
@@ -361,8 +370,9 @@ func TestCertificatePhase(t *testing.T) {
 // TestLegacyBasePlugin runs a plugin written in the BasePlugin style:
 // the handler is an instance of its class, made once per VM.
 func TestLegacyBasePlugin(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "legacy")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -388,8 +398,9 @@ services:
 // proxied, a peek can end the session, and received bytes are consumed.
 // The fixture also requires a module from lua_package_path.
 func TestReqSocketPeek(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pPeek, pConsume := freePort(t), freePort(t)
+	pPeek, pConsume := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e
@@ -423,6 +434,7 @@ services:
 // typedefs.protocols_http (as Kong's request-termination does) is refused
 // for tcp with Kong's message, and accepted for http.
 func TestPluginProtocolsOwnSchema(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("plugins = bundled, http-only\nlua_package_path = %s\n", fixturePath(t)))
 	writeFile(t, filepath.Join(dir, "tcp.yml"), `_format_version: "3.0"

@@ -18,8 +18,9 @@ import (
 )
 
 func TestRoutesByDestinationPort(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
 %s%s`,
@@ -35,8 +36,9 @@ services:
 }
 
 func TestRoutesBySource(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "by-source"), startEcho(t, "by-port")
-	p := freePort(t)
+	p := listenPort(t)
 	// A source match outranks a destination-only match.
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -51,8 +53,9 @@ services:
 }
 
 func TestNoRouteAndNoService(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pNone, pNoSvc := freePort(t), freePort(t)
+	pNone, pNoSvc := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
 %sroutes:
@@ -81,8 +84,9 @@ services:
 }
 
 func TestAccessLogBasicFormat(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "hello"); err != nil || got != "e: hello" {
@@ -97,8 +101,9 @@ func TestAccessLogBasicFormat(t *testing.T) {
 }
 
 func TestCustomLogFormat(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	dir := t.TempDir()
 	custom := dir + "/custom.log"
@@ -114,9 +119,10 @@ func TestCustomLogFormat(t *testing.T) {
 }
 
 func TestRetryAfterRefusedTarget(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "alive")
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
-	p := freePort(t)
+	dead := refusedAddr(t) // nothing listens there
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: pool
@@ -144,8 +150,9 @@ services:
 }
 
 func TestAllTriesFailIs502(t *testing.T) {
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := freePort(t)
+	t.Parallel()
+	dead := refusedAddr(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", dead, "    retries: 2\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	expectClosed(t, dial(t, fmt.Sprintf("127.0.0.1:%d", p)))
@@ -186,8 +193,9 @@ func fullBacklog(t *testing.T) string {
 }
 
 func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
 	hang := fullBacklog(t)
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", hang, "    retries: 0\n    connect_timeout: 300\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	start := time.Now()
@@ -201,8 +209,9 @@ func TestConnectTimeout(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", echo, "    read_timeout: 400\n    write_timeout: 200\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
@@ -221,8 +230,9 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestActiveConnectionIsNotIdle(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", echo, "    read_timeout: 300\n    write_timeout: 300\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
@@ -239,6 +249,7 @@ func TestActiveConnectionIsNotIdle(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
+	t.Parallel()
 	// The upstream reads until EOF, then answers and closes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -254,7 +265,7 @@ func TestHalfClose(t *testing.T) {
 		data, _ := io.ReadAll(c)
 		io.WriteString(c, "got "+string(data))
 	}()
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("s", ln.Addr().String(), p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
@@ -267,8 +278,9 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestUDPInterleavedClients(t *testing.T) {
+	t.Parallel()
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	h, port := hostPort(echo)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -309,8 +321,9 @@ services:
 }
 
 func TestProxyProtocol(t *testing.T) {
+	t.Parallel()
 	fromProxy, direct := startEcho(t, "via-proxy-header"), startEcho(t, "direct")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
 %s%s`,
@@ -347,8 +360,9 @@ services:
 }
 
 func TestProxyProtocolBrokenHeader(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\nnginx_sproxy_proxy_protocol_timeout = 300ms\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -406,7 +420,7 @@ func TestPlainTCPSplices(t *testing.T) {
 	// closing them; no collection may run while they are counted.
 	debug.SetGCPercent(-1)
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	before := pipes(t)
@@ -425,8 +439,9 @@ func TestPlainTCPSplices(t *testing.T) {
 }
 
 func TestManyConcurrentConnections(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	var wg sync.WaitGroup
@@ -447,11 +462,12 @@ func TestManyConcurrentConnections(t *testing.T) {
 }
 
 func TestServiceHostByName(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "named")
 	_, port := hostPort(echo)
 	hosts := t.TempDir() + "/hosts"
 	writeFile(t, hosts, "# test hosts\n127.0.0.1 echo.gong.test other.gong.test\n")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: named
@@ -467,8 +483,9 @@ services:
 }
 
 func TestPortMaps(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "mapped")
-	p := freePort(t)
+	p := listenPort(t)
 	// Routes see the mapped (public) port 19000, not the listening port.
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("m", echo, "", "      - protocols: [tcp]\n        destinations: [{port: 19000}]\n")
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nport_maps = 19000:%d\n", p, p), yml)
@@ -481,7 +498,7 @@ func TestPortMaps(t *testing.T) {
 // no goroutine, and wakes up when bytes come.
 func TestIdleConnectionsPark(t *testing.T) {
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	base := runtime.NumGoroutine()
@@ -516,7 +533,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 // Stop must close them and return.
 func TestStopEndsParkedConnections(t *testing.T) {
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
 	base := runtime.NumGoroutine()
@@ -542,8 +559,9 @@ func TestStopEndsParkedConnections(t *testing.T) {
 }
 
 func TestUpstreamAlgorithms(t *testing.T) {
+	t.Parallel()
 	a, b, c := startEcho(t, "a"), startEcho(t, "b"), startEcho(t, "c")
-	pHash, pLeast := freePort(t), freePort(t)
+	pHash, pLeast := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: by-ip
@@ -590,9 +608,10 @@ services:
 }
 
 func TestHealthChecks(t *testing.T) {
+	t.Parallel()
 	live := startEcho(t, "live")
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := freePort(t)
+	dead := refusedAddr(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: checked

@@ -12,8 +12,9 @@ import (
 )
 
 func TestReloadUnderLoadDropsNothing(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 
@@ -75,8 +76,9 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 }
 
 func TestReloadSwitchesRoutes(t *testing.T) {
+	t.Parallel()
 	a, b := startEcho(t, "a"), startEcho(t, "b")
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	writeFile(t, g.ymlPath, echoYML("b", b, p))
@@ -89,8 +91,9 @@ func TestReloadSwitchesRoutes(t *testing.T) {
 }
 
 func TestBadReloadKeepsServing(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 
@@ -117,8 +120,9 @@ func TestBadReloadKeepsServing(t *testing.T) {
 }
 
 func TestReloadOpensAndClosesListeners(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := listenPort(t), listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("a", a, "", "      - protocols: [tcp]\n        sources: [{ip: 127.0.0.1}]\n")
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p1), yml)
 	base, err := os.ReadFile(g.confPath)
@@ -146,8 +150,9 @@ func TestReloadOpensAndClosesListeners(t *testing.T) {
 }
 
 func TestQuitDrainsInFlight(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	c := dial(t, addr)
@@ -192,7 +197,7 @@ func TestQuitDrainsInFlight(t *testing.T) {
 // not accumulate them; one still in use waits for its last session.
 func TestReloadReleasesOldGenerations(t *testing.T) {
 	a := startEcho(t, "a")
-	p := freePort(t)
+	p := listenPort(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), echoYML("a", a, p))
 	held := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 	if _, err := exchange(held, "x"); err != nil {

@@ -16,10 +16,11 @@ import (
 // traditional_compatible gives it to the SNI route), and that route's
 // plugins run.
 func TestSNIRouteSkipsPlainTCP(t *testing.T) {
+	t.Parallel()
 	for _, flavor := range []string{"traditional", "traditional_compatible", "expressions"} {
 		t.Run(flavor, func(t *testing.T) {
 			sni, dst := startEcho(t, "sni"), startEcho(t, "dst")
-			pDeny, pOpen := freePort(t), freePort(t)
+			pDeny, pOpen := listenPort(t), listenPort(t)
 			yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: sni
@@ -72,7 +73,8 @@ func expressionsYML(t *testing.T, p1, p2 int) string {
 }
 
 func TestExpressionsRoutes(t *testing.T) {
-	p1, p2, pTLS := freePort(t), freePort(t), freePort(t)
+	t.Parallel()
+	p1, p2, pTLS := listenPort(t), listenPort(t), listenPort(t)
 	startGong(t, fmt.Sprintf("router_flavor = expressions\nstream_listen = 127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d ssl\n", p1, p2, pTLS),
 		expressionsYML(t, p1, p2))
 	for _, tt := range []struct {
@@ -108,8 +110,9 @@ func TestExpressionsRoutes(t *testing.T) {
 // reload and POST /config with Kong's message, naming the route, and by
 // gong config parse; gong check accepts the flavor.
 func TestExpressionsRefused(t *testing.T) {
+	t.Parallel()
 	a := startEcho(t, "a")
-	p := freePort(t)
+	p := listenPort(t)
 	good := echoYML("a", a, p)
 	bad := good + "      - name: typo\n        protocols: [tcp]\n        expression: 'net.src.port == \"x\"'\n"
 	const want = "Router Expression failed validation: Type mismatch between the LHS and RHS values of predicate"
@@ -141,12 +144,12 @@ func TestExpressionsRefused(t *testing.T) {
 	}
 	// At start.
 	writeFile(t, filepath.Join(dir, "start.conf"), fmt.Sprintf("prefix = %s\ndatabase = off\nrouter_flavor = expressions\n"+
-		"declarative_config = %s\nstream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", dir, filepath.Join(dir, "bad.yml"), freePort(t)))
+		"declarative_config = %s\nstream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", dir, filepath.Join(dir, "bad.yml"), listenPort(t)))
 	c, _, err := conf.Load(conf.Options{Path: filepath.Join(dir, "start.conf"), Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := runtime.New(runtime.Options{Config: c, ErrorLog: io.Discard})
+	srv, err := runtime.New(runtime.Options{Config: c, ErrorLog: io.Discard, Sockets: sockets})
 	if err == nil {
 		err = srv.Start()
 		srv.Stop()

@@ -18,7 +18,7 @@ import (
 func TestSandboxContainsUntrustedLua(t *testing.T) {
 	t.Setenv("GONG_SPEC_SECRET", "env-s3cret")
 	echo := startEcho(t, "e")
-	pSandboxed, pRestricted := freePort(t), freePort(t)
+	pSandboxed, pRestricted := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e
@@ -74,8 +74,9 @@ kong.log.err("vault: ", select(2, kong.vault.get("{vault://env/gong-spec-secret}
 // TestSandboxVaultAllowList resolves, from sandboxed code, the references
 // untrusted_lua_sandbox_vaults lists and no other.
 func TestSandboxVaultAllowList(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n  - name: e\n    url: tcp://%s\n    routes:\n%s\n", echo,
 		postFunctionRoute(p, `kong.log.err("public: ", kong.vault.get("{vault://env/GONG_SPEC_PUBLIC_FLAG}"),
              " private: ", tostring(kong.vault.get("{vault://env/GONG_SPEC_PRIVATE}")))`))
@@ -108,6 +109,7 @@ func postFunctionRoute(port int, snippets ...string) string {
 // TestAdminRootMasksSecrets reads GET / on the Admin API: every secret
 // property shows as "******", whatever its source.
 func TestAdminRootMasksSecrets(t *testing.T) {
+	t.Parallel()
 	_, base := startAdmin(t, "pg_password = pg-s3cret\nvault_hcv_token = vault-s3cret\n"+
 		"tracing_otlp_headers = authorization:Bearer otlp-s3cret\n", `_format_version: "3.0"`)
 	code, root := get(t, base+"/")

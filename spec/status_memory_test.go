@@ -42,8 +42,9 @@ upstreams:
 // series on status_listen follow the shared dictionaries, the Go heap and
 // the connections; a target whose name does not resolve is dns_error.
 func TestStatusMemoryAndNodeMetrics(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	z := dnstest.Start(t)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\nuntrusted_lua = on\n"+
 		"nginx_stream_lua_shared_dict = counters 1m\n", p)+dnsConf(t, z), memoryYML(echo, p))

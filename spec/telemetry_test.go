@@ -145,9 +145,10 @@ func spanNames(spans []*tracepb.Span) string {
 // handshake, both route matches, each plugin phase, the balancer try, and
 // the plugin's own span under its phase's.
 func TestTracingTLSConnection(t *testing.T) {
+	t.Parallel()
 	recv, endpoint := startOTLPHTTP(t)
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "rec")
 	yml, _, _ := tlsConfig(t, echo, p)
 	yml += fmt.Sprintf("plugins:\n  - {name: recorder, protocols: [tls], config: {path: %s}}\n  - {name: spans, route: by-sni}\n", path)
@@ -223,9 +224,10 @@ func TestTracingTLSConnection(t *testing.T) {
 // TestTracingOverGRPC: the OTLP/gRPC exporter delivers the connection
 // span too, and a refused upstream shows as failed tries.
 func TestTracingOverGRPC(t *testing.T) {
+	t.Parallel()
 	recv, addr := startOTLPGRPC(t)
-	p := freePort(t)
-	refused := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := listenPort(t)
+	refused := refusedAddr(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("gone", refused, "    retries: 1\n",
 		fmt.Sprintf("      - name: r\n        protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+tracingConf("grpc", addr, 1), yml)
@@ -267,9 +269,10 @@ func proxyV2(t *testing.T, traceparent string) []byte {
 // TestTracingSampling: at rate 0 no connection is traced, unless a
 // trusted PROXY header carries a sampled parent, which the span joins.
 func TestTracingSampling(t *testing.T) {
+	t.Parallel()
 	recv, endpoint := startOTLPHTTP(t)
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
 		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\ntrusted_ips = 127.0.0.1\n", p)+tracingConf("http/protobuf", endpoint, 0), yml)
@@ -302,11 +305,12 @@ func TestTracingSampling(t *testing.T) {
 // TestTracingCollectorDown: with the collector unreachable, connections
 // still proxy and the server still stops.
 func TestTracingCollectorDown(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
 		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
-	down := fmt.Sprintf("http://127.0.0.1:%d/v1/traces", freePort(t))
+	down := "http://" + refusedAddr(t) + "/v1/traces"
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\ntracing_batch_span_count = 2\ntracing_batch_flush_delay = 1\n", p)+
 		tracingConf("http/protobuf", down, 1), yml)
 	for i := range 50 {
@@ -380,8 +384,9 @@ func waitForMetrics(t *testing.T, url, what string, cond func(map[string]*dto.Me
 // TestMetrics: Kong's stream series and gong's own move as connections
 // pass, a plugin runs and the configuration reloads.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "rec")
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -495,7 +500,7 @@ func BenchmarkTracingNewConnections(b *testing.B) {
 	}
 	addrs := make([]string, len(settings))
 	for i, s := range settings {
-		p := freePort(b)
+		p := listenPort(b)
 		yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
 			fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 		startGong(b, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n", p)+s.extra, yml)
@@ -537,6 +542,7 @@ func BenchmarkTracingNewConnections(b *testing.B) {
 // traced connection, a traceparent TLV whose parent is the connect
 // attempt's span.
 func TestProxyProtocolToUpstream(t *testing.T) {
+	t.Parallel()
 	recv, endpoint := startOTLPHTTP(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -558,7 +564,7 @@ func TestProxyProtocolToUpstream(t *testing.T) {
 			io.WriteString(c, "pp: "+line)
 		}
 	}()
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("pp", ln.Addr().String(), "    proxy_protocol: true\n",
 		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+tracingConf("http/protobuf", endpoint, 1), yml)
@@ -589,10 +595,11 @@ func TestProxyProtocolToUpstream(t *testing.T) {
 // sends the new connections' spans there, and still delivers the spans
 // of the configuration it replaced.
 func TestTracingReloadSwapsExporters(t *testing.T) {
+	t.Parallel()
 	before, endpointBefore := startOTLPHTTP(t)
 	after, endpointAfter := startOTLPHTTP(t)
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
 		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	listen := fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)
@@ -630,9 +637,10 @@ func TestTracingReloadSwapsExporters(t *testing.T) {
 // TestTracingUDPSession: a UDP session is one span with the datagram
 // bytes, and its route match.
 func TestTracingUDPSession(t *testing.T) {
+	t.Parallel()
 	recv, endpoint := startOTLPHTTP(t)
 	echo := startUDPEcho(t, "u")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: u
@@ -665,8 +673,9 @@ services:
 // TestMetricsTLSHandshakeErrors: a client that cannot agree on a TLS
 // version is counted as a downstream handshake error.
 func TestMetricsTLSHandshakeErrors(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nssl_cipher_suite = modern\n", p), yml)
 	srv := httptest.NewServer(g.srv.MetricsHandler())

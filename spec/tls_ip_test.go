@@ -12,6 +12,7 @@ import (
 // refused with the reason in the error log, unless an SNI is named (here
 // the upstream's host_header), which is then checked instead.
 func TestUpstreamTLSVerifiesIP(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "IP test CA")
 	forIP := newLeaf(t, "for-127.0.0.1", []string{"127.0.0.1"}, &ca, false)
 	forOther := newLeaf(t, "for-other", []string{"127.0.0.2", "other.test"}, &ca, false)
@@ -20,7 +21,7 @@ func TestUpstreamTLSVerifiesIP(t *testing.T) {
 	_, rightPort := hostPort(right)
 	_, wrongPort := hostPort(wrong)
 	caID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a101"
-	ports := [3]int{freePort(t), freePort(t), freePort(t)}
+	ports := [3]int{listenPort(t), listenPort(t), listenPort(t)}
 	yml := fmt.Sprintf(`_format_version: "3.0"
 ca_certificates:
   - id: %s

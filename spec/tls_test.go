@@ -105,8 +105,9 @@ services:
 }
 
 func TestTLSTerminationBySNI(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	def := newLeaf(t, "default.test", []string{"default.test"}, nil, false)
 	dir := t.TempDir()
@@ -146,8 +147,9 @@ func TestTLSTerminationBySNI(t *testing.T) {
 }
 
 func TestTLSDefaultCertificateGenerated(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("e", echo, "", fmt.Sprintf("      - protocols: [tls]\n        destinations: [{port: %d}]\n", p))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "", nil)
@@ -168,8 +170,9 @@ func TestTLSDefaultCertificateGenerated(t *testing.T) {
 }
 
 func TestTLSProtocolFloor(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nssl_cipher_suite = modern\n", p), yml)
 	if _, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "exact.test", &tls.Config{MaxVersion: tls.VersionTLS12}); err == nil {
@@ -185,11 +188,12 @@ func TestTLSProtocolFloor(t *testing.T) {
 }
 
 func TestTLSTerminationWithOpenSSL(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed (CI installs it)")
 	}
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	cmd := exec.Command("openssl", "s_client", "-connect", fmt.Sprintf("127.0.0.1:%d", p), "-servername", "b.wild.test", "-quiet")
@@ -225,9 +229,10 @@ func TestTLSTerminationWithOpenSSL(t *testing.T) {
 }
 
 func TestTLSPassthrough(t *testing.T) {
+	t.Parallel()
 	upCert := newLeaf(t, "upstream.test", []string{"pt.test"}, nil, false)
 	up, snis := startTLSEcho(t, "tls-upstream", upCert, nil)
-	p := freePort(t)
+	p := listenPort(t)
 	h, port := hostPort(up)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
@@ -254,8 +259,9 @@ services:
 }
 
 func TestTLSUnexpectedProtocol(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := echoYML("e", echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	if c, err := tlsDial(t, fmt.Sprintf("127.0.0.1:%d", p), "x.test", nil); err == nil {
@@ -269,8 +275,9 @@ func TestTLSUnexpectedProtocol(t *testing.T) {
 }
 
 func TestTLSBadInput(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\nnginx_sproxy_preread_timeout = 300ms\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -303,6 +310,7 @@ func TestTLSBadInput(t *testing.T) {
 }
 
 func TestUpstreamTLS(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "test CA")
 	upCert := newLeaf(t, "tls-upstream", []string{"backend.test"}, &ca, false)
 	clientCA := newCA(t, "client CA")
@@ -317,7 +325,7 @@ func TestUpstreamTLS(t *testing.T) {
 	writeFile(t, hosts, "127.0.0.1 backend.test\n")
 	caID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a001"
 	certID := "8ae2b1b1-31b6-4d3c-9b3b-77d9b5d9a002"
-	ports := [5]int{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
+	ports := [5]int{listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t)}
 	yml := fmt.Sprintf(`_format_version: "3.0"
 ca_certificates:
   - id: %s
@@ -388,8 +396,9 @@ services:
 }
 
 func TestTLSCertificatesChangeOnReload(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	yml, _, _ := tlsConfig(t, echo, p)
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d ssl\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
@@ -419,8 +428,9 @@ func TestTLSCertificatesChangeOnReload(t *testing.T) {
 // with client_ca_certificates requires a client certificate from those
 // CAs, its identity reaches the access log, and alpn_protocols is offered.
 func TestDownstreamMTLSAndALPN(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "plain")
-	p := freePort(t)
+	p := listenPort(t)
 	ca := newCA(t, "clients")
 	other := newCA(t, "strangers")
 	good := newLeaf(t, "alice", nil, &ca, true)
@@ -497,6 +507,7 @@ services:
 // lua_ssl_trusted_certificate as the trust store of services with
 // tls_verify and no ca_certificates, and nginx_stream_ssl_ecdh_curve.
 func TestUpstreamTLSGlobalStoreAndCurves(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "global CA")
 	upCert := newLeaf(t, "tls-upstream", []string{"backend.test"}, &ca, false)
 	up, _ := startTLSEcho(t, "verified", upCert, nil)
@@ -504,7 +515,7 @@ func TestUpstreamTLSGlobalStoreAndCurves(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/ca.pem", ca.certPEM)
 	writeFile(t, dir+"/hosts", "127.0.0.1 backend.test\n")
-	pPlain, pTLS := freePort(t), freePort(t)
+	pPlain, pTLS := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: verified
@@ -529,9 +540,10 @@ services:
 }
 
 func TestExpiredCertificateIsAConfigError(t *testing.T) {
+	t.Parallel()
 	expired := makeExpired(t)
 	dir := t.TempDir()
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\ncertificates:\n  - id: 0b8e7c52-7d55-4f0e-b1a4-5b2a3b9c1d00\n    cert: %s    key: %s    snis: [{name: old.test}]\n", yamlBlock(expired.certPEM, 6), yamlBlock(expired.keyPEM, 6))
 	writeFile(t, dir+"/kong.yml", yml)
 	writeFile(t, dir+"/kong.conf", fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s/kong.yml\nstream_listen = 127.0.0.1:%d ssl\n", dir, dir, p))

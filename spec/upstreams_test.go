@@ -46,13 +46,14 @@ func answers(t *testing.T, addr string, n int) map[string]int {
 // expires a changed answer moves the traffic; a failing nameserver keeps
 // the last good answer.
 func TestDNSTargets(t *testing.T) {
-	port := freePort(t)
+	t.Parallel()
+	port := listenPort(t)
 	startEchoAt(t, fmt.Sprintf("127.0.0.2:%d", port), "two")
 	startEchoAt(t, fmt.Sprintf("127.0.0.3:%d", port), "three")
 	startEchoAt(t, fmt.Sprintf("127.0.0.4:%d", port), "four")
 	z := dnstest.Start(t)
 	z.Set(t, "pool.gong.test. 1 IN A 127.0.0.2", "pool.gong.test. 1 IN A 127.0.0.3")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: pool
@@ -87,6 +88,7 @@ services:
 // TestSRVTargets: an SRV answer gives one address per record of the
 // lowest priority, with the record's port and weight.
 func TestSRVTargets(t *testing.T) {
+	t.Parallel()
 	heavy, light, backup := startEcho(t, "heavy"), startEcho(t, "light"), startEcho(t, "backup")
 	_, hp := hostPort(heavy)
 	_, lp := hostPort(light)
@@ -98,7 +100,7 @@ func TestSRVTargets(t *testing.T) {
 		"_echo._tcp.gong.test. 300 IN SRV 20 50 "+bp+" light.gong.test.",
 		"heavy.gong.test. 300 IN A 127.0.0.1",
 		"light.gong.test. 300 IN A 127.0.0.1")
-	p, pHost := freePort(t), freePort(t)
+	p, pHost := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: srv
@@ -123,8 +125,9 @@ services:
 // TestDNSNameError: a service host that does not exist ends the
 // connection with 503 and Kong's error.
 func TestDNSNameError(t *testing.T) {
+	t.Parallel()
 	z := dnstest.Start(t)
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: s
@@ -155,11 +158,12 @@ func startSwitchable(t *testing.T, prefix *atomic.Value) string {
 // TestPayloadHealthChecks: a target that accepts TCP but answers the
 // check wrongly is unhealthy and gets no traffic, then recovers.
 func TestPayloadHealthChecks(t *testing.T) {
+	t.Parallel()
 	var good, flaky atomic.Value
 	good.Store("ok good: ")
 	flaky.Store("wrong: ")
 	a, b := startSwitchable(t, &good), startSwitchable(t, &flaky)
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: checked
@@ -200,11 +204,12 @@ func startUDPSwitchable(t *testing.T, prefix *atomic.Value) string {
 // TestUDPHealthChecks: a UDP target that answers the check datagram
 // wrongly gets no sessions until it answers right.
 func TestUDPHealthChecks(t *testing.T) {
+	t.Parallel()
 	var good, flaky atomic.Value
 	good.Store("ok good: ")
 	flaky.Store("wrong: ")
 	a, b := startUDPSwitchable(t, &good), startUDPSwitchable(t, &flaky)
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: checked
@@ -246,8 +251,9 @@ services:
 // TestUDPAffinity: a client whose session ended comes back to the same
 // target within udp_affinity_ttl; another client is balanced as usual.
 func TestUDPAffinity(t *testing.T) {
+	t.Parallel()
 	a, b := startUDPEcho(t, "a"), startUDPEcho(t, "b")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
   - name: sticky

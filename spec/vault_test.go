@@ -18,6 +18,7 @@ import (
 // from the file vault through a vaults entity's prefix; the handshake
 // serves the certificate and the plugin posts to the secret endpoint.
 func TestVaultReferences(t *testing.T) {
+	t.Parallel()
 	secrets := t.TempDir()
 	leaf := newLeaf(t, "vault.test", []string{"vault.test"}, nil, true)
 	logs := make(chan string, 4)
@@ -29,7 +30,7 @@ func TestVaultReferences(t *testing.T) {
 	writeFile(t, filepath.Join(secrets, "tls.key"), leaf.keyPEM)
 	writeFile(t, filepath.Join(secrets, "log-url"), srv.URL+"/from-vault\n")
 	echo := startEcho(t, "e")
-	p := freePort(t)
+	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 vaults:
   - prefix: k8s
@@ -69,6 +70,7 @@ services:
 // TestVaultUnresolvableReferenceFailsTheLoad: the error names the
 // reference; no secret appears in it.
 func TestVaultUnresolvableReferenceFailsTheLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), "hunter2")
 	tests := []struct{ name, conf, yml, want string }{
@@ -86,7 +88,7 @@ func TestVaultUnresolvableReferenceFailsTheLoad(t *testing.T) {
 			c, _, err := conf.Load(conf.Options{Path: confPath, Dir: dir})
 			if err == nil {
 				var srv *runtime.Server
-				if srv, err = runtime.New(runtime.Options{Config: c, ErrorLog: io.Discard}); err == nil {
+				if srv, err = runtime.New(runtime.Options{Config: c, ErrorLog: io.Discard, Sockets: sockets}); err == nil {
 					err = srv.Start()
 					srv.Stop()
 				}

@@ -12,8 +12,9 @@ import (
 // ngx.worker.id, and the timer worker 0 starts in init_worker runs once
 // per process however many VMs 50 concurrent connections make.
 func TestWorkerZeroSingleton(t *testing.T) {
+	t.Parallel()
 	echo := startEcho(t, "e")
-	pWork, pReport := freePort(t), freePort(t)
+	pWork, pReport := listenPort(t), listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 services:
   - name: e

@@ -4,12 +4,13 @@
 // uses: services, routes, upstreams, targets, certificates, snis,
 // ca_certificates, plugins and consumers.
 //
-// It applies Kong's schemas (kong/db/schema/entities/*.lua), defaults,
+// It applies Kong's schemas (kong/db/schema/entities/*.lua), defined in
+// Go with runtime/schema (the engine plugin schemas use too), defaults,
 // shorthands, nesting, references, uniqueness rules and deterministic ids
 // (kong/db/schema/others/declarative_config.lua), and reports every
 // problem of a stage at once with Kong's messages: first schema errors,
 // then, when there are none, uniqueness and reference errors, as Kong
-// does. It imports no other gong package.
+// does.
 //
 // Differences from Kong:
 //   - Entities for which Kong picks a random id (unnamed routes,

@@ -1,6 +1,13 @@
-// Package schema serves Kong's schema DSL to plugin schema.lua files and
-// runs the DSL in Go: typedefs, validators and defaults as Kong's schema
-// engine applies them.
+// Package schema is gong's one schema engine: Kong's schema DSL
+// (typedefs, validators, entity checks, defaults) for the core entities
+// and for plugin configs, with Kong's messages and nested error shape.
+//
+// The core entities' schemas are built in Go (build.go: String, Integer,
+// Record, ... with Required, Default, Custom, Checks, Shorthand,
+// Subschemas, Auto) by runtime/declarative, and validated without a VM
+// (Field.Process, Field.ValidateRecord, Field.Validate). The typedef
+// validators (hosts.go: ValidateHost, ValidateSNI, NormalizeIP, ...) serve
+// both those schemas and the kong.db.schema.typedefs Lua module.
 //
 // It owns the Go-native Lua modules "kong.db.schema" (define) and
 // "kong.db.schema.typedefs" (callable typedef tables whose custom
@@ -21,7 +28,7 @@
 // sentinel of this package otherwise.
 //
 // Not covered: json fields (json_schema), transformations, the schema-level
-// check function, auto fields, vault references (referenceable values are
+// check function, auto fields in plugin schemas, vault references (referenceable values are
 // validated as plain strings), and the select-time output of deprecated
 // shorthand fields. is_regex compiles with Go's regexp, not PCRE.
 package schema

@@ -33,7 +33,13 @@ type Engine struct {
 	active   map[*Session]struct{} // closed by Stop, listed by Sessions
 	nextID   atomic.Uint64
 	sessions atomic.Int64 // admitted and not yet ended, for worker_connections
+	// inherited are sockets opened before the engine (Inherit).
+	inherited *Inherited
 }
+
+// Inherit makes Swap take listening sockets from in before binding its
+// own; call it before the first Swap.
+func (e *Engine) Inherit(in *Inherited) { e.inherited = in }
 
 // New prepares an engine; Swap gives it its first Config and listeners.
 func New(log *slog.Logger, metrics *telemetry.Metrics) *Engine {
@@ -84,7 +90,7 @@ func (e *Engine) Swap(cfg *Config) (*Config, error) {
 		if _, ok := e.listeners[k]; ok {
 			continue
 		}
-		ln, pc, err := ListenSocket(l)
+		ln, pc, err := e.inherited.Listen(l)
 		if err != nil {
 			for _, o := range opened {
 				o.close()
