@@ -26,7 +26,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/limits"
-	"github.com/gong-proxy/gong/runtime/schema"
+	"github.com/gong-proxy/gong/runtime/schema/luaschema"
 	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 	"github.com/gong-proxy/gong/vault"
@@ -47,7 +47,7 @@ type Plugins struct {
 	pins     pins    // VMs kept between preread and log (carry.go)
 	schemaVM *lua.VM // the VM the schemas were loaded on (custom validators run there)
 	names    []string
-	schemas  map[string]*schema.Schema
+	schemas  map[string]*luaschema.Schema
 	priority map[string]int
 	versions map[string]string          // the handlers' VERSION
 	handles  map[string]map[string]bool // plugin -> phase names its handler implements
@@ -123,7 +123,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		}
 	}
 	goModules := pdk.Modules()
-	for k, v := range schema.Modules() {
+	for k, v := range luaschema.Modules() {
 		goModules[k] = v
 	}
 	b, err := lua.NewBundle(modules, lua.GoModules(goModules))
@@ -157,7 +157,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	ps := &Plugins{
 		shared:      shared,
 		names:       names,
-		schemas:     map[string]*schema.Schema{},
+		schemas:     map[string]*luaschema.Schema{},
 		priority:    map[string]int{},
 		versions:    map[string]string{},
 		handles:     map[string]map[string]bool{},
@@ -200,7 +200,7 @@ func (ps *Plugins) loadSchemas(opts pdk.Options) error {
 		if !ok {
 			return fmt.Errorf("plugin '%s' schema: expected a table, got %s", n, tbl.Type())
 		}
-		if ps.schemas[n], err = schema.Load(ps.schemaVM, n, st); err != nil {
+		if ps.schemas[n], err = luaschema.Load(ps.schemaVM, n, st); err != nil {
 			return err
 		}
 		h, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".handler")

@@ -88,10 +88,10 @@ func Boolean(name string) *Field { return newField(name, "boolean") }
 func Any(name string) *Field     { return newField(name, "any") }
 
 // Array and Set are lists of elements.
-func Array(name string, elements *Field) *Field { return list(name, "array", elements) }
-func Set(name string, elements *Field) *Field   { return list(name, "set", elements) }
+func Array(name string, elements *Field) *Field { return listField(name, "array", elements) }
+func Set(name string, elements *Field) *Field   { return listField(name, "set", elements) }
 
-func list(name, typ string, elements *Field) *Field {
+func listField(name, typ string, elements *Field) *Field {
 	f := newField(name, typ)
 	if elements != nil {
 		elements.required = true // validate_elements requires each element

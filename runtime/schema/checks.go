@@ -3,8 +3,6 @@ package schema
 import (
 	"fmt"
 	"strings"
-
-	glua "github.com/yuin/gopher-lua"
 )
 
 // entityCheck is one entity_checks entry (Schema.entity_checkers in
@@ -27,7 +25,7 @@ type entityCheck struct {
 	thenList, elseList     []string
 
 	set1, set2 []string
-	fn         glua.LValue
+	fn         Func
 }
 
 // checkerFlags are each checker's run_with_missing_fields and
@@ -44,56 +42,53 @@ var checkerFlags = map[string][2]bool{
 	"mutually_exclusive_sets":     {true, false},
 }
 
-func (ld *loader) entityChecks(t *glua.LTable, rec *Field, prefix string) ([]*entityCheck, error) {
-	ct, ok := t.RawGetString("entity_checks").(*glua.LTable)
-	if !ok {
+func entityChecks(t map[string]any, rec *Field, prefix string) ([]*entityCheck, error) {
+	ct, ok := asList(t["entity_checks"])
+	if !ok || t["entity_checks"] == nil {
 		return nil, nil
 	}
 	var out []*entityCheck
-	for i := 1; i <= ct.Len(); i++ {
-		item, ok := ct.RawGetInt(i).(*glua.LTable)
-		if !ok {
-			return nil, fmt.Errorf("field '%sentity_checks[%d]': expected a table", prefix, i)
+	for i, item := range ct {
+		if _, ok := item.(map[string]any); !ok {
+			return nil, fmt.Errorf("field '%sentity_checks[%d]': expected a table", prefix, i+1)
 		}
-		var name string
-		var arg glua.LValue
-		item.ForEach(func(k, v glua.LValue) { name, arg = k.String(), v })
-		at, ok := arg.(*glua.LTable)
-		if !ok || ld.null(arg) {
+		name, arg, _ := onlyKey(item)
+		switch arg.(type) {
+		case map[string]any, []any:
+		default:
 			continue
 		}
 		flags, known := checkerFlags[name]
 		if !known {
-			return nil, fmt.Errorf("field '%sentity_checks[%d]': unknown entity check '%s'", prefix, i, name)
+			return nil, fmt.Errorf("field '%sentity_checks[%d]': unknown entity check '%s'", prefix, i+1, name)
 		}
-		c, err := ld.check(name, at, rec)
+		c, err := check(name, arg, rec)
 		if err != nil {
-			return nil, fmt.Errorf("field '%sentity_checks[%d]': %s: %w", prefix, i, name, err)
+			return nil, fmt.Errorf("field '%sentity_checks[%d]': %s: %w", prefix, i+1, name, err)
 		}
-		c.missing = flags[0] || glua.LVAsBool(at.RawGetString("run_with_missing_fields"))
-		c.invalid = flags[1] || glua.LVAsBool(at.RawGetString("run_with_invalid_fields"))
+		at, _ := arg.(map[string]any)
+		c.missing = flags[0] || truthy(at["run_with_missing_fields"])
+		c.invalid = flags[1] || truthy(at["run_with_invalid_fields"])
 		out = append(out, c)
 	}
 	return out, nil
 }
 
-func strList(v glua.LValue) []string {
-	t, ok := v.(*glua.LTable)
-	if !ok {
-		return nil
-	}
+func strList(v any) []string {
+	t, _ := asList(v)
 	var out []string
-	for i := 1; i <= t.Len(); i++ {
-		out = append(out, t.RawGetInt(i).String())
+	for _, e := range t {
+		out = append(out, tostring(e))
 	}
 	return out
 }
 
-func (ld *loader) check(name string, at *glua.LTable, rec *Field) (*entityCheck, error) {
+func check(name string, arg any, rec *Field) (*entityCheck, error) {
 	c := &entityCheck{name: name, required: map[string]bool{}}
+	at, _ := arg.(map[string]any)
 	str := func(k string) (string, bool) {
-		s, ok := at.RawGetString(k).(glua.LString)
-		return string(s), ok
+		s, ok := at[k].(string)
+		return s, ok
 	}
 	var err error
 	switch name {
@@ -101,10 +96,10 @@ func (ld *loader) check(name string, at *glua.LTable, rec *Field) (*entityCheck,
 		c.ifField, _ = str("if_field")
 		c.thenField, _ = str("then_field")
 		c.thenErr, c.hasThenErr = str("then_err")
-		if c.ifMatch, err = ld.overlay(rec, c.ifField, at.RawGetString("if_match")); err != nil {
+		if c.ifMatch, err = overlay(rec, c.ifField, at["if_match"]); err != nil {
 			return nil, err
 		}
-		if c.thenMatch, err = ld.overlay(rec, c.thenField, at.RawGetString("then_match")); err != nil {
+		if c.thenMatch, err = overlay(rec, c.thenField, at["then_match"]); err != nil {
 			return nil, err
 		}
 		c.thenRequired = c.thenMatch.required
@@ -114,31 +109,31 @@ func (ld *loader) check(name string, at *glua.LTable, rec *Field) (*entityCheck,
 		c.ifField, _ = str("if_field")
 		c.thenErr, c.hasThenErr = str("then_err")
 		c.elseThenErr, c.hasElseErr = str("else_then_err")
-		c.thenList = strList(at.RawGetString("then_at_least_one_of"))
-		c.elseList = strList(at.RawGetString("else_then_at_least_one_of"))
-		if c.ifMatch, err = ld.overlay(rec, c.ifField, at.RawGetString("if_match")); err != nil {
+		c.thenList = strList(at["then_at_least_one_of"])
+		c.elseList = strList(at["else_then_at_least_one_of"])
+		if c.ifMatch, err = overlay(rec, c.ifField, at["if_match"]); err != nil {
 			return nil, err
 		}
-		if em := at.RawGetString("else_match"); em != glua.LNil {
-			if c.elseMatch, err = ld.overlay(rec, c.ifField, em); err != nil {
+		if em, ok := at["else_match"]; ok && em != nil {
+			if c.elseMatch, err = overlay(rec, c.ifField, em); err != nil {
 				return nil, err
 			}
 		}
 		c.fields = append(append([]string{c.ifField}, c.thenList...), c.elseList...)
 	case "custom_entity_check":
-		c.fields = strList(at.RawGetString("field_sources"))
+		c.fields = strList(at["field_sources"])
 		for _, f := range c.fields {
 			c.required[f] = true
 		}
-		if c.fn, _ = at.RawGetString("fn").(*glua.LFunction); c.fn == nil {
+		if c.fn, _ = at["fn"].(Func); c.fn == nil {
 			return nil, fmt.Errorf("fn: expected a function")
 		}
 	case "mutually_exclusive_sets":
-		c.set1 = strList(at.RawGetString("set1"))
-		c.set2 = strList(at.RawGetString("set2"))
+		c.set1 = strList(at["set1"])
+		c.set2 = strList(at["set2"])
 		c.fields = append(append([]string{}, c.set1...), c.set2...)
 	default:
-		c.list = strList(at)
+		c.list = strList(arg)
 		c.fields = c.list
 		for _, f := range c.list {
 			c.required[f] = true
@@ -155,18 +150,21 @@ func (ld *loader) check(name string, at *glua.LTable, rec *Field) (*entityCheck,
 // overlay reads a conditional's if_match/then_match/else_match: its
 // validators over the named field's definition (the __index metatable Kong
 // sets).
-func (ld *loader) overlay(rec *Field, path string, match glua.LValue) (*Field, error) {
+func overlay(rec *Field, path string, match any) (*Field, error) {
 	base := schemaField(rec, path)
 	if base == nil {
 		return nil, fmt.Errorf("unknown field '%s'", path)
 	}
-	mt, _ := match.(*glua.LTable)
-	merged := ld.L.NewTable()
-	base.raw.ForEach(func(k, v glua.LValue) { merged.RawSet(k, v) })
-	if mt != nil {
-		mt.ForEach(func(k, v glua.LValue) { merged.RawSet(k, v) })
+	merged := make(map[string]any, len(base.raw))
+	for k, v := range base.raw {
+		merged[k] = v
 	}
-	f, err := ld.field(base.name, path, merged)
+	if mt, ok := match.(map[string]any); ok {
+		for k, v := range mt {
+			merged[k] = v
+		}
+	}
+	f, err := defineField(base.name, path, merged)
 	if err != nil {
 		return nil, err
 	}
@@ -335,13 +333,13 @@ func (r *run) check(c *entityCheck, input map[string]any, errs map[string]any) {
 	case "conditional_at_least_one_of":
 		r.conditionalAtLeastOneOf(c, proj, errs, countNonEmpty)
 	case "custom_entity_check":
-		res, err := r.call(c.fn, toLua(r.vm.L, r.null, proj))
+		res, err := c.fn(proj)
 		switch {
 		case err != nil:
 			entityError(errs, err.Error())
-		case len(res) > 0 && glua.LVAsBool(res[0]):
-		case len(res) > 1 && res[1] != glua.LNil:
-			entityError(errs, luaString(res[1]))
+		case len(res) > 0 && truthy(res[0]):
+		case len(res) > 1 && res[1] != nil:
+			entityError(errs, tostring(res[1]))
 		default:
 			entityError(errs, "failed entity check: custom_entity_check")
 		}

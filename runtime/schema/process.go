@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-
-	glua "github.com/yuin/gopher-lua"
 )
 
 // process is Schema:process_auto_fields(data, "insert") on a record: a
@@ -59,7 +57,7 @@ func (r *run) shorthand(f *Field, data map[string]any) map[string]any {
 			continue
 		}
 		delete(data, sh.name)
-		res, err := r.call(sh.fn, toLua(r.vm.L, r.null, v))
+		res, err := sh.fn(v)
 		if err != nil {
 			errs[sh.name] = "failed validating: " + err.Error()
 			continue
@@ -67,17 +65,10 @@ func (r *run) shorthand(f *Field, data map[string]any) map[string]any {
 		if len(res) == 0 {
 			continue
 		}
-		nt, ok := res[0].(*glua.LTable)
+		newValues, ok := asRecord(res[0]) // a table of new values, else nothing
 		if !ok {
 			continue
 		}
-		isNull := func(x glua.LValue) bool { return x == r.null }
-		nv, err := toGo(nt, isNull, 0)
-		if err != nil {
-			errs[sh.name] = "failed validating: " + err.Error()
-			continue
-		}
-		newValues, _ := asRecord(nv)
 		for k, val := range newValues {
 			switch val.(type) {
 			case map[string]any, []any:

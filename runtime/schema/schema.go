@@ -3,16 +3,12 @@ package schema
 import (
 	"fmt"
 	"sort"
-
-	glua "github.com/yuin/gopher-lua"
-
-	"github.com/gong-proxy/gong/lua"
 )
 
-// Schema is a loaded plugin schema: the plugins entity specialised by the
-// plugin's schema.lua. It holds Lua functions of the VM it was loaded on
-// (custom validators, entity checks, shorthand funcs), so Validate must be
-// given that VM.
+// Schema is a plugin schema: the plugins entity specialised by the
+// plugin's schema.lua (Define). Its functions (custom validators, entity
+// checks, shorthand funcs) may run Lua on the VM the definition was read
+// on.
 type Schema struct {
 	name string
 	root *Field // a record: the plugin's top-level fields
@@ -53,7 +49,7 @@ type Field struct {
 	matchAny              *matchAny
 	contains              any
 	hasContains           bool
-	custom                glua.LValue // custom_validator: a Lua or Go function
+	custom                Func // custom_validator
 	mutexSubsets          [][]any
 	err                   string // overrides every validator message
 
@@ -68,7 +64,7 @@ type Field struct {
 	referenceable bool
 	reference     string
 
-	raw *glua.LTable // the definition, for entity-check overlays
+	raw map[string]any // the definition, for entity-check overlays
 
 	// Go-built entities only (build.go).
 	auto        bool                // id and timestamps: left absent, filled by the loader
@@ -87,7 +83,7 @@ type matchAny struct {
 type shorthand struct {
 	name        string
 	def         *Field
-	fn          glua.LValue
+	fn          Func
 	deprecation bool
 	replaced    [][]string // deprecation.replaced_with[i].path
 }
@@ -142,27 +138,52 @@ var topKeys = map[string]bool{
 	"shorthand_fields": true, "transformations": true, "check": true,
 }
 
-// loader carries the VM while a schema table is read.
-type loader struct {
-	L    *glua.LState
-	null func(glua.LValue) bool
-}
+// Func is a function of a schema definition (a custom validator, a
+// shorthand's func, a custom entity check's fn): it takes values of the
+// Go value domain and returns the function's results in it. The Lua side
+// (runtime/schema/luaschema) makes one of each Lua function.
+type Func func(args ...any) ([]any, error)
 
-// Load turns the table a plugin's schema.lua returns into a Schema. Errors
-// name the plugin and the offending field ("plugin 'x' schema: field
-// 'config.y': unknown type 'z'").
-func Load(vm *lua.VM, name string, tbl *glua.LTable) (*Schema, error) {
-	if tbl == nil {
-		return nil, fmt.Errorf("plugin '%s' schema: expected a table", name)
-	}
-	ld := &loader{L: vm.L, null: nullTest(vm.L)}
-	root, err := ld.top(tbl)
+// Define turns a plugin schema definition, the table a schema.lua returns
+// as Go values (records as map[string]any, sequences as []any, null as
+// nil, functions as Func), into a Schema. Errors name the plugin and the
+// offending field ("plugin 'x' schema: field 'config.y': unknown type
+// 'z'").
+func Define(name string, def map[string]any) (*Schema, error) {
+	root, err := top(def)
 	if err != nil {
 		return nil, fmt.Errorf("plugin '%s' schema: %w", name, err)
 	}
-	def, _ := jsonable(tbl, ld.null, 0).(map[string]any)
-	return &Schema{name: name, root: root, def: def}, nil
+	doc, _ := withoutFuncs(def).(map[string]any)
+	return &Schema{name: name, root: root, def: doc}, nil
 }
+
+// withoutFuncs copies a definition leaving its functions out, as JSON can
+// hold it.
+func withoutFuncs(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if _, fn := e.(Func); !fn {
+				out[k] = withoutFuncs(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, e := range x {
+			if _, fn := e.(Func); !fn {
+				out = append(out, withoutFuncs(e))
+			}
+		}
+		return out
+	}
+	return v
+}
+
+// truthy is Lua's truth: everything but nil (and null) and false.
+func truthy(v any) bool { return v != nil && v != false }
 
 // Name is the plugin name the schema was loaded for.
 func (s *Schema) Name() string { return s.name }
@@ -175,6 +196,10 @@ func (s *Schema) Definition() map[string]any { return s.def }
 // httpProtocols is typedefs.protocols' default: the http subsystem
 // protocols, sorted.
 var httpProtocols = []string{"grpc", "grpcs", "http", "https"}
+
+// HTTPProtocols is typedefs.protocols' default: the http subsystem
+// protocols, sorted.
+func HTTPProtocols() []string { return append([]string(nil), httpProtocols...) }
 
 // Protocols is the plugin's default protocols: its protocols field's
 // default, or the plugins entity's (typedefs.protocols) when the schema
@@ -239,25 +264,22 @@ var parentFields = map[string]string{
 	"protocols": "set", "enabled": "boolean", "tags": "set",
 }
 
-func (ld *loader) top(tbl *glua.LTable) (*Field, error) {
-	var err error
-	tbl.ForEach(func(k, _ glua.LValue) {
-		if err == nil && !topKeys[k.String()] {
-			err = fmt.Errorf("unknown field '%s'", k.String())
+func top(tbl map[string]any) (*Field, error) {
+	for _, k := range sortedKeys(tbl) {
+		if !topKeys[k] {
+			return nil, fmt.Errorf("unknown field '%s'", k)
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
-	if _, ok := tbl.RawGetString("name").(glua.LString); !ok {
+	if _, ok := tbl["name"].(string); !ok {
 		return nil, fmt.Errorf("field 'name': required field missing")
 	}
-	fieldsTbl, ok := tbl.RawGetString("fields").(*glua.LTable)
-	if !ok {
+	fieldsTbl, ok := tbl["fields"]
+	if !ok || fieldsTbl == nil {
 		return nil, fmt.Errorf("field 'fields': required field missing")
 	}
 	root := &Field{typ: "record", raw: tbl}
-	if root.fields, root.byName, err = ld.fieldList(fieldsTbl, ""); err != nil {
+	var err error
+	if root.fields, root.byName, err = fieldList(fieldsTbl, ""); err != nil {
 		return nil, err
 	}
 	for _, f := range root.fields {
@@ -274,13 +296,35 @@ func (ld *loader) top(tbl *glua.LTable) (*Field, error) {
 			f.required = true
 		}
 	}
-	if root.checks, err = ld.entityChecks(tbl, root, ""); err != nil {
+	if root.checks, err = entityChecks(tbl, root, ""); err != nil {
 		return nil, err
 	}
-	if root.shorthands, err = ld.shorthands(tbl, ""); err != nil {
+	if root.shorthands, err = shorthands(tbl, ""); err != nil {
 		return nil, err
 	}
 	return root, nil
+}
+
+// sortedKeys lists a table's keys in order.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// onlyKey returns the key and value of a one-key table.
+func onlyKey(v any) (string, any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return "", nil, false
+	}
+	for k, e := range m {
+		return k, e, true
+	}
+	return "", nil, false
 }
 
 // compatible mirrors compatible_fields in kong/db/schema/init.lua, for the
@@ -305,30 +349,26 @@ func requireRecords(fields []*Field) {
 	}
 }
 
-func (ld *loader) fieldList(tbl *glua.LTable, prefix string) ([]*Field, map[string]*Field, error) {
+func fieldList(tbl any, prefix string) ([]*Field, map[string]*Field, error) {
+	items, ok := asList(tbl)
+	if !ok {
+		return nil, nil, fmt.Errorf("field '%sfields': expected an array", prefix)
+	}
 	var out []*Field
 	byName := map[string]*Field{}
-	n := tbl.Len()
-	for i := 1; i <= n; i++ {
-		item, ok := tbl.RawGetInt(i).(*glua.LTable)
+	for i, item := range items {
+		if _, ok := item.(map[string]any); !ok {
+			return nil, nil, fmt.Errorf("field '%sfields[%d]': expected a table", prefix, i+1)
+		}
+		name, def, ok := onlyKey(item)
 		if !ok {
-			return nil, nil, fmt.Errorf("field '%sfields[%d]': expected a table", prefix, i)
+			return nil, nil, fmt.Errorf("field '%sfields[%d]': expected a one-key table", prefix, i+1)
 		}
-		var name string
-		var def glua.LValue
-		count := 0
-		item.ForEach(func(k, v glua.LValue) {
-			count++
-			name, def = k.String(), v
-		})
-		if count != 1 {
-			return nil, nil, fmt.Errorf("field '%sfields[%d]': expected a one-key table", prefix, i)
-		}
-		dt, ok := def.(*glua.LTable)
+		dt, ok := def.(map[string]any)
 		if !ok {
 			return nil, nil, fmt.Errorf("field '%s%s': expected a definition table", prefix, name)
 		}
-		f, err := ld.field(name, prefix+name, dt)
+		f, err := defineField(name, prefix+name, dt)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -338,27 +378,24 @@ func (ld *loader) fieldList(tbl *glua.LTable, prefix string) ([]*Field, map[stri
 	return out, byName, nil
 }
 
-// field reads one definition; path names it in errors.
-func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
+// defineField reads one definition; path names it in errors.
+func defineField(name, path string, t map[string]any) (*Field, error) {
 	fail := func(format string, a ...any) error {
 		return fmt.Errorf("field '%s': %s", path, fmt.Sprintf(format, a...))
 	}
 	f := &Field{name: name, raw: t}
-	typ, ok := t.RawGetString("type").(glua.LString)
+	typ, ok := t["type"].(string)
 	if !ok {
 		return nil, fail("missing type")
 	}
-	f.typ = string(typ)
+	f.typ = typ
 	if f.typ == "json" {
 		return nil, fail("json fields are not supported")
 	}
 	if !types[f.typ] {
 		return nil, fail("unknown type '%s'", f.typ)
 	}
-	var keys []string
-	t.ForEach(func(k, _ glua.LValue) { keys = append(keys, k.String()) })
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(t) {
 		if !attributes[k] {
 			return nil, fail("unknown attribute '%s'", k)
 		}
@@ -367,77 +404,72 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
 		}
 	}
 	var err error
-	get := t.RawGetString
-	if v := get("required"); v != glua.LNil {
+	if v, ok := t["required"]; ok {
 		f.explicit = true
-		f.required = glua.LVAsBool(v)
+		f.required = truthy(v)
 	}
-	f.abstract = glua.LVAsBool(get("abstract"))
-	f.referenceable = glua.LVAsBool(get("referenceable"))
-	f.timestamp = glua.LVAsBool(get("timestamp"))
-	f.uuid = glua.LVAsBool(get("uuid"))
-	f.isRegex = glua.LVAsBool(get("is_regex"))
-	if s, ok := get("reference").(glua.LString); ok {
-		f.reference = string(s)
+	f.abstract = truthy(t["abstract"])
+	f.referenceable = truthy(t["referenceable"])
+	f.timestamp = truthy(t["timestamp"])
+	f.uuid = truthy(t["uuid"])
+	f.isRegex = truthy(t["is_regex"])
+	if s, ok := t["reference"].(string); ok {
+		f.reference = s
 	}
-	if s, ok := get("err").(glua.LString); ok {
-		f.err = string(s)
+	if s, ok := t["err"].(string); ok {
+		f.err = s
 	}
-	if v := get("default"); v != glua.LNil {
-		f.hasDef = true
-		if f.def, err = ld.toGo(v); err != nil {
-			return nil, fail("default: %v", err)
-		}
+	if v, ok := t["default"]; ok {
+		f.hasDef, f.def = true, v
 	}
-	if v := get("eq"); v != glua.LNil {
+	if v, ok := t["eq"]; ok {
 		f.hasEq = true
-		if ld.null(v) {
-			f.eqNull = true
-		} else if f.eq, err = ld.toGo(v); err != nil {
-			return nil, fail("eq: %v", err)
-		}
+		f.eqNull = v == nil
+		f.eq = v
 	}
-	if v := get("ne"); v != glua.LNil {
+	if v, ok := t["ne"]; ok {
 		f.hasNe = true
-		if ld.null(v) {
-			f.neNull = true
-		} else if f.ne, err = ld.toGo(v); err != nil {
-			return nil, fail("ne: %v", err)
-		}
+		f.neNull = v == nil
+		f.ne = v
 	}
-	if v := get("one_of"); v != glua.LNil {
+	if v, ok := t["one_of"]; ok {
 		f.hasOneOf = true
-		if f.oneOf, err = ld.list(v); err != nil {
+		if f.oneOf, err = list(v); err != nil {
 			return nil, fail("one_of: %v", err)
 		}
 	}
-	if v := get("not_one_of"); v != glua.LNil {
+	if v, ok := t["not_one_of"]; ok {
 		f.hasNotOneOf = true
-		if f.notOneOf, err = ld.list(v); err != nil {
+		if f.notOneOf, err = list(v); err != nil {
 			return nil, fail("not_one_of: %v", err)
 		}
 	}
-	if v, ok := get("gt").(glua.LNumber); ok {
-		n := float64(v)
-		f.gt = &n
+	if v, ok := t["gt"].(float64); ok {
+		f.gt = &v
 	}
-	if v := get("between"); v != glua.LNil {
-		bt, _ := v.(*glua.LTable)
-		if bt == nil {
+	if v, ok := t["between"]; ok {
+		bt, isList := asList(v)
+		if !isList {
 			return nil, fail("between: expected a table")
 		}
-		lo, ok1 := bt.RawGetInt(1).(glua.LNumber)
-		hi, ok2 := bt.RawGetInt(2).(glua.LNumber)
+		var lo, hi float64
+		ok1, ok2 := false, false
+		if len(bt) > 0 {
+			lo, ok1 = bt[0].(float64)
+		}
+		if len(bt) > 1 {
+			hi, ok2 = bt[1].(float64)
+		}
 		if !ok1 || !ok2 {
 			return nil, fail("between: expected two numbers")
 		}
-		f.between = &[2]float64{float64(lo), float64(hi)}
+		f.between = &[2]float64{lo, hi}
 	}
 	for _, lk := range []struct {
 		key string
 		dst **int
 	}{{"len_eq", &f.lenEq}, {"len_min", &f.lenMin}, {"len_max", &f.lenMax}} {
-		if v, ok := get(lk.key).(glua.LNumber); ok {
+		if v, ok := t[lk.key].(float64); ok {
 			n := int(v)
 			*lk.dst = &n
 		}
@@ -446,44 +478,41 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
 		key string
 		dst **string
 	}{{"starts_with", &f.startsWith}, {"not_match", &f.notMatch}, {"match", &f.match}} {
-		if v, ok := get(sk.key).(glua.LString); ok {
-			s := string(v)
-			*sk.dst = &s
+		if v, ok := t[sk.key].(string); ok {
+			*sk.dst = &v
 		}
 	}
-	if f.matchNone, err = patErrs(get("match_none")); err != nil {
+	if f.matchNone, err = patErrs(t["match_none"]); err != nil {
 		return nil, fail("match_none: %v", err)
 	}
-	if f.matchAll, err = patErrs(get("match_all")); err != nil {
+	if f.matchAll, err = patErrs(t["match_all"]); err != nil {
 		return nil, fail("match_all: %v", err)
 	}
-	if mt, ok := get("match_any").(*glua.LTable); ok {
+	if mt, ok := t["match_any"].(map[string]any); ok {
 		ma := &matchAny{}
-		if e, ok := mt.RawGetString("err").(glua.LString); ok {
-			ma.err = string(e)
+		if e, ok := mt["err"].(string); ok {
+			ma.err = e
 		}
-		if pt, ok := mt.RawGetString("patterns").(*glua.LTable); ok {
-			for i := 1; i <= pt.Len(); i++ {
-				ma.patterns = append(ma.patterns, pt.RawGetInt(i).String())
+		if pt, ok := asList(mt["patterns"]); ok {
+			for _, p := range pt {
+				ma.patterns = append(ma.patterns, tostring(p))
 			}
 		}
 		f.matchAny = ma
 	}
-	if v := get("contains"); v != glua.LNil {
-		f.hasContains = true
-		if f.contains, err = ld.toGo(v); err != nil {
-			return nil, fail("contains: %v", err)
-		}
+	if v, ok := t["contains"]; ok {
+		f.hasContains, f.contains = true, v
 	}
-	if v := get("custom_validator"); v != glua.LNil {
-		if _, ok := v.(*glua.LFunction); !ok {
+	if v, ok := t["custom_validator"]; ok {
+		fn, isFn := v.(Func)
+		if !isFn {
 			return nil, fail("custom_validator: expected a function")
 		}
-		f.custom = v
+		f.custom = fn
 	}
-	if st, ok := get("mutually_exclusive_subsets").(*glua.LTable); ok {
-		for i := 1; i <= st.Len(); i++ {
-			sub, err := ld.list(st.RawGetInt(i))
+	if st, ok := asList(t["mutually_exclusive_subsets"]); ok && t["mutually_exclusive_subsets"] != nil {
+		for _, e := range st {
+			sub, err := list(e)
 			if err != nil {
 				return nil, fail("mutually_exclusive_subsets: %v", err)
 			}
@@ -491,11 +520,11 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
 		}
 	}
 	sub := func(key string) (*Field, error) {
-		st, ok := get(key).(*glua.LTable)
+		st, ok := t[key].(map[string]any)
 		if !ok {
 			return nil, fail("missing attribute %s", key)
 		}
-		return ld.field(key, path+"."+key, st)
+		return defineField(key, path+"."+key, st)
 	}
 	switch f.typ {
 	case "array", "set":
@@ -512,20 +541,20 @@ func (ld *loader) field(name, path string, t *glua.LTable) (*Field, error) {
 		}
 		f.keys.required, f.values.required = true, true
 	case "record":
-		ft, ok := get("fields").(*glua.LTable)
-		if !ok {
+		ft, ok := t["fields"]
+		if !ok || ft == nil {
 			if f.abstract {
 				break
 			}
 			return nil, fail("missing attribute fields")
 		}
-		if f.fields, f.byName, err = ld.fieldList(ft, path+"."); err != nil {
+		if f.fields, f.byName, err = fieldList(ft, path+"."); err != nil {
 			return nil, err
 		}
-		if f.checks, err = ld.entityChecks(t, f, path+"."); err != nil {
+		if f.checks, err = entityChecks(t, f, path+"."); err != nil {
 			return nil, err
 		}
-		if f.shorthands, err = ld.shorthands(t, path+"."); err != nil {
+		if f.shorthands, err = shorthands(t, path+"."); err != nil {
 			return nil, err
 		}
 	}
@@ -548,104 +577,82 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func patErrs(v glua.LValue) ([]patErr, error) {
-	if v == glua.LNil {
+func patErrs(v any) ([]patErr, error) {
+	if v == nil {
 		return nil, nil
 	}
-	t, ok := v.(*glua.LTable)
+	t, ok := asList(v)
 	if !ok {
 		return nil, fmt.Errorf("expected a table")
 	}
 	var out []patErr
-	for i := 1; i <= t.Len(); i++ {
-		e, ok := t.RawGetInt(i).(*glua.LTable)
+	for _, e := range t {
+		m, ok := e.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("expected {pattern=, err=} tables")
 		}
-		out = append(out, patErr{pattern: e.RawGetString("pattern").String(), err: luaString(e.RawGetString("err"))})
+		pe := patErr{pattern: tostring(m["pattern"])}
+		if m["err"] != nil {
+			pe.err = tostring(m["err"])
+		}
+		out = append(out, pe)
 	}
 	return out, nil
 }
 
-// luaString is tostring without metamethods, and "" for nil.
-func luaString(v glua.LValue) string {
-	if v == glua.LNil {
-		return ""
-	}
-	if n, ok := v.(glua.LNumber); ok {
-		return lua.FormatNumber(float64(n))
-	}
-	return v.String()
-}
-
-func (ld *loader) list(v glua.LValue) ([]any, error) {
-	t, ok := v.(*glua.LTable)
+func list(v any) ([]any, error) {
+	t, ok := asList(v)
 	if !ok {
 		return nil, fmt.Errorf("expected an array")
 	}
-	out := make([]any, 0, t.Len())
-	for i := 1; i <= t.Len(); i++ {
-		x, err := ld.toGo(t.RawGetInt(i))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, nil
+	return t, nil
 }
 
-func (ld *loader) shorthands(t *glua.LTable, prefix string) ([]*shorthand, error) {
-	st, ok := t.RawGetString("shorthand_fields").(*glua.LTable)
-	if !ok {
+func shorthands(t map[string]any, prefix string) ([]*shorthand, error) {
+	st, ok := asList(t["shorthand_fields"])
+	if !ok || t["shorthand_fields"] == nil {
 		return nil, nil
 	}
 	var out []*shorthand
-	for i := 1; i <= st.Len(); i++ {
-		item, ok := st.RawGetInt(i).(*glua.LTable)
-		if !ok {
-			return nil, fmt.Errorf("field '%sshorthand_fields[%d]': expected a table", prefix, i)
+	for i, item := range st {
+		if _, ok := item.(map[string]any); !ok {
+			return nil, fmt.Errorf("field '%sshorthand_fields[%d]': expected a table", prefix, i+1)
 		}
-		var name string
-		var def glua.LValue
-		item.ForEach(func(k, v glua.LValue) { name, def = k.String(), v })
-		dt, ok := def.(*glua.LTable)
+		name, def, _ := onlyKey(item)
+		dt, ok := def.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("field '%s%s': expected a definition table", prefix, name)
 		}
-		fn, ok := dt.RawGetString("func").(*glua.LFunction)
+		fn, ok := dt["func"].(Func)
 		if !ok {
 			return nil, fmt.Errorf("field '%s%s': shorthand without func", prefix, name)
 		}
 		// func is not a field attribute: read the definition without it.
-		clean := ld.L.NewTable()
-		dt.ForEach(func(k, v glua.LValue) {
-			if k.String() != "func" {
-				clean.RawSet(k, v)
+		clean := make(map[string]any, len(dt))
+		for k, v := range dt {
+			if k != "func" {
+				clean[k] = v
 			}
-		})
-		f, err := ld.field(name, prefix+name, clean)
+		}
+		f, err := defineField(name, prefix+name, clean)
 		if err != nil {
 			return nil, err
 		}
 		sh := &shorthand{name: name, def: f, fn: fn}
-		if dep, ok := dt.RawGetString("deprecation").(*glua.LTable); ok {
+		if dep, ok := dt["deprecation"].(map[string]any); ok {
 			sh.deprecation = true
-			if rw, ok := dep.RawGetString("replaced_with").(*glua.LTable); ok {
-				for j := 1; j <= rw.Len(); j++ {
-					e, _ := rw.RawGetInt(j).(*glua.LTable)
-					if e == nil {
-						continue
-					}
-					pt, _ := e.RawGetString("path").(*glua.LTable)
-					if pt == nil {
-						continue
-					}
-					var p []string
-					for k := 1; k <= pt.Len(); k++ {
-						p = append(p, pt.RawGetInt(k).String())
-					}
-					sh.replaced = append(sh.replaced, p)
+			rw, _ := asList(dep["replaced_with"])
+			for _, e := range rw {
+				em, _ := e.(map[string]any)
+				pt, ok := asList(em["path"])
+				if em == nil || !ok || em["path"] == nil {
+					continue
 				}
+				var p []string
+				for _, x := range pt {
+					p = append(p, tostring(x))
+				}
+				sh.replaced = append(sh.replaced, p)
 			}
 		}
 		out = append(out, sh)

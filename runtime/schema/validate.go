@@ -1,19 +1,14 @@
 package schema
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
-	glua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/pm"
-
-	"github.com/gong-proxy/gong/lua"
 )
 
 // Messages of kong/db/schema/init.lua validation_errors.
@@ -23,22 +18,8 @@ const (
 	msgRequiredForCheck = "field required for entity check"
 )
 
-// callTimeout bounds each Lua function a validation calls (custom
-// validators, entity checks, shorthand funcs).
-const callTimeout = 5 * time.Second
-
-// run is one validation: the VM that owns the schema's Lua functions.
-type run struct {
-	vm   *lua.VM
-	null glua.LValue
-}
-
-// call runs a Lua function of the schema and returns its results.
-func (r *run) call(fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	return r.vm.Call(ctx, fn, args...)
-}
+// run is one validation.
+type run struct{}
 
 // Validate checks a plugin entity's config and returns it with Kong's
 // defaults filled as a handler sees it (select-processed: optional fields
@@ -47,10 +28,10 @@ func (r *run) call(fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
 // and for arrays (keyed by the 1-based index as a string), and "@entity" ->
 // []string. Entity checks declared at the top of the plugin schema (on
 // "config.x" paths) report their "@entity" messages in the returned map's
-// "@entity". It may call Lua functions of the schema on vm, which must be
-// the VM the schema was loaded on.
-func (s *Schema) Validate(vm *lua.VM, config map[string]any) (filled map[string]any, errs map[string]any) {
-	r := &run{vm: vm, null: nullValue(vm.L)}
+// "@entity". It may call Lua functions of the schema, which run on
+// the VM the schema's definition was read on.
+func (s *Schema) Validate(config map[string]any) (filled map[string]any, errs map[string]any) {
+	r := &run{}
 	cfgField := s.root.byName["config"]
 	if cfgField == nil {
 		if len(config) > 0 {
@@ -392,16 +373,16 @@ func defaultMsg(msg, def string) string {
 }
 
 // custom calls a custom_validator with the value alone.
-func (r *run) custom(fn glua.LValue, v any) string {
-	res, err := r.call(fn, toLua(r.vm.L, r.null, v))
+func (r *run) custom(fn Func, v any) string {
+	res, err := fn(v)
 	if err != nil {
 		return "failed validating: " + err.Error()
 	}
-	if len(res) > 0 && glua.LVAsBool(res[0]) {
+	if len(res) > 0 && truthy(res[0]) {
 		return ""
 	}
-	if len(res) > 1 && res[1] != glua.LNil {
-		return luaString(res[1])
+	if len(res) > 1 && res[1] != nil {
+		return tostring(res[1])
 	}
 	return "failed validating: " + tostring(v)
 }

@@ -1,4 +1,4 @@
-package schema
+package luaschema
 
 import (
 	"crypto/x509"
@@ -14,6 +14,7 @@ import (
 	glua "github.com/yuin/gopher-lua"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 // Modules are the Go-native Lua modules plugin schema files require:
@@ -138,19 +139,19 @@ func openTypedefs(L *glua.LState) int {
 
 	def("http_method", map[string]glua.LValue{"type": S("string"), "match": S("^%u+$")})
 	protocol := def("protocol", map[string]glua.LValue{"type": S("string"), "one_of": list(protocols...)})
-	str("host", ValidateHost)
-	str("redis_host", ValidateHost)
-	str("host_with_optional_port", ValidateHostWithOptionalPort)
-	str("wildcard_host", ValidateWildcardHost)
+	str("host", schema.ValidateHost)
+	str("redis_host", schema.ValidateHost)
+	str("host_with_optional_port", schema.ValidateHostWithOptionalPort)
+	str("wildcard_host", schema.ValidateWildcardHost)
 	str("ip", validateIP)
-	str("ip_or_cidr", ValidateIPOrCIDR)
+	str("ip_or_cidr", schema.ValidateIPOrCIDR)
 	cidr := str("cidr_v4", validateIPOrCIDRv4)
 	td.RawSetString("cidr", cidr)
 	def("port", map[string]glua.LValue{"type": S("integer"), "between": between(0, 65535)})
 	def("path", map[string]glua.LValue{"type": S("string"), "starts_with": S("/"),
-		"match_none": patErr("//", "must not have empty segments"), "custom_validator": goValidator(L, ValidatePath)})
+		"match_none": patErr("//", "must not have empty segments"), "custom_validator": goValidator(L, schema.ValidatePath)})
 	str("url", validateURL)
-	str("header_name", ValidateHeaderName)
+	str("header_name", schema.ValidateHeaderName)
 	def("timeout", map[string]glua.LValue{"type": S("integer"), "between": between(0, math.Pow(2, 31)-2)})
 	def("uuid", map[string]glua.LValue{"type": S("string"), "uuid": glua.LTrue, "auto": glua.LTrue})
 	def("auto_timestamp_s", map[string]glua.LValue{"type": S("integer"), "timestamp": glua.LTrue, "auto": glua.LTrue})
@@ -159,20 +160,20 @@ func openTypedefs(L *glua.LState) int {
 		def(n.name, map[string]glua.LValue{"type": S("foreign"), "reference": S(n.ref), "eq": null})
 	}
 	def("name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, validateName)})
-	def("utf8_name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, ValidateUTF8Name)})
-	str("sni", ValidateSNI)
-	str("redis_server_name", ValidateSNI)
+	def("utf8_name", map[string]glua.LValue{"type": S("string"), "unique": glua.LTrue, "custom_validator": goValidator(L, schema.ValidateUTF8Name)})
+	str("sni", schema.ValidateSNI)
+	str("redis_server_name", schema.ValidateSNI)
 	str("certificate", validateCertificate)
 	str("key", validateKey)
-	tag := def("tag", map[string]glua.LValue{"type": S("string"), "required": glua.LTrue, "custom_validator": goValidator(L, ValidateTag)})
+	tag := def("tag", map[string]glua.LValue{"type": S("string"), "required": glua.LTrue, "custom_validator": goValidator(L, schema.ValidateTag)})
 	def("tags", map[string]glua.LValue{"type": S("set"), "elements": tag})
 	def("protocols", map[string]glua.LValue{"type": S("set"), "required": glua.LTrue,
-		"default": list(httpProtocols...), "elements": protocol})
+		"default": list(schema.HTTPProtocols()...), "elements": protocol})
 	def("protocols_http", map[string]glua.LValue{"type": S("set"), "required": glua.LTrue,
-		"default": list(httpProtocols...), "elements": func() *glua.LTable {
+		"default": list(schema.HTTPProtocols()...), "elements": func() *glua.LTable {
 			t := L.NewTable()
 			t.RawSetString("type", S("string"))
-			t.RawSetString("one_of", list(httpProtocols...))
+			t.RawSetString("one_of", list(schema.HTTPProtocols()...))
 			return t
 		}()})
 	headerValues := L.NewTable()

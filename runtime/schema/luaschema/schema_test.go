@@ -1,4 +1,4 @@
-package schema
+package luaschema
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	glua "github.com/yuin/gopher-lua"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/runtime/schema"
 )
 
 // load compiles testdata/<file>.lua as a plugin schema module with the Go
@@ -213,7 +214,7 @@ func TestRealShapedSchemas(t *testing.T) {
 	if !tcp.NoConsumer() || tcp.NoRoute() {
 		t.Error("tcp-log: no_consumer only")
 	}
-	if got := tcp.Protocols(); !reflect.DeepEqual(got, httpProtocols) {
+	if got := tcp.Protocols(); !reflect.DeepEqual(got, schema.HTTPProtocols()) {
 		t.Errorf("tcp-log protocols %v", got)
 	}
 	filled, errs := tcp.Validate(vm, decode(t, `{"host": "logs.example", "port": 9000}`))
