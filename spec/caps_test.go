@@ -71,15 +71,18 @@ func timedAsk(t *testing.T, c net.Conn, msg string) time.Duration {
 // waiting clients get their replies after.
 func TestUDPSlowSetUpDoesNotDelayOthers(t *testing.T) {
 	echo := startUDPEcho(t, "u")
-	p, src := listenPort(t), listenPort(t)
-	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
-		p, fixturePath(t)), udpTwoRoutes(echo, p, src, 2))
+	p := listenPort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
-	established, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: src}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	// The established client's socket is bound first: its port is the
+	// fast route's source.
+	established, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer established.Close()
+	src := established.LocalAddr().(*net.UDPAddr).Port
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\nplugins = bundled, sleeper\nlua_package_path = %s\n",
+		p, fixturePath(t)), udpTwoRoutes(echo, p, src, 2))
 	if rtt := timedAsk(t, established, "hello"); rtt > time.Second {
 		t.Fatalf("the first round trip took %v: the client is not on the fast route", rtt)
 	}

@@ -139,7 +139,7 @@ func bootstrapDB(t *testing.T, pg *testsvc.Postgres, db string) {
 // node B within db_update_frequency (plus the rebuild), and B keeps
 // serving while the database is down.
 func TestDatabaseTwoNodes(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it stops and restarts the PostgreSQL server the other database tests share.
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
 	a, adminURL := startAdmin(t, dbConf(pg, db)+"status_listen = 127.0.0.1:0\n", `_format_version: "3.0"`)

@@ -152,6 +152,11 @@ func echoYML(name, addr string, port int) string {
 	return "_format_version: \"3.0\"\nservices:\n" + svc(name, addr, "", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", port))
 }
 
+// Tests call t.Parallel() unless they change process-wide state
+// (t.Setenv, GC settings, the PostgreSQL server the database tests share),
+// measure the whole process (goroutines, pipe descriptors, RSS), or depend
+// on timings of a few hundred milliseconds or on thousands of sessions.
+
 // sockets are the listening sockets listenPort binds; every server
 // startGong starts may take those its listen entries name.
 var sockets = &stream.Inherited{}

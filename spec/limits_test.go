@@ -327,7 +327,7 @@ func TestLimitConnAcrossNodes(t *testing.T) {
 	plugin := redisPlugin("limit-conn", "max_connections: 1, limit_by: global", srv.Port)
 
 	dir := t.TempDir()
-	pA := listenPort(t)
+	pA := childProcessPort(t)
 	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s\n"+
 		"stream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", filepath.Join(dir, "prefix"), filepath.Join(dir, "kong.yml"), pA))
 	writeFile(t, filepath.Join(dir, "kong.yml"), limitYML(echo, pA, plugin, filepath.Join(dir, "a.log")))

@@ -1,7 +1,6 @@
 package declarative
 
 import (
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -553,15 +552,6 @@ func (b *builder) routes() *schema.Field {
 // does: "ipv4", "ipv6" or "name".
 func HostnameType(s string) string { return schema.HostnameType(s) }
 
-// formatNumber renders a number the way Lua's tostring does for the values
-// that appear in messages.
-func formatNumber(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatInt(int64(f), 10)
-	}
-	return strconv.FormatFloat(f, 'g', 14, 64)
-}
-
 // luaString is Lua's tostring for decoded values.
 func luaString(v any) string {
 	switch x := v.(type) {
@@ -570,7 +560,7 @@ func luaString(v any) string {
 	case string:
 		return x
 	case float64:
-		return formatNumber(x)
+		return schema.FormatNumber(x)
 	case bool:
 		return strconv.FormatBool(x)
 	}
