@@ -214,20 +214,20 @@ func (f *Field) DefaultValue() any { return f.def }
 
 // Validate is Kong's validate_field on a value of a Go-built field: nil
 // when valid, else the message or the nested errors.
-func (f *Field) Validate(v any) any { return (&run{}).field(f, v, true) }
+func (f *Field) Validate(v any) any { return validateField(f, v, true) }
 
 // Process is process_auto_fields on insert for a Go-built record: a copy
 // of data with shorthands applied and defaults filled, or the shorthand's
 // errors.
 func (f *Field) Process(data map[string]any) (map[string]any, Errors) {
-	return (&run{}).process(f, data)
+	return processRecord(f, data)
 }
 
 // ValidateRecord validates a record Process returned: unknown fields,
 // field errors, required fields, then entity checks. It returns nil when
 // the record is valid.
 func (f *Field) ValidateRecord(m map[string]any) Errors {
-	if errs := (&run{}).record(f, m); len(errs) > 0 {
+	if errs := validateRecord(f, m); len(errs) > 0 {
 		return errs
 	}
 	return nil

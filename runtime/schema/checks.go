@@ -245,15 +245,15 @@ func entityError(errs map[string]any, msg string) {
 	errs["@entity"] = append(l, msg)
 }
 
-// checks is run_entity_checks on a full check.
-func (r *run) checks(rec *Field, input map[string]any, errs map[string]any) {
+// runChecks is run_entity_checks on a full check.
+func runChecks(rec *Field, input map[string]any, errs map[string]any) {
 	for _, c := range rec.checks {
-		r.check(c, input, errs)
+		runCheck(c, input, errs)
 	}
 }
 
-// check is run_entity_check.
-func (r *run) check(c *entityCheck, input map[string]any, errs map[string]any) {
+// runCheck is run_entity_check.
+func runCheck(c *entityCheck, input map[string]any, errs map[string]any) {
 	var missing []string
 	allOK := true
 	proj := map[string]any{}
@@ -329,9 +329,9 @@ func (r *run) check(c *entityCheck, input map[string]any, errs map[string]any) {
 			entityError(errs, fmt.Sprintf("these sets are mutually exclusive: (%s), (%s)", quotedList(w1), quotedList(w2)))
 		}
 	case "conditional":
-		r.conditional(c, proj, errs)
+		runConditional(c, proj, errs)
 	case "conditional_at_least_one_of":
-		r.conditionalAtLeastOneOf(c, proj, errs, countNonEmpty)
+		runConditionalAtLeastOneOf(c, proj, errs, countNonEmpty)
 	case "custom_entity_check":
 		res, err := c.fn(proj)
 		switch {
@@ -346,11 +346,11 @@ func (r *run) check(c *entityCheck, input map[string]any, errs map[string]any) {
 	}
 }
 
-// conditional: when if_field passes if_match, then_field must pass
+// runConditional: when if_field passes if_match, then_field must pass
 // then_match; the field error goes on then_field.
-func (r *run) conditional(c *entityCheck, proj, errs map[string]any) {
+func runConditional(c *entityCheck, proj, errs map[string]any) {
 	ifV, ok := getField(proj, c.ifField)
-	if !ok || r.field(c.ifMatch, ifV, true) != nil {
+	if !ok || validateField(c.ifMatch, ifV, true) != nil {
 		return
 	}
 	thenV, _ := getField(proj, c.thenField)
@@ -359,7 +359,7 @@ func (r *run) conditional(c *entityCheck, proj, errs map[string]any) {
 		entityError(errs, fmt.Sprintf("failed conditional validation given value of field '%s'", c.ifField))
 		return
 	}
-	if err := r.field(c.thenMatch, thenV, true); err != nil {
+	if err := validateField(c.thenMatch, thenV, true); err != nil {
 		setField(errs, c.thenField, err)
 		if c.hasThenErr {
 			entityError(errs, strings.ReplaceAll(c.thenErr, "%s", c.ifField))
@@ -369,14 +369,14 @@ func (r *run) conditional(c *entityCheck, proj, errs map[string]any) {
 	}
 }
 
-func (r *run) conditionalAtLeastOneOf(c *entityCheck, proj, errs map[string]any, count func([]string) (int, []string)) {
+func runConditionalAtLeastOneOf(c *entityCheck, proj, errs map[string]any, count func([]string) (int, []string)) {
 	ifV, ok := getField(proj, c.ifField)
 	if !ok {
 		return
 	}
 	list, custom, hasCustom := c.thenList, c.thenErr, c.hasThenErr
-	if r.field(c.ifMatch, ifV, true) != nil {
-		if c.elseMatch == nil || r.field(c.elseMatch, ifV, true) != nil {
+	if validateField(c.ifMatch, ifV, true) != nil {
+		if c.elseMatch == nil || validateField(c.elseMatch, ifV, true) != nil {
 			return
 		}
 		list, custom, hasCustom = c.elseList, c.elseThenErr, c.hasElseErr

@@ -6,18 +6,18 @@ import (
 	"strings"
 )
 
-// process is Schema:process_auto_fields(data, "insert") on a record: a
+// processRecord is Schema:process_auto_fields(data, "insert") on a record: a
 // copy of data with shorthand fields translated and every missing field
 // given its default, null, or an expanded required record. The errors are
 // those of shorthand fields (kong/db/schema/init.lua).
-func (r *run) process(f *Field, data map[string]any) (map[string]any, map[string]any) {
+func processRecord(f *Field, data map[string]any) (map[string]any, map[string]any) {
 	data, _ = deepCopy(data).(map[string]any)
 	if f.goShorthand != nil {
 		if errs := f.goShorthand(data); len(errs) > 0 {
 			return nil, errs
 		}
 	}
-	if errs := r.shorthand(f, data); len(errs) > 0 {
+	if errs := applyShorthands(f, data); len(errs) > 0 {
 		return nil, errs
 	}
 	var chosen *Subschema
@@ -30,7 +30,7 @@ func (r *run) process(f *Field, data map[string]any) (map[string]any, map[string
 		if !present && fd.auto {
 			continue
 		}
-		v, present = r.adjust(fd, v, present)
+		v, present = adjust(fd, v, present)
 		if present {
 			data[fd.name] = v
 		} else {
@@ -40,15 +40,15 @@ func (r *run) process(f *Field, data map[string]any) (map[string]any, map[string
 	return data, nil
 }
 
-// shorthand translates shorthand fields in place.
-func (r *run) shorthand(f *Field, data map[string]any) map[string]any {
+// applyShorthands translates shorthand fields in place.
+func applyShorthands(f *Field, data map[string]any) map[string]any {
 	errs := map[string]any{}
 	for _, sh := range f.shorthands {
 		v, ok := data[sh.name]
 		if !ok {
 			continue
 		}
-		if err := r.field(sh.def, v, true); err != nil {
+		if err := validateField(sh.def, v, true); err != nil {
 			errs[sh.name] = err
 			continue
 		}
@@ -165,17 +165,17 @@ func getPath(m map[string]any, path []string) (any, bool) {
 // present or required, arrays keep their order, sets are de-duplicated,
 // elements and map values are adjusted, and a missing value is handled by
 // missing.
-func (r *run) adjust(f *Field, v any, present bool) (any, bool) {
+func adjust(f *Field, v any, present bool) (any, bool) {
 	if f.abstract {
 		return v, present
 	}
 	if f.typ == "record" {
 		if !(present && v == nil) && (present || f.required) {
 			if !present {
-				v, present = r.missing(f)
+				v, present = missingValue(f)
 			}
 			if m, ok := asRecord(v); ok && present {
-				if out, errs := r.process(f, m); len(errs) == 0 {
+				if out, errs := processRecord(f, m); len(errs) == 0 {
 					return out, true
 				}
 			}
@@ -190,7 +190,7 @@ func (r *run) adjust(f *Field, v any, present bool) (any, bool) {
 				}
 				out := make([]any, len(list))
 				for i, e := range list {
-					out[i], _ = r.adjust(f.elements, e, true)
+					out[i], _ = adjust(f.elements, e, true)
 				}
 				return out, true
 			}
@@ -198,22 +198,22 @@ func (r *run) adjust(f *Field, v any, present bool) (any, bool) {
 			if m, ok := v.(map[string]any); ok && f.values != nil {
 				out := make(map[string]any, len(m))
 				for k, e := range m {
-					out[k], _ = r.adjust(f.values, e, true)
+					out[k], _ = adjust(f.values, e, true)
 				}
 				return out, true
 			}
 		}
 	}
 	if !present {
-		return r.missing(f)
+		return missingValue(f)
 	}
 	return v, present
 }
 
-// missing is handle_missing_field: a copy of the default, null for an
+// missingValue is handle_missing_field: a copy of the default, null for an
 // optional field, an expanded record for a required one, else absent (the
 // required check reports it).
-func (r *run) missing(f *Field) (any, bool) {
+func missingValue(f *Field) (any, bool) {
 	if f.hasDef {
 		return deepCopy(f.def), true
 	}
@@ -224,7 +224,7 @@ func (r *run) missing(f *Field) (any, bool) {
 		return nil, false
 	}
 	if f.typ == "record" {
-		out, _ := r.process(f, map[string]any{})
+		out, _ := processRecord(f, map[string]any{})
 		return out, true
 	}
 	return nil, false
@@ -244,15 +244,15 @@ func dedup(list []any) []any {
 // selectRecord is process_auto_fields(data, "select") as the plugins
 // iterator reads a config: defaults for missing fields, nulls and empty
 // strings removed, keys outside the schema dropped.
-func (r *run) selectRecord(f *Field, data map[string]any) map[string]any {
+func selectRecord(f *Field, data map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, sub := range f.fields {
 		v, present := data[sub.name]
 		if present && v == nil && sub.required {
-			v, present = r.missing(sub)
+			v, present = missingValue(sub)
 		}
-		v, present = r.adjust(sub, v, present)
-		v = r.selectValue(sub, v)
+		v, present = adjust(sub, v, present)
+		v = selectValue(sub, v)
 		if !present || v == nil {
 			continue
 		}
@@ -265,17 +265,17 @@ func (r *run) selectRecord(f *Field, data map[string]any) map[string]any {
 }
 
 // selectValue applies select processing below a field.
-func (r *run) selectValue(f *Field, v any) any {
+func selectValue(f *Field, v any) any {
 	switch f.typ {
 	case "record":
 		if m, ok := v.(map[string]any); ok && f.fields != nil {
-			return r.selectRecord(f, m)
+			return selectRecord(f, m)
 		}
 	case "array", "set":
 		if list, ok := v.([]any); ok {
 			out := make([]any, len(list))
 			for i, e := range list {
-				out[i] = r.selectValue(f.elements, e)
+				out[i] = selectValue(f.elements, e)
 			}
 			return out
 		}
@@ -283,7 +283,7 @@ func (r *run) selectValue(f *Field, v any) any {
 		if m, ok := v.(map[string]any); ok {
 			out := make(map[string]any, len(m))
 			for k, e := range m {
-				out[k] = r.selectValue(f.values, e)
+				out[k] = selectValue(f.values, e)
 			}
 			return out
 		}

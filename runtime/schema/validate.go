@@ -18,9 +18,6 @@ const (
 	msgRequiredForCheck = "field required for entity check"
 )
 
-// run is one validation.
-type run struct{}
-
 // Validate checks a plugin entity's config and returns it with Kong's
 // defaults filled as a handler sees it (select-processed: optional fields
 // without a value are absent, sets de-duplicated), or the field errors
@@ -31,7 +28,6 @@ type run struct{}
 // "@entity". It may call Lua functions of the schema, which run on
 // the VM the schema's definition was read on.
 func (s *Schema) Validate(config map[string]any) (filled map[string]any, errs map[string]any) {
-	r := &run{}
 	cfgField := s.root.byName["config"]
 	if cfgField == nil {
 		if len(config) > 0 {
@@ -40,20 +36,20 @@ func (s *Schema) Validate(config map[string]any) (filled map[string]any, errs ma
 		return map[string]any{}, nil
 	}
 	entity := map[string]any{"config": normalize(config)}
-	processed, perrs := r.process(s.root, entity)
+	processed, perrs := processRecord(s.root, entity)
 	if len(perrs) > 0 {
 		return nil, lift(perrs)
 	}
 	top := map[string]any{}
-	if err := r.field(cfgField, processed["config"], true); err != nil {
+	if err := validateField(cfgField, processed["config"], true); err != nil {
 		top["config"] = err
 	}
-	r.checks(s.root, processed, top)
+	runChecks(s.root, processed, top)
 	if len(top) > 0 {
 		return nil, lift(top)
 	}
 	cfg, _ := processed["config"].(map[string]any)
-	return r.selectRecord(cfgField, cfg), nil
+	return selectRecord(cfgField, cfg), nil
 }
 
 // lift returns the errors under "config", with the plugin-level "@entity"
@@ -148,9 +144,9 @@ func asRecord(v any) (map[string]any, bool) {
 	return nil, false
 }
 
-// field is Schema:validate_field: nil when v is valid, else a message
+// validateField is Schema:validate_field: nil when v is valid, else a message
 // (string) or nested errors (map[string]any). v == nil is null.
-func (r *run) field(f *Field, v any, present bool) any {
+func validateField(f *Field, v any, present bool) any {
 	if !present {
 		return nil
 	}
@@ -179,7 +175,7 @@ func (r *run) field(f *Field, v any, present bool) any {
 		list, _ := asList(v)
 		errs := map[string]any{}
 		for i, e := range list {
-			if err := r.field(f.elements, e, true); err != nil {
+			if err := validateField(f.elements, e, true); err != nil {
 				errs[strconv.Itoa(i+1)] = err
 			}
 		}
@@ -188,20 +184,20 @@ func (r *run) field(f *Field, v any, present bool) any {
 		}
 	case "map":
 		for _, kv := range mapPairs(v) {
-			if err := r.field(f.keys, kv.k, true); err != nil {
+			if err := validateField(f.keys, kv.k, true); err != nil {
 				return err
 			}
-			if err := r.field(f.values, kv.v, true); err != nil {
+			if err := validateField(f.values, kv.v, true); err != nil {
 				return err
 			}
 		}
 	case "record":
 		m, _ := asRecord(v)
-		copied, perrs := r.process(f, m)
+		copied, perrs := processRecord(f, m)
 		if len(perrs) > 0 {
 			return perrs
 		}
-		errs := r.record(f, copied)
+		errs := validateRecord(f, copied)
 		if len(errs) > 0 {
 			return errs
 		}
@@ -211,7 +207,7 @@ func (r *run) field(f *Field, v any, present bool) any {
 			return nil
 		}
 	}
-	if msg := r.validators(f, v); msg != "" {
+	if msg := runValidators(f, v); msg != "" {
 		return orErr(f, msg)
 	}
 	return nil
@@ -257,9 +253,9 @@ func mapPairs(v any) []pair {
 
 var uuidRE = regexp.MustCompile(`(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// validators runs Schema.validators_order on a non-null value of the
+// runValidators runs Schema.validators_order on a non-null value of the
 // right type and returns the first failure's message.
-func (r *run) validators(f *Field, v any) string {
+func runValidators(f *Field, v any) string {
 	str, isStr := v.(string)
 	num, isNum := v.(float64)
 	if f.hasEq && !f.eqNull && !equal(v, f.eq) {
@@ -348,7 +344,7 @@ func (r *run) validators(f *Field, v any) string {
 		}
 	}
 	if f.custom != nil {
-		if msg := r.custom(f.custom, v); msg != "" {
+		if msg := callCustom(f.custom, v); msg != "" {
 			return msg
 		}
 	}
@@ -372,8 +368,8 @@ func defaultMsg(msg, def string) string {
 	return msg
 }
 
-// custom calls a custom_validator with the value alone.
-func (r *run) custom(fn Func, v any) string {
+// callCustom calls a custom_validator with the value alone.
+func callCustom(fn Func, v any) string {
 	res, err := fn(v)
 	if err != nil {
 		return "failed validating: " + err.Error()
@@ -464,9 +460,9 @@ func joinValues(list []any) string {
 	return strings.Join(parts, ", ")
 }
 
-// record is Schema:validate on a record value with full_check: unknown
+// validateRecord is Schema:validate on a record value with full_check: unknown
 // fields, field errors, required fields, then entity checks.
-func (r *run) record(f *Field, m map[string]any) map[string]any {
+func validateRecord(f *Field, m map[string]any) map[string]any {
 	errs := map[string]any{}
 	var sub *Subschema
 	if f.subs != nil {
@@ -491,7 +487,7 @@ func (r *run) record(f *Field, m map[string]any) map[string]any {
 			errs[k] = msgUnknown
 			continue
 		}
-		if err := r.field(fd, m[k], true); err != nil {
+		if err := validateField(fd, m[k], true); err != nil {
 			errs[k] = err
 		}
 	}
@@ -500,7 +496,7 @@ func (r *run) record(f *Field, m map[string]any) map[string]any {
 			errs[fd.name] = msgRequired
 		}
 	}
-	r.checks(f, m, errs)
+	runChecks(f, m, errs)
 	for _, c := range f.goChecks {
 		c(m, errs)
 	}
