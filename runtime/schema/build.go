@@ -121,9 +121,6 @@ func Record(name string, fields ...*Field) *Field {
 	return f
 }
 
-// Copy returns a shallow copy of the field, to specialise it.
-func (f *Field) Copy() *Field { c := *f; return &c }
-
 // Required marks the field required.
 func (f *Field) Required() *Field { f.required, f.explicit = true, true; return f }
 
@@ -202,9 +199,6 @@ func (f *Field) Replace(sub *Field) {
 
 // Name is the field's name.
 func (f *Field) Name() string { return f.name }
-
-// Lookup returns the record's field called name, or nil.
-func (f *Field) Lookup(name string) *Field { return f.byName[name] }
 
 // Fields lists the record's fields in order.
 func (f *Field) Fields() []*Field { return f.fields }
