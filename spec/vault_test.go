@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gong-proxy/gong/runtime"
 	"github.com/gong-proxy/gong/runtime/conf"
@@ -100,4 +102,124 @@ func TestVaultUnresolvableReferenceFailsTheLoad(t *testing.T) {
 		})
 	}
 	os.Remove(filepath.Join(dir, "token"))
+}
+
+// TestVaultRotation: with a ttl on the file vault, a certificate and an
+// http-log endpoint whose secrets change on disk take the new values
+// while the configuration serves, without a reload, and a connection
+// opened before keeps working. A deleted key keeps serving for
+// resurrect_ttl, then handshakes for its SNI fail, and it serves again
+// when the file is back. The rotator's goroutine ends with the server.
+func TestVaultRotation(t *testing.T) {
+	secrets := t.TempDir()
+	first := newLeaf(t, "first", []string{"vault.test"}, nil, true)
+	second := newLeaf(t, "second", []string{"vault.test"}, nil, true)
+	logs := make(chan string, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		select {
+		case logs <- r.URL.Path:
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	writeFile(t, filepath.Join(secrets, "tls.crt"), first.certPEM)
+	writeFile(t, filepath.Join(secrets, "tls.key"), first.keyPEM)
+	writeFile(t, filepath.Join(secrets, "log-url"), srv.URL+"/first\n")
+	echo := startEcho(t, "e")
+	p := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+vaults:
+  - prefix: k8s
+    name: file
+    config: {ttl: 0.5, resurrect_ttl: 4}
+certificates:
+  - cert: "{vault://k8s/tls.crt/}"
+    key: "{vault://k8s/tls.key/}"
+    snis: [{name: vault.test}]
+services:
+  - name: s
+    url: tcp://%s
+    routes:
+      - protocols: [tls]
+        snis: [vault.test]
+        plugins:
+          - name: http-log
+            protocols: [tls]
+            config: {http_endpoint: "{vault://k8s/log-url}", queue: {max_batch_size: 1, max_coalescing_delay: 0.01}}
+`, echo)
+	g := startGong(t, fmt.Sprintf("stream_listen = %s ssl\nvault_file_base_dir = %s\nvault_rotation_interval = 0.1\n", addr, secrets), yml)
+
+	served := func() string {
+		c, err := tlsDial(t, addr, "vault.test", nil)
+		if err != nil {
+			return "handshake failed"
+		}
+		defer c.Close()
+		return servedCN(c)
+	}
+	// loggedTo makes a connection and reports whether http-log posted it
+	// to path (an older post may still arrive first).
+	loggedTo := func(path string) bool {
+		c, err := tlsDial(t, addr, "vault.test", nil)
+		if err != nil {
+			return false
+		}
+		if got, err := exchange(c, "x"); err != nil || got != "e: x" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+		c.Close()
+		select {
+		case got := <-logs:
+			return got == path
+		case <-time.After(2 * time.Second):
+			return false
+		}
+	}
+	if cn := served(); cn != "first" {
+		t.Fatalf("served %q at start", cn)
+	}
+	eventually(t, "http-log posts to the first endpoint", func() bool { return loggedTo("/first") })
+	inFlight, err := tlsDial(t, addr, "vault.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	writeFile(t, filepath.Join(secrets, "tls.key"), second.keyPEM)
+	writeFile(t, filepath.Join(secrets, "tls.crt"), second.certPEM)
+	writeFile(t, filepath.Join(secrets, "log-url"), srv.URL+"/second\n")
+	eventually(t, "handshakes serve the rotated certificate", func() bool { return served() == "second" })
+	eventually(t, "http-log posts to the rotated endpoint", func() bool { return loggedTo("/second") })
+	if got, err := exchange(inFlight, "y"); err != nil || got != "e: y" {
+		t.Errorf("a connection opened before the rotation: %q, %v", got, err)
+	}
+	if servedCN(inFlight) != "first" {
+		t.Errorf("the connection in flight changed certificate")
+	}
+
+	os.Remove(filepath.Join(secrets, "tls.key"))
+	g.waitErrLog(t, "the failed refresh is logged", "could not refresh {vault://k8s/tls.key/}")
+	if cn := served(); cn != "second" {
+		t.Errorf("within resurrect_ttl after the key was deleted: served %q; want the last certificate", cn)
+	}
+	eventually(t, "handshakes fail once resurrect_ttl has run out", func() bool { return served() == "handshake failed" })
+	g.waitErrLog(t, "the lost secret is logged", "{vault://k8s/tls.key/} has no value any more")
+	writeFile(t, filepath.Join(secrets, "tls.key"), second.keyPEM)
+	eventually(t, "the certificate serves again once its key is back", func() bool { return served() == "second" })
+
+	g.stop()
+	logged := g.errLog.String()
+	if strings.Count(logged, "could not refresh {vault://k8s/tls.key/}") != 1 {
+		t.Errorf("the failed refresh was not logged exactly once:\n%s", logged)
+	}
+	for _, secret := range []string{"PRIVATE KEY", srv.URL} {
+		if strings.Contains(logged, secret) {
+			t.Errorf("the error log shows a secret (%q):\n%s", secret, logged)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:goruntime.Stack(buf, true)]); strings.Contains(stacks, "rotateSecrets") {
+		t.Errorf("the vault rotator outlived the server:\n%s", stacks)
+	}
 }

@@ -191,6 +191,11 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 	return cfg, nil
 }
 
+// Certificates are the certificates the Config's ssl listeners serve by
+// SNI, nil without ssl listeners; the vault rotator replaces entities
+// whose secrets changed.
+func (c *Config) Certificates() *tlsmgr.Manager { return c.tls }
+
 // Hold counts a new user of the Config (a session, an Admin API
 // validation), which must call Done; false when it has been retired
 // meanwhile: take the current one instead.
