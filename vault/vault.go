@@ -114,6 +114,9 @@ func parseConfig(name string, base config, each func(func(string, any) bool)) (c
 	var bad string
 	var err error
 	each(func(k string, v any) bool {
+		if v == nil {
+			return true // unset, as Kong stores a field without a value
+		}
 		if !slices.Contains(fields[name], k) {
 			bad, err = k, errors.New("unknown field")
 			return false
