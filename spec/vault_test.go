@@ -223,3 +223,54 @@ services:
 		t.Errorf("the vault rotator outlived the server:\n%s", stacks)
 	}
 }
+
+// TestAdminVaults: GET /vaults lists the vaults entities of the loaded
+// kong.yml with Kong's pagination, GET /vaults/{id or prefix} shows one,
+// an unknown one is Kong's 404, and DB-less writes are refused as Kong
+// refuses them.
+func TestAdminVaults(t *testing.T) {
+	yml := `_format_version: "3.0"
+vaults:
+  - id: 5a1d8a1e-7a0b-4c1e-9a57-0f6d4f0c1a01
+    prefix: k8s
+    name: file
+    description: mounted secrets
+    config: {ttl: 300, resurrect_ttl: 60}
+    tags: [tls]
+  - prefix: app-env
+    name: env
+    config: {prefix: APP_}
+`
+	_, base := startAdmin(t, "", yml)
+	code, body := get(t, base+"/vaults")
+	data, _ := body["data"].([]any)
+	if code != 200 || len(data) != 2 || body["next"] != nil {
+		t.Fatalf("GET /vaults: %d %v", code, body)
+	}
+	code, body = get(t, base+"/vaults/k8s")
+	cfg, _ := body["config"].(map[string]any)
+	if code != 200 || body["id"] != "5a1d8a1e-7a0b-4c1e-9a57-0f6d4f0c1a01" || body["name"] != "file" ||
+		body["description"] != "mounted secrets" || cfg["ttl"] != 300.0 || cfg["resurrect_ttl"] != 60.0 {
+		t.Errorf("GET /vaults/k8s: %d %v", code, body)
+	}
+	if code, body = get(t, base+"/vaults/5a1d8a1e-7a0b-4c1e-9a57-0f6d4f0c1a01"); code != 200 || body["prefix"] != "k8s" {
+		t.Errorf("GET /vaults/{id}: %d %v", code, body)
+	}
+	if code, body = get(t, base+"/vaults/app-env"); code != 200 || body["config"].(map[string]any)["prefix"] != "APP_" {
+		t.Errorf("GET /vaults/app-env: %d %v", code, body)
+	}
+	if code, body = get(t, base+"/vaults/nope"); code != 404 || body["message"] != "Not found" {
+		t.Errorf("GET /vaults/nope: %d %v", code, body)
+	}
+	code, body = get(t, base+"/vaults?size=1")
+	if data, _ := body["data"].([]any); code != 200 || len(data) != 1 || body["next"] == nil {
+		t.Errorf("GET /vaults?size=1: %d %v", code, body)
+	}
+	if code, body = get(t, base+"/vaults?tags=tls"); code != 200 || len(body["data"].([]any)) != 1 {
+		t.Errorf("GET /vaults?tags=tls: %d %v", code, body)
+	}
+	code, body = call(t, "POST", base+"/vaults", strings.NewReader(`{"prefix":"x","name":"env"}`), "application/json")
+	if code != 405 || body["message"] != "cannot create 'vaults' entities when not using a database" {
+		t.Errorf("POST /vaults DB-less: %d %v", code, body)
+	}
+}
