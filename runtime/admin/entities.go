@@ -164,12 +164,13 @@ func newIndex(cfg *declarative.Config) *index {
 	return ix
 }
 
-// maskSecrets hides the secret settings of a vault's config (a token, a
-// password) as GET / hides kong.conf's.
+// maskSecrets hides the secret settings of a vault's config as GET /
+// hides kong.conf's: the names conf.Sensitive knows, and the credentials
+// of Kong's cloud vaults it does not (hcv's token, approle_secret_id).
 func maskSecrets(v map[string]any) {
 	cfg, _ := v["config"].(map[string]any)
 	for k := range cfg {
-		if conf.Sensitive(k) {
+		if conf.Sensitive(k) || k == "token" || strings.HasSuffix(k, "_secret_id") {
 			cfg[k] = conf.SensitivePlaceholder
 		}
 	}
