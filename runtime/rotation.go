@@ -10,6 +10,7 @@ import (
 	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/runloop"
+	"github.com/gong-proxy/gong/runtime/stream"
 	"github.com/gong-proxy/gong/tlsmgr"
 	"github.com/gong-proxy/gong/vault"
 )
@@ -17,7 +18,8 @@ import (
 // rotation re-reads the vault references of a generation's certificates
 // and plugin configs while it serves, as Kong's rotate_secrets timer
 // does, and applies a changed secret in place: a certificate serves its
-// new pair from the next handshake, a plugin's handlers see the new
+// new pair from the next handshake (to clients by SNI, and to upstreams
+// as a service's client_certificate), a plugin's handlers see the new
 // config from their next call. Whether a reference is read again is the
 // resolver's business: after its vault's ttl, keeping the old value for
 // resurrect_ttl when the read fails. Only the server's rotator goroutine
@@ -25,6 +27,7 @@ import (
 type rotation struct {
 	resolver *vault.Resolver
 	plugins  *runloop.Plugins
+	stream   *stream.Config
 	tls      *tlsmgr.Manager // nil without ssl listeners
 	log      *slog.Logger
 
@@ -58,16 +61,14 @@ const (
 // newRotation tracks the references of d's certificates and plugins; nil
 // when there are none. The references tracked are bounded by the size of
 // the configuration.
-func newRotation(d *declarative.Config, ps *runloop.Plugins, tls *tlsmgr.Manager, log *slog.Logger) *rotation {
+func newRotation(d *declarative.Config, ps *runloop.Plugins, cfg *stream.Config, log *slog.Logger) *rotation {
 	if d.Secrets == nil {
 		return nil
 	}
-	r := &rotation{resolver: d.Secrets, plugins: ps, tls: tls, log: log, refs: map[string]refState{}}
-	if tls != nil {
-		for _, c := range d.Certificates {
-			if c.HasReferences() {
-				r.certs = append(r.certs, &rotatedCert{c: c, pem: c.PEM})
-			}
+	r := &rotation{resolver: d.Secrets, plugins: ps, stream: cfg, tls: cfg.Certificates(), log: log, refs: map[string]refState{}}
+	for _, c := range d.Certificates {
+		if c.HasReferences() {
+			r.certs = append(r.certs, &rotatedCert{c: c, pem: c.PEM})
 		}
 	}
 	for _, p := range d.Plugins {
@@ -115,8 +116,10 @@ func (r *rotation) rotateCert(rc *rotatedCert) {
 	case gone:
 		if !rc.withdrawn {
 			rc.withdrawn = true
-			r.tls.Withdraw(id, fmt.Errorf("certificate %s: %v", id, err))
-			r.log.Error(fmt.Sprintf("certificate %s: %v; its handshakes fail until the secret can be read", id, err))
+			if r.tls != nil {
+				r.tls.Withdraw(id, fmt.Errorf("certificate %s: %v", id, err))
+			}
+			r.log.Error(fmt.Sprintf("certificate %s: %v; its handshakes by SNI fail until the secret can be read", id, err))
 		}
 		return
 	case err != nil:
@@ -126,16 +129,28 @@ func (r *rotation) rotateCert(rc *rotatedCert) {
 		rc.invalid = ""
 		return
 	}
-	c := tlsmgr.Cert{ID: id, CertPEM: []byte(pem.Cert), KeyPEM: []byte(pem.Key)}
-	if rc.c.CertAlt != nil && rc.c.KeyAlt != nil {
-		c.AltCertPEM, c.AltKeyPEM = []byte(pem.CertAlt), []byte(pem.KeyAlt)
-	}
-	if err := r.tls.Replace(c); err != nil {
+	if err := r.apply(rc, pem); err != nil {
 		r.refuse(rc, err.Error())
 		return
 	}
 	rc.pem, rc.withdrawn, rc.invalid = pem, false, ""
 	r.notice(fmt.Sprintf("certificate %s: rotated vault secrets applied", id))
+}
+
+// apply serves pem for the certificate: to clients by SNI, and to
+// upstreams where a service presents it.
+func (r *rotation) apply(rc *rotatedCert, pem declarative.CertificatePEM) error {
+	if r.tls != nil {
+		c := tlsmgr.Cert{ID: rc.c.ID, CertPEM: []byte(pem.Cert), KeyPEM: []byte(pem.Key)}
+		if rc.c.CertAlt != nil && rc.c.KeyAlt != nil {
+			c.AltCertPEM, c.AltKeyPEM = []byte(pem.CertAlt), []byte(pem.KeyAlt)
+		}
+		if err := r.tls.Replace(c); err != nil {
+			return err
+		}
+	}
+	_, err := r.stream.ReplaceClientCertificate(rc.c.ID, []byte(pem.Cert), []byte(pem.Key))
+	return err
 }
 
 // refuse logs, once per reason, a rotated certificate that cannot be

@@ -202,7 +202,7 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 		return nil, err
 	}
 	g := &generation{conf: c, decl: d, hash: hash, stream: cfg, plugins: ps,
-		rotation: newRotation(d, ps, cfg.Certificates(), s.log)}
+		rotation: newRotation(d, ps, cfg, s.log)}
 	cfg.OnRelease = g.close
 	return g, nil
 }

@@ -1,8 +1,11 @@
 package spec
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,4 +276,76 @@ vaults:
 	if code != 405 || body["message"] != "cannot create 'vaults' entities when not using a database" {
 		t.Errorf("POST /vaults DB-less: %d %v", code, body)
 	}
+}
+
+// TestVaultRotationClientCertificate: a service's client_certificate whose
+// cert and key come from the file vault presents the rotated pair to its
+// upstream from the next connection on, without a reload.
+func TestVaultRotationClientCertificate(t *testing.T) {
+	secrets := t.TempDir()
+	first := newLeaf(t, "client-one", nil, nil, true)
+	second := newLeaf(t, "client-two", nil, nil, true)
+	server := newLeaf(t, "mtls-upstream", []string{"127.0.0.1"}, nil, true)
+	pair, err := tls.X509KeyPair([]byte(server.certPEM), []byte(server.keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAnyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	// The upstream answers each connection with the CN of the client
+	// certificate it was shown.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := c.(*tls.Conn)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if tc.Handshake() != nil {
+					return
+				}
+				fmt.Fprintf(c, "%s\n", tc.ConnectionState().PeerCertificates[0].Subject.CommonName)
+			}()
+		}
+	}()
+	writeFile(t, filepath.Join(secrets, "client.crt"), first.certPEM)
+	writeFile(t, filepath.Join(secrets, "client.key"), first.keyPEM)
+	p := freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+vaults:
+  - prefix: k8s
+    name: file
+    config: {ttl: 0.5}
+certificates:
+  - id: 9d0c1c2e-2b4f-4c1a-8f7e-3b1d2a4c5e01
+    cert: "{vault://k8s/client.crt/}"
+    key: "{vault://k8s/client.key/}"
+services:
+  - name: mtls
+    url: tls://%s
+    client_certificate: 9d0c1c2e-2b4f-4c1a-8f7e-3b1d2a4c5e01
+%s`, ln.Addr(), tcpRoute(p))
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nvault_file_base_dir = %s\nvault_rotation_interval = 0.1\n", p, secrets), yml)
+	presented := func() string {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), 5*time.Second)
+		if err != nil {
+			return err.Error()
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	if got := presented(); got != "client-one" {
+		t.Fatalf("the upstream was shown %q at start", got)
+	}
+	writeFile(t, filepath.Join(secrets, "client.key"), second.keyPEM)
+	writeFile(t, filepath.Join(secrets, "client.crt"), second.certPEM)
+	eventually(t, "the upstream is shown the rotated client certificate", func() bool { return presented() == "client-two" })
 }
