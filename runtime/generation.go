@@ -21,6 +21,9 @@ type generation struct {
 	hash    string // the declarative configuration's, as Kong's configuration_hash
 	stream  *stream.Config
 	plugins *runloop.Plugins
+	// rotation re-reads the vault references of its certificates and
+	// plugin configs while it is current; nil when it has none.
+	rotation *rotation
 
 	// dropTracer is set when the generation that replaced this one
 	// traces with another tracer: this one's is shut down on release.

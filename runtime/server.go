@@ -93,6 +93,10 @@ type Server struct {
 	done     chan error
 	doneOnce sync.Once
 
+	// stopRotator ends the vault rotator (rotateSecrets), which closes
+	// rotatorDone; both nil until Start has built the first generation.
+	stopRotator, rotatorDone chan struct{}
+
 	// limits are the limit plugins' counters and shaper paces
 	// bandwidth-limit's sessions; both outlive reloads.
 	limits *limits.Registry
@@ -158,6 +162,8 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
+	s.stopRotator, s.rotatorDone = make(chan struct{}), make(chan struct{})
+	go s.rotateSecrets(s.stopRotator, s.rotatorDone)
 	s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("gong started with %d stream listener(s)", len(g.stream.Listeners)))
 	if t := c.Tracing; len(t.Instrumentations) > 0 && t.OTLPEndpoint != "" {
 		s.log.Log(context.Background(), errlog.LevelNotice, fmt.Sprintf("tracing %s to %s (%s), sampling rate %g", strings.Join(t.Instrumentations, ", "), t.OTLPEndpoint, t.OTLPProtocol, t.SamplingRate))
@@ -200,7 +206,8 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 		ps.Close()
 		return nil, err
 	}
-	g := &generation{conf: c, decl: d, hash: hash, stream: cfg, plugins: ps}
+	g := &generation{conf: c, decl: d, hash: hash, stream: cfg, plugins: ps,
+		rotation: newRotation(d, ps, cfg, s.log)}
 	cfg.OnRelease = g.close
 	return g, nil
 }
@@ -385,6 +392,10 @@ func (s *Server) finish(err error) {
 			a.Close()
 		}
 		s.mu.Unlock()
+		if s.stopRotator != nil {
+			close(s.stopRotator)
+			<-s.rotatorDone
+		}
 		if g := s.current.Load(); g != nil {
 			g.stream.Retire() // every session has ended: its VMs close now
 			if err := g.tracer().Shutdown(); err != nil {

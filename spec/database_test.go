@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kong/go-kong/kong"
 
 	"github.com/gong-proxy/gong/internal/testsvc"
@@ -440,4 +441,47 @@ func echoService(t *testing.T, adminURL string) (*kong.Client, *kong.Service) {
 		t.Fatal(err)
 	}
 	return client, svc
+}
+
+// TestDatabaseVaults: vaults written through the Admin API in database
+// mode are stored in Kong's sm_vaults table and listed; a vault Kong has
+// and gong does not (aws, written by a Kong node) is left out instead of
+// failing the load; a reference through the stored vault's prefix
+// resolves for a certificate.
+func TestDatabaseVaults(t *testing.T) {
+	pg, db := postgresDB(t)
+	bootstrapDB(t, pg, db)
+	conn, err := pgx.Connect(context.Background(), pg.ConnString(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `INSERT INTO sm_vaults (id, ws_id, prefix, name, config)
+		SELECT '0d3a6a5e-1c1e-4a3b-9e0f-7a9d1d7c0a11', id, 'aws-prod', 'aws', '{"region":"eu-west-1","ttl":null}' FROM workspaces WHERE name = 'default'`); err != nil {
+		t.Fatal(err)
+	}
+	secrets := t.TempDir()
+	leaf := newLeaf(t, "db-vault.test", []string{"db-vault.test"}, nil, true)
+	writeFile(t, filepath.Join(secrets, "tls.key"), leaf.keyPEM)
+	_, adminURL := startAdmin(t, dbConf(pg, db)+"vault_file_base_dir = "+secrets+"\n", `_format_version: "3.0"`)
+	code, body := call(t, "POST", adminURL+"/vaults", strings.NewReader(`{"prefix":"k8s","name":"file","config":{"ttl":60}}`), "application/json")
+	if code != 201 || body["prefix"] != "k8s" {
+		t.Fatalf("POST /vaults: %d %v", code, body)
+	}
+	var stored string
+	if err := conn.QueryRow(context.Background(), "SELECT name FROM sm_vaults WHERE prefix = 'k8s'").Scan(&stored); err != nil || stored != "file" {
+		t.Errorf("sm_vaults row: %q, %v", stored, err)
+	}
+	cert, _ := json.Marshal(map[string]any{"cert": leaf.certPEM, "key": "{vault://k8s/tls.key}"})
+	if code, body = call(t, "POST", adminURL+"/certificates", strings.NewReader(string(cert)), "application/json"); code != 201 || body["key"] != "{vault://k8s/tls.key}" {
+		t.Errorf("POST /certificates with a key in the stored vault: %d %v", code, body)
+	}
+	eventually(t, "GET /vaults lists the vault", func() bool {
+		code, body := get(t, adminURL+"/vaults")
+		data, _ := body["data"].([]any)
+		return code == 200 && len(data) == 1 && data[0].(map[string]any)["prefix"] == "k8s"
+	})
+	if code, body = get(t, adminURL+"/vaults/aws-prod"); code != 404 {
+		t.Errorf("GET /vaults/aws-prod (a vault gong does not have): %d %v", code, body)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -89,9 +90,12 @@ type Options struct {
 }
 
 // Manager holds the parsed certificates and the server tls.Config of one
-// config generation. It is immutable after New and safe for concurrent use.
+// config generation. It is safe for concurrent use; only a certificate
+// entity's pairs change after New (Replace, Withdraw), when its vault
+// references rotate.
 type Manager struct {
-	bySNI       map[string][]tls.Certificate
+	bySNI       map[string]*served
+	byID        map[string]*served
 	defaults    []tls.Certificate
 	hook        CertificateHook
 	unsupported []string
@@ -104,29 +108,31 @@ type Manager struct {
 // "certificate <id>: ..." or "sni <name>: ...".
 func New(opts Options) (*Manager, error) {
 	m := &Manager{
-		bySNI:   make(map[string][]tls.Certificate, len(opts.SNIs)),
+		bySNI:   make(map[string]*served, len(opts.SNIs)),
+		byID:    make(map[string]*served, len(opts.Certs)),
 		hook:    opts.Hook,
 		timeout: opts.SessionTimeout,
 		now:     time.Now,
 	}
-	byID := make(map[string][]tls.Certificate, len(opts.Certs))
 	for _, c := range opts.Certs {
 		pairs, err := parseCert(c)
 		if err != nil {
 			return nil, err
 		}
-		byID[c.ID] = pairs
+		sv := &served{}
+		sv.state.Store(&servedState{pairs: pairs})
+		m.byID[c.ID] = sv
 	}
 	for _, s := range opts.SNIs {
 		name := strings.ToLower(s.Name)
-		pairs, ok := byID[s.CertID]
+		sv, ok := m.byID[s.CertID]
 		if !ok {
 			return nil, fmt.Errorf("sni %s: certificate %s not found", s.Name, s.CertID)
 		}
 		if _, dup := m.bySNI[name]; dup {
 			return nil, fmt.Errorf("sni %s: duplicate name", s.Name)
 		}
-		m.bySNI[name] = pairs
+		m.bySNI[name] = sv
 	}
 	for _, c := range opts.Default {
 		pairs, err := parseCert(c)
@@ -251,7 +257,45 @@ func (m *Manager) Certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 			return cert, err
 		}
 	}
-	return choose(hello, m.lookup(hello.ServerName)), nil
+	pairs, err := m.lookup(hello.ServerName)
+	if err != nil {
+		return nil, err
+	}
+	return choose(hello, pairs), nil
+}
+
+// served is what a certificate entity serves; its SNIs share it.
+type served struct{ state atomic.Pointer[servedState] }
+
+// servedState is either pairs, or the error a handshake fails with
+// after Withdraw.
+type servedState struct {
+	pairs []tls.Certificate
+	err   error
+}
+
+// Replace makes the entity c.ID serve c's pairs from the next handshake
+// on; handshakes done keep theirs. It fails, changing nothing, when the
+// pairs do not parse or no entity has that ID.
+func (m *Manager) Replace(c Cert) error {
+	sv, ok := m.byID[c.ID]
+	if !ok {
+		return fmt.Errorf("certificate %s not found", c.ID)
+	}
+	pairs, err := parseCert(c)
+	if err != nil {
+		return err
+	}
+	sv.state.Store(&servedState{pairs: pairs})
+	return nil
+}
+
+// Withdraw makes handshakes that select the entity id fail with err, as
+// Kong fails them when a certificate's secret is gone, until Replace.
+func (m *Manager) Withdraw(id string, err error) {
+	if sv, ok := m.byID[id]; ok {
+		sv.state.Store(&servedState{err: err})
+	}
 }
 
 // lookup returns the pairs for a server name: exact, left wildcard, right
@@ -261,9 +305,9 @@ func (m *Manager) Certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 // and the defaults, as in Kong, where the failed lookup of the invalid
 // name is logged and the loop goes on.
 // Same order as kong/runloop/certificate.lua find_certificate.
-func (m *Manager) lookup(serverName string) []tls.Certificate {
+func (m *Manager) lookup(serverName string) ([]tls.Certificate, error) {
 	if serverName == "" {
-		return m.defaults
+		return m.defaults, nil
 	}
 	sni := strings.ToLower(serverName)
 	prefix, suffix := wildSNIs(sni)
@@ -271,11 +315,12 @@ func (m *Manager) lookup(serverName string) []tls.Certificate {
 		if name == "" {
 			continue
 		}
-		if pairs, ok := m.bySNI[name]; ok {
-			return pairs
+		if sv, ok := m.bySNI[name]; ok {
+			st := sv.state.Load()
+			return st.pairs, st.err
 		}
 	}
-	return m.defaults
+	return m.defaults, nil
 }
 
 // wildSNIs returns the left and right wildcard forms of sni, or "" where

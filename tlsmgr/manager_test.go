@@ -413,3 +413,50 @@ func TestSessionTickets(t *testing.T) {
 		}
 	})
 }
+
+// TestReplaceAndWithdraw: a certificate entity rotated in place serves
+// its new pair to the next handshake, under every SNI that names it;
+// withdrawn, its handshakes fail with the reason, and other entities and
+// the default are untouched.
+func TestReplaceAndWithdraw(t *testing.T) {
+	opts := kongSNIs(t, false)
+	m, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m.ServerConfig())
+	if got := servedCN(t, addr, "exact.test", nil); got != "sni exact.test" {
+		t.Fatalf("before: served %q", got)
+	}
+	rotated := selfSigned(t, "cert-f", "rotated", "rsa")
+	if err := m.Replace(rotated); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedCN(t, addr, "exact.test", nil); got != "rotated" {
+		t.Errorf("after Replace: served %q; want the rotated pair", got)
+	}
+	if got := servedCN(t, addr, "wildcard.org", nil); got != "sni wildcard.org" {
+		t.Errorf("another entity serves %q", got)
+	}
+	bad := rotated
+	bad.KeyPEM = selfSigned(t, "x", "other", "ecdsa").KeyPEM
+	if err := m.Replace(bad); err == nil {
+		t.Error("Replace with a key that does not match: no error")
+	}
+	if err := m.Replace(selfSigned(t, "nope", "n", "ecdsa")); err == nil || !strings.Contains(err.Error(), "certificate nope not found") {
+		t.Errorf("Replace of an unknown entity: %v", err)
+	}
+	if got := servedCN(t, addr, "exact.test", nil); got != "rotated" {
+		t.Errorf("a failed Replace changed what is served: %q", got)
+	}
+	m.Withdraw("cert-f", errors.New("secret gone"))
+	if _, err := m.Certificate(&tls.ClientHelloInfo{ServerName: "exact.test"}); err == nil || err.Error() != "secret gone" {
+		t.Errorf("withdrawn: Certificate error = %v", err)
+	}
+	if _, err := handshake(t, addr, &tls.Config{ServerName: "exact.test", InsecureSkipVerify: true}); err == nil {
+		t.Error("withdrawn: handshake succeeded")
+	}
+	if got := servedCN(t, addr, "", nil); got != "default" {
+		t.Errorf("no SNI after Withdraw: served %q", got)
+	}
+}

@@ -28,6 +28,14 @@ const MaxFileBytes = 1 << 20
 // 1000 secrets.
 const cacheSize = 1000
 
+// DefaultRotationInterval is how often the references a configuration
+// uses are read again, as Kong's rotation timer (60 s).
+const DefaultRotationInterval = 60 * time.Second
+
+// MinRotationInterval bounds vault_rotation_interval from below, so the
+// rotator cannot spin.
+const MinRotationInterval = 100 * time.Millisecond
+
 // Settings are kong.conf's vault properties.
 type Settings struct {
 	// Enabled is the vaults property as written: names, "bundled" for
@@ -38,6 +46,21 @@ type Settings struct {
 	Properties map[string]string
 	// LookupEnv reads the environment; nil is os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+}
+
+// RotationInterval is vault_rotation_interval (as Kong, which reads it
+// from KONG_VAULT_ROTATION_INTERVAL), DefaultRotationInterval when unset.
+func (s Settings) RotationInterval() (time.Duration, error) {
+	v, ok := s.Properties["vault_rotation_interval"]
+	if !ok || strings.TrimSpace(v) == "" {
+		return DefaultRotationInterval, nil
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	d := time.Duration(secs * float64(time.Second))
+	if err != nil || d < MinRotationInterval || d > 24*time.Hour {
+		return 0, &PropertyError{Property: "vault_rotation_interval", Msg: "expected a number of seconds from 0.1 to 86400"}
+	}
+	return d, nil
 }
 
 // Entity is a vaults entity of kong.yml: a prefix that references use in
@@ -91,6 +114,9 @@ func parseConfig(name string, base config, each func(func(string, any) bool)) (c
 	var bad string
 	var err error
 	each(func(k string, v any) bool {
+		if v == nil {
+			return true // unset, as Kong stores a field without a value
+		}
 		if !slices.Contains(fields[name], k) {
 			bad, err = k, errors.New("unknown field")
 			return false
@@ -196,6 +222,9 @@ func New(s Settings, entities []Entity) (*Resolver, error) {
 		}
 		r.base[name] = c
 	}
+	if _, err := s.RotationInterval(); err != nil {
+		return nil, err
+	}
 	r.fileDir = s.Properties["vault_file_base_dir"]
 	for _, e := range entities {
 		r.entities[e.Prefix] = e
@@ -213,17 +242,25 @@ func (r *Resolver) Dereference(value string) (string, error) {
 
 // Get resolves a reference, from the cache while its ttl lasts.
 func (r *Resolver) Get(ref string) (string, error) {
+	value, _, err := r.Lookup(ref)
+	return value, err
+}
+
+// Lookup is Get that also reports a failed read hidden by resurrect_ttl:
+// stale is the read's error while value is the previous one, served
+// until resurrect_ttl runs out. The rotator uses it to log the failure.
+func (r *Resolver) Lookup(ref string) (value string, stale, err error) {
 	now := r.now()
 	r.mu.Lock()
 	cached, ok := r.cache.Get(ref)
 	r.mu.Unlock()
 	if ok && (cached.expires.IsZero() || now.Before(cached.expires)) {
-		return cached.value, cached.err
+		return cached.value, nil, cached.err
 	}
 	value, cfg, err := r.fetch(ref)
 	if err != nil {
 		if ok && cached.err == nil && now.Before(cached.resurrect) {
-			return cached.value, nil
+			return cached.value, err, nil
 		}
 		if cfg.negTTL > 0 {
 			r.store(ref, &entry{err: err, expires: now.Add(cfg.negTTL)})
@@ -232,7 +269,7 @@ func (r *Resolver) Get(ref string) (string, error) {
 			r.cache.Remove(ref)
 			r.mu.Unlock()
 		}
-		return "", err
+		return "", nil, err
 	}
 	e := &entry{value: value}
 	if cfg.ttl > 0 {
@@ -240,7 +277,7 @@ func (r *Resolver) Get(ref string) (string, error) {
 		e.resurrect = e.expires.Add(cfg.resurrectTTL)
 	}
 	r.store(ref, e)
-	return value, nil
+	return value, nil, nil
 }
 
 func (r *Resolver) store(ref string, e *entry) {

@@ -87,6 +87,7 @@ func TestBadSettings(t *testing.T) {
 		{"file", map[string]any{"base_dir": "/"}, "config.base_dir", "unknown field"},
 		{"env", map[string]any{"ttl": -1.0}, "config.ttl", "expected a number of seconds, 0 or greater"},
 		{"env", map[string]any{"prefix": "A_", "ttl": 60.0}, "", ""},
+		{"env", map[string]any{"prefix": nil, "ttl": nil, "neg_ttl": nil, "resurrect_ttl": nil}, "", ""}, // as Kong stores it
 	} {
 		if f, msg := CheckConfig(tt.name, tt.cfg); f != tt.field || msg != tt.wantMsgs {
 			t.Errorf("CheckConfig(%s, %v) = %q, %q; want %q, %q", tt.name, tt.cfg, f, msg, tt.field, tt.wantMsgs)
@@ -137,4 +138,58 @@ func TestRotation(t *testing.T) {
 	r.Flush()
 	vars["S"] = "v4"
 	get("v4")
+}
+
+// TestLookupReportsStale: while resurrect_ttl hides a failed read, Lookup
+// returns the old value and the read's error, which names the reference.
+func TestLookupReportsStale(t *testing.T) {
+	vars := map[string]string{"S": "v1"}
+	r, err := New(Settings{Properties: map[string]string{"vault_env_ttl": "1", "vault_env_resurrect_ttl": "5"}, LookupEnv: envOf(vars)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	r.now = func() time.Time { return now }
+	if v, stale, err := r.Lookup("{vault://env/s}"); v != "v1" || stale != nil || err != nil {
+		t.Fatalf("first read: %q, %v, %v", v, stale, err)
+	}
+	delete(vars, "S")
+	now = now.Add(2 * time.Second)
+	v, stale, err := r.Lookup("{vault://env/s}")
+	if v != "v1" || err != nil || stale == nil || !strings.Contains(stale.Error(), "[{vault://env/s}]") {
+		t.Errorf("within resurrect_ttl: %q, stale %v, err %v; want v1 and the read's error", v, stale, err)
+	}
+	now = now.Add(5 * time.Second)
+	if v, stale, err := r.Lookup("{vault://env/s}"); v != "" || stale != nil || err == nil {
+		t.Errorf("past resurrect_ttl: %q, %v, %v; want an error", v, stale, err)
+	}
+}
+
+func TestRotationInterval(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  time.Duration
+		err   bool
+	}{
+		{"", DefaultRotationInterval, false},
+		{"1", time.Second, false},
+		{"0.25", 250 * time.Millisecond, false},
+		{"0", 0, true},
+		{"0.01", 0, true},
+		{"soon", 0, true},
+		{"100000", 0, true},
+	} {
+		props := map[string]string{}
+		if tt.value != "" {
+			props["vault_rotation_interval"] = tt.value
+		}
+		got, err := Settings{Properties: props}.RotationInterval()
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("vault_rotation_interval = %q: %v, %v", tt.value, got, err)
+		}
+		if _, err := New(Settings{Properties: props}, nil); (err != nil) != tt.err ||
+			err != nil && !strings.HasPrefix(err.Error(), "vault_rotation_interval: ") {
+			t.Errorf("New with vault_rotation_interval = %q: %v", tt.value, err)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
@@ -42,6 +43,7 @@ var kinds = []kind{
 	{name: "ca_certificates"},
 	{name: "plugins", key: "instance_name", refs: []ref{{"route", "routes"}, {"service", "services"}, {"consumer", "consumers"}}},
 	{name: "consumers", key: "username"},
+	{name: "vaults", key: "prefix"},
 }
 
 func kindNamed(name string) (kind, bool) {
@@ -104,6 +106,8 @@ func entitiesOf(cfg *declarative.Config, kind string) []any {
 		return anys(cfg.Plugins)
 	case "consumers":
 		return anys(cfg.Consumers)
+	case "vaults":
+		return anys(cfg.Vaults)
 	}
 	return nil
 }
@@ -144,6 +148,9 @@ func newIndex(cfg *declarative.Config) *index {
 			}
 		}
 	}
+	for _, v := range ix.list["vaults"] {
+		maskSecrets(v.body)
+	}
 	// A certificate shows its SNIs' names and can be found by them.
 	for _, c := range ix.list["certificates"] {
 		c.body["snis"] = []string{}
@@ -155,6 +162,18 @@ func newIndex(cfg *declarative.Config) *index {
 		}
 	}
 	return ix
+}
+
+// maskSecrets hides the secret settings of a vault's config as GET /
+// hides kong.conf's: the names conf.Sensitive knows, and the credentials
+// of Kong's cloud vaults it does not (hcv's token, approle_secret_id).
+func maskSecrets(v map[string]any) {
+	cfg, _ := v["config"].(map[string]any)
+	for k := range cfg {
+		if conf.Sensitive(k) || k == "token" || strings.HasSuffix(k, "_secret_id") {
+			cfg[k] = conf.SensitivePlaceholder
+		}
+	}
 }
 
 // show turns an entity's foreign keys into {"id": ...}, as Kong shows

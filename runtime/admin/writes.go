@@ -116,6 +116,9 @@ func (a *api) answerWrite(w http.ResponseWriter, r *http.Request, k kind, cfg *d
 		if k.name == "certificates" {
 			e["snis"] = sniNames(cfg, id)
 		}
+		if k.name == "vaults" {
+			maskSecrets(e)
+		}
 		status := http.StatusOK
 		if r.Method == http.MethodPost {
 			status = http.StatusCreated

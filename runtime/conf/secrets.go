@@ -101,7 +101,7 @@ func (t *typer) vaults() vault.Settings {
 			t.fail("vaults", "vault '%s' is not installed (bundled vaults: %s)", n, strings.Join(vault.Bundled, ", "))
 		}
 	}
-	t.accept("vault_env_prefix", "vault_file_base_dir")
+	t.accept("vault_env_prefix", "vault_file_base_dir", "vault_rotation_interval")
 	s := vaultSettings(t.values, t.dir, t.env)
 	for k := range s.Properties {
 		t.read[k] = true

@@ -144,6 +144,8 @@ func (cfg *Config) Entity(typ, id string) map[string]any {
 		return entityJSON(cfg.Plugins, id, func(e *Plugin) string { return e.ID })
 	case "consumers":
 		return entityJSON(cfg.Consumers, id, func(e *Consumer) string { return e.ID })
+	case "vaults":
+		return entityJSON(cfg.Vaults, id, func(e *Vault) string { return e.ID })
 	}
 	return nil
 }
@@ -183,6 +185,8 @@ func (cfg *Config) Entities(typ string) []map[string]any {
 		list = cfg.Plugins
 	case "consumers":
 		list = cfg.Consumers
+	case "vaults":
+		list = cfg.Vaults
 	}
 	data, _ := json.Marshal(list)
 	var items []map[string]any

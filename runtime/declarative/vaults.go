@@ -98,28 +98,56 @@ func resolveSecrets(cfg *Config, opts Options) error {
 	return nil
 }
 
-// resolve fills PEM from the certificate's fields, references resolved,
-// and checks the resolved PEM as the schema checks a literal one.
+// resolve fills PEM from the certificate's fields, references resolved.
 func (c *Certificate) resolve(r *vault.Resolver) error {
+	pem, err := c.ResolvePEM(r.Get)
+	if err != nil {
+		return err
+	}
+	c.PEM = pem
+	return nil
+}
+
+// HasReferences reports whether cert, key, cert_alt or key_alt is a vault
+// reference.
+func (c *Certificate) HasReferences() bool {
+	refs := []string{c.Cert, c.Key}
+	for _, alt := range []*string{c.CertAlt, c.KeyAlt} {
+		if alt != nil {
+			refs = append(refs, *alt)
+		}
+	}
+	return anyReference(refs...)
+}
+
+// ResolvePEM returns the certificate's PEM with its references resolved
+// by get, checked as the schema checks literal PEM; the certificate is
+// not changed. The vault rotator calls it again when secrets may have
+// changed.
+func (c *Certificate) ResolvePEM(get func(ref string) (string, error)) (CertificatePEM, error) {
+	var out CertificatePEM
 	fields := []struct {
 		name string
 		in   *string
 		out  *string
-	}{{"cert", &c.Cert, &c.PEM.Cert}, {"key", &c.Key, &c.PEM.Key}, {"cert_alt", c.CertAlt, &c.PEM.CertAlt}, {"key_alt", c.KeyAlt, &c.PEM.KeyAlt}}
+	}{{"cert", &c.Cert, &out.Cert}, {"key", &c.Key, &out.Key}, {"cert_alt", c.CertAlt, &out.CertAlt}, {"key_alt", c.KeyAlt, &out.KeyAlt}}
 	refs := false
 	for _, f := range fields {
 		if f.in == nil {
 			continue
 		}
-		v, err := r.Dereference(*f.in)
-		if err != nil {
-			return fmt.Errorf("failed to dereference '%s': %v for field '%s'", *f.in, err, f.name)
+		v := *f.in
+		if vault.IsReference(v) {
+			var err error
+			if v, err = get(v); err != nil {
+				return out, fmt.Errorf("failed to dereference '%s': %v for field '%s'", *f.in, err, f.name)
+			}
+			refs = true
 		}
-		refs = refs || v != *f.in
 		*f.out = v
 	}
 	if !refs {
-		return nil
+		return out, nil
 	}
 	for _, f := range fields {
 		if f.in == nil || !vault.IsReference(*f.in) {
@@ -130,16 +158,36 @@ func (c *Certificate) resolve(r *vault.Resolver) error {
 			check = keyValidator
 		}
 		if msg := check(*f.out); msg != "" {
-			return fmt.Errorf("field '%s' (%s): %s", f.name, *f.in, msg)
+			return out, fmt.Errorf("field '%s' (%s): %s", f.name, *f.in, msg)
 		}
 	}
-	if !matches(c.PEM.Cert, c.PEM.Key) {
-		return fmt.Errorf("certificate does not match key")
+	if !matches(out.Cert, out.Key) {
+		return out, fmt.Errorf("certificate does not match key")
 	}
-	if c.CertAlt != nil && c.KeyAlt != nil && !matches(c.PEM.CertAlt, c.PEM.KeyAlt) {
-		return fmt.Errorf("alternative certificate does not match key")
+	if c.CertAlt != nil && c.KeyAlt != nil && !matches(out.CertAlt, out.KeyAlt) {
+		return out, fmt.Errorf("alternative certificate does not match key")
 	}
-	return nil
+	return out, nil
+}
+
+// HasReferences reports whether the plugin's config holds a vault
+// reference anywhere; only the referenceable fields are resolved.
+func (p *Plugin) HasReferences() bool { return holdsReference(p.Config) }
+
+func holdsReference(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return vault.IsReference(v)
+	case map[string]any:
+		for _, e := range v {
+			if holdsReference(e) {
+				return true
+			}
+		}
+	case []any:
+		return slices.ContainsFunc(v, holdsReference)
+	}
+	return false
 }
 
 // anyReference reports whether one of values is a vault reference.

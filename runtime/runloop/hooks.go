@@ -29,6 +29,12 @@ type routeRuns struct {
 // apply to each route and to sessions no route matched (the plugins
 // iterator).
 func (ps *Plugins) Bind(d *declarative.Config) {
+	ps.handlerConfs = make(map[string]*handlerConf, len(d.Plugins))
+	for _, p := range d.Plugins {
+		if p.ID != "" {
+			ps.handlerConfs[p.ID] = newHandlerConf(p.HandlerConfig())
+		}
+	}
 	global := ps.collect(d.Plugins, "", "")
 	ps.globalLog = ps.implementing(global, pdk.PhaseLog)
 	ps.certificate = ps.implementing(global, pdk.PhaseCertificate)

@@ -16,6 +16,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
@@ -59,6 +60,9 @@ type Plugins struct {
 	// set by Bind.
 	routes    map[string]routeRuns
 	globalLog []pluginRun
+	// handlerConfs are the configs handlers see, by plugin id; set by
+	// Bind, replaced one by one by SetHandlerConfig.
+	handlerConfs map[string]*handlerConf
 	// certificate are the certificate handlers, of global plugins only.
 	certificate []pluginRun
 	// consumers are the configuration's, for kong.client.load_consumer;
@@ -426,7 +430,38 @@ func (ps *Plugins) AllowedProtocols(name string) []string {
 type pluginRun struct {
 	name string
 	id   string
-	conf map[string]any
+	conf *handlerConf
+}
+
+// handlerConf is the config a plugin instance's handlers see. Its
+// version counts replacements: 0 is the config the generation loaded.
+type handlerConf struct{ cur atomic.Pointer[confVersion] }
+
+type confVersion struct {
+	conf    map[string]any
+	version float64
+}
+
+func newHandlerConf(conf map[string]any) *handlerConf {
+	h := &handlerConf{}
+	h.cur.Store(&confVersion{conf: conf})
+	return h
+}
+
+// SetHandlerConfig replaces the config the handlers of plugin id see,
+// from their next call on: the vault rotator calls it when a secret of a
+// referenceable field has changed. An unknown id is ignored.
+func (ps *Plugins) SetHandlerConfig(id string, conf map[string]any) {
+	h, ok := ps.handlerConfs[id]
+	if !ok {
+		return
+	}
+	for {
+		old := h.cur.Load()
+		if h.cur.CompareAndSwap(old, &confVersion{conf: conf, version: old.version + 1}) {
+			return
+		}
+	}
 }
 
 // collect returns the plugin instances that apply to connections of a
@@ -462,7 +497,11 @@ func (ps *Plugins) collect(plugins []*declarative.Plugin, route, service string)
 	}
 	runs := make([]pluginRun, 0, len(best))
 	for name, p := range best {
-		runs = append(runs, pluginRun{name: name, id: p.ID, conf: p.HandlerConfig()})
+		h := ps.handlerConfs[p.ID]
+		if h == nil || p.ID == "" {
+			h = newHandlerConf(p.HandlerConfig())
+		}
+		runs = append(runs, pluginRun{name: name, id: p.ID, conf: h})
 	}
 	slices.SortFunc(runs, func(a, b pluginRun) int {
 		if pa, pb := ps.priority[a.name], ps.priority[b.name]; pa != pb {
@@ -526,16 +565,23 @@ func (ps *Plugins) runTraced(ctx context.Context, vm *lua.VM, st *pdk.State, fn,
 	return err
 }
 
-// confsKey is the registry table of a VM's plugin configurations.
-const confsKey = "gong.plugin_confs"
+// confsKey is the registry table of a VM's plugin configurations, and
+// confVersionsKey the version of handlerConf each was made from.
+const (
+	confsKey        = "gong.plugin_confs"
+	confVersionsKey = "gong.plugin_conf_versions"
+)
 
 // confTable is the conf table a plugin instance's handlers get on vm:
 // made once per VM, so every call sees the same table, as Kong passes
 // its plugins iterator's table on every request (pre-function caches its
-// compiled code by it; kong.tools.queue writes to it).
+// compiled code by it; kong.tools.queue writes to it). When the config
+// was replaced (SetHandlerConfig), the table's fields are updated in
+// place, as Kong's kong.vault.update does.
 func confTable(vm *lua.VM, r pluginRun) glua.LValue {
+	cur := r.conf.cur.Load()
 	if r.id == "" {
-		return pdk.ToLua(vm.L, r.conf)
+		return pdk.ToLua(vm.L, cur.conf)
 	}
 	reg := vm.L.Get(glua.RegistryIndex).(*glua.LTable)
 	confs, ok := reg.RawGetString(confsKey).(*glua.LTable)
@@ -545,10 +591,35 @@ func confTable(vm *lua.VM, r pluginRun) glua.LValue {
 	}
 	c := confs.RawGetString(r.id)
 	if c == glua.LNil {
-		c = pdk.ToLua(vm.L, r.conf)
+		c = pdk.ToLua(vm.L, cur.conf)
 		confs.RawSetString(r.id, c)
+		if cur.version != 0 {
+			confVersions(vm, reg).RawSetString(r.id, glua.LNumber(cur.version))
+		}
+		return c
+	}
+	if cur.version == 0 {
+		return c
+	}
+	versions := confVersions(vm, reg)
+	if versions.RawGetString(r.id) != glua.LNumber(cur.version) {
+		if t, ok := c.(*glua.LTable); ok {
+			if fresh, ok := pdk.ToLua(vm.L, cur.conf).(*glua.LTable); ok {
+				fresh.ForEach(func(k, v glua.LValue) { t.RawSet(k, v) })
+			}
+		}
+		versions.RawSetString(r.id, glua.LNumber(cur.version))
 	}
 	return c
+}
+
+func confVersions(vm *lua.VM, reg *glua.LTable) *glua.LTable {
+	versions, ok := reg.RawGetString(confVersionsKey).(*glua.LTable)
+	if !ok {
+		versions = vm.L.NewTable()
+		reg.RawSetString(confVersionsKey, versions)
+	}
+	return versions
 }
 
 // handlersKey is the registry table of a VM's plugin handlers.

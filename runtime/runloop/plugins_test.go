@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	glua "github.com/yuin/gopher-lua"
+
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -45,7 +47,7 @@ func TestCollectScopingAndOrder(t *testing.T) {
 	for _, tt := range tests {
 		var got []string
 		for _, r := range ps.collect(plugins, tt.route, tt.service) {
-			got = append(got, r.conf["scope"].(string))
+			got = append(got, r.conf.cur.Load().conf["scope"].(string))
 		}
 		// b (20) first; a and c (10) by name descending: c before a.
 		if strings.Join(got, " ") != tt.want {
@@ -66,14 +68,49 @@ func TestConfTableKeptPerVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	r1 := pluginRun{name: "p", id: "id-1", conf: map[string]any{"k": "v"}}
-	r2 := pluginRun{name: "p", id: "id-2", conf: map[string]any{"k": "v"}}
+	r1 := pluginRun{name: "p", id: "id-1", conf: newHandlerConf(map[string]any{"k": "v"})}
+	r2 := pluginRun{name: "p", id: "id-2", conf: newHandlerConf(map[string]any{"k": "v"})}
 	first := confTable(vm, r1)
 	if confTable(vm, r1) != first {
 		t.Error("a second call made a new conf table")
 	}
 	if confTable(vm, r2) == first {
 		t.Error("two instances share a conf table")
+	}
+}
+
+// TestConfTableRefreshedInPlace: a replaced config (a rotated secret)
+// reaches the same conf table, whose other fields, including those a
+// handler wrote, are kept.
+func TestConfTableRefreshedInPlace(t *testing.T) {
+	b, err := lua.NewBundle(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := lua.NewVM(b, lua.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	ps := &Plugins{handlerConfs: map[string]*handlerConf{"id-1": newHandlerConf(map[string]any{"token": "old", "n": 1.0})}}
+	r := pluginRun{name: "p", id: "id-1", conf: ps.handlerConfs["id-1"]}
+	first := confTable(vm, r).(*glua.LTable)
+	first.RawSetString("cached", glua.LString("by the handler"))
+	ps.SetHandlerConfig("id-1", map[string]any{"token": "new", "n": 1.0})
+	ps.SetHandlerConfig("unknown", map[string]any{"token": "x"})
+	got := confTable(vm, r).(*glua.LTable)
+	if got != first {
+		t.Fatal("a replaced config made a new conf table")
+	}
+	if v := got.RawGetString("token").String(); v != "new" {
+		t.Errorf("token = %q after SetHandlerConfig; want new", v)
+	}
+	if v := got.RawGetString("cached").String(); v != "by the handler" {
+		t.Errorf("a field the handler set was lost: %q", v)
+	}
+	got.RawSetString("token", glua.LString("written by the handler"))
+	if v := confTable(vm, r).(*glua.LTable).RawGetString("token").String(); v != "written by the handler" {
+		t.Errorf("the table was refreshed again without a new config: token = %q", v)
 	}
 }
 

@@ -42,6 +42,9 @@ type Config struct {
 	access   *AccessLog      // nil when proxy_stream_access_log is off
 	tls      *tlsmgr.Manager // nil without ssl listeners
 	resolver *balancer.Resolver
+	// clientCerts are the certificate entities services present to
+	// their upstreams (ReplaceClientCertificate).
+	clientCerts clientCerts
 
 	sessions atomic.Int64
 	retired  atomic.Bool
@@ -151,7 +154,8 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 		return nil, err
 	}
 	cfg.Upstreams = map[string]*UpstreamPeers{}
-	services, err := buildServices(c, d, cfg.resolver, opts.Checkers, cfg.Upstreams, opts.Log)
+	cfg.clientCerts = clientCerts{}
+	services, err := buildServices(c, d, cfg.resolver, opts.Checkers, cfg.Upstreams, cfg.clientCerts, opts.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +194,11 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 	}
 	return cfg, nil
 }
+
+// Certificates are the certificates the Config's ssl listeners serve by
+// SNI, nil without ssl listeners; the vault rotator replaces entities
+// whose secrets changed.
+func (c *Config) Certificates() *tlsmgr.Manager { return c.tls }
 
 // Hold counts a new user of the Config (a session, an Admin API
 // validation), which must call Done; false when it has been retired

@@ -242,7 +242,7 @@ func (f *affinity) set(client, peer netip.AddrPort) {
 // http protocol gets nil, so its routes serve without a service, as in Kong.
 // The services of one upstream share its peers. Every upstream gets peers,
 // added to ups by name, for kong.service.set_upstream too.
-func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *CheckerSet, ups map[string]*UpstreamPeers, log *slog.Logger) (map[string]*Service, error) {
+func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver, checkers *CheckerSet, ups map[string]*UpstreamPeers, certs clientCerts, log *slog.Logger) (map[string]*Service, error) {
 	upstreams := map[string]*declarative.Upstream{}
 	for _, u := range d.Upstreams {
 		upstreams[u.Name] = u
@@ -291,7 +291,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 		// has it); tls and tls_passthrough services both speak TLS.
 		if s.Protocol == "tls" || s.Protocol == "tls_passthrough" {
 			var err error
-			if svc.tls, err = newUpstreamTLS(c, d, s, u); err != nil {
+			if svc.tls, err = newUpstreamTLS(c, d, s, u, certs); err != nil {
 				return nil, err
 			}
 		}

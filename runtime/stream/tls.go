@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -113,10 +114,14 @@ func checkNotExpired(id, certPEM string) error {
 // upstreamTLS is a tls service's settings towards its upstream (Kong's
 // kong/runloop/upstream_ssl.lua), resolved once per generation.
 type upstreamTLS struct {
-	verify     bool
-	depth      int
-	roots      *x509.CertPool
+	verify bool
+	depth  int
+	roots  *x509.CertPool
+	// clientCert is client_ssl's pair or a session's override
+	// (kong.service.set_tls_client_cert); else entityCert, the service's
+	// or upstream's client_certificate, which vault rotation may replace.
 	clientCert *tls.Certificate
+	entityCert *atomic.Pointer[tls.Certificate]
 	hostHeader string // the upstream's host_header, a candidate SNI
 }
 
@@ -125,7 +130,7 @@ type upstreamTLS struct {
 // nginx_sproxy_proxy_ssl_verify (off), tls_verify_depth to its depth (1),
 // ca_certificates to nginx_sproxy_proxy_ssl_trusted_certificate, and the
 // client certificate from the service to its upstream to client_ssl.
-func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Service, u *declarative.Upstream) (*upstreamTLS, error) {
+func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Service, u *declarative.Upstream, certs clientCerts) (*upstreamTLS, error) {
 	ut := &upstreamTLS{depth: c.Stream.ProxySSLVerifyDepth}
 	if c.Stream.ProxySSLVerify != nil {
 		ut.verify = *c.Stream.ProxySSLVerify
@@ -170,11 +175,15 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		if i < 0 {
 			return nil, fmt.Errorf("service %s: client certificate '%s' does not exist", nameOr(s.Name, s.ID), *certID)
 		}
-		cert, err := tls.X509KeyPair([]byte(d.Certificates[i].PEM.Cert), []byte(d.Certificates[i].PEM.Key))
-		if err != nil {
-			return nil, fmt.Errorf("certificate %s: %w", *certID, err)
+		if ut.entityCert = certs[*certID]; ut.entityCert == nil {
+			cert, err := tls.X509KeyPair([]byte(d.Certificates[i].PEM.Cert), []byte(d.Certificates[i].PEM.Key))
+			if err != nil {
+				return nil, fmt.Errorf("certificate %s: %w", *certID, err)
+			}
+			ut.entityCert = &atomic.Pointer[tls.Certificate]{}
+			ut.entityCert.Store(&cert)
+			certs[*certID] = ut.entityCert
 		}
-		ut.clientCert = &cert
 	case c.ClientSSL.Cert != nil:
 		cert, err := tls.X509KeyPair(c.ClientSSL.Cert.CertPEM, c.ClientSSL.Cert.KeyPEM)
 		if err != nil {
@@ -183,6 +192,35 @@ func newUpstreamTLS(c *conf.Config, d *declarative.Config, s *declarative.Servic
 		ut.clientCert = &cert
 	}
 	return ut, nil
+}
+
+// presented is the client certificate the upstream gets when it asks.
+func (ut *upstreamTLS) presented() *tls.Certificate {
+	if ut.clientCert == nil && ut.entityCert != nil {
+		return ut.entityCert.Load()
+	}
+	return ut.clientCert
+}
+
+// clientCerts are the certificate entities services present to their
+// upstreams, by id, each shared by the services that name it.
+type clientCerts map[string]*atomic.Pointer[tls.Certificate]
+
+// ReplaceClientCertificate makes the services and upstreams whose
+// client_certificate is entity id present the pair certPEM, keyPEM from
+// their next upstream handshake; the vault rotator calls it. It reports
+// whether any does; a pair that does not parse changes nothing.
+func (c *Config) ReplaceClientCertificate(id string, certPEM, keyPEM []byte) (bool, error) {
+	p, ok := c.clientCerts[id]
+	if !ok {
+		return false, nil
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return true, fmt.Errorf("certificate %s: %w", id, err)
+	}
+	p.Store(&cert)
+	return true, nil
 }
 
 // caPool is the trust store made of the ca_certificates entities ids name.
@@ -232,7 +270,7 @@ func TrustedPool(entries []string) (*x509.CertPool, error) {
 func (s *Session) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstreamTLS, host string) (net.Conn, error) {
 	sni := tlsmgr.UpstreamSNI(s.route.Decl.PreserveHost, s.rec.SNI, ut.hostHeader, host)
 	tc := tls.Client(c, tlsmgr.UpstreamConfig(tlsmgr.UpstreamOptions{
-		ServerName: sni, Host: host, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.clientCert,
+		ServerName: sni, Host: host, Verify: ut.verify, VerifyDepth: ut.depth, RootCAs: ut.roots, ClientCert: ut.presented(),
 	}))
 	var sp trace.Span
 	if s.trace != nil {

@@ -10,10 +10,11 @@
 // Import), and polls cluster_events as Kong's nodes do (Watch).
 //
 // gong reads the default workspace's services, routes, upstreams,
-// targets, certificates, snis, ca_certificates, plugins and consumers.
-// Rows of other workspaces, other tables (credentials, keys, vaults,
-// clustering) and plugins gong has not enabled are never read into a
-// generation, rewritten or deleted.
+// targets, certificates, snis, ca_certificates, plugins, consumers and
+// vaults (Kong's sm_vaults table). Rows of other workspaces, other tables
+// (credentials, keys, clustering), plugins gong has not enabled and
+// vaults it does not have are never read into a generation, rewritten or
+// deleted.
 //
 // The schema is written for gong from the state Kong's core migrations
 // 000_base to 025_390_to_3100 leave (schema.sql); Bootstrap records those

@@ -1,10 +1,16 @@
 package postgres
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // table describes how one entity type is stored.
 type table struct {
-	name string // the table, and the entity type in kong.yml
+	name string // the entity type in kong.yml, and the table unless sqlName is set
+	// sqlName is the table when Kong names it otherwise (sm_vaults).
+	sqlName string
 	// foreign maps a foreign key field to its column (service ->
 	// service_id).
 	foreign map[string]string
@@ -24,6 +30,7 @@ type table struct {
 // tables are the entity types gong serves, parents before children, in
 // the order a declarative configuration lists them.
 var tables = []table{
+	{name: "vaults", sqlName: "sm_vaults", workspaced: true},
 	{name: "certificates", workspaced: true},
 	{name: "ca_certificates"},
 	{name: "services", foreign: map[string]string{"client_certificate": "client_certificate_id"}, workspaced: true,
@@ -38,6 +45,14 @@ var tables = []table{
 	{name: "consumers", workspaced: true},
 	{name: "plugins", foreign: map[string]string{"route": "route_id", "service": "service_id", "consumer": "consumer_id"},
 		workspaced: true, cacheKey: []string{"name", "route", "service", "consumer"}},
+}
+
+// sql is the table's name in SQL, quoted.
+func (t table) sql() string {
+	if t.sqlName != "" {
+		return pgx.Identifier{t.sqlName}.Sanitize()
+	}
+	return pgx.Identifier{t.name}.Sanitize()
 }
 
 // tableNamed returns the table of an entity type.

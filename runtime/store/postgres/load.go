@@ -11,13 +11,15 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gong-proxy/gong/runtime/declarative"
+	"github.com/gong-proxy/gong/vault"
 )
 
 // Document reads every entity gong serves into a declarative
 // configuration document (JSON, format 3.0, entities flat with foreign
 // keys by id), the text a kong.yml with the same entities would be.
-// Plugins whose name is not in plugins are left out (nil keeps all), so a
-// database shared with Kong's HTTP nodes loads. Reads go to the replica
+// Plugins whose name is not in plugins, and then vaults gong does not
+// have (Kong's cloud vaults), are left out (nil keeps all), so a database
+// shared with Kong's HTTP nodes loads. Reads go to the replica
 // when one is configured.
 func (s *Store) Document(ctx context.Context, plugins []string) ([]byte, error) {
 	release, err := s.acquire(ctx)
@@ -58,6 +60,14 @@ func readDocument(ctx context.Context, tx pgx.Tx, ws string, plugins []string) (
 				return !slices.Contains(plugins, name)
 			})
 		}
+		if t.name == "vaults" && plugins != nil {
+			// Kong's cloud vaults (aws, hcv, ...) are not gong's: their
+			// references fail to resolve, naming the reference.
+			rows = slices.DeleteFunc(rows, func(r map[string]any) bool {
+				name, _ := r["name"].(string)
+				return !slices.Contains(vault.Bundled, name)
+			})
+		}
 		if len(rows) > 0 {
 			doc[t.name] = rows
 		}
@@ -88,7 +98,7 @@ func defaultWorkspace(ctx context.Context, q rowQuerier) (string, error) {
 // readTable reads a table's rows as declarative entities, oldest first.
 func readTable(ctx context.Context, tx pgx.Tx, t table, ws string) ([]map[string]any, error) {
 	sql := "SELECT to_jsonb(e), extract(epoch FROM e.created_at)::float8, extract(epoch FROM e.updated_at)::float8 FROM " +
-		pgx.Identifier{t.name}.Sanitize() + " e"
+		t.sql() + " e"
 	var args []any
 	if t.workspaced {
 		sql += " WHERE e.ws_id = $1"

@@ -75,7 +75,7 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 	changed := map[string]bool{}
 	for _, ref := range doc.Removed {
 		t, _ := tableNamed(ref.Type)
-		batch.Queue("DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID)
+		batch.Queue("DELETE FROM "+t.sql()+" WHERE id = $1", ref.ID)
 		if perEntity {
 			s.queueEvents(batch, ws, t, ref.ID, nil)
 		}
@@ -201,7 +201,7 @@ func queueUpsert(batch *pgx.Batch, t table, row map[string]any) error {
 		cols = append(cols, pgx.Identifier{c}.Sanitize())
 	}
 	slices.Sort(cols)
-	name := pgx.Identifier{t.name}.Sanitize()
+	name := t.sql()
 	list := strings.Join(cols, ", ")
 	excluded := make([]string, len(cols))
 	for i, c := range cols {
@@ -235,7 +235,11 @@ func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row
 		if t.workspaced {
 			wsPart = ws
 		}
-		events = append(events, event{InvalidationsChannel, t.name + ":" + id + ":::::" + wsPart})
+		key := id
+		if prefix, ok := row["prefix"].(string); ok && t.name == "vaults" {
+			key = prefix // Kong's vaults cache key is the prefix
+		}
+		events = append(events, event{InvalidationsChannel, t.name + ":" + key + ":::::" + wsPart})
 	}
 	switch t.name {
 	case "services", "routes":
