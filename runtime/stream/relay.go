@@ -141,7 +141,9 @@ func (r *relay) pump(dir int) {
 				return
 			}
 		case err == io.EOF:
-			closeWrite(dst)
+			if !r.lastPlainEOF(dir, dst) {
+				closeWrite(dst)
+			}
 			r.end(dir, nil)
 			return
 		default:
@@ -219,6 +221,20 @@ func (r *relay) resume(dir int) {
 	} else {
 		go r.pumpToClient()
 	}
+}
+
+// lastPlainEOF reports that dir, at EOF, is the last direction to end and
+// writes to a plain TCP socket: the session closes that socket next, and
+// close(2) sends the FIN a shutdown(2) would (nothing is left unread), so
+// the half-close is skipped. A TLS destination still half-closes, since
+// its close_notify goes out there.
+func (r *relay) lastPlainEOF(dir int, dst net.Conn) bool {
+	if _, plain := dst.(*net.TCPConn); !plain {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state[1-dir] == finished
 }
 
 // end marks a direction finished. An error closes both sides so the other
