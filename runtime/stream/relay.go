@@ -91,8 +91,10 @@ func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters 
 	return r
 }
 
-// start writes first to the upstream, then relays; done runs once both
-// directions have ended.
+// start writes first to the upstream and starts the direction to the
+// client on a goroutine of its own; the caller then runs pumpToUpstream,
+// saving a goroutine per session. done runs once both directions have
+// ended.
 func (r *relay) start(first []byte) error {
 	if len(first) > 0 {
 		if _, err := r.up.Write(first); err != nil {
@@ -106,7 +108,6 @@ func (r *relay) start(first []byte) error {
 		r.timer = time.AfterFunc(r.idle, r.checkIdle)
 		r.mu.Unlock()
 	}
-	go r.pumpToUpstream()
 	go r.pumpToClient()
 	return nil
 }

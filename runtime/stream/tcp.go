@@ -154,9 +154,10 @@ func (s *Session) match(ci router.ConnInfo) bool {
 	return true
 }
 
-// proxy connects the routed session to its service and starts relaying
-// the client's stream to it, sending first the bytes already read. The
-// session ends when the relay does, or here on failure.
+// proxy connects the routed session to its service and relays the
+// client's stream to it, sending first the bytes already read; this
+// goroutine carries the direction to the upstream. The session ends when
+// the relay does, or here on failure.
 func (s *Session) proxy() {
 	up := s.connect()
 	if up == nil {
@@ -169,7 +170,9 @@ func (s *Session) proxy() {
 	if err := r.start(s.unread()); err != nil {
 		s.Log(errlog.LevelError, "send() to upstream failed: "+err.Error())
 		s.end(StatusBadGateway)
+		return
 	}
+	r.pumpToUpstream()
 }
 
 // relayDone ends a relayed session.
