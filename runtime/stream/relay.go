@@ -129,11 +129,7 @@ func (r *relay) ends(dir int) (dst, src net.Conn, count *atomic.Int64) {
 func (r *relay) pump(dir int) {
 	dst, src, count := r.ends(dir)
 	for {
-		n, err := r.move(dir, dst, src)
-		if n > 0 {
-			count.Add(n)
-			r.lastActive.Store(time.Now().UnixNano())
-		}
+		err := r.move(dir, dst, src, count)
 		switch {
 		case err == nil:
 			continue
@@ -154,10 +150,10 @@ func (r *relay) pump(dir int) {
 	}
 }
 
-// move copies one chunk of a direction: for plain TCP what is queued after
-// waiting up to parkAfter, otherwise one Read (through the direction's
-// meter when it has one).
-func (r *relay) move(dir int, dst, src net.Conn) (int64, error) {
+// move copies a direction and counts what it moved: between two plain TCP
+// sockets everything until src has been quiet for parkAfter (copyTCP),
+// otherwise one Read (through the direction's meter when it has one).
+func (r *relay) move(dir int, dst, src net.Conn, count *atomic.Int64) error {
 	var from io.Reader = src
 	if p := r.paced[dir]; p != nil {
 		from = p
@@ -167,18 +163,29 @@ func (r *relay) move(dir int, dst, src net.Conn) (int64, error) {
 			if r.parker == nil || r.noPark.Load() {
 				wait = 0 // nowhere to park: wait in Go's poller
 			}
-			return moveTCP(d, s, wait)
+			return r.copyTCP(d, s, wait, count)
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	n, err := from.Read(*bp)
 	if n > 0 {
-		if _, werr := dst.Write((*bp)[:n]); werr != nil {
-			return int64(n), werr
+		_, werr := dst.Write((*bp)[:n])
+		r.moved(count, int64(n))
+		if werr != nil {
+			return werr
 		}
 	}
-	return int64(n), err
+	return err
+}
+
+// moved counts n bytes of a direction and dates the relay's last
+// activity, returning that time (unix nanoseconds).
+func (r *relay) moved(count *atomic.Int64, n int64) int64 {
+	count.Add(n)
+	now := time.Now().UnixNano()
+	r.lastActive.Store(now)
+	return now
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
