@@ -39,6 +39,7 @@ type relay struct {
 	downRaw  net.Conn // the client's socket, closed on abort
 	idle     time.Duration
 	parker   *parker // nil: directions never park
+	workers  *workers
 	done     func(r *relay, err error)
 	noPark   atomic.Bool // the parker failed: block in Go's poller instead
 
@@ -75,8 +76,8 @@ const (
 
 // newRelay makes the relay of a session's two connections; meters pace
 // its directions (nil ones are unpaced).
-func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters [2]Meter, done func(*relay, error)) *relay {
-	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, done: done, stop: func() {}}
+func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, w *workers, meters [2]Meter, done func(*relay, error)) *relay {
+	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, workers: w, done: done, stop: func() {}}
 	if meters[0] == nil && meters[1] == nil {
 		return r // the common case: nothing to cancel, no context to make
 	}
@@ -108,7 +109,7 @@ func (r *relay) start(first []byte) error {
 		r.timer = time.AfterFunc(r.idle, r.checkIdle)
 		r.mu.Unlock()
 	}
-	go r.pumpToClient()
+	r.workers.run(r.pumpToClient)
 	return nil
 }
 
@@ -225,9 +226,9 @@ func (r *relay) resume(dir int) {
 	r.state[dir] = running
 	r.mu.Unlock()
 	if dir == toUpstream {
-		go r.pumpToUpstream()
+		r.workers.run(r.pumpToUpstream)
 	} else {
-		go r.pumpToClient()
+		r.workers.run(r.pumpToClient)
 	}
 }
 

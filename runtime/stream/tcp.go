@@ -41,7 +41,7 @@ func (e *Engine) acceptLoop(o *socket) {
 			continue
 		}
 		e.conns.Add(1)
-		go e.serveTCP(cfg, o, conn.(*net.TCPConn))
+		e.workers.run(func() { e.serveTCP(cfg, o, conn.(*net.TCPConn)) })
 	}
 }
 
@@ -163,7 +163,7 @@ func (s *Session) proxy() {
 	if up == nil {
 		return
 	}
-	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.meters, s.relayDone)
+	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.e.workers, s.meters, s.relayDone)
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
