@@ -22,6 +22,7 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *telemetry.Metrics
 	parker  *parker // nil where epoll is unavailable: relays never park
+	workers *workers
 	current atomic.Pointer[Config]
 
 	mu        sync.Mutex // guards listeners and stopping
@@ -43,7 +44,7 @@ func (e *Engine) Inherit(in *Inherited) { e.inherited = in }
 
 // New prepares an engine; Swap gives it its first Config and listeners.
 func New(log *slog.Logger, metrics *telemetry.Metrics) *Engine {
-	e := &Engine{log: log, metrics: metrics, listeners: map[ListenKey]*socket{}, active: map[*Session]struct{}{}}
+	e := &Engine{log: log, metrics: metrics, workers: newWorkers(), listeners: map[ListenKey]*socket{}, active: map[*Session]struct{}{}}
 	if p, err := newParker(); err == nil {
 		e.parker = p
 	} else {

@@ -2,11 +2,13 @@ package stream
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -97,5 +99,36 @@ func TestListenSocketBacklogAndUDP(t *testing.T) {
 	defer pc.Close()
 	if got := sockopt(t, pc.(*net.UDPConn), unix.SOL_SOCKET, unix.SO_REUSEPORT); got != 1 {
 		t.Errorf("SO_REUSEPORT on udp = %d; want 1", got)
+	}
+}
+
+// sessionHooks hands each routed session to the test at preread.
+type sessionHooks struct{ sessions chan *Session }
+
+func (h sessionHooks) Preread(s *Session) (int, bool) { h.sessions <- s; return 0, false }
+func (h sessionHooks) Log(*Session)                   {}
+
+// TestUpstreamSocketWithoutKeepalive: gong's upstream sockets have no TCP
+// keepalive, as nginx's stream proxy without proxy_socket_keepalive.
+func TestUpstreamSocketWithoutKeepalive(t *testing.T) {
+	up := upstreamServer(t, func(c net.Conn) { io.Copy(c, c) })
+	h := sessionHooks{sessions: make(chan *Session, 1)}
+	tcp, _ := testEngine(t, h, serviceYML("tcp", "127.0.0.1", up.Port, ""))
+	c := dialDeadline(t, "tcp", tcp)
+	var s *Session
+	select {
+	case s = <-h.sessions:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session reached preread within 10 s")
+	}
+	io.WriteString(c, "ping")
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatalf("echo through the proxy: %v", err)
+	}
+	s.mu.Lock()
+	upConn := s.up.(*net.TCPConn)
+	s.mu.Unlock()
+	if got := sockopt(t, upConn, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != 0 {
+		t.Errorf("SO_KEEPALIVE on the upstream socket = %d; want 0", got)
 	}
 }

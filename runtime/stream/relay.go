@@ -39,6 +39,7 @@ type relay struct {
 	downRaw  net.Conn // the client's socket, closed on abort
 	idle     time.Duration
 	parker   *parker // nil: directions never park
+	workers  *workers
 	done     func(r *relay, err error)
 	noPark   atomic.Bool // the parker failed: block in Go's poller instead
 
@@ -75,8 +76,8 @@ const (
 
 // newRelay makes the relay of a session's two connections; meters pace
 // its directions (nil ones are unpaced).
-func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters [2]Meter, done func(*relay, error)) *relay {
-	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, done: done, stop: func() {}}
+func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, w *workers, meters [2]Meter, done func(*relay, error)) *relay {
+	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, workers: w, done: done, stop: func() {}}
 	if meters[0] == nil && meters[1] == nil {
 		return r // the common case: nothing to cancel, no context to make
 	}
@@ -91,8 +92,10 @@ func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, meters 
 	return r
 }
 
-// start writes first to the upstream, then relays; done runs once both
-// directions have ended.
+// start writes first to the upstream and starts the direction to the
+// client on a goroutine of its own; the caller then runs pumpToUpstream,
+// saving a goroutine per session. done runs once both directions have
+// ended.
 func (r *relay) start(first []byte) error {
 	if len(first) > 0 {
 		if _, err := r.up.Write(first); err != nil {
@@ -106,8 +109,7 @@ func (r *relay) start(first []byte) error {
 		r.timer = time.AfterFunc(r.idle, r.checkIdle)
 		r.mu.Unlock()
 	}
-	go r.pumpToUpstream()
-	go r.pumpToClient()
+	r.workers.run(r.pumpToClient)
 	return nil
 }
 
@@ -128,11 +130,7 @@ func (r *relay) ends(dir int) (dst, src net.Conn, count *atomic.Int64) {
 func (r *relay) pump(dir int) {
 	dst, src, count := r.ends(dir)
 	for {
-		n, err := r.move(dir, dst, src)
-		if n > 0 {
-			count.Add(n)
-			r.lastActive.Store(time.Now().UnixNano())
-		}
+		err := r.move(dir, dst, src, count)
 		switch {
 		case err == nil:
 			continue
@@ -141,7 +139,9 @@ func (r *relay) pump(dir int) {
 				return
 			}
 		case err == io.EOF:
-			closeWrite(dst)
+			if !r.lastPlainEOF(dir, dst) {
+				closeWrite(dst)
+			}
 			r.end(dir, nil)
 			return
 		default:
@@ -151,10 +151,10 @@ func (r *relay) pump(dir int) {
 	}
 }
 
-// move copies one chunk of a direction: for plain TCP what is queued after
-// waiting up to parkAfter, otherwise one Read (through the direction's
-// meter when it has one).
-func (r *relay) move(dir int, dst, src net.Conn) (int64, error) {
+// move copies a direction and counts what it moved: between two plain TCP
+// sockets everything until src has been quiet for parkAfter (copyTCP),
+// otherwise one Read (through the direction's meter when it has one).
+func (r *relay) move(dir int, dst, src net.Conn, count *atomic.Int64) error {
 	var from io.Reader = src
 	if p := r.paced[dir]; p != nil {
 		from = p
@@ -164,18 +164,29 @@ func (r *relay) move(dir int, dst, src net.Conn) (int64, error) {
 			if r.parker == nil || r.noPark.Load() {
 				wait = 0 // nowhere to park: wait in Go's poller
 			}
-			return moveTCP(d, s, wait)
+			return r.copyTCP(d, s, wait, count)
 		}
 	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	n, err := from.Read(*bp)
 	if n > 0 {
-		if _, werr := dst.Write((*bp)[:n]); werr != nil {
-			return int64(n), werr
+		_, werr := dst.Write((*bp)[:n])
+		r.moved(count, int64(n))
+		if werr != nil {
+			return werr
 		}
 	}
-	return int64(n), err
+	return err
+}
+
+// moved counts n bytes of a direction and dates the relay's last
+// activity, returning that time (unix nanoseconds).
+func (r *relay) moved(count *atomic.Int64, n int64) int64 {
+	count.Add(n)
+	now := time.Now().UnixNano()
+	r.lastActive.Store(now)
+	return now
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
@@ -215,10 +226,24 @@ func (r *relay) resume(dir int) {
 	r.state[dir] = running
 	r.mu.Unlock()
 	if dir == toUpstream {
-		go r.pumpToUpstream()
+		r.workers.run(r.pumpToUpstream)
 	} else {
-		go r.pumpToClient()
+		r.workers.run(r.pumpToClient)
 	}
+}
+
+// lastPlainEOF reports that dir, at EOF, is the last direction to end and
+// writes to a plain TCP socket: the session closes that socket next, and
+// close(2) sends the FIN a shutdown(2) would (nothing is left unread), so
+// the half-close is skipped. A TLS destination still half-closes, since
+// its close_notify goes out there.
+func (r *relay) lastPlainEOF(dir int, dst net.Conn) bool {
+	if _, plain := dst.(*net.TCPConn); !plain {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state[1-dir] == finished
 }
 
 // end marks a direction finished. An error closes both sides so the other

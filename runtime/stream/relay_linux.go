@@ -6,92 +6,116 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// moveTCP waits up to wait (0: without limit) for src to be readable,
-// then moves what is queued: a small read through a pooled buffer, and, when that filled
-// up, the rest with splice(2).
+// copyTCP moves what src receives to dst until src has been quiet for
+// wait (errQuiet; 0: never), EOF (io.EOF) or an error. Small reads go through a
+// pooled buffer and, when one fills it, the rest that is queued goes with
+// splice(2).
 //
 // TCPConn.ReadFrom alone would splice everything, but it holds a pipe pair
 // (two descriptors and a kernel buffer) for as long as it waits, and a
 // small message would cost four system calls where read and write take
 // two. A LimitedReader of exactly the queued bytes keeps ReadFrom on the
 // splice path and returns the pipe to Go's pool at once.
-func moveTCP(dst, src *net.TCPConn, wait time.Duration) (int64, error) {
+//
+// The read deadline that ends a quiet spell is set once per spell, not
+// per read: when it passes while bytes still move, it is set again from
+// the last byte.
+func (r *relay) copyTCP(dst, src *net.TCPConn, wait time.Duration, count *atomic.Int64) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	if wait > 0 {
-		src.SetReadDeadline(time.Now().Add(wait))
-	}
-	n, queued, err := readSmall(rc, dst)
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return 0, errQuiet
+	last := time.Now().UnixNano()
+	for {
+		if wait > 0 {
+			src.SetReadDeadline(time.Unix(0, last).Add(wait))
+		} else {
+			src.SetReadDeadline(time.Time{})
 		}
-		return 0, err
-	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	total := int64(n)
-	if queued > 0 {
+		queued, eof, err := r.readBurst(rc, dst, count, &last)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if time.Now().UnixNano()-last < int64(wait) {
+				continue // bytes moved within wait: not quiet yet
+			}
+			return errQuiet
+		case err != nil:
+			return err
+		case eof:
+			return io.EOF
+		}
 		m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
-		total += m
+		if m > 0 {
+			last = r.moved(count, m)
+		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return total, err
+			return err
 		}
 	}
-	return total, nil
 }
 
-// smallRead is the most moveTCP copies through user space per round.
+// smallRead is the most copyTCP copies through user space per read.
 const smallRead = 4 << 10
 
 var smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallRead); return &b }}
 
-// readSmall waits, in Go's poller and within src's read deadline, until
-// src is readable, then moves what one recv returns to dst. It reports
-// the bytes moved (0 at EOF) and, when the buffer filled, how many more
-// are queued. The buffer is borrowed only while there is data to copy.
-func readSmall(rc syscall.RawConn, dst net.Conn) (moved, queued int, err error) {
-	var bp *[]byte
-	var n int
+// readBurst moves what src receives to dst, one recv at a time, within
+// src's read deadline, until EOF, an error, or a recv that fills the
+// buffer (it then reports how many more bytes are queued).
+//
+// After a recv that did not fill the buffer the queue was empty, so it
+// waits in Go's poller at once, without the recv that would only say
+// EAGAIN: the poller is edge-triggered and marks the socket readable for
+// any byte that arrives after that recv. This holds only within one
+// RawConn.Read, which forgets readiness when it begins; so a burst never
+// leaves it between reads. The buffer is borrowed only while there is
+// data to copy.
+func (r *relay) readBurst(rc syscall.RawConn, dst net.Conn, count *atomic.Int64, last *int64) (queued int, eof bool, err error) {
 	var opErr error
 	err = rc.Read(func(fd uintptr) bool {
-		bp = smallBuffers.Get().(*[]byte)
+		bp := smallBuffers.Get().(*[]byte)
+		defer smallBuffers.Put(bp)
+		var n int
 		var e error
-		n, _, e = unix.Recvfrom(int(fd), *bp, unix.MSG_DONTWAIT)
+		for {
+			n, _, e = unix.Recvfrom(int(fd), *bp, unix.MSG_DONTWAIT)
+			if e != unix.EINTR {
+				break
+			}
+		}
 		switch {
-		case e == unix.EAGAIN || e == unix.EINTR:
-			smallBuffers.Put(bp)
-			bp = nil
+		case e == unix.EAGAIN:
 			return false // not readable yet: wait in the poller
 		case e != nil:
-			opErr, n = e, 0
-		case n == smallRead:
-			queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+			opErr = e
+			return true
+		case n == 0:
+			eof = true
+			return true
 		}
-		return true
+		_, werr := dst.Write((*bp)[:n])
+		*last = r.moved(count, int64(n))
+		if werr != nil {
+			opErr = werr
+			return true
+		}
+		if n == smallRead {
+			queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+			return queued > 0 // more than a buffer: splice it
+		}
+		return false // the queue is empty: wait for more
 	})
-	if bp != nil {
-		defer smallBuffers.Put(bp)
-	}
 	if err == nil {
 		err = opErr
 	}
-	if err != nil || n <= 0 {
-		return 0, 0, err
-	}
-	if _, err := dst.Write((*bp)[:n]); err != nil {
-		return 0, 0, err
-	}
-	return n, queued, nil
+	return queued, eof, err
 }
 
 // unreadBytes reports whether c has received bytes not read yet.

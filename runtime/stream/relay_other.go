@@ -6,13 +6,14 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
-// moveTCP waits up to wait (0: without limit) for src to be readable,
+// copyTCP waits up to wait (0: without limit) for src to be readable,
 // then moves one read's bytes through a pooled buffer. Where splice(2)
 // and TIOCINQ are missing, that is the whole fast path.
-func moveTCP(dst, src *net.TCPConn, wait time.Duration) (int64, error) {
+func (r *relay) copyTCP(dst, src *net.TCPConn, wait time.Duration, count *atomic.Int64) error {
 	if wait > 0 {
 		src.SetReadDeadline(time.Now().Add(wait))
 	}
@@ -20,14 +21,16 @@ func moveTCP(dst, src *net.TCPConn, wait time.Duration) (int64, error) {
 	defer copyBuffers.Put(bp)
 	n, err := src.Read(*bp)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, errQuiet
+		return errQuiet
 	}
 	if n > 0 {
-		if _, werr := dst.Write((*bp)[:n]); werr != nil {
-			return int64(n), werr
+		_, werr := dst.Write((*bp)[:n])
+		r.moved(count, int64(n))
+		if werr != nil {
+			return werr
 		}
 	}
-	return int64(n), err
+	return err
 }
 
 // unreadBytes reports whether c may have received bytes not read yet:

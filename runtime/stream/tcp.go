@@ -41,7 +41,7 @@ func (e *Engine) acceptLoop(o *socket) {
 			continue
 		}
 		e.conns.Add(1)
-		go e.serveTCP(cfg, o, conn.(*net.TCPConn))
+		e.workers.run(func() { e.serveTCP(cfg, o, conn.(*net.TCPConn)) })
 	}
 }
 
@@ -154,22 +154,25 @@ func (s *Session) match(ci router.ConnInfo) bool {
 	return true
 }
 
-// proxy connects the routed session to its service and starts relaying
-// the client's stream to it, sending first the bytes already read. The
-// session ends when the relay does, or here on failure.
+// proxy connects the routed session to its service and relays the
+// client's stream to it, sending first the bytes already read; this
+// goroutine carries the direction to the upstream. The session ends when
+// the relay does, or here on failure.
 func (s *Session) proxy() {
 	up := s.connect()
 	if up == nil {
 		return
 	}
-	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.meters, s.relayDone)
+	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.e.workers, s.meters, s.relayDone)
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
 	if err := r.start(s.unread()); err != nil {
 		s.Log(errlog.LevelError, "send() to upstream failed: "+err.Error())
 		s.end(StatusBadGateway)
+		return
 	}
+	r.pumpToUpstream()
 }
 
 // relayDone ends a relayed session.

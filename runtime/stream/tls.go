@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -354,14 +355,20 @@ func TraceOf(ctx context.Context) *telemetry.Trace {
 // in this second pass, as in Kong).
 func (s *Session) terminate(raw []byte, cfg *tls.Config) {
 	tc := tls.Server(tlsmgr.NewReplayConn(s.down, raw), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	// The socket's deadline bounds the handshake: a context with one
+	// would cost crypto/tls a goroutine per handshake to watch it.
+	ctx := context.Background()
 	var sp trace.Span
 	if s.trace != nil {
 		sp = s.trace.Span(telemetry.TLS, "stream tls handshake")
 		ctx = context.WithValue(ctx, traceKey{}, s.trace) // for the certificate hook
 	}
+	s.down.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(ctx)
-	cancel()
+	s.down.SetDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = context.DeadlineExceeded // worded as when a context bounded it
+	}
 	if sp != nil {
 		handshakeDone(sp, tc, err)
 	}

@@ -1,0 +1,45 @@
+package stream
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// eventuallyTrue polls cond until it holds or 10 s have passed.
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
+// TestWorkersKeepABoundedFew: goroutines that finished a task wait for
+// the next one, at most maxIdleWorkers of them, and a waiting one takes
+// the next task; all end once idle for workerIdle.
+func TestWorkersKeepABoundedFew(t *testing.T) {
+	w := newWorkers()
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	const busy = maxIdleWorkers + 44
+	started.Add(busy)
+	for range busy {
+		w.run(func() { started.Done(); <-release })
+	}
+	started.Wait()
+	close(release)
+	eventuallyTrue(t, "finished goroutines waiting for work", func() bool { return w.idle.Load() == maxIdleWorkers })
+
+	running, done := make(chan struct{}), make(chan struct{})
+	w.run(func() { close(running); <-done })
+	<-running
+	if got := w.idle.Load(); got != maxIdleWorkers-1 {
+		t.Errorf("%d goroutines wait while one more task runs; want %d: a waiting one takes it", got, maxIdleWorkers-1)
+	}
+	close(done)
+	eventuallyTrue(t, "idle goroutines ending after workerIdle", func() bool { return w.idle.Load() == 0 })
+}
