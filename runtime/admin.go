@@ -327,28 +327,19 @@ func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 }
 
 // SetHealth forces a target's health in the current configuration's
-// balancer, with Kong's errors for an upstream whose balancer could not
-// be built and one without health checks. An address that is not an IP
-// stands for the whole target; one without a port has Kong's default,
-// 8000.
+// balancer (see markHealth) and, in database mode, broadcasts it to the
+// other nodes as Kong does.
 func (b *adminBackend) SetHealth(upstream, target, address string, healthy bool) error {
-	up := b.s.current.Load().stream.Upstreams[upstream]
-	if up == nil {
-		return fmt.Errorf("Upstream %s has no balancer", upstream)
+	if err := b.s.markHealth(upstream, target, address, healthy); err != nil {
+		return err
 	}
-	if up.Checker == nil {
-		return fmt.Errorf("no healthchecker found for %s", upstream)
+	for _, u := range b.s.current.Load().decl.Upstreams {
+		if u.Name == upstream {
+			b.s.broadcastHealth(newHealthMark(u, target, address, healthy))
+		}
 	}
-	addr, err := netip.ParseAddrPort(address)
-	if ip, ipErr := netip.ParseAddr(strings.Trim(address, "[]")); err != nil && ipErr == nil {
-		addr = netip.AddrPortFrom(ip, defaultTargetPort)
-	}
-	up.Checker.SetHealthy(target, addr, healthy)
 	return nil
 }
-
-// defaultTargetPort is the port of a target written without one.
-const defaultTargetPort = 8000
 
 func (b *adminBackend) Sessions() []admin.Session {
 	live := b.s.engine.Sessions()

@@ -143,7 +143,7 @@ func (s *Server) Start() error {
 			return err
 		}
 		s.db = db
-		db.Watch(func() { s.Reload() })
+		db.Watch(func() { s.Reload() }, s.applyHealthEvent)
 	}
 	g, err := s.swap(c, nil)
 	if err != nil {

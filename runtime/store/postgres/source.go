@@ -38,15 +38,15 @@ func OpenSource(ctx context.Context, db conf.Database, nodeID string, log *slog.
 }
 
 // Watch starts polling cluster_events (see Store.Watch) until Close;
-// onChange rebuilds the configuration. The outage and the recovery are
-// logged once each.
-func (s *Source) Watch(onChange func()) {
+// onChange rebuilds the configuration and onHealth applies another node's
+// health mark. The outage and the recovery are logged once each.
+func (s *Source) Watch(onChange func(), onHealth func(data string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.watching.Add(1)
 	go func() {
 		defer s.watching.Done()
-		s.Store.Watch(ctx, WatchOptions{OnChange: onChange, OnReachable: func(up bool) {
+		s.Store.Watch(ctx, WatchOptions{OnChange: onChange, OnHealth: onHealth, OnReachable: func(up bool) {
 			s.reachable.Store(up)
 			if up {
 				s.log.Warn("database is reachable again: catching up with the changes made meanwhile")

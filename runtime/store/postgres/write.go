@@ -253,10 +253,27 @@ func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row
 		}
 	}
 	for _, ev := range events {
-		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
-			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
-			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
+		batch.Queue(insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
 	}
+}
+
+// insertEvent writes one cluster event as Kong's nodes do: stamped with
+// the database's UTC time, expiring after $3 seconds.
+const insertEvent = `INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+	VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`
+
+// Broadcast tells every other node something that changes no entity (a
+// health mark on HealthChannel), as Kong's cluster_events:broadcast.
+func (s *Store) Broadcast(ctx context.Context, channel, data string) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	_, err = s.write.Exec(ctx, insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), channel, data)
+	return err
 }
 
 // Import writes the entities of a validated declarative configuration,

@@ -1,0 +1,322 @@
+package spec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kong/go-kong/kong"
+
+	"github.com/gong-proxy/gong/internal/testsvc"
+)
+
+// fleetBound is how soon a change made on one node must carry traffic on
+// the others: db_update_frequency (0.2s in dbConf) plus a rebuild, with a
+// generous margin for a loaded machine running -race.
+const fleetBound = 5 * time.Second
+
+// fleetNode is one gong node of a fleet: its Admin API and its stream
+// listener's address.
+type fleetNode struct {
+	g      *gong
+	admin  string
+	stream string
+}
+
+// startFleet bootstraps a database and starts n nodes on it, each with an
+// Admin API and a stream listener on a port of its own; ports lists them
+// all, for routes every node serves.
+func startFleet(t *testing.T, n int) (*testsvc.Postgres, []fleetNode, []int) {
+	t.Helper()
+	pg, db := postgresDB(t)
+	bootstrapDB(t, pg, db)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	nodes := make([]fleetNode, n)
+	for i, p := range ports {
+		g, admin := startAdmin(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\n", p), `_format_version: "3.0"`)
+		nodes[i] = fleetNode{g: g, admin: admin, stream: fmt.Sprintf("127.0.0.1:%d", p)}
+	}
+	return pg, nodes, ports
+}
+
+// destinations is a route's destinations on every node's port.
+func destinations(ports []int) []*kong.CIDRPort {
+	out := make([]*kong.CIDRPort, len(ports))
+	for i, p := range ports {
+		out[i] = &kong.CIDRPort{Port: kong.Int(p)}
+	}
+	return out
+}
+
+// Three nodes on one database: a service, an upstream and a route
+// created on A with go-kong carry traffic through B and C within the
+// bound; a target marked unhealthy on A stops receiving connections
+// through B and C (Kong's balancer:post_health event, no rebuild), and
+// marked healthy again gets them back.
+func TestDatabaseFleetRouteAndHealthMarks(t *testing.T) {
+	_, nodes, ports := startFleet(t, 3)
+	ctx := context.Background()
+	client, err := kong.NewClient(kong.String(nodes[0].admin), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	up, err := client.Upstreams.Create(ctx, &kong.Upstream{Name: kong.String("pool"),
+		Healthchecks: &kong.Healthcheck{Passive: &kong.PassiveHealthcheck{Unhealthy: &kong.Unhealthy{TCPFailures: kong.Int(3)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{a, b} {
+		if _, err := client.Targets.Create(ctx, up.ID, &kong.Target{Target: kong.String(target)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := client.Services.Create(ctx, &kong.Service{Name: kong.String("s"), Protocol: kong.String("tcp"), Host: kong.String("pool"), Port: kong.Int(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("r"), Protocols: kong.StringSlice("tcp"),
+		Destinations: destinations(ports), Service: &kong.Service{ID: svc.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		eventually(t, n.stream+" proxies the route created on A", func() bool {
+			got, err := roundTrip(n.stream, "x")
+			return err == nil && (got == "a: x" || got == "b: x")
+		})
+	}
+	if d := time.Since(start); d > fleetBound {
+		t.Errorf("the route reached B and C after %v; want within %v", d, fleetBound)
+	}
+	for _, n := range nodes {
+		if seen := answers(t, n.stream, 8); seen["a"] == 0 || seen["b"] == 0 {
+			t.Fatalf("%s before any mark: %v; want both targets", n.stream, seen)
+		}
+	}
+
+	// Each step marks b on A and waits until B and C (and A at once)
+	// route as the mark says, then checks that they keep doing so.
+	for _, step := range []struct {
+		mark   func(context.Context, *string, *kong.Target) error
+		name   string
+		wantB  func(seen map[string]int) bool
+		expect string
+	}{
+		{client.Targets.MarkUnhealthy, "unhealthy", func(seen map[string]int) bool { return seen["b"] == 0 }, "only a"},
+		{client.Targets.MarkHealthy, "healthy", func(seen map[string]int) bool { return seen["b"] > 0 }, "b again"},
+	} {
+		start := time.Now()
+		if err := step.mark(ctx, kong.String("pool"), &kong.Target{Target: kong.String(b)}); err != nil {
+			t.Fatalf("mark b %s on A: %v", step.name, err)
+		}
+		for i, n := range nodes {
+			eventually(t, fmt.Sprintf("node %d routes %s once b is marked %s on A", i, step.expect, step.name), func() bool {
+				return step.wantB(answers(t, n.stream, 8))
+			})
+		}
+		if d := time.Since(start); d > fleetBound {
+			t.Errorf("b marked %s on A reached every node after %v; want within %v", step.name, d, fleetBound)
+		}
+		for i, n := range nodes {
+			if seen := answers(t, n.stream, 8); !step.wantB(seen) {
+				t.Errorf("node %d after b was marked %s: %v; want %s", i, step.name, seen, step.expect)
+			}
+		}
+	}
+	// B and C applied the marks to their own balancers.
+	for i, n := range nodes[1:] {
+		n.g.waitErrLog(t, fmt.Sprintf("node %d logs the mark", i+1), "set through the Admin API: "+b+" is healthy")
+	}
+}
+
+// adminWrite sends one Admin API request and returns its status and body.
+func adminWrite(client *http.Client, method, url, body string) (int, string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(data), err
+}
+
+// 1,000 concurrent Admin writes from 50 clients spread over three nodes,
+// 100 of them reusing a name already taken: each gets 201 or Kong's 409,
+// and afterwards every node lists exactly the services created, each
+// once.
+func TestDatabaseFleetConcurrentWrites(t *testing.T) {
+	_, nodes, _ := startFleet(t, 3)
+	const writes, unique, workers = 1000, 900, 50
+	var created, conflicts atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				node := nodes[i%len(nodes)]
+				name := fmt.Sprintf("svc-%d", i%unique)
+				code, body, err := adminWrite(client, "POST", node.admin+"/services",
+					fmt.Sprintf(`{"name":%q,"url":"tcp://127.0.0.1:%d"}`, name, 1000+i%unique))
+				switch {
+				case err == nil && code == http.StatusCreated:
+					created.Add(1)
+				case err == nil && code == http.StatusConflict && strings.Contains(body, `"code":5`) &&
+					strings.Contains(body, fmt.Sprintf(`UNIQUE violation detected on '{name=\"%s\"}'`, name)):
+					conflicts.Add(1)
+				default:
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("write %d (%s): %d %s %v", i, name, code, body, err))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range writes {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d writes got neither 201 nor Kong's 409, first: %s", len(failures), failures[0])
+	}
+	if created.Load() != unique || conflicts.Load() != writes-unique {
+		t.Errorf("%d created and %d conflicts; want %d and %d", created.Load(), conflicts.Load(), unique, writes-unique)
+	}
+	for i, n := range nodes {
+		kc, err := kong.NewClient(kong.String(n.admin), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names map[string]int
+		// Each node lists what the database holds once it has caught up.
+		eventually(t, fmt.Sprintf("node %d lists %d services", i, unique), func() bool {
+			services, err := kc.Services.ListAll(context.Background())
+			if err != nil {
+				return false
+			}
+			names = map[string]int{}
+			for _, s := range services {
+				names[*s.Name]++
+			}
+			return len(services) == unique
+		})
+		for j := range unique {
+			if name := fmt.Sprintf("svc-%d", j); names[name] != 1 {
+				t.Errorf("node %d lists %s %d times; want once", i, name, names[name])
+			}
+		}
+	}
+}
+
+// The database stopped and restarted while a client keeps opening
+// connections through node B: no connection fails; A's /status reports
+// database.reachable false then true; Admin writes during the outage get
+// Kong's 500 and leave nothing behind; changes flow again afterwards.
+func TestDatabaseFleetOutageUnderTraffic(t *testing.T) {
+	pg, nodes, ports := startFleet(t, 3)
+	ctx := context.Background()
+	client, svc := echoService(t, nodes[0].admin)
+	if _, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("r"), Protocols: kong.StringSlice("tcp"),
+		Destinations: destinations(ports), Service: &kong.Service{ID: svc.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node B proxies the route", func() bool {
+		got, err := roundTrip(nodes[1].stream, "x")
+		return err == nil && got == "echo: x"
+	})
+
+	// The client: connection after connection through B until stop.
+	stop := make(chan struct{})
+	traffic := make(chan error, 1)
+	var made atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				traffic <- nil
+				return
+			default:
+			}
+			if got, err := roundTrip(nodes[1].stream, "x"); err != nil || got != "echo: x" {
+				traffic <- fmt.Errorf("connection %d through B: %q, %v", made.Load()+1, got, err)
+				return
+			}
+			made.Add(1)
+		}
+	}()
+	reachable := func(n fleetNode) any {
+		_, body := call(t, "GET", n.admin+"/status", nil, "")
+		db, _ := body["database"].(map[string]any)
+		return db["reachable"]
+	}
+
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "A reports the database unreachable", func() bool { return reachable(nodes[0]) == false })
+	leaf := newLeaf(t, "outage.test", []string{"outage.test"}, nil, true)
+	for _, w := range []struct{ method, path, body string }{
+		{"POST", "/services", `{"name":"during","url":"tcp://127.0.0.1:9"}`},
+		// A certificate with its SNI is two rows: neither may land.
+		{"POST", "/certificates", fmt.Sprintf(`{"cert":%q,"key":%q,"snis":["outage.test"]}`, leaf.certPEM, leaf.keyPEM)},
+		{"PATCH", "/services/echo", `{"retries":1}`},
+		{"DELETE", "/routes/r", ``},
+	} {
+		code, body, err := adminWrite(http.DefaultClient, w.method, nodes[2].admin+w.path, w.body)
+		if err != nil || code != http.StatusInternalServerError || body != `{"message":"An unexpected error occurred"}` {
+			t.Errorf("%s %s during the outage: %d %s %v; want 500 with Kong's body", w.method, w.path, code, body, err)
+		}
+	}
+	before := made.Load()
+	eventually(t, "connections keep flowing through B during the outage", func() bool { return made.Load() >= before+20 })
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		eventually(t, fmt.Sprintf("node %d reports the database reachable again", i), func() bool { return reachable(n) == true })
+	}
+	before = made.Load()
+	eventually(t, "connections keep flowing through B after the outage", func() bool { return made.Load() >= before+20 })
+	close(stop)
+	if err := <-traffic; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d connections through B, none failed", made.Load())
+
+	// Nothing of the refused writes landed.
+	for path, want := range map[string]int{"/services": 1, "/certificates": 0, "/snis": 0, "/routes": 1} {
+		code, body := call(t, "GET", nodes[0].admin+path, nil, "")
+		if data, _ := body["data"].([]any); code != 200 || len(data) != want {
+			t.Errorf("GET %s after the outage: %d %v; want %d entities", path, code, body, want)
+		}
+	}
+	if code, body := call(t, "GET", nodes[0].admin+"/services/echo", nil, ""); code != 200 || body["retries"] != 5.0 {
+		t.Errorf("the service after a PATCH refused during the outage: %d %v; want retries 5 as before", code, body)
+	}
+	// Changes flow again: a route deleted on A stops C's traffic.
+	if err := client.Routes.Delete(ctx, kong.String("r")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node C drops the route deleted on A", func() bool {
+		got, err := roundTrip(nodes[2].stream, "gone?")
+		return err != nil || got == ""
+	})
+}
