@@ -44,7 +44,7 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	host, _ := os.Hostname()
 	var err error
 	opts := admin.Options{Token: c.AdminToken, AllowedHosts: c.AdminAllowedHosts, Node: admin.Node{
-		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}}
+		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}, Log: s.adminLog}
 	if s.db != nil {
 		opts.Store = b
 	}

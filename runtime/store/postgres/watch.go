@@ -41,6 +41,10 @@ type WatchOptions struct {
 	// OnReachable is called when the database becomes unreachable
 	// (false) and reachable again (true).
 	OnReachable func(bool)
+	// Unreachable says the database did not answer before: the first
+	// poll that succeeds is its return (OnReachable(true), then
+	// OnChange).
+	Unreachable bool
 	// MaxBackoff bounds the wait between attempts while the database is
 	// unreachable; 0 means 30s.
 	MaxBackoff time.Duration
@@ -65,7 +69,7 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 		since = now
 	}
 	cancel()
-	reachable, backoff := true, every
+	reachable, backoff := !o.Unreachable, every
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	for {

@@ -30,7 +30,7 @@ const writersLock = 0x676f6e68
 func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
 	var cfg *declarative.Config
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+		if err := s.lockWriters(ctx, tx); err != nil {
 			return err
 		}
 		ws, err := defaultWorkspace(ctx, tx)
@@ -61,6 +61,26 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// lockWriters waits for the other writers (writersLock) for at most
+// pg_semaphore_timeout, as a query waits for its turn, rather than
+// pg_timeout, which bounds each statement: under many concurrent writes
+// the wait is the sum of theirs, and a write that waited its turn must
+// not fail for it.
+func (s *Store) lockWriters(ctx context.Context, tx pgx.Tx) error {
+	wait := s.db.Postgres.SemaphoreTimeout
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", wait.Milliseconds())); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+		return fmt.Errorf("waiting for the other writers (pg_semaphore_timeout): %w", err)
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeoutOr(s.db.Postgres.Timeout).Milliseconds()))
+	return err
 }
 
 // maxEntityEvents is the most changes a write announces one by one;
