@@ -78,6 +78,8 @@ type Server struct {
 	posted []byte
 	apis   *apiServers      // admin_listen and status_listen
 	db     *postgres.Source // database = postgres: where entities come from
+	// reloads coalesces the rebuilds database changes ask for.
+	reloads reloadGate
 	// cachedHash is the hash of the configuration last written to the
 	// configuration cache (ConfigCacheFile).
 	cachedHash string
@@ -151,7 +153,7 @@ func (s *Server) Start() error {
 			return err
 		}
 		s.db = db
-		db.Watch(func() { s.Reload() }, s.applyHealthEvent)
+		db.Watch(func() { s.reloads.after(s.Reload) }, s.applyHealthEvent)
 	}
 	g, err := s.swap(c, cached)
 	if err != nil {

@@ -133,3 +133,106 @@ func TestDatabaseCachedStart(t *testing.T) {
 	})
 	eventually(t, "A caches what it caught up with", func() bool { return strings.Contains(readCache(t, dir), "later-route") })
 }
+
+// What "deck gateway sync" then "deck gateway dump" do, through go-kong
+// (decK's own client; the module proxy does not serve decK): every stream
+// entity type of a kong.yml is created on node A, in decK's order, and
+// read back from node B, field for field.
+func TestDatabaseSyncDumpThroughGoKong(t *testing.T) {
+	pg, db := postgresDB(t)
+	bootstrapDB(t, pg, db)
+	_, adminA := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
+	_, adminB := startAdmin(t, dbConf(pg, db), `_format_version: "3.0"`)
+	ctx := context.Background()
+	a, err := kong.NewClient(kong.String(adminA), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := kong.NewClient(kong.String(adminB), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ca := newLeaf(t, "sync.test", []string{"sync.test"}, nil, true), newCA(t, "sync CA")
+
+	// sync
+	cert, err := a.Certificates.Create(ctx, &kong.Certificate{Cert: kong.String(leaf.certPEM), Key: kong.String(leaf.keyPEM),
+		SNIs: kong.StringSlice("sync.test"), Tags: kong.StringSlice("sync")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CACertificates.Create(ctx, &kong.CACertificate{Cert: kong.String(ca.certPEM)}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := a.Upstreams.Create(ctx, &kong.Upstream{Name: kong.String("pool"), Algorithm: kong.String("least-connections"),
+		Healthchecks: &kong.Healthcheck{Passive: &kong.PassiveHealthcheck{Unhealthy: &kong.Unhealthy{TCPFailures: kong.Int(2)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Targets.Create(ctx, up.ID, &kong.Target{Target: kong.String("127.0.0.1:9001"), Weight: kong.Int(50)}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := a.Services.Create(ctx, &kong.Service{Name: kong.String("tls-svc"), Protocol: kong.String("tls"), Host: kong.String("pool"),
+		Port: kong.Int(9443), Retries: kong.Int(2), ConnectTimeout: kong.Int(3000), Tags: kong.StringSlice("sync")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, err := a.Routes.Create(ctx, &kong.Route{Name: kong.String("tls-route"), Protocols: kong.StringSlice("tls"),
+		SNIs: kong.StringSlice("sync.test"), Sources: []*kong.CIDRPort{{IP: kong.String("10.0.0.0/8")}},
+		Destinations: []*kong.CIDRPort{{IP: kong.String("127.0.0.1"), Port: kong.Int(7443)}}, Service: &kong.Service{ID: svc.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Consumers.Create(ctx, &kong.Consumer{Username: kong.String("alice"), CustomID: kong.String("a-1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Plugins.Create(ctx, &kong.Plugin{Name: kong.String("ip-restriction"), Route: &kong.Route{ID: route.ID},
+		Protocols: kong.StringSlice("tls"), Config: kong.Configuration{"allow": []any{"10.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// dump, from the other node
+	var services []*kong.Service
+	eventually(t, "node B lists the synced service", func() bool {
+		services, err = b.Services.ListAll(ctx)
+		return err == nil && len(services) == 1
+	})
+	if s := services[0]; *s.ID != *svc.ID || *s.Protocol != "tls" || *s.Host != "pool" || *s.Port != 9443 || *s.Retries != 2 ||
+		*s.ConnectTimeout != 3000 || len(s.Tags) != 1 || *s.Tags[0] != "sync" {
+		t.Errorf("dumped service: %+v", s)
+	}
+	routes, err := b.Routes.ListAll(ctx)
+	if err != nil || len(routes) != 1 {
+		t.Fatalf("dumped routes: %v, %v", routes, err)
+	}
+	if r := routes[0]; *r.Name != "tls-route" || *r.Service.ID != *svc.ID || len(r.SNIs) != 1 || *r.SNIs[0] != "sync.test" ||
+		len(r.Sources) != 1 || *r.Sources[0].IP != "10.0.0.0/8" || len(r.Destinations) != 1 ||
+		*r.Destinations[0].IP != "127.0.0.1" || *r.Destinations[0].Port != 7443 {
+		t.Errorf("dumped route: %+v", r)
+	}
+	ups, err := b.Upstreams.ListAll(ctx)
+	if err != nil || len(ups) != 1 || *ups[0].Algorithm != "least-connections" || *ups[0].Healthchecks.Passive.Unhealthy.TCPFailures != 2 {
+		t.Errorf("dumped upstreams: %v, %v", ups, err)
+	}
+	targets, err := b.Targets.ListAll(ctx, up.ID)
+	if err != nil || len(targets) != 1 || *targets[0].Target != "127.0.0.1:9001" || *targets[0].Weight != 50 {
+		t.Errorf("dumped targets: %v, %v", targets, err)
+	}
+	certs, err := b.Certificates.ListAll(ctx)
+	if err != nil || len(certs) != 1 || *certs[0].ID != *cert.ID || strings.TrimSpace(*certs[0].Cert) != strings.TrimSpace(leaf.certPEM) ||
+		len(certs[0].SNIs) != 1 || *certs[0].SNIs[0] != "sync.test" {
+		t.Errorf("dumped certificates: %v, %v", certs, err)
+	}
+	cas, err := b.CACertificates.ListAll(ctx)
+	if err != nil || len(cas) != 1 || strings.TrimSpace(*cas[0].Cert) != strings.TrimSpace(ca.certPEM) {
+		t.Errorf("dumped CA certificates: %v, %v", cas, err)
+	}
+	consumers, err := b.Consumers.ListAll(ctx)
+	if err != nil || len(consumers) != 1 || *consumers[0].Username != "alice" || *consumers[0].CustomID != "a-1" {
+		t.Errorf("dumped consumers: %v, %v", consumers, err)
+	}
+	plugins, err := b.Plugins.ListAll(ctx)
+	if err != nil || len(plugins) != 1 || *plugins[0].Name != "ip-restriction" || *plugins[0].Route.ID != *route.ID ||
+		fmt.Sprint(plugins[0].Config["allow"]) != "[10.0.0.1]" {
+		t.Errorf("dumped plugins: %v, %v", plugins, err)
+	}
+}

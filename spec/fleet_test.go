@@ -208,19 +208,24 @@ func TestDatabaseFleetConcurrentWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names map[string]int
 		// Each node lists what the database holds once it has caught up.
-		eventually(t, fmt.Sprintf("node %d lists %d services", i, unique), func() bool {
+		var names map[string]int
+		var listed int
+		var listErr error
+		for deadline := time.Now().Add(30 * time.Second); ; {
 			services, err := kc.Services.ListAll(context.Background())
-			if err != nil {
-				return false
-			}
-			names = map[string]int{}
+			names, listed, listErr = map[string]int{}, len(services), err
 			for _, s := range services {
 				names[*s.Name]++
 			}
-			return len(services) == unique
-		})
+			if err == nil && len(services) == unique {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d lists %d services (%v); want %d", i, listed, listErr, unique)
+			}
+			time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+		}
 		for j := range unique {
 			if name := fmt.Sprintf("svc-%d", j); names[name] != 1 {
 				t.Errorf("node %d lists %s %d times; want once", i, name, names[name])
