@@ -190,12 +190,19 @@ func TestDatabaseSyncDumpThroughGoKong(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// dump, from the other node
-	var services []*kong.Service
-	eventually(t, "node B lists the synced service", func() bool {
-		services, err = b.Services.ListAll(ctx)
-		return err == nil && len(services) == 1
+	// dump, from the other node, once it has the last entity synced
+	var plugins []*kong.Plugin
+	eventually(t, "node B lists the synced plugin", func() bool {
+		plugins, err = b.Plugins.ListAll(ctx)
+		return err == nil && len(plugins) == 1
 	})
+	if *plugins[0].Name != "ip-restriction" || *plugins[0].Route.ID != *route.ID || fmt.Sprint(plugins[0].Config["allow"]) != "[10.0.0.1]" {
+		t.Errorf("dumped plugin: %+v", plugins[0])
+	}
+	services, err := b.Services.ListAll(ctx)
+	if err != nil || len(services) != 1 {
+		t.Fatalf("dumped services: %v, %v", services, err)
+	}
 	if s := services[0]; *s.ID != *svc.ID || *s.Protocol != "tls" || *s.Host != "pool" || *s.Port != 9443 || *s.Retries != 2 ||
 		*s.ConnectTimeout != 3000 || len(s.Tags) != 1 || *s.Tags[0] != "sync" {
 		t.Errorf("dumped service: %+v", s)
@@ -229,10 +236,5 @@ func TestDatabaseSyncDumpThroughGoKong(t *testing.T) {
 	consumers, err := b.Consumers.ListAll(ctx)
 	if err != nil || len(consumers) != 1 || *consumers[0].Username != "alice" || *consumers[0].CustomID != "a-1" {
 		t.Errorf("dumped consumers: %v, %v", consumers, err)
-	}
-	plugins, err := b.Plugins.ListAll(ctx)
-	if err != nil || len(plugins) != 1 || *plugins[0].Name != "ip-restriction" || *plugins[0].Route.ID != *route.ID ||
-		fmt.Sprint(plugins[0].Config["allow"]) != "[10.0.0.1]" {
-		t.Errorf("dumped plugins: %v, %v", plugins, err)
 	}
 }

@@ -124,9 +124,11 @@ func TestDatabaseFleetRouteAndHealthMarks(t *testing.T) {
 				return step.wantB(answers(t, n.stream, 8))
 			})
 		}
-		if d := time.Since(start); d > fleetBound {
+		d := time.Since(start)
+		if d > fleetBound {
 			t.Errorf("b marked %s on A reached every node after %v; want within %v", step.name, d, fleetBound)
 		}
+		t.Logf("b marked %s on A: every node routes accordingly after %v", step.name, d)
 		for i, n := range nodes {
 			if seen := answers(t, n.stream, 8); !step.wantB(seen) {
 				t.Errorf("node %d after b was marked %s: %v; want %s", i, step.name, seen, step.expect)
