@@ -158,13 +158,13 @@ func adminWrite(client *http.Client, method, url, body string) (int, string, err
 }
 
 // 1,000 concurrent Admin writes from 50 clients spread over three nodes,
-// four for each of 250 service names, so that writes on different nodes
+// ten for each of 100 service names, so that writes on different nodes
 // race for every name: each gets 201 or Kong's 409, one 201 per name,
 // and afterwards every node lists exactly the services created, each
 // once. (Every write validates every entity, so the names are few.)
 func TestDatabaseFleetConcurrentWrites(t *testing.T) {
 	_, nodes, _ := startFleet(t, 3)
-	const writes, unique, workers = 1000, 250, 50
+	const writes, unique, workers = 1000, 100, 50
 	var created, conflicts atomic.Int64
 	var mu sync.Mutex
 	var failures []string
