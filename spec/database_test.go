@@ -98,7 +98,7 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 	}
 
 	// db_import then db_export round-trips the entities.
-	yml := "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: tcp://127.0.0.1:9000\n  routes:\n  - name: r1\n    protocols: [tcp]\n    destinations: [{port: 7000}]\n"
+	yml := "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: tcp://127.0.0.1:9000\n  proxy_protocol: true\n  routes:\n  - name: r1\n    protocols: [tcp]\n    destinations: [{port: 7000}]\n"
 	writeFile(t, filepath.Join(dir, "in.yml"), yml)
 	out, errOut, code = runGong(t, dir, nil, append([]string{"config", "db_import", "in.yml"}, conf...)...)
 	if code != 0 || out != "parse successful, beginning import\nimport successful\n" {
@@ -108,7 +108,7 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		t.Fatalf("db_export: exit %d, %q", code, errOut)
 	}
 	exported, _ := os.ReadFile(filepath.Join(dir, "out.yml"))
-	for _, want := range []string{"name: echo", "name: r1", "port: 9000", "protocol: tcp", "_transform: false"} {
+	for _, want := range []string{"name: echo", "name: r1", "port: 9000", "protocol: tcp", "proxy_protocol: true", "_transform: false"} {
 		if !strings.Contains(string(exported), want) {
 			t.Errorf("exported kong.yml lacks %q:\n%s", want, exported)
 		}

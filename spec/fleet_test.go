@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kong/go-kong/kong"
 
 	"github.com/gong-proxy/gong/internal/testsvc"
@@ -31,8 +32,8 @@ type fleetNode struct {
 
 // startFleet bootstraps a database and starts n nodes on it, each with an
 // Admin API and a stream listener on a port of its own; ports lists them
-// all, for routes every node serves.
-func startFleet(t *testing.T, n int) (*testsvc.Postgres, []fleetNode, []int) {
+// all, for routes every node serves. It returns the database's name too.
+func startFleet(t *testing.T, n int) (*testsvc.Postgres, string, []fleetNode, []int) {
 	t.Helper()
 	pg, db := postgresDB(t)
 	bootstrapDB(t, pg, db)
@@ -45,7 +46,7 @@ func startFleet(t *testing.T, n int) (*testsvc.Postgres, []fleetNode, []int) {
 		g, admin := startAdmin(t, dbConf(pg, db)+fmt.Sprintf("stream_listen = 127.0.0.1:%d\nstatus_listen = 127.0.0.1:0\n", p), `_format_version: "3.0"`)
 		nodes[i] = fleetNode{g: g, admin: admin, stream: fmt.Sprintf("127.0.0.1:%d", p)}
 	}
-	return pg, nodes, ports
+	return pg, db, nodes, ports
 }
 
 // destinations is a route's destinations on every node's port.
@@ -63,7 +64,7 @@ func destinations(ports []int) []*kong.CIDRPort {
 // through B and C (Kong's balancer:post_health event, no rebuild), and
 // marked healthy again gets them back.
 func TestDatabaseFleetRouteAndHealthMarks(t *testing.T) {
-	_, nodes, ports := startFleet(t, 3)
+	_, _, nodes, ports := startFleet(t, 3)
 	ctx := context.Background()
 	client, err := kong.NewClient(kong.String(nodes[0].admin), nil)
 	if err != nil {
@@ -163,7 +164,7 @@ func adminWrite(client *http.Client, method, url, body string) (int, string, err
 // and afterwards every node lists exactly the services created, each
 // once. (Every write validates every entity, so the names are few.)
 func TestDatabaseFleetConcurrentWrites(t *testing.T) {
-	_, nodes, _ := startFleet(t, 3)
+	_, _, nodes, _ := startFleet(t, 3)
 	const writes, unique, workers = 1000, 100, 50
 	var created, conflicts atomic.Int64
 	var mu sync.Mutex
@@ -247,7 +248,7 @@ func TestDatabaseFleetConcurrentWrites(t *testing.T) {
 // database.reachable false then true; Admin writes during the outage get
 // Kong's 500 and leave nothing behind; changes flow again afterwards.
 func TestDatabaseFleetOutageUnderTraffic(t *testing.T) {
-	pg, nodes, ports := startFleet(t, 3)
+	pg, _, nodes, ports := startFleet(t, 3)
 	ctx := context.Background()
 	client, svc := echoService(t, nodes[0].admin)
 	if _, err := client.Routes.Create(ctx, &kong.Route{Name: kong.String("r"), Protocols: kong.StringSlice("tcp"),
@@ -335,4 +336,40 @@ func TestDatabaseFleetOutageUnderTraffic(t *testing.T) {
 		got, err := roundTrip(nodes[2].stream, "gone?")
 		return err != nil || got == ""
 	})
+}
+
+// gong's extension fields written through node A's Admin API are stored
+// (in gong's own table), read back by node B, and go with their entity.
+func TestDatabaseExtensionFieldsAcrossNodes(t *testing.T) {
+	pg, db, nodes, _ := startFleet(t, 2)
+	code, body := call(t, "POST", nodes[0].admin+"/services", strings.NewReader(`{"name":"pp","url":"tcp://127.0.0.1:9","proxy_protocol":true}`), "application/json")
+	if code != http.StatusCreated || body["proxy_protocol"] != true {
+		t.Fatalf("POST a service with proxy_protocol on A: %d %v", code, body)
+	}
+	code, body = call(t, "POST", nodes[0].admin+"/upstreams", strings.NewReader(`{"name":"u","udp_affinity_ttl":30}`), "application/json")
+	if code != http.StatusCreated || body["udp_affinity_ttl"] != 30.0 {
+		t.Fatalf("POST an upstream with udp_affinity_ttl on A: %d %v", code, body)
+	}
+	eventually(t, "node B reads the extension fields", func() bool {
+		_, s := call(t, "GET", nodes[1].admin+"/services/pp", nil, "")
+		_, u := call(t, "GET", nodes[1].admin+"/upstreams/u", nil, "")
+		return s["proxy_protocol"] == true && u["udp_affinity_ttl"] == 30.0
+	})
+	code, body = call(t, "PATCH", nodes[1].admin+"/services/pp", strings.NewReader(`{"retries":1}`), "application/json")
+	if code != http.StatusOK || body["proxy_protocol"] != true {
+		t.Errorf("PATCH on B of another field: %d %v; want proxy_protocol kept", code, body)
+	}
+	if code, _ := call(t, "DELETE", nodes[1].admin+"/services/pp", nil, ""); code != http.StatusNoContent {
+		t.Fatalf("DELETE on B: %d", code)
+	}
+	conn, err := pgx.Connect(context.Background(), pg.ConnString(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var left []string
+	if err := conn.QueryRow(context.Background(), "SELECT coalesce(array_agg(entity_name), '{}') FROM gong_entity_extensions").Scan(&left); err != nil ||
+		len(left) != 1 || left[0] != "upstreams" {
+		t.Errorf("gong_entity_extensions after the service's deletion holds %v (%v); want the upstream's row only", left, err)
+	}
 }
