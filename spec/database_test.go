@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kong/go-kong/kong"
 
 	"github.com/gong-proxy/gong/internal/testsvc"
@@ -95,6 +96,24 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		if out, _, code := runGong(t, dir, nil, append([]string{"migrations", verb}, conf...)...); code != 0 || out != want {
 			t.Errorf("%s: exit %d, %q; want %q", verb, code, out, want)
 		}
+	}
+
+	// On a database Kong bootstrapped (without gong's table), up adds it.
+	conn, err := pgx.Connect(context.Background(), pg.ConnString(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(context.Background(), "DROP TABLE gong_entity_extensions; DELETE FROM schema_meta WHERE subsystem = 'gong'")
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Migrating gong on database '" + db + "'...\ngong migrated up to: 000_gong_entity_extensions (executed)\n1 migration processed\n1 executed\nDatabase is up-to-date\n"
+	if out, _, code := runGong(t, dir, nil, append([]string{"migrations", "up"}, conf...)...); code != 0 || out != want {
+		t.Errorf("up without gong's table: exit %d, %q; want %q", code, out, want)
+	}
+	if out, _, code := runGong(t, dir, nil, append([]string{"migrations", "up"}, conf...)...); code != 0 || out != "Database is already up-to-date\n" {
+		t.Errorf("up again: exit %d, %q", code, out)
 	}
 
 	// db_import then db_export round-trips the entities.
