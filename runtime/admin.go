@@ -44,7 +44,7 @@ func (s *Server) startAPIs(c *conf.Config) error {
 	host, _ := os.Hostname()
 	var err error
 	opts := admin.Options{Token: c.AdminToken, AllowedHosts: c.AdminAllowedHosts, Node: admin.Node{
-		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}}
+		ID: s.nodeID, Version: pdk.KongVersion, LuaVersion: LuaVersion, Hostname: host, PID: os.Getpid()}, Log: s.adminLog}
 	if s.db != nil {
 		opts.Store = b
 	}
@@ -300,7 +300,7 @@ func (b *adminBackend) Modify(ctx context.Context, edit func(*declarative.Docume
 	cfg, err := b.s.db.Modify(ctx, declarativeOptions(g.conf, g.plugins), edit)
 	g.done()
 	if err == nil {
-		b.s.Reload()
+		b.s.reloads.after(b.s.Reload)
 	}
 	return cfg, err
 }
@@ -327,28 +327,19 @@ func (b *adminBackend) Health(upstream string) (admin.UpstreamHealth, bool) {
 }
 
 // SetHealth forces a target's health in the current configuration's
-// balancer, with Kong's errors for an upstream whose balancer could not
-// be built and one without health checks. An address that is not an IP
-// stands for the whole target; one without a port has Kong's default,
-// 8000.
+// balancer (see markHealth) and, in database mode, broadcasts it to the
+// other nodes as Kong does.
 func (b *adminBackend) SetHealth(upstream, target, address string, healthy bool) error {
-	up := b.s.current.Load().stream.Upstreams[upstream]
-	if up == nil {
-		return fmt.Errorf("Upstream %s has no balancer", upstream)
+	if err := b.s.markHealth(upstream, target, address, healthy); err != nil {
+		return err
 	}
-	if up.Checker == nil {
-		return fmt.Errorf("no healthchecker found for %s", upstream)
+	for _, u := range b.s.current.Load().decl.Upstreams {
+		if u.Name == upstream {
+			b.s.broadcastHealth(newHealthMark(u, target, address, healthy))
+		}
 	}
-	addr, err := netip.ParseAddrPort(address)
-	if ip, ipErr := netip.ParseAddr(strings.Trim(address, "[]")); err != nil && ipErr == nil {
-		addr = netip.AddrPortFrom(ip, defaultTargetPort)
-	}
-	up.Checker.SetHealthy(target, addr, healthy)
 	return nil
 }
-
-// defaultTargetPort is the port of a target written without one.
-const defaultTargetPort = 8000
 
 func (b *adminBackend) Sessions() []admin.Session {
 	live := b.s.engine.Sessions()

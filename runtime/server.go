@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,6 +82,11 @@ type Server struct {
 	posted []byte
 	apis   *apiServers      // admin_listen and status_listen
 	db     *postgres.Source // database = postgres: where entities come from
+	// reloads coalesces the rebuilds database changes ask for.
+	reloads reloadGate
+	// cachedHash is the hash of the configuration last written to the
+	// configuration cache (ConfigCacheFile).
+	cachedHash string
 
 	memory   *lua.MemoryGuard
 	checkers *stream.CheckerSet
@@ -146,15 +152,19 @@ func (s *Server) Start() error {
 	if err := s.reopenLogs(c); err != nil {
 		return err
 	}
+	var cached []byte // the configuration cache, when the database did not answer
 	if c.Database.Strategy == "postgres" {
 		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, s.log)
+		if errors.Is(err, postgres.ErrUnreachable) {
+			db, cached, err = s.openOffline(c, err)
+		}
 		if err != nil {
 			return err
 		}
 		s.db = db
-		db.Watch(func() { s.Reload() })
+		db.Watch(func() { s.reloads.after(s.Reload) }, s.applyHealthEvent)
 	}
-	g, err := s.swap(c, nil)
+	g, err := s.swap(c, cached)
 	if err != nil {
 		return err
 	}
@@ -227,7 +237,8 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
-	if s.db != nil { // the database is the one source: read it again
+	fromDB := s.db != nil && posted == nil // else a start from the configuration cache
+	if fromDB {                            // the database is the one source: read it again
 		var err error
 		if posted, err = s.db.Document(context.Background(), c.EnabledPlugins(BundledPlugins)); err != nil {
 			return nil, err
@@ -256,6 +267,13 @@ func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.memory.SetLimit(uint64(c.LuaMemoryLimit))
 	s.posted = posted
 	s.shared = g.plugins.Shared()
+	if fromDB && g.hash != s.cachedHash {
+		if err := writeConfigCache(c, posted); err != nil {
+			s.log.Warn(fmt.Sprintf("could not cache the configuration for starts without the database: %v", err))
+		} else {
+			s.cachedHash = g.hash
+		}
+	}
 	return g, nil
 }
 

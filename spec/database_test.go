@@ -99,8 +99,26 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		}
 	}
 
+	// On a database Kong bootstrapped (without gong's table), up adds it.
+	conn, err := pgx.Connect(context.Background(), pg.ConnString(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(context.Background(), "DROP TABLE gong_entity_extensions; DELETE FROM schema_meta WHERE subsystem = 'gong'")
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Migrating gong on database '" + db + "'...\ngong migrated up to: 000_gong_entity_extensions (executed)\n1 migration processed\n1 executed\nDatabase is up-to-date\n"
+	if out, _, code := runGong(t, dir, nil, append([]string{"migrations", "up"}, conf...)...); code != 0 || out != want {
+		t.Errorf("up without gong's table: exit %d, %q; want %q", code, out, want)
+	}
+	if out, _, code := runGong(t, dir, nil, append([]string{"migrations", "up"}, conf...)...); code != 0 || out != "Database is already up-to-date\n" {
+		t.Errorf("up again: exit %d, %q", code, out)
+	}
+
 	// db_import then db_export round-trips the entities.
-	yml := "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: tcp://127.0.0.1:9000\n  routes:\n  - name: r1\n    protocols: [tcp]\n    destinations: [{port: 7000}]\n"
+	yml := "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: tcp://127.0.0.1:9000\n  proxy_protocol: true\n  routes:\n  - name: r1\n    protocols: [tcp]\n    destinations: [{port: 7000}]\n"
 	writeFile(t, filepath.Join(dir, "in.yml"), yml)
 	out, errOut, code = runGong(t, dir, nil, append([]string{"config", "db_import", "in.yml"}, conf...)...)
 	if code != 0 || out != "parse successful, beginning import\nimport successful\n" {
@@ -110,7 +128,7 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		t.Fatalf("db_export: exit %d, %q", code, errOut)
 	}
 	exported, _ := os.ReadFile(filepath.Join(dir, "out.yml"))
-	for _, want := range []string{"name: echo", "name: r1", "port: 9000", "protocol: tcp", "_transform: false"} {
+	for _, want := range []string{"name: echo", "name: r1", "port: 9000", "protocol: tcp", "proxy_protocol: true", "_transform: false"} {
 		if !strings.Contains(string(exported), want) {
 			t.Errorf("exported kong.yml lacks %q:\n%s", want, exported)
 		}

@@ -59,7 +59,13 @@ func startGong(t testing.TB, confExtra, yml string) *gong {
 // ErrorLog are filled in).
 func startGongWith(t testing.TB, confExtra, yml string, opts runtime.Options) *gong {
 	t.Helper()
-	dir := t.TempDir()
+	return startGongIn(t, t.TempDir(), confExtra, yml, opts)
+}
+
+// startGongIn is startGongWith in the prefix dir, which may hold an
+// earlier server's files.
+func startGongIn(t testing.TB, dir, confExtra, yml string, opts runtime.Options) *gong {
+	t.Helper()
 	g := &gong{dir: dir, errLog: &syncBuffer{},
 		confPath: filepath.Join(dir, "kong.conf"), ymlPath: filepath.Join(dir, "kong.yml"),
 		accessLog: filepath.Join(dir, "access.log")}

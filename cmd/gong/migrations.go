@@ -94,7 +94,7 @@ func runMigrations(cx *cmdContext) error {
 	default:
 		return fmt.Errorf("No such command for migrations: %s", verb)
 	}
-	_, s, err := cx.openStore("migrations " + verb)
+	c, s, err := cx.openStore("migrations " + verb)
 	if err != nil {
 		return err
 	}
@@ -148,11 +148,23 @@ func runMigrations(cx *cmdContext) error {
 		if len(st.Pending) > 0 {
 			return errors.New("Database has pending migrations; run 'gong migrations finish'")
 		}
-		if len(st.New) == 0 {
+		if len(st.New) > 0 {
+			return olderCore(st.New)
+		}
+		// A database Kong bootstrapped lacks gong's own table.
+		created, err := s.UpExtensions(ctx)
+		if err != nil {
+			return err
+		}
+		if !created {
 			say("Database is already up-to-date")
 			return nil
 		}
-		return olderCore(st.New)
+		say("Migrating gong on database '%s'...", c.Database.Postgres.Database)
+		say("gong migrated up to: %s (executed)", postgres.GongMigrations[len(postgres.GongMigrations)-1])
+		say("%d migration processed\n%d executed", len(postgres.GongMigrations), len(postgres.GongMigrations))
+		say("Database is up-to-date")
+		return nil
 	case "finish":
 		if st.NeedsBootstrap {
 			return errors.New("Cannot run migrations: " + postgres.NeedsBootstrapMsg)

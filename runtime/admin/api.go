@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -23,6 +24,9 @@ type Options struct {
 	AllowedHosts []string
 	// Store, in database mode, takes the entity writes; nil is DB-less.
 	Store EntityStore
+	// Log receives the errors answered as 500 (the database's, for
+	// example), which the answer does not show; nil discards them.
+	Log *slog.Logger
 }
 
 // Node identifies the node in GET /.

@@ -107,6 +107,9 @@ func (a *api) answerWrite(w http.ResponseWriter, r *http.Request, k kind, cfg *d
 	case err != nil && strings.Contains(err.Error(), "gong extension"):
 		writeJSON(w, http.StatusBadRequest, schemaViolation(map[string]any{"@entity": []any{err.Error()}}))
 	case err != nil:
+		if a.opts.Log != nil {
+			a.opts.Log.Error(fmt.Sprintf("%s %s: %v", r.Method, r.URL.Path, err))
+		}
 		writeMessage(w, http.StatusInternalServerError, "An unexpected error occurred")
 	case r.Method == http.MethodDelete || id == "":
 		w.WriteHeader(http.StatusNoContent)

@@ -57,3 +57,29 @@ func BenchmarkTenThousandRoutes(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWriteAmong250Services is one Admin-style creation of a service
+// on a database holding 250 (the scale of spec's concurrent-writes test):
+// read everything, validate everything, write one row and its events.
+func BenchmarkWriteAmong250Services(b *testing.B) {
+	ctx := context.Background()
+	s := bootstrapped(b, "11111111-1111-4111-8111-111111111111")
+	if _, err := s.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
+		for i := range 250 {
+			d.Set("services", map[string]any{"id": fmt.Sprintf("bbbbbbbb-0000-4000-8000-%012d", i), "name": fmt.Sprintf("s%d", i), "url": "tcp://127.0.0.1:9000"})
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for b.Loop() {
+		n++
+		if _, err := s.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
+			d.Set("services", map[string]any{"id": fmt.Sprintf("bbbbbbbb-0000-4000-8000-%012d", 0), "name": "s0", "url": fmt.Sprintf("tcp://127.0.0.1:%d", 1000+n%5000)})
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -49,10 +49,19 @@ func (s *Store) Document(ctx context.Context, plugins []string) ([]byte, error) 
 // readDocument reads the tables of the default workspace (ws).
 func readDocument(ctx context.Context, tx pgx.Tx, ws string, plugins []string) (map[string]any, error) {
 	doc := map[string]any{"_format_version": "3.0"}
+	ext, err := readExtensions(ctx, tx, ws)
+	if err != nil {
+		return nil, err
+	}
 	for _, t := range tables {
 		rows, err := readTable(ctx, tx, t, ws)
 		if err != nil {
 			return nil, err
+		}
+		for _, r := range rows {
+			if id, _ := r["id"].(string); ext[t.name][id] != nil {
+				mergeExtensions(r, ext[t.name][id])
+			}
 		}
 		if t.name == "plugins" && plugins != nil {
 			rows = slices.DeleteFunc(rows, func(r map[string]any) bool {

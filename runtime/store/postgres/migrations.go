@@ -138,6 +138,10 @@ func (s *Store) Bootstrap(ctx context.Context) (ok bool, err error) {
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO schema_meta (key, subsystem, last_executed, executed)
 			VALUES ('schema_meta', 'core', $1, $2)`, CoreMigrations[len(CoreMigrations)-1], CoreMigrations)
+		if err != nil {
+			return err
+		}
+		err = createExtensions(ctx, tx)
 		ok = err == nil
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,15 +158,6 @@ func TestModifyValidatesAndWritesAtomically(t *testing.T) {
 	if !errors.As(err, &de) {
 		t.Fatalf("Modify with a dangling reference = %v; want a declarative error", err)
 	}
-	// gong's extensions have no column in Kong's schema.
-	_, err = s.Modify(ctx, opts, func(d *declarative.Document) error {
-		d.Set("services", map[string]any{"id": "bbbbbbbb-0000-4000-8000-000000000003", "name": "pp", "url": "tcp://127.0.0.1:9001", "proxy_protocol": true})
-		return nil
-	})
-	var ee *ExtensionError
-	if !errors.As(err, &ee) || ee.Field != "proxy_protocol" {
-		t.Fatalf("Modify with proxy_protocol = %v; want an ExtensionError", err)
-	}
 	cfg, err := s.Load(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -213,5 +205,92 @@ func TestWatchSeesOtherNodesChanges(t *testing.T) {
 	case <-changes:
 	case <-time.After(10 * time.Second):
 		t.Fatal("node b saw no change within 10s")
+	}
+}
+
+// gong's extension fields live in gong's own table, never in Kong's
+// columns, come back on reads, and go with their entity; a database
+// without the table (bootstrapped by Kong) refuses them until "gong
+// migrations up" creates it.
+func TestExtensionFieldsInGongsTable(t *testing.T) {
+	ctx := context.Background()
+	s := bootstrapped(t, "11111111-1111-4111-8111-111111111111")
+	opts := declarative.Options{}
+	const svc, up = "bbbbbbbb-0000-4000-8000-000000000001", "eeeeeeee-0000-4000-8000-000000000001"
+	// write sets the service, with proxy_protocol or without, and the
+	// upstream, with udp_affinity_ttl when affinity.
+	write := func(proxyProtocol, affinity bool) error {
+		_, err := s.Modify(ctx, opts, func(d *declarative.Document) error {
+			e := map[string]any{"id": svc, "name": "pp", "url": "tcp://127.0.0.1:9001"}
+			if proxyProtocol {
+				e["proxy_protocol"] = true
+			}
+			d.Set("services", e)
+			u := map[string]any{"id": up, "name": "u"}
+			if affinity {
+				u["udp_affinity_ttl"] = 30.0
+			}
+			d.Set("upstreams", u)
+			return nil
+		})
+		return err
+	}
+	extensions := func() int {
+		var n int
+		if err := s.write.QueryRow(ctx, "SELECT count(*) FROM gong_entity_extensions").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := write(true, true); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := s.Document(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), `"proxy_protocol":true`) || !strings.Contains(string(doc), `"udp_affinity_ttl":30`) {
+		t.Errorf("the extension fields do not come back: %s", doc)
+	}
+	if n := extensions(); n != 2 {
+		t.Errorf("%d rows in gong_entity_extensions; want 2", n)
+	}
+	var kongs string
+	s.write.QueryRow(ctx, "SELECT to_jsonb(e)::text FROM services e").Scan(&kongs)
+	if strings.Contains(kongs, "proxy_protocol") {
+		t.Errorf("Kong's services row holds gong's field: %s", kongs)
+	}
+	if err := write(false, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := extensions(); n != 1 {
+		t.Errorf("after proxy_protocol was unset: %d rows; want the upstream's only", n)
+	}
+	if _, err := s.Modify(ctx, opts, func(d *declarative.Document) error { d.Remove("upstreams", up); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := extensions(); n != 0 {
+		t.Errorf("after the upstream was removed: %d rows; want none", n)
+	}
+
+	// A database Kong bootstrapped has no such table.
+	if _, err := s.write.Exec(ctx, "DROP TABLE gong_entity_extensions"); err != nil {
+		t.Fatal(err)
+	}
+	var ee *ExtensionError
+	if err := write(true, false); !errors.As(err, &ee) || ee.Field != "proxy_protocol" || !strings.Contains(err.Error(), "run 'gong migrations up'") {
+		t.Errorf("an extension without gong's table: %v; want an ExtensionError naming the field and the fix", err)
+	}
+	if err := write(false, false); err != nil {
+		t.Errorf("a write without extensions on Kong's schema alone: %v", err)
+	}
+	if created, err := s.UpExtensions(ctx); !created || err != nil {
+		t.Fatalf("UpExtensions() = %v, %v; want the table created", created, err)
+	}
+	if created, err := s.UpExtensions(ctx); created || err != nil {
+		t.Errorf("UpExtensions() again = %v, %v; want nothing to do", created, err)
+	}
+	if err := write(true, true); err != nil {
+		t.Errorf("an extension once the table exists: %v", err)
 	}
 }

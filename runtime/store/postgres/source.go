@@ -37,16 +37,30 @@ func OpenSource(ctx context.Context, db conf.Database, nodeID string, log *slog.
 	return s, nil
 }
 
+// OfflineSource is the Source of a node that starts while its database
+// does not answer (OpenSource failed with ErrUnreachable), from a
+// configuration cached by an earlier run: it connects once the database
+// answers, and is unreachable until then. Its schema is not checked: a
+// database that comes back without it fails the rebuilds, and the cached
+// configuration keeps serving.
+func OfflineSource(db conf.Database, nodeID string, log *slog.Logger) (*Source, error) {
+	st, err := open(context.Background(), db, nodeID, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{Store: st, log: log, cancel: func() {}}, nil
+}
+
 // Watch starts polling cluster_events (see Store.Watch) until Close;
-// onChange rebuilds the configuration. The outage and the recovery are
-// logged once each.
-func (s *Source) Watch(onChange func()) {
+// onChange rebuilds the configuration and onHealth applies another node's
+// health mark. The outage and the recovery are logged once each.
+func (s *Source) Watch(onChange func(), onHealth func(data string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.watching.Add(1)
 	go func() {
 		defer s.watching.Done()
-		s.Store.Watch(ctx, WatchOptions{OnChange: onChange, OnReachable: func(up bool) {
+		s.Store.Watch(ctx, WatchOptions{OnChange: onChange, OnHealth: onHealth, Unreachable: !s.reachable.Load(), OnReachable: func(up bool) {
 			s.reachable.Store(up)
 			if up {
 				s.log.Warn("database is reachable again: catching up with the changes made meanwhile")

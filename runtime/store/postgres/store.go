@@ -27,21 +27,39 @@ type Store struct {
 	slots chan struct{}
 }
 
+// ErrUnreachable is wrapped by Open's error when the server did not
+// answer at all (rather than refusing the node: a wrong password, a
+// missing database).
+var ErrUnreachable = errors.New("the database did not answer")
+
+// unreachableError is a failed connection to a server that did not
+// answer.
+type unreachableError struct{ msg string }
+
+func (e *unreachableError) Error() string        { return e.msg }
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
+
 // Open connects to the database conf describes; it fails when the server
 // cannot be reached. nodeID is what the node writes into cluster_events,
 // so it can skip its own events; "" draws one.
 func Open(ctx context.Context, db conf.Database, nodeID string) (*Store, error) {
+	return open(ctx, db, nodeID, true)
+}
+
+// open is Open; without ping the pools connect on first use, so the
+// server need not answer now.
+func open(ctx context.Context, db conf.Database, nodeID string, ping bool) (*Store, error) {
 	if nodeID == "" {
 		nodeID = uuid.NewString() // a CLI run, without node_id
 	}
 	s := &Store{db: db, nodeID: nodeID}
 	var err error
-	if s.write, err = openPool(ctx, db.Postgres); err != nil {
+	if s.write, err = openPool(ctx, db.Postgres, ping); err != nil {
 		return nil, err
 	}
 	s.read = s.write
 	if db.ReadOnly != nil {
-		if s.read, err = openPool(ctx, *db.ReadOnly); err != nil {
+		if s.read, err = openPool(ctx, *db.ReadOnly, ping); err != nil {
 			s.write.Close()
 			return nil, err
 		}
@@ -52,7 +70,7 @@ func Open(ctx context.Context, db conf.Database, nodeID string) (*Store, error) 
 	return s, nil
 }
 
-func openPool(ctx context.Context, p conf.Postgres) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, p conf.Postgres, ping bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(p.ConnString())
 	if err != nil {
 		return nil, fmt.Errorf("[postgres error] %w", err)
@@ -73,11 +91,19 @@ func openPool(ctx context.Context, p conf.Postgres) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[postgres error] %w", err)
 	}
+	if !ping {
+		return pool, nil
+	}
 	pctx, cancel := context.WithTimeout(ctx, timeoutOr(p.Timeout))
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("[postgres error] %s", describe(err))
+		msg := "[postgres error] " + describe(err)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return nil, errors.New(msg)
+		}
+		return nil, &unreachableError{msg}
 	}
 	return pool, nil
 }

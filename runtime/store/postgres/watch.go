@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -10,6 +11,14 @@ import (
 const InvalidationsChannel = "invalidations_kong_core_db_cache"
 
 var watchedChannels = []string{"invalidations", InvalidationsChannel, "balancer:upstreams", "balancer:targets"}
+
+// HealthChannel carries the health marks set through a node's Admin API
+// (PUT /upstreams/{u}/targets/{t}/healthy or /unhealthy), which Kong
+// broadcasts to every node's balancer; they change no entity, so they
+// are handed to WatchOptions.OnHealth rather than rebuilding.
+const HealthChannel = "balancer:post_health"
+
+var polledChannels = append(slices.Clone(watchedChannels), HealthChannel)
 
 // eventPage is how many events one poll reads at most, as Kong's page.
 const eventPage = 1000
@@ -26,9 +35,16 @@ type WatchOptions struct {
 	// events of other nodes, and after the database came back from an
 	// outage (changes may have been missed).
 	OnChange func()
+	// OnHealth is called, after OnChange, with the data of each
+	// HealthChannel event of other nodes, oldest first.
+	OnHealth func(data string)
 	// OnReachable is called when the database becomes unreachable
 	// (false) and reachable again (true).
 	OnReachable func(bool)
+	// Unreachable says the database did not answer before: the first
+	// poll that succeeds is its return (OnReachable(true), then
+	// OnChange).
+	Unreachable bool
 	// MaxBackoff bounds the wait between attempts while the database is
 	// unreachable; 0 means 30s.
 	MaxBackoff time.Duration
@@ -53,7 +69,7 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 		since = now
 	}
 	cancel()
-	reachable, backoff := true, every
+	reachable, backoff := !o.Unreachable, every
 	timer := time.NewTimer(every)
 	defer timer.Stop()
 	for {
@@ -62,7 +78,7 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 			return
 		case <-timer.C:
 		}
-		changed, now, err := s.poll(ctx, since, seen)
+		changed, health, now, err := s.poll(ctx, since, seen)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
@@ -86,55 +102,67 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 		if changed && o.OnChange != nil {
 			o.OnChange()
 		}
+		if o.OnHealth != nil {
+			for _, data := range health {
+				o.OnHealth(data)
+			}
+		}
 		timer.Reset(every)
 	}
 }
 
 // poll reads the events written since since (minus the grace) by other
-// nodes and not seen yet; it returns whether there were any and the
-// database's time of the poll.
-func (s *Store) poll(ctx context.Context, since time.Time, seen map[string]time.Time) (bool, time.Time, error) {
+// nodes and not seen yet; it returns whether there were entity changes
+// among them, the data of the health marks, and the database's time of
+// the poll.
+func (s *Store) poll(ctx context.Context, since time.Time, seen map[string]time.Time) (bool, []string, time.Time, error) {
 	release, err := s.acquire(ctx)
 	if err != nil {
-		return false, time.Time{}, err
+		return false, nil, time.Time{}, err
 	}
 	defer release()
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
 	now, err := s.serverTime(ctx)
 	if err != nil {
-		return false, time.Time{}, err
+		return false, nil, time.Time{}, err
 	}
 	from := since.Add(-s.db.UpdatePropagation - lookback)
 	until := now.Add(-s.db.UpdatePropagation)
-	rows, err := s.read.Query(ctx, `SELECT id::text, at FROM cluster_events
+	rows, err := s.read.Query(ctx, `SELECT id::text, at, channel, coalesce(data, '') FROM cluster_events
 		WHERE channel = ANY($1) AND at > $2 AND at <= $3 AND node_id <> $4
-		ORDER BY at LIMIT $5`, watchedChannels, from, until, s.nodeID, eventPage)
+		ORDER BY at LIMIT $5`, polledChannels, from, until, s.nodeID, eventPage)
 	if err != nil {
-		return false, time.Time{}, err
+		return false, nil, time.Time{}, err
 	}
 	defer rows.Close()
 	changed := false
+	var health []string
 	for rows.Next() {
-		var id string
+		var id, channel, data string
 		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
-			return false, time.Time{}, err
+		if err := rows.Scan(&id, &at, &channel, &data); err != nil {
+			return false, nil, time.Time{}, err
 		}
-		if _, ok := seen[id]; !ok {
-			seen[id] = at
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = at
+		if channel == HealthChannel {
+			health = append(health, data)
+		} else {
 			changed = true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return false, time.Time{}, err
+		return false, nil, time.Time{}, err
 	}
 	for id, at := range seen {
 		if at.Before(from) {
 			delete(seen, id)
 		}
 	}
-	return changed, now, nil
+	return changed, health, now, nil
 }
 
 // serverTime is the database's clock, which stamps events.

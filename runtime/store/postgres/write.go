@@ -30,7 +30,7 @@ const writersLock = 0x676f6e68
 func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
 	var cfg *declarative.Config
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+		if err := s.lockWriters(ctx, tx); err != nil {
 			return err
 		}
 		ws, err := defaultWorkspace(ctx, tx)
@@ -63,6 +63,26 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 	return cfg, nil
 }
 
+// lockWriters waits for the other writers (writersLock) for at most
+// pg_semaphore_timeout, as a query waits for its turn, rather than
+// pg_timeout, which bounds each statement: under many concurrent writes
+// the wait is the sum of theirs, and a write that waited its turn must
+// not fail for it.
+func (s *Store) lockWriters(ctx context.Context, tx pgx.Tx) error {
+	wait := s.db.Postgres.SemaphoreTimeout
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", wait.Milliseconds())); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+		return fmt.Errorf("waiting for the other writers (pg_semaphore_timeout): %w", err)
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeoutOr(s.db.Postgres.Timeout).Milliseconds()))
+	return err
+}
+
 // maxEntityEvents is the most changes a write announces one by one;
 // a larger one (an import) announces one change per entity type.
 const maxEntityEvents = 100
@@ -70,12 +90,19 @@ const maxEntityEvents = 100
 // writeChanges writes the rows of the entities doc changed, as validated
 // in cfg, and their cluster events, in one batch.
 func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
+	withExtensions, err := hasExtensions(ctx, tx)
+	if err != nil {
+		return err
+	}
 	batch := &pgx.Batch{}
 	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
 	changed := map[string]bool{}
 	for _, ref := range doc.Removed {
 		t, _ := tableNamed(ref.Type)
 		batch.Queue("DELETE FROM "+t.sql()+" WHERE id = $1", ref.ID)
+		if withExtensions && len(t.extensions) > 0 {
+			queueExtensions(batch, t.name, ref.ID, ws, nil)
+		}
 		if perEntity {
 			s.queueEvents(batch, ws, t, ref.ID, nil)
 		}
@@ -102,12 +129,20 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		if e == nil {
 			continue // removed again by a later edit
 		}
-		row, err := rowFromEntity(t, e, ws)
+		row, ext, err := rowFromEntity(t, e, ws)
 		if err != nil {
 			return err
 		}
 		if err := queueUpsert(batch, t, row); err != nil {
 			return err
+		}
+		if ext != nil && !withExtensions {
+			return &ExtensionError{t.name, extensionName(ext)}
+		}
+		if withExtensions && len(t.extensions) > 0 {
+			if err := queueExtensions(batch, t.name, ref.ID, ws, ext); err != nil {
+				return err
+			}
 		}
 		if perEntity {
 			s.queueEvents(batch, ws, t, ref.ID, row)
@@ -124,44 +159,31 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 	return tx.SendBatch(ctx, batch).Close()
 }
 
-// ExtensionError is a gong extension field set on an entity written to
-// the database, whose schema (Kong's) has no column for it.
+// ExtensionError is a gong extension field set on an entity written to a
+// database without gong's table for them (one Kong bootstrapped, before
+// "gong migrations up").
 type ExtensionError struct{ Type, Field string }
 
 func (e *ExtensionError) Error() string {
-	return fmt.Sprintf("%s.%s is a gong extension that database mode cannot store (Kong's schema has no column for it)", e.Type, e.Field)
+	return fmt.Sprintf("%s.%s is a gong extension: storing it needs gong's table gong_entity_extensions, which this database lacks; run 'gong migrations up'", e.Type, e.Field)
 }
 
-// rowFromEntity is the row of a validated entity: the inverse of
-// entityFromRow.
-func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, error) {
-	for _, f := range t.extensions {
-		switch v := e[f].(type) {
-		case nil:
-		case float64:
-			if v != 0 {
-				return nil, &ExtensionError{t.name, f}
-			}
-		default:
-			return nil, &ExtensionError{t.name, f}
+// extensionName names one of the fields in ext, for ExtensionError.
+func extensionName(ext map[string]any) string {
+	for k, v := range ext {
+		if sub, ok := v.(map[string]any); ok {
+			return k + "." + extensionName(sub)
 		}
-		delete(e, f)
+		return k
 	}
-	if t.name == "upstreams" {
-		if hc, ok := e["healthchecks"].(map[string]any); ok {
-			if active, ok := hc["active"].(map[string]any); ok {
-				for _, f := range []string{"send", "expect"} {
-					if active[f] != nil {
-						return nil, &ExtensionError{"upstreams", "healthchecks.active." + f}
-					}
-					delete(active, f)
-				}
-				if active["type"] == "udp" {
-					return nil, &ExtensionError{"upstreams", "healthchecks.active.type = udp"}
-				}
-			}
-		}
-	}
+	return ""
+}
+
+// rowFromEntity is the row of a validated entity (the inverse of
+// entityFromRow) and gong's extension fields it sets, which have no
+// column (nil when none is set).
+func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, map[string]any, error) {
+	ext := splitExtensions(t, e)
 	for field, col := range t.foreign {
 		e[col] = e[field]
 		delete(e, field)
@@ -190,7 +212,7 @@ func rowFromEntity(t table, e map[string]any, ws string) (map[string]any, error)
 		}
 		e["cache_key"] = strings.Join(append(parts, ws), ":")
 	}
-	return e, nil
+	return e, ext, nil
 }
 
 // queueUpsert queues a row's write: inserted, or updated in place when
@@ -257,10 +279,27 @@ func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row
 		}
 	}
 	for _, ev := range events {
-		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
-			VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`,
-			uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
+		batch.Queue(insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
 	}
+}
+
+// insertEvent writes one cluster event as Kong's nodes do: stamped with
+// the database's UTC time, expiring after $3 seconds.
+const insertEvent = `INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+	VALUES ($1, $2, clock_timestamp() AT TIME ZONE 'UTC', NULL, clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => $3), $4, $5)`
+
+// Broadcast tells every other node something that changes no entity (a
+// health mark on HealthChannel), as Kong's cluster_events:broadcast.
+func (s *Store) Broadcast(ctx context.Context, channel, data string) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	_, err = s.write.Exec(ctx, insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), channel, data)
+	return err
 }
 
 // Import writes the entities of a validated declarative configuration,
