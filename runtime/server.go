@@ -138,11 +138,12 @@ func (s *Server) Start() error {
 		return err
 	}
 	if c.Database.Strategy == "postgres" {
-		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, s.log)
+		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, c.EnabledPlugins(BundledPlugins), s.log)
 		if err != nil {
 			return err
 		}
 		s.db = db
+		s.limits.SetDatabase(db)
 		db.Watch(func() { s.Reload() })
 	}
 	g, err := s.swap(c, nil)

@@ -390,11 +390,18 @@ plugins:
     config: {max_connections: 1, policy: cluster}
   - name: bandwidth-limit
     config: {burst: 10}
+services:
+  - name: s
+    url: tcp://127.0.0.1:9
+    plugins:
+      - name: rate-limiting
+        config: {minute: 10, policy: cluster}
 `)
 	_, errOut, code := runGong(t, dir, nil, "config", "parse", "bad.yml")
 	for _, want := range []string{
 		"limit_by 'consumer' is not supported for stream sessions: stream connections have no consumer",
-		"policy 'cluster' keeps its counters in the PostgreSQL database of database mode",
+		"policy 'cluster' keeps its counters in the PostgreSQL database of database mode, which this node does not run (database = off)",
+		"policy 'cluster' is not supported by limit-conn",
 		"at least one of these fields must be non-empty: 'config.downstream_rate', 'config.upstream_rate', 'config.aggregate_rate'",
 	} {
 		if code != 1 || !strings.Contains(errOut, want) {
