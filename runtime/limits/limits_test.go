@@ -300,3 +300,20 @@ func TestClusterPolicyNeedsDatabaseMode(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Without a database, policy cluster is refused with the reason; with
+// one, its store counts rate windows and refuses concurrency counts.
+func TestClusterNeedsTheDatabase(t *testing.T) {
+	r := newTestRegistry(t, nil)
+	if _, err := r.Counters(nil).Store(map[string]any{"policy": "cluster"}); !errors.Is(err, errCluster) {
+		t.Fatalf("cluster without a database: %v, want %v", err, errCluster)
+	}
+	r.SetDatabase(nil)
+	s, err := r.Counters(nil).Store(map[string]any{"policy": "cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Acquire(context.Background(), "k", 1); !errors.Is(err, errClusterConcurrency) {
+		t.Errorf("Acquire on cluster: %v, want %v", err, errClusterConcurrency)
+	}
+}
