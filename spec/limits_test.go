@@ -467,3 +467,47 @@ func TestLimitsModuleInAUserPlugin(t *testing.T) {
 		t.Errorf("access-log statuses %v; want one 403", got)
 	}
 }
+
+// TestLimitsAfterALuaPlugin: a Lua preread plugin of higher priority
+// (counter, 1000) runs before rate-limiting (910), so it sees every
+// session, the refused ones included; the limit still holds, here by
+// service.
+func TestLimitsAfterALuaPlugin(t *testing.T) {
+	echo, _ := countingEcho(t)
+	p, pReport := freePort(t), freePort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    plugins:
+      - {name: rate-limiting, config: {minute: 2, limit_by: service}}
+    routes:
+      - name: r
+        protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins:
+          - {name: counter, config: {dict: hits}}
+  - name: report
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: counter, config: {dict: hits, report: true}}]
+`, echo, p, echo, pReport)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, counter\nlua_package_path = %s\nnginx_stream_lua_shared_dict = hits 1m\n",
+		p, pReport, fixturePath(t)), yml)
+	awaitMinuteRoom()
+	proxied := 0
+	for range 4 {
+		if tryEcho(t, fmt.Sprintf("127.0.0.1:%d", p)) {
+			proxied++
+		}
+	}
+	if proxied != 2 {
+		t.Fatalf("%d of 4 proxied on a limit of 2 per minute", proxied)
+	}
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pReport))
+	if got, err := exchangeRead(c); err != nil || got != "4" {
+		t.Fatalf("the plugin before rate-limiting counted %q, %v; want all 4 sessions", got, err)
+	}
+}
