@@ -317,3 +317,43 @@ func TestClusterNeedsTheDatabase(t *testing.T) {
 		t.Errorf("Acquire on cluster: %v, want %v", err, errClusterConcurrency)
 	}
 }
+
+// Concurrent counts share pipelines, and a Redis that forgot the scripts
+// (SCRIPT FLUSH, as after a restart) gets them again: 200 hits from 50
+// goroutines on a limit of 120 count exactly 120.
+func TestRedisPipelinesConcurrentCounts(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	r := newTestRegistry(t, nil)
+	s, err := r.Counters(nil).Store(redisConf(srv.Port, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	limits := []pdk.Limit{{Period: "hour", Max: 120}}
+	if _, err := s.Hit(ctx, "warm", limits); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.redis[0].store.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var counted atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 4 {
+				full, err := s.Hit(ctx, "k", limits)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if full == "" {
+					counted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if counted.Load() != 120 {
+		t.Fatalf("200 concurrent hits on a limit of 120: %d counted", counted.Load())
+	}
+}
