@@ -27,7 +27,7 @@ const NodeTTL = 6 * time.Second
 type redisStore struct {
 	client *redis.Client
 	pipe   *pipeliner // the scripts of sessions' counts
-	node   string // this process's instance, unique per start
+	node   string     // this process's instance, unique per start
 	now    func() time.Time
 	onErr  func(error)
 
