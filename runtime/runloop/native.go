@@ -102,7 +102,9 @@ func (ps *Plugins) newNative(r pluginRun) *nativeRun {
 
 // preread counts the session; a refusal's status is returned with done.
 // fault_tolerant lets the session through a store failure (the store
-// logs it), else it ends with 500, as the Lua handlers do.
+// logs it), else it ends with 500, as the Lua handlers do. Every store
+// bounds its own calls (redis.timeout, pg_timeout), so no deadline is
+// added here.
 func (n *nativeRun) preread(cx *session) (status int, done bool) {
 	if n.store != nil {
 		ok, err := n.count(context.Background(), n.store, cx.st, n.key(cx))
