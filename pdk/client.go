@@ -44,16 +44,6 @@ func sessionVar(L *glua.LState, s *State, name string) (string, bool) {
 	return s.Session.Var(name)
 }
 
-// terminated reports whether Kong terminated TLS here: then remote_addr is
-// the client behind the inner PROXY-protocol hop (client.lua get_ip).
-func terminated(L *glua.LState, s *State) bool {
-	if v, _ := sessionVar(L, s, "kong_tls_passthrough_block"); v == "1" {
-		return true
-	}
-	_, ok := sessionVar(L, s, "ssl_protocol")
-	return ok
-}
-
 // pushVar pushes a variable, nil when unset.
 func pushVar(L *glua.LState, v string, ok bool) int {
 	if !ok {
@@ -78,13 +68,27 @@ func pushPort(L *glua.LState, v string, ok bool) int {
 // clientAddrVar picks remote_<x> when TLS was terminated here, else
 // realip_remote_<x> or remote_<x>: the directly connected peer.
 func clientAddrVar(L *glua.LState, s *State, x string) (string, bool) {
-	if terminated(L, s) {
-		return sessionVar(L, s, "remote_"+x)
+	if s == nil || s.Session == nil {
+		L.RaiseError("no request found")
 	}
-	if v, ok := sessionVar(L, s, "realip_remote_"+x); ok {
+	return ClientAddr(s.Session, x)
+}
+
+// ClientAddr is kong.client.get_ip's ("addr") or get_port's ("port")
+// answer for a session, as a string: remote_<x> when TLS was terminated
+// here (the client behind the inner PROXY-protocol hop, as Kong's
+// client.lua has it), else realip_remote_<x> or remote_<x>.
+func ClientAddr(sess Session, x string) (string, bool) {
+	if v, _ := sess.Var("kong_tls_passthrough_block"); v == "1" {
+		return sess.Var("remote_" + x)
+	}
+	if _, ok := sess.Var("ssl_protocol"); ok {
+		return sess.Var("remote_" + x)
+	}
+	if v, ok := sess.Var("realip_remote_" + x); ok {
 		return v, true
 	}
-	return sessionVar(L, s, "remote_"+x)
+	return sess.Var("remote_" + x)
 }
 
 func clientGetIP(L *glua.LState, s *State) int {

@@ -240,6 +240,10 @@ func (s *State) hasService() bool {
 	if s.Session == nil {
 		return false
 	}
+	if ids, ok := s.Session.(EntityIDs); ok {
+		_, _, has := ids.IDs()
+		return has
+	}
 	_, service := s.Session.Entities()
 	return service != nil
 }

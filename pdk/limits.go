@@ -167,6 +167,17 @@ func openLimits(L *glua.LState) int {
 			if s == nil || s.Session == nil {
 				L.RaiseError("ids needs a session")
 			}
+			if ids, ok := s.Session.(EntityIDs); ok {
+				route, service, _ := ids.IDs()
+				for _, id := range []string{route, service} {
+					if id != "" {
+						L.Push(glua.LString(id))
+					} else {
+						L.Push(glua.LNil)
+					}
+				}
+				return 2
+			}
 			route, service := s.Session.Entities()
 			for _, e := range []map[string]any{route, service} {
 				if id, ok := e["id"].(string); ok {

@@ -56,6 +56,14 @@ type Session interface {
 	Status() int
 }
 
+// EntityIDs is a Session that names its matched route and service
+// without building their entity tables (Entities): what is asked once
+// per session (the service's presence after preread, gong.limits' ids)
+// stays cheap. hasService is false when the route has no service.
+type EntityIDs interface {
+	IDs() (routeID, serviceID string, hasService bool)
+}
+
 // UpstreamChange is what kong.service changed, in preread, of where the
 // session connects: the runtime dials it instead of the service's own.
 // Zero fields keep the service's setting.

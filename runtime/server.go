@@ -154,7 +154,7 @@ func (s *Server) Start() error {
 	}
 	var cached []byte // the configuration cache, when the database did not answer
 	if c.Database.Strategy == "postgres" {
-		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, s.log)
+		db, err := postgres.OpenSource(context.Background(), c.Database, s.nodeID, c.EnabledPlugins(BundledPlugins), s.log)
 		if errors.Is(err, postgres.ErrUnreachable) {
 			db, cached, err = s.openOffline(c, err)
 		}
@@ -162,6 +162,7 @@ func (s *Server) Start() error {
 			return err
 		}
 		s.db = db
+		s.limits.SetDatabase(db)
 		db.Watch(func() { s.reloads.after(s.Reload) }, s.applyHealthEvent)
 	}
 	g, err := s.swap(c, cached)

@@ -20,7 +20,7 @@ var (
 )
 
 // gongBinary builds cmd/gong once per test run.
-func gongBinary(t *testing.T) string {
+func gongBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "gong-bin")

@@ -78,7 +78,8 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		t.Fatalf("second bootstrap: exit %d, %q", code, out)
 	}
 	out, _, code = runGong(t, dir, nil, append([]string{"migrations", "list"}, conf...)...)
-	if code != 0 || !strings.HasPrefix(out, "Executed migrations:\ncore: 000_base, 003_100_to_110, ") || !strings.HasSuffix(out, ", 025_390_to_3100\n") {
+	if code != 0 || !strings.HasPrefix(out, "Executed migrations:\n         core: 000_base, 003_100_to_110, ") ||
+		!strings.Contains(out, ", 025_390_to_3100\nrate-limiting: 000_base_rate_limiting, 003_10_to_112, 004_200_to_210, 005_320_to_330, 006_350_to_360\n") {
 		t.Fatalf("list: exit %d, %q", code, out)
 	}
 	out, _, code = runGong(t, dir, nil, append([]string{"migrations", "status"}, conf...)...)
@@ -90,7 +91,8 @@ func TestDatabaseMigrationsCLI(t *testing.T) {
 		} `json:"executed_migrations"`
 	}
 	if err := json.Unmarshal([]byte(out), &status); err != nil || code != 0 || status.NeedsBootstrap ||
-		len(status.Executed) != 1 || status.Executed[0].Subsystem != "core" || len(status.Executed[0].Migrations) != 24 {
+		len(status.Executed) != 2 || status.Executed[0].Subsystem != "core" || len(status.Executed[0].Migrations) != 24 ||
+		status.Executed[1].Subsystem != "rate-limiting" || len(status.Executed[1].Migrations) != 5 {
 		t.Fatalf("status: exit %d, %q (%v)", code, out, err)
 	}
 	for verb, want := range map[string]string{"up": "Database is already up-to-date\n", "finish": "No pending migrations to finish\n"} {

@@ -398,11 +398,18 @@ plugins:
     config: {max_connections: 1, policy: cluster}
   - name: bandwidth-limit
     config: {burst: 10}
+services:
+  - name: s
+    url: tcp://127.0.0.1:9
+    plugins:
+      - name: rate-limiting
+        config: {minute: 10, policy: cluster}
 `)
 	_, errOut, code := runGong(t, dir, nil, "config", "parse", "bad.yml")
 	for _, want := range []string{
 		"limit_by 'consumer' is not supported for stream sessions: stream connections have no consumer",
-		"policy 'cluster' keeps its counters in the PostgreSQL database of database mode",
+		"policy 'cluster' keeps its counters in the PostgreSQL database of database mode, which this node does not run (database = off)",
+		"policy 'cluster' is not supported by limit-conn",
 		"at least one of these fields must be non-empty: 'config.downstream_rate', 'config.upstream_rate', 'config.aggregate_rate'",
 	} {
 		if code != 1 || !strings.Contains(errOut, want) {
@@ -467,5 +474,49 @@ func TestLimitsModuleInAUserPlugin(t *testing.T) {
 	})
 	if got := accessStatuses(t, g); got["403"] != 1 {
 		t.Errorf("access-log statuses %v; want one 403", got)
+	}
+}
+
+// TestLimitsAfterALuaPlugin: a Lua preread plugin of higher priority
+// (counter, 1000) runs before rate-limiting (910), so it sees every
+// session, the refused ones included; the limit still holds, here by
+// service.
+func TestLimitsAfterALuaPlugin(t *testing.T) {
+	echo, _ := countingEcho(t)
+	p, pReport := listenPort(t), listenPort(t)
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    plugins:
+      - {name: rate-limiting, config: {minute: 2, limit_by: service}}
+    routes:
+      - name: r
+        protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins:
+          - {name: counter, config: {dict: hits}}
+  - name: report
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins: [{name: counter, config: {dict: hits, report: true}}]
+`, echo, p, echo, pReport)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d, 127.0.0.1:%d\nplugins = bundled, counter\nlua_package_path = %s\nnginx_stream_lua_shared_dict = hits 1m\n",
+		p, pReport, fixturePath(t)), yml)
+	awaitMinuteRoom()
+	proxied := 0
+	for range 4 {
+		if tryEcho(t, fmt.Sprintf("127.0.0.1:%d", p)) {
+			proxied++
+		}
+	}
+	if proxied != 2 {
+		t.Fatalf("%d of 4 proxied on a limit of 2 per minute", proxied)
+	}
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", pReport))
+	if got, err := exchangeRead(c); err != nil || got != "4" {
+		t.Fatalf("the plugin before rate-limiting counted %q, %v; want all 4 sessions", got, err)
 	}
 }

@@ -28,7 +28,7 @@ func configDBImport(cx *cmdContext) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.Check(context.Background()); err != nil {
+	if err := s.Check(context.Background(), c.EnabledPlugins(runtime.BundledPlugins)); err != nil {
 		return err
 	}
 	return runtime.WithDeclarativeOptions(c, func(opts declarative.Options) error {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gong-proxy/gong/runtime"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/store/postgres"
 )
@@ -98,6 +99,7 @@ func runMigrations(cx *cmdContext) error {
 	if err != nil {
 		return err
 	}
+	plugins := c.EnabledPlugins(runtime.BundledPlugins)
 	defer s.Close()
 	ctx := context.Background()
 	out := cx.stdout
@@ -106,7 +108,7 @@ func runMigrations(cx *cmdContext) error {
 			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
-	st, err := s.State(ctx)
+	st, err := s.State(ctx, plugins)
 	if err != nil {
 		return err
 	}
@@ -131,7 +133,7 @@ func runMigrations(cx *cmdContext) error {
 			return nil
 		}
 		say("Bootstrapping database...")
-		ok, err := s.Bootstrap(ctx)
+		ok, err := s.Bootstrap(ctx, plugins)
 		if err != nil {
 			return err
 		}
@@ -148,29 +150,45 @@ func runMigrations(cx *cmdContext) error {
 		if len(st.Pending) > 0 {
 			return errors.New("Database has pending migrations; run 'gong migrations finish'")
 		}
-		if len(st.New) > 0 {
-			return olderCore(st.New)
+		if core := st.CoreNew(); len(core) > 0 {
+			return olderCore(core)
 		}
 		// A database Kong bootstrapped lacks gong's own table.
 		created, err := s.UpExtensions(ctx)
 		if err != nil {
 			return err
 		}
-		if !created {
+		ran, err := s.Up(ctx, plugins)
+		if err != nil {
+			return err
+		}
+		if !created && len(ran) == 0 {
 			say("Database is already up-to-date")
 			return nil
 		}
-		say("Migrating gong on database '%s'...", c.Database.Postgres.Database)
-		say("gong migrated up to: %s (executed)", postgres.GongMigrations[len(postgres.GongMigrations)-1])
-		say("%d migration processed\n%d executed", len(postgres.GongMigrations), len(postgres.GongMigrations))
+		if created {
+			say("Migrating gong on database '%s'...", c.Database.Postgres.Database)
+			say("gong migrated up to: %s (executed)", postgres.GongMigrations[len(postgres.GongMigrations)-1])
+			say("%d migration processed\n%d executed", len(postgres.GongMigrations), len(postgres.GongMigrations))
+		}
+		if len(ran) > 0 {
+			say("%s", postgres.FormatList(ran))
+		}
 		say("Database is up-to-date")
 		return nil
 	case "finish":
 		if st.NeedsBootstrap {
 			return errors.New("Cannot run migrations: " + postgres.NeedsBootstrapMsg)
 		}
+		if core := st.CorePending(); len(core) > 0 {
+			return olderCore(core)
+		}
 		if len(st.Pending) > 0 {
-			return olderCore(st.Pending)
+			if _, err := s.Up(ctx, plugins); err != nil {
+				return err
+			}
+			say("Database is up-to-date")
+			return nil
 		}
 		if len(st.New) > 0 {
 			say("\nNew migrations available; run 'gong migrations up' to proceed")
@@ -237,9 +255,9 @@ func migrationsList(st *postgres.State, say func(string, ...any)) error {
 	return nil
 }
 
-// olderCore refuses to run migrations between Kong versions: gong creates
-// Kong 3.10's schema at once, but upgrading an older core runs Kong's own
-// Lua migrations.
+// olderCore refuses to run core migrations between Kong versions: gong
+// creates Kong 3.10's schema at once, but upgrading an older core runs
+// Kong's own Lua migrations. (Plugins' migrations gong runs itself.)
 func olderCore(names []string) error {
 	return fmt.Errorf("the database's core schema is older than Kong 3.10 (migrations %s have not run): "+
 		"upgrade it with Kong 3.10's 'kong migrations up' and 'kong migrations finish'", strings.Join(names, ", "))

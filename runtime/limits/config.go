@@ -8,7 +8,7 @@ import (
 
 // Config is the store a plugin configuration names.
 type Config struct {
-	// Policy is "local" or "redis".
+	// Policy is "local", "cluster" or "redis".
 	Policy string
 	Redis  RedisConfig
 	// SyncRate, for redis, batches this node's counts and sends them
@@ -27,8 +27,8 @@ type RedisConfig struct {
 	Timeout            time.Duration
 }
 
-// errCluster is the answer to the cluster policy until database mode
-// exists.
+// errCluster is the answer to the cluster policy on a node without a
+// database, as Kong refuses it in DB-less mode.
 var errCluster = errors.New("policy 'cluster' keeps its counters in the PostgreSQL database of database mode, which this node does not run (database = off); use 'local' or 'redis'")
 
 // ParseConfig reads the policy, redis and sync_rate fields of a plugin
@@ -46,10 +46,11 @@ func ParseConfig(conf map[string]any) (Config, error) {
 		c.SyncRate = 0
 		return c, nil
 	case "cluster":
-		return c, errCluster
+		c.SyncRate = 0
+		return c, nil
 	case "redis":
 	default:
-		return c, fmt.Errorf("unknown policy %q: expected local or redis", c.Policy)
+		return c, fmt.Errorf("unknown policy %q: expected local, cluster or redis", c.Policy)
 	}
 	r, _ := conf["redis"].(map[string]any)
 	str := func(k string) string { s, _ := r[k].(string); return s }

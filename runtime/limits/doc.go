@@ -1,6 +1,7 @@
 // Package limits keeps the counters that outlive a connection: events per
 // time window (rate limits) and sessions in progress (concurrency limits),
-// in the process ("local") or in a Redis shared by a fleet ("redis"). It
+// in the process ("local"), in a Redis shared by a fleet ("redis"), or, for
+// rate windows, in the PostgreSQL database of database mode ("cluster"). It
 // implements pdk.Counters, which the gong.limits Lua module and the
 // bundled rate-limiting and limit-conn plugins use, and the token-bucket
 // shaper of the bandwidth-limit plugin.

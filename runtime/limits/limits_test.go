@@ -300,3 +300,60 @@ func TestClusterPolicyNeedsDatabaseMode(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Without a database, policy cluster is refused with the reason; with
+// one, its store counts rate windows and refuses concurrency counts.
+func TestClusterNeedsTheDatabase(t *testing.T) {
+	r := newTestRegistry(t, nil)
+	if _, err := r.Counters(nil).Store(map[string]any{"policy": "cluster"}); !errors.Is(err, errCluster) {
+		t.Fatalf("cluster without a database: %v, want %v", err, errCluster)
+	}
+	r.SetDatabase(nil)
+	s, err := r.Counters(nil).Store(map[string]any{"policy": "cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Acquire(context.Background(), "k", 1); !errors.Is(err, errClusterConcurrency) {
+		t.Errorf("Acquire on cluster: %v, want %v", err, errClusterConcurrency)
+	}
+}
+
+// Concurrent counts share pipelines, and a Redis that forgot the scripts
+// (SCRIPT FLUSH, as after a restart) gets them again: 200 hits from 50
+// goroutines on a limit of 120 count exactly 120.
+func TestRedisPipelinesConcurrentCounts(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	r := newTestRegistry(t, nil)
+	s, err := r.Counters(nil).Store(redisConf(srv.Port, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	limits := []pdk.Limit{{Period: "hour", Max: 120}}
+	if _, err := s.Hit(ctx, "warm", limits); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.redis[0].store.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var counted atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 4 {
+				full, err := s.Hit(ctx, "k", limits)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if full == "" {
+					counted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if counted.Load() != 120 {
+		t.Fatalf("200 concurrent hits on a limit of 120: %d counted", counted.Load())
+	}
+}

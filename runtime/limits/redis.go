@@ -26,7 +26,8 @@ const NodeTTL = 6 * time.Second
 // only while "gong:node:<instance>" (refreshed by the heartbeat) lives.
 type redisStore struct {
 	client *redis.Client
-	node   string // this process's instance, unique per start
+	pipe   *pipeliner // the scripts of sessions' counts
+	node   string     // this process's instance, unique per start
 	now    func() time.Time
 	onErr  func(error)
 
@@ -63,7 +64,8 @@ func newRedisStore(c RedisConfig, roots *x509.CertPool, node string, now func() 
 		}
 		opts.TLSConfig = &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: !c.SSLVerify, MinVersion: tls.VersionTLS12}
 	}
-	return &redisStore{client: redis.NewClient(opts), node: node, now: now, onErr: onErr,
+	client := redis.NewClient(opts)
+	return &redisStore{client: client, pipe: newPipeliner(client), node: node, now: now, onErr: onErr,
 		held: map[string]int64{}, stop: make(chan struct{})}
 }
 
@@ -104,7 +106,7 @@ func (r *redisStore) Hit(ctx context.Context, key string, limits []pdk.Limit) (s
 	if err != nil {
 		return "", err
 	}
-	i, err := hitScript.Run(ctx, r.client, keys, args...).Int()
+	i, err := r.pipe.run(ctx, hitScript, keys, args...).Int()
 	if err != nil || i == 0 {
 		return "", err
 	}
@@ -148,7 +150,7 @@ const (
 // restarted Redis is corrected within NodeTTL/3.
 func (r *redisStore) Acquire(ctx context.Context, key string, max int64) (func(), bool, error) {
 	r.startHeartbeat()
-	ok, err := acquireScript.Run(ctx, r.client, []string{connPrefix + key},
+	ok, err := r.pipe.run(ctx, acquireScript, []string{connPrefix + key},
 		r.node, max, nodePrefix, NodeTTL.Milliseconds(), connKeyTTL.Milliseconds()).Bool()
 	if err != nil || !ok {
 		return nil, false, err
@@ -166,7 +168,7 @@ func (r *redisStore) release(key string) {
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), r.client.Options().ReadTimeout)
 	defer cancel()
-	if err := releaseScript.Run(ctx, r.client, []string{connPrefix + key}, r.node).Err(); err != nil {
+	if err := r.pipe.run(ctx, releaseScript, []string{connPrefix + key}, r.node).Err(); err != nil {
 		r.onErr(err)
 	}
 }
@@ -223,6 +225,7 @@ func (r *redisStore) beat() error {
 func (r *redisStore) close() {
 	close(r.stop)
 	r.done.Wait()
+	r.pipe.close()
 	ctx, cancel := context.WithTimeout(context.Background(), r.client.Options().ReadTimeout)
 	defer cancel()
 	r.client.Del(ctx, nodePrefix+r.node)

@@ -17,7 +17,8 @@ import (
 const ErrorLogInterval = 10 * time.Second
 
 // Registry holds the stores of the process: one local store, one client
-// per Redis, one batching store per Redis and sync_rate.
+// per Redis, one batching store per Redis and sync_rate, and the cluster
+// store once the database is set.
 type Registry struct {
 	node    string
 	log     func(string)
@@ -28,6 +29,9 @@ type Registry struct {
 	mu      sync.Mutex
 	redis   []*redisEntry
 	batched map[batchKey]*batched
+	cluster pdk.CounterStore // nil until SetDatabase
+	stop    chan struct{}    // ends the sweeper of the cluster store
+	done    sync.WaitGroup
 	closed  bool
 }
 
@@ -48,9 +52,27 @@ type batchKey struct {
 // per ErrorLogInterval and store; refused counts refused sessions.
 func NewRegistry(nodeID string, log func(string), refused func(plugin, route, reason string)) *Registry {
 	r := &Registry{node: nodeID + ":" + uuid.NewString()[:8], log: log, refused: refused, now: time.Now,
-		batched: map[batchKey]*batched{}}
+		batched: map[batchKey]*batched{}, stop: make(chan struct{})}
 	r.local = loggingStore{newLocal(time.Now), r.logEvery("local")}
 	return r
+}
+
+// SetDatabase makes policy cluster count in db, the node's database
+// (database = postgres), and starts deleting its expired rows every
+// SweepInterval. Without it, cluster is refused with errCluster.
+func (r *Registry) SetDatabase(db Database) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.cluster != nil {
+		return
+	}
+	onErr := r.logEvery("postgres")
+	r.cluster = loggingStore{clusterStore{db: db, now: r.now}, onErr}
+	r.done.Add(1)
+	go func() {
+		defer r.done.Done()
+		sweep(db, r.stop, onErr)
+	}()
 }
 
 // Counters is the pdk.Counters of a configuration: roots verify Redis
@@ -87,6 +109,12 @@ func (r *Registry) store(cfg Config, roots *x509.CertPool) (pdk.CounterStore, er
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, fmt.Errorf("the counter stores are closed")
+	}
+	if cfg.Policy == "cluster" {
+		if r.cluster == nil {
+			return nil, errCluster
+		}
+		return r.cluster, nil
 	}
 	var rs *redisStore
 	for _, e := range r.redis {
@@ -172,7 +200,12 @@ func (s loggingStore) Acquire(ctx context.Context, key string, max int64) (func(
 func (r *Registry) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	r.closed = true
+	close(r.stop)
+	r.done.Wait()
 	for _, b := range r.batched {
 		b.close()
 	}

@@ -18,8 +18,11 @@ var (
 	_ stream.Meter = (*limits.Meter)(nil)
 )
 
-// routeRuns are the plugins that run for a route's sessions, in order.
+// routeRuns are the plugins that run for a route's sessions, in order:
+// first the preread handlers that run in Go (native.go), then the Lua
+// ones.
 type routeRuns struct {
+	native       []*nativeRun
 	preread, log []pluginRun
 }
 
@@ -46,9 +49,11 @@ func (ps *Plugins) Bind(d *declarative.Config) {
 		}
 	}
 	ps.routes = map[string]routeRuns{}
+	natives := map[string]*nativeRun{}
 	for _, r := range d.Routes {
 		runs := ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))
-		ps.routes[r.ID] = routeRuns{preread: ps.implementing(runs, pdk.PhasePreread), log: ps.implementing(runs, pdk.PhaseLog)}
+		native, preread := ps.natives(ps.implementing(runs, pdk.PhasePreread), natives)
+		ps.routes[r.ID] = routeRuns{native: native, preread: preread, log: ps.implementing(runs, pdk.PhaseLog)}
 	}
 }
 
@@ -56,11 +61,25 @@ func (ps *Plugins) Bind(d *declarative.Config) {
 // reports that the session ended there: an exit, or an error (status
 // 500, as in Kong).
 func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
-	runs := ps.routes[s.Route().Decl.ID].preread
-	if len(runs) == 0 {
+	rr := ps.routes[s.Route().Decl.ID]
+	runs := rr.preread
+	if len(runs) == 0 && len(rr.native) == 0 {
 		return 0, false
 	}
 	cx := sessionOf(s, ps)
+	if len(rr.native) > 0 {
+		cx.st.Begin(pdk.PhasePreread, time.Now())
+		for _, n := range rr.native {
+			if status, done := n.preread(cx); done {
+				cx.st.Exited = true
+				return status, true
+			}
+		}
+		if len(runs) == 0 {
+			cx.st.EndPreread(time.Now())
+			return 0, false
+		}
+	}
 	err := cx.run(pdk.PhasePreread, runs)
 	if cx.st.Upstream != (pdk.UpstreamChange{}) {
 		s.SetService(stream.ServiceChange(cx.st.Upstream))

@@ -83,6 +83,11 @@ type Plugins struct {
 	vault *vault.Current
 	// shaper paces the sessions whose plugins ask for it (nil: none are).
 	shaper *limits.Shaper
+	// native are the plugins whose preread runs in Go (native.go): gong's
+	// own modules of a plugin nativeHandlers has. counters are their
+	// stores (nil: they run in Lua).
+	native   map[string]bool
+	counters pdk.Counters
 }
 
 // Host is what a plugin set takes from the server that runs it.
@@ -121,10 +126,13 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	if err != nil {
 		return nil, err
 	}
+	native := map[string]bool{}
 	for _, n := range names {
-		if err := findPlugin(c.LuaPackagePath, n, modules); err != nil {
+		embedded, err := findPlugin(c.LuaPackagePath, n, modules)
+		if err != nil {
 			return nil, err
 		}
+		native[n] = embedded && nativeHandlers[n] != nil
 	}
 	goModules := pdk.Modules()
 	for k, v := range luaschema.Modules() {
@@ -172,6 +180,8 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		packagePath: c.LuaPackagePath,
 		vault:       secrets,
 		shaper:      host.Shaper,
+		native:      native,
+		counters:    opts.Counters,
 	}
 	opts.Consumer = ps.consumer
 	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
@@ -255,8 +265,8 @@ func (ps *Plugins) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun {
 
 // findPlugin adds a plugin's modules to modules: its handler and schema
 // and the other Lua files beside them, from the first lua_package_path
-// template that has the handler, else from the embedded tree.
-func findPlugin(packagePath, name string, modules map[string]string) error {
+// template that has the handler, else from the embedded tree (embedded).
+func findPlugin(packagePath, name string, modules map[string]string) (embedded bool, err error) {
 	rel := "kong/plugins/" + name
 	var searched []string
 	for _, tmpl := range strings.Split(packagePath, ";") {
@@ -268,15 +278,15 @@ func findPlugin(packagePath, name string, modules map[string]string) error {
 		if _, err := os.Stat(handler); err != nil {
 			continue
 		}
-		return readPluginDir(os.DirFS(filepath.Dir(handler)), ".", name, modules)
+		return false, readPluginDir(os.DirFS(filepath.Dir(handler)), ".", name, modules)
 	}
 	sub, err := fs.Sub(lua.Lib, "lib/"+rel)
 	if err == nil {
 		if _, err = fs.Stat(sub, "handler.lua"); err == nil {
-			return readPluginDir(sub, ".", name, modules)
+			return true, readPluginDir(sub, ".", name, modules)
 		}
 	}
-	return fmt.Errorf("plugin '%s' could not be found: no kong.plugins.%s.handler in %s, nor among gong's bundled plugins",
+	return false, fmt.Errorf("plugin '%s' could not be found: no kong.plugins.%s.handler in %s, nor among gong's bundled plugins",
 		name, name, strings.Join(searched, ", "))
 }
 

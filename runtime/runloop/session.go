@@ -19,6 +19,7 @@ import (
 var (
 	_ pdk.Session    = (*session)(nil)
 	_ pdk.Downstream = (*session)(nil)
+	_ pdk.EntityIDs  = (*session)(nil)
 	_ pdk.Logger     = pluginLog{}
 )
 
@@ -98,6 +99,18 @@ func (cx *session) Entities() (route, service map[string]any) {
 		service = entityMap(r.Service.Decl)
 	}
 	return entityMap(r.Decl), service
+}
+
+// IDs implements pdk.EntityIDs.
+func (cx *session) IDs() (routeID, serviceID string, hasService bool) {
+	r := cx.s.Route()
+	if r == nil {
+		return "", "", false
+	}
+	if r.Service != nil {
+		serviceID, hasService = r.Service.Decl.ID, true
+	}
+	return r.Decl.ID, serviceID, hasService
 }
 
 // UpstreamExists implements pdk.Session.

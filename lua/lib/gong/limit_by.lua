@@ -28,26 +28,34 @@ function _M.field(with_global)
            description = "What sessions are counted by." }
 end
 
+-- is_dbless tells a node without a database (database = off), where
+-- Kong refuses policy cluster too.
+local function is_dbless()
+  local ok, database = pcall(function() return kong.configuration.database end)
+  return ok and database == "off"
+end
+
 -- check refuses what stream cannot do: an HTTP-only limit_by, and the
--- cluster policy until database mode exists.
+-- cluster policy on a node without a database.
 function _M.check(config)
   local why = HTTP_ONLY[config.limit_by]
   if why then
     return nil, "limit_by '" .. config.limit_by .. "' is not supported for stream sessions: " .. why
       .. "; use ip, service, route or sni"
   end
-  if config.policy == "cluster" then
+  if config.policy == "cluster" and is_dbless() then
     return nil, "policy 'cluster' keeps its counters in the PostgreSQL database of database mode, "
       .. "which this node does not run (database = off); use 'local' or 'redis'"
   end
   return true
 end
 
--- policy is the policy field: cluster is accepted so that Kong's entries
--- load far enough to be refused by check with a reason.
+-- policy is the policy field: cluster is accepted in DB-less mode too, so
+-- that Kong's entries load far enough to be refused by check with a
+-- reason.
 function _M.policy()
   return { type = "string", default = "local", len_min = 0, one_of = { "local", "cluster", "redis" },
-           description = "Where the counters live: local (this node) or redis (shared by a fleet)." }
+           description = "Where the counters live: local (this node), cluster (the PostgreSQL database of database mode) or redis (shared by a fleet)." }
 end
 
 -- redis_aliases are the deprecated redis_* fields Kong still accepts, as

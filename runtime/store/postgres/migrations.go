@@ -37,14 +37,45 @@ const NeedsBootstrapMsg = "Database needs bootstrapping or is older than Kong 1.
 // ErrNewMigrations is what Check returns for a core older than Kong 3.10.
 var ErrNewMigrations = errors.New("New migrations available; run 'gong migrations up' to proceed")
 
-// State is the core subsystem's migration state, as Kong's schema_state
-// has it. Other subsystems' rows (Kong's plugins) are left alone.
+// Subsystem is one subsystem's migration names: "core", or a plugin's
+// (by plugin name), as Kong's schema_meta keys them.
+type Subsystem struct {
+	Name       string
+	Migrations []string
+}
+
+// namespace is the Lua module path Kong gives the subsystem's migrations.
+func (s Subsystem) namespace() string {
+	if s.Name == "core" {
+		return "kong.db.migrations.core"
+	}
+	return "kong.plugins." + s.Name + ".migrations"
+}
+
+// State is the migration state of the core and of the enabled plugins
+// that have migrations, as Kong's schema_state has it. Rows of other
+// subsystems (plugins gong does not enable) are left alone.
 type State struct {
 	NeedsBootstrap bool
-	// Executed, Pending, Missing and New are core migration names: run,
-	// run up but not finished, skipped before the last one executed, and
-	// not run yet.
-	Executed, Pending, Missing, New []string
+	// Executed, Pending, Missing and New are migration names by subsystem
+	// (core first, then plugins by name): run, run up but not finished,
+	// skipped before the last one executed, and not run yet.
+	Executed, Pending, Missing, New []Subsystem
+}
+
+// CoreNew are the core's migrations not run yet.
+func (st *State) CoreNew() []string { return namesOf(st.New, "core") }
+
+// CorePending are the core's migrations run up but not finished.
+func (st *State) CorePending() []string { return namesOf(st.Pending, "core") }
+
+func namesOf(list []Subsystem, name string) []string {
+	for _, s := range list {
+		if s.Name == name {
+			return s.Migrations
+		}
+	}
+	return nil
 }
 
 // migrationList is one subsystem's migrations in Kong's status JSON.
@@ -58,23 +89,39 @@ type migrationList struct {
 // only the non-empty lists appear.
 func (st *State) StatusJSON() map[string]any {
 	out := map[string]any{"needs_bootstrap": st.NeedsBootstrap}
-	for key, names := range map[string][]string{"executed_migrations": st.Executed, "pending_migrations": st.Pending,
+	for key, list := range map[string][]Subsystem{"executed_migrations": st.Executed, "pending_migrations": st.Pending,
 		"missing_migrations": st.Missing, "new_migrations": st.New} {
-		if len(names) > 0 {
-			out[key] = []migrationList{{Subsystem: "core", Namespace: "kong.db.migrations.core", Migrations: names}}
+		if len(list) > 0 {
+			var ms []migrationList
+			for _, s := range list {
+				ms = append(ms, migrationList{Subsystem: s.Name, Namespace: s.namespace(), Migrations: s.Migrations})
+			}
+			out[key] = ms
 		}
 	}
 	return out
 }
 
-// FormatList renders names as Kong's CLI lists a subsystem's migrations.
-func FormatList(names []string) string { return "core: " + strings.Join(names, ", ") }
+// FormatList renders subsystems as Kong's CLI lists them: one line each,
+// the names right-aligned.
+func FormatList(list []Subsystem) string {
+	width := 0
+	for _, s := range list {
+		width = max(width, len(s.Name))
+	}
+	lines := make([]string, len(list))
+	for i, s := range list {
+		lines[i] = fmt.Sprintf("%*s: %s", width, s.Name, strings.Join(s.Migrations, ", "))
+	}
+	return strings.Join(lines, "\n")
+}
 
-// State reads the migration state from schema_meta.
-func (s *Store) State(ctx context.Context) (*State, error) {
+// State reads the migration state from schema_meta; plugins are the
+// enabled ones (kong.conf's plugins).
+func (s *Store) State(ctx context.Context, plugins []string) (*State, error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	return readState(ctx, s.write)
+	return readState(ctx, s.write, plugins)
 }
 
 // rowQuerier is what both a pool and a transaction offer.
@@ -82,7 +129,7 @@ type rowQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func readState(ctx context.Context, q rowQuerier) (*State, error) {
+func readState(ctx context.Context, q rowQuerier, plugins []string) (*State, error) {
 	var exists bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass('schema_meta') IS NOT NULL").Scan(&exists); err != nil {
 		return nil, fmt.Errorf("[postgres error] failed to check schema state: %s", describe(err))
@@ -90,46 +137,68 @@ func readState(ctx context.Context, q rowQuerier) (*State, error) {
 	if !exists {
 		return &State{NeedsBootstrap: true}, nil
 	}
-	var last *string
-	var executed, pending []string
-	err := q.QueryRow(ctx, "SELECT last_executed, executed, pending FROM schema_meta WHERE key = 'schema_meta' AND subsystem = 'core'").
-		Scan(&last, &executed, &pending)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("[postgres error] failed to check schema state: %s", describe(err))
-	}
 	st := &State{}
-	after := last == nil // migrations after the last executed one are new, earlier ones missing
-	for _, m := range CoreMigrations {
-		switch {
-		case slices.Contains(executed, m):
-			st.Executed = append(st.Executed, m)
-		case slices.Contains(pending, m):
-			st.Pending = append(st.Pending, m)
-		case after:
-			st.New = append(st.New, m)
-		default:
-			st.Missing = append(st.Missing, m)
+	for _, sub := range append([]Subsystem{{"core", CoreMigrations}}, enabledSubsystems(plugins)...) {
+		var last *string
+		var executed, pending []string
+		err := q.QueryRow(ctx, "SELECT last_executed, executed, pending FROM schema_meta WHERE key = 'schema_meta' AND subsystem = $1", sub.Name).
+			Scan(&last, &executed, &pending)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("[postgres error] failed to check schema state: %s", describe(err))
 		}
-		if last != nil && m == *last {
-			after = true
+		var ex, pe, mi, ne []string
+		after := last == nil // migrations after the last executed one are new, earlier ones missing
+		for _, m := range sub.Migrations {
+			switch {
+			case slices.Contains(executed, m):
+				ex = append(ex, m)
+			case slices.Contains(pending, m):
+				pe = append(pe, m)
+			case after:
+				ne = append(ne, m)
+			default:
+				mi = append(mi, m)
+			}
+			if last != nil && m == *last {
+				after = true
+			}
 		}
+		add := func(list *[]Subsystem, names []string) {
+			if len(names) > 0 {
+				*list = append(*list, Subsystem{sub.Name, names})
+			}
+		}
+		add(&st.Executed, ex)
+		add(&st.Pending, pe)
+		add(&st.Missing, mi)
+		add(&st.New, ne)
 	}
 	return st, nil
+}
+
+// enabledSubsystems are the subsystems of the enabled plugins that have
+// migrations, by name.
+func enabledSubsystems(plugins []string) []Subsystem {
+	var out []Subsystem
+	for _, name := range pluginsWithSchemas(plugins) {
+		out = append(out, Subsystem{name, pluginSchemas[name].migrations})
+	}
+	return out
 }
 
 // migrationsLock serialises schema changes between nodes, as Kong's
 // "migrations" cluster mutex does.
 const migrationsLock = 0x676f6e67 // "gong"
 
-// Bootstrap creates the schema in a database that needs it, in one
-// transaction; ok is false, and nothing is changed, when it is already
-// bootstrapped.
-func (s *Store) Bootstrap(ctx context.Context) (ok bool, err error) {
+// Bootstrap creates the schema in a database that needs it, with the
+// tables of the enabled plugins that have migrations, in one transaction;
+// ok is false, and nothing is changed, when it is already bootstrapped.
+func (s *Store) Bootstrap(ctx context.Context, plugins []string) (ok bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationsLock); err != nil {
 			return err
 		}
-		st, err := readState(ctx, tx)
+		st, err := readState(ctx, tx, nil)
 		if err != nil || !st.NeedsBootstrap {
 			return err
 		}
@@ -142,6 +211,9 @@ func (s *Store) Bootstrap(ctx context.Context) (ok bool, err error) {
 			return err
 		}
 		err = createExtensions(ctx, tx)
+		if err == nil {
+			err = runPluginMigrations(ctx, tx, pluginsWithSchemas(plugins))
+		}
 		ok = err == nil
 		return err
 	})
@@ -149,6 +221,33 @@ func (s *Store) Bootstrap(ctx context.Context) (ok bool, err error) {
 		return false, fmt.Errorf("[postgres error] %s", describe(err))
 	}
 	return ok, nil
+}
+
+// Up runs the new and pending migrations of the enabled plugins, in one
+// transaction, and returns the subsystems it ran. The core cannot be upgraded here
+// (see ErrNewMigrations); the caller refuses a core with new migrations.
+func (s *Store) Up(ctx context.Context, plugins []string) (ran []Subsystem, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationsLock); err != nil {
+			return err
+		}
+		st, err := readState(ctx, tx, plugins)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, sub := range append(st.New, st.Pending...) {
+			if sub.Name != "core" && !slices.Contains(names, sub.Name) {
+				names = append(names, sub.Name)
+				ran = append(ran, sub)
+			}
+		}
+		return runPluginMigrations(ctx, tx, names)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("[postgres error] %s", describe(err))
+	}
+	return ran, nil
 }
 
 // Reset drops every table and function of the schema: Kong's and
@@ -176,9 +275,10 @@ END $$`)
 }
 
 // Check is what start requires of the schema: bootstrapped, with no
-// new migrations; the errors are Kong's.
-func (s *Store) Check(ctx context.Context) error {
-	st, err := s.State(ctx)
+// new migrations for the core or the enabled plugins; the errors are
+// Kong's.
+func (s *Store) Check(ctx context.Context, plugins []string) error {
+	st, err := s.State(ctx, plugins)
 	if err != nil {
 		return err
 	}

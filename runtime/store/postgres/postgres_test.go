@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gong-proxy/gong/internal/testsvc"
 	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/declarative"
@@ -44,7 +46,7 @@ func openStore(t testing.TB, database, nodeID string) *Store {
 func bootstrapped(t testing.TB, nodeID string) *Store {
 	t.Helper()
 	s := openStore(t, server.Database(t), nodeID)
-	if ok, err := s.Bootstrap(context.Background()); err != nil || !ok {
+	if ok, err := s.Bootstrap(context.Background(), []string{"rate-limiting"}); err != nil || !ok {
 		t.Fatalf("Bootstrap() = %v, %v", ok, err)
 	}
 	return s
@@ -53,24 +55,24 @@ func bootstrapped(t testing.TB, nodeID string) *Store {
 func TestBootstrapRecordsKongsMigrations(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, server.Database(t), "11111111-1111-4111-8111-111111111111")
-	st, err := s.State(ctx)
+	st, err := s.State(ctx, nil)
 	if err != nil || !st.NeedsBootstrap {
 		t.Fatalf("State() before bootstrap = %+v, %v; want needs_bootstrap", st, err)
 	}
-	if err := s.Check(ctx); err == nil || err.Error() != NeedsBootstrapMsg {
+	if err := s.Check(ctx, nil); err == nil || err.Error() != NeedsBootstrapMsg {
 		t.Errorf("Check() = %v; want Kong's needs-bootstrap message", err)
 	}
-	if ok, err := s.Bootstrap(ctx); !ok || err != nil {
+	if ok, err := s.Bootstrap(ctx, nil); !ok || err != nil {
 		t.Fatalf("Bootstrap() = %v, %v", ok, err)
 	}
-	if ok, err := s.Bootstrap(ctx); ok || err != nil {
+	if ok, err := s.Bootstrap(ctx, nil); ok || err != nil {
 		t.Errorf("second Bootstrap() = %v, %v; want false: already bootstrapped", ok, err)
 	}
-	st, err = s.State(ctx)
-	if err != nil || st.NeedsBootstrap || !slices.Equal(st.Executed, CoreMigrations) || st.New != nil || st.Pending != nil {
+	st, err = s.State(ctx, nil)
+	if err != nil || st.NeedsBootstrap || !slices.Equal(st.Executed[0].Migrations, CoreMigrations) || len(st.Executed) != 1 || st.New != nil || st.Pending != nil {
 		t.Fatalf("State() after bootstrap = %+v, %v", st, err)
 	}
-	if err := s.Check(ctx); err != nil {
+	if err := s.Check(ctx, nil); err != nil {
 		t.Errorf("Check() = %v", err)
 	}
 	var workspaces, clusterIDs int
@@ -82,20 +84,70 @@ func TestBootstrapRecordsKongsMigrations(t *testing.T) {
 	if err := s.Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := s.State(ctx); err != nil || !st.NeedsBootstrap {
+	if st, err := s.State(ctx, nil); err != nil || !st.NeedsBootstrap {
 		t.Errorf("State() after reset = %+v, %v; want needs_bootstrap", st, err)
+	}
+}
+
+// Enabling rate-limiting on a database bootstrapped without it makes its
+// migrations new (start refuses, as Kong's does); Up creates Kong's
+// ratelimiting_metrics table and records them under the plugin's name.
+func TestRateLimitingMigrations(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, server.Database(t), "11111111-1111-4111-8111-111111111111")
+	if ok, err := s.Bootstrap(ctx, []string{"tcp-log"}); !ok || err != nil {
+		t.Fatalf("Bootstrap() = %v, %v", ok, err)
+	}
+	var exists bool
+	s.write.QueryRow(ctx, "SELECT to_regclass('ratelimiting_metrics') IS NOT NULL").Scan(&exists)
+	if exists {
+		t.Fatal("bootstrap without rate-limiting enabled created its table")
+	}
+	plugins := []string{"tcp-log", "rate-limiting"}
+	st, err := s.State(ctx, plugins)
+	want := []Subsystem{{"rate-limiting", pluginSchemas["rate-limiting"].migrations}}
+	if err != nil || len(st.New) != 1 || st.New[0].Name != want[0].Name || !slices.Equal(st.New[0].Migrations, want[0].Migrations) {
+		t.Fatalf("State() = %+v, %v; want rate-limiting's migrations new", st, err)
+	}
+	if err := s.Check(ctx, plugins); !errors.Is(err, ErrNewMigrations) {
+		t.Errorf("Check() = %v; want %v", err, ErrNewMigrations)
+	}
+	if got := FormatList(append(st.Executed, st.New...)); !strings.HasPrefix(got, "         core: 000_base, ") ||
+		!strings.HasSuffix(got, "\nrate-limiting: 000_base_rate_limiting, 003_10_to_112, 004_200_to_210, 005_320_to_330, 006_350_to_360") {
+		t.Errorf("FormatList() = %q; want Kong's right-aligned subsystems", got)
+	}
+	if ran, err := s.Up(ctx, plugins); err != nil || len(ran) != 1 || ran[0].Name != "rate-limiting" {
+		t.Fatalf("Up() = %v, %v", ran, err)
+	}
+	if err := s.Check(ctx, plugins); err != nil {
+		t.Errorf("Check() after Up = %v", err)
+	}
+	var last string
+	var executed []string
+	if err := s.write.QueryRow(ctx, "SELECT last_executed, executed FROM schema_meta WHERE key = 'schema_meta' AND subsystem = 'rate-limiting'").
+		Scan(&last, &executed); err != nil || last != "006_350_to_360" || len(executed) != 5 {
+		t.Errorf("schema_meta rate-limiting row: %q %v, %v", last, executed, err)
+	}
+	var columns []string
+	rows, _ := s.write.Query(ctx, "SELECT column_name FROM information_schema.columns WHERE table_name = 'ratelimiting_metrics' ORDER BY ordinal_position")
+	columns, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if !slices.Equal(columns, []string{"identifier", "period", "period_date", "service_id", "route_id", "value", "ttl"}) {
+		t.Errorf("ratelimiting_metrics columns %v; want Kong's", columns)
+	}
+	if ran, err := s.Up(ctx, plugins); err != nil || len(ran) != 0 {
+		t.Errorf("second Up() = %v, %v; want nothing to run", ran, err)
 	}
 }
 
 func TestStateOfAnOlderCore(t *testing.T) {
 	ctx := context.Background()
 	s := bootstrapped(t, "11111111-1111-4111-8111-111111111111")
-	s.write.Exec(ctx, "UPDATE schema_meta SET last_executed = '023_360_to_370', executed = $1", CoreMigrations[:22])
-	st, err := s.State(ctx)
-	if err != nil || !slices.Equal(st.New, []string{"024_380_to_390", "025_390_to_3100"}) {
+	s.write.Exec(ctx, "UPDATE schema_meta SET last_executed = '023_360_to_370', executed = $1 WHERE subsystem = 'core'", CoreMigrations[:22])
+	st, err := s.State(ctx, nil)
+	if err != nil || !slices.Equal(st.CoreNew(), []string{"024_380_to_390", "025_390_to_3100"}) {
 		t.Fatalf("State() = %+v, %v; want the last two new", st, err)
 	}
-	if err := s.Check(ctx); !errors.Is(err, ErrNewMigrations) {
+	if err := s.Check(ctx, nil); !errors.Is(err, ErrNewMigrations) {
 		t.Errorf("Check() = %v; want %v", err, ErrNewMigrations)
 	}
 }

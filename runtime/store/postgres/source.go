@@ -21,14 +21,14 @@ type Source struct {
 }
 
 // OpenSource connects and checks that the schema is bootstrapped and up
-// to date (Kong's messages otherwise). log receives the outage and
-// recovery notices.
-func OpenSource(ctx context.Context, db conf.Database, nodeID string, log *slog.Logger) (*Source, error) {
+// to date for the core and the enabled plugins (Kong's messages
+// otherwise). log receives the outage and recovery notices.
+func OpenSource(ctx context.Context, db conf.Database, nodeID string, plugins []string, log *slog.Logger) (*Source, error) {
 	st, err := Open(ctx, db, nodeID)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Check(ctx); err != nil {
+	if err := st.Check(ctx, plugins); err != nil {
 		st.Close()
 		return nil, err
 	}

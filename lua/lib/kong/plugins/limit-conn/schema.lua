@@ -3,6 +3,17 @@
 local typedefs = require "kong.db.schema.typedefs"
 local limit_by = require "gong.limit_by"
 
+-- check refuses policy cluster: a session in progress must stop counting
+-- when its node dies, which Redis's key expiry gives and database rows
+-- would not without a write per session and a heartbeat.
+local function check(config)
+  if config.policy == "cluster" then
+    return nil, "policy 'cluster' is not supported by limit-conn: it counts rate windows only, "
+      .. "not sessions in progress; use 'local', or 'redis' to share the count across nodes"
+  end
+  return limit_by.check(config)
+end
+
 return {
   name = "limit-conn",
   fields = {
@@ -20,7 +31,7 @@ return {
           { error_code = { type = "number", default = 503, gt = 0,
               description = "The session status of a refused session (nginx's limit_conn_status)." } },
         },
-        custom_validator = limit_by.check,
+        custom_validator = check,
         shorthand_fields = limit_by.redis_aliases("limit-conn"),
     } },
   },
