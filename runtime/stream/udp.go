@@ -41,7 +41,7 @@ func (e *Engine) udpLoop(o *socket) {
 			e.log.Error(fmt.Sprintf("recvfrom() failed on %s: %v", o.key.Addr, err))
 			continue
 		}
-		if table.send(client, buf[:n]) {
+		if table.send(client, buf[:n]) || o.draining.Load() {
 			continue
 		}
 		cfg := e.acquire()
