@@ -54,8 +54,11 @@ type socket struct {
 	pc     net.PacketConn
 	closed atomic.Bool
 	// draining is set on a UDP socket by Drain: datagrams of its
-	// sessions still pass both ways, a new client's are dropped.
-	draining atomic.Bool
+	// sessions still pass both ways, a new client's are dropped. A new
+	// session is counted in the engine's conns under gate, so none
+	// begins once Drain has returned and the engine waits for the last.
+	gate     sync.Mutex
+	draining bool
 	loop     sync.WaitGroup
 	caps     listenerCaps
 }
@@ -151,7 +154,9 @@ func (e *Engine) Drain() {
 	e.stopping = true
 	for k, o := range e.listeners {
 		if o.pc != nil {
-			o.draining.Store(true)
+			o.gate.Lock()
+			o.draining = true
+			o.gate.Unlock()
 			continue
 		}
 		o.close()
