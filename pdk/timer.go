@@ -97,7 +97,7 @@ func (ts *Timers) CloseWithin(d time.Duration) bool {
 		return true
 	case <-t.C:
 	}
-	ts.logf(LevelWarn, "timers still running after %s at exit were stopped", d)
+	ts.logf(LevelWarn, "timer callbacks still running %s after their configuration closed were stopped", d)
 	ts.cancel()
 	<-ended
 	return false

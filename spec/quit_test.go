@@ -262,6 +262,7 @@ func TestLogQueueLostCounted(t *testing.T) {
 	if err := g.srv.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	g.waitErrLog(t, "the loss is logged", "3 log queue entries were still queued when their configuration closed and are lost")
 	if got := metricValue(t, g, `gong_log_queue_entries_lost_total{plugin="http-log"}`); got != "3" {
 		t.Errorf("lost entries after a reload to a sink that never answers: %q; want 3", got)
 	}

@@ -608,7 +608,9 @@ func isVMFailure(err error) bool {
 // within QueueFlushTimeout; entries still queued then are counted lost.
 func (ps *Plugins) Close() {
 	ps.timers.CloseWithin(QueueFlushTimeout)
-	ps.queues.Settle()
+	if n := ps.queues.Settle(); n > 0 && ps.log != nil {
+		ps.log.Log(pdk.LevelErr, fmt.Sprintf("%d log queue entries were still queued when their configuration closed and are lost", n))
+	}
 	ps.pool.Close()
 	ps.schemaVM.Close()
 	ps.sockets.Close()
