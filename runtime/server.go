@@ -448,8 +448,9 @@ func (s *Server) closeListeners(stopStream func()) {
 	apis.close()
 }
 
-// finish closes what the server holds, the current generation last (its
-// timers flush the log queues), then reports outcome's answer on Done.
+// finish closes what the server holds (retiring the current generation
+// runs its timers one last time: the log queues' flush), then reports
+// outcome's answer on Done.
 func (s *Server) finish(outcome func() error) {
 	s.doneOnce.Do(func() {
 		s.mu.Lock()
