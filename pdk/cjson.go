@@ -47,6 +47,7 @@ func Modules() map[string]glua.LGFunction {
 		"resty.openssl.x509.store": openX509Store,
 		"lua_system_constants":     openSystemConstants,
 		"gong.limits":              openLimits,
+		"gong.queue_ledger":        openQueueLedger,
 	}
 }
 

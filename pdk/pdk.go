@@ -180,6 +180,9 @@ type Options struct {
 	// Timers runs the ngx.timer callbacks of every VM of the generation.
 	// If nil, each VM gets a set of its own.
 	Timers *Timers
+	// Queues counts the entries kong.tools.queue holds and reports those
+	// lost. If nil, nothing is counted.
+	Queues *QueueLedger
 	// Events carries kong.worker_events between the VMs of the
 	// generation. If nil, each VM's events stay on it.
 	Events *Events

@@ -28,6 +28,11 @@ type Timers struct {
 	// Logger receives the errors of callbacks. If nil, they are dropped.
 	Logger Logger
 
+	// ctx is the parent of every callback's context; CloseWithin
+	// cancels it when its time is up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	pending map[*timerJob]struct{}
 	running int
@@ -37,7 +42,8 @@ type Timers struct {
 
 // NewTimers returns an empty timer set.
 func NewTimers() *Timers {
-	return &Timers{pending: map[*timerJob]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Timers{pending: map[*timerJob]struct{}{}, ctx: ctx, cancel: cancel}
 }
 
 // timerJob is one scheduled callback. The function and its arguments stay
@@ -55,11 +61,16 @@ type timerJob struct {
 	event *eventJob
 }
 
-// Close ends the timers: pending callbacks whose time has come run
+// Close is CloseWithin(timerTimeout).
+func (ts *Timers) Close() { ts.CloseWithin(timerTimeout) }
+
+// CloseWithin ends the timers: pending callbacks whose time has come run
 // normally, later ones run at once with premature = true (nginx does that
-// when a worker exits), and ngx.timer.every stops repeating. It returns
-// when every callback has returned; the pool must still be open.
-func (ts *Timers) Close() {
+// when a worker exits), and ngx.timer.every stops repeating. Callbacks
+// still running after d are stopped (their VMs discarded); false reports
+// that. It returns when every callback has returned; the pool must still
+// be open.
+func (ts *Timers) CloseWithin(d time.Duration) bool {
 	ts.mu.Lock()
 	ts.closing = true
 	var early []*timerJob
@@ -73,7 +84,23 @@ func (ts *Timers) Close() {
 	for _, j := range early {
 		go ts.fire(j, j.due.After(now)) // its schedule counted it in wg
 	}
-	ts.wg.Wait()
+	ended := make(chan struct{})
+	go func() {
+		ts.wg.Wait()
+		close(ended)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ended:
+		ts.cancel()
+		return true
+	case <-t.C:
+	}
+	ts.logf(LevelWarn, "timer callbacks still running %s after their configuration closed were stopped", d)
+	ts.cancel()
+	<-ended
+	return false
 }
 
 // counts returns the pending and running callbacks.
@@ -122,8 +149,8 @@ func (ts *Timers) fire(j *timerJob, premature bool) {
 // arguments; it reports whether the VM is still there to run it again.
 func (ts *Timers) run(j *timerJob, premature bool) bool {
 	pool := j.vm.Pool()
-	// The wait for the VM has no deadline: the pool's closing ends it.
-	if err := pool.GetVM(context.Background(), j.vm); err != nil {
+	// The wait for the VM ends when the pool closes or CloseWithin gives up.
+	if err := pool.GetVM(ts.ctx, j.vm); err != nil {
 		if j.event != nil && errors.Is(err, lua.ErrVMGone) {
 			j.event.hub.forget(j.vm) // the worker is gone, with its handlers
 			return false
@@ -131,7 +158,7 @@ func (ts *Timers) run(j *timerJob, premature bool) bool {
 		ts.logf(LevelErr, "timer dropped: %v", err)
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timerTimeout)
+	ctx, cancel := context.WithTimeout(ts.ctx, timerTimeout)
 	defer cancel()
 	L := j.vm.L
 	jobs := timerRegistry(L)

@@ -35,6 +35,31 @@ const ReloadConfFile = ".kong_reload_conf"
 // ErrStopped is what Done reports after Stop.
 var ErrStopped = stream.ErrStopped
 
+// DefaultShutdownTimeout bounds a graceful quit when kong.conf leaves
+// nginx_main_worker_shutdown_timeout unset (kong.conf.default sets it to
+// the same 30s).
+const DefaultShutdownTimeout = 30 * time.Second
+
+// QuitError is what Done reports after a Quit that could not end cleanly:
+// sessions were still open at the deadline and were closed, or log-queue
+// entries were lost while it drained.
+type QuitError struct {
+	Timeout time.Duration // the deadline, nginx_main_worker_shutdown_timeout
+	Cut     int           // sessions closed at the deadline
+	Lost    uint64        // log-queue entries lost from the start of the quit
+}
+
+func (e *QuitError) Error() string {
+	var parts []string
+	if e.Cut > 0 {
+		parts = append(parts, fmt.Sprintf("%d session(s) still open after %s were closed", e.Cut, e.Timeout))
+	}
+	if e.Lost > 0 {
+		parts = append(parts, fmt.Sprintf("%d log queue entries were lost", e.Lost))
+	}
+	return "graceful quit incomplete: " + strings.Join(parts, "; ")
+}
+
 // Options configure a Server.
 type Options struct {
 	// Conf is how the configuration is read again on reload.
@@ -98,6 +123,9 @@ type Server struct {
 	shared   *pdk.SharedDicts
 	done     chan error
 	doneOnce sync.Once
+	// queueLost counts the log-queue entries lost since start, for the
+	// outcome of a quit.
+	queueLost atomic.Uint64
 
 	// stopRotator ends the vault rotator (rotateSecrets), which closes
 	// rotatorDone; both nil until Start has built the first generation.
@@ -170,7 +198,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	if err := s.startAPIs(c); err != nil {
-		s.closeListeners()
+		s.closeListeners(s.engine.CloseListeners)
 		return err
 	}
 	s.stopRotator, s.rotatorDone = make(chan struct{}), make(chan struct{})
@@ -186,7 +214,8 @@ func (s *Server) Start() error {
 // configuration posted, or else the one kong.conf names.
 func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	ps, err := runloop.Load(c, runloop.Host{Log: s.log, Metrics: s.metrics, NodeID: s.nodeID, Shared: s.shared,
-		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits, Shaper: s.shaper})
+		Process: s, Guard: s.memory, SyslogSocket: s.opts.SyslogSocket, Limits: s.limits, Shaper: s.shaper,
+		QueueLost: s.countQueueLost})
 	if err != nil {
 		return nil, err
 	}
@@ -378,25 +407,71 @@ func (s *Server) reopenLogs(c *conf.Config) error {
 	return nil
 }
 
+// countQueueLost counts log-queue entries lost, in /metrics and for Quit.
+func (s *Server) countQueueLost(plugin string, n int) {
+	s.metrics.QueueLost(plugin, n)
+	s.queueLost.Add(uint64(n))
+}
+
 // Quit stops accepting connections and ends the server once those in
-// flight have ended, however long that takes; "gong quit" escalates to
-// Stop after its timeout.
+// flight have ended, or at nginx_main_worker_shutdown_timeout, when those
+// still open are closed (their log phase and access-log line still come).
+// UDP sessions go on relaying until they idle out or the deadline. The
+// log queues then send what they hold (runloop.QueueFlushTimeout). Done
+// reports nil, or a *QuitError when sessions were cut or log entries
+// lost.
 func (s *Server) Quit() {
-	s.closeListeners()
+	timeout := DefaultShutdownTimeout
+	if g := s.current.Load(); g != nil && g.conf.Stream.WorkerShutdownTimeout > 0 {
+		timeout = g.conf.Stream.WorkerShutdownTimeout
+	}
+	lostBefore := s.queueLost.Load()
+	s.closeListeners(s.engine.Drain)
+	cut := 0
+	if !s.engine.WaitFor(timeout) {
+		cut = s.cutSessions()
+		s.log.Warn(fmt.Sprintf("closed %d session(s) still open %s after the graceful quit began (nginx_main_worker_shutdown_timeout)", cut, timeout))
+	}
 	s.engine.Wait()
-	s.finish(nil)
+	s.finish(func() error {
+		q := &QuitError{Timeout: timeout, Cut: cut, Lost: s.queueLost.Load() - lostBefore}
+		if q.Cut == 0 && q.Lost == 0 {
+			return nil
+		}
+		return q
+	})
+}
+
+// cutSessions closes the sessions in flight until none is left, and
+// returns how many it closed. A session being accepted as the first ones
+// are closed is listed only a moment later: hence the rounds.
+func (s *Server) cutSessions() int {
+	closed := map[*stream.Session]bool{}
+	for {
+		for _, ss := range s.engine.Sessions() {
+			if !closed[ss] {
+				closed[ss] = true
+				ss.Close()
+			}
+		}
+		if s.engine.WaitFor(time.Second) {
+			return len(closed)
+		}
+	}
 }
 
 // Stop closes the listeners and every connection at once.
 func (s *Server) Stop() {
-	s.closeListeners()
+	s.closeListeners(s.engine.CloseListeners)
 	s.engine.CloseSessions()
 	s.engine.Wait()
-	s.finish(ErrStopped)
+	s.finish(func() error { return ErrStopped })
 }
 
-func (s *Server) closeListeners() {
-	s.engine.CloseListeners()
+// closeListeners stops the stream listeners with stopStream (the engine's
+// Drain or CloseListeners) and closes the Admin and Status APIs.
+func (s *Server) closeListeners(stopStream func()) {
+	stopStream()
 	s.mu.Lock()
 	apis := s.apis
 	s.apis = nil
@@ -404,7 +479,10 @@ func (s *Server) closeListeners() {
 	apis.close()
 }
 
-func (s *Server) finish(err error) {
+// finish closes what the server holds (retiring the current generation
+// runs its timers one last time: the log queues' flush), then reports
+// outcome's answer on Done.
+func (s *Server) finish(outcome func() error) {
 	s.doneOnce.Do(func() {
 		s.mu.Lock()
 		for _, a := range s.accessLogs {
@@ -428,11 +506,12 @@ func (s *Server) finish(err error) {
 		if s.db != nil {
 			s.db.Close()
 		}
-		s.done <- err
+		s.done <- outcome()
 	})
 }
 
-// Done reports the end of the server: nil after Quit, ErrStopped after Stop.
+// Done reports the end of the server: after Quit nil, or a *QuitError when
+// it cut sessions or lost log entries; ErrStopped after Stop.
 func (s *Server) Done() <-chan error { return s.done }
 
 // Addrs returns the addresses the server listens on, for stream_listen

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,47 @@ func runGong(t *testing.T, dir string, env []string, args ...string) (stdout, st
 		t.Fatal(err)
 	}
 	return out.String(), errOut.String(), code
+}
+
+// startGongProcess runs "gong start" with args in dir, its stderr going to
+// stderr, and returns once it has printed "gong started". exited delivers
+// its end (once; send it back to read it again); the test's end kills it.
+func startGongProcess(t *testing.T, dir string, stderr io.Writer, args ...string) (cmd *exec.Cmd, exited chan error) {
+	t.Helper()
+	cmd = exec.Command(gongBinary(t), append([]string{"start"}, args...)...)
+	cmd.Dir = dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var lines []string
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if sc.Text() == "gong started" {
+				started <- sc.Text()
+			}
+		}
+		exited <- cmd.Wait()
+		started <- strings.Join(lines, "\n")
+	}()
+	select {
+	case line := <-started:
+		if line != "gong started" {
+			t.Fatalf("gong did not start: %s", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gong did not start in time")
+	}
+	return cmd, exited
 }
 
 func TestCLICheck(t *testing.T) {
@@ -170,39 +212,7 @@ func TestCLILifecycle(t *testing.T) {
 		t.Errorf("health before start: exit %d, %q", code, errOut)
 	}
 
-	cmd := exec.Command(gongBinary(t), "start", "-c", "kong.conf", "-p", prefix)
-	cmd.Dir = dir
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		var lines []string
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if sc.Text() == "gong started" {
-				started <- sc.Text()
-			}
-		}
-		exited <- cmd.Wait()
-		started <- strings.Join(lines, "\n")
-	}()
-	select {
-	case line := <-started:
-		if line != "gong started" {
-			t.Fatalf("gong did not start: %s", line)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("gong did not start in time")
-	}
+	cmd, exited := startGongProcess(t, dir, os.Stderr, "-c", "kong.conf", "-p", prefix)
 
 	out, _, code := runGong(t, dir, nil, "health", "-p", prefix)
 	if code != 0 || out != "gong.......running\ngong is healthy at "+prefix+"\n" {

@@ -38,9 +38,9 @@ type gongProcess struct {
 	cmd *exec.Cmd
 }
 
-// startGongProcess starts the binary with confExtra and yml and waits
+// startBenchGong starts the binary with confExtra and yml and waits
 // until ready() holds.
-func startGongProcess(b *testing.B, confExtra, yml string, ready func() bool) *gongProcess {
+func startBenchGong(b *testing.B, confExtra, yml string, ready func() bool) *gongProcess {
 	b.Helper()
 	dir := b.TempDir()
 	writeFile(b, filepath.Join(dir, "kong.yml"), yml)
@@ -196,7 +196,7 @@ func BenchmarkLimitNewConnections(b *testing.B) {
 		listen = append(listen, addrs[c.name]+" reuseport")
 		yml += fmt.Sprintf("      - name: %s\n        protocols: [tcp]\n        destinations: [{port: %d}]\n        plugins: [%s]\n", c.name, p, c.plugins)
 	}
-	g := startGongProcess(b, "stream_listen = "+strings.Join(listen, ", ")+"\nplugins = bundled, noop\nlua_package_path = "+fixturePath(b)+"\n",
+	g := startBenchGong(b, "stream_listen = "+strings.Join(listen, ", ")+"\nplugins = bundled, noop\nlua_package_path = "+fixturePath(b)+"\n",
 		yml, func() bool {
 			for _, a := range addrs {
 				if got, err := roundTrip(a, "x"); err != nil || got != "e: x" {
@@ -271,7 +271,7 @@ func BenchmarkLimitUnlimitedBulk(b *testing.B) {
 		route("refused", refused, "{name: rate-limiting, config: {second: 1, limit_by: route}}")
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 	listen := fmt.Sprintf("stream_listen = %s, %s, %s, %s\n", addr(free), addr(shaped), addr(held), addr(refused))
-	g := startGongProcess(b, listen, yml, func() bool {
+	g := startBenchGong(b, listen, yml, func() bool {
 		c, err := net.Dial("tcp", addr(free))
 		if err != nil {
 			return false

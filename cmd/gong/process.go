@@ -72,7 +72,9 @@ Options:
 var quitCommand = command{
 	usage: "quit [OPTIONS]",
 	help: `Stop a running gong gracefully (SIGQUIT): it stops accepting connections
-and waits for open ones to end. After the timeout it is stopped forcefully.
+and waits for open ones to end, for nginx_main_worker_shutdown_timeout at
+most (30s by default), then closes those left and flushes its log queues.
+If it still runs after --timeout seconds, it is stopped forcefully (SIGTERM).
 
 Options:
  -p,--prefix   (optional string) prefix gong is running at
@@ -199,6 +201,25 @@ func (cx *cmdContext) confOptions() conf.Options {
 	return opts
 }
 
+// Exit statuses of "gong start" after a graceful quit that was not clean,
+// added together when both happened (docs/cli.md).
+const (
+	exitSessionsCut = 2 // sessions still open at the deadline were closed
+	exitEntriesLost = 4 // log-queue entries were lost
+)
+
+// quitStatus is the exit status a graceful quit's outcome gives.
+func quitStatus(q *runtime.QuitError) int {
+	status := 0
+	if q.Cut > 0 {
+		status += exitSessionsCut
+	}
+	if q.Lost > 0 {
+		status += exitEntriesLost
+	}
+	return status
+}
+
 // runningPID finds the instance at the prefix given with -p, or at the
 // configured prefix.
 func (cx *cmdContext) runningPID() (int, string, error) {
@@ -308,6 +329,11 @@ func runStart(cx *cmdContext) error {
 				srv.Stop()
 			}
 		case err := <-srv.Done():
+			var quit *runtime.QuitError
+			if errors.As(err, &quit) {
+				fmt.Fprintf(cx.stderr, "Error: %v\n", quit)
+				return exitError(quitStatus(quit))
+			}
 			if err != nil && !errors.Is(err, runtime.ErrStopped) {
 				return err
 			}

@@ -111,6 +111,7 @@ func (t *typer) config() *Config {
 		"nginx_events_multi_accept")
 	c.Stream = t.streamSettings()
 	c.Stream.WorkerConnections = t.workerConnections()
+	c.Stream.WorkerShutdownTimeout = t.positiveDuration("nginx_main_worker_shutdown_timeout")
 	c.ProxyStreamAccessLog = t.accessLog(c.Stream.LogFormats)
 
 	c.Database = t.database()

@@ -181,6 +181,10 @@ type StreamSettings struct {
 	// WorkerConnections caps the sessions in flight, TCP and UDP
 	// together (nginx_events_worker_connections); 0 is auto: no cap.
 	WorkerConnections int
+	// WorkerShutdownTimeout bounds a graceful quit
+	// (nginx_main_worker_shutdown_timeout, nginx's
+	// worker_shutdown_timeout): sessions still open then are closed.
+	WorkerShutdownTimeout time.Duration
 }
 
 // SessionIdle is a proxied session's idle timeout: the service's

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gong-proxy/gong"
 )
@@ -362,5 +363,28 @@ func TestLuaSharedDicts(t *testing.T) {
 	_, _, err = load(t, "nginx_stream_lua_shared_dict = counters lots\n")
 	if err == nil || !strings.Contains(err.Error(), "nginx_stream_lua_shared_dict must be of form: <name> <size>, got 'counters lots'") {
 		t.Errorf("bad size: %v", err)
+	}
+}
+
+// TestWorkerShutdownTimeout: nginx_main_worker_shutdown_timeout is 30s by
+// default, takes an nginx time, and must be above zero.
+func TestWorkerShutdownTimeout(t *testing.T) {
+	c, _, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stream.WorkerShutdownTimeout != 30*time.Second {
+		t.Errorf("default = %s; want 30s", c.Stream.WorkerShutdownTimeout)
+	}
+	if c, _, err = load(t, "nginx_main_worker_shutdown_timeout = 1m30s\n"); err != nil || c.Stream.WorkerShutdownTimeout != 90*time.Second {
+		t.Errorf("1m30s: %v, %v", c, err)
+	}
+	for v, want := range map[string]string{
+		"0":    "nginx_main_worker_shutdown_timeout must be a time greater than 0",
+		"soon": "nginx_main_worker_shutdown_timeout is not a valid time: 'soon'",
+	} {
+		if _, _, err := load(t, "nginx_main_worker_shutdown_timeout = "+v+"\n"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error saying %q", v, err, want)
+		}
 	}
 }

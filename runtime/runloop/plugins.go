@@ -76,6 +76,8 @@ type Plugins struct {
 	// keepalive pool of every VM of the set.
 	timers  *pdk.Timers
 	sockets *pdk.SocketPool
+	// queues count what kong.tools.queue holds in the set's VMs.
+	queues *pdk.QueueLedger
 	// packagePath is lua_package_path, where require finds the modules
 	// plugins share beyond their own folders.
 	packagePath string
@@ -113,7 +115,15 @@ type Host struct {
 	// Shaper paces the relay of sessions bandwidth-limit shapes (nil:
 	// their bytes are not paced).
 	Shaper *limits.Shaper
+	// QueueLost counts log-queue entries lost, by plugin (nil: not
+	// counted).
+	QueueLost func(plugin string, n int)
 }
+
+// QueueFlushTimeout bounds the last run of a closing set's timers, when
+// the log queues send what they hold (see Close): after it, callbacks
+// still running are stopped and the entries left are counted lost.
+const QueueFlushTimeout = 5 * time.Second
 
 // Load finds every enabled plugin's modules (lua_package_path first, then
 // the embedded tree), compiles them, and loads their schemas and
@@ -153,13 +163,14 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 	}
 	timers := pdk.NewTimers()
 	timers.Logger = logger
+	queues := pdk.NewQueueLedger(host.QueueLost)
 	shared := host.Shared.Carry(c.Stream.LuaSharedDicts)
 	// DB-less: kong.cache's TTLs are 0 (forever), as Kong sets them.
 	opts := pdk.Options{Configuration: configuration(c), Sensitive: conf.Sensitive, NodeID: host.NodeID, Logger: logger, Shared: shared,
 		Cache: pdk.NewCache(c.MemCacheSize, 0, 0, nil), TrustedIPs: c.TrustedIPs,
 		Timers: timers, Events: pdk.NewEvents(), Sockets: pdk.NewSocketPool(), TrustedCAs: roots, SyslogSocket: host.SyslogSocket,
 		SSLVerifyDepth: c.LuaSSL.VerifyDepth, SSLProtocols: c.LuaSSL.Protocols, SocketPoolSize: c.LuaSocketPoolSize,
-		Vault: secrets}
+		Vault: secrets, Queues: queues}
 	if host.Limits != nil {
 		opts.Counters = host.Limits.Counters(roots)
 	}
@@ -176,6 +187,7 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		log:         logger,
 		metrics:     host.Metrics,
 		timers:      timers,
+		queues:      queues,
 		sockets:     opts.Sockets,
 		packagePath: c.LuaPackagePath,
 		vault:       secrets,
@@ -672,9 +684,14 @@ func isVMFailure(err error) bool {
 }
 
 // Close releases the VMs; the set's generation serves no connection any
-// more, or never did.
+// more, or never did. Its pending timers run first, prematurely, as a
+// worker's do when it exits, so the log queues send what they hold,
+// within QueueFlushTimeout; entries still queued then are counted lost.
 func (ps *Plugins) Close() {
-	ps.timers.Close()
+	ps.timers.CloseWithin(QueueFlushTimeout)
+	if n := ps.queues.Settle(); n > 0 && ps.log != nil {
+		ps.log.Log(pdk.LevelErr, fmt.Sprintf("%d log queue entries were still queued when their configuration closed and are lost", n))
+	}
 	ps.pool.Close()
 	ps.schemaVM.Close()
 	ps.sockets.Close()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
@@ -59,8 +60,14 @@ type socket struct {
 	ln     net.Listener
 	pc     net.PacketConn
 	closed atomic.Bool
-	loop   sync.WaitGroup
-	caps   listenerCaps
+	// draining is set on a UDP socket by Drain: datagrams of its
+	// sessions still pass both ways, a new client's are dropped. A new
+	// session is counted in the engine's conns under gate, so none
+	// begins once Drain has returned and the engine waits for the last.
+	gate     sync.Mutex
+	draining bool
+	loop     sync.WaitGroup
+	caps     listenerCaps
 }
 
 func (o *socket) close() {
@@ -143,7 +150,30 @@ func (e *Engine) CloseListeners() {
 	}
 }
 
-// Stopping reports that CloseListeners was called (ngx.worker.exiting).
+// Drain stops accepting sessions, for good, as a graceful quit does:
+// TCP listeners close, UDP listeners keep their sockets open so that the
+// sessions they have go on relaying (their replies leave through the
+// listener's socket) but start no new session. Wait closes them once
+// every session has ended; CloseListeners at once.
+func (e *Engine) Drain() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopping = true
+	for k, o := range e.listeners {
+		if o.pc != nil {
+			o.gate.Lock()
+			o.draining = true
+			o.gate.Unlock()
+			continue
+		}
+		o.close()
+		delete(e.listeners, k)
+		o.loop.Wait()
+	}
+}
+
+// Stopping reports that CloseListeners or Drain was called
+// (ngx.worker.exiting).
 func (e *Engine) Stopping() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -159,9 +189,29 @@ func (e *Engine) CloseSessions() {
 	}
 }
 
-// Wait returns once every session has ended, then stops the parker.
+// WaitFor waits up to d for every session to end; false when some are
+// still in flight then.
+func (e *Engine) WaitFor(d time.Duration) bool {
+	ended := make(chan struct{})
+	go func() {
+		e.conns.Wait()
+		close(ended)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ended:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Wait returns once every session has ended, then closes the listeners
+// Drain left open and stops the parker.
 func (e *Engine) Wait() {
 	e.conns.Wait()
+	e.CloseListeners()
 	if e.parker != nil {
 		e.parker.close()
 	}

@@ -44,18 +44,26 @@ func (e *Engine) udpLoop(o *socket) {
 		if table.send(client, buf[:n]) {
 			continue
 		}
+		o.gate.Lock()
+		if o.draining {
+			o.gate.Unlock()
+			continue
+		}
+		e.conns.Add(1)
+		o.gate.Unlock()
 		cfg := e.acquire()
 		l, ok := cfg.Listeners[o.key]
 		if !ok {
 			cfg.Done()
+			e.conns.Done()
 			continue
 		}
 		if reason := e.admit(cfg, &o.caps, l.MaxSessions, l.MaxRate); reason != "" {
 			cfg.Done()
+			e.conns.Done()
 			e.refuse(&o.caps, reason)
 			continue
 		}
-		e.conns.Add(1)
 		s := e.newSession(cfg, true, local, client)
 		s.pc, s.table, s.caps = pc, table, &o.caps
 		s.pending = [][]byte{bytes.Clone(buf[:n])}

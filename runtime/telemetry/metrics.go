@@ -31,6 +31,7 @@ type Metrics struct {
 	// configuration's prometheus plugin entry selects them; nil is all.
 	series        atomic.Pointer[KongSeries]
 	limitRefusals *prometheus.CounterVec
+	queueLost     *prometheus.CounterVec
 }
 
 // subsystem is the subsystem and kong_subsystem label of Kong's series.
@@ -114,9 +115,12 @@ func NewMetrics(src Sources) *Metrics {
 		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gong_limit_refusals_total", Help: "Sessions a limit plugin refused in preread, by plugin, route and reason (limit: over the limit; store_error: the counter store failed and fault_tolerant is off).",
 		}, []string{"plugin", "route", "reason"}),
+		queueLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gong_log_queue_entries_lost_total", Help: "Log-queue (kong.tools.queue) entries never sent, by plugin: dropped from a full queue, given up after max_retry_time, or still queued when a configuration's last flush (reload or quit) ended.",
+		}, []string{"plugin"}),
 	}
 	m.registry.MustRegister(m.sessions, m.sessionDuration, m.kongLatency, m.bandwidth,
-		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, m.limitRefusals, targetCollector{src.Targets, &m.series}, nodeCollector{src})
+		m.active, m.tlsErrors, m.phaseDuration, m.reloads, m.refused, m.limitRefusals, m.queueLost, targetCollector{src.Targets, &m.series}, nodeCollector{src})
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gong_lua_vms", Help: "Lua VMs of the current configuration's pool.",
 	}, func() float64 { n, _ := src.VMs(); return float64(n) }))
@@ -215,6 +219,11 @@ func (m *Metrics) PhaseRan(plugin, phase string, d time.Duration) {
 // LimitRefused counts a session a limit plugin refused.
 func (m *Metrics) LimitRefused(plugin, route, reason string) {
 	m.limitRefusals.WithLabelValues(plugin, route, reason).Inc()
+}
+
+// QueueLost counts n log-queue entries of plugin that were never sent.
+func (m *Metrics) QueueLost(plugin string, n int) {
+	m.queueLost.WithLabelValues(plugin).Add(float64(n))
 }
 
 // Reloaded counts a reload and its result.

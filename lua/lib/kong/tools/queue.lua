@@ -9,6 +9,12 @@
 -- Queues live in the Lua VM, as Kong's live in a worker. The waits are
 -- ngx.timer delays rather than sleeps inside one long timer, so the VM is
 -- free for connections between batches.
+--
+-- Every entry is reported to gong.queue_ledger when it is queued and when
+-- it leaves the queue, sent or lost, so that entries dropped here, or still
+-- queued when the generation's timers end, are counted in /metrics.
+local ledger = require "gong.queue_ledger"
+
 local Queue = {}
 Queue.__index = Queue
 
@@ -93,12 +99,14 @@ process = function(premature, q, token)
   q.batch_started = q.batch_started or ngx.now()
   local status, ok, err = pcall(q.handler, q.handler_conf, batch)
   local done = status and ok == true
+  local lost = false
   if not done then
     err = status and err or ok
     q:log(kong.log.warn, "handler could not process entries: %s", tostring(err or "no error details returned by handler"))
     if premature or ngx.now() - q.batch_started >= q.max_retry_time then
       q:log(kong.log.err, "could not send entries due to max_retry_time exceeded. %d queue entries were lost", n)
       done = true
+      lost = true
     else
       q.retries = (q.retries or 0) + 1
       local delay = math.min(q.max_retry_delay, 2 ^ (q.retries - 1) * q.initial_retry_delay)
@@ -112,6 +120,7 @@ process = function(premature, q, token)
   for _ = 1, n do
     drop_oldest(q)
   end
+  ledger.release(q.plugin, n, lost)
   q.retries, q.batch_started = nil, nil
   if #q.entries == 0 then
     if q.concurrency_limit == 1 then
@@ -131,6 +140,7 @@ local function new_queue(queue_conf, handler, handler_conf, key)
     handler_conf = handler_conf,
     entries = {},
     bytes_queued = 0,
+    plugin = ledger.plugin(),
   }, Queue)
   for k, v in pairs(queue_conf) do
     q[k] = v
@@ -166,10 +176,13 @@ local function enqueue(q, entry)
   if full(q) then
     q:log(kong.log.err, "queue full, dropping old entries until processing is successful again")
     drop_oldest(q)
+    ledger.release(q.plugin, 1, true)
   end
   if too_large(q, entry) then
     local msg = string.format("string to be queued is longer (%d bytes) than the queue's max_bytes (%d bytes)", #entry, q.max_bytes)
     q:log(kong.log.err, msg)
+    ledger.hold(q.plugin, 1)
+    ledger.release(q.plugin, 1, true)
     return nil, msg
   end
   if exceeds_bytes(q, entry) then
@@ -179,6 +192,7 @@ local function enqueue(q, entry)
       dropped = dropped + 1
     until not exceeds_bytes(q, entry)
     q:log(kong.log.err, "byte capacity exceeded, %d queue entries were dropped", dropped)
+    ledger.release(q.plugin, dropped, true)
   end
   if q.max_bytes then
     if type(entry) ~= "string" then
@@ -188,6 +202,7 @@ local function enqueue(q, entry)
     end
   end
   q.entries[#q.entries + 1] = entry
+  ledger.hold(q.plugin, 1)
   return schedule(q)
 end
 
