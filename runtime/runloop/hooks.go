@@ -18,9 +18,13 @@ var (
 	_ stream.Meter = (*limits.Meter)(nil)
 )
 
-// routeRuns are the plugins that run for a route's sessions, in order.
+// routeRuns are the plugins that run for a route's sessions, in order,
+// and the route and its service as plugins see them (Session.Entities),
+// made once per generation: sessions share these maps and never change
+// them.
 type routeRuns struct {
-	preread, log []pluginRun
+	preread, log   []pluginRun
+	route, service map[string]any
 }
 
 // Bind prepares the set for the entities of its generation, before any
@@ -39,10 +43,15 @@ func (ps *Plugins) Bind(d *declarative.Config) {
 			ps.configs[p.Name] = append(ps.configs[p.Name], p.Config)
 		}
 	}
+	services := make(map[string]map[string]any, len(d.Services))
+	for _, svc := range d.Services {
+		services[svc.ID] = entityMap(svc)
+	}
 	ps.routes = map[string]routeRuns{}
 	for _, r := range d.Routes {
 		runs := ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))
-		ps.routes[r.ID] = routeRuns{preread: ps.implementing(runs, pdk.PhasePreread), log: ps.implementing(runs, pdk.PhaseLog)}
+		ps.routes[r.ID] = routeRuns{preread: ps.implementing(runs, pdk.PhasePreread), log: ps.implementing(runs, pdk.PhaseLog),
+			route: entityMap(r), service: services[derefOr(r.Service, "")]}
 	}
 }
 
