@@ -308,16 +308,34 @@ func (vm *VM) tracePanic(T *glua.LState) {
 	panic(&glua.ApiError{Type: glua.ApiErrorRun, Object: T.Get(-1), StackTrace: vm.trace})
 }
 
+// Frame is L.GetStack(level) and L.GetInfo(what) in one, except that the
+// function a Run called is described as gopher-lua describes a
+// coroutine's first function (what "main", name "corountine"), as it was
+// when each Run had a coroutine of its own: the run loop under it is not
+// the plugin's caller.
+func Frame(L *glua.LState, level int, what string) (*glua.Debug, bool) {
+	dbg, ok := L.GetStack(level)
+	if !ok {
+		return dbg, false
+	}
+	if _, err := L.GetInfo(what, dbg, glua.LNil); err != nil {
+		return dbg, false
+	}
+	if caller, ok := L.GetStack(level + 1); ok {
+		if _, err := L.GetInfo("S", caller, glua.LNil); err == nil && caller.Source == runLoopSource {
+			dbg.What, dbg.Name = "main", "corountine"
+		}
+	}
+	return dbg, true
+}
+
 // traceback formats T's frames as Lua's debug.traceback does.
 func traceback(T *glua.LState) string {
 	var b strings.Builder
 	b.WriteString("stack traceback:")
 	for level := 0; level < 20; level++ {
-		dbg, ok := T.GetStack(level)
+		dbg, ok := Frame(T, level, "Sln")
 		if !ok {
-			break
-		}
-		if _, err := T.GetInfo("Sln", dbg, glua.LNil); err != nil {
 			break
 		}
 		if dbg.Source == runLoopSource {

@@ -3,6 +3,7 @@ package lua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -290,4 +291,27 @@ return M`})
 			t.Error("Broken() after a Go panic = false; want true")
 		}
 	})
+}
+
+// TestFrameOfARunHandler: the function a Run called is described as a
+// coroutine's first function, whatever Run came before, and a function it
+// calls as gopher-lua describes it.
+func TestFrameOfARunHandler(t *testing.T) {
+	vm := newTestVM(t, mustBundle(t, nil), PoolOptions{})
+	var got []string
+	vm.L.SetGlobal("who", vm.L.NewFunction(func(L *glua.LState) int {
+		dbg, ok := Frame(L, 1, "Sn")
+		got = append(got, fmt.Sprintf("%v %s %s", ok, dbg.What, dbg.Name))
+		return 0
+	}))
+	fn := runLua(t, vm, `local function inner() who() end return function() who(); inner() end`)[0]
+	for range 2 {
+		if _, _, err := vm.Run(t.Context(), fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "true main corountine|true Lua inner|true main corountine|true Lua inner"
+	if strings.Join(got, "|") != want {
+		t.Errorf("frames %q; want %q", strings.Join(got, "|"), want)
+	}
 }
