@@ -66,6 +66,8 @@ type cjsonConfig struct {
 	decodeMaxDepth    int
 	arrayMT, emptyMT  *glua.LTable
 	emptyArray, nullV glua.LValue
+	// entities caches the JSON of Session.Entities maps (logrecord.go).
+	entities entityCache
 }
 
 func defaultConfig(safe bool) *cjsonConfig {

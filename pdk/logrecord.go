@@ -3,7 +3,9 @@ package pdk
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
+	"unsafe"
 
 	"github.com/gong-proxy/gong/lua"
 	glua "github.com/yuin/gopher-lua"
@@ -92,6 +94,7 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 			}
 		}
 	}
+	route, service := s.Session.Entities()
 	b := make([]byte, 0, 1024)
 	b = append(b, '{')
 	first := true
@@ -102,6 +105,10 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 			continue
 		case k == "tries" && tries != nil:
 			v = tries
+		case k == "route" || k == "service":
+			if e := c.entities.json(L, c, v, route, service); e != nil {
+				v = e
+			}
 		case k == "latencies" && kongMS != nil:
 			lat, ok := v.(map[string]any)
 			if !ok {
@@ -120,6 +127,63 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// entityCache holds the JSON of the route and service maps records
+// carry, which Session.Entities promises are shared and never change, for
+// the cjson settings it was written with. It forgets everything when the
+// settings change or it holds maxEntityCache maps (routes and services
+// of one generation, as a VM serves one).
+type entityCache struct {
+	settings cjsonSettings
+	byMap    map[unsafe.Pointer]entityJSON
+}
+
+const maxEntityCache = 256
+
+// entityJSON is one cached map: the map itself, so that its address is
+// not reused while cached, and its JSON.
+type entityJSON struct {
+	m    map[string]any
+	json rawJSON
+}
+
+// rawJSON is JSON appendGo copies as it is.
+type rawJSON []byte
+
+// cjsonSettings are the settings that change how appendGo writes a map.
+type cjsonSettings struct {
+	emptyTableObject, escapeSlash bool
+	precision                     int
+}
+
+// json returns v's JSON when v is the route or the service map (the very
+// map Entities returns), writing and caching it the first time; nil
+// otherwise.
+func (ec *entityCache) json(L *glua.LState, c *cjsonConfig, v any, route, service map[string]any) rawJSON {
+	m, ok := v.(map[string]any)
+	if !ok || m == nil || !sameMap(m, route) && !sameMap(m, service) {
+		return nil
+	}
+	settings := cjsonSettings{c.emptyTableObject, c.escapeSlash, c.precision}
+	if ec.byMap == nil || ec.settings != settings || len(ec.byMap) >= maxEntityCache {
+		ec.byMap, ec.settings = map[unsafe.Pointer]entityJSON{}, settings
+	}
+	key := reflect.ValueOf(m).UnsafePointer()
+	if e, ok := ec.byMap[key]; ok {
+		return e.json
+	}
+	var b []byte
+	if err := c.appendMap(L, &b, m, nil, 1); err != nil {
+		return nil
+	}
+	ec.byMap[key] = entityJSON{m, b}
+	return b
+}
+
+// sameMap reports whether a and b are the same map, not equal ones.
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // withKong is a latencies map whose kong member is replaced.
@@ -188,6 +252,8 @@ func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) erro
 		return c.appendMap(L, b, v, nil, depth)
 	case withKong:
 		return c.appendMap(L, b, v.lat, v.kong, depth)
+	case rawJSON:
+		*b = append(*b, v...)
 	case []BalancerTry:
 		// As triesTable makes them: an array of objects.
 		*b = append(*b, '[')

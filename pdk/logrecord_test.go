@@ -43,6 +43,8 @@ func TestLogRecordMatchesSerialize(t *testing.T) {
 				withCtx := ctx
 				e := newEnv(t, PhaseLog, Options{})
 				e.sess.record = rec
+				e.sess.route, _ = rec["route"].(map[string]any)
+				e.sess.service, _ = rec["service"].(map[string]any)
 				if ctx != "" {
 					e.st.Timing = Timing{Start: start, PrereadStart: start, PrereadEnd: start.Add(time.Millisecond), LogStart: start.Add(2 * time.Millisecond)}
 					e.st.Proxied = true
@@ -54,19 +56,24 @@ func TestLogRecordMatchesSerialize(t *testing.T) {
 					runLua(t, e.vm, `ngx.ctx.KONG_PROXY_LATENCY = 77; table.insert(ngx.ctx.balancer_data.tries, {ip = "edited"})`)
 				}
 				runLua(t, e.vm, `cjson = require "cjson"; log_record = require "gong.log_record" `+set)
-				fast := runLua(t, e.vm, `return log_record(cjson)`)[0]
-				slow := runString(t, e.vm, `return cjson.encode(kong.log.serialize())`)
-				if fast == glua.LNil {
-					t.Errorf("%s, %s, ctx %q: log_record = nil; want the record", rname, sname, withCtx)
-					continue
-				}
-				var got, want any
-				if err := json.Unmarshal([]byte(fast.String()), &got); err != nil {
-					t.Fatalf("%s, %s: log_record wrote invalid JSON %s: %v", rname, sname, fast, err)
-				}
-				json.Unmarshal([]byte(slow), &want)
-				if !reflect.DeepEqual(got, want) || len(fast.String()) != len(slow) {
-					t.Errorf("%s, %s, ctx %q:\nlog_record %s\nserialize  %s", rname, sname, withCtx, fast, slow)
+				// The second time, route and service come from the cache;
+				// the third, after a setting changed, no longer.
+				for i, change := range []string{"", "", "cjson.encode_escape_forward_slash(true) cjson.encode_number_precision(2)"} {
+					runLua(t, e.vm, change)
+					fast := runLua(t, e.vm, `return log_record(cjson)`)[0]
+					slow := runString(t, e.vm, `return cjson.encode(kong.log.serialize())`)
+					if fast == glua.LNil {
+						t.Errorf("%s, %s, ctx %q, call %d: log_record = nil; want the record", rname, sname, withCtx, i)
+						continue
+					}
+					var got, want any
+					if err := json.Unmarshal([]byte(fast.String()), &got); err != nil {
+						t.Fatalf("%s, %s: log_record wrote invalid JSON %s: %v", rname, sname, fast, err)
+					}
+					json.Unmarshal([]byte(slow), &want)
+					if !reflect.DeepEqual(got, want) || len(fast.String()) != len(slow) {
+						t.Errorf("%s, %s, ctx %q, call %d:\nlog_record %s\nserialize  %s", rname, sname, withCtx, i, fast, slow)
+					}
 				}
 			}
 		}

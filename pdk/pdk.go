@@ -46,7 +46,9 @@ type Session interface {
 	// normal return, after which no handler code runs either.
 	Exit(status int, body []byte)
 	// Entities returns the matched route and its service as plugins see
-	// them (their JSON fields), nil when there is none.
+	// them (their JSON fields), nil when there is none. The maps may be
+	// shared by every session of the route and must never change: the
+	// PDK caches their JSON by identity (logrecord.go).
 	Entities() (route, service map[string]any)
 	// UpstreamExists reports whether the configuration has an upstream
 	// entity called name (kong.service.set_upstream).
