@@ -12,11 +12,12 @@ const appendFileType = "gong.append_file"
 
 // openAppendFile is gong.append_file, file-log's writer: open(path)
 // opens path for appending as io.open(path, "a") does (created with mode
-// 0600), or returns nil and the error; file:write(s) appends s with one
-// write(2), so lines from VMs sharing the file never interleave, and
-// returns true or nil and the error; file:close() closes it. Unlike an
-// io.open file it keeps no buffers: io's write on a file open for
-// appending flushes, seeks and makes a new 4 KiB read buffer each time.
+// 0600), or returns nil and the error; file:write(s, ...) appends its
+// strings with one write(2), so lines from VMs sharing the file never
+// interleave, and returns true or nil and the error; file:close() closes
+// it. Unlike an io.open file it keeps no buffers between writes: io's
+// write on a file open for appending flushes, seeks and makes a new 4 KiB
+// read buffer each time.
 func openAppendFile(L *glua.LState) int {
 	mt := L.NewTypeMetatable(appendFileType)
 	L.SetField(mt, "__index", L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
@@ -31,7 +32,7 @@ func openAppendFile(L *glua.LState) int {
 			return 2
 		}
 		ud := L.NewUserData()
-		ud.Value = f
+		ud.Value = &appendFile{f: f}
 		L.SetMetatable(ud, L.GetTypeMetatable(appendFileType))
 		L.Push(ud)
 		return 1
@@ -40,8 +41,18 @@ func openAppendFile(L *glua.LState) int {
 	return 1
 }
 
-func checkAppendFile(L *glua.LState) *os.File {
-	f, ok := L.CheckUserData(1).Value.(*os.File)
+// appendFile is an open file and the buffer that joins a write's
+// strings.
+type appendFile struct {
+	f   *os.File
+	buf []byte
+}
+
+// maxJoinBuffer is the largest buffer an appendFile keeps between writes.
+const maxJoinBuffer = 64 << 10
+
+func checkAppendFile(L *glua.LState) *appendFile {
+	f, ok := L.CheckUserData(1).Value.(*appendFile)
 	if !ok {
 		L.ArgError(1, "gong.append_file file expected")
 	}
@@ -49,8 +60,21 @@ func checkAppendFile(L *glua.LState) *os.File {
 }
 
 func appendFileWrite(L *glua.LState) int {
-	f := checkAppendFile(L)
-	if _, err := io.WriteString(f, L.CheckString(2)); err != nil {
+	af := checkAppendFile(L)
+	var err error
+	if L.GetTop() == 2 {
+		_, err = io.WriteString(af.f, L.CheckString(2))
+	} else {
+		buf := af.buf[:0]
+		for i := 2; i <= L.GetTop(); i++ {
+			buf = append(buf, L.CheckString(i)...)
+		}
+		_, err = af.f.Write(buf)
+		if cap(buf) <= maxJoinBuffer {
+			af.buf = buf
+		}
+	}
+	if err != nil {
 		L.Push(glua.LNil)
 		L.Push(glua.LString(err.Error()))
 		return 2
@@ -60,6 +84,6 @@ func appendFileWrite(L *glua.LState) int {
 }
 
 func appendFileClose(L *glua.LState) int {
-	checkAppendFile(L).Close()
+	checkAppendFile(L).f.Close()
 	return 0
 }

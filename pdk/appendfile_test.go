@@ -22,7 +22,7 @@ func TestAppendFile(t *testing.T) {
 		local af = require "gong.append_file"
 		local f = assert(af.open(path))
 		assert(f:write("a\n") == true)
-		assert(f:write("b\n") == true)
+		assert(f:write("b", "\n") == true)
 		f:close()
 		local new = assert(af.open(dir .. "/new.log"))
 		new:close()

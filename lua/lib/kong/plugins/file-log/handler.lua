@@ -29,7 +29,7 @@ local function write(conf, line)
     end
     files[conf.path] = f
   end
-  local ok, err = f:write(line)
+  local ok, err = f:write(line, "\n")
   if not ok then
     kong.log.err("failed to write to the file: ", err)
     f:close()
@@ -39,7 +39,7 @@ end
 
 function FileLogHandler:log(conf)
   custom_fields(conf)
-  write(conf, (log_record(cjson) or cjson.encode(kong.log.serialize())) .. "\n")
+  write(conf, log_record(cjson) or cjson.encode(kong.log.serialize()))
 end
 
 return FileLogHandler
