@@ -131,6 +131,9 @@ func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	ps := cx.ps
 	vm := cx.vm
 	if vm == nil {
+		vm = ps.pool.TryGet()
+	}
+	if vm == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 		var err error
 		vm, err = ps.pool.Get(ctx)
