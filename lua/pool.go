@@ -158,11 +158,7 @@ func (p *Pool) Get(ctx context.Context) (*VM, error) {
 	}
 	p.leases.Add(1)
 	p.inUse++
-	if n := len(p.idle); n > 0 {
-		vm := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		vm.leased = true
+	if vm := p.unsyncedTakeIdle(); vm != nil {
 		p.mu.Unlock()
 		return vm, nil
 	}
@@ -180,6 +176,42 @@ func (p *Pool) Get(ctx context.Context) (*VM, error) {
 		return nil, err
 	}
 	return vm, nil
+}
+
+// TryGet leases an idle VM without waiting: nil when none is idle, the
+// pool is at MaxVMs or closing. Callers then Get, with the context a
+// wait needs; TryGet spares them making one when a VM is at hand.
+func (p *Pool) TryGet() *VM {
+	select {
+	case <-p.slots:
+	default:
+		return nil
+	}
+	p.mu.Lock()
+	if p.closed || len(p.idle) == 0 {
+		p.mu.Unlock()
+		p.slots <- struct{}{}
+		return nil
+	}
+	p.leases.Add(1)
+	p.inUse++
+	vm := p.unsyncedTakeIdle()
+	p.mu.Unlock()
+	return vm
+}
+
+// unsyncedTakeIdle takes the most recently returned idle VM, nil when
+// none is idle; the caller holds p.mu and a slot.
+func (p *Pool) unsyncedTakeIdle() *VM {
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	vm := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	vm.leased = true
+	return vm
 }
 
 // ErrVMGone is returned by GetVM for a VM that was discarded or closed.

@@ -55,6 +55,35 @@ func TestPoolGrowsThenWaits(t *testing.T) {
 	}
 }
 
+// TestPoolTryGet: TryGet lends the VM returned last, and nil rather than
+// make or wait for one.
+func TestPoolTryGet(t *testing.T) {
+	p := NewPool(mustBundle(t, nil), PoolOptions{MaxVMs: 1}, nil)
+	defer p.Close()
+	if vm := p.TryGet(); vm != nil {
+		t.Fatal("TryGet on an empty pool made a VM")
+	}
+	a, err := p.Get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm := p.TryGet(); vm != nil {
+		t.Fatal("TryGet on a full pool returned a VM")
+	}
+	p.Put(a)
+	if vm := p.TryGet(); vm != a {
+		t.Fatalf("TryGet = %p; want the idle VM %p", vm, a)
+	}
+	if s := p.Stats(); s != (Stats{Size: 1, Idle: 0, InUse: 1}) {
+		t.Errorf("Stats = %+v; want {1 0 1}", s)
+	}
+	p.Put(a)
+	p.Close()
+	if vm := p.TryGet(); vm != nil {
+		t.Error("TryGet on a closed pool returned a VM")
+	}
+}
+
 func TestPoolPutResets(t *testing.T) {
 	p := NewPool(mustBundle(t, nil), PoolOptions{MaxVMs: 1}, func(vm *VM) error {
 		// A per-connection table, as the pdk keeps kong.ctx.shared.

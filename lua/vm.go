@@ -27,8 +27,14 @@ type VM struct {
 	raised bool
 	trace  string
 
-	trampoline *glua.LFunction
-	hook       *glua.LFunction
+	// co is the Run coroutine, suspended in runLoopProto between Runs
+	// (nil until the first Run, and after a Run that did not return).
+	// runLoop, hook, yield and done start it.
+	co      *glua.LState
+	runLoop *glua.LFunction
+	hook    *glua.LFunction
+	yield   glua.LValue
+	done    *glua.LUserData
 
 	guard    *MemoryGuard
 	pool     *Pool
@@ -72,10 +78,22 @@ var libs = []struct {
 	{glua.CoroutineLibName, glua.OpenCoroutine},
 }
 
-// trampolineProto starts every Run coroutine: it installs the Panic hook on
-// the new thread (Resume resets it), then tail-calls the handler so the
-// trampoline leaves no frame in tracebacks.
-var trampolineProto = mustCompile("=(run)", "local hook, f = ...\nhook()\nreturn f(select(3, ...))")
+// runLoopProto is the body of a VM's Run coroutine. It installs the Panic
+// hook on the thread (Resume resets it) and yields done; then each resume
+// brings a function and its arguments, which it calls, yielding done and
+// the results. The tail call keeps one frame however many functions ran,
+// so one coroutine serves every Run that returns: a new one costs a value
+// stack of RegistrySize slots and a Global (about 30 KiB).
+var runLoopProto = mustCompile("=(run)", `local hook, yield, done = ...
+hook()
+local function loop(handler, ...)
+  return loop(yield(done, handler(...)))
+end
+return loop(yield(done))`)
+
+// runLoopSource is the source runLoopProto's frame reports; tracebacks
+// leave it out, as they did when each Run had a coroutine of its own.
+const runLoopSource = "=(run)"
 
 func mustCompile(name, src string) *glua.FunctionProto {
 	p, err := Compile(name, src)
@@ -128,8 +146,10 @@ func (vm *VM) init(b *Bundle) error {
 		}
 		loaders.Insert(2, L.NewFunction(b.searcher))
 	}
-	vm.trampoline = L.NewFunctionFromProto(trampolineProto)
+	vm.runLoop = L.NewFunctionFromProto(runLoopProto)
 	vm.hook = L.NewFunction(vm.installHook)
+	vm.yield = L.GetField(L.GetGlobal("coroutine"), "yield")
+	vm.done = L.NewUserData()
 	return nil
 }
 
@@ -196,34 +216,45 @@ func (vm *VM) Require(ctx context.Context, name string) (glua.LValue, error) {
 	return res[0], nil
 }
 
-// Run runs fn(args...) on a fresh coroutine under ctx. A Go function that
-// returns L.Yield(values...) ends it early, as Kong's kong.response.exit
-// does with coroutine.yield: Run then reports yielded and the values, and
-// the coroutine is abandoned, never resumed. gopher-lua reports a function
-// that returns nothing as one nil result. Each Run allocates a coroutine
-// with its own value stack of RegistrySize slots (about 29 KiB and 10 µs
-// at the defaults), so Call is the cheaper choice when no early exit is
-// needed.
+// Run runs fn(args...) on the VM's Run coroutine under ctx. A Go
+// function that returns L.Yield(values...) ends it early, as Kong's
+// kong.response.exit does with coroutine.yield: Run then reports yielded
+// and the values, and the coroutine is abandoned, never resumed (the next
+// Run starts another, as after an error). gopher-lua reports a function
+// that returns nothing as one nil result. Call is still the cheaper choice
+// when no early exit is needed.
 func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yielded bool, results []glua.LValue, err error) {
 	L := vm.L
+	// Taken while it runs: a Run nested in this one starts its own.
+	th := vm.co
+	vm.co = nil
+	if th == nil {
+		if th = vm.startRunLoop(); th == nil {
+			return false, nil, &Error{Kind: Panic, Msg: "the Run coroutine did not start"}
+		}
+	}
 	ctx, leave := vm.guard.enter(ctx)
 	defer leave()
 	vm.bind(ctx)
 	defer L.RemoveContext()
-	th, cancel := L.NewThread()
-	if cancel != nil {
-		defer cancel()
+	if ctx.Done() != nil {
+		th.SetContext(ctx)
 	}
 	vm.raised, vm.trace = false, ""
-	argv := make([]glua.LValue, 0, len(args)+2)
-	argv = append(argv, vm.hook, fn)
+	argv := make([]glua.LValue, 0, len(args)+1)
+	argv = append(argv, fn)
 	argv = append(argv, args...)
-	st, rerr, vals := L.Resume(th, vm.trampoline, argv...)
-	switch st {
-	case glua.ResumeYield:
+	st, rerr, vals := L.Resume(th, vm.runLoop, argv...)
+	th.RemoveContext()
+	if st == glua.ResumeYield {
+		if len(vals) > 0 && vals[0] == vm.done {
+			vm.co = th
+			if vals = vals[1:]; len(vals) == 0 {
+				vals = []glua.LValue{glua.LNil}
+			}
+			return false, vals, nil
+		}
 		return true, vals, nil
-	case glua.ResumeOK:
-		return false, vals, nil
 	}
 	msg := rerr.Error()
 	var e *Error
@@ -246,6 +277,21 @@ func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yie
 	return false, nil, e
 }
 
+// startRunLoop makes a Run coroutine and runs it to its first yield; nil
+// if it did not get there.
+func (vm *VM) startRunLoop() *glua.LState {
+	th, cancel := vm.L.NewThread()
+	if cancel != nil { // inside another Run: each Run binds its own context
+		cancel()
+		th.RemoveContext()
+	}
+	st, _, vals := vm.L.Resume(th, vm.runLoop, vm.hook, vm.yield, vm.done)
+	if st != glua.ResumeYield || len(vals) == 0 || vals[0] != vm.done {
+		return nil
+	}
+	return th
+}
+
 // installHook runs first on a Run coroutine and routes its Lua errors
 // through tracePanic. T is the coroutine's state.
 func (vm *VM) installHook(T *glua.LState) int {
@@ -262,17 +308,38 @@ func (vm *VM) tracePanic(T *glua.LState) {
 	panic(&glua.ApiError{Type: glua.ApiErrorRun, Object: T.Get(-1), StackTrace: vm.trace})
 }
 
+// Frame is L.GetStack(level) and L.GetInfo(what) in one, except that the
+// function a Run called is described as gopher-lua describes a
+// coroutine's first function (what "main", name "corountine"), as it was
+// when each Run had a coroutine of its own: the run loop under it is not
+// the plugin's caller.
+func Frame(L *glua.LState, level int, what string) (*glua.Debug, bool) {
+	dbg, ok := L.GetStack(level)
+	if !ok {
+		return dbg, false
+	}
+	if _, err := L.GetInfo(what, dbg, glua.LNil); err != nil {
+		return dbg, false
+	}
+	if caller, ok := L.GetStack(level + 1); ok {
+		if _, err := L.GetInfo("S", caller, glua.LNil); err == nil && caller.Source == runLoopSource {
+			dbg.What, dbg.Name = "main", "corountine"
+		}
+	}
+	return dbg, true
+}
+
 // traceback formats T's frames as Lua's debug.traceback does.
 func traceback(T *glua.LState) string {
 	var b strings.Builder
 	b.WriteString("stack traceback:")
 	for level := 0; level < 20; level++ {
-		dbg, ok := T.GetStack(level)
+		dbg, ok := Frame(T, level, "Sln")
 		if !ok {
 			break
 		}
-		if _, err := T.GetInfo("Sln", dbg, glua.LNil); err != nil {
-			break
+		if dbg.Source == runLoopSource {
+			continue
 		}
 		b.WriteString("\n\t")
 		if dbg.What == "G" {

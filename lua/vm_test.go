@@ -3,6 +3,7 @@ package lua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,26 @@ func TestBundleGoModules(t *testing.T) {
 	wantLuaError(t, vm, t.Context(), `require("absent")`, Runtime, "no module 'absent' in the bundle")
 	if _, err := NewBundle(map[string]string{"x": "return 1"}, GoModules(map[string]glua.LGFunction{"x": noop})); err == nil {
 		t.Error("NewBundle with a Lua and a Go module of one name succeeded; want an error")
+	}
+}
+
+// TestRunReusesCoroutine: Runs that return share one coroutine, whose
+// call stack does not grow however many ran, and each sees its own
+// arguments and the coroutine it runs on.
+func TestRunReusesCoroutine(t *testing.T) {
+	vm := newTestVM(t, mustBundle(t, nil), PoolOptions{CallStackSize: 16})
+	fn := runLua(t, vm, `return function(n) return n + 1, coroutine.running() end`)[0]
+	var first glua.LValue
+	for i := range 100 {
+		yielded, res, err := vm.Run(t.Context(), fn, glua.LNumber(i))
+		if err != nil || yielded || len(res) != 2 || res[0] != glua.LNumber(i+1) {
+			t.Fatalf("Run %d = %v, %v, %v; want false, [%d thread], nil", i, yielded, res, err, i+1)
+		}
+		if first == nil {
+			first = res[1]
+		} else if res[1] != first {
+			t.Fatalf("Run %d ran on another coroutine", i)
+		}
 	}
 }
 
@@ -239,6 +260,27 @@ return M`})
 			t.Fatalf("Run(recursion) = %v; want a Runtime \"stack overflow\" *Error", err)
 		}
 	})
+	t.Run("runs after an exit and an error", func(t *testing.T) {
+		for _, name := range []string{"exit_early", "fail", "finish"} {
+			args := []glua.LValue{vm.L.NewTable()}
+			if name == "finish" {
+				args = []glua.LValue{glua.LNumber(2), glua.LNumber(3)}
+			}
+			vm.Run(t.Context(), field(name), args...)
+		}
+		yielded, res, err := vm.Run(t.Context(), field("finish"), glua.LNumber(4), glua.LNumber(5))
+		if err != nil || yielded || len(res) != 1 || res[0].String() != "20" {
+			t.Errorf("Run(finish, 4, 5) = %v, %v, %v; want false, [20], nil", yielded, res, err)
+		}
+	})
+	t.Run("traceback has no run loop frame", func(t *testing.T) {
+		vm.Run(t.Context(), field("finish"), glua.LNumber(1), glua.LNumber(1)) // the coroutine is a reused one
+		_, _, err := vm.Run(t.Context(), field("fail"))
+		var le *Error
+		if !errors.As(err, &le) || strings.Contains(le.Traceback, "(run)") {
+			t.Errorf("Run(fail) = %v; want a traceback without (run) frames:\n%s", err, le.Traceback)
+		}
+	})
 	t.Run("go panic", func(t *testing.T) {
 		_, _, err := vm.Run(t.Context(), field("boom"))
 		var le *Error
@@ -249,4 +291,27 @@ return M`})
 			t.Error("Broken() after a Go panic = false; want true")
 		}
 	})
+}
+
+// TestFrameOfARunHandler: the function a Run called is described as a
+// coroutine's first function, whatever Run came before, and a function it
+// calls as gopher-lua describes it.
+func TestFrameOfARunHandler(t *testing.T) {
+	vm := newTestVM(t, mustBundle(t, nil), PoolOptions{})
+	var got []string
+	vm.L.SetGlobal("who", vm.L.NewFunction(func(L *glua.LState) int {
+		dbg, ok := Frame(L, 1, "Sn")
+		got = append(got, fmt.Sprintf("%v %s %s", ok, dbg.What, dbg.Name))
+		return 0
+	}))
+	fn := runLua(t, vm, `local function inner() who() end return function() who(); inner() end`)[0]
+	for range 2 {
+		if _, _, err := vm.Run(t.Context(), fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "true main corountine|true Lua inner|true main corountine|true Lua inner"
+	if strings.Join(got, "|") != want {
+		t.Errorf("frames %q; want %q", strings.Join(got, "|"), want)
+	}
 }

@@ -48,6 +48,8 @@ func Modules() map[string]glua.LGFunction {
 		"lua_system_constants":     openSystemConstants,
 		"gong.limits":              openLimits,
 		"gong.queue_ledger":        openQueueLedger,
+		"gong.log_record":          openLogRecord,
+		"gong.append_file":         openAppendFile,
 	}
 }
 
@@ -65,6 +67,8 @@ type cjsonConfig struct {
 	decodeMaxDepth    int
 	arrayMT, emptyMT  *glua.LTable
 	emptyArray, nullV glua.LValue
+	// entities caches the JSON of Session.Entities maps (logrecord.go).
+	entities entityCache
 }
 
 func defaultConfig(safe bool) *cjsonConfig {
@@ -96,6 +100,7 @@ func (c *cjsonConfig) bindVM(L *glua.LState) {
 func newCJSON(L *glua.LState, c *cjsonConfig) *glua.LTable {
 	c.bindVM(L)
 	m := L.NewTable()
+	cjsonConfigs(L)[m] = c
 	m.RawSetString("_NAME", glua.LString(map[bool]string{false: "cjson", true: "cjson.safe"}[c.safe]))
 	m.RawSetString("_VERSION", glua.LString("2.1.0.14"))
 	m.RawSetString("null", c.nullV)
@@ -251,8 +256,16 @@ func (c *cjsonConfig) formatNumber(f float64) (string, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "", errors.New("Cannot serialise number: must not be NaN or Infinity")
 	}
+	// An integer of at most precision digits prints as %g prints it.
+	if f == math.Trunc(f) && math.Abs(f) < pow10[min(c.precision, len(pow10)-1)] && (f != 0 || !math.Signbit(f)) {
+		return strconv.FormatInt(int64(f), 10), nil
+	}
 	return fmt.Sprintf("%.*g", c.precision, f), nil
 }
+
+// pow10 are the powers of ten up to 10^15, below which every integer is
+// a float64 exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // escapes is cjson's char2escape: control characters, '"', '\\', '/' and
 // DEL; other bytes, UTF-8 included, are copied.

@@ -141,20 +141,25 @@ func triesTable(L *glua.LState, tries []BalancerTry) *glua.LTable {
 	out := L.CreateTable(len(tries), 0)
 	for _, try := range tries {
 		t := L.CreateTable(0, 8)
-		t.RawSetString("ip", glua.LString(try.IP))
-		t.RawSetString("port", glua.LNumber(try.Port))
-		t.RawSetString("balancer_start", glua.LNumber(try.Start.UnixMilli()))
-		t.RawSetString("balancer_start_ns", glua.LNumber(try.Start.UnixNano()))
-		t.RawSetString("balancer_latency", glua.LNumber(try.Latency.Milliseconds()))
-		t.RawSetString("balancer_latency_ns", glua.LNumber(try.Latency.Nanoseconds()))
-		if try.Retried {
-			t.RawSetString("state", glua.LString("failed"))
-			t.RawSetString("code", glua.LNumber(0))
-		}
+		try.fields(t.RawSetString)
 		out.Append(t)
 	}
 	L.SetMetatable(out, arrayMT(L))
 	return out
+}
+
+// fields gives the try's members of balancer_data.tries to put.
+func (try BalancerTry) fields(put func(key string, v glua.LValue)) {
+	put("ip", glua.LString(try.IP))
+	put("port", glua.LNumber(try.Port))
+	put("balancer_start", glua.LNumber(try.Start.UnixMilli()))
+	put("balancer_start_ns", glua.LNumber(try.Start.UnixNano()))
+	put("balancer_latency", glua.LNumber(try.Latency.Milliseconds()))
+	put("balancer_latency_ns", glua.LNumber(try.Latency.Nanoseconds()))
+	if try.Retried {
+		put("state", glua.LString("failed"))
+		put("code", glua.LNumber(0))
+	}
 }
 
 // DropBalancerData takes ngx.ctx.balancer_data and the KONG_* timing
@@ -254,18 +259,23 @@ var timingKeys = []string{"KONG_PROCESSING_START", "KONG_PREREAD_START", "KONG_P
 	"KONG_BALANCER_START", "KONG_BALANCER_ENDED_AT", "KONG_BALANCER_TIME", "KONG_PROXY_LATENCY",
 	"KONG_RESPONSE_LATENCY", "KONG_LOG_START", "KONG_LOG_START_NS", "KONG_PROXIED"}
 
-// putTiming writes the KONG_* values known so far into ngx.ctx, in Kong's
+// putTiming writes the KONG_* values known so far into ngx.ctx.
+func (s *State) putTiming() {
+	s.timing(func(k string, v glua.LValue) { s.ngxCtx.RawSetString(k, v) })
+}
+
+// timing gives the KONG_* values known so far to put, in Kong's
 // units (integer milliseconds since the epoch, nanoseconds for
 // KONG_LOG_START_NS) and with its invariants: PROCESSING_START <=
 // PREREAD_START <= PREREAD_ENDED_AT <= BALANCER_START <=
 // BALANCER_ENDED_AT <= LOG_START, PROXY_LATENCY = BALANCER_ENDED_AT -
 // PROCESSING_START.
-func (s *State) putTiming() {
+func (s *State) timing(put func(key string, v glua.LValue)) {
 	t := s.Timing
 	if t.Start.IsZero() {
 		return
 	}
-	set := func(k string, v int64) { s.ngxCtx.RawSetString(k, glua.LNumber(v)) }
+	set := func(k string, v int64) { put(k, glua.LNumber(v)) }
 	start := t.Start.UnixMilli()
 	set("KONG_PROCESSING_START", start)
 	prereadStart, prereadEnd := t.PrereadStart, t.PrereadEnd
@@ -304,7 +314,7 @@ func (s *State) putTiming() {
 		set("KONG_PROXY_LATENCY", latency)
 	}
 	if s.Proxied {
-		s.ngxCtx.RawSetString("KONG_PROXIED", glua.LTrue)
+		put("KONG_PROXIED", glua.LTrue)
 	}
 	if t.LogStart.IsZero() {
 		if s.Exited {
@@ -320,6 +330,26 @@ func (s *State) putTiming() {
 	case !s.Proxied:
 		set("KONG_RESPONSE_LATENCY", prereadEnd.UnixMilli()-start)
 	}
+}
+
+// timingLatency is kongLatency for a State whose ngx.ctx was not made
+// yet, so no plugin changed its values: computed without making it.
+func (s *State) timingLatency() int64 {
+	var proxy, response glua.LValue
+	s.timing(func(k string, v glua.LValue) {
+		switch k {
+		case "KONG_PROXY_LATENCY":
+			proxy = v
+		case "KONG_RESPONSE_LATENCY":
+			response = v
+		}
+	})
+	for _, v := range []glua.LValue{proxy, response} {
+		if n, isNum := v.(glua.LNumber); isNum {
+			return int64(n)
+		}
+	}
+	return 0
 }
 
 // kongLatency is the log record's latencies.kong (kong/pdk/log.lua):

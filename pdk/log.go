@@ -415,8 +415,7 @@ func (l *logger) render(L *glua.LState, msg string) string {
 	info := func() *glua.Debug {
 		if dbg == nil {
 			dbg = &glua.Debug{}
-			if d, ok := L.GetStack(1); ok {
-				L.GetInfo("Sln", d, glua.LNil)
+			if d, ok := lua.Frame(L, 1, "Sln"); ok {
 				dbg = d
 			}
 		}

@@ -175,10 +175,8 @@ func (p *pdk) luaLog(L *glua.LState, level LogLevel, from int) {
 	if w := L.Where(1); w != "" {
 		b.WriteString(w + " ")
 	}
-	if dbg, ok := L.GetStack(1); ok {
-		if _, err := L.GetInfo("Sn", dbg, glua.LNil); err == nil && dbg.What == "Lua" && dbg.Name != "" {
-			b.WriteString(dbg.Name + "(): ")
-		}
+	if dbg, ok := lua.Frame(L, 1, "Sn"); ok && dbg.What == "Lua" && dbg.Name != "" {
+		b.WriteString(dbg.Name + "(): ")
 	}
 	for i := from; i <= L.GetTop(); i++ {
 		switch v := L.Get(i).(type) {

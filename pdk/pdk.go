@@ -39,14 +39,13 @@ type Session interface {
 	// before closing, nil when nothing is sent (no body, or status >= 400,
 	// whose body the PDK logs instead). Status 0 (ngx.exit(ngx.OK)) ends
 	// the preread phase and proxying continues. The handler has ended when
-	// Exit returns: the PDK yields its coroutine. The runtime must take a
-	// call to Exit, not lua.VM.Run's yielded, as the signal: gopher-lua
-	// reports a yield from a Go function in tail-call position (the usual
-	// "return kong.response.exit(403)" at a handler's top level) as a
-	// normal return, after which no handler code runs either.
+	// Exit returns: the PDK yields its coroutine. The runtime takes a call
+	// to Exit, not lua.VM.Run's yielded, as the signal.
 	Exit(status int, body []byte)
 	// Entities returns the matched route and its service as plugins see
-	// them (their JSON fields), nil when there is none.
+	// them (their JSON fields), nil when there is none. The maps may be
+	// shared by every session of the route and must never change: the
+	// PDK caches their JSON by identity (logrecord.go).
 	Entities() (route, service map[string]any)
 	// UpstreamExists reports whether the configuration has an upstream
 	// entity called name (kong.service.set_upstream).

@@ -18,12 +18,15 @@ var (
 	_ stream.Meter = (*limits.Meter)(nil)
 )
 
-// routeRuns are the plugins that run for a route's sessions, in order:
-// first the preread handlers that run in Go (native.go), then the Lua
-// ones.
+// routeRuns are the plugins that run for a route's sessions, in order
+// (first the preread handlers that run in Go, native.go, then the Lua
+// ones), and the route and its service as plugins see them
+// (Session.Entities), made once per generation: sessions share these maps
+// and never change them.
 type routeRuns struct {
-	native       []*nativeRun
-	preread, log []pluginRun
+	native         []*nativeRun
+	preread, log   []pluginRun
+	route, service map[string]any
 }
 
 // Bind prepares the set for the entities of its generation, before any
@@ -48,12 +51,17 @@ func (ps *Plugins) Bind(d *declarative.Config) {
 			ps.configs[p.Name] = append(ps.configs[p.Name], p.Config)
 		}
 	}
+	services := make(map[string]map[string]any, len(d.Services))
+	for _, svc := range d.Services {
+		services[svc.ID] = entityMap(svc)
+	}
 	ps.routes = map[string]routeRuns{}
 	natives := map[string]*nativeRun{}
 	for _, r := range d.Routes {
 		runs := ps.collect(d.Plugins, r.ID, derefOr(r.Service, ""))
 		native, preread := ps.natives(ps.implementing(runs, pdk.PhasePreread), natives)
-		ps.routes[r.ID] = routeRuns{native: native, preread: preread, log: ps.implementing(runs, pdk.PhaseLog)}
+		ps.routes[r.ID] = routeRuns{native: native, preread: preread, log: ps.implementing(runs, pdk.PhaseLog),
+			route: entityMap(r), service: services[derefOr(r.Service, "")]}
 	}
 }
 
@@ -146,6 +154,9 @@ func (ps *Plugins) Log(s *stream.Session) {
 func (cx *session) run(phase pdk.Phase, runs []pluginRun) error {
 	ps := cx.ps
 	vm := cx.vm
+	if vm == nil {
+		vm = ps.pool.TryGet()
+	}
 	if vm == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 		var err error

@@ -89,16 +89,19 @@ func (cx *session) Exit(status int, body []byte) {
 	cx.exitStatus, cx.exitBody, cx.exited = status, body, status != 0
 }
 
-// Entities implements pdk.Session: the matched route and its service.
+// Entities implements pdk.Session: the matched route and its service,
+// as Bind made them for the generation (callers only read them); no
+// service when the route has no usable one.
 func (cx *session) Entities() (route, service map[string]any) {
 	r := cx.s.Route()
 	if r == nil {
 		return nil, nil
 	}
+	runs := cx.ps.routes[r.Decl.ID]
 	if r.Service != nil {
-		service = entityMap(r.Service.Decl)
+		service = runs.service
 	}
-	return entityMap(r.Decl), service
+	return runs.route, service
 }
 
 // IDs implements pdk.EntityIDs.

@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local url = require "socket.url"
 local http = require "resty.http"
 local custom_fields = require "gong.custom_fields"
+local log_record = require "gong.log_record"
 
 local HttpLogHandler = {
   PRIORITY = 12,
@@ -83,7 +84,7 @@ function HttpLogHandler:log(conf)
   custom_fields(conf)
   local queue_conf = Queue.get_plugin_params("http-log", conf, queue_name(conf))
   kong.log.debug("Queue name automatically configured based on configuration parameters to: ", queue_conf.name)
-  local ok, err = Queue.enqueue(queue_conf, send_entries, conf, cjson.encode(kong.log.serialize()))
+  local ok, err = Queue.enqueue(queue_conf, send_entries, conf, log_record(cjson) or cjson.encode(kong.log.serialize()))
   if not ok then
     kong.log.err("Failed to enqueue log entry to log server: ", err)
   end

@@ -3,10 +3,13 @@
 -- (server errors, client errors or success), if that is at least as severe
 -- as config.log_level. Kong's handler reads the HTTP record's
 -- response.status, which stream records lack; this one reads
--- session.status.
+-- session.status. The record goes to the timer as its JSON, with the
+-- status beside it, when gong.log_record can write it, else as the table
+-- the timer encodes.
 local lsyslog = require "lsyslog"
 local cjson = require "cjson"
 local custom_fields = require "gong.custom_fields"
+local log_record = require "gong.log_record"
 
 local SysLogHandler = {
   PRIORITY = 4,
@@ -20,11 +23,13 @@ local PRIORITIES = {
   info = lsyslog.LOG_INFO, debug = lsyslog.LOG_DEBUG,
 }
 
-local function write(premature, conf, record)
+local function write(premature, conf, record, status)
   if premature then
     return
   end
-  local status = record.session and record.session.status or 0
+  if type(record) ~= "string" then
+    status = record.session and record.session.status or 0
+  end
   local severity = conf.successful_severity
   if status >= 500 then
     severity = conf.server_errors_severity
@@ -35,12 +40,13 @@ local function write(premature, conf, record)
     return
   end
   lsyslog.open("kong", lsyslog["FACILITY_" .. conf.facility:upper()])
-  lsyslog.log(PRIORITIES[severity], cjson.encode(record))
+  lsyslog.log(PRIORITIES[severity], type(record) == "string" and record or cjson.encode(record))
 end
 
 function SysLogHandler:log(conf)
   custom_fields(conf)
-  local ok, err = ngx.timer.at(0, write, conf, kong.log.serialize())
+  local json = log_record(cjson)
+  local ok, err = ngx.timer.at(0, write, conf, json or kong.log.serialize(), json and ngx.status)
   if not ok then
     kong.log.err("failed to create timer: ", err)
   end

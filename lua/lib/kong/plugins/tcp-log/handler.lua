@@ -1,8 +1,11 @@
 -- tcp-log: in the log phase, serializes the session and sends it as a JSON
 -- line from a timer, over a kept-alive TCP connection (TLS when
--- config.tls, handshaking only on new connections).
+-- config.tls, handshaking only on new connections). The record goes to the
+-- timer as its JSON when gong.log_record can write it, else as the table
+-- the timer encodes, as Kong's does.
 local cjson = require "cjson"
 local custom_fields = require "gong.custom_fields"
+local log_record = require "gong.log_record"
 
 local TcpLogHandler = {
   PRIORITY = 7,
@@ -36,7 +39,7 @@ local function send(premature, conf, record)
       return
     end
   end
-  ok, err = sock:send(cjson.encode(record) .. "\n")
+  ok, err = sock:send((type(record) == "string" and record or cjson.encode(record)) .. "\n")
   if not ok then
     kong.log.err("failed to send data to ", where, ": ", err)
     return
@@ -49,7 +52,7 @@ end
 
 function TcpLogHandler:log(conf)
   custom_fields(conf)
-  local ok, err = ngx.timer.at(0, send, conf, kong.log.serialize())
+  local ok, err = ngx.timer.at(0, send, conf, log_record(cjson) or kong.log.serialize())
   if not ok then
     kong.log.err("failed to create timer: ", err)
   end

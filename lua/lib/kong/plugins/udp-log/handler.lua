@@ -2,6 +2,7 @@
 -- sends it as one datagram from a timer.
 local cjson = require "cjson"
 local custom_fields = require "gong.custom_fields"
+local log_record = require "gong.log_record"
 
 local UdpLogHandler = {
   PRIORITY = 8,
@@ -34,7 +35,7 @@ end
 
 function UdpLogHandler:log(conf)
   custom_fields(conf)
-  local ok, err = ngx.timer.at(0, send, conf, cjson.encode(kong.log.serialize()))
+  local ok, err = ngx.timer.at(0, send, conf, log_record(cjson) or cjson.encode(kong.log.serialize()))
   if not ok then
     kong.log.err("could not create timer: ", err)
   end

@@ -1,0 +1,320 @@
+package pdk
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"unsafe"
+
+	"github.com/gong-proxy/gong/lua"
+	glua "github.com/yuin/gopher-lua"
+)
+
+// recordMaxDepth is deeper than any log record (root, route, its
+// destinations, one entry): encodeRecord leaves cjson instances set to a
+// smaller encode_max_depth to the Lua path, which raises their error.
+const recordMaxDepth = 16
+
+// errNotFast stops encodeRecord on a value it cannot promise to write as
+// toLua and cjson would; the Lua path is taken instead.
+var errNotFast = errors.New("not a plain record")
+
+// openLogRecord is gong.log_record, a function for the bundled log
+// plugins: log_record(cjson) returns what
+// cjson.encode(kong.log.serialize()) would, written from the session's Go
+// record with that cjson instance's settings, without building the record
+// as Lua tables. It returns nil when it cannot promise the same result
+// (outside the log phase, after kong.log.set_serialize_value, a value of
+// an unusual type, or any encoding error): the caller then takes the Lua
+// path, which also raises the errors.
+func openLogRecord(L *glua.LState) int {
+	L.Push(L.NewFunction(func(L *glua.LState) int {
+		m, _ := L.Get(1).(*glua.LTable)
+		c := cjsonConfigs(L)[m]
+		b := BindingOf(L)
+		if c == nil || b == nil {
+			L.Push(glua.LNil)
+			return 1
+		}
+		line, err := c.encodeRecord(L, b.State)
+		if err != nil {
+			L.Push(glua.LNil)
+			return 1
+		}
+		L.Push(glua.LString(line))
+		return 1
+	}))
+	return 1
+}
+
+// cjsonConfigs are the settings of L's cjson module instances, by module
+// table, for gong.log_record.
+func cjsonConfigs(L *glua.LState) map[*glua.LTable]*cjsonConfig {
+	ud := registryValue(L, "gong.cjson.configs", func() glua.LValue {
+		ud := L.NewUserData()
+		ud.Value = map[*glua.LTable]*cjsonConfig{}
+		return ud
+	}).(*glua.LUserData)
+	return ud.Value.(map[*glua.LTable]*cjsonConfig)
+}
+
+// encodeRecord writes s's log record as logSerialize and then c.encode
+// would: the Session's record, workspace_name, and latencies.kong and
+// tries as in ngx.ctx.
+func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
+	if s == nil || s.Session == nil || s.Phase != PhaseLog || len(s.serializeValues) > 0 || c.encodeMaxDepth < recordMaxDepth {
+		return nil, errNotFast
+	}
+	if c.nullV == nil {
+		c.bindVM(L)
+	}
+	rec := s.Session.Serialize()
+	// latencies.kong and tries as logSerialize takes them from ngx.ctx;
+	// when no plugin made ngx.ctx yet, nothing can have changed them, so
+	// they come from the State without making it.
+	var kongMS, tries any
+	switch {
+	case s.Timing.Start.IsZero() && s.ngxCtx == nil && s.pendingBalancer == nil:
+	case s.ngxCtx == nil:
+		if !s.Timing.Start.IsZero() {
+			kongMS = s.timingLatency()
+		}
+		if s.pendingBalancer != nil {
+			tries = s.pendingBalancer.Tries
+		}
+	default:
+		s.ngxCtxTable(L)
+		if ms, ok := s.kongLatency(); ok {
+			kongMS = ms
+		}
+		if bd, ok := s.ngxCtx.RawGetString("balancer_data").(*glua.LTable); ok {
+			if t, ok := bd.RawGetString("tries").(*glua.LTable); ok {
+				tries = t
+			}
+		}
+	}
+	route, service := s.Session.Entities()
+	b := make([]byte, 0, 1024)
+	b = append(b, '{')
+	first := true
+	c.appendMember(L, &b, &first, "workspace_name", "default", 1)
+	for k, v := range rec {
+		switch {
+		case k == "workspace_name":
+			continue
+		case k == "tries" && tries != nil:
+			v = tries
+		case k == "route" || k == "service":
+			if e := c.entities.json(L, c, v, route, service); e != nil {
+				v = e
+			}
+		case k == "latencies" && kongMS != nil:
+			lat, ok := v.(map[string]any)
+			if !ok {
+				break
+			}
+			// logSerialize sets kong in the latencies table.
+			v = withKong{lat, kongMS}
+		}
+		if err := c.appendMember(L, &b, &first, k, v, 1); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := rec["tries"]; !ok && tries != nil {
+		if err := c.appendMember(L, &b, &first, "tries", tries, 1); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// entityCache holds the JSON of the route and service maps records
+// carry, which Session.Entities promises are shared and never change, for
+// the cjson settings it was written with. It forgets everything when the
+// settings change or it holds maxEntityCache maps (routes and services
+// of one generation, as a VM serves one).
+type entityCache struct {
+	settings cjsonSettings
+	byMap    map[unsafe.Pointer]entityJSON
+}
+
+const maxEntityCache = 256
+
+// entityJSON is one cached map: the map itself, so that its address is
+// not reused while cached, and its JSON.
+type entityJSON struct {
+	m    map[string]any
+	json rawJSON
+}
+
+// rawJSON is JSON appendGo copies as it is.
+type rawJSON []byte
+
+// cjsonSettings are the settings that change how appendGo writes a map.
+type cjsonSettings struct {
+	emptyTableObject, escapeSlash bool
+	precision                     int
+}
+
+// json returns v's JSON when v is the route or the service map (the very
+// map Entities returns), writing and caching it the first time; nil
+// otherwise.
+func (ec *entityCache) json(L *glua.LState, c *cjsonConfig, v any, route, service map[string]any) rawJSON {
+	m, ok := v.(map[string]any)
+	if !ok || m == nil || !sameMap(m, route) && !sameMap(m, service) {
+		return nil
+	}
+	settings := cjsonSettings{c.emptyTableObject, c.escapeSlash, c.precision}
+	if ec.byMap == nil || ec.settings != settings || len(ec.byMap) >= maxEntityCache {
+		ec.byMap, ec.settings = map[unsafe.Pointer]entityJSON{}, settings
+	}
+	key := reflect.ValueOf(m).UnsafePointer()
+	if e, ok := ec.byMap[key]; ok {
+		return e.json
+	}
+	var b []byte
+	if err := c.appendMap(L, &b, m, nil, 1); err != nil {
+		return nil
+	}
+	ec.byMap[key] = entityJSON{m, b}
+	return b
+}
+
+// sameMap reports whether a and b are the same map, not equal ones.
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// withKong is a latencies map whose kong member is replaced.
+type withKong struct {
+	lat  map[string]any
+	kong any
+}
+
+// appendMember writes "k":v as an object's member, after a comma unless
+// it is the first; a nil v is no member, as toLua makes it.
+func (c *cjsonConfig) appendMember(L *glua.LState, b *[]byte, first *bool, k string, v any, depth int) error {
+	if v == nil {
+		return nil
+	}
+	if !*first {
+		*b = append(*b, ',')
+	}
+	*first = false
+	c.appendString(L, b, k)
+	*b = append(*b, ':')
+	return c.appendGo(L, b, v, depth)
+}
+
+// appendGo writes v as c.appendValue writes toLua(v): maps as objects
+// (empty ones per encode_empty_table_as_object), slices as arrays (they
+// get array_mt), numbers through formatNumber.
+func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) error {
+	lua.CheckAppend(L, *b, 32)
+	switch v := v.(type) {
+	case glua.LValue:
+		return c.appendValue(L, b, v, depth)
+	case string:
+		c.appendString(L, b, v)
+	case bool:
+		*b = strconv.AppendBool(*b, v)
+	case int:
+		return c.appendNumber(b, float64(v))
+	case int64:
+		return c.appendNumber(b, float64(v))
+	case float64:
+		return c.appendNumber(b, v)
+	case []string:
+		*b = append(*b, '[')
+		for i, e := range v {
+			if i > 0 {
+				*b = append(*b, ',')
+			}
+			c.appendString(L, b, e)
+		}
+		*b = append(*b, ']')
+	case []any:
+		*b = append(*b, '[')
+		for i, e := range v {
+			if e == nil { // a hole: cjson's length rules apply
+				return errNotFast
+			}
+			if i > 0 {
+				*b = append(*b, ',')
+			}
+			if err := c.appendGo(L, b, e, depth+1); err != nil {
+				return err
+			}
+		}
+		*b = append(*b, ']')
+	case map[string]any:
+		return c.appendMap(L, b, v, nil, depth)
+	case withKong:
+		return c.appendMap(L, b, v.lat, v.kong, depth)
+	case rawJSON:
+		*b = append(*b, v...)
+	case []BalancerTry:
+		// As triesTable makes them: an array of objects.
+		*b = append(*b, '[')
+		for i, try := range v {
+			if i > 0 {
+				*b = append(*b, ',')
+			}
+			*b = append(*b, '{')
+			first := true
+			var err error
+			try.fields(func(k string, v glua.LValue) {
+				if err == nil {
+					err = c.appendMember(L, b, &first, k, v, depth+2)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			*b = append(*b, '}')
+		}
+		*b = append(*b, ']')
+	default:
+		switch v.(type) {
+		case int32, uint16, uint32, uint64, float32, []byte, map[any]any, Configuration:
+			return errNotFast
+		}
+		c.appendString(L, b, fmt.Sprint(v))
+	}
+	return nil
+}
+
+// appendMap writes m as an object, its kong member replaced when kong is
+// not nil; an empty one as encode_empty_table_as_object says.
+func (c *cjsonConfig) appendMap(L *glua.LState, b *[]byte, m map[string]any, kong any, depth int) error {
+	*b = append(*b, '{')
+	first := true
+	if kong != nil {
+		c.appendMember(L, b, &first, "kong", kong, depth+1)
+	}
+	for k, e := range m {
+		if kong != nil && k == "kong" {
+			continue
+		}
+		if err := c.appendMember(L, b, &first, k, e, depth+1); err != nil {
+			return err
+		}
+	}
+	if first && !c.emptyTableObject {
+		(*b)[len(*b)-1] = '['
+		*b = append(*b, ']')
+		return nil
+	}
+	*b = append(*b, '}')
+	return nil
+}
+
+func (c *cjsonConfig) appendNumber(b *[]byte, n float64) error {
+	s, err := c.formatNumber(n)
+	if err != nil {
+		return err
+	}
+	*b = append(*b, s...)
+	return nil
+}
