@@ -300,7 +300,7 @@ func (b *adminBackend) Modify(ctx context.Context, edit func(*declarative.Docume
 	cfg, err := b.s.db.Modify(ctx, declarativeOptions(g.conf, g.plugins), edit)
 	g.done()
 	if err == nil {
-		b.s.Reload()
+		b.s.applyDatabaseChanges()
 	}
 	return cfg, err
 }

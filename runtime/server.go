@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/runloop"
@@ -143,7 +145,7 @@ func (s *Server) Start() error {
 			return err
 		}
 		s.db = db
-		db.Watch(func() { s.Reload() })
+		db.Watch(s.applyDatabaseChanges)
 	}
 	g, err := s.swap(c, nil)
 	if err != nil {
@@ -168,7 +170,21 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, hash, err := loadDeclarative(c, ps, posted)
+	var d *declarative.Config
+	var hash string
+	if s.db != nil { // the database is the one source
+		d, hash, err = s.db.Config(context.Background(), declarativeOptions(c, ps))
+		var invalid *declarative.Error
+		if err != nil && !errors.As(err, &invalid) {
+			ps.Close()
+			return nil, err // the database's error
+		}
+		if err == nil {
+			ps.SetVault(d.Secrets)
+		}
+	} else {
+		d, hash, err = loadDeclarative(c, ps, posted)
+	}
 	if err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
@@ -215,12 +231,6 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
-	if s.db != nil { // the database is the one source: read it again
-		var err error
-		if posted, err = s.db.Document(context.Background(), c.EnabledPlugins(BundledPlugins)); err != nil {
-			return nil, err
-		}
-	}
 	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
 		posted = s.posted
 	}
@@ -296,6 +306,9 @@ func (s *Server) Reload() error {
 			os.Remove(filepath.Join(c.conf.Prefix, ReloadConfFile))
 		}
 	}
+	if s.db != nil {
+		s.db.Invalidate() // a reload reads every entity again
+	}
 	err := s.reload(opts)
 	s.metrics.Reloaded(err)
 	if err != nil {
@@ -304,6 +317,24 @@ func (s *Server) Reload() error {
 	}
 	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")
 	return nil
+}
+
+// applyDatabaseChanges rebuilds the generation after other nodes' or this
+// node's writes, with the kong.conf the current generation runs: the
+// database's entities come up to date change by change (see
+// postgres.Store.Config). On error the current generation keeps serving.
+func (s *Server) applyDatabaseChanges() {
+	g := s.current.Load()
+	if g == nil {
+		return // starting: the first build reads everything
+	}
+	_, err := s.swap(g.conf, nil)
+	s.metrics.Reloaded(err)
+	if err != nil {
+		s.log.Error(fmt.Sprintf("applying the database's changes failed, the previous configuration keeps serving: %v", err))
+		return
+	}
+	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")
 }
 
 func (s *Server) reload(opts conf.Options) error {

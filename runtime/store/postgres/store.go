@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
 // Store is a connection to the database, with a separate pool for reads
@@ -25,6 +26,8 @@ type Store struct {
 	// slots bounds the queries in flight (pg_max_concurrent_queries);
 	// nil is no bound.
 	slots chan struct{}
+	// mirror is the node's copy of the entities (Config, Modify).
+	mirror *mirror
 }
 
 // Open connects to the database conf describes; it fails when the server
@@ -34,7 +37,7 @@ func Open(ctx context.Context, db conf.Database, nodeID string) (*Store, error) 
 	if nodeID == "" {
 		nodeID = uuid.NewString() // a CLI run, without node_id
 	}
-	s := &Store{db: db, nodeID: nodeID}
+	s := &Store{db: db, nodeID: nodeID, mirror: &mirror{}}
 	var err error
 	if s.write, err = openPool(ctx, db.Postgres); err != nil {
 		return nil, err
@@ -147,6 +150,16 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		return fn(tx)
 	})
+}
+
+// describeDB is a failed read's error: a validation error as it is, a
+// database error shortened to its message.
+func describeDB(err error) error {
+	var de *declarative.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("[postgres error] %s", describe(err))
 }
 
 // describe shortens a driver error to the server's message, or the

@@ -21,44 +21,74 @@ const writersLock = 0x676f6e68
 
 // Modify changes entities in one transaction. edit gets the entities as
 // they are (plugins opts does not enable left out) and changes them
-// through the Document's Set and Remove; the whole result is validated
-// with opts, as a kong.yml is; the rows of the entities edit changed are
-// written, with the cluster_events rows that tell every node; and the
-// transaction commits. When the result is invalid, or edit fails,
-// nothing is written and the error (a *declarative.Error for an invalid
-// result) is returned. It returns the validated result.
+// through the Document's Set and Remove; the result is validated with
+// opts, as a kong.yml is (declarative.Patch: the entities changed with
+// their neighbourhood); the rows of the entities edit changed are
+// written, with the cluster_events rows that tell every node and a
+// NOTIFY on NotifyChannel; and the transaction commits. When the result
+// is invalid, or edit fails, nothing is written and the error (a
+// *declarative.Error for an invalid result) is returned. It returns the
+// whole validated result, which Config returns from then on.
+//
+// The entities come from the node's mirror, brought up to date in the
+// transaction first: other nodes' events committed before the writers'
+// lock are applied, so no other write is missed.
 func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
+	m := s.mirror
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var cfg *declarative.Config
+	var written *declarative.Document
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
 			return err
 		}
-		ws, err := defaultWorkspace(ctx, tx)
-		if err != nil {
+		if m.doc != nil && !m.stale {
+			if _, err := s.poll(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if err := s.catchUp(ctx, tx, opts); err != nil {
 			return err
 		}
-		raw, err := readDocument(ctx, tx, ws, opts.Plugins)
-		if err != nil {
+		d := m.doc.Clone()
+		if err := edit(d); err != nil {
 			return err
 		}
-		data, _ := json.Marshal(raw)
-		doc, err := declarative.NewDocument(data)
-		if err != nil {
+		var err error
+		if cfg, err = declarative.Patch(m.cfg, d, opts); err != nil {
 			return err
 		}
-		if err := edit(doc); err != nil {
+		if err := s.writeChanges(ctx, tx, m.ws, cfg, d); err != nil {
 			return err
 		}
-		if data, err = doc.Marshal(); err != nil {
-			return err
+		// The rows as they were written, as another node reads them.
+		written = m.doc.Clone()
+		put := map[string][]string{}
+		for _, r := range d.Put {
+			if !slices.Contains(put[r.Type], r.ID) {
+				put[r.Type] = append(put[r.Type], r.ID)
+			}
 		}
-		if cfg, err = declarative.Parse(data, "", opts); err != nil {
-			return err
+		for _, t := range tables {
+			if len(put[t.name]) > 0 {
+				rows, err := readRows(ctx, tx, t, m.ws, "id", put[t.name])
+				if err != nil {
+					return err
+				}
+				m.replace(written, t.name, put[t.name], rows, opts.Plugins, "")
+			}
 		}
-		return s.writeChanges(ctx, tx, ws, cfg, doc)
+		for _, r := range d.Removed {
+			written.Remove(r.Type, r.ID)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if m.patch(written, opts) == nil {
+		cfg = m.cfg
 	}
 	return cfg, nil
 }
@@ -68,7 +98,7 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 const maxEntityEvents = 100
 
 // writeChanges writes the rows of the entities doc changed, as validated
-// in cfg, and their cluster events, in one batch.
+// in cfg, their cluster events and the NOTIFY, in one batch.
 func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
 	batch := &pgx.Batch{}
 	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
@@ -87,15 +117,7 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		return slices.IndexFunc(tables, func(t table) bool { return t.name == a.Type }) -
 			slices.IndexFunc(tables, func(t table) bool { return t.name == b.Type })
 	})
-	validated := map[declarative.EntityRef]map[string]any{}
-	for _, t := range tables {
-		if slices.ContainsFunc(put, func(r declarative.EntityRef) bool { return r.Type == t.name }) {
-			for _, e := range cfg.Entities(t.name) {
-				id, _ := e["id"].(string)
-				validated[declarative.EntityRef{Type: t.name, ID: id}] = e
-			}
-		}
-	}
+	validated := validatedEntities(cfg, put)
 	for _, ref := range put {
 		t, _ := tableNamed(ref.Type)
 		e := validated[ref]
@@ -121,7 +143,37 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 			}
 		}
 	}
+	if len(changed) > 0 {
+		batch.Queue("SELECT pg_notify($1, $2)", NotifyChannel, s.nodeID)
+	}
 	return tx.SendBatch(ctx, batch).Close()
+}
+
+// validatedEntities are the entities of refs as validated in cfg, as JSON
+// values; an entity put then removed again is missing.
+func validatedEntities(cfg *declarative.Config, refs []declarative.EntityRef) map[declarative.EntityRef]map[string]any {
+	perType := map[string]int{}
+	for _, r := range refs {
+		perType[r.Type]++
+	}
+	out := map[declarative.EntityRef]map[string]any{}
+	for typ, n := range perType {
+		if n <= maxEntityEvents { // a few: find them one by one
+			for _, r := range refs {
+				if r.Type == typ {
+					if e := cfg.Entity(typ, r.ID); e != nil {
+						out[r] = e
+					}
+				}
+			}
+			continue
+		}
+		for _, e := range cfg.Entities(typ) { // many: convert the list once
+			id, _ := e["id"].(string)
+			out[declarative.EntityRef{Type: typ, ID: id}] = e
+		}
+	}
+	return out
 }
 
 // ExtensionError is a gong extension field set on an entity written to
