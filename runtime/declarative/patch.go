@@ -133,26 +133,36 @@ func neighbourhood(d *Document, put map[EntityRef]bool) ([]byte, error) {
 			}
 		}
 	}
+	// Entities by unique value: the endpoint key, and consumers' custom_id.
+	unique := map[string][]string{"consumers": {"custom_id"}}
+	for typ, ek := range endpointKey {
+		unique[typ] = append(unique[typ], ek)
+	}
+	byValue := map[string][]map[string]any{} // "type field value"
+	for typ, list := range d.Entities {
+		for _, f := range unique[typ] {
+			for _, e := range list {
+				if v, ok := e[f].(string); ok {
+					k := typ + "\x00" + f + "\x00" + v
+					byValue[k] = append(byValue[k], e)
+				}
+			}
+		}
+	}
 	for ref := range put {
 		e := byID[ref]
 		if e == nil {
 			continue // put, then removed by the same edit
 		}
 		add(ref.Type, e)
-		var unique []string
-		if ek := endpointKey[ref.Type]; ek != "" {
-			unique = append(unique, ek)
-		}
-		if ref.Type == "consumers" {
-			unique = append(unique, "custom_id")
-		}
-		for _, other := range d.Entities[ref.Type] {
-			if ref.Type == "ca_certificates" {
+		if ref.Type == "ca_certificates" {
+			for _, other := range d.Entities[ref.Type] {
 				add(ref.Type, other) // the digest is computed while validating
-				continue
 			}
-			for _, f := range unique {
-				if v, ok := e[f].(string); ok && other[f] == v {
+		}
+		for _, f := range unique[ref.Type] {
+			if v, ok := e[f].(string); ok {
+				for _, other := range byValue[ref.Type+"\x00"+f+"\x00"+v] {
 					add(ref.Type, other)
 				}
 			}

@@ -32,6 +32,7 @@ type mirror struct {
 	ws      string   // the default workspace's id
 	stale   bool
 	pending []event // other nodes' events not applied yet
+	loads   int     // how many times everything was read
 
 	// The polls' position in cluster_events (see Store.poll).
 	since time.Time
@@ -53,16 +54,7 @@ func (s *Store) Config(ctx context.Context, opts declarative.Options) (*declarat
 	m := s.mirror
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	release, err := s.acquire(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	defer release()
-	qctx, cancel := s.queryCtx(ctx)
-	defer cancel()
-	err = pgx.BeginTxFunc(qctx, s.read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		return s.catchUp(qctx, tx, opts)
-	})
+	err := s.inReadTx(ctx, func(tx pgx.Tx) error { return s.catchUp(ctx, tx, opts) })
 	if err != nil {
 		return nil, "", describeDB(err)
 	}
@@ -148,6 +140,7 @@ func (s *Store) loadAll(ctx context.Context, tx pgx.Tx, opts declarative.Options
 	}
 	m.doc, m.cfg, m.hash, m.ws = d, cfg, fmt.Sprintf("%x", md5.Sum(data)), ws
 	m.plugins, m.stale, m.pending = slices.Clone(opts.Plugins), false, nil
+	m.loads++
 	if m.since.IsZero() {
 		m.since = now
 	}
@@ -163,12 +156,21 @@ func (m *mirror) patch(d *declarative.Document, opts declarative.Options) error 
 		m.stale = true
 		return err
 	}
+	// The hash follows the changes: the previous one and what changed.
 	h := md5.New()
 	h.Write([]byte(m.hash))
+	changed := map[declarative.EntityRef]bool{}
 	for _, r := range append(slices.Clone(d.Put), d.Removed...) {
-		e := d.Find(r.Type, r.ID)
-		data, _ := json.Marshal(e)
-		fmt.Fprintf(h, "%s %s %s\n", r.Type, r.ID, data)
+		changed[r] = true
+		fmt.Fprintf(h, "%s %s\n", r.Type, r.ID)
+	}
+	for typ, list := range d.Entities {
+		for _, e := range list {
+			if id, _ := e["id"].(string); changed[declarative.EntityRef{Type: typ, ID: id}] {
+				data, _ := json.Marshal(e)
+				h.Write(data)
+			}
+		}
 	}
 	m.doc, m.cfg, m.hash, m.pending = d, cfg, fmt.Sprintf("%x", h.Sum(nil)), nil
 	m.doc.Put, m.doc.Removed = nil, nil

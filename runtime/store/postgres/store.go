@@ -144,12 +144,32 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 	defer release()
 	return pgx.BeginFunc(ctx, s.write, func(tx pgx.Tx) error {
-		ms := timeoutOr(s.db.Postgres.Timeout).Milliseconds()
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", ms)); err != nil {
+		if err := setStatementTimeout(ctx, tx, s.db.Postgres.Timeout); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
+}
+
+// inReadTx runs fn in one read-only snapshot on the replica (the primary
+// without one). pg_timeout bounds each statement, not the transaction.
+func (s *Store) inReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return pgx.BeginTxFunc(ctx, s.read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := setStatementTimeout(ctx, tx, s.db.Postgres.Timeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+func setStatementTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeoutOr(d).Milliseconds()))
+	return err
 }
 
 // describeDB is a failed read's error: a validation error as it is, a
