@@ -209,9 +209,11 @@ func (m *mirror) replace(d *declarative.Document, typ string, ids []string, rows
 // large writes) cannot be mapped to rows.
 func (m *mirror) changedRows() (ids map[string][]string, upstreams []string, ok bool) {
 	ids = map[string][]string{}
+	versions := false // router:version or plugins_iterator:version seen
 	for _, ev := range m.pending {
 		switch {
 		case ev.channel == InvalidationsChannel && (ev.data == "router:version" || ev.data == "plugins_iterator:version"):
+			versions = true
 		case ev.channel == InvalidationsChannel:
 			parts := strings.Split(ev.data, ":")
 			t, known := tableNamed(parts[0])
@@ -245,6 +247,9 @@ func (m *mirror) changedRows() (ids map[string][]string, upstreams []string, ok 
 		default:
 			return nil, nil, false
 		}
+	}
+	if versions && len(ids) == 0 && len(upstreams) == 0 {
+		return nil, nil, false // a version bump without the entities it is for
 	}
 	return ids, upstreams, true
 }

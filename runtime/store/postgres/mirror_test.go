@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"maps"
 	"math/big"
 	"testing"
@@ -220,6 +221,19 @@ func TestMirrorReadsEverythingOnUnknownEvents(t *testing.T) {
 	cfg := catchUpB(t, b, opts)
 	if b.mirror.loads != 2 || cfg.Services[0].Host != "kong.test" {
 		t.Errorf("after an unknown event: %d full loads, host %q; want 2 and kong.test", b.mirror.loads, cfg.Services[0].Host)
+	}
+	// A write of more than maxEntityEvents entities announces its types.
+	if _, err := a.Modify(ctx, opts, func(d *declarative.Document) error {
+		for i := range maxEntityEvents + 1 {
+			d.Set("services", map[string]any{"id": fmt.Sprintf("bbbbbbbb-1111-4000-8000-%012d", i), "name": fmt.Sprintf("s%d", i), "url": "tcp://127.0.0.1:9000"})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg = catchUpB(t, b, opts)
+	if b.mirror.loads != 3 || exported(t, cfg) != exported(t, fullLoad(t, database, opts)) {
+		t.Errorf("after a large write: %d full loads, %d services; want 3 and a full load's", b.mirror.loads, len(cfg.Services))
 	}
 }
 

@@ -121,11 +121,9 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 func (s *Store) listen(ctx context.Context, wake chan<- struct{}, every, maxBackoff time.Duration) {
 	backoff := every
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, wake, func() { backoff = every })
-		if ctx.Err() != nil {
-			return
-		}
-		_ = err // the poll reports the database's reachability
+		// The polls report the database's reachability: a failure here
+		// is only retried.
+		s.listenOnce(ctx, wake, func() { backoff = every })
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -139,7 +137,7 @@ func (s *Store) listen(ctx context.Context, wake chan<- struct{}, every, maxBack
 
 // listenOnce connects, LISTENs and forwards notifications until the
 // connection fails or ctx ends; connected is called once listening.
-func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}, connected func()) error {
+func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}, connected func()) {
 	cctx, cancel := context.WithTimeout(ctx, timeoutOr(s.db.Postgres.Timeout))
 	conn, err := pgx.ConnectConfig(cctx, s.write.Config().ConnConfig.Copy())
 	if err == nil {
@@ -150,13 +148,13 @@ func (s *Store) listenOnce(ctx context.Context, wake chan<- struct{}, connected 
 		defer conn.Close(context.Background())
 	}
 	if err != nil {
-		return err
+		return
 	}
 	connected()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return
 		}
 		if n.Payload == s.nodeID {
 			continue

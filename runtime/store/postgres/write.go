@@ -278,7 +278,7 @@ func (s *Store) eventTTL() time.Duration {
 // changed entity (id "" for changes to many of a type): the invalidation
 // of its cache key, and of the router, plugins iterator or balancer state
 // it feeds. row is the entity's row when it was written. gong's nodes
-// rebuild on any event.
+// read again the entity a key names (mirror.changedRows).
 func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row map[string]any) {
 	type event struct{ channel, data string }
 	var events []event
@@ -299,10 +299,11 @@ func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row
 	case "targets":
 		upstream, _ := row["upstream_id"].(string)
 		events = append(events, event{"balancer:targets", "update:" + upstream})
-	case "certificates", "snis", "ca_certificates", "consumers":
-		if id == "" {
-			events = append(events, event{InvalidationsChannel, t.name})
-		}
+	}
+	if id == "" {
+		// A change to many entities of the type: gong's nodes read
+		// everything again on this key, which names no entity.
+		events = append(events, event{InvalidationsChannel, t.name})
 	}
 	for _, ev := range events {
 		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
