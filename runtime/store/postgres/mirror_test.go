@@ -237,7 +237,8 @@ func TestMirrorReadsEverythingOnUnknownEvents(t *testing.T) {
 	}
 }
 
-// A write on A wakes B's watch through NOTIFY long before B's next poll.
+// A write on A wakes B's watch through NOTIFY long before B's next poll,
+// also after B's listening connection was lost and opened again.
 func TestWatchWakesOnNotify(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -245,26 +246,42 @@ func TestWatchWakesOnNotify(t *testing.T) {
 	b := openStore(t, databaseName(t, a), nodeB)
 	b.db.UpdateFrequency = time.Hour
 	changes := make(chan struct{}, 10)
-	go b.Watch(ctx, WatchOptions{OnChange: func() { changes <- struct{}{} }})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var listening int
-		a.write.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'").Scan(&listening)
-		if listening == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("node B is not listening after 10s")
+	go b.Watch(ctx, WatchOptions{OnChange: func() { changes <- struct{}{} }, MaxBackoff: 100 * time.Millisecond})
+	listener := func() (pid int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			err := a.write.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'").Scan(&pid)
+			if err == nil {
+				return pid
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node B is not listening after 10s")
+			}
 		}
 	}
-	if _, err := a.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
-		d.Set("services", map[string]any{"id": "bbbbbbbb-0000-4000-8000-000000000001", "name": "echo", "url": "tcp://127.0.0.1:9000"})
-		return nil
-	}); err != nil {
+	write := func(name string) {
+		t.Helper()
+		if _, err := a.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
+			d.Set("services", map[string]any{"id": "bbbbbbbb-0000-4000-8000-000000000001", "name": name, "url": "tcp://127.0.0.1:9000"})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: node B saw no change within 10s though A notified (its poll is an hour away)", name)
+		}
+	}
+	pid := listener()
+	write("first")
+	if _, err := a.write.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-changes:
-	case <-time.After(10 * time.Second):
-		t.Fatal("node B saw no change within 10s though A notified (its poll is an hour away)")
+	for deadline := time.Now().Add(10 * time.Second); listener() == pid; {
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated listening connection is still there after 10s")
+		}
 	}
+	write("after-reconnection")
 }

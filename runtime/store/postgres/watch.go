@@ -41,8 +41,6 @@ type WatchOptions struct {
 	// unreachable, and between reconnections of the listening
 	// connection; 0 means 30s.
 	MaxBackoff time.Duration
-	// NoListen polls only, without LISTEN.
-	NoListen bool
 }
 
 // Watch polls cluster_events every db_update_frequency as Kong's nodes
@@ -69,9 +67,12 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 	}
 	cancel()
 	wake := make(chan struct{}, 1)
-	if !o.NoListen {
-		go s.listen(ctx, wake, every, o.MaxBackoff)
-	}
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		s.listen(ctx, wake, every, o.MaxBackoff)
+	}()
+	defer func() { <-listening }() // its connection is closed when Watch returns
 	reachable, backoff := true, every
 	timer := time.NewTimer(every)
 	defer timer.Stop()
@@ -117,13 +118,14 @@ func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 // listen holds a connection to the primary (NOTIFY is not replicated)
 // LISTENing on NotifyChannel, and signals wake on each other node's
 // notification. A lost connection is opened again after a wait that
-// doubles from every up to maxBackoff.
+// doubles from every (at most maxBackoff) up to maxBackoff.
 func (s *Store) listen(ctx context.Context, wake chan<- struct{}, every, maxBackoff time.Duration) {
-	backoff := every
+	first := min(every, maxBackoff)
+	backoff := first
 	for ctx.Err() == nil {
 		// The polls report the database's reachability: a failure here
 		// is only retried.
-		s.listenOnce(ctx, wake, func() { backoff = every })
+		s.listenOnce(ctx, wake, func() { backoff = first })
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
