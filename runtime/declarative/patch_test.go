@@ -20,12 +20,23 @@ func patchBase(t *testing.T, n int) (*Document, *Config) {
 		d.Entities["routes"] = append(d.Entities["routes"], map[string]any{"id": fmt.Sprintf("cccccccc-0000-4000-8000-%012d", i),
 			"name": fmt.Sprintf("r%d", i), "protocols": []any{"tcp"}, "destinations": []any{map[string]any{"port": 7000 + i}}, "service": svc})
 	}
+	fixStamps(d)
 	data, _ := d.Marshal()
 	cfg, err := Parse(data, "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d, cfg
+}
+
+// fixStamps gives the entities fixed timestamps, which Parse would otherwise
+// set to the current second.
+func fixStamps(d *Document) {
+	for _, list := range d.Entities {
+		for _, e := range list {
+			e["created_at"], e["updated_at"] = 1765000000, 1765000000
+		}
+	}
 }
 
 func configJSON(t *testing.T, cfg *Config) string {
@@ -47,6 +58,7 @@ func TestPatch(t *testing.T) {
 	edit.Set("routes", route)
 	edit.Set("services", map[string]any{"id": "bbbbbbbb-1111-4000-8000-000000000000", "name": "new", "url": "tcp://127.0.0.1:9001"})
 	edit.Remove("routes", "cccccccc-0000-4000-8000-000000000003")
+	fixStamps(edit)
 	got, err := Patch(base, edit, Options{})
 	if err != nil {
 		t.Fatal(err)
