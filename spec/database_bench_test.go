@@ -77,7 +77,7 @@ func BenchmarkDatabaseTenThousandRoutes(b *testing.B) {
 	})
 
 	a, adminURL := startAdmin(b, node, `_format_version: "3.0"`)
-	startGong(b, node+fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", portB), `_format_version: "3.0"`)
+	nodeB := startGong(b, node+fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", portB), `_format_version: "3.0"`)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
 	flips := 0
 	patch := func(b *testing.B, service string, port int) {
@@ -94,7 +94,7 @@ func BenchmarkDatabaseTenThousandRoutes(b *testing.B) {
 				return
 			}
 			if time.Now().After(deadline) {
-				b.Fatalf("node B does not answer %q after a minute", want)
+				b.Fatalf("node B does not answer %q after a minute; its log:\n%s", want, nodeB.errLog.String())
 			}
 		}
 	}

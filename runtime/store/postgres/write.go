@@ -59,7 +59,8 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 		if cfg, err = declarative.Patch(m.cfg, d, opts); err != nil {
 			return err
 		}
-		if err := s.writeChanges(ctx, tx, m.ws, cfg, d); err != nil {
+		events, err := s.writeChanges(ctx, tx, m.ws, cfg, d)
+		if err != nil {
 			return err
 		}
 		// The rows as they were written, as another node reads them.
@@ -82,7 +83,9 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 		for _, r := range d.Removed {
 			written.Remove(r.Type, r.ID)
 		}
-		return nil
+		// The events last: their time is taken at the insert, and a poll
+		// looks only a second further back than its previous one.
+		return tx.SendBatch(ctx, events).Close()
 	})
 	if err != nil {
 		return nil, err
@@ -98,16 +101,17 @@ func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(
 const maxEntityEvents = 100
 
 // writeChanges writes the rows of the entities doc changed, as validated
-// in cfg, their cluster events and the NOTIFY, in one batch.
-func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
-	batch := &pgx.Batch{}
+// in cfg, in one batch, and returns the batch of their cluster events and
+// the NOTIFY, for the caller to send last.
+func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) (*pgx.Batch, error) {
+	batch, events := &pgx.Batch{}, &pgx.Batch{}
 	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
 	changed := map[string]bool{}
 	for _, ref := range doc.Removed {
 		t, _ := tableNamed(ref.Type)
 		batch.Queue("DELETE FROM "+pgx.Identifier{t.name}.Sanitize()+" WHERE id = $1", ref.ID)
 		if perEntity {
-			s.queueEvents(batch, ws, t, ref.ID, nil)
+			s.queueEvents(events, ws, t, ref.ID, nil)
 		}
 		changed[t.name] = true
 	}
@@ -126,27 +130,27 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		}
 		row, err := rowFromEntity(t, e, ws)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := queueUpsert(batch, t, row); err != nil {
-			return err
+			return nil, err
 		}
 		if perEntity {
-			s.queueEvents(batch, ws, t, ref.ID, row)
+			s.queueEvents(events, ws, t, ref.ID, row)
 		}
 		changed[t.name] = true
 	}
 	if !perEntity {
 		for _, t := range tables {
 			if changed[t.name] {
-				s.queueEvents(batch, ws, t, "", nil)
+				s.queueEvents(events, ws, t, "", nil)
 			}
 		}
 	}
 	if len(changed) > 0 {
-		batch.Queue("SELECT pg_notify($1, $2)", NotifyChannel, s.nodeID)
+		events.Queue("SELECT pg_notify($1, $2)", NotifyChannel, s.nodeID)
 	}
-	return tx.SendBatch(ctx, batch).Close()
+	return events, tx.SendBatch(ctx, batch).Close()
 }
 
 // validatedEntities are the entities of refs as validated in cfg, as JSON
