@@ -299,8 +299,12 @@ func (b *adminBackend) Modify(ctx context.Context, edit func(*declarative.Docume
 	g := b.s.hold() // keeps its plugins open meanwhile
 	cfg, err := b.s.db.Modify(ctx, declarativeOptions(g.conf, g.plugins), edit)
 	g.done()
-	if err == nil {
-		b.s.reloads.after(b.s.Reload)
+	// A refused write may still have brought the node's copy of the
+	// entities up to date with other nodes' writes, whose events are then
+	// seen and will not wake the watch: rebuild whenever the copy has moved
+	// past the generation.
+	if err == nil || b.s.db.Hash() != b.s.current.Load().hash {
+		b.s.reloads.after(b.s.applyDatabaseChanges)
 	}
 	return cfg, err
 }

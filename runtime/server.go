@@ -20,6 +20,7 @@ import (
 	"github.com/gong-proxy/gong/lua"
 	"github.com/gong-proxy/gong/pdk"
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/limits"
 	"github.com/gong-proxy/gong/runtime/runloop"
@@ -191,7 +192,7 @@ func (s *Server) Start() error {
 		}
 		s.db = db
 		s.limits.SetDatabase(db)
-		db.Watch(func() { s.reloads.after(s.Reload) }, s.applyHealthEvent)
+		db.Watch(func() { s.reloads.after(s.applyDatabaseChanges) }, s.applyHealthEvent)
 	}
 	g, err := s.swap(c, cached)
 	if err != nil {
@@ -219,7 +220,21 @@ func (s *Server) build(c *conf.Config, posted []byte) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, hash, err := loadDeclarative(c, ps, posted)
+	var d *declarative.Config
+	var hash string
+	if s.db != nil && posted == nil { // the database is the one source
+		d, hash, err = s.db.Config(context.Background(), declarativeOptions(c, ps))
+		var invalid *declarative.Error
+		if err != nil && !errors.As(err, &invalid) {
+			ps.Close()
+			return nil, err // the database's error
+		}
+		if err == nil {
+			ps.SetVault(d.Secrets)
+		}
+	} else {
+		d, hash, err = loadDeclarative(c, ps, posted)
+	}
 	if err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("declarative config is invalid:\n%w", err)
@@ -267,14 +282,11 @@ func (s *Server) tracerFor(c conf.Tracing) (*telemetry.Tracer, error) {
 func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
-	fromDB := s.db != nil && posted == nil // else a start from the configuration cache
-	if fromDB {                            // the database is the one source: read it again
-		var err error
-		if posted, err = s.db.Document(context.Background(), c.EnabledPlugins(BundledPlugins)); err != nil {
-			return nil, err
-		}
-	}
-	if posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
+	// From the database (its entities brought up to date change by
+	// change), unless posted is the configuration cache a start without
+	// the database reads.
+	fromDB := s.db != nil && posted == nil
+	if !fromDB && posted == nil && c.DeclarativeConfig == "" && c.DeclarativeConfigString == "" {
 		posted = s.posted
 	}
 	s.checkers.Begin()
@@ -298,7 +310,11 @@ func (s *Server) swap(c *conf.Config, posted []byte) (*generation, error) {
 	s.posted = posted
 	s.shared = g.plugins.Shared()
 	if fromDB && g.hash != s.cachedHash {
-		if err := writeConfigCache(c, posted); err != nil {
+		doc, err := s.db.Snapshot()
+		if err == nil {
+			err = writeConfigCache(c, doc)
+		}
+		if err != nil {
 			s.log.Warn(fmt.Sprintf("could not cache the configuration for starts without the database: %v", err))
 		} else {
 			s.cachedHash = g.hash
@@ -356,10 +372,32 @@ func (s *Server) Reload() error {
 			os.Remove(filepath.Join(c.conf.Prefix, ReloadConfFile))
 		}
 	}
+	if s.db != nil {
+		s.db.Invalidate() // a reload reads every entity again
+	}
 	err := s.reload(opts)
 	s.metrics.Reloaded(err)
 	if err != nil {
 		s.log.Error(fmt.Sprintf("reload failed, the previous configuration keeps serving: %v", err))
+		return err
+	}
+	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")
+	return nil
+}
+
+// applyDatabaseChanges rebuilds the generation after other nodes' or this
+// node's writes, with the kong.conf the current generation runs: the
+// database's entities come up to date change by change (see
+// postgres.Store.Config). On error the current generation keeps serving.
+func (s *Server) applyDatabaseChanges() error {
+	g := s.current.Load()
+	if g == nil {
+		return nil // starting: the first build reads everything
+	}
+	_, err := s.swap(g.conf, nil)
+	s.metrics.Reloaded(err)
+	if err != nil {
+		s.log.Error(fmt.Sprintf("applying the database's changes failed, the previous configuration keeps serving: %v", err))
 		return err
 	}
 	s.log.Log(context.Background(), errlog.LevelNotice, "reload succeeded")

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // postgresDB starts the test binary's PostgreSQL server on first use and
 // returns it with a new database for the test.
-func postgresDB(t *testing.T) (*testsvc.Postgres, string) {
+func postgresDB(t testing.TB) (*testsvc.Postgres, string) {
 	t.Helper()
 	pgOnce.Do(func() { pgServer, pgErr = testsvc.StartPostgres() })
 	if pgErr != nil {

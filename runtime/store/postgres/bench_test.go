@@ -9,10 +9,14 @@ import (
 )
 
 // BenchmarkTenThousandRoutes measures, on a database with 10,000
-// services with a route each: reading them (document), reading and
-// validating them (load: the database part of a start and of every
-// rebuild after a change), and one Admin-style write changing one route
-// (write: read, validate everything, write one row and its events).
+// services with a route each: reading them (document); reading and
+// validating everything (load: the database part of a start, and of the
+// rebuild after an outage or a reload); one Admin-style write changing
+// one route on a node that has its mirror (write: catch up, validate the
+// route's neighbourhood, write one row, its events and the NOTIFY, read
+// it back); and the other node applying that change (apply: poll, read
+// the one row again, validate its neighbourhood, patch the
+// configuration).
 func BenchmarkTenThousandRoutes(b *testing.B) {
 	ctx := context.Background()
 	s := bootstrapped(b, "11111111-1111-4111-8111-111111111111")
@@ -38,21 +42,46 @@ func BenchmarkTenThousandRoutes(b *testing.B) {
 	})
 	b.Run("load", func(b *testing.B) {
 		for b.Loop() {
-			cfg, err := s.Load(ctx, declarative.Options{})
+			s.Invalidate()
+			cfg, _, err := s.Config(ctx, declarative.Options{})
 			if err != nil || len(cfg.Routes) != 10000 {
-				b.Fatalf("Load: %v", err)
+				b.Fatalf("Config: %v", err)
 			}
 		}
 	})
+	other := openStore(b, s.db.Postgres.Database, "22222222-2222-4222-8222-222222222222")
+	if _, _, err := other.Config(ctx, declarative.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := other.pollPending(ctx); err != nil { // the poll's position: now
+		b.Fatal(err)
+	}
+	n := 0
+	write := func() {
+		n++
+		if _, err := s.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
+			d.Set("routes", route(0, 40000+n%20000))
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.Run("write", func(b *testing.B) {
-		n := 0
 		for b.Loop() {
-			n++
-			if _, err := s.Modify(ctx, declarative.Options{}, func(d *declarative.Document) error {
-				d.Set("routes", route(0, 60000+n%5000))
-				return nil
-			}); err != nil {
-				b.Fatal(err)
+			write()
+		}
+	})
+	b.Run("apply", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			write()
+			b.StartTimer()
+			if changed, _, err := other.pollPending(ctx); err != nil || !changed {
+				b.Fatalf("poll: %v, %v", changed, err)
+			}
+			cfg, _, err := other.Config(ctx, declarative.Options{})
+			if err != nil || cfg.Routes[0].Destinations[0].Port == nil || *cfg.Routes[0].Destinations[0].Port != 40000+n%20000 {
+				b.Fatalf("Config: %v", err)
 			}
 		}
 	})

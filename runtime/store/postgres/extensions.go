@@ -66,12 +66,12 @@ func (s *Store) UpExtensions(ctx context.Context) (created bool, err error) {
 
 // readExtensions returns the extension fields of a workspace's entities
 // by type and id; nil without gong's table.
-func readExtensions(ctx context.Context, tx pgx.Tx, ws string) (map[string]map[string]map[string]any, error) {
-	ok, err := hasExtensions(ctx, tx)
+func readExtensions(ctx context.Context, q querier, ws string) (map[string]map[string]map[string]any, error) {
+	ok, err := hasExtensions(ctx, q)
 	if err != nil || !ok {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, "SELECT entity_name, entity_id::text, fields FROM gong_entity_extensions WHERE ws_id = $1 OR ws_id IS NULL", ws)
+	rows, err := q.Query(ctx, "SELECT entity_name, entity_id::text, fields FROM gong_entity_extensions WHERE ws_id = $1 OR ws_id IS NULL", ws)
 	if err != nil {
 		return nil, err
 	}

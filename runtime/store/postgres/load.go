@@ -47,21 +47,12 @@ func (s *Store) Document(ctx context.Context, plugins []string) ([]byte, error) 
 }
 
 // readDocument reads the tables of the default workspace (ws).
-func readDocument(ctx context.Context, tx pgx.Tx, ws string, plugins []string) (map[string]any, error) {
+func readDocument(ctx context.Context, tx querier, ws string, plugins []string) (map[string]any, error) {
 	doc := map[string]any{"_format_version": "3.0"}
-	ext, err := readExtensions(ctx, tx, ws)
-	if err != nil {
-		return nil, err
-	}
 	for _, t := range tables {
 		rows, err := readTable(ctx, tx, t, ws)
 		if err != nil {
 			return nil, err
-		}
-		for _, r := range rows {
-			if id, _ := r["id"].(string); ext[t.name][id] != nil {
-				mergeExtensions(r, ext[t.name][id])
-			}
 		}
 		if t.name == "plugins" && plugins != nil {
 			rows = slices.DeleteFunc(rows, func(r map[string]any) bool {
@@ -105,16 +96,27 @@ func defaultWorkspace(ctx context.Context, q rowQuerier) (string, error) {
 }
 
 // readTable reads a table's rows as declarative entities, oldest first.
-func readTable(ctx context.Context, tx pgx.Tx, t table, ws string) ([]map[string]any, error) {
+func readTable(ctx context.Context, q querier, t table, ws string) ([]map[string]any, error) {
+	return readRows(ctx, q, t, ws, "", nil)
+}
+
+// readRows reads the rows of a table whose column (id, upstream_id...)
+// is one of values, or every row when column is "", as declarative
+// entities, oldest first.
+func readRows(ctx context.Context, q querier, t table, ws, column string, values []string) ([]map[string]any, error) {
 	sql := "SELECT to_jsonb(e), extract(epoch FROM e.created_at)::float8, extract(epoch FROM e.updated_at)::float8 FROM " +
-		t.sql() + " e"
+		t.sql() + " e WHERE true"
 	var args []any
 	if t.workspaced {
-		sql += " WHERE e.ws_id = $1"
 		args = append(args, ws)
+		sql += " AND e.ws_id = $1"
+	}
+	if column != "" {
+		args = append(args, values)
+		sql += fmt.Sprintf(" AND e.%s = ANY($%d::uuid[])", pgx.Identifier{column}.Sanitize(), len(args))
 	}
 	sql += " ORDER BY e.created_at, e.id"
-	rows, err := tx.Query(ctx, sql, args...)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +130,20 @@ func readTable(ctx context.Context, tx pgx.Tx, t table, ws string) ([]map[string
 		}
 		out = append(out, entityFromRow(t, rec, created, updated))
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil || len(t.extensions) == 0 || len(out) == 0 {
+		return out, err
+	}
+	// gong's extension fields, from its own table.
+	ext, err := readExtensions(ctx, q, ws)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		if id, _ := r["id"].(string); ext[t.name][id] != nil {
+			mergeExtensions(r, ext[t.name][id])
+		}
+	}
+	return out, nil
 }
 
 // entityFromRow turns a row into the entity kong.yml would declare:

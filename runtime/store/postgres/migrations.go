@@ -129,6 +129,12 @@ type rowQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// querier is a pool or a transaction, for reads of many rows.
+type querier interface {
+	rowQuerier
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 func readState(ctx context.Context, q rowQuerier, plugins []string) (*State, error) {
 	var exists bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass('schema_meta') IS NOT NULL").Scan(&exists); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gong-proxy/gong/runtime/conf"
+	"github.com/gong-proxy/gong/runtime/declarative"
 )
 
 // Store is a connection to the database, with a separate pool for reads
@@ -25,6 +26,8 @@ type Store struct {
 	// slots bounds the queries in flight (pg_max_concurrent_queries);
 	// nil is no bound.
 	slots chan struct{}
+	// mirror is the node's copy of the entities (Config, Modify).
+	mirror *mirror
 }
 
 // ErrUnreachable is wrapped by Open's error when the server did not
@@ -52,7 +55,7 @@ func open(ctx context.Context, db conf.Database, nodeID string, ping bool) (*Sto
 	if nodeID == "" {
 		nodeID = uuid.NewString() // a CLI run, without node_id
 	}
-	s := &Store{db: db, nodeID: nodeID}
+	s := &Store{db: db, nodeID: nodeID, mirror: &mirror{}}
 	var err error
 	if s.write, err = openPool(ctx, db.Postgres, ping); err != nil {
 		return nil, err
@@ -167,12 +170,42 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 	defer release()
 	return pgx.BeginFunc(ctx, s.write, func(tx pgx.Tx) error {
-		ms := timeoutOr(s.db.Postgres.Timeout).Milliseconds()
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", ms)); err != nil {
+		if err := setStatementTimeout(ctx, tx, s.db.Postgres.Timeout); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
+}
+
+// inReadTx runs fn in one read-only snapshot on the replica (the primary
+// without one). pg_timeout bounds each statement, not the transaction.
+func (s *Store) inReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return pgx.BeginTxFunc(ctx, s.read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := setStatementTimeout(ctx, tx, s.db.Postgres.Timeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+func setStatementTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeoutOr(d).Milliseconds()))
+	return err
+}
+
+// describeDB is a failed read's error: a validation error as it is, a
+// database error shortened to its message.
+func describeDB(err error) error {
+	var de *declarative.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("[postgres error] %s", describe(err))
 }
 
 // describe shortens a driver error to the server's message, or the

@@ -21,44 +21,77 @@ const writersLock = 0x676f6e68
 
 // Modify changes entities in one transaction. edit gets the entities as
 // they are (plugins opts does not enable left out) and changes them
-// through the Document's Set and Remove; the whole result is validated
-// with opts, as a kong.yml is; the rows of the entities edit changed are
-// written, with the cluster_events rows that tell every node; and the
-// transaction commits. When the result is invalid, or edit fails,
-// nothing is written and the error (a *declarative.Error for an invalid
-// result) is returned. It returns the validated result.
+// through the Document's Set and Remove; the result is validated with
+// opts, as a kong.yml is (declarative.Patch: the entities changed with
+// their neighbourhood); the rows of the entities edit changed are
+// written, with the cluster_events rows that tell every node and a
+// NOTIFY on NotifyChannel; and the transaction commits. When the result
+// is invalid, or edit fails, nothing is written and the error (a
+// *declarative.Error for an invalid result) is returned. It returns the
+// whole validated result, which Config returns from then on.
+//
+// The entities come from the node's mirror, brought up to date in the
+// transaction first: other nodes' events committed before the writers'
+// lock are applied, so no other write is missed.
 func (s *Store) Modify(ctx context.Context, opts declarative.Options, edit func(*declarative.Document) error) (*declarative.Config, error) {
+	m := s.mirror
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var cfg *declarative.Config
+	var written *declarative.Document
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := s.lockWriters(ctx, tx); err != nil {
 			return err
 		}
-		ws, err := defaultWorkspace(ctx, tx)
+		if m.doc != nil && !m.stale {
+			if _, err := s.poll(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if err := s.catchUp(ctx, tx, opts); err != nil {
+			return err
+		}
+		d := m.doc.Clone()
+		if err := edit(d); err != nil {
+			return err
+		}
+		var err error
+		if cfg, err = declarative.Patch(m.cfg, d, opts); err != nil {
+			return err
+		}
+		events, err := s.writeChanges(ctx, tx, m.ws, cfg, d)
 		if err != nil {
 			return err
 		}
-		raw, err := readDocument(ctx, tx, ws, opts.Plugins)
-		if err != nil {
-			return err
+		// The rows as they were written, as another node reads them.
+		written = m.doc.Clone()
+		put := map[string][]string{}
+		for _, r := range d.Put {
+			if !slices.Contains(put[r.Type], r.ID) {
+				put[r.Type] = append(put[r.Type], r.ID)
+			}
 		}
-		data, _ := json.Marshal(raw)
-		doc, err := declarative.NewDocument(data)
-		if err != nil {
-			return err
+		for _, t := range tables {
+			if len(put[t.name]) > 0 {
+				rows, err := readRows(ctx, tx, t, m.ws, "id", put[t.name])
+				if err != nil {
+					return err
+				}
+				m.replace(written, t.name, put[t.name], rows, opts.Plugins, "")
+			}
 		}
-		if err := edit(doc); err != nil {
-			return err
+		for _, r := range d.Removed {
+			written.Remove(r.Type, r.ID)
 		}
-		if data, err = doc.Marshal(); err != nil {
-			return err
-		}
-		if cfg, err = declarative.Parse(data, "", opts); err != nil {
-			return err
-		}
-		return s.writeChanges(ctx, tx, ws, cfg, doc)
+		// The events last: their time is taken at the insert, and a poll
+		// looks only a second further back than its previous one.
+		return tx.SendBatch(ctx, events).Close()
 	})
 	if err != nil {
 		return nil, err
+	}
+	if m.patch(written, opts) == nil {
+		cfg = m.cfg
 	}
 	return cfg, nil
 }
@@ -88,13 +121,14 @@ func (s *Store) lockWriters(ctx context.Context, tx pgx.Tx) error {
 const maxEntityEvents = 100
 
 // writeChanges writes the rows of the entities doc changed, as validated
-// in cfg, and their cluster events, in one batch.
-func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) error {
+// in cfg, in one batch, and returns the batch of their cluster events and
+// the NOTIFY, for the caller to send last.
+func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *declarative.Config, doc *declarative.Document) (*pgx.Batch, error) {
 	withExtensions, err := hasExtensions(ctx, tx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	batch := &pgx.Batch{}
+	batch, events := &pgx.Batch{}, &pgx.Batch{}
 	perEntity := len(doc.Removed)+len(doc.Put) <= maxEntityEvents
 	changed := map[string]bool{}
 	for _, ref := range doc.Removed {
@@ -104,7 +138,7 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 			queueExtensions(batch, t.name, ref.ID, ws, nil)
 		}
 		if perEntity {
-			s.queueEvents(batch, ws, t, ref.ID, nil)
+			s.queueEvents(events, ws, t, ref.ID, nil)
 		}
 		changed[t.name] = true
 	}
@@ -114,15 +148,7 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		return slices.IndexFunc(tables, func(t table) bool { return t.name == a.Type }) -
 			slices.IndexFunc(tables, func(t table) bool { return t.name == b.Type })
 	})
-	validated := map[declarative.EntityRef]map[string]any{}
-	for _, t := range tables {
-		if slices.ContainsFunc(put, func(r declarative.EntityRef) bool { return r.Type == t.name }) {
-			for _, e := range cfg.Entities(t.name) {
-				id, _ := e["id"].(string)
-				validated[declarative.EntityRef{Type: t.name, ID: id}] = e
-			}
-		}
-	}
+	validated := validatedEntities(cfg, put)
 	for _, ref := range put {
 		t, _ := tableNamed(ref.Type)
 		e := validated[ref]
@@ -131,32 +157,62 @@ func (s *Store) writeChanges(ctx context.Context, tx pgx.Tx, ws string, cfg *dec
 		}
 		row, ext, err := rowFromEntity(t, e, ws)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := queueUpsert(batch, t, row); err != nil {
-			return err
+			return nil, err
 		}
 		if ext != nil && !withExtensions {
-			return &ExtensionError{t.name, extensionName(ext)}
+			return nil, &ExtensionError{t.name, extensionName(ext)}
 		}
 		if withExtensions && len(t.extensions) > 0 {
 			if err := queueExtensions(batch, t.name, ref.ID, ws, ext); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if perEntity {
-			s.queueEvents(batch, ws, t, ref.ID, row)
+			s.queueEvents(events, ws, t, ref.ID, row)
 		}
 		changed[t.name] = true
 	}
 	if !perEntity {
 		for _, t := range tables {
 			if changed[t.name] {
-				s.queueEvents(batch, ws, t, "", nil)
+				s.queueEvents(events, ws, t, "", nil)
 			}
 		}
 	}
-	return tx.SendBatch(ctx, batch).Close()
+	if len(changed) > 0 {
+		events.Queue("SELECT pg_notify($1, $2)", NotifyChannel, s.nodeID)
+	}
+	return events, tx.SendBatch(ctx, batch).Close()
+}
+
+// validatedEntities are the entities of refs as validated in cfg, as JSON
+// values; an entity put then removed again is missing.
+func validatedEntities(cfg *declarative.Config, refs []declarative.EntityRef) map[declarative.EntityRef]map[string]any {
+	perType := map[string]int{}
+	for _, r := range refs {
+		perType[r.Type]++
+	}
+	out := map[declarative.EntityRef]map[string]any{}
+	for typ, n := range perType {
+		if n <= maxEntityEvents { // a few: find them one by one
+			for _, r := range refs {
+				if r.Type == typ {
+					if e := cfg.Entity(typ, r.ID); e != nil {
+						out[r] = e
+					}
+				}
+			}
+			continue
+		}
+		for _, e := range cfg.Entities(typ) { // many: convert the list once
+			id, _ := e["id"].(string)
+			out[declarative.EntityRef{Type: typ, ID: id}] = e
+		}
+	}
+	return out
 }
 
 // ExtensionError is a gong extension field set on an entity written to a
@@ -248,7 +304,7 @@ func (s *Store) eventTTL() time.Duration {
 // changed entity (id "" for changes to many of a type): the invalidation
 // of its cache key, and of the router, plugins iterator or balancer state
 // it feeds. row is the entity's row when it was written. gong's nodes
-// rebuild on any event.
+// read again the entity a key names (mirror.changedRows).
 func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row map[string]any) {
 	type event struct{ channel, data string }
 	var events []event
@@ -273,10 +329,11 @@ func (s *Store) queueEvents(batch *pgx.Batch, ws string, t table, id string, row
 	case "targets":
 		upstream, _ := row["upstream_id"].(string)
 		events = append(events, event{"balancer:targets", "update:" + upstream})
-	case "certificates", "snis", "ca_certificates", "consumers":
-		if id == "" {
-			events = append(events, event{InvalidationsChannel, t.name})
-		}
+	}
+	if id == "" {
+		// A change to many entities of the type: gong's nodes read
+		// everything again on this key, which names no entity.
+		events = append(events, event{InvalidationsChannel, t.name})
 	}
 	for _, ev := range events {
 		batch.Queue(insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), ev.channel, ev.data)
@@ -298,8 +355,10 @@ func (s *Store) Broadcast(ctx context.Context, channel, data string) error {
 	defer release()
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	_, err = s.write.Exec(ctx, insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), channel, data)
-	return err
+	batch := &pgx.Batch{}
+	batch.Queue(insertEvent, uuid.NewString(), s.nodeID, s.eventTTL().Seconds(), channel, data)
+	batch.Queue("SELECT pg_notify($1, $2)", NotifyChannel, s.nodeID)
+	return s.write.SendBatch(ctx, batch).Close()
 }
 
 // Import writes the entities of a validated declarative configuration,
