@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"runtime/schema/luaschema": {"runtime/schema", "lua", "github.com/yuin/gopher-lua"},
 	"runtime/balancer":         {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},
 	"runtime/telemetry":        {"runtime/conf", "go.opentelemetry.io/otel", "github.com/prometheus/client_golang"},
-	"runtime/limits":           {"pdk", "github.com/redis/go-redis/v9", "github.com/google/uuid", "golang.org/x/time/rate"},
+	"runtime/limits":           {"pdk", "runtime/store/postgres", "github.com/redis/go-redis/v9", "github.com/google/uuid", "golang.org/x/time/rate"},
 	"router":                   {"github.com/hashicorp/golang-lru/v2"},
 	"tlsmgr":                   {},
 	"vault":                    {"github.com/hashicorp/golang-lru/v2"},
