@@ -99,4 +99,3 @@ func TestPatch(t *testing.T) {
 		}
 	}
 }
-
