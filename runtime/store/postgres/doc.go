@@ -5,9 +5,11 @@
 // State: Kong's "migrations" verbs), reads the entities gong serves into
 // the declarative document a kong.yml would give (Document, Load), so
 // that the one schema engine of runtime/declarative validates them,
-// writes entities in one transaction each together with the
-// cluster_events row that tells every other node (Insert, Update, Delete,
-// Import), and polls cluster_events as Kong's nodes do (Watch).
+// keeps a node's copy of the entities and their validated configuration
+// up to date change by change (Config, mirror.go), writes entities in one
+// transaction each together with the cluster_events rows that tell every
+// other node and a NOTIFY (Modify, Import), and polls cluster_events as
+// Kong's nodes do, at once on another gong node's NOTIFY (Watch).
 //
 // gong reads the default workspace's services, routes, upstreams,
 // targets, certificates, snis, ca_certificates, plugins, consumers and
