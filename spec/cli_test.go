@@ -60,13 +60,14 @@ func runGong(t *testing.T, dir string, env []string, args ...string) (stdout, st
 	return out.String(), errOut.String(), code
 }
 
-// startGongProcess runs "gong start" with args in dir, its stderr going to
-// stderr, and returns once it has printed "gong started". exited delivers
+// startGongProcess runs "gong start" with args in dir, socket (see
+// activationSocket) passed to it and its stderr going to stderr, and returns once it has printed "gong started". exited delivers
 // its end (once; send it back to read it again); the test's end kills it.
-func startGongProcess(t *testing.T, dir string, stderr io.Writer, args ...string) (cmd *exec.Cmd, exited chan error) {
+func startGongProcess(t *testing.T, dir string, stderr io.Writer, socket *os.File, args ...string) (cmd *exec.Cmd, exited chan error) {
 	t.Helper()
 	cmd = exec.Command(gongBinary(t), append([]string{"start"}, args...)...)
 	cmd.Dir = dir
+	activate(cmd, socket)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ func TestCLILifecycle(t *testing.T) {
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "prefix")
-	p := childProcessPort(t)
+	p, socket := activationSocket(t)
 	conf := fmt.Sprintf("database = off\ndeclarative_config = kong.yml\nstream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\n"+
 		"admin_listen = off\nstatus_listen = off\n", p)
 	writeFile(t, filepath.Join(dir, "kong.conf"), conf)
@@ -212,7 +213,7 @@ func TestCLILifecycle(t *testing.T) {
 		t.Errorf("health before start: exit %d, %q", code, errOut)
 	}
 
-	cmd, exited := startGongProcess(t, dir, os.Stderr, "-c", "kong.conf", "-p", prefix)
+	cmd, exited := startGongProcess(t, dir, os.Stderr, socket, "-c", "kong.conf", "-p", prefix)
 
 	out, _, code := runGong(t, dir, nil, "health", "-p", prefix)
 	if code != 0 || out != "gong.......running\ngong is healthy at "+prefix+"\n" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -192,18 +193,34 @@ func listenPort(t testing.TB) int {
 	}
 }
 
-// childProcessPort returns a loopback port nothing listens on right now,
-// for a gong started as a child process, which must bind the port itself.
-// Another process may take the port before the child does: in-process
-// servers use listenPort.
-func childProcessPort(t testing.TB) int {
+// activationSocket binds a TCP listener on a free loopback port for a gong
+// started as a child process, which takes it by socket activation
+// (activate): the port is never free in between. The test keeps its copy
+// open until it ends, so a gong started again on the port takes the same
+// socket.
+func activationSocket(t testing.TB) (int, *os.File) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	defer ln.Close() // the file is a copy of the socket
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return ln.Addr().(*net.TCPAddr).Port, f
+}
+
+// activate hands socket to the gong cmd will start, as a service manager
+// does (LISTEN_FDS=1, descriptor 3), with the test's environment.
+func activate(cmd *exec.Cmd, socket *os.File) {
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "LISTEN_FDS=1")
+	cmd.ExtraFiles = []*os.File{socket}
 }
 
 // refusedAddr returns a loopback address that refuses connections: a TCP

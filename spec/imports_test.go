@@ -14,7 +14,7 @@ const module = "github.com/gong-proxy/gong"
 // the standard library aside, fails the test.
 var allowedImports = map[string][]string{
 	"":                         {},
-	"cmd/gong":                 {"runtime", "runtime/conf", "runtime/declarative", "runtime/store/postgres", "examples", "golang.org/x/sys/unix"},
+	"cmd/gong":                 {"runtime", "runtime/conf", "runtime/stream", "runtime/declarative", "runtime/store/postgres", "examples", "golang.org/x/sys/unix"},
 	"runtime":                  {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/stream", "runtime/runloop", "runtime/telemetry", "runtime/admin", "runtime/limits", "runtime/store/postgres", "router", "tlsmgr", "vault", "pdk", "lua", "github.com/google/uuid"},
 	"runtime/stream":           {"runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/balancer", "runtime/telemetry", "router", "tlsmgr", "github.com/pires/go-proxyproto", "github.com/hashicorp/golang-lru/v2", "go.opentelemetry.io/otel", "golang.org/x/sys"},
 	"runtime/runloop":          {"vault", "runtime/conf", "runtime/declarative", "runtime/errlog", "runtime/limits", "runtime/schema/luaschema", "runtime/stream", "runtime/telemetry", "tlsmgr", "pdk", "lua", "github.com/yuin/gopher-lua", "go.opentelemetry.io/otel"},

@@ -327,12 +327,13 @@ func TestLimitConnAcrossNodes(t *testing.T) {
 	plugin := redisPlugin("limit-conn", "max_connections: 1, limit_by: global", srv.Port)
 
 	dir := t.TempDir()
-	pA := childProcessPort(t)
+	pA, socket := activationSocket(t)
 	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s\n"+
 		"stream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", filepath.Join(dir, "prefix"), filepath.Join(dir, "kong.yml"), pA))
 	writeFile(t, filepath.Join(dir, "kong.yml"), limitYML(echo, pA, plugin, filepath.Join(dir, "a.log")))
 	a := exec.Command(gongBinary(t), "start", "-c", "kong.conf")
 	a.Dir = dir
+	activate(a, socket)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}

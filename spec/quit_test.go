@@ -300,7 +300,7 @@ func TestCLIQuitExitStatus(t *testing.T) {
 	echo := startEcho(t, "e")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "prefix")
-	p := childProcessPort(t)
+	p, socket := activationSocket(t)
 	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("database = off\ndeclarative_config = kong.yml\n"+
 		"stream_listen = 127.0.0.1:%d\nproxy_stream_access_log = off\nadmin_listen = off\nstatus_listen = off\n"+
 		"nginx_main_worker_shutdown_timeout = 1s\n", p))
@@ -312,7 +312,7 @@ func TestCLIQuitExitStatus(t *testing.T) {
 		}
 	}
 
-	_, exited := startGongProcess(t, dir, io.Discard, "-c", "kong.conf", "-p", prefix)
+	_, exited := startGongProcess(t, dir, io.Discard, socket, "-c", "kong.conf", "-p", prefix)
 	quit()
 	if err := <-exited; err != nil {
 		t.Errorf("gong start after a clean quit: %v; want exit status 0", err)
@@ -320,7 +320,7 @@ func TestCLIQuitExitStatus(t *testing.T) {
 	exited <- nil
 
 	var stderr syncBuffer
-	_, exited = startGongProcess(t, dir, &stderr, "-c", "kong.conf", "-p", prefix)
+	_, exited = startGongProcess(t, dir, &stderr, socket, "-c", "kong.conf", "-p", prefix)
 	held := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 	if got, err := exchange(held, "x"); err != nil || got != "e: x" {
 		t.Fatalf("exchange through gong: %q, %v", got, err)

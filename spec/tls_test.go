@@ -543,7 +543,7 @@ func TestExpiredCertificateIsAConfigError(t *testing.T) {
 	t.Parallel()
 	expired := makeExpired(t)
 	dir := t.TempDir()
-	p := childProcessPort(t)
+	p, _ := activationSocket(t) // not passed: the start fails before listening
 	yml := fmt.Sprintf("_format_version: \"3.0\"\ncertificates:\n  - id: 0b8e7c52-7d55-4f0e-b1a4-5b2a3b9c1d00\n    cert: %s    key: %s    snis: [{name: old.test}]\n", yamlBlock(expired.certPEM, 6), yamlBlock(expired.keyPEM, 6))
 	writeFile(t, dir+"/kong.yml", yml)
 	writeFile(t, dir+"/kong.conf", fmt.Sprintf("prefix = %s\ndatabase = off\ndeclarative_config = %s/kong.yml\nstream_listen = 127.0.0.1:%d ssl\n", dir, dir, p))

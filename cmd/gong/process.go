@@ -300,7 +300,11 @@ func runStart(cx *cmdContext) error {
 	if reloadFrom.Path != "" {
 		reloadFrom.Path, _ = filepath.Abs(reloadFrom.Path)
 	}
-	srv, err := runtime.New(runtime.Options{Conf: reloadFrom, Config: c, LogLevel: level})
+	sockets, err := socketActivation()
+	if err != nil {
+		return err
+	}
+	srv, err := runtime.New(runtime.Options{Conf: reloadFrom, Config: c, LogLevel: level, Sockets: sockets})
 	if err != nil {
 		return err
 	}
