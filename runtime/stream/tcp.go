@@ -35,9 +35,9 @@ func (e *Engine) acceptLoop(o *socket) {
 		cfg := e.acquire()
 		l := cfg.Listeners[o.key]
 		if reason := e.admit(cfg, &o.caps, l.MaxSessions, l.MaxRate); reason != "" {
-			conn.Close() // at once: a refused client is not left in the backlog
+			e.refuse(&o.caps, reason) // counted before the client can see the close
+			conn.Close()              // at once: a refused client is not left in the backlog
 			cfg.Done()
-			e.refuse(&o.caps, reason)
 			continue
 		}
 		e.conns.Add(1)
