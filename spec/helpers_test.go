@@ -213,14 +213,14 @@ func activationSocket(t testing.TB) (int, *os.File) {
 	return ln.Addr().(*net.TCPAddr).Port, f
 }
 
-// activate hands socket to the gong cmd will start, as a service manager
-// does (LISTEN_FDS=1, descriptor 3), with the test's environment.
-func activate(cmd *exec.Cmd, socket *os.File) {
+// activate hands sockets to the gong cmd will start, as a service manager
+// does (LISTEN_FDS, descriptors from 3), with the test's environment.
+func activate(cmd *exec.Cmd, sockets ...*os.File) {
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	cmd.Env = append(cmd.Env, "LISTEN_FDS=1")
-	cmd.ExtraFiles = []*os.File{socket}
+	cmd.Env = append(cmd.Env, fmt.Sprintf("LISTEN_FDS=%d", len(sockets)))
+	cmd.ExtraFiles = sockets
 }
 
 // refusedAddr returns a loopback address that refuses connections: a TCP
