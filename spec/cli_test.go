@@ -195,6 +195,27 @@ func TestCLIVersionAndHelp(t *testing.T) {
 	}
 }
 
+// A socket passed by socket activation that no listen entry takes fails
+// the start, naming its address: served by nobody, it would hold its
+// clients in the backlog for ever.
+func TestCLISocketActivationUnmatched(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	served, servedSocket := activationSocket(t)
+	stray, straySocket := activationSocket(t)
+	writeFile(t, filepath.Join(dir, "kong.conf"), fmt.Sprintf("database = off\nstream_listen = 127.0.0.1:%d\nadmin_listen = off\nstatus_listen = off\n", served))
+	cmd := exec.Command(gongBinary(t), "start", "-c", "kong.conf", "-p", filepath.Join(dir, "prefix"))
+	cmd.Dir = dir
+	activate(cmd, servedSocket, straySocket)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	err := cmd.Run()
+	want := fmt.Sprintf("Error: socket activation: no stream_listen, admin_listen or status_listen entry has the address of the socket on 127.0.0.1:%d\n", stray)
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.HasPrefix(errOut.String(), want) {
+		t.Errorf("start: %v, stderr %q; want exit 1, %q", err, errOut.String(), want)
+	}
+}
+
 // TestCLILifecycle drives a real gong process: start, health, reload,
 // quit, and the errors around them.
 func TestCLILifecycle(t *testing.T) {

@@ -315,6 +315,11 @@ func runStart(cx *cmdContext) error {
 		srv.Stop()
 		return err
 	}
+	if unused := sockets.Unused(); len(unused) > 0 {
+		// Connections would wait in such a socket's backlog for ever.
+		srv.Stop()
+		return fmt.Errorf("socket activation: no stream_listen, admin_listen or status_listen entry has the address of the socket on %s", strings.Join(unused, ", "))
+	}
 	if err := os.WriteFile(pidFile(c.Prefix), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		srv.Stop()
 		return err

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/gong-proxy/gong/runtime/conf"
@@ -52,6 +53,25 @@ func (in *Inherited) Drop(addr string) {
 		pc.Close()
 		delete(in.udp, addr)
 	}
+}
+
+// Unused returns the addresses of the sockets no listen entry has taken,
+// sorted.
+func (in *Inherited) Unused() []string {
+	if in == nil {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var addrs []string
+	for addr := range in.tcp {
+		addrs = append(addrs, addr)
+	}
+	for addr := range in.udp {
+		addrs = append(addrs, addr+" udp")
+	}
+	slices.Sort(addrs)
+	return addrs
 }
 
 // Listen opens the socket of a listen entry: the inherited one for its
