@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,28 +31,33 @@ func (r *relay) copyTCP(dst, src *net.TCPConn, wait time.Duration, count *atomic
 	if err != nil {
 		return err
 	}
-	last := time.Now().UnixNano()
+	b := &burst{r: r, dst: dst, count: count, last: time.Now().UnixNano()}
+	read := b.read // made once per spell, not per read
 	for {
 		if wait > 0 {
-			src.SetReadDeadline(time.Unix(0, last).Add(wait))
+			src.SetReadDeadline(time.Unix(0, b.last).Add(wait))
 		} else {
 			src.SetReadDeadline(time.Time{})
 		}
-		queued, eof, err := r.readBurst(rc, dst, count, &last)
+		b.queued, b.eof, b.err = 0, false, nil
+		err := rc.Read(read)
+		if err == nil {
+			err = b.err
+		}
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if time.Now().UnixNano()-last < int64(wait) {
+			if time.Now().UnixNano()-b.last < int64(wait) {
 				continue // bytes moved within wait: not quiet yet
 			}
 			return errQuiet
 		case err != nil:
 			return err
-		case eof:
+		case b.eof:
 			return io.EOF
 		}
-		m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
+		m, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(b.queued)})
 		if m > 0 {
-			last = r.moved(count, m)
+			b.last = r.moved(count, m)
 		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
@@ -66,56 +70,59 @@ const smallRead = 4 << 10
 
 var smallBuffers = sync.Pool{New: func() any { b := make([]byte, smallRead); return &b }}
 
-// readBurst moves what src receives to dst, one recv at a time, within
-// src's read deadline, until EOF, an error, or a recv that fills the
-// buffer (it then reports how many more bytes are queued).
+// burst moves what a socket receives to dst, one read at a time, within
+// one RawConn.Read (read is its callback), until EOF, an error, or a read
+// that fills the buffer (queued then says how many more bytes wait).
 //
-// After a recv that did not fill the buffer the queue was empty, so it
-// waits in Go's poller at once, without the recv that would only say
+// After a read that did not fill the buffer the queue was empty, so it
+// waits in Go's poller at once, without the read that would only say
 // EAGAIN: the poller is edge-triggered and marks the socket readable for
-// any byte that arrives after that recv. This holds only within one
+// any byte that arrives after that read. This holds only within one
 // RawConn.Read, which forgets readiness when it begins; so a burst never
 // leaves it between reads. The buffer is borrowed only while there is
 // data to copy.
-func (r *relay) readBurst(rc syscall.RawConn, dst net.Conn, count *atomic.Int64, last *int64) (queued int, eof bool, err error) {
-	var opErr error
-	err = rc.Read(func(fd uintptr) bool {
-		bp := smallBuffers.Get().(*[]byte)
-		defer smallBuffers.Put(bp)
-		var n int
-		var e error
-		for {
-			n, _, e = unix.Recvfrom(int(fd), *bp, unix.MSG_DONTWAIT)
-			if e != unix.EINTR {
-				break
-			}
+type burst struct {
+	r      *relay
+	dst    net.Conn
+	count  *atomic.Int64
+	last   int64 // unix nanoseconds of the last byte moved
+	queued int
+	eof    bool
+	err    error
+}
+
+func (b *burst) read(fd uintptr) bool {
+	bp := smallBuffers.Get().(*[]byte)
+	defer smallBuffers.Put(bp)
+	var n int
+	var e error
+	for {
+		n, e = unix.Read(int(fd), *bp) // the socket is non-blocking
+		if e != unix.EINTR {
+			break
 		}
-		switch {
-		case e == unix.EAGAIN:
-			return false // not readable yet: wait in the poller
-		case e != nil:
-			opErr = e
-			return true
-		case n == 0:
-			eof = true
-			return true
-		}
-		_, werr := dst.Write((*bp)[:n])
-		*last = r.moved(count, int64(n))
-		if werr != nil {
-			opErr = werr
-			return true
-		}
-		if n == smallRead {
-			queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
-			return queued > 0 // more than a buffer: splice it
-		}
-		return false // the queue is empty: wait for more
-	})
-	if err == nil {
-		err = opErr
 	}
-	return queued, eof, err
+	switch {
+	case e == unix.EAGAIN:
+		return false // not readable yet: wait in the poller
+	case e != nil:
+		b.err = e
+		return true
+	case n == 0:
+		b.eof = true
+		return true
+	}
+	_, werr := b.dst.Write((*bp)[:n])
+	b.last = b.r.moved(b.count, int64(n))
+	if werr != nil {
+		b.err = werr
+		return true
+	}
+	if n == smallRead {
+		b.queued, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+		return b.queued > 0 // more than a buffer: splice it
+	}
+	return false // the queue is empty: wait for more
 }
 
 // unreadBytes reports whether c has received bytes not read yet.

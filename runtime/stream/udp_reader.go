@@ -92,7 +92,7 @@ func readDatagram(rc syscall.RawConn, deliver func(p []byte) error) error {
 	err := rc.Read(func(fd uintptr) bool {
 		bp := datagramBuffers.Get().(*[]byte)
 		defer datagramBuffers.Put(bp)
-		n, _, e := syscall.Recvfrom(int(fd), *bp, syscall.MSG_DONTWAIT)
+		n, e := syscall.Read(int(fd), *bp) // the socket is non-blocking
 		switch {
 		case e == syscall.EAGAIN || e == syscall.EINTR:
 			return false // nothing yet: wait in the poller
