@@ -224,11 +224,7 @@ func (c *cjsonConfig) appendValue(L *glua.LState, b *[]byte, v glua.LValue, dept
 	case glua.LBool:
 		*b = strconv.AppendBool(*b, bool(v))
 	case glua.LNumber:
-		s, err := c.formatNumber(float64(v))
-		if err != nil {
-			return err
-		}
-		*b = append(*b, s...)
+		return c.appendNumber(b, float64(v))
 	case glua.LString:
 		c.appendString(L, b, string(v))
 	case *glua.LTable:
@@ -252,15 +248,19 @@ func (c *cjsonConfig) appendValue(L *glua.LState, b *[]byte, v glua.LValue, dept
 	return nil
 }
 
-func (c *cjsonConfig) formatNumber(f float64) (string, error) {
+// appendNumber appends f as cjson writes a number: "%.<precision>g"
+// (encode_number_precision), NaN and infinities refused.
+func (c *cjsonConfig) appendNumber(b *[]byte, f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return "", errors.New("Cannot serialise number: must not be NaN or Infinity")
+		return errors.New("Cannot serialise number: must not be NaN or Infinity")
 	}
 	// An integer of at most precision digits prints as %g prints it.
 	if f == math.Trunc(f) && math.Abs(f) < pow10[min(c.precision, len(pow10)-1)] && (f != 0 || !math.Signbit(f)) {
-		return strconv.FormatInt(int64(f), 10), nil
+		*b = strconv.AppendInt(*b, int64(f), 10)
+		return nil
 	}
-	return fmt.Sprintf("%.*g", c.precision, f), nil
+	*b = strconv.AppendFloat(*b, f, 'g', c.precision, 64) // what "%.14g" prints
+	return nil
 }
 
 // pow10 are the powers of ten up to 10^15, below which every integer is
@@ -373,13 +373,11 @@ func (c *cjsonConfig) appendTable(L *glua.LState, b *[]byte, t *glua.LTable, dep
 		case glua.LString:
 			c.appendString(L, b, string(k))
 		case glua.LNumber:
-			s, err := c.formatNumber(float64(k))
-			if err != nil {
+			*b = append(*b, '"')
+			if err := c.appendNumber(b, float64(k)); err != nil {
 				ferr = err
 				return
 			}
-			*b = append(*b, '"')
-			*b = append(*b, s...)
 			*b = append(*b, '"')
 		default:
 			ferr = errors.New("Cannot serialise table: table key must be a number or string")

@@ -309,12 +309,3 @@ func (c *cjsonConfig) appendMap(L *glua.LState, b *[]byte, m map[string]any, kon
 	*b = append(*b, '}')
 	return nil
 }
-
-func (c *cjsonConfig) appendNumber(b *[]byte, n float64) error {
-	s, err := c.formatNumber(n)
-	if err != nil {
-		return err
-	}
-	*b = append(*b, s...)
-	return nil
-}
