@@ -87,6 +87,7 @@ func (t *typer) config() *Config {
 	c.StreamListeners = t.listeners("stream_listen", streamFlags)
 	c.AdminListeners = t.listeners("admin_listen", httpFlags)
 	c.StatusListeners = t.listeners("status_listen", httpFlags)
+	t.warnSharedPorts(map[string][]Listener{"stream_listen": c.StreamListeners, "admin_listen": c.AdminListeners, "status_listen": c.StatusListeners})
 	c.AdminTLS.Certs = t.certPairs("admin_ssl_cert", "admin_ssl_cert_key")
 	c.StatusTLS.Certs = t.certPairs("status_ssl_cert", "status_ssl_cert_key")
 	if ca := t.str("admin_ssl_client_ca"); ca != "" {

@@ -245,3 +245,39 @@ func splitListenAddress(s string) (string, int, bool) {
 func isDigitsAndDots(s string) bool {
 	return strings.Trim(s, "0123456789.") == ""
 }
+
+// warnSharedPorts warns of TCP entries of different keys that bind the
+// same port on overlapping addresses. With reuseport on both (Kong's
+// status_listen default has it) the kernel splits the port's connections
+// between them, so that, for example, a stream route on 127.0.0.1:8007
+// gets half its clients answered by the status API; without it the start
+// fails with "address already in use".
+func (t *typer) warnSharedPorts(byKey map[string][]Listener) {
+	keys := []string{"stream_listen", "admin_listen", "status_listen"}
+	for i, key := range keys {
+		for _, other := range keys[:i] {
+			for _, a := range byKey[key] {
+				for _, b := range byKey[other] {
+					if a.UDP || b.UDP || a.Port != b.Port || !overlap(a.Host, b.Host) {
+						continue
+					}
+					if t.values[key].Source.Kind == FromDefaults { // say it where the user wrote
+						t.warn(other, "%s %s and %s %s listen on the same port: the kernel may give either of them the other's connections", other, b.Addr(), key, a.Addr())
+					} else {
+						t.warn(key, "%s %s and %s %s listen on the same port: the kernel may give either of them the other's connections", key, a.Addr(), other, b.Addr())
+					}
+				}
+			}
+		}
+	}
+}
+
+// overlap reports whether two listen hosts can receive the same
+// connections: the same host, or either one a wildcard address.
+func overlap(a, b string) bool {
+	unspecified := func(h string) bool {
+		ip := net.ParseIP(strings.Trim(h, "[]"))
+		return h == "*" || ip != nil && ip.IsUnspecified()
+	}
+	return strings.EqualFold(a, b) || unspecified(a) || unspecified(b)
+}

@@ -1,6 +1,9 @@
 package conf
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +110,30 @@ func TestHTTPListenFlags(t *testing.T) {
 	want := "admin_listen must be of form: [off] | <ip>:<port> [ssl] [http2] [proxy_protocol] [deferred] [bind] [reuseport] [backlog=%d+] [ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] [so_keepalive=%w*:%w*:%d*], [... next entry ...]"
 	if err != want {
 		t.Errorf("udp on admin_listen: %q; want %q", err, want)
+	}
+}
+
+// Entries of different keys on one TCP port are a warning, said on the
+// key the user wrote: with reuseport on both the kernel splits the
+// port's connections between them (status_listen's default has it).
+func TestSharedPortsWarn(t *testing.T) {
+	_, warnings, err := load(t, "stream_listen = 127.0.0.1:8007 reuseport, 127.0.0.1:9000 udp, 127.0.0.1:9001\n"+
+		"admin_listen = 0.0.0.0:9001, 127.0.0.1:9000\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range warnings {
+		got = append(got, fmt.Sprintf("%s: %s", w.Key, w.Msg))
+	}
+	want := []string{
+		"admin_listen: admin_listen 0.0.0.0:9001 and stream_listen 127.0.0.1:9001 listen on the same port: the kernel may give either of them the other's connections",
+		"stream_listen: stream_listen 127.0.0.1:8007 and status_listen 127.0.0.1:8007 listen on the same port: the kernel may give either of them the other's connections",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, warnings, _ := load(t, "stream_listen = 127.0.0.1:8000\n"); len(warnings) != 0 {
+		t.Errorf("the defaults with stream_listen on 8000 warn: %v", warnings)
 	}
 }
