@@ -19,20 +19,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 GONG=${1:?usage: bench/limits.sh PATH_TO_GONG}
-for tool in nginx redis-server go python3; do
-  command -v "$tool" >/dev/null || { echo "limits.sh: $tool is missing"; exit 2; }
-done
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null
-  wait 2>/dev/null; rm -rf "$W"
-}
-trap cleanup EXIT
-(cd "$HERE/l4load" && go build -o "$W/l4load" .) || exit 1
-L=$W/l4load
-D=${BENCH_D:-4s}
+. "$HERE/common.sh" limits.sh nginx redis-server go python3
 
 "$L" echo -listen 127.0.0.1:9000 & PIDS+=($!)
 redis-server --port 6391 --bind 127.0.0.1 --save '' --appendonly no >"$W/redis.out" 2>&1 & PIDS+=($!)
@@ -88,8 +75,6 @@ GPID=$!
 for _ in $(seq 50); do "$L" rr -addr 127.0.0.1:8018 -c 1 -d 100ms >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5
 
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { local t=0; for p in "$@"; do v=$(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null); t=$((t+${v:-0})); done; echo $t; }
 pids_of() { case $1 in
   nginx) m=$(cat "$W/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')";;
   redis) echo "$RPID";;

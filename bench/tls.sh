@@ -19,20 +19,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 GONG=${1:?usage: bench/tls.sh PATH_TO_GONG [rsa|ecdsa]}
 KIND=${2:-rsa}
-for tool in nginx openssl go python3; do
-  command -v "$tool" >/dev/null || { echo "tls.sh: $tool is missing"; exit 2; }
-done
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null
-  wait 2>/dev/null; rm -rf "$W"
-}
-trap cleanup EXIT
-(cd "$HERE/l4load" && go build -o "$W/l4load" .) || exit 1
-L=$W/l4load
-D=${BENCH_D:-4s}
+. "$HERE/common.sh" tls.sh nginx openssl go python3
 case $KIND in
   rsa) keyopt=(-newkey rsa:2048);;
   ecdsa) keyopt=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1);;
@@ -80,8 +67,6 @@ start_gong 8443
 start_gong 8444 KONG_NGINX_STREAM_SSL_ECDH_CURVE=X25519
 sleep 0.5
 
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { local t=0; for p in "$@"; do v=$(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null); t=$((t+${v:-0})); done; echo $t; }
 pids_of() { case $1 in
   nginx) m=$(cat "$W/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')";;
   gong) echo "${GPIDS[8443]}";;
