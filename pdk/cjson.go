@@ -259,7 +259,7 @@ func (c *cjsonConfig) appendNumber(b *[]byte, f float64) error {
 		*b = strconv.AppendInt(*b, int64(f), 10)
 		return nil
 	}
-	*b = strconv.AppendFloat(*b, f, 'g', c.precision, 64) // what "%.14g" prints
+	*b = strconv.AppendFloat(*b, f, 'g', c.precision, 64) // what "%.*g" printed
 	return nil
 }
 
