@@ -9,6 +9,8 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/pm"
+
+	"github.com/gong-proxy/gong/luanum"
 )
 
 // openCompat installs the LuaJIT and Lua 5.2 extensions Kong code relies on
@@ -263,27 +265,10 @@ func baseXPCall(L *glua.LState) int {
 	return L.GetTop() - top
 }
 
-// FormatNumber renders n as LuaJIT's tostring does ("%.14g"): 1e+15,
-// 0.1 for 0.1+0.2-0.2, inf, -inf, nan, -nan, -0.
-func FormatNumber(n float64) string {
-	switch {
-	case math.IsNaN(n):
-		if math.Signbit(n) {
-			return "-nan"
-		}
-		return "nan"
-	case math.IsInf(n, 1):
-		return "inf"
-	case math.IsInf(n, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(n, 'g', 14, 64)
-}
-
 func baseToString(L *glua.LState) int {
 	v := L.CheckAny(1)
 	if n, ok := v.(glua.LNumber); ok {
-		L.Push(glua.LString(FormatNumber(float64(n))))
+		L.Push(glua.LString(luanum.Format(float64(n))))
 		return 1
 	}
 	L.Push(L.ToStringMeta(v))

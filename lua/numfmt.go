@@ -6,6 +6,8 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
+
+	"github.com/gong-proxy/gong/luanum"
 )
 
 // Number formatting, LuaJIT's way. gopher-lua turns a number into text
@@ -24,7 +26,7 @@ const concatLocal = "__gong_numtext"
 func numberText(L *glua.LState) int {
 	v := L.Get(1)
 	if n, ok := v.(glua.LNumber); ok && !sameText(float64(n)) {
-		L.Push(glua.LString(FormatNumber(float64(n))))
+		L.Push(glua.LString(luanum.Format(float64(n))))
 		return 1
 	}
 	L.Push(v)
@@ -66,7 +68,7 @@ func wrapFormat(orig glua.LGFunction) glua.LGFunction {
 			switch v := L.Get(arg).(type) {
 			case glua.LNumber:
 				if format[i] == 's' {
-					L.Replace(arg, glua.LString(FormatNumber(float64(v))))
+					L.Replace(arg, glua.LString(luanum.Format(float64(v))))
 				}
 				size += 32
 			case glua.LString:
@@ -126,7 +128,7 @@ func tableConcat(L *glua.LState) int {
 		case glua.LString:
 			parts = append(parts, string(v))
 		case glua.LNumber:
-			parts = append(parts, FormatNumber(float64(v)))
+			parts = append(parts, luanum.Format(float64(v)))
 		default:
 			L.RaiseError("invalid value (at index %d) in table for 'concat'", k)
 		}

@@ -2,6 +2,8 @@ package lua
 
 import (
 	glua "github.com/yuin/gopher-lua"
+
+	"github.com/gong-proxy/gong/luanum"
 )
 
 // LuaJIT's string.buffer, the string-building part (new, put, putf, get,
@@ -53,7 +55,7 @@ var strBufMethods = map[string]glua.LGFunction{
 			case glua.LString:
 				sb.add(L, string(v))
 			case glua.LNumber:
-				sb.add(L, FormatNumber(float64(v)))
+				sb.add(L, luanum.Format(float64(v)))
 			case *glua.LUserData:
 				if other, ok := v.Value.(*strBuf); ok {
 					CheckAppend(L, sb.b, len(other.b))

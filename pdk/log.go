@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/luanum"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -172,7 +173,7 @@ func inspectValue(v glua.LValue, depth int) string {
 	case glua.LString:
 		return fmt.Sprintf("%q", string(v))
 	case glua.LNumber:
-		return lua.FormatNumber(float64(v))
+		return luanum.Format(float64(v))
 	case *glua.LTable:
 		if depth > 16 {
 			return "{...}"

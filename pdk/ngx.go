@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/luanum"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -183,7 +184,7 @@ func (p *pdk) luaLog(L *glua.LState, level LogLevel, from int) {
 		case glua.LString:
 			b.WriteString(string(v))
 		case glua.LNumber:
-			b.WriteString(lua.FormatNumber(float64(v)))
+			b.WriteString(luanum.Format(float64(v)))
 		case glua.LBool, *glua.LNilType:
 			b.WriteString(v.String())
 		case *glua.LTable:

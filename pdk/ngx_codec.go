@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/luanum"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -98,7 +99,7 @@ func checkBytes(L *glua.LState, n int) string {
 	case glua.LString:
 		return string(v)
 	case glua.LNumber:
-		return lua.FormatNumber(float64(v))
+		return luanum.Format(float64(v))
 	case *glua.LNilType:
 		return ""
 	default:
@@ -243,7 +244,7 @@ func encodeArgs(L *glua.LState) int {
 		case glua.LString:
 			ks = string(k)
 		case glua.LNumber:
-			ks = lua.FormatNumber(float64(k))
+			ks = luanum.Format(float64(k))
 		default:
 			L.RaiseError("attempt to use %s as query arg key", k.Type())
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/luanum"
 	glua "github.com/yuin/gopher-lua"
 )
 
@@ -298,7 +299,7 @@ func (p *pdk) ngxSleep(L *glua.LState) int {
 		case PhaseLog, PhaseBalancer:
 			L.RaiseError("API disabled in the context of %s", ngxContext(s.Phase))
 		case PhaseInitWorker:
-			p.emit(s, LevelNotice, fmt.Sprintf("executing a blocking 'sleep' (%s seconds)", lua.FormatNumber(d.Seconds())))
+			p.emit(s, LevelNotice, fmt.Sprintf("executing a blocking 'sleep' (%s seconds)", luanum.Format(d.Seconds())))
 		}
 	}
 	t := time.NewTimer(d)

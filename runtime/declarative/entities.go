@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gong-proxy/gong/luanum"
 	"github.com/gong-proxy/gong/runtime/schema"
 )
 
@@ -560,7 +561,7 @@ func luaString(v any) string {
 	case string:
 		return x
 	case float64:
-		return schema.FormatNumber(x)
+		return luanum.Format(x)
 	case bool:
 		return strconv.FormatBool(x)
 	}

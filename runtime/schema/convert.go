@@ -1,8 +1,9 @@
 package schema
 
 import (
-	"math"
 	"strconv"
+
+	"github.com/gong-proxy/gong/luanum"
 )
 
 // normalize deep-copies a decoded config into the value domain: every Go
@@ -73,26 +74,9 @@ func tostring(v any) string {
 	case string:
 		return x
 	case float64:
-		return FormatNumber(x)
+		return luanum.Format(x)
 	case bool:
 		return strconv.FormatBool(x)
 	}
 	return "table"
-}
-
-// FormatNumber renders a number as Lua's tostring does ("%.14g", nan,
-// inf).
-func FormatNumber(n float64) string {
-	switch {
-	case math.IsNaN(n):
-		if math.Signbit(n) {
-			return "-nan"
-		}
-		return "nan"
-	case math.IsInf(n, 1):
-		return "inf"
-	case math.IsInf(n, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(n, 'g', 14, 64)
 }

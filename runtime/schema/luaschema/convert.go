@@ -7,7 +7,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
-	"github.com/gong-proxy/gong/lua"
+	"github.com/gong-proxy/gong/luanum"
 )
 
 // nullKey is the registry field holding this package's null sentinel on
@@ -144,7 +144,7 @@ func luaString(v glua.LValue) string {
 		return ""
 	}
 	if n, ok := v.(glua.LNumber); ok {
-		return lua.FormatNumber(float64(n))
+		return luanum.Format(float64(n))
 	}
 	return v.String()
 }
