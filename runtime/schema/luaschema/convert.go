@@ -50,8 +50,9 @@ func nullTest(L *glua.LState) func(glua.LValue) bool {
 
 // toGo converts a Lua value to the Go value domain: a non-empty sequence
 // becomes []any, another table map[string]any (numeric keys written as Lua
-// prints them), nil and null become nil.
-func toGo(v glua.LValue, isNull func(glua.LValue) bool, depth int) (any, error) {
+// prints them), nil and null become nil. A function becomes fn's value;
+// with fn nil it cannot be converted.
+func toGo(v glua.LValue, isNull func(glua.LValue) bool, fn func(*glua.LFunction) any, depth int) (any, error) {
 	if depth > 100 {
 		return nil, fmt.Errorf("table nested too deeply")
 	}
@@ -59,6 +60,10 @@ func toGo(v glua.LValue, isNull func(glua.LValue) bool, depth int) (any, error) 
 		return nil, nil
 	}
 	switch x := v.(type) {
+	case *glua.LFunction:
+		if fn != nil {
+			return fn(x), nil
+		}
 	case glua.LString:
 		return string(x), nil
 	case glua.LNumber:
@@ -69,7 +74,7 @@ func toGo(v glua.LValue, isNull func(glua.LValue) bool, depth int) (any, error) 
 		if n := x.Len(); n > 0 && isSequence(x, n) {
 			out := make([]any, n)
 			for i := 1; i <= n; i++ {
-				e, err := toGo(x.RawGetInt(i), isNull, depth+1)
+				e, err := toGo(x.RawGetInt(i), isNull, fn, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -84,7 +89,7 @@ func toGo(v glua.LValue, isNull func(glua.LValue) bool, depth int) (any, error) 
 				return
 			}
 			var e any
-			if e, err = toGo(val, isNull, depth+1); err == nil {
+			if e, err = toGo(val, isNull, fn, depth+1); err == nil {
 				out[luaString(k)] = e
 			}
 		})

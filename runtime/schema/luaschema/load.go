@@ -29,7 +29,8 @@ func Load(vm *lua.VM, name string, tbl *glua.LTable) (*Schema, error) {
 	if tbl == nil {
 		return nil, fmt.Errorf("plugin '%s' schema: expected a table", name)
 	}
-	def, err := definition(vm, nullTest(vm.L), tbl, 0)
+	// Lua functions in the definition become schema.Func calls on vm.
+	def, err := toGo(tbl, nullTest(vm.L), func(f *glua.LFunction) any { return luaFunc(vm, f) }, 0)
 	if err != nil {
 		return nil, fmt.Errorf("plugin '%s' schema: %w", name, err)
 	}
@@ -48,47 +49,6 @@ func Load(vm *lua.VM, name string, tbl *glua.LTable) (*Schema, error) {
 // must be the VM the schema was loaded on, which runs its Lua functions.
 func (s *Schema) Validate(vm *lua.VM, config map[string]any) (filled map[string]any, errs map[string]any) {
 	return s.Schema.Validate(config)
-}
-
-// definition converts a schema table to the Go values schema.Define
-// reads: tables as toGo makes them, and Lua functions as schema.Func
-// calls on vm.
-func definition(vm *lua.VM, isNull func(glua.LValue) bool, v glua.LValue, depth int) (any, error) {
-	if depth > 100 {
-		return nil, fmt.Errorf("table nested too deeply")
-	}
-	switch x := v.(type) {
-	case *glua.LFunction:
-		return luaFunc(vm, x), nil
-	case *glua.LTable:
-		if isNull(v) {
-			return nil, nil
-		}
-		if n := x.Len(); n > 0 && isSequence(x, n) {
-			out := make([]any, n)
-			for i := 1; i <= n; i++ {
-				e, err := definition(vm, isNull, x.RawGetInt(i), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				out[i-1] = e
-			}
-			return out, nil
-		}
-		out := map[string]any{}
-		var err error
-		x.ForEach(func(k, val glua.LValue) {
-			if err != nil {
-				return
-			}
-			var e any
-			if e, err = definition(vm, isNull, val, depth+1); err == nil {
-				out[luaString(k)] = e
-			}
-		})
-		return out, err
-	}
-	return toGo(v, isNull, depth)
 }
 
 // luaFunc makes a Lua function of a schema callable from the schema
@@ -110,7 +70,7 @@ func luaFunc(vm *lua.VM, fn *glua.LFunction) schema.Func {
 		isNull := func(x glua.LValue) bool { return x == null }
 		out := make([]any, len(res))
 		for i, r := range res {
-			if out[i], err = toGo(r, isNull, 0); err != nil {
+			if out[i], err = toGo(r, isNull, nil, 0); err != nil {
 				out[i] = luaString(r) // a function or userdata: its name
 			}
 		}
