@@ -70,6 +70,7 @@ func openCompat(L *glua.LState) error {
 	tbl.RawSetString("concat", L.NewFunction(tableConcat))
 	L.SetGlobal(concatLocal, L.NewFunction(numberText))
 	mth.RawSetString("log", L.NewFunction(mathLog))
+	wrapIOWrite(L)
 	return nil
 }
 
