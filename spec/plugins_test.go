@@ -283,7 +283,7 @@ func (g runawayGong) expectPlainServed(t *testing.T) {
 // BenchmarkPluginConnection measures one connection, opened, echoed once
 // and closed, through 0, 1 and 3 plugins (preread and log phases).
 func BenchmarkPluginConnection(b *testing.B) {
-	for _, n := range []int{0, 1, 3} {
+	for _, n := range []int{0, 1, 2, 3} {
 		b.Run(fmt.Sprintf("plugins=%d", n), func(b *testing.B) {
 			echo := startEcho(b, "e")
 			p := listenPort(b)

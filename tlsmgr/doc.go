@@ -1,7 +1,7 @@
 // Package tlsmgr owns gong's downstream and upstream TLS material: the
 // certificates selected by SNI with Kong's lookup order, the default
 // certificates from kong.conf (or generated as Kong does), a bounded
-// ClientHello peek for ssl listeners, and the *tls.Config factories for
+// ClientHello read for ssl listeners, and the *tls.Config factories for
 // termination (with a route's client certificate verification and ALPN,
 // gong extensions) and for upstream TLS.
 //
@@ -11,6 +11,8 @@
 // generation and shared by every connection of that generation:
 //
 //	m, err := tlsmgr.New(tlsmgr.Options{Certs: certs, SNIs: snis, Default: defaults})
-//	hello, err := tlsmgr.PeekClientHello(conn, 16<<10, 30*time.Second)
-//	tc := tls.Server(tlsmgr.NewReplayConn(conn, hello.Raw), m.ServerConfig())
+//	conn.SetDeadline(time.Now().Add(30 * time.Second))
+//	tc, hello, err := tlsmgr.ReadClientHello(ctx, conn, 16<<10, func(h tlsmgr.Hello) *tls.Config {
+//		return m.ServerConfig() // or nil, to replay hello.Raw elsewhere
+//	})
 package tlsmgr

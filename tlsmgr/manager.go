@@ -159,6 +159,15 @@ func New(opts Options) (*Manager, error) {
 		NextProtos:             opts.NextProtos,
 		GetCertificate:         m.Certificate,
 	}
+	// Tickets are sealed with this config's own keys even when the
+	// handshake started with another config (crypto/tls takes the keys of
+	// that first one, ReadClientHello's or a GetConfigForClient caller's),
+	// and route configs cloned from it share them: one set of rotating
+	// keys for the generation, so a ticket resumes on any route.
+	if opts.SessionTickets {
+		cfg.WrapSession = cfg.EncryptTicket
+		cfg.UnwrapSession = cfg.DecryptTicket
+	}
 	// crypto/tls has no ticket lifetime setting, so ssl_session_timeout is
 	// enforced with an issue time carried in the ticket itself.
 	if opts.SessionTickets && opts.SessionTimeout > 0 {

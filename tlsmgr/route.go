@@ -40,15 +40,7 @@ func (m *Manager) ServerConfigFor(rt RouteTLS) *tls.Config {
 	if rt.ClientCAs == nil && rt.NextProtos == nil {
 		return base
 	}
-	c := base.Clone()
-	// Clone copies the automatic ticket keys only once base has used them,
-	// so tickets go through base explicitly, keeping one set of rotating
-	// keys for the generation. With a session timeout, base's own
-	// WrapSession and UnwrapSession already do.
-	if !base.SessionTicketsDisabled && base.WrapSession == nil {
-		c.WrapSession = base.EncryptTicket
-		c.UnwrapSession = base.DecryptTicket
-	}
+	c := base.Clone() // its WrapSession and UnwrapSession seal tickets with base's keys
 	if rt.NextProtos != nil {
 		c.NextProtos = rt.NextProtos
 	}

@@ -141,17 +141,29 @@ func (s *Session) writeProxyHeader(up net.Conn, attempt trace.Span) error {
 // match routes the session; without a match it ends the session with
 // Kong's status 500.
 func (s *Session) match(ci router.ConnInfo) bool {
+	if s.find(ci) {
+		return true
+	}
+	s.noRoute()
+	return false
+}
+
+// find routes the session, reporting whether a route matched.
+func (s *Session) find(ci router.ConnInfo) bool {
 	rt, ok := s.cfg.router.Match(ci)
 	if s.trace != nil {
 		s.routeSpan(rt, ci.SNI)
 	}
-	if !ok {
-		s.Log(errlog.LevelError, "no Route found with those values")
-		s.end(StatusInternalError)
-		return false
+	if ok {
+		s.routed(rt.Value.(*Route), ci.SNI)
 	}
-	s.routed(rt.Value.(*Route), ci.SNI)
-	return true
+	return ok
+}
+
+// noRoute ends a session that no route matched, as Kong does.
+func (s *Session) noRoute() {
+	s.Log(errlog.LevelError, "no Route found with those values")
+	s.end(StatusInternalError)
 }
 
 // proxy connects the routed session to its service and relays the

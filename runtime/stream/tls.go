@@ -288,8 +288,9 @@ func (s *Session) handshakeUpstream(ctx context.Context, c net.Conn, ut *upstrea
 }
 
 // serveTLS handles a connection on an ssl listener, as Kong's TLS preread
-// layer does: peek the ClientHello, route on its SNI, then terminate TLS
-// (a tls route) or pass the bytes through (a tls_passthrough route).
+// layer does: read the ClientHello, route on its SNI, then terminate TLS
+// (a tls route), in the handshake that read the hello, or pass the bytes
+// through (a tls_passthrough route).
 func (s *Session) serveTLS() {
 	var src net.Conn = s.down
 	if len(s.first) > 0 {
@@ -299,35 +300,52 @@ func (s *Session) serveTLS() {
 	if limit <= 0 {
 		limit = 16 << 10
 	}
-	var sp trace.Span
+	// The socket's deadlines bound the hello (preread_timeout) and then the
+	// handshake: a context with one would cost crypto/tls a goroutine per
+	// handshake to watch it.
+	ctx := context.Background()
+	var helloSpan, handshakeSpan trace.Span
 	if s.trace != nil {
-		sp = s.trace.Span(telemetry.TLS, "stream tls client hello")
+		helloSpan = s.trace.Span(telemetry.TLS, "stream tls client hello")
+		ctx = context.WithValue(ctx, traceKey{}, s.trace) // for the certificate hook
 	}
-	hello, err := tlsmgr.PeekClientHello(src, limit, s.cfg.Conf.Stream.PrereadTimeout)
-	if sp != nil {
-		if err != nil {
-			telemetry.Fail(sp, err)
-		} else {
-			sp.SetAttributes(attribute.Bool("gong.tls.client_hello", hello.IsTLS), attribute.String("tls.client.server_name", hello.ServerName))
+	if t := s.cfg.Conf.Stream.PrereadTimeout; t > 0 {
+		s.down.SetReadDeadline(time.Now().Add(t))
+	}
+	var ci router.ConnInfo
+	matched := false
+	tc, hello, err := tlsmgr.ReadClientHello(ctx, src, limit, func(h tlsmgr.Hello) *tls.Config {
+		if helloSpan != nil {
+			helloSpan.SetAttributes(attribute.Bool("gong.tls.client_hello", h.IsTLS), attribute.String("tls.client.server_name", h.ServerName))
+			helloSpan.End()
 		}
-		sp.End()
-	}
-	if err != nil {
+		ci = router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
+		if h.IsTLS {
+			ci.Protocol, ci.SNI = "tls", h.ServerName
+			s.rec.SNI = h.ServerName
+		}
+		if matched = s.find(ci); !matched || !slices.Contains(s.route.Decl.Protocols, "tls") {
+			return nil
+		}
+		if s.trace != nil {
+			handshakeSpan = s.trace.Span(telemetry.TLS, "stream tls handshake")
+		}
+		s.down.SetDeadline(time.Now().Add(handshakeTimeout))
+		return s.route.serverTLS
+	})
+	s.down.SetDeadline(time.Time{})
+	switch {
+	case tc != nil:
+		s.terminated(tc, err, handshakeSpan)
+	case err != nil:
+		if helloSpan != nil {
+			telemetry.Fail(helloSpan, err)
+			helloSpan.End()
+		}
 		s.Log(errlog.LevelInfo, "failed to read the TLS ClientHello: "+err.Error())
 		s.end(StatusBadRequest)
-		return
-	}
-	ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
-	if hello.IsTLS {
-		ci.Protocol, ci.SNI = "tls", hello.ServerName
-		s.rec.SNI = hello.ServerName
-	}
-	if !s.match(ci) {
-		return
-	}
-	switch {
-	case slices.Contains(s.route.Decl.Protocols, "tls"):
-		s.terminate(hello.Raw, s.route.serverTLS)
+	case !matched:
+		s.noRoute()
 	case slices.Contains(s.route.Decl.Protocols, "tls_passthrough"):
 		s.first = hello.Raw
 		s.proxy()
@@ -348,24 +366,12 @@ func TraceOf(ctx context.Context) *telemetry.Trace {
 	return tr
 }
 
-// terminate completes the TLS handshake with the certificate the SNI
-// selects and the first-pass route's client certificate and ALPN
-// settings, then routes again on the decrypted connection: with the
-// handshake's SNI and the listener's own port (port_maps is not applied
-// in this second pass, as in Kong).
-func (s *Session) terminate(raw []byte, cfg *tls.Config) {
-	tc := tls.Server(tlsmgr.NewReplayConn(s.down, raw), cfg)
-	// The socket's deadline bounds the handshake: a context with one
-	// would cost crypto/tls a goroutine per handshake to watch it.
-	ctx := context.Background()
-	var sp trace.Span
-	if s.trace != nil {
-		sp = s.trace.Span(telemetry.TLS, "stream tls handshake")
-		ctx = context.WithValue(ctx, traceKey{}, s.trace) // for the certificate hook
-	}
-	s.down.SetDeadline(time.Now().Add(handshakeTimeout))
-	err := tc.HandshakeContext(ctx)
-	s.down.SetDeadline(time.Time{})
+// terminated goes on from a downstream handshake made with the first-pass
+// route's certificate, client certificate and ALPN settings: it routes
+// again on the decrypted connection, with the handshake's SNI and the
+// listener's own port (port_maps is not applied in this second pass, as
+// in Kong), and proxies it.
+func (s *Session) terminated(tc *tls.Conn, err error, sp trace.Span) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = context.DeadlineExceeded // worded as when a context bounded it
 	}

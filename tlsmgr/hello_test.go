@@ -2,13 +2,17 @@ package tlsmgr
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,21 +69,29 @@ func clientHelloBytes(t *testing.T, serverName string, alpn []string) []byte {
 	return append(hdr, body...)
 }
 
-// terminateAfterPeek peeks conn, then completes a TLS handshake over the
-// replayed bytes and echoes one line back in upper case.
-func terminateAfterPeek(t *testing.T, conn net.Conn, m *Manager) (Hello, error) {
+// terminateAfterHello reads conn's ClientHello, completes the handshake
+// with the manager's config and echoes one line back in upper case.
+func terminateAfterHello(t *testing.T, conn net.Conn, m *Manager) (Hello, error) {
 	t.Helper()
-	hello, err := PeekClientHello(conn, 16<<10, 5*time.Second)
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	tc, hello, err := ReadClientHello(context.Background(), conn, 16<<10, func(Hello) *tls.Config { return m.ServerConfig() })
 	if err != nil {
 		return hello, err
 	}
-	tc := tls.Server(NewReplayConn(conn, hello.Raw), m.ServerConfig())
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(tc, buf); err != nil {
 		return hello, err
 	}
 	_, err = tc.Write(bytes.ToUpper(buf))
+	return hello, err
+}
+
+// stopAfterHello reads conn's ClientHello and stops there.
+func stopAfterHello(conn net.Conn, limit int) (Hello, error) {
+	tc, hello, err := ReadClientHello(context.Background(), conn, limit, func(Hello) *tls.Config { return nil })
+	if tc != nil {
+		return hello, errors.New("a handshake went on after choose returned nil")
+	}
 	return hello, err
 }
 
@@ -100,7 +112,7 @@ func talk(conn net.Conn, cfg *tls.Config) error {
 	return nil
 }
 
-func peekManager(t *testing.T) *Manager {
+func helloManager(t *testing.T) *Manager {
 	t.Helper()
 	m, err := New(Options{Default: []Cert{selfSigned(t, "d", "default", "ecdsa")}})
 	if err != nil {
@@ -109,7 +121,7 @@ func peekManager(t *testing.T) *Manager {
 	return m
 }
 
-func TestPeekClientHello(t *testing.T) {
+func TestReadClientHelloTerminates(t *testing.T) {
 	tests := []struct {
 		name       string
 		serverName string
@@ -118,7 +130,7 @@ func TestPeekClientHello(t *testing.T) {
 		{"sni and alpn", "peek.test", []string{"h2", "x-gong"}},
 		{"no sni", "", nil},
 	}
-	m := peekManager(t)
+	m := helloManager(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := tcpPair(t)
@@ -126,16 +138,15 @@ func TestPeekClientHello(t *testing.T) {
 			go func() {
 				errc <- talk(client, &tls.Config{ServerName: tt.serverName, NextProtos: tt.alpn, InsecureSkipVerify: true})
 			}()
-			hello, err := terminateAfterPeek(t, server, m)
+			hello, err := terminateAfterHello(t, server, m)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := <-errc; err != nil {
 				t.Fatalf("client: %v", err)
 			}
-			if !hello.IsTLS || hello.ServerName != tt.serverName || !slices.Equal(hello.ALPN, tt.alpn) {
-				t.Errorf("hello = {IsTLS:%v ServerName:%q ALPN:%q}; want {true %q %q}",
-					hello.IsTLS, hello.ServerName, hello.ALPN, tt.serverName, tt.alpn)
+			if !hello.IsTLS || hello.ServerName != tt.serverName {
+				t.Errorf("hello = {IsTLS:%v ServerName:%q}; want {true %q}", hello.IsTLS, hello.ServerName, tt.serverName)
 			}
 			if len(hello.Raw) == 0 || hello.Raw[0] != recordTypeHandshake {
 				t.Errorf("Raw does not start with a handshake record: % x", hello.Raw[:min(8, len(hello.Raw))])
@@ -180,8 +191,8 @@ func (c *splitConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestPeekSplitClientHello(t *testing.T) {
-	m := peekManager(t)
+func TestReadSplitClientHello(t *testing.T) {
+	m := helloManager(t)
 	// net.Pipe delivers each write separately, like separate segments.
 	client, server := net.Pipe()
 	defer client.Close()
@@ -190,15 +201,15 @@ func TestPeekSplitClientHello(t *testing.T) {
 	go func() {
 		errc <- talk(&splitConn{Conn: client, size: 40}, &tls.Config{ServerName: "split.test", NextProtos: []string{"h2"}, InsecureSkipVerify: true})
 	}()
-	hello, err := terminateAfterPeek(t, server, m)
+	hello, err := terminateAfterHello(t, server, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-errc; err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	if hello.ServerName != "split.test" || !slices.Equal(hello.ALPN, []string{"h2"}) {
-		t.Errorf("hello = %q %q; want split.test [h2]", hello.ServerName, hello.ALPN)
+	if hello.ServerName != "split.test" {
+		t.Errorf("ServerName = %q; want split.test", hello.ServerName)
 	}
 	records := 0
 	for raw := hello.Raw; len(raw) >= 5; raw = raw[5+int(binary.BigEndian.Uint16(raw[3:5])):] {
@@ -209,14 +220,15 @@ func TestPeekSplitClientHello(t *testing.T) {
 	}
 }
 
-func TestPeekPlain(t *testing.T) {
+func TestReadHelloPlain(t *testing.T) {
 	client, server := tcpPair(t)
 	data := []byte("PING plain protocol\r\n")
 	go func() {
 		client.Write(data)
 		client.(*net.TCPConn).CloseWrite()
 	}()
-	hello, err := PeekClientHello(server, 16<<10, 5*time.Second)
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	hello, err := stopAfterHello(server, 16<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +244,7 @@ func TestPeekPlain(t *testing.T) {
 	}
 }
 
-func TestPeekTimeout(t *testing.T) {
+func TestReadHelloTimeout(t *testing.T) {
 	hello := clientHelloBytes(t, "slow.test", nil)
 	tests := []struct {
 		name string
@@ -247,62 +259,59 @@ func TestPeekTimeout(t *testing.T) {
 			if _, err := client.Write(tt.sent); err != nil {
 				t.Fatal(err)
 			}
-			got, err := PeekClientHello(server, 16<<10, 50*time.Millisecond)
+			server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			got, err := stopAfterHello(server, 16<<10)
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("PeekClientHello error = %v; want deadline exceeded", err)
+				t.Fatalf("ReadClientHello error = %v; want deadline exceeded", err)
 			}
 			if !bytes.Equal(got.Raw, tt.sent) {
 				t.Errorf("Raw = % x; want % x", got.Raw, tt.sent)
-			}
-			// The deadline is cleared: later reads wait for data.
-			go client.Write([]byte("x"))
-			server.SetReadDeadline(time.Now().Add(5 * time.Second))
-			var b [1]byte
-			if _, err := server.Read(b[:]); err != nil {
-				t.Errorf("read after the peek: %v", err)
 			}
 		})
 	}
 }
 
-func TestPeekTooLarge(t *testing.T) {
+func TestReadHelloTooLarge(t *testing.T) {
 	client, server := tcpPair(t)
 	if _, err := client.Write(clientHelloBytes(t, "big.test", nil)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := PeekClientHello(server, 64, 5*time.Second)
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := stopAfterHello(server, 64)
 	if !errors.Is(err, ErrHelloTooLarge) {
-		t.Fatalf("PeekClientHello error = %v; want ErrHelloTooLarge", err)
+		t.Fatalf("ReadClientHello error = %v; want ErrHelloTooLarge", err)
 	}
 	if len(got.Raw) != 64 {
 		t.Errorf("len(Raw) = %d; want 64", len(got.Raw))
 	}
 }
 
-func TestPeekMalformed(t *testing.T) {
+func TestReadHelloMalformed(t *testing.T) {
 	client, server := tcpPair(t)
 	garbage := []byte{0x16, 0x03, 0x01, 0x00, 0x04, 0x63, 0x00, 0x00, 0x00}
 	if _, err := client.Write(garbage); err != nil {
 		t.Fatal(err)
 	}
-	got, err := PeekClientHello(server, 16<<10, 5*time.Second)
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := stopAfterHello(server, 16<<10)
 	if err == nil {
-		t.Fatal("PeekClientHello accepted a malformed hello")
+		t.Fatal("ReadClientHello accepted a malformed hello")
 	}
 	if !got.IsTLS {
 		t.Error("IsTLS = false for a handshake record")
 	}
 }
 
-// TestPeekWritesNothing checks that the peek neither answers the client
-// nor consumes more than it reports.
-func TestPeekWritesNothing(t *testing.T) {
+// TestStoppedHelloWritesNothing checks that a hello choose stops at is
+// neither answered nor consumed past what Raw reports.
+func TestStoppedHelloWritesNothing(t *testing.T) {
 	client, server := tcpPair(t)
 	hello := clientHelloBytes(t, "quiet.test", nil)
 	if _, err := client.Write(hello); err != nil {
 		t.Fatal(err)
 	}
-	got, err := PeekClientHello(server, 16<<10, 5*time.Second)
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := stopAfterHello(server, 16<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,5 +361,117 @@ func TestReplayConnCopy(t *testing.T) {
 	}
 	if rc.(interface{ NetConn() net.Conn }).NetConn() != down {
 		t.Error("NetConn does not return the wrapped conn")
+	}
+}
+
+// serveHello serves TLS as serveTLS does, each handshake started by
+// ReadClientHello with the config choose picks for the nth connection.
+func serveHello(t *testing.T, choose func(n int, h Hello) *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				tc, _, err := ReadClientHello(context.Background(), conn, 16<<10, func(h Hello) *tls.Config { return choose(n, h) })
+				if tc == nil || err != nil {
+					return
+				}
+				tc.Write([]byte{'!'})
+				io.Copy(io.Discard, tc)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestReadClientHelloResumes: a ticket resumes whether its handshake and
+// the next were started by ReadClientHello (whose own first config is
+// where crypto/tls takes ticket keys from) or by the manager's config
+// itself, also on a route's config, with and without
+// ssl_session_timeout: the manager seals tickets with its own keys.
+func TestReadClientHelloResumes(t *testing.T) {
+	def := []Cert{selfSigned(t, "d", "default", "ecdsa")}
+	for _, timeout := range []time.Duration{0, time.Hour} {
+		m, err := New(Options{Default: def, SessionTickets: true, SessionTimeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		route := m.ServerConfigFor(RouteTLS{NextProtos: []string{"x-gong"}})
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(fmt.Sprintf("%s timeout %v", tls.VersionName(version), timeout), func(t *testing.T) {
+				var names []string
+				var mu sync.Mutex
+				helloAddr := serveHello(t, func(n int, h Hello) *tls.Config {
+					mu.Lock()
+					names = append(names, h.ServerName)
+					mu.Unlock()
+					if n%2 == 1 {
+						return route
+					}
+					return m.ServerConfig()
+				})
+				plainAddr := serveTLS(t, m.ServerConfig())
+				cache := tls.NewLRUClientSessionCache(4)
+				steps := []struct {
+					addr    string
+					resumed bool
+				}{{plainAddr, false}, {helloAddr, true}, {helloAddr, true}, {plainAddr, true}}
+				for i, step := range steps {
+					cli := &tls.Config{ServerName: "resume.test", NextProtos: []string{"x-gong"}, MinVersion: version, MaxVersion: version, ClientSessionCache: cache}
+					st, err := handshake(t, step.addr, cli)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st.DidResume != step.resumed {
+						t.Errorf("connection %d: resumed = %v; want %v", i+1, st.DidResume, step.resumed)
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !slices.Equal(names, []string{"resume.test", "resume.test"}) {
+					t.Errorf("choose saw server names %q", names)
+				}
+			})
+		}
+	}
+}
+
+// TestReadClientHelloRetry: when the client's key shares are not the
+// server's curve, TLS 1.3 asks for a second ClientHello (a
+// HelloRetryRequest), which the chosen config reads on the same
+// connection; choose runs once.
+func TestReadClientHelloRetry(t *testing.T) {
+	m, err := New(Options{Default: []Cert{selfSigned(t, "d", "default", "ecdsa")}, CurvePreferences: []tls.CurveID{tls.CurveP384}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	addr := serveHello(t, func(int, Hello) *tls.Config {
+		calls.Add(1)
+		return m.ServerConfig()
+	})
+	st, err := handshake(t, addr, &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP384}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != tls.VersionTLS13 || st.CurveID != tls.CurveP384 || !st.HelloRetryRequest {
+		t.Errorf("version %s, curve %v, retried %v; want TLS 1.3 on P-384 after a retry", tls.VersionName(st.Version), st.CurveID, st.HelloRetryRequest)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("choose ran %d times; want 1", n)
 	}
 }

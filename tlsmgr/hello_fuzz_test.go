@@ -6,23 +6,22 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 )
 
 // bytesConn is a connection whose peer sent data and then closed.
 type bytesConn struct {
-	net.Conn // nil: only what PeekClientHello uses is implemented
+	net.Conn // nil: only what ReadClientHello uses is implemented
 	r        *bytes.Reader
 }
 
-func (c *bytesConn) Read(p []byte) (int, error)      { return c.r.Read(p) }
-func (c *bytesConn) Write(p []byte) (int, error)     { return 0, errors.New("peek wrote to the client") }
-func (c *bytesConn) SetReadDeadline(time.Time) error { return nil }
+func (c *bytesConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *bytesConn) Write(p []byte) (int, error) { return 0, errors.New("the hello was answered") }
 
-// FuzzPeekClientHello feeds arbitrary client bytes to PeekClientHello:
-// it must not panic, must keep every byte it read for the replay and no
-// more than the limit, and must only report TLS for a handshake record.
-func FuzzPeekClientHello(f *testing.F) {
+// FuzzReadClientHello feeds arbitrary client bytes to ReadClientHello,
+// stopping at the hello: it must not panic, must keep every byte it read
+// for the replay and no more than the limit, and must only report TLS for
+// a handshake record.
+func FuzzReadClientHello(f *testing.F) {
 	f.Add(clientHelloBytes(&testing.T{}, "example.com", []string{"h2", "http/1.1"}), 16384)
 	f.Add(clientHelloBytes(&testing.T{}, "", nil), 100)
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), 16384)
@@ -30,7 +29,7 @@ func FuzzPeekClientHello(f *testing.F) {
 	f.Add([]byte{0x16, 0x03, 0x01, 0xff, 0xff}, 16384)
 	f.Fuzz(func(t *testing.T, data []byte, limit int) {
 		limit = 1 + abs(limit)%(1<<15)
-		h, err := PeekClientHello(&bytesConn{r: bytes.NewReader(data)}, limit, 0)
+		h, err := stopAfterHello(&bytesConn{r: bytes.NewReader(data)}, limit)
 		if !bytes.HasPrefix(data, h.Raw) {
 			t.Fatalf("Raw %x is not the start of the client's bytes", h.Raw)
 		}
