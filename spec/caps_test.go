@@ -265,26 +265,38 @@ func TestUDPSessionCap(t *testing.T) {
 	established := dialUDP(t, addr)
 	timedAsk(t, established, "first")
 	before, heapBefore, goroutines := rssKiB(t), liveHeapKiB(), runtime.NumGoroutine()
+	acceptedBefore := value(scrape(t, metrics.URL), "kong_nginx_connections_total", "state=accepted")
 
 	const clients, limit = 5000, 1000
 	var worst time.Duration
+	// The clients' sockets stay open, so that no later client reuses a
+	// source port and joins an earlier one's session.
 	for i := range clients {
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		io.WriteString(c, "new")
-		c.Close()
 		if i%250 == 0 {
 			worst = max(worst, timedAsk(t, established, fmt.Sprint("during ", i)))
 		}
 	}
-	fams := waitForMetrics(t, metrics.URL, "1,000 sessions and the rest refused", func(f map[string]*dto.MetricFamily) bool {
-		return value(f, "kong_nginx_connections_total", "state=active") == limit
+	// Every datagram of a new client makes a session, is refused, or is
+	// dropped by the kernel when the listener's receive queue is full (a
+	// loaded machine, the flood faster than gong): the established session
+	// and 999 new ones fill the cap, the other 4,001 are turned away.
+	var sessions, refused float64
+	var dropped int
+	waitForMetrics(t, metrics.URL, "1,000 sessions and the rest refused", func(f map[string]*dto.MetricFamily) bool {
+		sessions = value(f, "kong_nginx_connections_total", "state=accepted") - acceptedBefore
+		refused = value(f, "gong_stream_sessions_refused_total", "listener="+addr+" udp", "reason=max_sessions")
+		dropped = udpDrops(t, p)
+		return value(f, "kong_nginx_connections_total", "state=active") == limit && sessions+refused+float64(dropped) >= clients
 	})
-	refused := value(fams, "gong_stream_sessions_refused_total", "listener="+addr+" udp", "reason=max_sessions")
-	if refused < clients/2 {
-		t.Errorf("%v datagrams from new clients refused; want most of the %d over the cap", refused, clients-limit)
+	t.Logf("of %d new clients: %v sessions, %v refused, %d datagrams dropped by the kernel", clients, sessions, refused, dropped)
+	if sessions != limit-1 || refused+float64(dropped) != clients-limit+1 {
+		t.Errorf("new clients: %v sessions, %v refused, %d dropped; want %d sessions and the other %d refused or dropped", sessions, refused, dropped, limit-1, clients-limit+1)
 	}
 	eventually(t, "idle UDP sessions without a goroutine each", func() bool {
 		return runtime.NumGoroutine()-goroutines < limit/20
@@ -293,18 +305,43 @@ func TestUDPSessionCap(t *testing.T) {
 	grown := rssKiB(t) - before
 	t.Logf("for %d sessions the live heap grew by %d KiB, RSS by %d KiB; slowest established round trip %v", limit, heap, grown, worst)
 	// A 64 KiB buffer per session alone would be 64 MiB.
-	if heap > 16<<10 || grown > 32<<10 {
+	if heap > 16<<10 || grown > 32<<10 && !raceEnabled {
 		t.Errorf("%d idle UDP sessions grew the live heap by %d KiB and RSS by %d KiB; want under 16 and 32 MiB", limit, heap, grown)
 	}
 	// The flood comes from this process as fast as it can send, on a
-	// shared machine: the bound is loose, a lost reply fails at once.
-	if worst > 250*time.Millisecond {
+	// shared machine: the bound only tells a session served beside the
+	// flood from one stalled behind it; a lost reply fails at once.
+	if worst > 2*time.Second {
 		t.Errorf("an established session's slowest round trip during the flood: %v", worst)
 	}
 	if got := value(scrape(t, metrics.URL), "kong_nginx_connections_total", "state=active"); got != limit {
 		t.Errorf("%v sessions in flight; want the cap, %d", got, limit)
 	}
 	timedAsk(t, established, "last")
+}
+
+// udpDrops is how many datagrams the kernel dropped on the UDP sockets
+// bound to 127.0.0.1:port (/proc/net/udp's drops column).
+func udpDrops(t *testing.T, port int) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	drops := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[1] != local {
+			continue
+		}
+		n, err := strconv.Atoi(f[len(f)-1])
+		if err != nil {
+			t.Fatalf("/proc/net/udp: drops %q: %v", f[len(f)-1], err)
+		}
+		drops += n
+	}
+	return drops
 }
 
 // TestTCPMaxRate: a listener with max_rate=5 serves a burst of 5 new

@@ -136,7 +136,8 @@ func keptLines(log string) map[string]int {
 // TestIdleCtxHoldsNoVM: 2,000 idle connections whose preread left plain
 // values in kong.ctx.shared, kong.ctx.plugin and ngx.ctx (the greeter
 // pattern) hold no Lua VM, so a new connection through the same route is
-// proxied as fast as before they came, and each one's log phase sees its
+// proxied at once (were they holding VMs, its preread would wait for one
+// of the lua_max_vms, 128, up to 10 s), and each one's log phase sees its
 // own values when it closes. The design does not depend on the number:
 // idle connections hold their values in Go, never a VM.
 func TestIdleCtxHoldsNoVM(t *testing.T) {
@@ -146,7 +147,9 @@ func TestIdleCtxHoldsNoVM(t *testing.T) {
 	conns := openIdle(t, addr, idle)
 	after := bestRoundTrip(t, addr)
 	t.Logf("best round trip of a new connection: %v alone, %v beside %d idle ones", before, after, idle)
-	if after > before+20*time.Millisecond {
+	// Far below the 10 s wait for a VM, far above a busy machine's jitter
+	// (a bound of 20 ms over the first figure failed on loaded runs).
+	if after > 2*time.Second {
 		t.Errorf("a new connection took %v beside %d idle ones, %v alone", after, idle, before)
 	}
 	if n := pinnedVMs(t, status); n != 0 {
