@@ -21,7 +21,7 @@ var allowedImports = map[string][]string{
 	"runtime/errlog":           {},
 	"runtime/admin":            {"runtime/conf", "runtime/declarative", "go.yaml.in/yaml/v3", "github.com/google/uuid", "github.com/pires/go-proxyproto", "golang.org/x/net/netutil"},
 	"runtime/conf":             {"", "vault"},
-	"runtime/declarative":      {"vault", "runtime/schema", "luanum", "go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
+	"runtime/declarative":      {"vault", "runtime/schema", "go.yaml.in/yaml/v3", "github.com/BurntSushi/toml", "github.com/google/uuid"},
 	"runtime/schema":           {"luanum", "github.com/yuin/gopher-lua/pm"},
 	"runtime/schema/luaschema": {"runtime/schema", "lua", "luanum", "github.com/yuin/gopher-lua"},
 	"runtime/balancer":         {"github.com/OneOfOne/xxhash", "github.com/miekg/dns", "github.com/hashicorp/golang-lru/v2", "golang.org/x/sync/singleflight"},

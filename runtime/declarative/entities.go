@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gong-proxy/gong/luanum"
 	"github.com/gong-proxy/gong/runtime/schema"
 )
 
@@ -553,19 +552,12 @@ func (b *builder) routes() *schema.Field {
 // does: "ipv4", "ipv6" or "name".
 func HostnameType(s string) string { return schema.HostnameType(s) }
 
-// luaString is Lua's tostring for decoded values.
+// luaString is Lua's tostring for decoded values, where nil is Lua's.
 func luaString(v any) string {
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return "nil"
-	case string:
-		return x
-	case float64:
-		return luanum.Format(x)
-	case bool:
-		return strconv.FormatBool(x)
 	}
-	return "table"
+	return schema.Tostring(v)
 }
 
 // protocolsAtLeastOne is conditional_at_least_one_of with an if_match of

@@ -289,7 +289,7 @@ func QuotedList(names []string) string { return quotedList(names) }
 func joinQuoted(values []any) string {
 	parts := make([]string, len(values))
 	for i, v := range values {
-		parts[i] = "'" + tostring(v) + "'"
+		parts[i] = "'" + Tostring(v) + "'"
 	}
 	return strings.Join(parts, ", ")
 }

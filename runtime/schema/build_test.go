@@ -46,7 +46,7 @@ func entity() *Field {
 			return http
 		}
 		return nil
-	}, func(v any) string { return "unknown kind: " + tostring(v) })
+	}, func(v any) string { return "unknown kind: " + Tostring(v) })
 }
 
 func TestGoBuiltEntity(t *testing.T) {

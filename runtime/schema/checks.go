@@ -78,7 +78,7 @@ func strList(v any) []string {
 	t, _ := asList(v)
 	var out []string
 	for _, e := range t {
-		out = append(out, tostring(e))
+		out = append(out, Tostring(e))
 	}
 	return out
 }
@@ -339,7 +339,7 @@ func runCheck(c *entityCheck, input map[string]any, errs map[string]any) {
 			entityError(errs, err.Error())
 		case len(res) > 0 && truthy(res[0]):
 		case len(res) > 1 && res[1] != nil:
-			entityError(errs, tostring(res[1]))
+			entityError(errs, Tostring(res[1]))
 		default:
 			entityError(errs, "failed entity check: custom_entity_check")
 		}

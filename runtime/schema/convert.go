@@ -66,8 +66,9 @@ func deepCopy(v any) any {
 	return v
 }
 
-// tostring renders a value as Lua's tostring does for messages.
-func tostring(v any) string {
+// Tostring renders a decoded value as Lua's tostring does for messages;
+// nil, which a schema only meets as JSON's null (ngx.null), is "null".
+func Tostring(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "null"

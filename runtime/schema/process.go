@@ -142,7 +142,7 @@ func deprecationMismatch(data map[string]any, v any, sh *shorthand) string {
 			continue
 		}
 		return fmt.Sprintf("both deprecated and new field are used but their values mismatch: %s = %s vs %s = %s",
-			sh.name, tostring(v), strings.Join(path, "."), tostring(cur))
+			sh.name, Tostring(v), strings.Join(path, "."), Tostring(cur))
 	}
 	return ""
 }

@@ -495,7 +495,7 @@ func defineField(name, path string, t map[string]any) (*Field, error) {
 		}
 		if pt, ok := asList(mt["patterns"]); ok {
 			for _, p := range pt {
-				ma.patterns = append(ma.patterns, tostring(p))
+				ma.patterns = append(ma.patterns, Tostring(p))
 			}
 		}
 		f.matchAny = ma
@@ -591,9 +591,9 @@ func patErrs(v any) ([]patErr, error) {
 		if !ok {
 			return nil, fmt.Errorf("expected {pattern=, err=} tables")
 		}
-		pe := patErr{pattern: tostring(m["pattern"])}
+		pe := patErr{pattern: Tostring(m["pattern"])}
 		if m["err"] != nil {
-			pe.err = tostring(m["err"])
+			pe.err = Tostring(m["err"])
 		}
 		out = append(out, pe)
 	}
@@ -650,7 +650,7 @@ func shorthands(t map[string]any, prefix string) ([]*shorthand, error) {
 				}
 				var p []string
 				for _, x := range pt {
-					p = append(p, tostring(x))
+					p = append(p, Tostring(x))
 				}
 				sh.replaced = append(sh.replaced, p)
 			}

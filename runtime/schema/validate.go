@@ -155,7 +155,7 @@ func validateField(f *Field, v any, present bool) any {
 		case f.neNull:
 			return orErr(f, "value must not be null")
 		case f.hasEq && !f.eqNull:
-			return "value must be " + tostring(f.eq)
+			return "value must be " + Tostring(f.eq)
 		case f.required:
 			return msgRequired
 		}
@@ -259,10 +259,10 @@ func runValidators(f *Field, v any) string {
 	str, isStr := v.(string)
 	num, isNum := v.(float64)
 	if f.hasEq && !f.eqNull && !equal(v, f.eq) {
-		return "value must be " + tostring(f.eq)
+		return "value must be " + Tostring(f.eq)
 	}
 	if f.hasNe && !f.neNull && equal(v, f.ne) {
-		return "value must not be " + tostring(v)
+		return "value must not be " + Tostring(v)
 	}
 	if f.hasNotOneOf && inList(v, f.notOneOf) {
 		return "must not be one of: " + joinValues(f.notOneOf)
@@ -271,7 +271,7 @@ func runValidators(f *Field, v any) string {
 		return "expected one of: " + joinValues(f.oneOf)
 	}
 	if f.gt != nil && isNum && !(num > *f.gt) {
-		return "value must be greater than " + tostring(*f.gt)
+		return "value must be greater than " + Tostring(*f.gt)
 	}
 	if f.timestamp && isNum && !(num > 0) {
 		return "expected a valid timestamp"
@@ -340,7 +340,7 @@ func runValidators(f *Field, v any) string {
 	if f.hasContains {
 		list, _ := asList(v)
 		if !inList(f.contains, list) {
-			return "expected to contain: " + tostring(f.contains)
+			return "expected to contain: " + Tostring(f.contains)
 		}
 	}
 	if f.custom != nil {
@@ -378,9 +378,9 @@ func callCustom(fn Func, v any) string {
 		return ""
 	}
 	if len(res) > 1 && res[1] != nil {
-		return tostring(res[1])
+		return Tostring(res[1])
 	}
-	return "failed validating: " + tostring(v)
+	return "failed validating: " + Tostring(v)
 }
 
 // mutexSubsets is the mutually_exclusive_subsets validator.
@@ -455,7 +455,7 @@ func inList(v any, list []any) bool {
 func joinValues(list []any) string {
 	parts := make([]string, len(list))
 	for i, e := range list {
-		parts[i] = tostring(e)
+		parts[i] = Tostring(e)
 	}
 	return strings.Join(parts, ", ")
 }
