@@ -367,35 +367,13 @@ func TestReplayConnCopy(t *testing.T) {
 // serveHello serves TLS as serveTLS does, each handshake started by
 // ReadClientHello with the config choose picks for the nth connection.
 func serveHello(t *testing.T, choose func(n int, h Hello) *tls.Config) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for n := 0; ; n++ {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				tc, _, err := ReadClientHello(context.Background(), conn, 16<<10, func(h Hello) *tls.Config { return choose(n, h) })
-				if tc == nil || err != nil {
-					return
-				}
-				tc.Write([]byte{'!'})
-				io.Copy(io.Discard, tc)
-			})
+	return serveHandshakes(t, func(n int, conn net.Conn) *tls.Conn {
+		tc, _, err := ReadClientHello(context.Background(), conn, 16<<10, func(h Hello) *tls.Config { return choose(n, h) })
+		if err != nil {
+			return nil
 		}
+		return tc
 	})
-	return ln.Addr().String()
 }
 
 // TestReadClientHelloResumes: a ticket resumes whether its handshake and

@@ -114,6 +114,19 @@ func dual(t *testing.T, id, cn string) Cert {
 // completes the handshake, writes one byte (so TLS 1.3 clients process
 // session tickets) and closes.
 func serveTLS(t *testing.T, cfg *tls.Config) string {
+	return serveHandshakes(t, func(_ int, conn net.Conn) *tls.Conn {
+		tc := tls.Server(conn, cfg)
+		if tc.Handshake() != nil {
+			return nil
+		}
+		return tc
+	})
+}
+
+// serveHandshakes accepts connections on loopback; handshake completes
+// the nth one's handshake (nil when it failed), which then gets one byte
+// and is read until the client closes.
+func serveHandshakes(t *testing.T, handshake func(n int, conn net.Conn) *tls.Conn) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -125,26 +138,22 @@ func serveTLS(t *testing.T, cfg *tls.Config) string {
 		wg.Wait()
 	})
 	wg.Go(func() {
-		for {
+		for n := 0; ; n++ {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Go(func() { serveOne(conn, cfg) })
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if tc := handshake(n, conn); tc != nil {
+					tc.Write([]byte{'!'})
+					io.Copy(io.Discard, tc)
+				}
+			})
 		}
 	})
 	return ln.Addr().String()
-}
-
-func serveOne(conn net.Conn, cfg *tls.Config) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	tc := tls.Server(conn, cfg)
-	if tc.Handshake() != nil {
-		return
-	}
-	tc.Write([]byte{'!'})
-	io.Copy(io.Discard, tc)
 }
 
 // handshake dials addr with cfg (server verification off unless cfg says
