@@ -14,7 +14,7 @@ const recordTypeHandshake = 0x16
 
 // ErrHelloTooLarge is returned by ReadClientHello when the ClientHello
 // does not fit in maxBytes (nginx: "ssl preread: buffer full").
-var ErrHelloTooLarge = errors.New("tls client hello larger than the peek limit")
+var ErrHelloTooLarge = errors.New("tls client hello larger than the preread buffer")
 
 // errStopped ends the handshake when choose returns no configuration.
 var errStopped = errors.New("stopped after the client hello")
@@ -165,7 +165,8 @@ func (c *helloConn) Write(p []byte) (int, error) {
 }
 
 // NewReplayConn returns a net.Conn that reads prefix and then conn, and
-// writes to conn. Use it to hand a peeked connection to tls.Server. For
+// writes to conn: bytes already read (past a PROXY header, say) are read
+// again by whoever takes the connection next. For
 // proxying without TLS, prefer writing the prefix to the upstream yourself
 // and copying conn directly, which keeps splice(2) with no wrapper; the
 // replay conn still implements WriteTo and ReadFrom so that io.Copy through

@@ -312,14 +312,13 @@ func (s *Session) serveTLS() {
 	if t := s.cfg.Conf.Stream.PrereadTimeout; t > 0 {
 		s.down.SetReadDeadline(time.Now().Add(t))
 	}
-	var ci router.ConnInfo
 	matched := false
 	tc, hello, err := tlsmgr.ReadClientHello(ctx, src, limit, func(h tlsmgr.Hello) *tls.Config {
 		if helloSpan != nil {
 			helloSpan.SetAttributes(attribute.Bool("gong.tls.client_hello", h.IsTLS), attribute.String("tls.client.server_name", h.ServerName))
 			helloSpan.End()
 		}
-		ci = router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
+		ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
 		if h.IsTLS {
 			ci.Protocol, ci.SNI = "tls", h.ServerName
 			s.rec.SNI = h.ServerName
