@@ -69,6 +69,9 @@ type cjsonConfig struct {
 	emptyArray, nullV glua.LValue
 	// entities caches the JSON of Session.Entities maps (logrecord.go).
 	entities entityCache
+	// recordSize is the length of the last record encodeRecord wrote, to
+	// size the next one's buffer.
+	recordSize int
 }
 
 func defaultConfig(safe bool) *cjsonConfig {

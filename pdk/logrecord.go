@@ -42,7 +42,9 @@ func openLogRecord(L *glua.LState) int {
 			L.Push(glua.LNil)
 			return 1
 		}
-		L.Push(glua.LString(line))
+		// line is this call's own and never written again: the Lua string
+		// can share its bytes.
+		L.Push(glua.LString(unsafe.String(unsafe.SliceData(line), len(line))))
 		return 1
 	}))
 	return 1
@@ -95,7 +97,9 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 		}
 	}
 	route, service := s.Session.Entities()
-	b := make([]byte, 0, 1024)
+	// Records of a route differ in a few numbers: the last one's length
+	// and a margin spare the buffer's growth.
+	b := make([]byte, 0, max(1024, c.recordSize+c.recordSize/8))
 	b = append(b, '{')
 	first := true
 	c.appendMember(L, &b, &first, "workspace_name", "default", 1)
@@ -126,7 +130,9 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return append(b, '}'), nil
+	b = append(b, '}')
+	c.recordSize = len(b)
+	return b, nil
 }
 
 // entityCache holds the JSON of the route and service maps records
