@@ -264,11 +264,15 @@ func HeapBytes() uint64 {
 	return sample[0].Value.Uint64()
 }
 
-// implementing keeps the runs whose handler has a phase.
+// implementing keeps the runs whose handler has a phase, each with its
+// series of that phase's durations.
 func (ps *Plugins) implementing(runs []pluginRun, phase pdk.Phase) []pluginRun {
 	var out []pluginRun
 	for _, r := range runs {
 		if ps.handles[r.name][phase.String()] {
+			if ps.metrics != nil {
+				r.ran = ps.metrics.Phase(r.name, phase.String())
+			}
 			out = append(out, r)
 		}
 	}
@@ -453,6 +457,7 @@ type pluginRun struct {
 	name string
 	id   string
 	conf *handlerConf
+	ran  telemetry.PhaseSeries // its handler's durations in the phase of the list it is in
 }
 
 // handlerConf is the config a plugin instance's handlers see. Its
@@ -556,7 +561,7 @@ func (ps *Plugins) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plugin
 				} else {
 					_, _, err = vm.Run(ctx, fn, h, confTable(vm, r))
 				}
-				ps.metrics.PhaseRan(r.name, phase.String(), time.Since(start))
+				r.ran.Ran(time.Since(start))
 			}
 		}
 		cancel()

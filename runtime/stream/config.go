@@ -74,6 +74,9 @@ type Route struct {
 	// ClientHello: the shared config, or the route's own with its client
 	// certificate and ALPN extensions. Nil without ssl listeners.
 	serverTLS *tls.Config
+	// series are the route's session metrics, resolved by its first
+	// session (Session.series).
+	series atomic.Pointer[telemetry.RouteSeries]
 }
 
 // Service is a declarative service prepared for proxying.

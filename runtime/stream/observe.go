@@ -114,8 +114,7 @@ func (s *Session) attemptSpan(svc *Service, attempt int, peer string) trace.Span
 // opened counts a routed session among the active ones.
 func (s *Session) opened() {
 	s.counted = true
-	service, route := s.metricLabels()
-	s.e.metrics.Opened(service, route)
+	s.series().Opened()
 }
 
 // ended moves the session metrics: Kong counts only routed sessions.
@@ -123,18 +122,29 @@ func (s *Session) ended() {
 	if s.route == nil {
 		return
 	}
-	service, route := s.metricLabels()
+	rs := s.series()
 	if s.counted {
-		s.e.metrics.Closed(service, route)
+		rs.Closed()
 	}
 	r := &s.rec
-	m := telemetry.Session{Service: service, Route: route, Status: r.Status,
+	m := telemetry.Session{Status: r.Status,
 		Proxied:  len(r.Tries) > 0 && r.Status == StatusOK,
 		Duration: r.End.Sub(r.Start), Received: r.BytesReceived, Sent: r.BytesSent}
 	if n := len(r.UpstreamConnectTimes); n > 0 {
 		m.KongLatency = r.UpstreamConnectTimes[n-1]
 	}
-	s.e.metrics.Ended(m)
+	rs.Ended(m)
+}
+
+// series are the metrics of the session's route, resolved by the route's
+// first session (two racing first sessions resolve equal ones).
+func (s *Session) series() *telemetry.RouteSeries {
+	if rs := s.route.series.Load(); rs != nil {
+		return rs
+	}
+	rs := s.e.metrics.Series(s.metricLabels())
+	s.route.series.Store(rs)
+	return rs
 }
 
 // metricLabels are Kong's service and route labels: the service's name,

@@ -138,9 +138,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// Session is what an ended session adds to the series.
+// Session is what an ended session adds to its route's series.
 type Session struct {
-	Service, Route string // names, else Kong's fallbacks (service host, route id)
 	Status         int
 	Proxied        bool // an upstream connection was established
 	Duration       time.Duration
@@ -148,30 +147,66 @@ type Session struct {
 	Received, Sent int64 // from and to the client
 }
 
+// RouteSeries are the series of the sessions of one service and route,
+// looked up once rather than label by label for every session. Kong's
+// optional series are looked up at their first use, so that a series the
+// prometheus plugin turned off is not exposed, not even at zero. Series
+// are never deleted, so a route's stay valid for its life.
+type RouteSeries struct {
+	m              *Metrics
+	service, route string
+	active         prometheus.Gauge
+	latencies      atomic.Pointer[latencySeries]
+	bytes          atomic.Pointer[bandwidthSeries]
+}
+
+type latencySeries struct{ session, kong prometheus.Observer }
+
+type bandwidthSeries struct{ ingress, egress prometheus.Counter }
+
+// Series returns the series of sessions routed to route of service (their
+// names, else Kong's fallbacks: the service's host, the route's id).
+func (m *Metrics) Series(service, route string) *RouteSeries {
+	return &RouteSeries{m: m, service: service, route: route, active: m.active.WithLabelValues(service, route)}
+}
+
 // Opened counts a routed session in progress; Closed undoes it.
-func (m *Metrics) Opened(service, route string) { m.active.WithLabelValues(service, route).Inc() }
+func (rs *RouteSeries) Opened() { rs.active.Inc() }
 
 // Closed ends a session Opened counted.
-func (m *Metrics) Closed(service, route string) { m.active.WithLabelValues(service, route).Dec() }
+func (rs *RouteSeries) Closed() { rs.active.Dec() }
 
-// Ended records a session that matched a route; Kong does not count the
-// others.
-func (m *Metrics) Ended(s Session) {
-	series := m.series.Load()
+// Ended records a session that matched the route; Kong does not count
+// the others. Two sessions that look a series up at once store equal
+// ones.
+func (rs *RouteSeries) Ended(s Session) {
+	series := rs.m.series.Load()
 	if series == nil || series.StatusCodes {
 		source := "kong"
 		if s.Proxied {
 			source = "service"
 		}
-		m.sessions.WithLabelValues(s.Service, s.Route, strconv.Itoa(s.Status), source, workspace).Inc()
+		rs.m.sessions.WithLabelValues(rs.service, rs.route, strconv.Itoa(s.Status), source, workspace).Inc()
 	}
 	if series == nil || series.Latency {
-		m.sessionDuration.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.Duration.Milliseconds()))
-		m.kongLatency.WithLabelValues(s.Service, s.Route, workspace).Observe(float64(s.KongLatency.Milliseconds()))
+		l := rs.latencies.Load()
+		if l == nil {
+			l = &latencySeries{rs.m.sessionDuration.WithLabelValues(rs.service, rs.route, workspace),
+				rs.m.kongLatency.WithLabelValues(rs.service, rs.route, workspace)}
+			rs.latencies.Store(l)
+		}
+		l.session.Observe(float64(s.Duration.Milliseconds()))
+		l.kong.Observe(float64(s.KongLatency.Milliseconds()))
 	}
 	if series == nil || series.Bandwidth {
-		m.bandwidth.WithLabelValues(s.Service, s.Route, "ingress", workspace).Add(float64(s.Received))
-		m.bandwidth.WithLabelValues(s.Service, s.Route, "egress", workspace).Add(float64(s.Sent))
+		b := rs.bytes.Load()
+		if b == nil {
+			b = &bandwidthSeries{rs.m.bandwidth.WithLabelValues(rs.service, rs.route, "ingress", workspace),
+				rs.m.bandwidth.WithLabelValues(rs.service, rs.route, "egress", workspace)}
+			rs.bytes.Store(b)
+		}
+		b.ingress.Add(float64(s.Received))
+		b.egress.Add(float64(s.Sent))
 	}
 }
 
@@ -211,9 +246,20 @@ func (m *Metrics) Refused(listener, reason string) {
 	m.refused.WithLabelValues(listener, reason).Inc()
 }
 
-// PhaseRan records one plugin handler call.
-func (m *Metrics) PhaseRan(plugin, phase string, d time.Duration) {
-	m.phaseDuration.WithLabelValues(plugin, phase).Observe(d.Seconds())
+// PhaseSeries is the series of one plugin's handler calls in one phase,
+// looked up once; the zero PhaseSeries records nothing.
+type PhaseSeries struct{ o prometheus.Observer }
+
+// Phase returns the series of plugin's handler calls in phase.
+func (m *Metrics) Phase(plugin, phase string) PhaseSeries {
+	return PhaseSeries{m.phaseDuration.WithLabelValues(plugin, phase)}
+}
+
+// Ran records one handler call that took d.
+func (p PhaseSeries) Ran(d time.Duration) {
+	if p.o != nil {
+		p.o.Observe(d.Seconds())
+	}
 }
 
 // LimitRefused counts a session a limit plugin refused.
