@@ -76,13 +76,16 @@ func clientAddrVar(L *glua.LState, s *State, x string) (string, bool) {
 
 // ClientAddr is kong.client.get_ip's ("addr") or get_port's ("port")
 // answer for a session, as a string: remote_<x> when TLS was terminated
-// here (the client behind the inner PROXY-protocol hop, as Kong's
-// client.lua has it), else realip_remote_<x> or remote_<x>.
+// or passed through (Kong's sessions then come over an inner
+// PROXY-protocol hop, so its client.lua answers remote_<x>), else
+// realip_remote_<x>, the connection's own peer even when a trusted PROXY
+// header named another client (that one is get_forwarded_ip's), or
+// remote_<x>. ssl_protocol is empty, nginx's unset, without TLS.
 func ClientAddr(sess Session, x string) (string, bool) {
 	if v, _ := sess.Var("kong_tls_passthrough_block"); v == "1" {
 		return sess.Var("remote_" + x)
 	}
-	if _, ok := sess.Var("ssl_protocol"); ok {
+	if v, _ := sess.Var("ssl_protocol"); v != "" {
 		return sess.Var("remote_" + x)
 	}
 	if v, ok := sess.Var("realip_remote_" + x); ok {

@@ -1,14 +1,17 @@
 package spec
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -356,6 +359,75 @@ services:
 			}
 			g.stop()
 		})
+	}
+}
+
+// TestProxyProtocolClientAddresses: behind a trusted PROXY-protocol peer
+// on a plain listener, as in Kong, kong.client.get_ip() is the peer
+// itself and get_forwarded_ip() the client the header names; ip-restriction
+// checks the forwarded client (binary_remote_addr) and rate-limiting's
+// limit_by ip counts it (get_forwarded_ip).
+func TestProxyProtocolClientAddresses(t *testing.T) {
+	t.Parallel()
+	echo := startEcho(t, "e")
+	p := listenPort(t)
+	logPath := filepath.Join(t.TempDir(), "addrs.log")
+	yml := fmt.Sprintf(`_format_version: "3.0"
+services:
+  - name: e
+    url: tcp://%s
+    routes:
+      - protocols: [tcp]
+        destinations: [{port: %d}]
+        plugins:
+          - {name: ip-restriction, config: {allow: [203.0.113.0/24]}}
+          - {name: rate-limiting, config: {hour: 1, limit_by: ip}}
+          - name: file-log
+            protocols: [tcp]
+            config:
+              path: %s
+              custom_fields_by_lua: {ip: "return kong.client.get_ip()", forwarded: "return kong.client.get_forwarded_ip()"}
+`, echo, p, logPath)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\ntrusted_ips = 127.0.0.1\n", p), yml)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	from := func(client string) (string, error) {
+		c := dial(t, addr)
+		defer c.Close()
+		io.WriteString(c, "PROXY TCP4 "+client+" 127.0.0.1 5000 6000\r\n")
+		return exchange(c, "x")
+	}
+	if got, err := from("203.0.113.7"); err != nil || got != "e: x" {
+		t.Fatalf("a client ip-restriction allows, first in the hour: %q, %v", got, err)
+	}
+	if got, err := from("203.0.113.8"); err != nil || got != "e: x" {
+		t.Errorf("another client, counted on its own: %q, %v", got, err)
+	}
+	if got, err := from("203.0.113.7"); err == nil {
+		t.Errorf("the first client again, over rate-limiting's hour: %q; want the connection closed", got)
+	}
+	if got, err := from("198.51.100.1"); err == nil {
+		t.Errorf("a client ip-restriction does not allow: %q; want the connection closed", got)
+	}
+	var lines []string
+	eventually(t, "four log lines", func() bool {
+		data, _ := os.ReadFile(logPath)
+		lines = strings.Split(strings.TrimSpace(string(data)), "\n")
+		return len(lines) == 4
+	})
+	var forwarded []string
+	for _, l := range lines {
+		var rec struct{ IP, Forwarded string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if rec.IP != "127.0.0.1" {
+			t.Errorf("kong.client.get_ip() = %q; want the PROXY peer, 127.0.0.1", rec.IP)
+		}
+		forwarded = append(forwarded, rec.Forwarded)
+	}
+	slices.Sort(forwarded)
+	if want := []string{"198.51.100.1", "203.0.113.7", "203.0.113.7", "203.0.113.8"}; !slices.Equal(forwarded, want) {
+		t.Errorf("kong.client.get_forwarded_ip() = %q; want %q", forwarded, want)
 	}
 }
 

@@ -154,8 +154,8 @@ func (n *nativeRun) key(cx *session) string {
 	case "sni":
 		by, _ = cx.s.Var("ssl_preread_server_name")
 	case "global":
-	default:
-		by, _ = pdk.ClientAddr(cx, "addr")
+	default: // the forwarded client, as limit_by.lua's key
+		by, _ = cx.s.Var("remote_addr")
 	}
 	return id + ":" + by
 }

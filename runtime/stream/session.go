@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,6 +236,12 @@ func (s *Session) Var(name string) (string, bool) {
 		return "1.27.1", true
 	case "ssl_preread_server_name":
 		return s.rec.SNI, s.rec.SNI != ""
+	case "kong_tls_passthrough_block":
+		// "1" where Kong sets it: the sessions of tls_passthrough routes.
+		if s.ssl && s.rec.TLS == nil && s.route != nil && slices.Contains(s.route.Decl.Protocols, "tls_passthrough") {
+			return "1", true
+		}
+		return "", false
 	}
 	f, ok := logVariables[name]
 	if !ok {

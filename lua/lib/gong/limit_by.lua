@@ -114,7 +114,9 @@ function _M.key(limit_by)
   elseif limit_by == "global" then
     id = ""
   else
-    id = kong.client.get_ip() or ""
+    -- The client a trusted PROXY header names, as Kong's rate-limiting
+    -- keys by get_forwarded_ip.
+    id = kong.client.get_forwarded_ip() or ""
   end
   return (kong.plugin.get_id() or EMPTY_UUID) .. ":" .. id
 end

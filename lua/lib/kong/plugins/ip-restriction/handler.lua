@@ -27,15 +27,15 @@ local function matcher_for(list)
   return m
 end
 
-local function match(list, ip)
+local function match(list, binary_ip)
   local m, err = matcher_for(list)
   if not m then
     error("failed to create a new ipmatcher instance: " .. err)
   end
   local hit
-  hit, err = m:match(ip)
+  hit, err = m:match_bin(binary_ip)
   if err then
-    error("invalid ip address: " .. err)
+    error("invalid binary ip address: " .. err)
   end
   return hit
 end
@@ -47,8 +47,10 @@ local function deny(status, message)
   return ngx.exit(status or 403)
 end
 
+-- The address checked is binary_remote_addr, as in Kong: the client a
+-- trusted PROXY header names, else the connection's peer.
 function IpRestrictionHandler:preread(conf)
-  local ip = kong.client.get_ip()
+  local ip = ngx.var.binary_remote_addr
   if not ip then
     return deny(403, "Cannot identify the client IP address, unix domain sockets are not supported.")
   end
