@@ -372,14 +372,7 @@ func TestProxyProtocolClientAddresses(t *testing.T) {
 	echo := startEcho(t, "e")
 	p := listenPort(t)
 	logPath := filepath.Join(t.TempDir(), "addrs.log")
-	yml := fmt.Sprintf(`_format_version: "3.0"
-services:
-  - name: e
-    url: tcp://%s
-    routes:
-      - protocols: [tcp]
-        destinations: [{port: %d}]
-        plugins:
+	yml := echoYML("e", echo, p) + fmt.Sprintf(`        plugins:
           - {name: ip-restriction, config: {allow: [203.0.113.0/24]}}
           - {name: rate-limiting, config: {hour: 1, limit_by: ip}}
           - name: file-log
@@ -387,7 +380,7 @@ services:
             config:
               path: %s
               custom_fields_by_lua: {ip: "return kong.client.get_ip()", forwarded: "return kong.client.get_forwarded_ip()"}
-`, echo, p, logPath)
+`, logPath)
 	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d proxy_protocol\ntrusted_ips = 127.0.0.1\n", p), yml)
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
 	from := func(client string) (string, error) {
