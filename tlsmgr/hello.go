@@ -75,7 +75,9 @@ func ReadClientHello(ctx context.Context, conn net.Conn, maxBytes int, choose fu
 	err := tc.HandshakeContext(ctx)
 	switch {
 	case hc.decided:
-		return tc, hc.hello, err
+		hello := hc.hello
+		hc.hello = Hello{} // tc keeps hc for the connection's life, not the hello's bytes
+		return tc, hello, err
 	case errors.Is(err, errStopped):
 		return nil, hc.hello, nil
 	case hc.err != nil:
@@ -126,7 +128,7 @@ func (c *helloConn) chosen(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 
 // proceed makes c pass everything through from now on.
 func (c *helloConn) proceed() {
-	c.decided, c.raw, c.limit = true, nil, 0
+	c.decided, c.raw, c.limit, c.choose = true, nil, 0, nil
 }
 
 func (c *helloConn) Read(p []byte) (int, error) {
