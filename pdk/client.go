@@ -80,12 +80,12 @@ func clientAddrVar(L *glua.LState, s *State, x string) (string, bool) {
 // PROXY-protocol hop, so its client.lua answers remote_<x>), else
 // realip_remote_<x>, the connection's own peer even when a trusted PROXY
 // header named another client (that one is get_forwarded_ip's), or
-// remote_<x>. ssl_protocol is empty, nginx's unset, without TLS.
+// remote_<x>. ssl_protocol is unset without TLS, as in nginx.
 func ClientAddr(sess Session, x string) (string, bool) {
 	if v, _ := sess.Var("kong_tls_passthrough_block"); v == "1" {
 		return sess.Var("remote_" + x)
 	}
-	if v, _ := sess.Var("ssl_protocol"); v != "" {
+	if _, tls := sess.Var("ssl_protocol"); tls {
 		return sess.Var("remote_" + x)
 	}
 	if v, ok := sess.Var("realip_remote_" + x); ok {

@@ -263,3 +263,55 @@ services:
 		t.Errorf("with set_tls_verify(false): %q, %v", got, err)
 	}
 }
+
+// TestUnsetNginxVariables: as in nginx, the ssl_* variables are unset
+// (nil in Lua, "-" in the access log) on a plain session and where a TLS
+// session has no value (no client certificate), and upstream_addr until a
+// peer was tried.
+func TestUnsetNginxVariables(t *testing.T) {
+	t.Parallel()
+	echo := startEcho(t, "plain")
+	pTLS, pPlain := listenPort(t), listenPort(t)
+	yml, _, _ := tlsConfig(t, echo, pTLS)
+	yml += fmt.Sprintf(`      - name: plain
+        protocols: [tcp]
+        destinations: [{port: %d}]
+plugins:
+  - name: nginx-vars
+`, pPlain)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	g := startGong(t, fmt.Sprintf(`stream_listen = 127.0.0.1:%d ssl, 127.0.0.1:%d
+plugins = bundled, nginx-vars
+lua_package_path = %s
+nginx_stream_log_format = vars '$server_port|$ssl_protocol|$ssl_server_name|$ssl_client_s_dn|$upstream_addr'
+proxy_stream_access_log = %s vars
+`, pTLS, pPlain, fixturePath(t), logPath), yml)
+	tlsEcho(t, pTLS).Close()
+	if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", pPlain), "x"); err != nil || got != "plain: x" {
+		t.Fatalf("plain route: %q, %v", got, err)
+	}
+	g.stop()
+	errLog := g.errLog.String()
+	for _, want := range []string{
+		fmt.Sprintf("preread %d ssl_protocol=nil ssl_server_name=nil ssl_client_s_dn=nil upstream_addr=nil", pPlain),
+		fmt.Sprintf("log %d ssl_protocol=nil ssl_server_name=nil ssl_client_s_dn=nil upstream_addr=%s", pPlain, echo),
+		fmt.Sprintf("preread %d ssl_protocol=TLSv1.3 ssl_server_name=exact.test ssl_client_s_dn=nil upstream_addr=nil", pTLS),
+		fmt.Sprintf("log %d ssl_protocol=TLSv1.3 ssl_server_name=exact.test ssl_client_s_dn=nil upstream_addr=%s", pTLS, echo),
+	} {
+		if !strings.Contains(errLog, want) {
+			t.Errorf("error log lacks %q:\n%s", want, errLog)
+		}
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("%d|-|-|-|%s\n", pPlain, echo),
+		fmt.Sprintf("%d|TLSv1.3|exact.test|-|%s\n", pTLS, echo),
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("access log lacks %q:\n%s", want, data)
+		}
+	}
+}

@@ -48,7 +48,7 @@ func (h *helloSession) Var(name string) (string, bool) {
 	}
 	switch name {
 	case "ssl_server_name":
-		return h.hello.ServerName, true
+		return h.hello.ServerName, h.hello.ServerName != ""
 	case "remote_addr", "realip_remote_addr":
 		host, _ := addr(h.hello.Conn.RemoteAddr())
 		return host, true

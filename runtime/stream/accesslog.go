@@ -114,10 +114,11 @@ func appendTLS(b []byte, s *Record, f func(*tls.ConnectionState) string) []byte 
 }
 
 // ClientIdentity is the client certificate of a terminated session, as
-// nginx's $ssl_client_* variables show it; "NONE" without TLS too.
+// nginx's $ssl_client_* variables show it; empty without TLS, where
+// those variables are unset.
 func ClientIdentity(s *Record) tlsmgr.ClientIdentity {
 	if s.TLS == nil {
-		return tlsmgr.ClientIdentity{Verify: "NONE"}
+		return tlsmgr.ClientIdentity{}
 	}
 	return tlsmgr.ClientIdentityOf(*s.TLS)
 }
@@ -131,8 +132,35 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 type LogFormat []logPart
 
 type logPart struct {
-	text string
-	v    logVariable
+	text  string
+	v     logVariable
+	unset unsetRule
+}
+
+// unsetRule says whether a variable's value is nginx's "not found", which
+// the access log writes as "-" and ngx.var reads as nil.
+type unsetRule func(r *Record, value []byte) bool
+
+// unsetRuleOf is nginx's rule for name: the ssl_* variables are unset
+// without TLS, and when empty (no SNI, client certificate or ALPN); the
+// upstream_* ones before a peer was tried. nil: always set.
+func unsetRuleOf(name string) unsetRule {
+	switch {
+	case strings.HasPrefix(name, "ssl_"):
+		return func(r *Record, value []byte) bool { return r.TLS == nil || len(value) == 0 }
+	case strings.HasPrefix(name, "upstream_"):
+		return func(r *Record, _ []byte) bool { return len(r.Tries) == 0 }
+	}
+	return nil
+}
+
+// render is the value of variable name and whether it is set.
+func render(b []byte, name string, r *Record) ([]byte, bool) {
+	v := logVariables[name](b, r)
+	if unset := unsetRuleOf(name); unset != nil && unset(r, v[len(b):]) {
+		return b, false
+	}
+	return v, true
 }
 
 // CompileLogFormat parses $name and ${name} references; an unknown
@@ -167,7 +195,7 @@ func CompileLogFormat(f string) (LogFormat, error) {
 		if !ok {
 			return nil, fmt.Errorf("unknown \"%s\" variable", name)
 		}
-		out = append(out, logPart{v: v})
+		out = append(out, logPart{v: v, unset: unsetRuleOf(name)})
 	}
 	return out, nil
 }
@@ -175,7 +203,11 @@ func CompileLogFormat(f string) (LogFormat, error) {
 func (f LogFormat) appendLine(b []byte, s *Record) []byte {
 	for _, p := range f {
 		if p.v != nil {
+			n := len(b)
 			b = p.v(b, s)
+			if p.unset != nil && p.unset(s, b[n:]) {
+				b = append(b[:n], '-')
+			}
 		} else {
 			b = append(b, p.text...)
 		}

@@ -17,7 +17,8 @@ func TestLogFormat(t *testing.T) {
 		{"$remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time", "10.0.0.1 [25/Nov/2026:20:00:01 +0000] TCP 200 12 34 1.500"},
 		{"${remote_addr}:$remote_port->$server_port #$connection", "10.0.0.1:5000->5555 #7"},
 		{"$upstream_addr|$upstream_connect_time", "127.0.0.2:9000, 127.0.0.1:9000|0.001, 0.002"},
-		{"[$ssl_protocol][$ssl_client_verify]", "[][NONE]"},
+		// nginx's unset variables: ssl_* without TLS.
+		{"[$ssl_protocol][$ssl_client_verify][$ssl_server_name]", "[-][-][-]"},
 	}
 	for _, tt := range tests {
 		f, err := CompileLogFormat(tt.format)
@@ -29,9 +30,17 @@ func TestLogFormat(t *testing.T) {
 		}
 	}
 	s.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
-	f, _ := CompileLogFormat("$ssl_protocol $ssl_cipher")
-	if got := string(f.appendLine(nil, s)); got != "TLSv1.3 TLS_AES_128_GCM_SHA256\n" {
+	s.SNI = "a.test"
+	// With TLS, an empty value is unset: no client certificate, no ALPN.
+	f, _ := CompileLogFormat("$ssl_protocol $ssl_cipher $ssl_server_name $ssl_client_verify $ssl_client_s_dn $ssl_alpn_protocol")
+	if got := string(f.appendLine(nil, s)); got != "TLSv1.3 TLS_AES_128_GCM_SHA256 a.test NONE - -\n" {
 		t.Errorf("TLS variables = %q", got)
+	}
+	// Before a peer was tried, upstream_* are unset.
+	s.Tries, s.UpstreamConnectTimes = nil, nil
+	f, _ = CompileLogFormat("$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$bytes_sent")
+	if got := string(f.appendLine(nil, s)); got != "-|-|-|12\n" {
+		t.Errorf("upstream variables before a try = %q", got)
 	}
 	for _, bad := range []string{"$nope", "${remote_addr"} {
 		if _, err := CompileLogFormat(bad); err == nil {

@@ -221,8 +221,8 @@ func (s *Session) WriteClient(p []byte) (int, error) {
 	return n, err
 }
 
-// Var returns an nginx stream variable of the session: those of the
-// access log, and realip_remote_addr/port (the peer, before a PROXY
+// Var returns an nginx stream variable of the session and whether nginx
+// would have it set: those of the access log, and realip_remote_addr/port (the peer, before a PROXY
 // header), binary_remote_addr, nginx_version and ssl_preread_server_name.
 func (s *Session) Var(name string) (string, bool) {
 	switch name {
@@ -243,11 +243,11 @@ func (s *Session) Var(name string) (string, bool) {
 		}
 		return "", false
 	}
-	f, ok := logVariables[name]
-	if !ok {
+	if _, ok := logVariables[name]; !ok {
 		return "", false
 	}
-	return string(f(nil, &s.rec)), true
+	v, ok := render(nil, name, &s.rec)
+	return string(v), ok
 }
 
 // Try is one connect attempt: the peer, when the balancer began picking
