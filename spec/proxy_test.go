@@ -251,6 +251,8 @@ func TestActiveConnectionIsNotIdle(t *testing.T) {
 	}
 }
 
+// TestHalfClose: with nginx_sproxy_proxy_half_close = on, a client that
+// half-closes still reads the answer its EOF asked for.
 func TestHalfClose(t *testing.T) {
 	t.Parallel()
 	// The upstream reads until EOF, then answers and closes.
@@ -270,7 +272,7 @@ func TestHalfClose(t *testing.T) {
 	}()
 	p := listenPort(t)
 	yml := echoYML("s", ln.Addr().String(), p)
-	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\nnginx_sproxy_proxy_half_close = on\n", p), yml)
 	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
 	io.WriteString(c, "request")
 	c.(*net.TCPConn).CloseWrite()

@@ -198,6 +198,7 @@ func (t *typer) streamSettings() StreamSettings {
 		ProxyTimeout:         t.duration("nginx_sproxy_proxy_timeout"),
 		LogFormats:           map[string]string{"basic": BasicLogFormat},
 	}
+	s.HalfClose, _ = t.onOff("nginx_sproxy_proxy_half_close")
 	if v, set := t.onOff("nginx_sproxy_proxy_ssl_verify"); set {
 		s.ProxySSLVerify = &v
 	}

@@ -168,6 +168,11 @@ type StreamSettings struct {
 	// takes before its service's own timeout applies, so it caps the idle
 	// timeout of those sessions; see SessionIdle.
 	ProxyTimeout time.Duration
+	// HalfClose is nginx_sproxy_proxy_half_close (nginx's
+	// proxy_half_close, off by default): on, an EOF from one side is
+	// passed on to the other and the session lasts until both ends have
+	// closed; off, the first side to end ends the session.
+	HalfClose bool
 	// ProxySSLVerify is the upstream verification of services that leave
 	// tls_verify unset; nil means off.
 	ProxySSLVerify             *bool

@@ -388,3 +388,19 @@ func TestWorkerShutdownTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestHalfCloseSetting(t *testing.T) {
+	for conf, want := range map[string]bool{"": false, "nginx_sproxy_proxy_half_close = on\n": true, "nginx_sproxy_proxy_half_close = off\n": false} {
+		c, _, err := load(t, conf)
+		if err != nil {
+			t.Fatalf("%q: %v", conf, err)
+		}
+		if c.Stream.HalfClose != want {
+			t.Errorf("%q: half-close %v; want %v", conf, c.Stream.HalfClose, want)
+		}
+	}
+	want := "nginx_sproxy_proxy_half_close has an invalid value: 'yes' (on, off)"
+	if _, _, err := load(t, "nginx_sproxy_proxy_half_close = yes\n"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("yes: %v; want an error saying %q", err, want)
+	}
+}

@@ -36,10 +36,16 @@ func (h *fakeHooks) Log(s *Session)               { h.ended <- *s.Record() }
 // one UDP listener of its own; it returns their addresses.
 func testEngine(t *testing.T, hooks Hooks, kongYML string) (tcp, udp string) {
 	t.Helper()
+	return testEngineConf(t, hooks, kongYML, "")
+}
+
+// testEngineConf is testEngine with more kong.conf lines.
+func testEngineConf(t *testing.T, hooks Hooks, kongYML, confExtra string) (tcp, udp string) {
+	t.Helper()
 	dir := t.TempDir()
 	confPath := filepath.Join(dir, "kong.conf")
 	os.WriteFile(confPath, []byte("prefix = "+dir+"\nproxy_stream_access_log = off\n"+
-		"stream_listen = 127.0.0.1:0, 127.0.0.1:0 udp\n"), 0o644)
+		"stream_listen = 127.0.0.1:0, 127.0.0.1:0 udp\n"+confExtra), 0o644)
 	c, _, err := conf.Load(conf.Options{Path: confPath, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +217,56 @@ targets:
 	}
 }
 
-// TestHalfCloseBothWays: an EOF from either side reaches the other while
-// the opposite direction goes on.
+// TestFirstEOFEndsTheSession: without nginx_sproxy_proxy_half_close, as
+// nginx's proxy_half_close defaults to off, the first side to end ends
+// the session, even against an upstream that never closes.
+func TestFirstEOFEndsTheSession(t *testing.T) {
+	read := make(chan string, 1)
+	lingering := upstreamServer(t, func(c net.Conn) {
+		data, _ := io.ReadAll(c)
+		read <- string(data)
+		<-t.Context().Done() // never closes on its own
+	})
+	h := &fakeHooks{ended: make(chan Record, 2)}
+	tcp, _ := testEngine(t, h, serviceYML("tcp", "127.0.0.1", lingering.Port, ""))
+	c := dialDeadline(t, "tcp", tcp).(*net.TCPConn)
+	io.WriteString(c, "hello")
+	c.CloseWrite()
+	if got, err := io.ReadAll(c); err != nil || len(got) != 0 {
+		t.Errorf("client half-closed: read %q, %v; want EOF at once", got, err)
+	}
+	select {
+	case got := <-read:
+		if got != "hello" {
+			t.Errorf("upstream read %q; want hello, then the end", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream's connection was never closed")
+	}
+	if r := waitEnded(t, h); r.Status != StatusOK || r.BytesReceived != 5 || r.BytesSent != 0 {
+		t.Errorf("record: status %d, %d bytes received, %d sent; want 200, 5, 0", r.Status, r.BytesReceived, r.BytesSent)
+	}
+
+	// The upstream ends first: the client gets its bytes, then EOF.
+	bye := upstreamServer(t, func(c net.Conn) {
+		io.WriteString(c, "bye")
+		c.Close()
+	})
+	h2 := &fakeHooks{ended: make(chan Record, 2)}
+	tcp2, _ := testEngine(t, h2, serviceYML("tcp", "127.0.0.1", bye.Port, ""))
+	c2 := dialDeadline(t, "tcp", tcp2)
+	if got, err := io.ReadAll(c2); err != nil || string(got) != "bye" {
+		t.Errorf("upstream closed: client read %q, %v; want bye, then EOF", got, err)
+	}
+	if r := waitEnded(t, h2); r.Status != StatusOK || r.BytesSent != 3 {
+		t.Errorf("record: status %d, %d bytes sent; want 200, 3", r.Status, r.BytesSent)
+	}
+}
+
+// TestHalfCloseBothWays: with nginx_sproxy_proxy_half_close = on, an EOF
+// from either side reaches the other while the opposite direction goes on.
 func TestHalfCloseBothWays(t *testing.T) {
+	const on = "nginx_sproxy_proxy_half_close = on\n"
 	// The upstream reads to EOF, then answers with what it read: the
 	// client's half-close must reach it, and the answer come back.
 	upFirst := upstreamServer(t, func(c net.Conn) {
@@ -221,7 +274,7 @@ func TestHalfCloseBothWays(t *testing.T) {
 		c.Write(append([]byte("got "), data...))
 	})
 	h := &fakeHooks{ended: make(chan Record, 2)}
-	tcp, _ := testEngine(t, h, serviceYML("tcp", "127.0.0.1", upFirst.Port, ""))
+	tcp, _ := testEngineConf(t, h, serviceYML("tcp", "127.0.0.1", upFirst.Port, ""), on)
 	c := dialDeadline(t, "tcp", tcp).(*net.TCPConn)
 	io.WriteString(c, "hello")
 	c.CloseWrite()
@@ -239,7 +292,7 @@ func TestHalfCloseBothWays(t *testing.T) {
 		received <- string(data)
 	})
 	h2 := &fakeHooks{ended: make(chan Record, 2)}
-	tcp2, _ := testEngine(t, h2, serviceYML("tcp", "127.0.0.1", upClose.Port, ""))
+	tcp2, _ := testEngineConf(t, h2, serviceYML("tcp", "127.0.0.1", upClose.Port, ""), on)
 	c2 := dialDeadline(t, "tcp", tcp2).(*net.TCPConn)
 	if got, err := io.ReadAll(c2); err != nil || string(got) != "bye" {
 		t.Fatalf("upstream half-closed: client read %q, %v; want bye, then EOF", got, err)

@@ -18,8 +18,9 @@ const parkAfter = 100 * time.Millisecond
 var errQuiet = errors.New("quiet")
 
 // relay copies bytes both ways between the client and the upstream until
-// both directions end, an error ends one, or no byte has moved for the
-// idle timeout.
+// one direction ends (nginx's proxy_half_close off, the default) or both
+// do (on: the EOF is passed on as a half-close), an error ends one, or no
+// byte has moved for the idle timeout.
 //
 // Each direction runs in a goroutine of its own while bytes flow. Between
 // two plain TCP sockets a direction that stays quiet for parkAfter parks:
@@ -38,6 +39,9 @@ type relay struct {
 	down, up net.Conn
 	downRaw  net.Conn // the client's socket, closed on abort
 	idle     time.Duration
+	// halfClose passes an EOF on and keeps the other direction going;
+	// without it the first EOF ends the relay.
+	halfClose bool
 	parker   *parker // nil: directions never park
 	workers  *workers
 	done     func(r *relay, err error)
@@ -76,8 +80,8 @@ const (
 
 // newRelay makes the relay of a session's two connections; meters pace
 // its directions (nil ones are unpaced).
-func newRelay(down, downRaw, up net.Conn, idle time.Duration, p *parker, w *workers, meters [2]Meter, done func(*relay, error)) *relay {
-	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, parker: p, workers: w, done: done, stop: func() {}}
+func newRelay(down, downRaw, up net.Conn, idle time.Duration, halfClose bool, p *parker, w *workers, meters [2]Meter, done func(*relay, error)) *relay {
+	r := &relay{down: down, downRaw: downRaw, up: up, idle: idle, halfClose: halfClose, parker: p, workers: w, done: done, stop: func() {}}
 	if meters[0] == nil && meters[1] == nil {
 		return r // the common case: nothing to cancel, no context to make
 	}
@@ -125,8 +129,8 @@ func (r *relay) ends(dir int) (dst, src net.Conn, count *atomic.Int64) {
 	return r.down, r.up, &r.sent
 }
 
-// pump copies one direction until EOF (then half-closes its destination),
-// an error, or a quiet spell long enough to park.
+// pump copies one direction until EOF (then half-closes its destination,
+// or ends the relay), an error, or a quiet spell long enough to park.
 func (r *relay) pump(dir int) {
 	dst, src, count := r.ends(dir)
 	for {
@@ -138,6 +142,19 @@ func (r *relay) pump(dir int) {
 			if r.park(dir, src) {
 				return
 			}
+		case err == io.EOF && !r.halfClose:
+			// Everything read has been written: as nginx without
+			// proxy_half_close, the session ends with its first side. A
+			// TLS destination gets its close_notify, as nginx's SSL
+			// shutdown sends; a plain one the FIN of close(2).
+			if _, plain := dst.(*net.TCPConn); !plain {
+				closeWrite(dst)
+			}
+			r.mu.Lock()
+			r.state[dir] = finished
+			r.mu.Unlock()
+			r.abort()
+			return
 		case err == io.EOF:
 			if !r.lastPlainEOF(dir, dst) {
 				closeWrite(dst)

@@ -175,7 +175,8 @@ func (s *Session) proxy() {
 	if up == nil {
 		return
 	}
-	r := newRelay(s.stream, s.down, up, s.cfg.Conf.Stream.SessionIdle(s.route.Service.idle, s.ssl), s.e.parker, s.e.workers, s.meters, s.relayDone)
+	st := s.cfg.Conf.Stream
+	r := newRelay(s.stream, s.down, up, st.SessionIdle(s.route.Service.idle, s.ssl), st.HalfClose, s.e.parker, s.e.workers, s.meters, s.relayDone)
 	s.mu.Lock()
 	s.relay = r
 	s.mu.Unlock()
