@@ -42,10 +42,10 @@ type relay struct {
 	// halfClose passes an EOF on and keeps the other direction going;
 	// without it the first EOF ends the relay.
 	halfClose bool
-	parker   *parker // nil: directions never park
-	workers  *workers
-	done     func(r *relay, err error)
-	noPark   atomic.Bool // the parker failed: block in Go's poller instead
+	parker    *parker // nil: directions never park
+	workers   *workers
+	done      func(r *relay, err error)
+	noPark    atomic.Bool // the parker failed: block in Go's poller instead
 
 	// paced are the metered directions' readers (nil: unpaced); stop ends
 	// their waits when the relay ends.
