@@ -14,12 +14,13 @@
 # run it under the same lock as that bench:
 #   BENCH_D=3s flock /tmp/peers.lock bench/limits.sh ./gong
 # Needs Debian packages nginx-light libnginx-mod-stream redis-server, and
-# go. BENCH_D sets each measurement's length (4s). ROUNDS=N measures the
-# new-connection rows N times in turn (1) and ends with each route's
-# rate and CPU per connection over the route without plugins, per round
-# and their median: on a noisy machine a row's rate moves by 10% from
-# one measurement to the next, more than a plugin's own cost. Compare
-# ratios within one run, never absolute numbers across runs.
+# go. BENCH_D sets each measurement's length (4s). Each new-connection
+# row comes right after one of the route without plugins; ROUNDS=N
+# measures them N times in turn (1). The script ends with each row's
+# rate and CPU per connection over that neighbour's, per round and their
+# median: on a noisy machine a row's rate moves by 10% from one
+# measurement to the next, more than a plugin's own cost. Compare ratios
+# within one run, never absolute numbers across runs.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 GONG=${1:?usage: bench/limits.sh PATH_TO_GONG}
@@ -112,14 +113,18 @@ PY
 )
   printf "%-15s %-28s %s %s\n" "$n" "$label" "$out" "$cost"
 }
-ROUTES="nginx=8001 gong=8003 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021"
+ROUTES="nginx=8001 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021"
+# Each route's row follows a row of gong's route without plugins, its
+# reference: on a noisy machine only measurements next to each other in
+# time compare.
 for round in $(seq "${ROUNDS:-1}"); do
   for t in $ROUTES; do
     n=${t%%=*}; p=${t#*=}
+    measure gong "rr c=50 new conn each" rr -addr 127.0.0.1:8003 -c 50 -d "$D" -size 64 -reconnect | tee -a "$W/rounds"
     measure "$n" "rr c=50 new conn each" rr -addr 127.0.0.1:$p -c 50 -d "$D" -size 64 -reconnect | tee -a "$W/rounds"
   done
 done
-for t in $ROUTES; do
+for t in gong=8003 $ROUTES; do
   n=${t%%=*}; p=${t#*=}
   measure "$n" "bulk c=4 64KiB" bulk -addr 127.0.0.1:$p -c 4 -d "$D" -size 65536
 done
@@ -128,23 +133,18 @@ measure gong "bulk c=4 64KiB, alone" bulk -addr 127.0.0.1:8003 -c 4 -d "$D" -siz
 measure gong "bulk, beside refused conns" bulk -addr 127.0.0.1:8003 -c 4 -d "$D" -size 65536
 wait $refp
 echo "refused-route client: $(cat "$W/refused.out")"
-# Each route's rate and CPU per connection over gong's route without
-# plugins, per round (the rows come in ROUTES order), and the median.
+# Each route's rate and CPU per connection over those of the gong row
+# just before it, per round, and the median.
 python3 - "$W/rounds" <<'PY'
 import re, statistics, sys
-rows = [l.split()[0:1] + re.findall(r'(?<!\w)(ops_per_s|cpu_us_per_op)=([\d.]+)', l) for l in open(sys.argv[1])]
-rounds, cur = [], {}
-for name, *kv in rows:
-    if name in cur:
-        rounds.append(cur); cur = {}
-    cur[name] = {k: float(v) for k, v in kv}
-rounds.append(cur)
-print("rate and CPU per connection over gong's route without plugins, per round; median")
-for name in rounds[0]:
-    if name == "gong":
-        continue
-    rate = [r[name]["ops_per_s"] / r["gong"]["ops_per_s"] for r in rounds if name in r]
-    cpu = [r[name]["cpu_us_per_op"] / r["gong"]["cpu_us_per_op"] for r in rounds if name in r]
+rows = [(l.split()[0], dict(re.findall(r'(?<!\w)(ops_per_s|cpu_us_per_op)=([\d.]+)', l))) for l in open(sys.argv[1])]
+ratios = {}
+for (_, ref), (name, row) in zip(rows[::2], rows[1::2]):
+    r = ratios.setdefault(name, ([], []))
+    r[0].append(float(row["ops_per_s"]) / float(ref["ops_per_s"]))
+    r[1].append(float(row["cpu_us_per_op"]) / float(ref["cpu_us_per_op"]))
+print("rate and CPU per connection over gong's route without plugins measured just before, per round; median")
+for name, (rate, cpu) in ratios.items():
     print(f"{name:<19} rate {' '.join(f'{x:.2f}' for x in rate)}; median {statistics.median(rate):.2f}   "
           f"cpu {' '.join(f'{x:.2f}' for x in cpu)}; median {statistics.median(cpu):.2f}")
 PY
