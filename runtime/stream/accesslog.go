@@ -154,8 +154,9 @@ func unsetRuleOf(name string) unsetRule {
 	return nil
 }
 
-// render is the value of variable name and whether it is set.
-func render(b []byte, name string, r *Record) ([]byte, bool) {
+// appendVar appends variable name's value to b and reports whether it is
+// set; an unset one appends nothing.
+func appendVar(b []byte, name string, r *Record) ([]byte, bool) {
 	v := logVariables[name](b, r)
 	if unset := unsetRuleOf(name); unset != nil && unset(r, v[len(b):]) {
 		return b, false

@@ -222,8 +222,9 @@ func (s *Session) WriteClient(p []byte) (int, error) {
 }
 
 // Var returns an nginx stream variable of the session and whether nginx
-// would have it set: those of the access log, and realip_remote_addr/port (the peer, before a PROXY
-// header), binary_remote_addr, nginx_version and ssl_preread_server_name.
+// would have it set: those of the access log, and
+// realip_remote_addr/port (the peer, before a PROXY header),
+// binary_remote_addr, nginx_version and ssl_preread_server_name.
 func (s *Session) Var(name string) (string, bool) {
 	switch name {
 	case "realip_remote_addr":
@@ -246,7 +247,7 @@ func (s *Session) Var(name string) (string, bool) {
 	if _, ok := logVariables[name]; !ok {
 		return "", false
 	}
-	v, ok := render(nil, name, &s.rec)
+	v, ok := appendVar(nil, name, &s.rec)
 	return string(v), ok
 }
 
