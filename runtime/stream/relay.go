@@ -268,11 +268,12 @@ func (r *relay) lastPlainEOF(dir int, dst net.Conn) bool {
 func (r *relay) end(dir int, err error) {
 	r.mu.Lock()
 	r.state[dir] = finished
-	if err != nil && r.err == nil && !r.idled && !r.closing {
+	closing := r.closing
+	if err != nil && r.err == nil && !r.idled && !closing {
 		r.err = err
 	}
 	r.mu.Unlock()
-	if err != nil {
+	if err != nil && !closing { // a closing relay's errors are its own doing
 		r.abort()
 		return
 	}
@@ -294,6 +295,13 @@ func (r *relay) abort() {
 	r.downRaw.Close()
 	r.up.Close()
 	r.finishIfDone()
+}
+
+// closedBoth reports that the relay has closed both sockets (abort).
+func (r *relay) closedBoth() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closing
 }
 
 // Close ends the relay at once (Server.Stop).

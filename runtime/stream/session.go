@@ -498,16 +498,19 @@ func connectError(err error) string {
 // writes its access-log line and lets Quit and Stop know it is gone.
 func (s *Session) end(status int) {
 	s.mu.Lock()
-	up := s.up
+	up, r := s.up, s.relay
 	s.mu.Unlock()
+	// A relay that ended by closing both sockets leaves nothing to close:
+	// closing again would only make errors.
+	closed := r != nil && r.closedBoth()
 	drain := false
 	switch {
 	case s.refused:
 		drain = s.closeRefused()
-	case s.down != nil:
+	case s.down != nil && !closed:
 		s.down.Close()
 	}
-	if up != nil {
+	if up != nil && !closed {
 		up.Close()
 	}
 	if s.att != nil {
