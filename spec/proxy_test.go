@@ -141,7 +141,10 @@ services:
       - protocols: [tcp]
         destinations: [{port: %d}]
 `, dead, echo, p)
-	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	tries := filepath.Join(t.TempDir(), "tries.log")
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n"+
+		"nginx_stream_log_format = tries '$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_bytes_received'\n"+
+		"proxy_stream_access_log = %s tries\n", p, tries), yml)
 	for i := range 4 {
 		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "alive: x" {
 			t.Fatalf("connection %d: %q, %v; want alive: x", i, got, err)
@@ -149,6 +152,23 @@ services:
 	}
 	if !strings.Contains(g.errLog.String(), fmt.Sprintf(`while connecting to upstream, client: 127.0.0.1, server: 127.0.0.1:%d, upstream: "%s"`, p, dead)) {
 		t.Errorf("no connect failure logged for the dead target:\n%s", g.errLog)
+	}
+	// nginx's per-try values: "-" and 0 bytes for the refused try.
+	g.stop()
+	retried := regexp.MustCompile(`^` + regexp.QuoteMeta(dead+", "+echo) + `\|-, \d+\.\d{3}\|0, 2\|0, 9$`)
+	direct := regexp.MustCompile(`^` + regexp.QuoteMeta(echo) + `\|\d+\.\d{3}\|2\|9$`)
+	lines := readLines(t, tries)
+	n := 0
+	for _, l := range lines {
+		switch {
+		case retried.MatchString(l):
+			n++
+		case !direct.MatchString(l):
+			t.Errorf("access-log line %q is neither a retried nor a direct session", l)
+		}
+	}
+	if len(lines) != 4 || n == 0 {
+		t.Errorf("access log %q; want 4 lines, one at least retried after the refused target", lines)
 	}
 }
 

@@ -80,17 +80,39 @@ var logVariables = map[string]logVariable{
 	"ssl_client_i_dn":        func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).IssuerDN...) },
 	"ssl_client_serial":      func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Serial...) },
 	"ssl_client_fingerprint": func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Fingerprint...) },
+	// The upstream_* values are nginx's, one per try: "-" for the connect
+	// time and 0 bytes where the try did not connect.
 	"upstream_connect_time": func(b []byte, s *Record) []byte {
-		for i, d := range s.UpstreamConnectTimes {
-			if i > 0 {
-				b = append(b, ", "...)
+		return appendPerTry(b, s.Tries, func(b []byte, i int) []byte {
+			var d time.Duration // UDP sessions connect at once and record none
+			if i < len(s.UpstreamConnectTimes) {
+				d = s.UpstreamConnectTimes[i]
 			}
-			b = appendSeconds(b, d)
-		}
-		return b
+			return appendSeconds(b, d)
+		}, "-")
 	},
-	"upstream_bytes_sent":     func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.UpstreamBytesSent, 10) },
-	"upstream_bytes_received": func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.UpstreamBytesRecv, 10) },
+	"upstream_bytes_sent": func(b []byte, s *Record) []byte {
+		return appendPerTry(b, s.Tries, func(b []byte, _ int) []byte { return strconv.AppendInt(b, s.UpstreamBytesSent, 10) }, "0")
+	},
+	"upstream_bytes_received": func(b []byte, s *Record) []byte {
+		return appendPerTry(b, s.Tries, func(b []byte, _ int) []byte { return strconv.AppendInt(b, s.UpstreamBytesRecv, 10) }, "0")
+	},
+}
+
+// appendPerTry writes one value per try, comma-separated: connected's for
+// the try that connected, failed for the others.
+func appendPerTry(b []byte, tries []Try, connected func(b []byte, i int) []byte, failed string) []byte {
+	for i, t := range tries {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		if t.Connected {
+			b = connected(b, i)
+		} else {
+			b = append(b, failed...)
+		}
+	}
+	return b
 }
 
 var hostname, _ = os.Hostname()

@@ -10,13 +10,15 @@ func TestLogFormat(t *testing.T) {
 	start := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
 	s := &Record{ID: 7, Protocol: "TCP", RemoteAddr: "10.0.0.1", RemotePort: 5000, ServerAddr: "127.0.0.1", ServerPort: 5555,
 		Status: 200, BytesSent: 12, BytesReceived: 34, Start: start, End: start.Add(1500 * time.Millisecond),
-		Tries: []Try{{Addr: "127.0.0.2:9000"}, {Addr: "127.0.0.1:9000"}}, UpstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}}
+		Tries:                []Try{{Addr: "127.0.0.2:9000"}, {Addr: "127.0.0.1:9000", Connected: true}},
+		UpstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}, UpstreamBytesSent: 34, UpstreamBytesRecv: 12}
 	tests := []struct {
 		format, want string
 	}{
 		{"$remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time", "10.0.0.1 [25/Nov/2026:20:00:01 +0000] TCP 200 12 34 1.500"},
 		{"${remote_addr}:$remote_port->$server_port #$connection", "10.0.0.1:5000->5555 #7"},
-		{"$upstream_addr|$upstream_connect_time", "127.0.0.2:9000, 127.0.0.1:9000|0.001, 0.002"},
+		// nginx's per-try lists: the first try did not connect.
+		{"$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_bytes_received", "127.0.0.2:9000, 127.0.0.1:9000|-, 0.002|0, 34|0, 12"},
 		// nginx's unset variables: ssl_* without TLS.
 		{"[$ssl_protocol][$ssl_client_verify][$ssl_server_name]", "[-][-][-]"},
 	}

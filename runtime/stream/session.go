@@ -254,10 +254,11 @@ func (s *Session) Var(name string) (string, bool) {
 // Try is one connect attempt: the peer, when the balancer began picking
 // it, how long that took, and the host name it stands for.
 type Try struct {
-	Addr    string
-	Start   time.Time
-	Latency time.Duration
-	Host    string
+	Addr      string
+	Start     time.Time
+	Latency   time.Duration
+	Host      string
+	Connected bool // the session's upstream: connected (and TLS shaken) here
 }
 
 // Close ends the session at once.
@@ -443,11 +444,13 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		}
 		if svc.tls == nil {
 			cancel()
+			s.connectedTry()
 			return c, 0
 		}
 		tc, err := s.handshakeUpstream(ctx, c, svc.tls, host)
 		cancel()
 		if err == nil {
+			s.connectedTry()
 			return tc, 0
 		}
 		c.Close()
@@ -464,6 +467,13 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 // off, as nginx's stream proxy does without proxy_socket_keepalive (which
 // Kong does not set), and saves four setsockopt calls per connection.
 var upstreamDialer = net.Dialer{KeepAlive: -1}
+
+// connectedTry marks the last try as the one that connected.
+func (s *Session) connectedTry() {
+	s.mu.Lock()
+	s.rec.Tries[len(s.rec.Tries)-1].Connected = true
+	s.mu.Unlock()
+}
 
 // setUp makes c the session's upstream connection, which Close closes;
 // false (c closed) when the session was closed meanwhile.
