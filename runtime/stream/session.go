@@ -258,7 +258,7 @@ type Try struct {
 	Start     time.Time
 	Latency   time.Duration
 	Host      string
-	Connected bool // the session's upstream: connected (and TLS shaken) here
+	Connected bool // the try the session's upstream came from (its TLS handshake done)
 }
 
 // Close ends the session at once.
