@@ -143,7 +143,7 @@ services:
 `, dead, echo, p)
 	tries := filepath.Join(t.TempDir(), "tries.log")
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n"+
-		"nginx_stream_log_format = tries '$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_bytes_received'\n"+
+		"nginx_stream_log_format = tries '$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_bytes_received|$upstream_first_byte_time|$upstream_session_time'\n"+
 		"proxy_stream_access_log = %s tries\n", p, tries), yml)
 	for i := range 4 {
 		if got, err := roundTrip(fmt.Sprintf("127.0.0.1:%d", p), "x"); err != nil || got != "alive: x" {
@@ -155,8 +155,8 @@ services:
 	}
 	// nginx's per-try values: "-" and 0 bytes for the refused try.
 	g.stop()
-	retried := regexp.MustCompile(`^` + regexp.QuoteMeta(dead+", "+echo) + `\|-, \d+\.\d{3}\|0, 2\|0, 9$`)
-	direct := regexp.MustCompile(`^` + regexp.QuoteMeta(echo) + `\|\d+\.\d{3}\|2\|9$`)
+	retried := regexp.MustCompile(`^` + regexp.QuoteMeta(dead+", "+echo) + `\|-, \d+\.\d{3}\|0, 2\|0, 9\|-, \d+\.\d{3}\|\d+\.\d{3}, \d+\.\d{3}$`)
+	direct := regexp.MustCompile(`^` + regexp.QuoteMeta(echo) + `\|\d+\.\d{3}\|2\|9\|\d+\.\d{3}\|\d+\.\d{3}$`)
 	lines := readLines(t, tries)
 	n := 0
 	for _, l := range lines {
@@ -315,7 +315,10 @@ services:
       - protocols: [udp]
         destinations: [{port: %d}]
 `, h, port, p)
-	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n", p), yml)
+	logPath := filepath.Join(t.TempDir(), "udp.log")
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d udp\n"+
+		"nginx_stream_log_format = udp '$protocol $status $bytes_sent $bytes_received $upstream_connect_time $upstream_first_byte_time $upstream_session_time'\n"+
+		"proxy_stream_access_log = %s udp\n", p, logPath), yml)
 	const clients, rounds = 5, 4
 	conns := make([]net.Conn, clients)
 	for i := range conns {
@@ -333,14 +336,16 @@ services:
 			}
 		}
 	}
-	lines := g.accessLines(t)
+	g.stop()
+	lines := readLines(t, logPath)
 	if len(lines) != clients {
 		t.Fatalf("access log has %d lines; want one per UDP session (%d):\n%s", len(lines), clients, strings.Join(lines, "\n"))
 	}
+	// Bytes, then the upstream's connect, first-datagram and session times.
+	want := regexp.MustCompile(`^UDP 200 32 20 \d+\.\d{3} \d+\.\d{3} \d+\.\d{3}$`)
 	for _, l := range lines {
-		f := strings.Fields(l)
-		if f[3] != "UDP" || f[4] != "200" || f[5] != "32" || f[6] != "20" {
-			t.Errorf("access line %q; want UDP 200 32 20", l)
+		if !want.MatchString(l) {
+			t.Errorf("access line %q; want it to match %s", l, want)
 		}
 	}
 }

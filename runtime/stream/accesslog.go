@@ -35,7 +35,11 @@ type Record struct {
 	UpstreamConnectTimes []time.Duration
 	UpstreamBytesSent    int64
 	UpstreamBytesRecv    int64
+	UpstreamFirstByte    time.Time // the upstream's first byte came; zero: none
 }
+
+// connectStart is when try i began to connect.
+func (r *Record) connectStart(i int) time.Time { return r.Tries[i].Start.Add(r.Tries[i].Latency) }
 
 // logVariable renders one nginx stream variable of a session.
 type logVariable func(b []byte, s *Record) []byte
@@ -80,39 +84,64 @@ var logVariables = map[string]logVariable{
 	"ssl_client_i_dn":        func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).IssuerDN...) },
 	"ssl_client_serial":      func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Serial...) },
 	"ssl_client_fingerprint": func(b []byte, s *Record) []byte { return append(b, ClientIdentity(s).Fingerprint...) },
-	// The upstream_* values are nginx's, one per try: "-" for the connect
-	// time and 0 bytes where the try did not connect.
+	// The upstream_* values are nginx's, one per try; a try that did not
+	// connect has no connect or first-byte time ("-") and moved 0 bytes.
 	"upstream_connect_time": func(b []byte, s *Record) []byte {
-		return appendPerTry(b, s.Tries, func(b []byte, i int) []byte {
-			var d time.Duration // UDP sessions connect at once and record none
-			if i < len(s.UpstreamConnectTimes) {
-				d = s.UpstreamConnectTimes[i]
+		return appendPerTry(b, s, func(b []byte, i int) []byte {
+			switch {
+			case !s.Tries[i].Connected:
+				return append(b, '-')
+			case i < len(s.UpstreamConnectTimes):
+				return appendSeconds(b, s.UpstreamConnectTimes[i])
 			}
-			return appendSeconds(b, d)
-		}, "-")
+			return appendSeconds(b, 0) // UDP connects at once and records none
+		})
+	},
+	"upstream_first_byte_time": func(b []byte, s *Record) []byte {
+		return appendPerTry(b, s, func(b []byte, i int) []byte {
+			if !s.Tries[i].Connected || s.UpstreamFirstByte.IsZero() {
+				return append(b, '-')
+			}
+			return appendSeconds(b, s.UpstreamFirstByte.Sub(s.connectStart(i)))
+		})
+	},
+	"upstream_session_time": func(b []byte, s *Record) []byte {
+		return appendPerTry(b, s, func(b []byte, i int) []byte {
+			switch {
+			case s.Tries[i].Connected:
+				return appendSeconds(b, s.End.Sub(s.connectStart(i)))
+			case i < len(s.UpstreamConnectTimes): // until the try failed
+				return appendSeconds(b, s.UpstreamConnectTimes[i])
+			}
+			return append(b, '-')
+		})
 	},
 	"upstream_bytes_sent": func(b []byte, s *Record) []byte {
-		return appendPerTry(b, s.Tries, func(b []byte, _ int) []byte { return strconv.AppendInt(b, s.UpstreamBytesSent, 10) }, "0")
+		return appendPerTry(b, s, func(b []byte, i int) []byte { return appendTryBytes(b, s.Tries[i], s.UpstreamBytesSent) })
 	},
 	"upstream_bytes_received": func(b []byte, s *Record) []byte {
-		return appendPerTry(b, s.Tries, func(b []byte, _ int) []byte { return strconv.AppendInt(b, s.UpstreamBytesRecv, 10) }, "0")
+		return appendPerTry(b, s, func(b []byte, i int) []byte { return appendTryBytes(b, s.Tries[i], s.UpstreamBytesRecv) })
 	},
 }
 
-// appendPerTry writes one value per try, comma-separated: connected's for
-// the try that connected, failed for the others.
-func appendPerTry(b []byte, tries []Try, connected func(b []byte, i int) []byte, failed string) []byte {
-	for i, t := range tries {
+// appendPerTry writes value(i) for each try i, comma-separated.
+func appendPerTry(b []byte, s *Record, value func(b []byte, i int) []byte) []byte {
+	for i := range s.Tries {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		if t.Connected {
-			b = connected(b, i)
-		} else {
-			b = append(b, failed...)
-		}
+		b = value(b, i)
 	}
 	return b
+}
+
+// appendTryBytes writes a try's bytes: the session's for the try that
+// connected, 0 for the others.
+func appendTryBytes(b []byte, t Try, n int64) []byte {
+	if !t.Connected {
+		n = 0
+	}
+	return strconv.AppendInt(b, n, 10)
 }
 
 var hostname, _ = os.Hostname()

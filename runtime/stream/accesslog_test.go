@@ -10,8 +10,10 @@ func TestLogFormat(t *testing.T) {
 	start := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
 	s := &Record{ID: 7, Protocol: "TCP", RemoteAddr: "10.0.0.1", RemotePort: 5000, ServerAddr: "127.0.0.1", ServerPort: 5555,
 		Status: 200, BytesSent: 12, BytesReceived: 34, Start: start, End: start.Add(1500 * time.Millisecond),
-		Tries:                []Try{{Addr: "127.0.0.2:9000"}, {Addr: "127.0.0.1:9000", Connected: true}},
-		UpstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}, UpstreamBytesSent: 34, UpstreamBytesRecv: 12}
+		Tries: []Try{{Addr: "127.0.0.2:9000", Start: start},
+			{Addr: "127.0.0.1:9000", Start: start.Add(10 * time.Millisecond), Latency: time.Millisecond, Connected: true}},
+		UpstreamConnectTimes: []time.Duration{time.Millisecond, 2 * time.Millisecond}, UpstreamBytesSent: 34, UpstreamBytesRecv: 12,
+		UpstreamFirstByte: start.Add(20 * time.Millisecond)}
 	tests := []struct {
 		format, want string
 	}{
@@ -19,6 +21,8 @@ func TestLogFormat(t *testing.T) {
 		{"${remote_addr}:$remote_port->$server_port #$connection", "10.0.0.1:5000->5555 #7"},
 		// nginx's per-try lists: the first try did not connect.
 		{"$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_bytes_received", "127.0.0.2:9000, 127.0.0.1:9000|-, 0.002|0, 34|0, 12"},
+		// First byte and session times count from the try's connect.
+		{"$upstream_first_byte_time|$upstream_session_time", "-, 0.009|0.001, 1.489"},
 		// nginx's unset variables: ssl_* without TLS.
 		{"[$ssl_protocol][$ssl_client_verify][$ssl_server_name]", "[-][-][-]"},
 	}
@@ -40,8 +44,8 @@ func TestLogFormat(t *testing.T) {
 	}
 	// Before a peer was tried, upstream_* are unset.
 	s.Tries, s.UpstreamConnectTimes = nil, nil
-	f, _ = CompileLogFormat("$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$bytes_sent")
-	if got := string(f.appendLine(nil, s)); got != "-|-|-|12\n" {
+	f, _ = CompileLogFormat("$upstream_addr|$upstream_connect_time|$upstream_bytes_sent|$upstream_session_time|$bytes_sent")
+	if got := string(f.appendLine(nil, s)); got != "-|-|-|-|12\n" {
 		t.Errorf("upstream variables before a try = %q", got)
 	}
 	for _, bad := range []string{"$nope", "${remote_addr"} {

@@ -53,6 +53,7 @@ type relay struct {
 	stop  context.CancelFunc
 
 	lastActive     atomic.Int64 // unix nanoseconds of the last byte moved
+	firstFromUp    atomic.Int64 // unix nanoseconds of the upstream's first byte; 0 before
 	sent, received atomic.Int64 // bytes to and from the client
 
 	mu      sync.Mutex // guards the fields below
@@ -203,6 +204,9 @@ func (r *relay) moved(count *atomic.Int64, n int64) int64 {
 	count.Add(n)
 	now := time.Now().UnixNano()
 	r.lastActive.Store(now)
+	if count == &r.sent && r.firstFromUp.Load() == 0 {
+		r.firstFromUp.Store(now)
+	}
 	return now
 }
 

@@ -87,9 +87,9 @@ type Session struct {
 	att *attempts
 
 	// UDP only: the idle timeout, the time of the last datagram either
-	// way and the bytes each way.
+	// way, of the upstream's first, and the bytes each way.
 	idle           time.Duration
-	last           atomic.Int64
+	last, firstUp  atomic.Int64
 	received, sent atomic.Int64
 
 	// mu guards up, relay and closed, which Close reads, and the facts
@@ -537,6 +537,9 @@ func (s *Session) end(status int) {
 		s.rec.BytesSent += s.sent.Load()
 		s.rec.BytesReceived = s.received.Load()
 		s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = s.rec.BytesReceived, s.rec.BytesSent
+		if t := s.firstUp.Load(); t != 0 {
+			s.rec.UpstreamFirstByte = time.Unix(0, t)
+		}
 	}
 	s.cfg.Hooks.Log(s)
 	s.endTrace()

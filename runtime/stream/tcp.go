@@ -192,6 +192,9 @@ func (s *Session) proxy() {
 func (s *Session) relayDone(r *relay, err error) {
 	s.rec.BytesSent, s.rec.BytesReceived = r.sent.Load(), r.received.Load()
 	s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = s.rec.BytesReceived, s.rec.BytesSent
+	if t := r.firstFromUp.Load(); t != 0 {
+		s.rec.UpstreamFirstByte = time.Unix(0, t)
+	}
 	if err != nil {
 		s.Log(errlog.LevelInfo, "connection closed with an error: "+err.Error(), "upstream", r.up.RemoteAddr())
 		if s.trace != nil {

@@ -53,7 +53,11 @@ func (r *udpReader) run() {
 		return
 	}
 	relay := func(p []byte) error {
-		s.last.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		s.last.Store(now)
+		if s.firstUp.Load() == 0 {
+			s.firstUp.Store(now)
+		}
 		if _, err := s.pc.WriteToUDPAddrPort(p, s.client); err != nil {
 			return err
 		}
