@@ -9,20 +9,20 @@ local IpRestrictionHandler = {
   VERSION = kong.version,
 }
 
--- Matchers are built once per list and VM: conf tables are new for each
--- call, so the cache is keyed by the list's contents.
+-- Matchers are built once per list and VM. A plugin instance's conf
+-- table, and so its lists, is the same on every call in a VM (a VM serves
+-- one configuration), so the cache is keyed by the list itself.
 local matchers = {}
 
 local function matcher_for(list)
-  local key = table.concat(list, ",")
-  local m = matchers[key]
+  local m = matchers[list]
   if not m then
     local err
     m, err = ipmatcher.new(list)
     if not m then
       return nil, err
     end
-    matchers[key] = m
+    matchers[list] = m
   end
   return m
 end
