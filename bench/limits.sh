@@ -3,14 +3,16 @@
 # of one echo server, a new connection for each round trip and bulk
 # echo, with each proxy's own CPU time per operation; gong's routes carry
 # rate-limiting and limit-conn with the local and redis policies (limits
-# high enough never to refuse), beside its route without plugins. Last,
+# high enough never to refuse), beside its route without plugins; one
+# more carries the shared bench's Lua pair (ip-restriction + file-log),
+# for that bench's Lua row measured the same way. Last,
 # bulk on the route without plugins alone and while a client opens
 # connections to a route whose rate-limiting refuses most of them.
 #
 #   bench/limits.sh PATH_TO_GONG
 #
 # It uses the shared bench's fixed ports (echo 9000, nginx 8001, gong
-# 8003 and 8017-8022, not 8007, status_listen's default; Redis 6391):
+# 8003 and 8017-8023, not 8007, status_listen's default; Redis 6391):
 # run it under the same lock as that bench:
 #   BENCH_D=3s flock /tmp/peers.lock bench/limits.sh ./gong
 # Needs Debian packages nginx-light libnginx-mod-stream redis-server, and
@@ -71,9 +73,15 @@ services:
         protocols: [tcp]
         destinations: [{port: 8022}]
         plugins: [{name: rate-limiting, config: {second: 10, limit_by: route}}]
+      - name: lua
+        protocols: [tcp]
+        destinations: [{port: 8023}]
+        plugins:
+          - {name: ip-restriction, config: {allow: [127.0.0.0/8]}}
+          - {name: file-log, protocols: [tcp], config: {path: /dev/null}}
 YML
 KONG_PREFIX=$W/gong KONG_DATABASE=off KONG_DECLARATIVE_CONFIG=$W/kong.yml \
-  KONG_STREAM_LISTEN="127.0.0.1:8003 reuseport, 127.0.0.1:8017 reuseport, 127.0.0.1:8018 reuseport, 127.0.0.1:8019 reuseport, 127.0.0.1:8020 reuseport, 127.0.0.1:8021 reuseport, 127.0.0.1:8022 reuseport" \
+  KONG_STREAM_LISTEN="127.0.0.1:8003 reuseport, 127.0.0.1:8017 reuseport, 127.0.0.1:8018 reuseport, 127.0.0.1:8019 reuseport, 127.0.0.1:8020 reuseport, 127.0.0.1:8021 reuseport, 127.0.0.1:8022 reuseport, 127.0.0.1:8023 reuseport" \
   KONG_ADMIN_LISTEN=off KONG_PROXY_STREAM_ACCESS_LOG=off KONG_LOG_LEVEL=error \
   "$GONG" start >"$W/gong.out" 2>&1 & PIDS+=($!)
 GPID=$!
@@ -113,7 +121,7 @@ PY
 )
   printf "%-15s %-28s %s %s\n" "$n" "$label" "$out" "$cost"
 }
-ROUTES="nginx=8001 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021"
+ROUTES="nginx=8001 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021 gong+lua=8023"
 # Each route's row follows a row of gong's route without plugins, its
 # reference: on a noisy machine only measurements next to each other in
 # time compare.
