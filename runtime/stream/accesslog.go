@@ -205,11 +205,18 @@ func unsetRuleOf(name string) unsetRule {
 	return nil
 }
 
-// appendVar appends variable name's value to b and reports whether it is
+// variable is the variable name as a format part; false when nginx
+// has no such variable.
+func variable(name string) (logPart, bool) {
+	v, ok := logVariables[name]
+	return logPart{v: v, unset: unsetRuleOf(name)}, ok
+}
+
+// appendValue appends the variable's value to b and reports whether it is
 // set; an unset one appends nothing.
-func appendVar(b []byte, name string, r *Record) ([]byte, bool) {
-	v := logVariables[name](b, r)
-	if unset := unsetRuleOf(name); unset != nil && unset(r, v[len(b):]) {
+func (p logPart) appendValue(b []byte, r *Record) ([]byte, bool) {
+	v := p.v(b, r)
+	if p.unset != nil && p.unset(r, v[len(b):]) {
 		return b, false
 	}
 	return v, true
@@ -243,11 +250,11 @@ func CompileLogFormat(f string) (LogFormat, error) {
 			}
 			name, f = f[:end], f[end:]
 		}
-		v, ok := logVariables[name]
+		p, ok := variable(name)
 		if !ok {
 			return nil, fmt.Errorf("unknown \"%s\" variable", name)
 		}
-		out = append(out, logPart{v: v, unset: unsetRuleOf(name)})
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -255,10 +262,9 @@ func CompileLogFormat(f string) (LogFormat, error) {
 func (f LogFormat) appendLine(b []byte, s *Record) []byte {
 	for _, p := range f {
 		if p.v != nil {
-			n := len(b)
-			b = p.v(b, s)
-			if p.unset != nil && p.unset(s, b[n:]) {
-				b = append(b[:n], '-')
+			var set bool
+			if b, set = p.appendValue(b, s); !set {
+				b = append(b, '-')
 			}
 		} else {
 			b = append(b, p.text...)

@@ -244,10 +244,11 @@ func (s *Session) Var(name string) (string, bool) {
 		}
 		return "", false
 	}
-	if _, ok := logVariables[name]; !ok {
+	p, ok := variable(name)
+	if !ok {
 		return "", false
 	}
-	v, ok := appendVar(nil, name, &s.rec)
+	v, ok := p.appendValue(nil, &s.rec)
 	return string(v), ok
 }
 
