@@ -65,15 +65,16 @@ func (e *Error) Untrusted() bool {
 	return strings.Contains(e.Msg, "registry overflow")
 }
 
-// contextError classifies a failure that happened while ctx was done; the
-// VM checks the context between instructions and raises its text.
-func contextError(ctx context.Context, msg, tb string, cause error) *Error {
-	if errors.Is(context.Cause(ctx), ErrMemory) {
+// contextError classifies a failure of a call that c stopped; the VM
+// checks the context between instructions and raises its text.
+func contextError(c *callCtx, msg, tb string, cause error) *Error {
+	err, why := c.stopped()
+	if errors.Is(why, ErrMemory) {
 		return &Error{Kind: Memory, Msg: ErrMemory.Error(), Traceback: tb, Err: errors.Join(ErrMemory, cause)}
 	}
 	kind := Canceled
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		kind = Timeout
 	}
-	return &Error{Kind: kind, Msg: msg, Traceback: tb, Err: errors.Join(ctx.Err(), cause)}
+	return &Error{Kind: kind, Msg: msg, Traceback: tb, Err: errors.Join(err, cause)}
 }

@@ -34,21 +34,22 @@ type MemoryGuard struct {
 	lastCollect atomic.Int64
 
 	mu    sync.Mutex
-	calls map[*guardedCall]struct{}
+	calls map[*callCtx]guardedCall
 
 	stop chan struct{}
 	done chan struct{}
 }
 
+// guardedCall is a running call of a VM: its number and start.
 type guardedCall struct {
-	start  time.Time
-	cancel context.CancelCauseFunc
+	gen   uint64
+	start time.Time
 }
 
 // NewMemoryGuard starts a guard that samples every interval; limit 0
 // leaves calls unguarded until SetLimit.
 func NewMemoryGuard(limit uint64, interval time.Duration) *MemoryGuard {
-	g := &MemoryGuard{calls: map[*guardedCall]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	g := &MemoryGuard{calls: map[*callCtx]guardedCall{}, stop: make(chan struct{}), done: make(chan struct{})}
 	g.limit.Store(limit)
 	go g.watch(interval)
 	return g
@@ -63,23 +64,25 @@ func (g *MemoryGuard) Close() {
 	<-g.done
 }
 
-// enter registers a call; leave must be called when it ends. Without a
-// limit the context is returned as is, at no cost.
-func (g *MemoryGuard) enter(ctx context.Context) (context.Context, func()) {
+// enter registers call gen of c, begun at start; leave must be called
+// when it ends. Without a limit, calls are not registered.
+func (g *MemoryGuard) enter(c *callCtx, gen uint64, start time.Time) {
 	if g == nil || g.limit.Load() == 0 {
-		return ctx, func() {}
+		return
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	c := &guardedCall{start: time.Now(), cancel: cancel}
 	g.mu.Lock()
-	g.calls[c] = struct{}{}
+	g.calls[c] = guardedCall{gen, start}
 	g.mu.Unlock()
-	return ctx, func() {
-		g.mu.Lock()
-		delete(g.calls, c)
-		g.mu.Unlock()
-		cancel(nil)
+}
+
+// leave unregisters c's call, if enter registered it.
+func (g *MemoryGuard) leave(c *callCtx) {
+	if g == nil {
+		return
 	}
+	g.mu.Lock()
+	delete(g.calls, c)
+	g.mu.Unlock()
 }
 
 func (g *MemoryGuard) watch(interval time.Duration) {
@@ -94,7 +97,10 @@ func (g *MemoryGuard) watch(interval time.Duration) {
 		case <-t.C:
 		}
 		limit := g.limit.Load()
-		if limit == 0 || g.longest(10*interval) == nil {
+		if limit == 0 {
+			continue
+		}
+		if c, _ := g.longest(10 * interval); c == nil {
 			continue
 		}
 		if readMetric(heapObjects) <= limit || time.Since(lastGC) < time.Second {
@@ -106,30 +112,33 @@ func (g *MemoryGuard) watch(interval time.Duration) {
 		if readMetric(heapObjects) <= limit {
 			continue
 		}
-		if c := g.longest(10 * interval); c != nil {
+		if c, call := g.longest(10 * interval); c != nil {
 			g.mu.Lock()
-			delete(g.calls, c) // stopped once; its leave deletes nothing
+			if g.calls[c].gen == call.gen {
+				delete(g.calls, c) // stopped once: not chosen again while it unwinds
+			}
 			g.mu.Unlock()
-			c.cancel(ErrMemory)
+			c.stop(call.gen, context.Canceled, ErrMemory)
 		}
 	}
 }
 
 // longest returns the call that has run longest, if it has run at least
 // min.
-func (g *MemoryGuard) longest(min time.Duration) *guardedCall {
+func (g *MemoryGuard) longest(min time.Duration) (*callCtx, guardedCall) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var oldest *guardedCall
-	for c := range g.calls {
-		if oldest == nil || c.start.Before(oldest.start) {
-			oldest = c
+	var oldest *callCtx
+	var call guardedCall
+	for c, gc := range g.calls {
+		if oldest == nil || gc.start.Before(call.start) {
+			oldest, call = c, gc
 		}
 	}
-	if oldest == nil || time.Since(oldest.start) < min {
-		return nil
+	if oldest == nil || time.Since(call.start) < min {
+		return nil, guardedCall{}
 	}
-	return oldest
+	return oldest, call
 }
 
 // Sampling cannot stop one huge allocation: string.rep("x", 2^36) asks Go

@@ -62,25 +62,43 @@ func TestMemoryGuardStopsConcatenationLoop(t *testing.T) {
 	}
 }
 
-// Without a limit, calls carry their context unchanged.
-func TestMemoryGuardOff(t *testing.T) {
-	guard := NewMemoryGuard(0, time.Hour)
-	defer guard.Close()
-	ctx := t.Context()
-	if got, leave := guard.enter(ctx); got != ctx {
-		t.Error("an unlimited guard wrapped the context")
-	} else {
-		leave()
+// A guard registers a call only while it has a limit: without one it
+// costs calls nothing.
+func TestMemoryGuardRegistersCallsOnlyWithALimit(t *testing.T) {
+	for _, limit := range []uint64{0, 1 << 40} {
+		guard := NewMemoryGuard(limit, time.Hour)
+		defer guard.Close()
+		vm := newTestVM(t, nil, PoolOptions{MemoryGuard: guard})
+		vm.L.SetGlobal("registered", vm.L.NewFunction(func(L *glua.LState) int {
+			guard.mu.Lock()
+			defer guard.mu.Unlock()
+			L.Push(glua.LNumber(len(guard.calls)))
+			return 1
+		}))
+		want := "0"
+		if limit > 0 {
+			want = "1"
+		}
+		if got := runLua(t, vm, "return registered()")[0].String(); got != want {
+			t.Errorf("limit %d: %s calls registered during a call; want %s", limit, got, want)
+		}
+		guard.mu.Lock()
+		if n := len(guard.calls); n != 0 {
+			t.Errorf("limit %d: %d calls registered after the call; want 0", limit, n)
+		}
+		guard.mu.Unlock()
 	}
 }
 
-// BenchmarkGuardedCall is the cost the guard adds to one call.
+// BenchmarkGuardedCall is the cost the guard adds to one call, made as
+// a plugin phase makes it: a context without a deadline and the pool's
+// CallTimeout.
 func BenchmarkGuardedCall(b *testing.B) {
 	for _, limit := range []uint64{0, 1 << 40} {
 		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
 			guard := NewMemoryGuard(limit, 10*time.Millisecond)
 			defer guard.Close()
-			vm, err := NewVM(nil, PoolOptions{MemoryGuard: guard})
+			vm, err := NewVM(nil, PoolOptions{MemoryGuard: guard, CallTimeout: 10 * time.Second})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -89,8 +107,7 @@ func BenchmarkGuardedCall(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
-			defer cancel()
+			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := vm.Call(ctx, fn); err != nil {

@@ -33,6 +33,12 @@ type PoolOptions struct {
 	// MemoryGuard, if set, stops calls that make the heap outgrow its
 	// limit; nil leaves allocation bounded only by the call's deadline.
 	MemoryGuard *MemoryGuard
+	// CallTimeout bounds each Run and Call whose context has no deadline
+	// of its own: past it, Lua raises "context deadline exceeded" (a
+	// Timeout error) at its next instruction. 0: only the caller's
+	// context bounds a call. It costs no timer per call, which a
+	// context.WithTimeout around each would.
+	CallTimeout time.Duration
 }
 
 func (o PoolOptions) withDefaults() PoolOptions {

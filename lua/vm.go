@@ -36,6 +36,12 @@ type VM struct {
 	yield   glua.LValue
 	done    *glua.LUserData
 
+	// call is the context of the running Run or Call, reused by the next
+	// one; a call made while another runs (a Run inside a Go function)
+	// gets its own. timeout is PoolOptions.CallTimeout.
+	call    callCtx
+	timeout time.Duration
+
 	guard    *MemoryGuard
 	pool     *Pool
 	leased   bool
@@ -114,7 +120,7 @@ func NewVM(b *Bundle, opts PoolOptions) (*VM, error) {
 		RegistryMaxSize:     opts.RegistryMaxSize,
 		MinimizeStackMemory: true,
 	})
-	vm := &VM{L: L, guard: opts.MemoryGuard}
+	vm := &VM{L: L, guard: opts.MemoryGuard, timeout: opts.CallTimeout}
 	if err := vm.init(b); err != nil {
 		L.Close()
 		return nil, err
@@ -163,13 +169,40 @@ func (vm *VM) OnReset(fn func(*VM) error) { vm.resets = append(vm.resets, fn) }
 func (vm *VM) Broken() bool { return vm.broken }
 
 // Close releases the state. Pool users call Discard instead.
-func (vm *VM) Close() { vm.L.Close() }
+func (vm *VM) Close() {
+	vm.call.close()
+	vm.L.Close()
+}
 
-// bind makes ctx the state's context. A context that can never be done
-// keeps gopher-lua's faster loop, which skips the per-instruction check.
-func (vm *VM) bind(ctx context.Context) {
-	if ctx.Done() != nil {
-		vm.L.SetContext(ctx)
+// enter starts a call under parent: its context, bound to the state, and
+// the guard's record of it. A call that nothing can stop (no timeout, no
+// guard, a parent never done) keeps gopher-lua's faster loop, which skips
+// the check between instructions.
+func (vm *VM) enter(parent context.Context) *callCtx {
+	c := &vm.call
+	if c.live {
+		c = &callCtx{outer: vm.L.Context()}
+	}
+	now := time.Now()
+	gen := c.begin(parent, now, vm.timeout)
+	vm.guard.enter(c, gen, now)
+	if vm.timeout > 0 || vm.guard != nil || parent.Done() != nil {
+		vm.L.SetContext(c)
+	}
+	return c
+}
+
+// leave ends the call enter started; a nested call's end binds the
+// outer call's context again.
+func (vm *VM) leave(c *callCtx) {
+	vm.L.RemoveContext()
+	if c.outer != nil {
+		vm.L.SetContext(c.outer)
+	}
+	vm.guard.leave(c)
+	c.end()
+	if c != &vm.call {
+		c.close()
 	}
 }
 
@@ -179,10 +212,8 @@ func (vm *VM) bind(ctx context.Context) {
 // L.Context() themselves.
 func (vm *VM) Call(ctx context.Context, fn glua.LValue, args ...glua.LValue) ([]glua.LValue, error) {
 	L := vm.L
-	ctx, leave := vm.guard.enter(ctx)
-	defer leave()
-	vm.bind(ctx)
-	defer L.RemoveContext()
+	c := vm.enter(ctx)
+	defer vm.leave(c)
 	base := L.GetTop()
 	L.Push(fn)
 	for _, a := range args {
@@ -190,7 +221,7 @@ func (vm *VM) Call(ctx context.Context, fn glua.LValue, args ...glua.LValue) ([]
 	}
 	if err := L.PCall(len(args), glua.MultRet, nil); err != nil {
 		L.SetTop(base)
-		return nil, vm.fail(ctx, err)
+		return nil, vm.fail(c, err)
 	}
 	n := L.GetTop() - base
 	var res []glua.LValue
@@ -233,12 +264,10 @@ func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yie
 			return false, nil, &Error{Kind: Panic, Msg: "the Run coroutine did not start"}
 		}
 	}
-	ctx, leave := vm.guard.enter(ctx)
-	defer leave()
-	vm.bind(ctx)
-	defer L.RemoveContext()
-	if ctx.Done() != nil {
-		th.SetContext(ctx)
+	c := vm.enter(ctx)
+	defer vm.leave(c)
+	if L.Context() != nil {
+		th.SetContext(c)
 	}
 	vm.raised, vm.trace = false, ""
 	argv := make([]glua.LValue, 0, len(args)+1)
@@ -259,8 +288,8 @@ func (vm *VM) Run(ctx context.Context, fn glua.LValue, args ...glua.LValue) (yie
 	msg := rerr.Error()
 	var e *Error
 	switch {
-	case ctx.Err() != nil:
-		e = contextError(ctx, msg, vm.trace, rerr)
+	case c.Err() != nil:
+		e = contextError(c, msg, vm.trace, rerr)
 	case !vm.raised && isCallStackOverflow(msg):
 		e = stackOverflow("", rerr)
 		vm.broken = true
@@ -361,14 +390,14 @@ func traceback(T *glua.LState) string {
 
 // fail turns a PCall error into an *Error and marks the VM when its state
 // is no longer trusted.
-func (vm *VM) fail(ctx context.Context, err error) *Error {
+func (vm *VM) fail(c *callCtx, err error) *Error {
 	var e *Error
 	ae, ok := err.(*glua.ApiError)
 	switch {
 	case !ok:
 		e = &Error{Kind: Runtime, Msg: err.Error(), Err: err}
-	case ctx.Err() != nil:
-		e = contextError(ctx, ae.Object.String(), ae.StackTrace, err)
+	case c.Err() != nil:
+		e = contextError(c, ae.Object.String(), ae.StackTrace, err)
 	case ae.Type == glua.ApiErrorPanic && isCallStackOverflow(ae.Object.String()):
 		e = stackOverflow(ae.StackTrace, err)
 		vm.broken = true

@@ -37,8 +37,9 @@ import (
 // gong's embedded Lua tree (lua/lib/kong/plugins).
 var BundledPlugins = lua.BundledPlugins()
 
-// phaseTimeout bounds one plugin handler call; a handler still running
-// then is stopped and its VM discarded.
+// phaseTimeout bounds one plugin handler call (the VMs' CallTimeout); a
+// handler still running then is stopped and its VM discarded. It also
+// bounds the wait for a VM.
 const phaseTimeout = 10 * time.Second
 
 // Plugins are the plugins of a generation: their modules compiled once,
@@ -196,11 +197,11 @@ func Load(c *conf.Config, host Host) (*Plugins, error) {
 		counters:    opts.Counters,
 	}
 	opts.Consumer = ps.consumer
-	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{}); err != nil {
+	if ps.schemaVM, err = lua.NewVM(b, lua.PoolOptions{CallTimeout: phaseTimeout}); err != nil {
 		return nil, err
 	}
 	ps.pins.max = int64(c.LuaMaxPinnedVMs)
-	ps.pool = lua.NewPool(b, lua.PoolOptions{MaxVMs: c.LuaMaxVMs, MemoryGuard: host.Guard}, ps.setupVM(pdk.Setup(opts)))
+	ps.pool = lua.NewPool(b, lua.PoolOptions{MaxVMs: c.LuaMaxVMs, MemoryGuard: host.Guard, CallTimeout: phaseTimeout}, ps.setupVM(pdk.Setup(opts)))
 	if err := ps.loadSchemas(opts); err != nil {
 		ps.Close() // the pool's shrinking goroutine and the VMs
 		return nil, err
@@ -215,8 +216,7 @@ func (ps *Plugins) loadSchemas(opts pdk.Options) error {
 	if err := pdk.Setup(opts)(ps.schemaVM); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
-	defer cancel()
+	ctx := context.Background() // the VM's CallTimeout bounds each call
 	for _, n := range ps.names {
 		tbl, err := ps.schemaVM.Require(ctx, "kong.plugins."+n+".schema")
 		if err != nil {
@@ -341,9 +341,7 @@ func (ps *Plugins) setupVM(pdkSetup func(*lua.VM) error) func(*lua.VM) error {
 		pdk.BindingOf(vm.L).State = st
 		defer func() { pdk.BindingOf(vm.L).State = nil }()
 		for _, n := range ps.names {
-			ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
-			err := ps.initHandler(ctx, vm, st, n)
-			cancel()
+			err := ps.initHandler(context.Background(), vm, st, n)
 			if err != nil && ps.log != nil {
 				ps.log.Log(pdk.LevelErr, fmt.Sprintf("plugin %q init_worker: %v", n, err))
 			}
@@ -549,8 +547,8 @@ func (ps *Plugins) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plugin
 	if tr != nil && st.Tracing == nil {
 		st.Tracing = &pluginTracing{tr: tr}
 	}
+	ctx := context.Background() // the VM's CallTimeout bounds each call
 	for _, r := range runs {
-		ctx, cancel := context.WithTimeout(context.Background(), phaseTimeout)
 		h, err := handler(ctx, vm, r.name)
 		if err == nil {
 			if fn := vm.L.GetField(h, phase.String()); fn != glua.LNil {
@@ -564,7 +562,6 @@ func (ps *Plugins) run(vm *lua.VM, st *pdk.State, phase pdk.Phase, runs []plugin
 				r.ran.Ran(time.Since(start))
 			}
 		}
-		cancel()
 		if err != nil {
 			return fmt.Errorf("plugin %q %s phase: %w", r.name, phase, err)
 		}

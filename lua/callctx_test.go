@@ -1,0 +1,149 @@
+package lua
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	glua "github.com/yuin/gopher-lua"
+)
+
+// CallTimeout stops a Run or a Call that runs past it, with the Timeout
+// error a context deadline gives, and the VM is no longer trusted.
+func TestCallTimeoutStopsALoop(t *testing.T) {
+	for _, run := range []bool{false, true} {
+		vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
+		fn := runLua(t, vm, `return function() while true do end end`)[0]
+		var err error
+		if run {
+			_, _, err = vm.Run(t.Context(), fn)
+		} else {
+			_, err = vm.Call(t.Context(), fn)
+		}
+		var le *Error
+		if !errors.As(err, &le) || le.Kind != Timeout || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("run %v: err = %v; want a Timeout *Error wrapping DeadlineExceeded", run, err)
+		}
+		if !vm.Broken() {
+			t.Errorf("run %v: the VM is still trusted after a timeout", run)
+		}
+		if vm.L.Context() != nil {
+			t.Errorf("run %v: context still bound after the call", run)
+		}
+	}
+}
+
+// The timeout is each call's own: calls that together outlast it, each
+// far shorter, all succeed, though the VM's context and timer are reused
+// from one call to the next.
+func TestCallTimeoutIsPerCall(t *testing.T) {
+	const timeout = 40 * time.Millisecond
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: timeout})
+	fn := runLua(t, vm, `return function(n) local s = 0 for i = 1, n do s = s + i end return s end`)[0]
+	calls := 0
+	for end := time.Now().Add(4 * timeout); time.Now().Before(end); calls++ {
+		_, res, err := vm.Run(t.Context(), fn, glua.LNumber(1000))
+		if err != nil || len(res) != 1 || res[0].String() != "500500" {
+			t.Fatalf("call %d: %v, %v; want [500500]", calls, res, err)
+		}
+	}
+	if calls < 10 {
+		t.Fatalf("only %d calls in 4 timeouts", calls)
+	}
+}
+
+// The call's context, as a Go function sees it: its deadline is the
+// call's timeout, or the caller's when that comes first; the caller's
+// values pass through; a cancellation of the caller reaches the loop.
+func TestCallContextSeenByGoFunctions(t *testing.T) {
+	type key struct{}
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: time.Minute})
+	var deadline time.Time
+	var value any
+	vm.L.SetGlobal("look", vm.L.NewFunction(func(L *glua.LState) int {
+		deadline, _ = L.Context().Deadline()
+		value = L.Context().Value(key{})
+		return 0
+	}))
+	look, _ := vm.L.GetGlobal("look").(*glua.LFunction)
+
+	before := time.Now()
+	if _, _, err := vm.Run(context.WithValue(t.Context(), key{}, "v"), look); err != nil {
+		t.Fatal(err)
+	}
+	if deadline.Before(before.Add(time.Minute)) || deadline.After(time.Now().Add(time.Minute)) {
+		t.Errorf("deadline %v; want a minute after the call began (%v)", deadline, before)
+	}
+	if value != "v" {
+		t.Errorf("Value = %v; want the caller's v", value)
+	}
+
+	soon := time.Now().Add(time.Second)
+	ctx, cancel := context.WithDeadline(t.Context(), soon)
+	defer cancel()
+	if _, _, err := vm.Run(ctx, look); err != nil {
+		t.Fatal(err)
+	}
+	if !deadline.Equal(soon) {
+		t.Errorf("deadline %v; want the caller's earlier %v", deadline, soon)
+	}
+
+	ctx, cancel = context.WithCancel(t.Context())
+	vm.L.SetGlobal("cancel", vm.L.NewFunction(func(*glua.LState) int { cancel(); return 0 }))
+	fn := runLua(t, vm, `return function() cancel() while true do end end`)[0]
+	_, _, err := vm.Run(ctx, fn)
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Canceled || !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled during the call: %v; want a Canceled *Error", err)
+	}
+}
+
+// A Run made by a Go function during another Run gets a context of its
+// own: its end leaves the outer call's deadline in force.
+func TestNestedRunKeepsTheOuterTimeout(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
+	inner := runLua(t, vm, `return function() return 1 end`)[0]
+	vm.L.SetGlobal("nested", vm.L.NewFunction(func(L *glua.LState) int {
+		if _, _, err := vm.Run(t.Context(), inner); err != nil {
+			L.RaiseError("inner: %v", err)
+		}
+		return 0
+	}))
+	fn := runLua(t, vm, `return function() nested() while true do end end`)[0]
+	_, _, err := vm.Run(t.Context(), fn)
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Timeout {
+		t.Fatalf("outer loop after a nested Run: %v; want a Timeout *Error", err)
+	}
+}
+
+// The same for a Call: its loop runs on the VM's main state, whose
+// context a nested Run binds and unbinds.
+func TestNestedRunKeepsTheOuterCallTimeout(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
+	inner := runLua(t, vm, `return function() return 1 end`)[0]
+	vm.L.SetGlobal("nested", vm.L.NewFunction(func(L *glua.LState) int {
+		if _, _, err := vm.Run(t.Context(), inner); err != nil {
+			L.RaiseError("inner: %v", err)
+		}
+		return 0
+	}))
+	_, err := callLua(t.Context(), vm, `nested() while true do end`)
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Timeout {
+		t.Fatalf("outer loop after a nested Run: %v; want a Timeout *Error", err)
+	}
+}
+
+// A caller's own deadline replaces CallTimeout: a timer callback may run
+// longer than a phase.
+func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := callLua(ctx, vm, `local t = os.clock() while os.clock() - t < 0.08 do end return "done"`)
+	if err != nil || len(res) != 1 || res[0].String() != "done" {
+		t.Fatalf("a call of 80 ms under a caller's minute: %v, %v; want done", res, err)
+	}
+}
