@@ -46,40 +46,49 @@ func BenchmarkCosocketSend(b *testing.B) {
 
 // BenchmarkSerializeEncode is the log phase's own work in every log
 // plugin: kong.log.serialize() of a proxied TCP session, then
-// cjson.encode of the record.
+// cjson.encode of the record; and the same JSON from gong.log_record,
+// which the bundled log plugins use.
 func BenchmarkSerializeEncode(b *testing.B) {
-	e := newEnv(b, PhaseLog, Options{})
-	e.sess.record = map[string]any{
-		"session":   map[string]any{"received": int64(6), "sent": int64(9), "status": 200, "server_port": 5555},
-		"upstream":  map[string]any{"received": int64(9), "sent": int64(6)},
-		"latencies": map[string]any{"kong": int64(1), "session": int64(3)},
-		"tries":     []any{map[string]any{"ip": "127.0.0.1", "port": 9000, "balancer_latency": 0}},
-		"route": map[string]any{"id": "ced4af45-3185-5af9-b912-eaa3adb4934f", "name": "logged", "protocols": []string{"tcp"},
-			"destinations": []any{map[string]any{"port": 5555}}, "created_at": 1795646341, "updated_at": 1795646341,
-			"service": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "preserve_host": false},
-		"service": map[string]any{"id": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "name": "echo-service", "host": "127.0.0.1",
-			"port": 9000, "protocol": "tcp", "retries": 5, "connect_timeout": 60000, "read_timeout": 60000,
-			"write_timeout": 60000, "enabled": true, "created_at": 1795646341, "updated_at": 1795646341},
-		"client_ip":  "127.0.0.1",
-		"started_at": int64(1795646341086),
-		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
-	}
-	fn, err := e.vm.L.LoadString(`
-		local cjson = require "cjson"
-		return function() return cjson.encode(kong.log.serialize()) end`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	res, err := e.vm.Call(b.Context(), fn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	encode := res[0]
-	b.ReportAllocs()
-	for b.Loop() {
-		out, err := e.vm.Call(b.Context(), encode)
-		if err != nil || len(out) != 1 || out[0].Type() != glua.LTString {
-			b.Fatal(out, err)
-		}
+	for name, code := range map[string]string{
+		"serialize":  `return cjson.encode(kong.log.serialize())`,
+		"log_record": `return log_record(cjson)`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, PhaseLog, Options{})
+			e.sess.record = &LogRecord{
+				Received: 6, Sent: 9, Status: 200, ServerPort: 5555,
+				UpstreamReceived: 9, UpstreamSent: 6,
+				KongLatency: 1, SessionLatency: 3,
+				Tries: []BalancerTry{{IP: "127.0.0.1", Port: 9000}},
+				Route: map[string]any{"id": "ced4af45-3185-5af9-b912-eaa3adb4934f", "name": "logged", "protocols": []string{"tcp"},
+					"destinations": []any{map[string]any{"port": 5555}}, "created_at": 1795646341, "updated_at": 1795646341,
+					"service": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "preserve_host": false},
+				Service: map[string]any{"id": "6e2a11b7-a01e-5617-b705-0f66b32701f9", "name": "echo-service", "host": "127.0.0.1",
+					"port": 9000, "protocol": "tcp", "retries": 5, "connect_timeout": 60000, "read_timeout": 60000,
+					"write_timeout": 60000, "enabled": true, "created_at": 1795646341, "updated_at": 1795646341},
+				ClientIP:  "127.0.0.1",
+				StartedAt: 1795646341086,
+			}
+			e.sess.route, e.sess.service = e.sess.record.Route, e.sess.record.Service
+			fn, err := e.vm.L.LoadString(`
+				local cjson = require "cjson"
+				local log_record = require "gong.log_record"
+				return function() ` + code + ` end`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := e.vm.Call(b.Context(), fn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			encode := res[0]
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := e.vm.Call(b.Context(), encode)
+				if err != nil || len(out) != 1 || out[0].Type() != glua.LTString {
+					b.Fatal(out, err)
+				}
+			}
+		})
 	}
 }

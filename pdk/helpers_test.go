@@ -13,7 +13,7 @@ import (
 type fakeSession struct {
 	vars      map[string]string
 	protocol  string
-	record    map[string]any
+	record    *LogRecord
 	exits     []fakeExit
 	route     map[string]any
 	service   map[string]any
@@ -28,7 +28,7 @@ type fakeExit struct {
 
 func (f *fakeSession) Var(name string) (string, bool)             { v, ok := f.vars[name]; return v, ok }
 func (f *fakeSession) Protocol() string                           { return f.protocol }
-func (f *fakeSession) Serialize() map[string]any                  { return f.record }
+func (f *fakeSession) Serialize() *LogRecord                      { return f.record }
 func (f *fakeSession) Entities() (map[string]any, map[string]any) { return f.route, f.service }
 func (f *fakeSession) Status() int                                { return f.status }
 func (f *fakeSession) UpstreamExists(name string) bool {

@@ -72,7 +72,7 @@ func TestKongSurface(t *testing.T) {
 			e.sess.service = map[string]any{"name": "s1"}
 			e.sess.upstreams = []string{"up"}
 			e.sess.status = 403
-			e.sess.record = map[string]any{"started_at": int64(1700000000000)}
+			e.sess.record = &LogRecord{StartedAt: 1700000000000}
 			if want, isErr := strings.CutPrefix(tt.want, "error: "); isErr {
 				wantLuaError(t, e.vm, tt.code, want)
 				return

@@ -251,7 +251,7 @@ func logSetSerializeValue(L *glua.LState, s *State) int {
 func logSerialize(L *glua.LState, s *State) int {
 	root := L.NewTable()
 	if s.Session != nil {
-		root = toLua(L, s.Session.Serialize(), arrayMT(L)).(*glua.LTable)
+		root = toLua(L, s.Session.Serialize().Map(), arrayMT(L)).(*glua.LTable)
 		// CE has one workspace (kong.workspaces.get_workspace_name).
 		root.RawSetString("workspace_name", glua.LString("default"))
 	}

@@ -72,6 +72,9 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 		c.bindVM(L)
 	}
 	rec := s.Session.Serialize()
+	if rec == nil {
+		return nil, errNotFast
+	}
 	// latencies.kong and tries as logSerialize takes them from ngx.ctx;
 	// when no plugin made ngx.ctx yet, nothing can have changed them, so
 	// they come from the State without making it.
@@ -102,37 +105,81 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 	b := make([]byte, 0, max(1024, c.recordSize+c.recordSize/8))
 	b = append(b, '{')
 	first := true
-	c.appendMember(L, &b, &first, "workspace_name", "default", 1)
-	for k, v := range rec {
-		switch {
-		case k == "workspace_name":
-			continue
-		case k == "tries" && tries != nil:
-			v = tries
-		case k == "route" || k == "service":
-			if e := c.entities.json(L, c, v, route, service); e != nil {
-				v = e
-			}
-		case k == "latencies" && kongMS != nil:
-			lat, ok := v.(map[string]any)
-			if !ok {
-				break
-			}
-			// logSerialize sets kong in the latencies table.
-			v = withKong{lat, kongMS}
-		}
-		if err := c.appendMember(L, &b, &first, k, v, 1); err != nil {
-			return nil, err
-		}
+	c.appendStringMember(L, &b, &first, "workspace_name", "default")
+	c.appendStringMember(L, &b, &first, "workspace", defaultWorkspace)
+	c.appendStringMember(L, &b, &first, "client_ip", rec.ClientIP)
+	c.appendNumberMember(L, &b, &first, "started_at", rec.StartedAt)
+
+	c.appendKey(L, &b, &first, "session")
+	b = append(b, '{')
+	inner := true
+	c.appendNumberMember(L, &b, &inner, "received", rec.Received)
+	c.appendNumberMember(L, &b, &inner, "sent", rec.Sent)
+	c.appendNumberMember(L, &b, &inner, "status", int64(rec.Status))
+	c.appendNumberMember(L, &b, &inner, "server_port", int64(rec.ServerPort))
+	if t := rec.TLS; t != nil {
+		c.appendKey(L, &b, &inner, "tls")
+		b = append(b, '{')
+		tls := true
+		c.appendStringMember(L, &b, &tls, "version", t.Version)
+		c.appendStringMember(L, &b, &tls, "cipher", t.Cipher)
+		c.appendStringMember(L, &b, &tls, "client_verify", t.ClientVerify)
+		b = append(b, '}')
 	}
-	if _, ok := rec["tries"]; !ok && tries != nil {
-		if err := c.appendMember(L, &b, &first, "tries", tries, 1); err != nil {
+	b = append(b, '}')
+
+	c.appendKey(L, &b, &first, "upstream")
+	b = append(b, '{')
+	inner = true
+	c.appendNumberMember(L, &b, &inner, "received", rec.UpstreamReceived)
+	c.appendNumberMember(L, &b, &inner, "sent", rec.UpstreamSent)
+	b = append(b, '}')
+
+	c.appendKey(L, &b, &first, "latencies")
+	b = append(b, '{')
+	inner = true
+	c.appendNumberMember(L, &b, &inner, "session", rec.SessionLatency)
+	if kongMS != nil { // logSerialize sets kong in the latencies table
+		if err := c.appendMember(L, &b, &inner, "kong", kongMS, 2); err != nil {
 			return nil, err
+		}
+	} else {
+		c.appendNumberMember(L, &b, &inner, "kong", rec.KongLatency)
+	}
+	b = append(b, '}')
+
+	var err error
+	if tries != nil {
+		err = c.appendMember(L, &b, &first, "tries", tries, 1)
+	} else {
+		err = c.appendMember(L, &b, &first, "tries", rec.Tries, 1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Route != nil {
+		if err := c.appendEntity(L, &b, &first, "route", rec.Route, route, service); err != nil {
+			return nil, err
+		}
+		if rec.Service != nil {
+			if err := c.appendEntity(L, &b, &first, "service", rec.Service, route, service); err != nil {
+				return nil, err
+			}
 		}
 	}
 	b = append(b, '}')
 	c.recordSize = len(b)
 	return b, nil
+}
+
+// appendEntity writes the route or the service member, from the cache
+// when m is the very map Entities returned.
+func (c *cjsonConfig) appendEntity(L *glua.LState, b *[]byte, first *bool, name string, m, route, service map[string]any) error {
+	var v any = m
+	if j := c.entities.json(L, c, m, route, service); j != nil {
+		v = j
+	}
+	return c.appendMember(L, b, first, name, v, 1)
 }
 
 // entityCache holds the JSON of the route and service maps records
@@ -192,25 +239,38 @@ func sameMap(a, b map[string]any) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
-// withKong is a latencies map whose kong member is replaced.
-type withKong struct {
-	lat  map[string]any
-	kong any
-}
-
 // appendMember writes "k":v as an object's member, after a comma unless
 // it is the first; a nil v is no member, as toLua makes it.
 func (c *cjsonConfig) appendMember(L *glua.LState, b *[]byte, first *bool, k string, v any, depth int) error {
 	if v == nil {
 		return nil
 	}
+	c.appendKey(L, b, first, k)
+	return c.appendGo(L, b, v, depth)
+}
+
+// appendKey writes an object member's key and colon, after a comma unless
+// it is the first.
+func (c *cjsonConfig) appendKey(L *glua.LState, b *[]byte, first *bool, k string) {
 	if !*first {
 		*b = append(*b, ',')
 	}
 	*first = false
 	c.appendString(L, b, k)
 	*b = append(*b, ':')
-	return c.appendGo(L, b, v, depth)
+}
+
+// appendNumberMember and appendStringMember are appendMember for the
+// record's integers and strings, which they write without boxing them.
+// An integer is never NaN or Infinity, appendNumber's one error.
+func (c *cjsonConfig) appendNumberMember(L *glua.LState, b *[]byte, first *bool, k string, n int64) {
+	c.appendKey(L, b, first, k)
+	c.appendNumber(b, float64(n))
+}
+
+func (c *cjsonConfig) appendStringMember(L *glua.LState, b *[]byte, first *bool, k, v string) {
+	c.appendKey(L, b, first, k)
+	c.appendString(L, b, v)
 }
 
 // appendGo writes v as c.appendValue writes toLua(v): maps as objects
@@ -256,8 +316,6 @@ func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) erro
 		*b = append(*b, ']')
 	case map[string]any:
 		return c.appendMap(L, b, v, nil, depth)
-	case withKong:
-		return c.appendMap(L, b, v.lat, v.kong, depth)
 	case rawJSON:
 		*b = append(*b, v...)
 	case []BalancerTry:

@@ -18,19 +18,20 @@ func TestLogRecordMatchesSerialize(t *testing.T) {
 	entities := map[string]any{"id": "r", "name": "a/b \"q\"", "protocols": []any{"tcp"}, "snis": nil,
 		"destinations": []any{map[string]any{"port": float64(9000), "ip": "10.0.0.0/8"}}, "tags": []any{},
 		"strip": true, "big": float64(123456789012345678), "frac": 0.1}
-	records := map[string]map[string]any{
+	records := map[string]*LogRecord{
 		"full": {
-			"session":    map[string]any{"received": int64(64), "sent": int64(0), "status": 200, "server_port": 9000, "tls": map[string]any{"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "client_verify": "NONE"}},
-			"upstream":   map[string]any{"received": int64(64), "sent": int64(64)},
-			"latencies":  map[string]any{"kong": 0, "session": int64(3)},
-			"client_ip":  "127.0.0.1",
-			"started_at": start.UnixMilli(),
-			"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
-			"tries":      []BalancerTry{{IP: "127.0.0.1", Port: 7000, Start: start, Latency: time.Millisecond, Retried: true}, {IP: "::1", Port: 7001, Start: start}},
-			"route":      entities,
-			"service":    map[string]any{"id": "s", "empty": map[string]any{}, "nils": map[string]any{"x": nil}},
+			Received: 64, Sent: 0, Status: 200, ServerPort: 9000,
+			TLS:              &RecordTLS{Version: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256", ClientVerify: "NONE"},
+			UpstreamReceived: 64, UpstreamSent: 64,
+			KongLatency: 2, SessionLatency: 3,
+			ClientIP:  "127.0.0.1 \"quoted\"",
+			StartedAt: start.UnixMilli(),
+			Tries:     []BalancerTry{{IP: "127.0.0.1", Port: 7000, Start: start, Latency: time.Millisecond, Retried: true}, {IP: "::1", Port: 7001, Start: start}},
+			Route:     entities,
+			Service:   map[string]any{"id": "s", "empty": map[string]any{}, "nils": map[string]any{"x": nil}},
 		},
-		"no route": {"client_ip": "127.0.0.1", "tries": []BalancerTry{}, "latencies": map[string]any{"kong": 0, "session": int64(1)}},
+		"no route": {ClientIP: "127.0.0.1", Tries: []BalancerTry{}, SessionLatency: 1},
+		"no tries": {ClientIP: "127.0.0.1", Route: entities},
 	}
 	settings := map[string]string{
 		"defaults":     "",
@@ -43,8 +44,7 @@ func TestLogRecordMatchesSerialize(t *testing.T) {
 				withCtx := ctx
 				e := newEnv(t, PhaseLog, Options{})
 				e.sess.record = rec
-				e.sess.route, _ = rec["route"].(map[string]any)
-				e.sess.service, _ = rec["service"].(map[string]any)
+				e.sess.route, e.sess.service = rec.Route, rec.Service
 				if ctx != "" {
 					e.st.Timing = Timing{Start: start, PrereadStart: start, PrereadEnd: start.Add(time.Millisecond), LogStart: start.Add(2 * time.Millisecond)}
 					e.st.Proxied = true

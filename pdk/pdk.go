@@ -26,14 +26,11 @@ type Session interface {
 	// only protocol, else "tls" or "tcp" from the balancer data. Empty when
 	// no route matched.
 	Protocol() string
-	// Serialize builds the kong.log.serialize stream record (the fields
-	// Kong's stream serializer writes) with string keys and values of type nil, bool,
-	// string, the Go integer and float types, []any, []string,
-	// map[string]any, []BalancerTry or a glua.LValue passed through as
-	// is. The PDK converts it, puts the live ngx.ctx.balancer_data.tries
-	// table in place of its tries as Kong does, and applies
-	// set_serialize_value entries.
-	Serialize() map[string]any
+	// Serialize builds the kong.log.serialize stream record, nil for an
+	// empty one. The PDK converts it, puts the live
+	// ngx.ctx.balancer_data.tries table in place of its tries as Kong
+	// does, and applies set_serialize_value entries.
+	Serialize() *LogRecord
 	// Exit records the end of the session asked by kong.response.exit or
 	// ngx.exit: status is the session status and body the bytes to send
 	// before closing, nil when nothing is sent (no body, or status >= 400,

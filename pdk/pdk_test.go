@@ -152,20 +152,16 @@ func TestStateLoggerWins(t *testing.T) {
 
 func TestSerialize(t *testing.T) {
 	e := newEnv(t, PhaseLog, Options{})
-	e.sess.record = map[string]any{
-		"session":   map[string]any{"status": 200, "received": int64(5)},
-		"client_ip": "127.0.0.1",
-		"tries":     []any{},
-	}
+	e.sess.record = &LogRecord{Status: 200, Received: 5, ClientIP: "127.0.0.1", Tries: []BalancerTry{}}
 	got := runString(t, e.vm, `
 		kong.log.set_serialize_value("my.new\\.value", 4)
 		kong.log.set_serialize_value("session.status", 500, {mode = "add"})
-		kong.log.set_serialize_value("session.sent", 7, {mode = "replace"})
+		kong.log.set_serialize_value("session.tls", 7, {mode = "replace"})
 		kong.log.set_serialize_value("session.received", 9, {mode = "replace"})
 		kong.log.set_serialize_value("missing.path", 1, {mode = "replace"})
 		local r = kong.log.serialize()
 		local cjson = require "cjson"
-		return table.concat({r.client_ip, r.session.status, tostring(r.session.sent), r.session.received,
+		return table.concat({r.client_ip, r.session.status, tostring(r.session.tls), r.session.received,
 			r.my["new.value"], tostring(r.missing), cjson.encode(r.tries)}, ",")`)
 	if want := "127.0.0.1,200,nil,9,4,nil,[]"; got != want {
 		t.Fatalf("serialize = %q; want %q", got, want)
@@ -174,7 +170,7 @@ func TestSerialize(t *testing.T) {
 
 func TestSetSerializeValueErrors(t *testing.T) {
 	e := newEnv(t, PhaseLog, Options{})
-	e.sess.record = map[string]any{"client_ip": "127.0.0.1"}
+	e.sess.record = &LogRecord{ClientIP: "127.0.0.1"}
 	wantLuaError(t, e.vm, "kong.log.set_serialize_value(1, 1)", "key must be a string")
 	wantLuaError(t, e.vm, "kong.log.set_serialize_value('a', 1, {mode = 'x'})", "mode must be 'set', 'add' or 'replace'")
 	wantLuaError(t, e.vm, "kong.log.set_serialize_value('client_ip.x', 1); kong.log.serialize()",
@@ -458,16 +454,15 @@ func BenchmarkLogSerialize(b *testing.B) {
 	vm := newVM(b, nil)
 	bind := &Binding{}
 	Open(vm.L, bind, Options{})
-	sess := &fakeSession{record: map[string]any{
-		"session":    map[string]any{"received": int64(64), "sent": int64(64), "status": 200, "server_port": 9000},
-		"upstream":   map[string]any{"received": int64(64), "sent": int64(64)},
-		"latencies":  map[string]any{"kong": int64(0), "session": int64(3)},
-		"client_ip":  "127.0.0.1",
-		"started_at": int64(1700000000000),
-		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
-		"tries":      []any{map[string]any{"ip": "127.0.0.1", "port": 7000, "balancer_latency": int64(0)}},
-		"route":      map[string]any{"id": "r", "name": "r", "protocols": []any{"tcp"}, "destinations": []any{map[string]any{"port": 9000}}},
-		"service":    map[string]any{"id": "s", "name": "s", "host": "127.0.0.1", "port": 7000, "protocol": "tcp"},
+	sess := &fakeSession{record: &LogRecord{
+		Received: 64, Sent: 64, Status: 200, ServerPort: 9000,
+		UpstreamReceived: 64, UpstreamSent: 64,
+		SessionLatency: 3,
+		ClientIP:       "127.0.0.1",
+		StartedAt:      1700000000000,
+		Tries:          []BalancerTry{{IP: "127.0.0.1", Port: 7000}},
+		Route:          map[string]any{"id": "r", "name": "r", "protocols": []any{"tcp"}, "destinations": []any{map[string]any{"port": 9000}}},
+		Service:        map[string]any{"id": "s", "name": "s", "host": "127.0.0.1", "port": 7000, "protocol": "tcp"},
 	}}
 	fn, err := vm.L.Load(strings.NewReader("kong.log.set_serialize_value('tag', 'x'); return kong.log.serialize()"), "bench")
 	if err != nil {

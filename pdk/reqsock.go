@@ -41,7 +41,10 @@ func (p *pdk) openReq(L *glua.LState) *glua.LTable {
 			if s == nil || s.Session == nil {
 				L.RaiseError("no request found")
 			}
-			ms, _ := s.Session.Serialize()["started_at"].(int64)
+			var ms int64
+			if rec := s.Session.Serialize(); rec != nil {
+				ms = rec.StartedAt
+			}
 			L.Push(glua.LNumber(float64(ms) / 1000))
 			return 1
 		},

@@ -23,6 +23,10 @@ func requestGetPort(L *glua.LState, s *State) int {
 // log record's started_at.
 func requestGetStartTime(L *glua.LState, s *State) int {
 	s = sessionState(L, s)
-	L.Push(toLua(L, s.Session.Serialize()["started_at"], nil))
+	if rec := s.Session.Serialize(); rec != nil {
+		L.Push(glua.LNumber(rec.StartedAt))
+	} else {
+		L.Push(glua.LNil)
+	}
 	return 1
 }

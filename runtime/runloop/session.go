@@ -124,46 +124,38 @@ func (cx *session) Status() int { return cx.s.Record().Status }
 
 // Serialize implements pdk.Session: Kong's stream log record
 // (kong/pdk/log.lua serialize, stream branch).
-func (cx *session) Serialize() map[string]any {
+func (cx *session) Serialize() *pdk.LogRecord {
 	s := cx.s.Record()
 	end := s.End
 	if end.IsZero() {
 		end = time.Now()
 	}
-	rec := map[string]any{
-		"session": map[string]any{
-			"received":    s.BytesReceived,
-			"sent":        s.BytesSent,
-			"status":      s.Status,
-			"server_port": int(cx.s.Config().Destination(cx.s.Local()).Port()),
-		},
-		"upstream": map[string]any{
-			"received": s.UpstreamBytesRecv,
-			"sent":     s.UpstreamBytesSent,
-		},
-		"latencies": map[string]any{
-			"kong":    0,
-			"session": end.Sub(s.Start).Milliseconds(),
-		},
-		"client_ip":  cx.s.Client().Addr().String(),
-		"started_at": s.Start.UnixMilli(),
-		"workspace":  "0dc6f45b-8f8d-40d2-a504-473544ee190b",
-		"tries":      cx.tries(),
+	rec := &pdk.LogRecord{
+		Received:         s.BytesReceived,
+		Sent:             s.BytesSent,
+		Status:           s.Status,
+		ServerPort:       int(cx.s.Config().Destination(cx.s.Local()).Port()),
+		UpstreamReceived: s.UpstreamBytesRecv,
+		UpstreamSent:     s.UpstreamBytesSent,
+		SessionLatency:   end.Sub(s.Start).Milliseconds(),
+		ClientIP:         cx.s.Client().Addr().String(),
+		StartedAt:        s.Start.UnixMilli(),
+		Tries:            cx.tries(),
 	}
 	if len(s.UpstreamConnectTimes) > 0 {
-		rec["latencies"].(map[string]any)["kong"] = s.UpstreamConnectTimes[len(s.UpstreamConnectTimes)-1].Milliseconds()
+		rec.KongLatency = s.UpstreamConnectTimes[len(s.UpstreamConnectTimes)-1].Milliseconds()
 	}
 	if s.TLS != nil {
-		rec["session"].(map[string]any)["tls"] = map[string]any{
-			"version":       stream.ClientTLSVersion(s),
-			"cipher":        stream.ClientTLSCipher(s),
-			"client_verify": stream.ClientIdentity(s).Verify,
+		rec.TLS = &pdk.RecordTLS{
+			Version:      stream.ClientTLSVersion(s),
+			Cipher:       stream.ClientTLSCipher(s),
+			ClientVerify: stream.ClientIdentity(s).Verify,
 		}
 	}
 	if route, service := cx.Entities(); route != nil {
-		rec["route"] = route
+		rec.Route = route
 		if service != nil {
-			rec["service"] = service
+			rec.Service = service
 		}
 	}
 	return rec
