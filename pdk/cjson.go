@@ -271,37 +271,63 @@ func (c *cjsonConfig) appendNumber(b *[]byte, f float64) error {
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // escapes is cjson's char2escape: control characters, '"', '\\', '/' and
-// DEL; other bytes, UTF-8 included, are copied.
+// DEL; other bytes, UTF-8 included, are copied, in runs between escapes.
 func (c *cjsonConfig) appendString(L *glua.LState, b *[]byte, s string) {
-	lua.CheckAppend(L, *b, c.escapedLen(s))
-	*b = append(*b, '"')
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch == '"':
-			*b = append(*b, `\"`...)
-		case ch == '\\':
-			*b = append(*b, `\\`...)
-		case ch == '/' && c.escapeSlash:
-			*b = append(*b, `\/`...)
-		case ch == '\b':
-			*b = append(*b, `\b`...)
-		case ch == '\f':
-			*b = append(*b, `\f`...)
-		case ch == '\n':
-			*b = append(*b, `\n`...)
-		case ch == '\r':
-			*b = append(*b, `\r`...)
-		case ch == '\t':
-			*b = append(*b, `\t`...)
-		case ch < 0x20 || ch == 0x7f:
-			*b = fmt.Appendf(*b, `\u%04x`, ch)
-		default:
-			*b = append(*b, ch)
-		}
+	// Only a string that could make the buffer's growth a large
+	// allocation is measured first (lua.CheckAppend).
+	if worst := len(*b) + 6*len(s) + 2; worst > cap(*b) && worst >= smallAllocHint {
+		lua.CheckAppend(L, *b, c.escapedLen(s))
 	}
 	*b = append(*b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !jsonEscaped[ch] && (ch != '/' || !c.escapeSlash) {
+			continue
+		}
+		*b = append(*b, s[start:i]...)
+		start = i + 1
+		switch ch {
+		case '"':
+			*b = append(*b, `\"`...)
+		case '\\':
+			*b = append(*b, `\\`...)
+		case '/':
+			*b = append(*b, `\/`...)
+		case '\b':
+			*b = append(*b, `\b`...)
+		case '\f':
+			*b = append(*b, `\f`...)
+		case '\n':
+			*b = append(*b, `\n`...)
+		case '\r':
+			*b = append(*b, `\r`...)
+		case '\t':
+			*b = append(*b, `\t`...)
+		default:
+			*b = fmt.Appendf(*b, `\u%04x`, ch)
+		}
+	}
+	*b = append(*b, s[start:]...)
+	*b = append(*b, '"')
 }
+
+// smallAllocHint: appendString measures a string's escaped length for
+// lua.CheckAppend only when the worst case could bring the buffer to this
+// size. lua.CheckAlloc lets everything under 64 KiB through, and
+// CheckAppend asks for a quarter more than it needs: 16 KiB stays well
+// below.
+const smallAllocHint = 16 << 10
+
+// jsonEscaped are the bytes appendString always escapes; '/' depends on
+// encode_escape_forward_slash.
+var jsonEscaped = func() (t [256]bool) {
+	for ch := 0; ch < 0x20; ch++ {
+		t[ch] = true
+	}
+	t['"'], t['\\'], t[0x7f] = true, true, true
+	return t
+}()
 
 // escapedLen is the length appendString gives s.
 func (c *cjsonConfig) escapedLen(s string) int {

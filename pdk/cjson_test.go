@@ -20,6 +20,7 @@ func TestCJSONEncode(t *testing.T) {
 		{"slash", `return cjson.encode("a/b")`, `"a\/b"`},
 		{"controls", "return cjson.encode('\\0\\1\\b\\f\\n\\r\\t\\127\"\\\\')", `"\u0000\u0001\b\f\n\r\t\u007f\"\\"`},
 		{"unicode raw", `return cjson.encode("héllo")`, `"héllo"`},
+		{"runs between escapes", `return cjson.encode('ab"cd\\ef/gh\ni\1jk')`, `"ab\"cd\\ef\/gh\ni\u0001jk"`},
 		{"number key", "return cjson.encode({[1.5] = 1})", `{"1.5":1}`},
 		{"sparse ok", "return cjson.encode({[1] = 1, [3] = 3})", "[1,null,3]"},
 		{"precision", "cjson.encode_number_precision(16); return cjson.encode(2^53)", "9007199254740992"},
