@@ -66,7 +66,7 @@ func (h *helloSession) Var(name string) (string, bool) {
 }
 
 func (*helloSession) Protocol() string                           { return "tls" }
-func (*helloSession) Serialize() *pdk.LogRecord                   { return nil }
+func (*helloSession) Serialize() *pdk.LogRecord                  { return nil }
 func (h *helloSession) Exit(status int, _ []byte)                { h.exited, h.status = true, status }
 func (*helloSession) Entities() (map[string]any, map[string]any) { return nil, nil }
 func (*helloSession) UpstreamExists(string) bool                 { return false }
