@@ -21,8 +21,10 @@
 # measures them N times in turn (1). The script ends with each row's
 # rate and CPU per connection over that neighbour's, per round and their
 # median: on a noisy machine a row's rate moves by 10% from one
-# measurement to the next, more than a plugin's own cost. Compare ratios
-# within one run, never absolute numbers across runs.
+# measurement to the next, more than a plugin's own cost. ROUTES picks
+# the rows (NAME=PORT ..., as below), e.g. ROUTES="nginx=8001
+# gong+lua=8023" for the Lua route alone. Compare ratios within one run,
+# never absolute numbers across runs.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 GONG=${1:?usage: bench/limits.sh PATH_TO_GONG}
@@ -121,7 +123,7 @@ PY
 )
   printf "%-15s %-28s %s %s\n" "$n" "$label" "$out" "$cost"
 }
-ROUTES="nginx=8001 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021 gong+lua=8023"
+ROUTES=${ROUTES:-"nginx=8001 gong+rl-local=8017 gong+rl-redis=8018 gong+rl-redis-sync=8019 gong+lc-local=8020 gong+lc-redis=8021 gong+lua=8023"}
 # Each route's row follows a row of gong's route without plugins, its
 # reference: on a noisy machine only measurements next to each other in
 # time compare.
