@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -19,11 +20,9 @@ import (
 // Record is what one session leaves for the access log and the log hook.
 type Record struct {
 	ID            uint64
-	Protocol      string // "TCP" or "UDP", as nginx's $protocol
-	RemoteAddr    string
-	RemotePort    int
-	ServerAddr    string
-	ServerPort    int
+	Protocol      string         // "TCP" or "UDP", as nginx's $protocol
+	Remote        netip.AddrPort // the client, as a PROXY header names it
+	Server        netip.AddrPort // the address that accepted the session
 	Status        int
 	BytesSent     int64 // to the client
 	BytesReceived int64 // from the client
@@ -45,10 +44,10 @@ func (r *Record) connectStart(i int) time.Time { return r.Tries[i].Start.Add(r.T
 type logVariable func(b []byte, s *Record) []byte
 
 var logVariables = map[string]logVariable{
-	"remote_addr":    func(b []byte, s *Record) []byte { return append(b, s.RemoteAddr...) },
-	"remote_port":    func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.RemotePort), 10) },
-	"server_addr":    func(b []byte, s *Record) []byte { return append(b, s.ServerAddr...) },
-	"server_port":    func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.ServerPort), 10) },
+	"remote_addr":    func(b []byte, s *Record) []byte { return s.Remote.Addr().AppendTo(b) },
+	"remote_port":    func(b []byte, s *Record) []byte { return strconv.AppendUint(b, uint64(s.Remote.Port()), 10) },
+	"server_addr":    func(b []byte, s *Record) []byte { return s.Server.Addr().AppendTo(b) },
+	"server_port":    func(b []byte, s *Record) []byte { return strconv.AppendUint(b, uint64(s.Server.Port()), 10) },
 	"protocol":       func(b []byte, s *Record) []byte { return append(b, s.Protocol...) },
 	"status":         func(b []byte, s *Record) []byte { return strconv.AppendInt(b, int64(s.Status), 10) },
 	"bytes_sent":     func(b []byte, s *Record) []byte { return strconv.AppendInt(b, s.BytesSent, 10) },

@@ -2,13 +2,14 @@ package stream
 
 import (
 	"crypto/tls"
+	"net/netip"
 	"testing"
 	"time"
 )
 
 func TestLogFormat(t *testing.T) {
 	start := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
-	s := &Record{ID: 7, Protocol: "TCP", RemoteAddr: "10.0.0.1", RemotePort: 5000, ServerAddr: "127.0.0.1", ServerPort: 5555,
+	s := &Record{ID: 7, Protocol: "TCP", Remote: netip.MustParseAddrPort("10.0.0.1:5000"), Server: netip.MustParseAddrPort("127.0.0.1:5555"),
 		Status: 200, BytesSent: 12, BytesReceived: 34, Start: start, End: start.Add(1500 * time.Millisecond),
 		Tries: []Try{{Addr: "127.0.0.2:9000", Start: start},
 			{Addr: "127.0.0.1:9000", Start: start.Add(10 * time.Millisecond), Latency: time.Millisecond, Connected: true}},

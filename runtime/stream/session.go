@@ -118,8 +118,7 @@ func (e *Engine) newSession(cfg *Config, udp bool, local, peer netip.AddrPort) *
 	if udp {
 		protocol = "UDP"
 	}
-	s.rec = Record{ID: e.nextID.Add(1), Protocol: protocol, Start: time.Now(),
-		ServerAddr: local.Addr().String(), ServerPort: int(local.Port())}
+	s.rec = Record{ID: e.nextID.Add(1), Protocol: protocol, Start: time.Now(), Server: local}
 	return s
 }
 
@@ -365,7 +364,7 @@ func (s *Session) service(svc *Service) *Service {
 // then the dial. It returns the upstream connection, or nil after ending
 // the session.
 func (s *Session) connect() net.Conn {
-	s.rec.RemoteAddr, s.rec.RemotePort = s.client.Addr().String(), int(s.client.Port())
+	s.rec.Remote = s.client
 	s.opened()
 	if status, done := s.cfg.Hooks.Preread(s); done {
 		s.refused = !s.udp
@@ -533,7 +532,7 @@ func (s *Session) end(status int) {
 	}
 	s.rec.Status = status
 	s.rec.End = time.Now()
-	s.rec.RemoteAddr, s.rec.RemotePort = s.client.Addr().String(), int(s.client.Port())
+	s.rec.Remote = s.client
 	if s.udp {
 		s.rec.BytesSent += s.sent.Load()
 		s.rec.BytesReceived = s.received.Load()

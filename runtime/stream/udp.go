@@ -77,7 +77,7 @@ func (e *Engine) udpLoop(o *socket) {
 // meanwhile and hands the upstream's replies to a udpReader.
 func (s *Session) serveUDP() {
 	s.last.Store(time.Now().UnixNano())
-	s.rec.RemoteAddr, s.rec.RemotePort = s.client.Addr().String(), int(s.client.Port())
+	s.rec.Remote = s.client
 	s.e.track(s)
 	s.startTrace("udp", trace.SpanContext{})
 	if !s.match(router.ConnInfo{Protocol: "udp", Src: s.client, Dst: s.cfg.Destination(s.local)}) {
