@@ -42,6 +42,9 @@ type callCtx struct {
 	gen        uint64
 	live       bool
 	err, cause error
+	// afters are the functions AfterFunc registered, by number.
+	afters    map[uint64]func()
+	afterNext uint64
 	// timer fires expire. It is armed for a whole CallTimeout and, when a
 	// later call's deadline is not yet reached, re-armed for the rest, so
 	// a VM that runs many short calls resets no timer per call.
@@ -83,15 +86,23 @@ func (c *callCtx) begin(parent context.Context, now time.Time, timeout time.Dura
 }
 
 // end ends the running call; a stop that comes after it is ignored.
+// When AfterFunc registrations are left (a context derived from the
+// call's and not cancelled by its maker), the call's context is cancelled
+// for them, as a standard context would be at the end of its call.
 func (c *callCtx) end() {
 	c.mu.Lock()
 	c.live = false
+	if len(c.afters) > 0 && c.err == nil {
+		c.err, c.cause = context.Canceled, context.Canceled
+		close(*c.done.Load())
+		c.unsyncedRunAfters()
+	}
+	c.parent = context.Background()
 	c.mu.Unlock()
 	if c.unwatch != nil {
 		c.unwatch()
 		c.unwatch = nil
 	}
-	c.parent = context.Background()
 }
 
 // stop ends call gen with err (context.DeadlineExceeded or Canceled) and
@@ -105,6 +116,7 @@ func (c *callCtx) stop(gen uint64, err, cause error) {
 	}
 	c.err, c.cause = err, cause
 	close(*c.done.Load())
+	c.unsyncedRunAfters()
 }
 
 // expire is the timer's: it stops a call past its deadline and re-arms
@@ -145,8 +157,10 @@ func (c *callCtx) stopped() (err, cause error) {
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) {
-	d := c.deadline
-	if pd, ok := c.parent.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
+	c.mu.Lock()
+	d, parent := c.deadline, c.parent
+	c.mu.Unlock()
+	if pd, ok := parent.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
 		d = pd
 	}
 	return d, !d.IsZero()
@@ -160,4 +174,43 @@ func (c *callCtx) Err() error {
 	return c.err
 }
 
-func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *callCtx) Value(key any) any {
+	c.mu.Lock()
+	parent := c.parent
+	c.mu.Unlock()
+	return parent.Value(key)
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the call is
+// stopped or ends; stop unregisters it. context.AfterFunc and the
+// contexts derived from c (a cosocket's timeout) use it: without it each
+// would start a goroutine to wait on Done.
+func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || !c.live {
+		go f()
+		return func() bool { return false }
+	}
+	if c.afters == nil {
+		c.afters = map[uint64]func(){}
+	}
+	c.afterNext++
+	id := c.afterNext
+	c.afters[id] = f
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.afters[id]
+		delete(c.afters, id)
+		return ok
+	}
+}
+
+// unsyncedRunAfters starts what AfterFunc registered; c.mu is held.
+func (c *callCtx) unsyncedRunAfters() {
+	for id, f := range c.afters {
+		go f()
+		delete(c.afters, id)
+	}
+}

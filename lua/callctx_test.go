@@ -147,3 +147,49 @@ func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
 		t.Fatalf("a call of 80 ms under a caller's minute: %v, %v; want done", res, err)
 	}
 }
+
+// Contexts derived from the call's (a cosocket's timeout) register with
+// it rather than wait in a goroutine of their own; they are cancelled
+// when the call is stopped, and at its end if their maker did not.
+func TestContextsDerivedFromACall(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
+	var stopped, leftover context.Context
+	registered := -1
+	vm.L.SetGlobal("derive", vm.L.NewFunction(func(L *glua.LState) int {
+		var cancel context.CancelFunc
+		leftover, cancel = context.WithTimeout(L.Context(), time.Minute)
+		_ = cancel // left to the call's end on purpose
+		stopped, _ = context.WithCancel(L.Context())
+		vm.call.mu.Lock()
+		registered = len(vm.call.afters)
+		vm.call.mu.Unlock()
+		return 0
+	}))
+	if _, err := callLua(t.Context(), vm, `derive() return 1`); err != nil {
+		t.Fatal(err)
+	}
+	if registered != 2 {
+		t.Errorf("%d derived contexts registered with the call; want 2", registered)
+	}
+	for name, ctx := range map[string]context.Context{"timeout": leftover, "cancel": stopped} {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Errorf("the %s context derived during a call is not done after the call's end", name)
+		}
+	}
+
+	_, err := callLua(t.Context(), vm, `derive() while true do end`)
+	var le *Error
+	if !errors.As(err, &le) || le.Kind != Timeout {
+		t.Fatalf("loop: %v; want a Timeout *Error", err)
+	}
+	select {
+	case <-stopped.Done():
+		if !errors.Is(stopped.Err(), context.DeadlineExceeded) {
+			t.Errorf("derived context's error %v; want the call's DeadlineExceeded", stopped.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a context derived during a stopped call is not done")
+	}
+}
