@@ -188,7 +188,11 @@ func (c *callCtx) Value(key any) any {
 func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil || !c.live {
+	if !c.live && c.err == nil { // kept past its call: done, as after end
+		c.err, c.cause = context.Canceled, context.Canceled
+		close(*c.done.Load())
+	}
+	if c.err != nil {
 		go f()
 		return func() bool { return false }
 	}

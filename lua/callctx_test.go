@@ -154,12 +154,18 @@ func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
 func TestContextsDerivedFromACall(t *testing.T) {
 	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
 	var stopped, leftover context.Context
+	var cancels []context.CancelFunc // called only once the test is over
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
 	registered := -1
 	vm.L.SetGlobal("derive", vm.L.NewFunction(func(L *glua.LState) int {
-		var cancel context.CancelFunc
-		leftover, cancel = context.WithTimeout(L.Context(), time.Minute)
-		_ = cancel // left to the call's end on purpose
-		stopped, _ = context.WithCancel(L.Context())
+		var cancelLeftover, cancelStopped context.CancelFunc
+		leftover, cancelLeftover = context.WithTimeout(L.Context(), time.Minute)
+		stopped, cancelStopped = context.WithCancel(L.Context())
+		cancels = append(cancels, cancelLeftover, cancelStopped)
 		vm.call.mu.Lock()
 		registered = len(vm.call.afters)
 		vm.call.mu.Unlock()
