@@ -99,52 +99,31 @@ func TestCallContextSeenByGoFunctions(t *testing.T) {
 	}
 }
 
-// A Run made by a Go function during another Run gets a context of its
-// own: its end leaves the outer call's deadline in force.
+// A Run made by a Go function during another call gets a context of its
+// own: its end leaves the outer call's deadline in force, whether the
+// outer call is a Run (its loop on the Run coroutine) or a Call (on the
+// VM's main state, whose context the nested Run binds and unbinds).
 func TestNestedRunKeepsTheOuterTimeout(t *testing.T) {
-	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
-	inner := runLua(t, vm, `return function() return 1 end`)[0]
-	vm.L.SetGlobal("nested", vm.L.NewFunction(func(L *glua.LState) int {
-		if _, _, err := vm.Run(t.Context(), inner); err != nil {
-			L.RaiseError("inner: %v", err)
+	for _, outerRun := range []bool{true, false} {
+		vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
+		inner := runLua(t, vm, `return function() return 1 end`)[0]
+		vm.L.SetGlobal("nested", vm.L.NewFunction(func(L *glua.LState) int {
+			if _, _, err := vm.Run(t.Context(), inner); err != nil {
+				L.RaiseError("inner: %v", err)
+			}
+			return 0
+		}))
+		fn := runLua(t, vm, `return function() nested() while true do end end`)[0]
+		var err error
+		if outerRun {
+			_, _, err = vm.Run(t.Context(), fn)
+		} else {
+			_, err = vm.Call(t.Context(), fn)
 		}
-		return 0
-	}))
-	fn := runLua(t, vm, `return function() nested() while true do end end`)[0]
-	_, _, err := vm.Run(t.Context(), fn)
-	var le *Error
-	if !errors.As(err, &le) || le.Kind != Timeout {
-		t.Fatalf("outer loop after a nested Run: %v; want a Timeout *Error", err)
-	}
-}
-
-// The same for a Call: its loop runs on the VM's main state, whose
-// context a nested Run binds and unbinds.
-func TestNestedRunKeepsTheOuterCallTimeout(t *testing.T) {
-	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
-	inner := runLua(t, vm, `return function() return 1 end`)[0]
-	vm.L.SetGlobal("nested", vm.L.NewFunction(func(L *glua.LState) int {
-		if _, _, err := vm.Run(t.Context(), inner); err != nil {
-			L.RaiseError("inner: %v", err)
+		var le *Error
+		if !errors.As(err, &le) || le.Kind != Timeout {
+			t.Fatalf("outer Run %v, loop after a nested Run: %v; want a Timeout *Error", outerRun, err)
 		}
-		return 0
-	}))
-	_, err := callLua(t.Context(), vm, `nested() while true do end`)
-	var le *Error
-	if !errors.As(err, &le) || le.Kind != Timeout {
-		t.Fatalf("outer loop after a nested Run: %v; want a Timeout *Error", err)
-	}
-}
-
-// A caller's own deadline replaces CallTimeout: a timer callback may run
-// longer than a phase.
-func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
-	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 20 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	res, err := callLua(ctx, vm, `local t = os.clock() while os.clock() - t < 0.08 do end return "done"`)
-	if err != nil || len(res) != 1 || res[0].String() != "done" {
-		t.Fatalf("a call of 80 ms under a caller's minute: %v, %v; want done", res, err)
 	}
 }
 
@@ -197,5 +176,17 @@ func TestContextsDerivedFromACall(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("a context derived during a stopped call is not done")
+	}
+}
+
+// A caller's own deadline replaces CallTimeout: a timer callback may run
+// longer than a phase.
+func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := callLua(ctx, vm, `local t = os.clock() while os.clock() - t < 0.08 do end return "done"`)
+	if err != nil || len(res) != 1 || res[0].String() != "done" {
+		t.Fatalf("a call of 80 ms under a caller's minute: %v, %v; want done", res, err)
 	}
 }
