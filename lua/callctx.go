@@ -45,6 +45,9 @@ type callCtx struct {
 	// afters are the functions AfterFunc registered, by number.
 	afters    map[uint64]func()
 	afterNext uint64
+	// afterRuns counts the afters started and not yet returned: they read
+	// Err, so the next call waits for them before it clears it.
+	afterRuns sync.WaitGroup
 	// timer fires expire. It is armed for a whole CallTimeout and, when a
 	// later call's deadline is not yet reached, re-armed for the rest, so
 	// a VM that runs many short calls resets no timer per call.
@@ -55,6 +58,7 @@ type callCtx struct {
 // begin starts a call under parent, at now, with timeout (0: none),
 // and returns its number.
 func (c *callCtx) begin(parent context.Context, now time.Time, timeout time.Duration) uint64 {
+	c.afterRuns.Wait()
 	c.mu.Lock()
 	c.gen++
 	gen := c.gen
@@ -193,7 +197,7 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 		close(*c.done.Load())
 	}
 	if c.err != nil {
-		go f()
+		c.unsyncedStartAfter(f)
 		return func() bool { return false }
 	}
 	if c.afters == nil {
@@ -214,7 +218,17 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 // unsyncedRunAfters starts what AfterFunc registered; c.mu is held.
 func (c *callCtx) unsyncedRunAfters() {
 	for id, f := range c.afters {
-		go f()
+		c.unsyncedStartAfter(f)
 		delete(c.afters, id)
 	}
+}
+
+// unsyncedStartAfter runs f in its own goroutine, counted in afterRuns;
+// c.mu is held, and f may take it.
+func (c *callCtx) unsyncedStartAfter(f func()) {
+	c.afterRuns.Add(1)
+	go func() {
+		defer c.afterRuns.Done()
+		f()
+	}()
 }

@@ -190,3 +190,36 @@ func TestCallersDeadlineReplacesCallTimeout(t *testing.T) {
 		t.Fatalf("a call of 80 ms under a caller's minute: %v, %v; want done", res, err)
 	}
 }
+
+// A context left registered at a call's end is cancelled from a
+// goroutine that reads the call context's error; the next call, begun
+// at once, must not clear that error before it is read (the context
+// package panics on a cancellation without one).
+func TestLeftoverContextsAcrossCalls(t *testing.T) {
+	vm := newTestVM(t, nil, PoolOptions{CallTimeout: time.Minute})
+	var left []context.Context
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	vm.L.SetGlobal("derive", vm.L.NewFunction(func(L *glua.LState) int {
+		ctx, cancel := context.WithCancel(L.Context())
+		left, cancels = append(left, ctx), append(cancels, cancel)
+		return 0
+	}))
+	fn := runLua(t, vm, `return function() derive() end`)[0]
+	for range 500 {
+		if _, _, err := vm.Run(t.Context(), fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ctx := range left {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("context %d, left at its call's end, is not done", i)
+		}
+	}
+}
