@@ -141,24 +141,28 @@ func triesTable(L *glua.LState, tries []BalancerTry) *glua.LTable {
 	out := L.CreateTable(len(tries), 0)
 	for _, try := range tries {
 		t := L.CreateTable(0, 8)
-		try.fields(t.RawSetString)
+		try.fields(
+			func(k, v string) { t.RawSetString(k, glua.LString(v)) },
+			func(k string, n int64) { t.RawSetString(k, glua.LNumber(n)) })
 		out.Append(t)
 	}
 	L.SetMetatable(out, arrayMT(L))
 	return out
 }
 
-// fields gives the try's members of balancer_data.tries to put.
-func (try BalancerTry) fields(put func(key string, v glua.LValue)) {
-	put("ip", glua.LString(try.IP))
-	put("port", glua.LNumber(try.Port))
-	put("balancer_start", glua.LNumber(try.Start.UnixMilli()))
-	put("balancer_start_ns", glua.LNumber(try.Start.UnixNano()))
-	put("balancer_latency", glua.LNumber(try.Latency.Milliseconds()))
-	put("balancer_latency_ns", glua.LNumber(try.Latency.Nanoseconds()))
+// fields gives the try's members of balancer_data.tries, its strings to
+// str and its numbers to num: typed, so that gong.log_record writes them
+// without boxing each into a Lua value.
+func (try BalancerTry) fields(str func(key, v string), num func(key string, v int64)) {
+	str("ip", try.IP)
+	num("port", int64(try.Port))
+	num("balancer_start", try.Start.UnixMilli())
+	num("balancer_start_ns", try.Start.UnixNano())
+	num("balancer_latency", try.Latency.Milliseconds())
+	num("balancer_latency_ns", try.Latency.Nanoseconds())
 	if try.Retried {
-		put("state", glua.LString("failed"))
-		put("code", glua.LNumber(0))
+		str("state", "failed")
+		num("code", 0)
 	}
 }
 

@@ -327,15 +327,9 @@ func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) erro
 			}
 			*b = append(*b, '{')
 			first := true
-			var err error
-			try.fields(func(k string, v glua.LValue) {
-				if err == nil {
-					err = c.appendMember(L, b, &first, k, v, depth+2)
-				}
-			})
-			if err != nil {
-				return err
-			}
+			try.fields(
+				func(k, v string) { c.appendStringMember(L, b, &first, k, v) },
+				func(k string, n int64) { c.appendNumberMember(L, b, &first, k, n) })
 			*b = append(*b, '}')
 		}
 		*b = append(*b, ']')
