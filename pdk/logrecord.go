@@ -175,11 +175,12 @@ func (c *cjsonConfig) encodeRecord(L *glua.LState, s *State) ([]byte, error) {
 // appendEntity writes the route or the service member, from the cache
 // when m is the very map Entities returned.
 func (c *cjsonConfig) appendEntity(L *glua.LState, b *[]byte, first *bool, name string, m, route, service map[string]any) error {
-	var v any = m
 	if j := c.entities.json(L, c, m, route, service); j != nil {
-		v = j
+		c.appendKey(L, b, first, name)
+		*b = append(*b, j...)
+		return nil
 	}
-	return c.appendMember(L, b, first, name, v, 1)
+	return c.appendMember(L, b, first, name, m, 1)
 }
 
 // entityCache holds the JSON of the route and service maps records
@@ -198,11 +199,8 @@ const maxEntityCache = 256
 // not reused while cached, and its JSON.
 type entityJSON struct {
 	m    map[string]any
-	json rawJSON
+	json []byte
 }
-
-// rawJSON is JSON appendGo copies as it is.
-type rawJSON []byte
 
 // cjsonSettings are the settings that change how appendGo writes a map.
 type cjsonSettings struct {
@@ -210,12 +208,11 @@ type cjsonSettings struct {
 	precision                     int
 }
 
-// json returns v's JSON when v is the route or the service map (the very
+// json returns m's JSON when m is the route or the service map (the very
 // map Entities returns), writing and caching it the first time; nil
 // otherwise.
-func (ec *entityCache) json(L *glua.LState, c *cjsonConfig, v any, route, service map[string]any) rawJSON {
-	m, ok := v.(map[string]any)
-	if !ok || m == nil || !sameMap(m, route) && !sameMap(m, service) {
+func (ec *entityCache) json(L *glua.LState, c *cjsonConfig, m, route, service map[string]any) []byte {
+	if m == nil || !sameMap(m, route) && !sameMap(m, service) {
 		return nil
 	}
 	settings := cjsonSettings{c.emptyTableObject, c.escapeSlash, c.precision}
@@ -227,7 +224,7 @@ func (ec *entityCache) json(L *glua.LState, c *cjsonConfig, v any, route, servic
 		return e.json
 	}
 	var b []byte
-	if err := c.appendMap(L, &b, m, nil, 1); err != nil {
+	if err := c.appendMap(L, &b, m, 1); err != nil {
 		return nil
 	}
 	ec.byMap[key] = entityJSON{m, b}
@@ -315,9 +312,7 @@ func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) erro
 		}
 		*b = append(*b, ']')
 	case map[string]any:
-		return c.appendMap(L, b, v, nil, depth)
-	case rawJSON:
-		*b = append(*b, v...)
+		return c.appendMap(L, b, v, depth)
 	case []BalancerTry:
 		// As triesTable makes them: an array of objects.
 		*b = append(*b, '[')
@@ -343,18 +338,12 @@ func (c *cjsonConfig) appendGo(L *glua.LState, b *[]byte, v any, depth int) erro
 	return nil
 }
 
-// appendMap writes m as an object, its kong member replaced when kong is
-// not nil; an empty one as encode_empty_table_as_object says.
-func (c *cjsonConfig) appendMap(L *glua.LState, b *[]byte, m map[string]any, kong any, depth int) error {
+// appendMap writes m as an object; an empty one as
+// encode_empty_table_as_object says.
+func (c *cjsonConfig) appendMap(L *glua.LState, b *[]byte, m map[string]any, depth int) error {
 	*b = append(*b, '{')
 	first := true
-	if kong != nil {
-		c.appendMember(L, b, &first, "kong", kong, depth+1)
-	}
 	for k, e := range m {
-		if kong != nil && k == "kong" {
-			continue
-		}
 		if err := c.appendMember(L, b, &first, k, e, depth+1); err != nil {
 			return err
 		}
