@@ -1,9 +1,11 @@
 package telemetry
 
 import (
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -158,6 +160,12 @@ type RouteSeries struct {
 	active         prometheus.Gauge
 	latencies      atomic.Pointer[latencySeries]
 	bytes          atomic.Pointer[bandwidthSeries]
+	// statuses are the route's session counters keyed by status<<1 |
+	// proxied, the map copied to add one: a vector lookup hashes five
+	// labels under the vector's lock, which every session would contend
+	// for. It holds no more than the vector's own series of the route.
+	statuses   atomic.Pointer[map[int]prometheus.Counter]
+	statusesMu sync.Mutex
 }
 
 type latencySeries struct{ session, kong prometheus.Observer }
@@ -182,11 +190,7 @@ func (rs *RouteSeries) Closed() { rs.active.Dec() }
 func (rs *RouteSeries) Ended(s Session) {
 	series := rs.m.series.Load()
 	if series == nil || series.StatusCodes {
-		source := "kong"
-		if s.Proxied {
-			source = "service"
-		}
-		rs.m.sessions.WithLabelValues(rs.service, rs.route, strconv.Itoa(s.Status), source, workspace).Inc()
+		rs.sessionCounter(s.Status, s.Proxied).Inc()
 	}
 	if series == nil || series.Latency {
 		l := rs.latencies.Load()
@@ -208,6 +212,40 @@ func (rs *RouteSeries) Ended(s Session) {
 		b.ingress.Add(float64(s.Received))
 		b.egress.Add(float64(s.Sent))
 	}
+}
+
+// sessionCounter is the route's counter of sessions ended with status,
+// from the service when proxied, else from Kong.
+func (rs *RouteSeries) sessionCounter(status int, proxied bool) prometheus.Counter {
+	key := status << 1
+	if proxied {
+		key |= 1
+	}
+	if m := rs.statuses.Load(); m != nil {
+		if c, ok := (*m)[key]; ok {
+			return c
+		}
+	}
+	rs.statusesMu.Lock()
+	defer rs.statusesMu.Unlock()
+	old := rs.statuses.Load()
+	if old != nil {
+		if c, ok := (*old)[key]; ok {
+			return c
+		}
+	}
+	source := "kong"
+	if proxied {
+		source = "service"
+	}
+	c := rs.m.sessions.WithLabelValues(rs.service, rs.route, strconv.Itoa(status), source, workspace)
+	m := make(map[int]prometheus.Counter, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[key] = c
+	rs.statuses.Store(&m)
+	return c
 }
 
 // KongSeries selects Kong's optional series, as the prometheus plugin's
