@@ -30,6 +30,7 @@ type Address struct {
 // address is an Address with its live state.
 type address struct {
 	Address
+	dial      string // Addr as text, what a connection dials
 	available atomic.Bool
 	active    int     // least-connections: sessions in flight (guarded by the balancer)
 	ewma      float64 // latency: seconds (guarded by the balancer)
@@ -40,6 +41,8 @@ type address struct {
 type Peer struct {
 	Addr netip.AddrPort
 	Host string
+	// Dial is Addr as text, made once per address rather than per pick.
+	Dial string
 }
 
 // Handle follows one connection across its attempts: the hash value it
@@ -87,7 +90,7 @@ func New(addrs []Address, opts Options) (Balancer, error) {
 		if a.Weight < 0 {
 			return nil, fmt.Errorf("address %s: negative weight %d", a.Addr, a.Weight)
 		}
-		x := &address{Address: a}
+		x := &address{Address: a, dial: a.Addr.String()}
 		x.available.Store(true)
 		as = append(as, x)
 	}
@@ -123,7 +126,7 @@ func (b *base) healthy() bool {
 	return b.total > 0 && float64(b.total-down)/float64(b.total)*100 > b.threshold
 }
 
-func peerOf(a *address) Peer { return Peer{Addr: a.Addr, Host: a.Host} }
+func peerOf(a *address) Peer { return Peer{Addr: a.Addr, Host: a.Host, Dial: a.dial} }
 
 func (b *base) Take(h *Handle, addr netip.AddrPort) (Peer, bool) {
 	a := b.takeable(addr)

@@ -41,8 +41,11 @@ type peers interface {
 type attempts struct {
 	client netip.AddrPort
 	udp    bool
-	tried  []string
-	handle balancer.Handle
+	tried  []string // the peers dialled, in triedFirst while they fit
+	// triedFirst holds the usual one or two tries in the attempts' own
+	// allocation.
+	triedFirst [2]string
+	handle     balancer.Handle
 	// b is the balancer of the connection's first pick, which its
 	// retries and release use even if DNS rebuilt the upstream's since.
 	b balancer.Balancer
@@ -55,9 +58,22 @@ type hostPeers struct {
 	host     string
 	port     int
 	resolver *balancer.Resolver
+	literal  string // the peer, when host is an IP address
+}
+
+func newHostPeers(host string, port int, r *balancer.Resolver) *hostPeers {
+	b := &hostPeers{host: host, port: port, resolver: r}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		b.literal = netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
+	}
+	return b
 }
 
 func (b *hostPeers) next(ctx context.Context, a *attempts) (string, string, error) {
+	if b.literal != "" {
+		a.tried = append(a.tried, b.literal)
+		return b.literal, b.host, nil
+	}
 	addr, err := b.resolver.ToIP(ctx, b.host, b.port)
 	if err != nil {
 		return "", "", err
@@ -68,7 +84,13 @@ func (b *hostPeers) next(ctx context.Context, a *attempts) (string, string, erro
 }
 
 func (b *hostPeers) start(client netip.AddrPort, udp bool) *attempts {
-	return &attempts{client: client, udp: udp}
+	return newAttempts(client, udp)
+}
+
+func newAttempts(client netip.AddrPort, udp bool) *attempts {
+	a := &attempts{client: client, udp: udp}
+	a.tried = a.triedFirst[:0]
+	return a
 }
 
 func (b *hostPeers) failed(*attempts, string) {}
@@ -127,7 +149,7 @@ func (u *UpstreamPeers) stop() { u.Up.Stop() }
 // stream only hash_on ip yields one (consumer needs an authenticating
 // plugin); anything else falls back, then hashes "", as in Kong.
 func (u *UpstreamPeers) start(client netip.AddrPort, udp bool) *attempts {
-	a := &attempts{client: client, udp: udp}
+	a := newAttempts(client, udp)
 	for _, on := range u.hashOn {
 		if on == "ip" {
 			a.handle.HashValue = client.Addr().String()
@@ -152,9 +174,8 @@ func (u *UpstreamPeers) next(_ context.Context, a *attempts) (string, string, er
 }
 
 func (u *UpstreamPeers) picked(a *attempts, p balancer.Peer) (string, string, error) {
-	peer := p.Addr.String()
-	a.tried = append(a.tried, peer)
-	return peer, p.Host, nil
+	a.tried = append(a.tried, p.Dial)
+	return p.Dial, p.Host, nil
 }
 
 // affine sends a UDP client back to the peer of its previous session,
@@ -285,7 +306,7 @@ func buildServices(c *conf.Config, d *declarative.Config, res *balancer.Resolver
 			}
 			svc.peers = up
 		} else {
-			svc.peers = &hostPeers{host: s.Host, port: s.Port, resolver: res}
+			svc.peers = newHostPeers(s.Host, s.Port, res)
 		}
 		// Kong disables upstream TLS only for tcp services (and UDP never
 		// has it); tls and tls_passthrough services both speak TLS.

@@ -335,7 +335,7 @@ func (s *Session) service(svc *Service) *Service {
 		if up, ok := s.cfg.Upstreams[ch.Host]; ok {
 			c.peers = up
 		} else {
-			c.peers = &hostPeers{host: ch.Host, port: ch.Port, resolver: s.cfg.resolver}
+			c.peers = newHostPeers(ch.Host, ch.Port, s.cfg.resolver)
 		}
 	}
 	if c.tls != nil && (ch.TLSVerify != nil || ch.TLSVerifyDepth != nil || ch.TLSClientCert != nil || ch.TLSRoots != nil) {
