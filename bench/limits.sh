@@ -34,13 +34,7 @@ GONG=${1:?usage: bench/limits.sh PATH_TO_GONG}
 redis-server --port 6391 --bind 127.0.0.1 --save '' --appendonly no >"$W/redis.out" 2>&1 & PIDS+=($!)
 RPID=$!
 
-cat > "$W/nginx.conf" <<NG
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 2; pid $W/nginx.pid; error_log $W/nginx.err warn; daemon on;
-events { worker_connections 9000; }
-stream { server { listen 127.0.0.1:8001 reuseport; proxy_pass 127.0.0.1:9000; } }
-NG
-nginx -c "$W/nginx.conf" -p "$W" || echo "nginx failed to start"
+start_nginx "server { listen 127.0.0.1:8001 reuseport; proxy_pass 127.0.0.1:9000; }"
 
 REDIS="policy: redis, redis: {host: 127.0.0.1, port: 6391}"
 HIGH="second: 1000000000, minute: 1000000000"

@@ -30,15 +30,7 @@ openssl req -x509 "${keyopt[@]}" -nodes -keyout "$W/key.pem" -out "$W/cert.pem" 
 
 "$L" echo -listen 127.0.0.1:9000 & PIDS+=($!)
 
-cat > "$W/nginx.conf" <<NG
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 2; pid $W/nginx.pid; error_log $W/nginx.err warn; daemon on;
-events { worker_connections 9000; }
-stream {
-  server { listen 127.0.0.1:8441 ssl reuseport; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem; proxy_pass 127.0.0.1:9000; }
-}
-NG
-nginx -c "$W/nginx.conf" -p "$W" || echo "nginx failed to start"
+start_nginx "server { listen 127.0.0.1:8441 ssl reuseport; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem; proxy_pass 127.0.0.1:9000; }"
 
 cat > "$W/kong.yml" <<YML
 _format_version: "3.0"
