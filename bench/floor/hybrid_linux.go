@@ -8,11 +8,11 @@ import (
 )
 
 // hybridProxy accepts and dials with Go's net package, a goroutine per
-// connection until its upstream is connected, then hands both sockets to
-// an epoll loop per core that relays them as epollProxy does: what
-// moving only the relay out of goroutines would save. Go's poller keeps
-// the sockets too (epoll allows a socket in several instances); nothing
-// waits on them there.
+// connection until its upstream is connected, then takes both sockets
+// out of Go's poller (a duplicate descriptor each, and the connections
+// closed) and hands them to an epoll loop per core that relays them as
+// epollProxy does: what moving only the relay out of goroutines would
+// save.
 func hybridProxy(listen, upstream string) error {
 	loops := make([]*relayLoop, runtime.GOMAXPROCS(0))
 	for i := range loops {
@@ -20,7 +20,7 @@ func hybridProxy(listen, upstream string) error {
 		if err != nil {
 			return err
 		}
-		loops[i] = &relayLoop{ep: ep, pairs: map[int]*connPair{}}
+		loops[i] = &relayLoop{ep: ep, pairs: map[int][2]*side{}}
 		go loops[i].run()
 	}
 	ln, err := net.Listen("tcp", listen)
@@ -39,38 +39,47 @@ func hybridProxy(listen, upstream string) error {
 				c.Close()
 				return
 			}
-			cfd, ufd := fdOf(c), fdOf(u)
-			l.add(&connPair{conns: [2]net.Conn{c, u}, sides: [2]*side{{fd: cfd, peer: ufd}, {fd: ufd, peer: cfd}}})
+			cfd, cerr := detach(c)
+			ufd, uerr := detach(u)
+			if cerr != nil || uerr != nil {
+				syscall.Close(cfd)
+				syscall.Close(ufd)
+				return
+			}
+			l.add([2]*side{{fd: cfd, peer: ufd}, {fd: ufd, peer: cfd}})
 		}()
 	}
 }
 
-// connPair is a client's connection and its upstream's.
-type connPair struct {
-	conns [2]net.Conn
-	sides [2]*side
-}
-
+// relayLoop relays pairs of sockets: a client's and its upstream's.
 type relayLoop struct {
 	ep    int
 	mu    sync.Mutex
-	pairs map[int]*connPair // by either socket
+	pairs map[int][2]*side // by either socket
 }
 
-func fdOf(c net.Conn) int {
-	rc, _ := c.(*net.TCPConn).SyscallConn()
-	var fd int
-	rc.Control(func(f uintptr) { fd = int(f) })
-	return fd
+// detach returns a duplicate of c's descriptor and closes c, which takes
+// the socket out of Go's poller; the duplicate keeps the socket open.
+func detach(c net.Conn) (int, error) {
+	defer c.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) { fd, dupErr = syscall.Dup(int(f)) }); err != nil {
+		return -1, err
+	}
+	return fd, dupErr
 }
 
-func (l *relayLoop) add(p *connPair) {
+func (l *relayLoop) add(p [2]*side) {
 	l.mu.Lock()
-	for _, s := range p.sides {
+	for _, s := range p {
 		l.pairs[s.fd] = p
 	}
 	l.mu.Unlock()
-	for _, s := range p.sides {
+	for _, s := range p {
 		// Registering a socket that is readable already reports it at once.
 		syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, s.fd, &syscall.EpollEvent{Events: edge, Fd: int32(s.fd)})
 	}
@@ -87,12 +96,12 @@ func (l *relayLoop) run() {
 		}
 		for _, ev := range events[:n] {
 			l.mu.Lock()
-			p := l.pairs[int(ev.Fd)]
+			p, ok := l.pairs[int(ev.Fd)]
 			l.mu.Unlock()
-			if p == nil {
+			if !ok {
 				continue // closed earlier in this batch
 			}
-			s, peer := p.sides[0], p.sides[1]
+			s, peer := p[0], p[1]
 			if s.fd != int(ev.Fd) {
 				s, peer = peer, s
 			}
@@ -101,8 +110,8 @@ func (l *relayLoop) run() {
 				delete(l.pairs, s.fd)
 				delete(l.pairs, peer.fd)
 				l.mu.Unlock()
-				p.conns[0].Close()
-				p.conns[1].Close()
+				syscall.Close(s.fd) // closing removes a socket from epoll
+				syscall.Close(peer.fd)
 			}
 		}
 	}

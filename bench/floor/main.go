@@ -8,8 +8,9 @@
 //	floor epoll LISTEN UPSTREAM   one epoll loop per core on a reuseport
 //	                              listener with raw non-blocking sockets:
 //	                              no goroutine per connection (Linux)
-//	floor hybrid LISTEN UPSTREAM  net's accept and dial, then an epoll
-//	                              loop per core relays (Linux)
+//	floor hybrid LISTEN UPSTREAM  net's accept and dial, then the
+//	                              sockets leave Go's poller for an epoll
+//	                              loop per core that relays (Linux)
 //
 // All end a connection at the first EOF from either side, as gong does
 // by default. They serve the bench only: no timeouts, no limits.
