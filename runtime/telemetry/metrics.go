@@ -163,7 +163,8 @@ type RouteSeries struct {
 	// statuses are the route's session counters keyed by status<<1 |
 	// proxied, the map copied to add one: a vector lookup hashes five
 	// labels under the vector's lock, which every session would contend
-	// for. It holds no more than the vector's own series of the route.
+	// for. Only statuses from 100 to 599 are kept (ngx.exit takes any
+	// integer from a plugin), so the map holds at most 1,000 counters.
 	statuses   atomic.Pointer[map[int]prometheus.Counter]
 	statusesMu sync.Mutex
 }
@@ -217,6 +218,13 @@ func (rs *RouteSeries) Ended(s Session) {
 // sessionCounter is the route's counter of sessions ended with status,
 // from the service when proxied, else from Kong.
 func (rs *RouteSeries) sessionCounter(status int, proxied bool) prometheus.Counter {
+	source := "kong"
+	if proxied {
+		source = "service"
+	}
+	if status < 100 || status > 599 {
+		return rs.m.sessions.WithLabelValues(rs.service, rs.route, strconv.Itoa(status), source, workspace)
+	}
 	key := status << 1
 	if proxied {
 		key |= 1
@@ -233,10 +241,6 @@ func (rs *RouteSeries) sessionCounter(status int, proxied bool) prometheus.Count
 		if c, ok := (*old)[key]; ok {
 			return c
 		}
-	}
-	source := "kong"
-	if proxied {
-		source = "service"
 	}
 	c := rs.m.sessions.WithLabelValues(rs.service, rs.route, strconv.Itoa(status), source, workspace)
 	m := make(map[int]prometheus.Counter, 1)
