@@ -9,18 +9,24 @@ import (
 	glua "github.com/yuin/gopher-lua"
 )
 
+// runOrCall calls fn with Run (on a coroutine) or Call (on the VM's main
+// state), the two ways a handler runs, and returns the error.
+func runOrCall(t *testing.T, vm *VM, fn glua.LValue, run bool) error {
+	if run {
+		_, _, err := vm.Run(t.Context(), fn)
+		return err
+	}
+	_, err := vm.Call(t.Context(), fn)
+	return err
+}
+
 // CallTimeout stops a Run or a Call that runs past it, with the Timeout
 // error a context deadline gives, and the VM is no longer trusted.
 func TestCallTimeoutStopsALoop(t *testing.T) {
 	for _, run := range []bool{false, true} {
 		vm := newTestVM(t, nil, PoolOptions{CallTimeout: 50 * time.Millisecond})
 		fn := runLua(t, vm, `return function() while true do end end`)[0]
-		var err error
-		if run {
-			_, _, err = vm.Run(t.Context(), fn)
-		} else {
-			_, err = vm.Call(t.Context(), fn)
-		}
+		err := runOrCall(t, vm, fn, run)
 		var le *Error
 		if !errors.As(err, &le) || le.Kind != Timeout || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("run %v: err = %v; want a Timeout *Error wrapping DeadlineExceeded", run, err)
@@ -114,12 +120,7 @@ func TestNestedRunKeepsTheOuterTimeout(t *testing.T) {
 			return 0
 		}))
 		fn := runLua(t, vm, `return function() nested() while true do end end`)[0]
-		var err error
-		if outerRun {
-			_, _, err = vm.Run(t.Context(), fn)
-		} else {
-			_, err = vm.Call(t.Context(), fn)
-		}
+		err := runOrCall(t, vm, fn, outerRun)
 		var le *Error
 		if !errors.As(err, &le) || le.Kind != Timeout {
 			t.Fatalf("outer Run %v, loop after a nested Run: %v; want a Timeout *Error", outerRun, err)
