@@ -105,6 +105,16 @@ func (ps *Plugins) Preread(s *stream.Session) (status int, done bool) {
 	return cx.exitStatus, true
 }
 
+// NoPlugins implements stream.Hooks: no plugin handler runs for the
+// route's sessions (nil: for sessions no route matched).
+func (ps *Plugins) NoPlugins(r *stream.Route) bool {
+	if r == nil {
+		return len(ps.globalLog) == 0
+	}
+	rr := ps.routes[r.Decl.ID]
+	return len(rr.native) == 0 && len(rr.preread) == 0 && len(rr.log) == 0
+}
+
 // shape paces the session's relay as bandwidth-limit asked, its share of
 // an aggregate rate given back when the session ends.
 func (cx *session) shape() {

@@ -37,11 +37,16 @@ type Config struct {
 	// ended.
 	OnRelease func()
 
-	router   *router.Router
-	format   LogFormat
-	access   *AccessLog      // nil when proxy_stream_access_log is off
-	tls      *tlsmgr.Manager // nil without ssl listeners
-	resolver *balancer.Resolver
+	router *router.Router
+	// tcpRoutes are the routes a plain TCP listener's sessions may match,
+	// and loops the listeners whose sessions the event loops serve
+	// (loopListeners, made when the Config becomes current).
+	tcpRoutes []*Route
+	loops     map[ListenKey]bool
+	format    LogFormat
+	access    *AccessLog      // nil when proxy_stream_access_log is off
+	tls       *tlsmgr.Manager // nil without ssl listeners
+	resolver  *balancer.Resolver
 	// clientCerts are the certificate entities services present to
 	// their upstreams (ReplaceClientCertificate).
 	clientCerts clientCerts
@@ -190,6 +195,9 @@ func Build(c *conf.Config, d *declarative.Config, opts BuildOptions) (_ *Config,
 			rt.Priority = uint64(*r.Priority)
 		}
 		routes = append(routes, rt)
+		if slices.Contains(r.Protocols, "tcp") {
+			cfg.tcpRoutes = append(cfg.tcpRoutes, target)
+		}
 	}
 	cfg.router, err = router.New(routes, router.Options{Flavor: router.Flavor(c.RouterFlavor)})
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -25,6 +27,11 @@ type Engine struct {
 	parker  *parker // nil where epoll is unavailable: relays never park
 	workers *workers
 	current atomic.Pointer[Config]
+	// loops are the event loops (loop_linux.go), started by the first
+	// Config that lets them serve a listener; noLoops is set when they
+	// cannot start.
+	loops   *loopSet
+	noLoops bool
 
 	mu        sync.Mutex // guards listeners and stopping
 	listeners map[ListenKey]*socket
@@ -54,12 +61,29 @@ func New(log *slog.Logger, metrics *telemetry.Metrics) *Engine {
 	return e
 }
 
-// socket is one open listening socket and its accept loop.
+// socket is one open listening socket and what accepts from it: its
+// accept goroutine on ln, or the event loops on lfd (ln nil).
 type socket struct {
 	key    ListenKey
 	ln     net.Listener
 	pc     net.PacketConn
+	addr   net.Addr
 	closed atomic.Bool
+	// accepting is set while ln's accept goroutine runs; handing tells
+	// it that ln closes for the loops to take over. fromFile marks an ln
+	// made from lfd, whose connections need the listener's keepalive set.
+	accepting bool
+	handing   atomic.Bool
+	fromFile  bool
+	// lfd is the descriptor the loops accept from (-1: none), a copy of
+	// the socket out of Go's poller; lmu keeps it open during an accept.
+	// local is the socket's address unless it is a wildcard, the local
+	// address of its sessions. id names it in the loops' events.
+	lmu   sync.RWMutex
+	lfd   int
+	loops *loopSet
+	local netip.AddrPort
+	id    int32
 	// draining is set on a UDP socket by Drain: datagrams of its
 	// sessions still pass both ways, a new client's are dropped. A new
 	// session is counted in the engine's conns under gate, so none
@@ -78,6 +102,24 @@ func (o *socket) close() {
 	if o.pc != nil {
 		o.pc.Close()
 	}
+	if o.loops != nil {
+		o.loops.closeLoopFD(o)
+	}
+}
+
+// newSocket is the state of a socket just opened.
+func newSocket(l conf.Listener, ln net.Listener, pc net.PacketConn) *socket {
+	o := &socket{key: KeyOf(l), ln: ln, pc: pc, lfd: -1}
+	o.caps.name = capsName(l)
+	if ln != nil {
+		o.addr = ln.Addr()
+		if ta, ok := o.addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+			o.local = ta.AddrPort()
+		}
+	} else {
+		o.addr = pc.LocalAddr()
+	}
+	return o
 }
 
 // ErrStopped is Swap's error once the engine is stopping.
@@ -105,17 +147,23 @@ func (e *Engine) Swap(cfg *Config) (*Config, error) {
 			}
 			return nil, fmt.Errorf("stream_listen %s: %w", l.Listener, err)
 		}
-		o := &socket{key: k, ln: ln, pc: pc}
-		o.caps.name = capsName(l)
-		opened = append(opened, o)
+		opened = append(opened, newSocket(l, ln, pc))
+	}
+	if cfg.loops = cfg.loopListeners(); len(cfg.loops) > 0 && e.loops == nil && !e.noLoops {
+		var err error
+		if e.loops, err = startLoops(e); err != nil {
+			e.noLoops = true
+			e.log.Warn(fmt.Sprintf("every session will have goroutines: the event loops cannot start: %v", err))
+		}
+	}
+	if e.loops == nil {
+		cfg.loops = nil
 	}
 	old := e.current.Swap(cfg)
 	for _, o := range opened {
 		e.listeners[o.key] = o
-		o.loop.Add(1)
-		if o.ln != nil {
-			go e.acceptLoop(o)
-		} else {
+		if o.pc != nil {
+			o.loop.Add(1)
 			go e.udpLoop(o)
 		}
 	}
@@ -123,9 +171,32 @@ func (e *Engine) Swap(cfg *Config) (*Config, error) {
 		if _, keep := cfg.Listeners[k]; !keep {
 			o.close()
 			delete(e.listeners, k)
+		} else if o.pc == nil {
+			e.place(o, cfg.loops[k])
 		}
 	}
 	return old, nil
+}
+
+// place gives a TCP socket's accepting to the event loops (loop) or to
+// its goroutine; when the move fails the socket is served as it was.
+func (e *Engine) place(o *socket, loop bool) {
+	switch {
+	case loop && o.ln != nil:
+		o.loops = e.loops
+		if err := e.loops.toLoops(o); err != nil {
+			e.log.Warn(fmt.Sprintf("stream_listen %s: sessions keep their goroutines: %v", o.key.Addr, err))
+		}
+	case !loop && o.lfd >= 0:
+		if err := e.loops.fromLoops(o); err != nil {
+			e.log.Warn(fmt.Sprintf("stream_listen %s: the event loops hand each session to a goroutine: %v", o.key.Addr, err))
+		}
+	}
+	if o.ln != nil && !o.accepting {
+		o.accepting = true
+		o.loop.Add(1)
+		go e.acceptLoop(o, o.ln)
+	}
 }
 
 // acquire takes the current Config for a new session, which must call
@@ -208,12 +279,17 @@ func (e *Engine) WaitFor(d time.Duration) bool {
 }
 
 // Wait returns once every session has ended, then closes the listeners
-// Drain left open and stops the parker.
+// Drain left open and stops the parker and the event loops.
 func (e *Engine) Wait() {
 	e.conns.Wait()
 	e.CloseListeners()
 	if e.parker != nil {
 		e.parker.close()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.loops != nil {
+		e.loops.stop()
 	}
 }
 
@@ -223,11 +299,7 @@ func (e *Engine) Addrs() []net.Addr {
 	defer e.mu.Unlock()
 	var out []net.Addr
 	for _, o := range e.listeners {
-		if o.ln != nil {
-			out = append(out, o.ln.Addr())
-		} else {
-			out = append(out, o.pc.LocalAddr())
-		}
+		out = append(out, o.addr)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,15 +23,18 @@ import (
 )
 
 // fakeHooks stand for the runloop: preread answers with its fixed
-// result, and every ended session's record is sent on ended.
+// result, and every ended session's record is sent on ended. noPlugins
+// lets plain sessions run on the event loops (ended must then have room).
 type fakeHooks struct {
-	status int
-	done   bool
-	ended  chan Record
+	status    int
+	done      bool
+	noPlugins bool
+	ended     chan Record
 }
 
 func (h *fakeHooks) Preread(*Session) (int, bool) { return h.status, h.done }
 func (h *fakeHooks) Log(s *Session)               { h.ended <- *s.Record() }
+func (h *fakeHooks) NoPlugins(*Route) bool        { return h.noPlugins }
 
 // testEngine serves kongYML through an engine with hooks on one TCP and
 // one UDP listener of its own; it returns their addresses.
@@ -41,6 +45,43 @@ func testEngine(t *testing.T, hooks Hooks, kongYML string) (tcp, udp string) {
 
 // testEngineConf is testEngine with more kong.conf lines.
 func testEngineConf(t *testing.T, hooks Hooks, kongYML, confExtra string) (tcp, udp string) {
+	t.Helper()
+	e, _ := newTestEngine(t, hooks, kongYML, confExtra)
+	return listenerAddrs(e)
+}
+
+// listenerAddrs are an engine's TCP and UDP listener addresses.
+func listenerAddrs(e *Engine) (tcp, udp string) {
+	for _, a := range e.Addrs() {
+		if a.Network() == "udp" {
+			udp = a.String()
+		} else {
+			tcp = a.String()
+		}
+	}
+	return tcp, udp
+}
+
+// newTestEngine is testEngineConf's engine, with its error log.
+func newTestEngine(t *testing.T, hooks Hooks, kongYML, confExtra string) (*Engine, *lockedBuffer) {
+	t.Helper()
+	cfg, log, logBuf := testConfig(t, hooks, kongYML, confExtra)
+	e := New(log, telemetry.NewMetrics(telemetry.Sources{}))
+	if _, err := e.Swap(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.CloseListeners()
+		e.CloseSessions()
+		e.Wait()
+		cfg.Retire()
+	})
+	return e, logBuf
+}
+
+// testConfig builds kongYML with hooks, listening on a TCP and a UDP
+// port of 127.0.0.1 the system picks, and the logger its build had.
+func testConfig(t *testing.T, hooks Hooks, kongYML, confExtra string) (*Config, *slog.Logger, *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	confPath := filepath.Join(dir, "kong.conf")
@@ -66,24 +107,7 @@ func testEngineConf(t *testing.T, hooks Hooks, kongYML, confExtra string) (tcp, 
 		t.Fatal(err)
 	}
 	cfg.OnRelease = func() {}
-	e := New(log, telemetry.NewMetrics(telemetry.Sources{}))
-	if _, err := e.Swap(cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.CloseListeners()
-		e.CloseSessions()
-		e.Wait()
-		cfg.Retire()
-	})
-	for _, a := range e.Addrs() {
-		if a.Network() == "udp" {
-			udp = a.String()
-		} else {
-			tcp = a.String()
-		}
-	}
-	return tcp, udp
+	return cfg, log, &logBuf
 }
 
 type lockedBuffer struct {

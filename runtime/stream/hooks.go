@@ -19,6 +19,11 @@ type Hooks interface {
 	// Log runs when the session has ended, before its access-log line:
 	// its Record is complete.
 	Log(s *Session)
+	// NoPlugins reports that Preread and Log do nothing for the sessions
+	// of route (nil: the sessions no route matched) and return at once.
+	// Only such sessions may run on the engine's event loops, where
+	// nothing may block.
+	NoPlugins(route *Route) bool
 }
 
 // ServiceChange is what a preread hook changed of a session's service

@@ -107,6 +107,7 @@ type sessionHooks struct{ sessions chan *Session }
 
 func (h sessionHooks) Preread(s *Session) (int, bool) { h.sessions <- s; return 0, false }
 func (h sessionHooks) Log(*Session)                   {}
+func (h sessionHooks) NoPlugins(*Route) bool          { return false }
 
 // TestUpstreamSocketWithoutKeepalive: gong's upstream sockets have no TCP
 // keepalive, as nginx's stream proxy without proxy_socket_keepalive.

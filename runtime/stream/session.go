@@ -109,6 +109,11 @@ type Session struct {
 	// refused is set for a TCP session the preread hook ended, which is
 	// closed gracefully (see closeRefused).
 	refused bool
+
+	// lc is the state of a session an event loop serves (loop_linux.go),
+	// from accept to end, on raw sockets: down, stream, up and relay stay
+	// nil. Set before the session is tracked, never changed.
+	lc *loopConn
 }
 
 // newSession starts the record of a session accepted on local from peer.
@@ -263,6 +268,10 @@ type Try struct {
 
 // Close ends the session at once.
 func (s *Session) Close() error {
+	if s.lc != nil {
+		s.lc.post()
+		return nil
+	}
 	s.mu.Lock()
 	s.closed = true
 	r, ur, up := s.relay, s.udpReader, s.up
@@ -309,6 +318,8 @@ func (s *Session) Info() Info {
 		i.BytesSent, i.BytesReceived = s.sent.Load(), s.received.Load()
 	case s.relay != nil:
 		i.BytesSent, i.BytesReceived = s.relay.sent.Load(), s.relay.received.Load()
+	case s.lc != nil:
+		i.BytesSent, i.BytesReceived = s.lc.sent.Load(), s.lc.received.Load()
 	}
 	return i
 }
@@ -364,6 +375,22 @@ func (s *Session) service(svc *Service) *Service {
 // then the dial. It returns the upstream connection, or nil after ending
 // the session.
 func (s *Session) connect() net.Conn {
+	svc := s.prepare()
+	if svc == nil {
+		return nil
+	}
+	up, status := s.dial(svc)
+	if up == nil {
+		s.end(status)
+		return nil
+	}
+	return up
+}
+
+// prepare counts a routed session among the active ones and runs its
+// preread hook. It returns the service to dial, or nil after ending the
+// session.
+func (s *Session) prepare() *Service {
 	s.rec.Remote = s.client
 	s.opened()
 	if status, done := s.cfg.Hooks.Preread(s); done {
@@ -380,12 +407,7 @@ func (s *Session) connect() net.Conn {
 		s.end(StatusServiceUnavailable)
 		return nil
 	}
-	up, status := s.dial(s.service(s.route.Service))
-	if up == nil {
-		s.end(status)
-		return nil
-	}
-	return up
+	return s.service(s.route.Service)
 }
 
 // dial connects to the service, over TCP (with TLS when the service's
@@ -413,12 +435,7 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 			sp = s.attemptSpan(svc, attempt, peer)
 		}
 		c, err := upstreamDialer.DialContext(ctx, network, peer)
-		s.mu.Lock()
-		s.rec.Tries = append(s.rec.Tries, Try{Addr: peer, Start: pick, Latency: start.Sub(pick), Host: host})
-		s.mu.Unlock()
-		if !s.udp {
-			s.rec.UpstreamConnectTimes = append(s.rec.UpstreamConnectTimes, time.Since(start))
-		}
+		s.tried(Try{Addr: peer, Start: pick, Latency: start.Sub(pick), Host: host}, start)
 		if err == nil && svc.proxyProtocol && !s.udp {
 			if err = s.writeProxyHeader(c, sp); err != nil {
 				c.Close()
@@ -432,10 +449,7 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		}
 		if err != nil {
 			cancel()
-			s.Log(errlog.LevelError, connectError(err)+" while connecting to upstream", "upstream", `"`+peer+`"`)
-			if attempt+1 < svc.tries {
-				svc.peers.failed(s.att, peer)
-			}
+			s.connectFailed(svc, attempt, peer, err)
 			continue
 		}
 		if !s.setUp(c) {
@@ -461,6 +475,26 @@ func (s *Session) dial(svc *Service) (net.Conn, int) {
 		}
 	}
 	return nil, StatusBadGateway
+}
+
+// tried records a connect attempt that began at start, its Try and, for
+// TCP, its connect time.
+func (s *Session) tried(t Try, start time.Time) {
+	s.mu.Lock()
+	s.rec.Tries = append(s.rec.Tries, t)
+	s.mu.Unlock()
+	if !s.udp {
+		s.rec.UpstreamConnectTimes = append(s.rec.UpstreamConnectTimes, time.Since(start))
+	}
+}
+
+// connectFailed logs a failed connect to peer as nginx does and, when
+// another attempt follows, reports the failure to the balancer.
+func (s *Session) connectFailed(svc *Service, attempt int, peer string, err error) {
+	s.Log(errlog.LevelError, connectError(err)+" while connecting to upstream", "upstream", `"`+peer+`"`)
+	if attempt+1 < svc.tries {
+		svc.peers.failed(s.att, peer)
+	}
 }
 
 // upstreamDialer connects to upstreams. KeepAlive -1 leaves SO_KEEPALIVE
@@ -507,25 +541,10 @@ func connectError(err error) string {
 // end closes the session's sockets, releases its peer, runs the log hook,
 // writes its access-log line and lets Quit and Stop know it is gone.
 func (s *Session) end(status int) {
-	s.mu.Lock()
-	up, r := s.up, s.relay
-	s.mu.Unlock()
-	// A relay that ended by closing both sockets leaves nothing to close:
-	// closing again would only make errors.
-	closed := r != nil && r.closedBoth()
-	drain := false
-	switch {
-	case s.refused:
-		drain = s.closeRefused()
-	case s.down != nil && !closed:
-		s.down.Close()
-	}
-	if up != nil && !closed {
-		up.Close()
-	}
+	connected, drain := s.closeSockets()
 	if s.att != nil {
 		var connectTime time.Duration
-		if up != nil && len(s.rec.UpstreamConnectTimes) > 0 {
+		if connected && len(s.rec.UpstreamConnectTimes) > 0 {
 			connectTime = s.rec.UpstreamConnectTimes[len(s.rec.UpstreamConnectTimes)-1]
 		}
 		s.svc.peers.release(s.att, connectTime, status)
@@ -554,4 +573,29 @@ func (s *Session) end(status int) {
 	}
 	s.cfg.Done()
 	s.e.conns.Done()
+}
+
+// closeSockets closes what the session still has open of its sockets,
+// reporting whether it had an upstream connection and whether drain
+// must finish closing the client's.
+func (s *Session) closeSockets() (connected, drain bool) {
+	if s.lc != nil {
+		return s.lc.closeSockets(), false
+	}
+	s.mu.Lock()
+	up, r := s.up, s.relay
+	s.mu.Unlock()
+	// A relay that ended by closing both sockets leaves nothing to close:
+	// closing again would only make errors.
+	closed := r != nil && r.closedBoth()
+	switch {
+	case s.refused:
+		drain = s.closeRefused()
+	case s.down != nil && !closed:
+		s.down.Close()
+	}
+	if up != nil && !closed {
+		up.Close()
+	}
+	return up != nil, drain
 }

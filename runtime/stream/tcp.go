@@ -16,13 +16,15 @@ import (
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
-func (e *Engine) acceptLoop(o *socket) {
+// acceptLoop accepts from ln until it closes: for good, or for the event
+// loops to take the socket over (handing).
+func (e *Engine) acceptLoop(o *socket, ln net.Listener) {
 	defer o.loop.Done()
 	var backoff time.Duration
 	for {
-		conn, err := o.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
-			if o.closed.Load() {
+			if o.closed.Load() || o.handing.Load() {
 				return
 			}
 			// Out of descriptors or similar: wait a little, as net/http does.
@@ -40,8 +42,12 @@ func (e *Engine) acceptLoop(o *socket) {
 			cfg.Done()
 			continue
 		}
+		tc := conn.(*net.TCPConn)
+		if o.fromFile { // made by net.FileListener, which turns keepalive on
+			tc.SetKeepAliveConfig(keepAlive(l.KeepAlive))
+		}
 		e.conns.Add(1)
-		e.workers.run(func() { e.serveTCP(cfg, o, conn.(*net.TCPConn)) })
+		e.workers.run(func() { e.serveTCP(cfg, o, tc) })
 	}
 }
 
@@ -69,10 +75,14 @@ func (e *Engine) serveTCP(cfg *Config, o *socket, down *net.TCPConn) {
 		s.serveTLS()
 		return
 	}
-	ci := router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: cfg.Destination(s.local)}
-	if s.match(ci) {
+	if s.match(s.tcpConnInfo()) {
 		s.proxy()
 	}
+}
+
+// tcpConnInfo is what routes a plain TCP session.
+func (s *Session) tcpConnInfo() router.ConnInfo {
+	return router.ConnInfo{Protocol: "tcp", Src: s.client, Dst: s.cfg.Destination(s.local)}
 }
 
 // readProxyHeader reads a PROXY v1 or v2 header within
@@ -190,13 +200,20 @@ func (s *Session) proxy() {
 
 // relayDone ends a relayed session.
 func (s *Session) relayDone(r *relay, err error) {
-	s.rec.BytesSent, s.rec.BytesReceived = r.sent.Load(), r.received.Load()
-	s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = s.rec.BytesReceived, s.rec.BytesSent
-	if t := r.firstFromUp.Load(); t != 0 {
-		s.rec.UpstreamFirstByte = time.Unix(0, t)
+	s.relayEnded(r.sent.Load(), r.received.Load(), r.firstFromUp.Load(), err, r.up.RemoteAddr())
+}
+
+// relayEnded ends a session whose relay sent and received those bytes to
+// and from the client, the upstream's first at firstUp (unix
+// nanoseconds, 0: none), and ended with err (nil: a close).
+func (s *Session) relayEnded(sent, received, firstUp int64, err error, upstream any) {
+	s.rec.BytesSent, s.rec.BytesReceived = sent, received
+	s.rec.UpstreamBytesSent, s.rec.UpstreamBytesRecv = received, sent
+	if firstUp != 0 {
+		s.rec.UpstreamFirstByte = time.Unix(0, firstUp)
 	}
 	if err != nil {
-		s.Log(errlog.LevelInfo, "connection closed with an error: "+err.Error(), "upstream", r.up.RemoteAddr())
+		s.Log(errlog.LevelInfo, "connection closed with an error: "+err.Error(), "upstream", upstream)
 		if s.trace != nil {
 			s.trace.Root().RecordError(err)
 		}

@@ -1,0 +1,66 @@
+package stream
+
+import (
+	"slices"
+
+	"github.com/gong-proxy/gong/runtime/declarative"
+)
+
+// loopListeners are the listeners of cfg whose sessions the event loops
+// may serve from accept to end (loop_linux.go): plain TCP listeners,
+// without PROXY protocol or TCP keepalive, every route of which has no
+// plugin and a service reached over plain TCP, without a PROXY header,
+// at an IP address or through an upstream (whose picks never wait for
+// DNS), with tracing off. Anything else needs a goroutine per session:
+// TLS, hooks that may block, DNS.
+func (c *Config) loopListeners() map[ListenKey]bool {
+	if c.Tracer != nil || !c.Hooks.NoPlugins(nil) {
+		return nil
+	}
+	out := map[ListenKey]bool{}
+	for k, l := range c.Listeners {
+		if l.UDP || l.SSL || l.ProxyProtocol || l.KeepAlive.Enabled {
+			continue
+		}
+		port := uint16(l.Port)
+		if p, ok := c.Conf.PortMaps[l.Port]; ok {
+			port = uint16(p)
+		}
+		if !slices.ContainsFunc(c.tcpRoutes, func(r *Route) bool { return r.mayMatchPort(port) && !r.loopable(c.Hooks) }) {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+// mayMatchPort reports whether the route may match a connection whose
+// destination port is port: it has no destinations, or one without a
+// port or with this one. An expression route may match any.
+func (r *Route) mayMatchPort(port uint16) bool {
+	d := r.Decl
+	if d.Expression != nil || len(d.Destinations) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(d.Destinations, func(e declarative.Endpoint) bool { return e.Port == nil || *e.Port == int(port) })
+}
+
+// loopable reports whether an event loop can serve the route's sessions.
+func (r *Route) loopable(h Hooks) bool {
+	if !h.NoPlugins(r) {
+		return false
+	}
+	svc := r.Service
+	if svc == nil {
+		return true // the session ends at once with status 503
+	}
+	if svc.tls != nil || svc.proxyProtocol {
+		return false
+	}
+	switch p := svc.peers.(type) {
+	case *hostPeers:
+		return p.literal != ""
+	case *UpstreamPeers:
+		return true
+	}
+	return false
+}
