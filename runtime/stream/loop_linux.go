@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,8 +43,10 @@ const (
 	// pumpBudget bounds the reads a direction makes before the loop's
 	// other sessions have their turn.
 	pumpBudget = 16
-	// sparePipes is how many idle pipes a loop keeps for splicing.
+	// sparePipes is how many idle pipes a loop keeps for splicing, and
+	// pipeSize the size each asks for.
 	sparePipes = 16
+	pipeSize   = 1 << 20
 	// acceptPause is how long a loop stops accepting from a socket after
 	// accept(2) failed with other than a client's error (out of
 	// descriptors), as nginx does.
@@ -257,21 +260,18 @@ func (l *evLoop) takePosted() {
 	}
 }
 
+// runReady gives the sessions that spent their budget another turn;
+// those that spend it again wait for the next, after the next events.
 func (l *evLoop) runReady() {
-	for len(l.ready) > 0 {
-		ready := l.ready
-		l.ready = nil
-		for _, c := range ready {
-			c.queued = false
-			for dir := range c.dirs {
-				if c.state == loopRelaying && c.dirs[dir].more {
-					c.dirs[dir].more = false
-					c.pump(dir)
-				}
+	ready := l.ready
+	l.ready = nil
+	for _, c := range ready {
+		c.queued = false
+		for dir := range c.dirs {
+			if c.state == loopRelaying && c.dirs[dir].more {
+				c.dirs[dir].more = false
+				c.pump(dir)
 			}
-		}
-		if len(l.ready) > 0 {
-			return // their turn comes after the next events
 		}
 	}
 }
@@ -362,6 +362,10 @@ func (l *evLoop) pipe() (*pipePair, error) {
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return nil, err
 	}
+	// As Go's own splice pipes: a splice moves up to pipeSize, where the
+	// default pipe takes 64 KiB. The system may cap it lower
+	// (/proc/sys/fs/pipe-max-size); the default size then serves.
+	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pipeSize)
 	return &pipePair{fds[0], fds[1]}, nil
 }
 
@@ -503,7 +507,11 @@ func sockaddrOf(ap netip.AddrPort) (unix.Sockaddr, int) {
 // the socket out of Go's poller goes into each loop's epoll, and the
 // listener closes. On failure o stays with its goroutine.
 func (set *loopSet) toLoops(o *socket) error {
-	rc, err := o.ln.(*net.TCPListener).SyscallConn()
+	sc, ok := o.ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("a %T has no descriptor", o.ln)
+	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return err
 	}

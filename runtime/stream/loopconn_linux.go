@@ -231,7 +231,7 @@ func (c *loopConn) pump(dir int) {
 			return
 		}
 		if d.splicing {
-			n, err := unix.Splice(src, nil, d.pipe.w, nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, err := unix.Splice(src, nil, d.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			switch {
 			case err == unix.EINTR:
 			case err == unix.EAGAIN:
