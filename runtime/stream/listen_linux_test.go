@@ -110,11 +110,14 @@ func (h sessionHooks) Log(*Session)                   {}
 func (h sessionHooks) NoPlugins(*Route) bool          { return false }
 
 // TestUpstreamSocketWithoutKeepalive: gong's upstream sockets have no TCP
-// keepalive, as nginx's stream proxy without proxy_socket_keepalive.
+// keepalive, as nginx's stream proxy without proxy_socket_keepalive. The
+// service's host is a name, so that the session has goroutines and its
+// upstream a net.Conn; the event loops open theirs with socket(2) and no
+// option.
 func TestUpstreamSocketWithoutKeepalive(t *testing.T) {
 	up := upstreamServer(t, func(c net.Conn) { io.Copy(c, c) })
 	h := sessionHooks{sessions: make(chan *Session, 1)}
-	tcp, _ := testEngine(t, h, serviceYML("tcp", "127.0.0.1", up.Port, ""))
+	tcp, _ := testEngine(t, h, serviceYML("tcp", "localhost", up.Port, ""))
 	c := dialDeadline(t, "tcp", tcp)
 	var s *Session
 	select {

@@ -20,15 +20,22 @@ import (
 	"github.com/gong-proxy/gong/runtime/errlog"
 )
 
-// The event loops serve the sessions of plain TCP listeners whose routes
-// run no plugin (Config.loopListeners) as nginx's workers do: one loop
-// per core waits on its epoll instance and takes each session from
-// accept through routing, the dial with its retries and the relay to
-// its end with non-blocking system calls on raw sockets, without a
+// The event loops serve the sessions of plain TCP listeners whose
+// services they can dial (Config.loopListeners) as nginx's workers do:
+// one loop per core waits on its epoll instance and takes each session
+// from accept through routing, the dial with its retries and the relay
+// to its end with non-blocking system calls on raw sockets, without a
 // goroutine of its own and without Go's poller. A session so served
 // keeps the bookkeeping of any other (its Session: record, metrics,
 // access log, caps, the Admin API's list); only its sockets and its
 // relay are the loop's (loopConn).
+//
+// Plugins may block, so their hooks run on worker goroutines: a routed
+// session with plugins goes to one for its preread hook and comes back
+// to dial (loopConn.preread), and the rest of its end, with the log
+// hook, runs on one. A session whose plugin reads from or writes to the
+// client, refuses it, paces its relay or sends it to a DNS name leaves
+// the loop for good (loopConn.leave).
 //
 // The loops accept from a listening socket while the current Config lets
 // them serve its sessions; Swap moves a socket between them and its
@@ -123,9 +130,16 @@ type evLoop struct {
 	stopping atomic.Bool
 	mu       sync.Mutex
 	posted   []*loopConn // sessions Close asked to end
+	back     []loopBack  // sessions back from their preread hook
 	// acceptNow are sockets to accept from at once: connections that
 	// came while no loop watched them made no event.
 	acceptNow []*socket
+}
+
+// loopBack is a session back from its preread hook, to dial svc.
+type loopBack struct {
+	c   *loopConn
+	svc *Service
 }
 
 // loopSlot is a session's socket registered with the loop's epoll; gen
@@ -247,12 +261,20 @@ func (l *evLoop) takePosted() {
 	var b [8]byte
 	unix.Read(l.wakeFD, b[:])
 	l.mu.Lock()
-	posted, acceptNow := l.posted, l.acceptNow
-	l.posted, l.acceptNow = nil, nil
+	posted, back, acceptNow := l.posted, l.back, l.acceptNow
+	l.posted, l.back, l.acceptNow = nil, nil, nil
 	l.mu.Unlock()
 	for _, c := range posted {
-		if c.state != loopDone {
+		if !c.away.Load() { // an away session's close waits for its return
 			c.finish(nil)
+		}
+	}
+	for _, b := range back {
+		b.c.away.Store(false)
+		if b.c.s.isClosed() {
+			b.c.finish(nil)
+		} else {
+			b.c.start(b.svc)
 		}
 	}
 	for _, o := range acceptNow {
@@ -439,19 +461,14 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 	if !s.match(s.tcpConnInfo()) {
 		return
 	}
-	svc := s.prepare()
-	if svc == nil {
+	if !cfg.Hooks.NoPlugins(s.route) {
+		c.away.Store(true)
+		e.workers.run(c.preread)
 		return
 	}
-	if err := l.register(c, toUpstream); err != nil {
-		s.Log(errlog.LevelError, "epoll_ctl() failed: "+err.Error())
-		s.end(StatusInternalError)
-		return
+	if svc := s.prepare(); svc != nil {
+		c.start(svc)
 	}
-	st := cfg.Conf.Stream
-	c.svc, c.halfClose, c.idle = svc, st.HalfClose, st.SessionIdle(svc.idle, false)
-	s.svc, s.att = svc, svc.peers.start(s.client, false)
-	c.dial()
 }
 
 // handOff serves a connection the loop accepted on a goroutine, as the

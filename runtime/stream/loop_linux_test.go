@@ -253,18 +253,18 @@ func TestLoopSessionCloses(t *testing.T) {
 	}
 }
 
-// A reload that adds plugins to a listener's routes moves its sessions
-// to goroutines, and one that removes them moves them back; a session
-// keeps what it began on.
+// A reload that gives a listener's route a service the loops cannot
+// dial (its host a DNS name) moves the listener to its accept goroutine,
+// and one that takes it away moves it back; a session keeps what it
+// began on.
 func TestReloadMovesListenerBetweenLoopsAndGoroutines(t *testing.T) {
 	up := echoServer(t)
 	yml := serviceYML("tcp", "127.0.0.1", up.Port, "")
-	e, tcp, loopHooks, _ := loopEngine(t, yml, "")
+	e, tcp, h, _ := loopEngine(t, yml, "")
 	onLoop := dialDeadline(t, "tcp", tcp)
 	echoOnce(t, onLoop, "1")
 
-	pluginHooks := &fakeHooks{ended: make(chan Record, 4)}
-	swapTo := func(h Hooks) {
+	swapTo := func(yml string) {
 		cfg, _, _ := testConfig(t, h, yml, "")
 		old, err := e.Swap(cfg)
 		if err != nil {
@@ -273,39 +273,40 @@ func TestReloadMovesListenerBetweenLoopsAndGoroutines(t *testing.T) {
 		old.Retire()
 		t.Cleanup(cfg.Retire)
 	}
-	swapTo(pluginHooks)
-	withPlugins := dialDeadline(t, "tcp", tcp)
-	echoOnce(t, withPlugins, "2")
-	if sessionOf(t, e, withPlugins).lc != nil {
-		t.Error("a session with plugins is on an event loop")
+	swapTo(serviceYML("tcp", "localhost", up.Port, ""))
+	byName := dialDeadline(t, "tcp", tcp)
+	echoOnce(t, byName, "2")
+	if sessionOf(t, e, byName).lc != nil {
+		t.Error("a session to a DNS name is on an event loop")
 	}
 	echoOnce(t, onLoop, "3") // the first session goes on, on its loop
 	if sessionOf(t, e, onLoop).lc == nil {
 		t.Error("the first session left its loop")
 	}
 
-	swapTo(loopHooks)
+	swapTo(yml)
 	again := dialDeadline(t, "tcp", tcp)
 	echoOnce(t, again, "4")
 	if sessionOf(t, e, again).lc == nil {
 		t.Error("the listener did not go back to the loops")
 	}
-	withPlugins.Close()
-	if r := waitEnded(t, pluginHooks); r.Status != StatusOK || r.BytesSent != 1 {
+	byName.Close()
+	if r := waitEnded(t, h); r.Status != StatusOK || r.BytesSent != 1 {
 		t.Errorf("the goroutines' session: status %d, sent %d", r.Status, r.BytesSent)
 	}
 }
 
-// A connection a loop accepts under a Config whose plugins need
-// goroutines (a reload in between) goes to a goroutine.
-func TestLoopHandsOffUnderConfigWithPlugins(t *testing.T) {
+// A connection a loop accepts under a Config it does not serve (a
+// reload in between) goes to a goroutine.
+func TestLoopHandsOffUnderConfigItDoesNotServe(t *testing.T) {
 	up := echoServer(t)
 	yml := serviceYML("tcp", "127.0.0.1", up.Port, "")
 	e, tcp, _, _ := loopEngine(t, yml, "")
 	h := &fakeHooks{ended: make(chan Record, 4)}
 	cfg, _, _ := testConfig(t, h, yml, "")
-	// Current, yet its listener left with the loops, as between a
-	// reload's Swap of the Config and its move of the listener.
+	// Current, with no listener for the loops (its loops are not set),
+	// yet its listener left with them, as between a reload's Swap of the
+	// Config and its move of the listener.
 	old := e.current.Swap(cfg)
 	t.Cleanup(func() {
 		e.current.Swap(old)
@@ -319,5 +320,36 @@ func TestLoopHandsOffUnderConfigWithPlugins(t *testing.T) {
 	c.Close()
 	if r := waitEnded(t, h); r.Status != StatusOK || r.BytesReceived != 2 {
 		t.Errorf("status %d, received %d", r.Status, r.BytesReceived)
+	}
+}
+
+// A session with plugins runs its hooks on workers and its relay on the
+// loop; one its preread hook refuses is closed as on goroutines.
+func TestLoopRunsPluginHooksOnWorkers(t *testing.T) {
+	up := echoServer(t)
+	yml := serviceYML("tcp", "127.0.0.1", up.Port, "")
+	h := &fakeHooks{ended: make(chan Record, 4)}
+	e, _ := newTestEngine(t, h, yml, "")
+	tcp, _ := listenerAddrs(e)
+	c := dialDeadline(t, "tcp", tcp)
+	echoOnce(t, c, "plugins")
+	if sessionOf(t, e, c).lc == nil {
+		t.Error("the session with plugins did not come back to its loop")
+	}
+	c.Close()
+	if r := waitEnded(t, h); r.Status != StatusOK || r.BytesSent != 7 || len(r.Tries) != 1 {
+		t.Errorf("status %d, sent %d, tries %v", r.Status, r.BytesSent, r.Tries)
+	}
+
+	refusing := &fakeHooks{status: 403, done: true, ended: make(chan Record, 4)}
+	e, _ = newTestEngine(t, refusing, yml, "")
+	tcp, _ = listenerAddrs(e)
+	c = dialDeadline(t, "tcp", tcp)
+	io.WriteString(c, "unread")
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read %d, %v; want EOF, not a reset", n, err)
+	}
+	if r := waitEnded(t, refusing); r.Status != 403 || len(r.Tries) != 0 {
+		t.Errorf("status %d, tries %v; want 403 and none", r.Status, r.Tries)
 	}
 }

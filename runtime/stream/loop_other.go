@@ -21,3 +21,5 @@ func (*loopSet) fromLoops(*socket) error { return errors.ErrUnsupported }
 func (*loopSet) closeLoopFD(*socket)     {}
 func (*loopConn) post()                  {}
 func (*loopConn) closeSockets() bool     { return false }
+func (*loopConn) leave() error           { return errors.ErrUnsupported }
+func (*loopConn) onLoop() bool           { return false }

@@ -7,14 +7,13 @@ import (
 )
 
 // loopListeners are the listeners of cfg whose sessions the event loops
-// may serve from accept to end (loop_linux.go): plain TCP listeners,
-// without PROXY protocol or TCP keepalive, every route of which has no
-// plugin and a service reached over plain TCP, without a PROXY header,
-// at an IP address or through an upstream (whose picks never wait for
-// DNS), with tracing off. Anything else needs a goroutine per session:
-// TLS, hooks that may block, DNS.
+// may serve (loop_linux.go): plain TCP listeners, without PROXY protocol
+// or TCP keepalive, every route of which has a service the loops can
+// dial (loopDialable) or none, with tracing off. Anything else needs a
+// goroutine per session: TLS, DNS, spans. Plugins may run: their hooks
+// run on worker goroutines.
 func (c *Config) loopListeners() map[ListenKey]bool {
-	if c.Tracer != nil || !c.Hooks.NoPlugins(nil) {
+	if c.Tracer != nil {
 		return nil
 	}
 	out := map[ListenKey]bool{}
@@ -26,7 +25,9 @@ func (c *Config) loopListeners() map[ListenKey]bool {
 		if p, ok := c.Conf.PortMaps[l.Port]; ok {
 			port = uint16(p)
 		}
-		if !slices.ContainsFunc(c.tcpRoutes, func(r *Route) bool { return r.mayMatchPort(port) && !r.loopable(c.Hooks) }) {
+		if !slices.ContainsFunc(c.tcpRoutes, func(r *Route) bool {
+			return r.mayMatchPort(port) && r.Service != nil && !r.Service.loopDialable()
+		}) {
 			out[k] = true
 		}
 	}
@@ -44,15 +45,10 @@ func (r *Route) mayMatchPort(port uint16) bool {
 	return slices.ContainsFunc(d.Destinations, func(e declarative.Endpoint) bool { return e.Port == nil || *e.Port == int(port) })
 }
 
-// loopable reports whether an event loop can serve the route's sessions.
-func (r *Route) loopable(h Hooks) bool {
-	if !h.NoPlugins(r) {
-		return false
-	}
-	svc := r.Service
-	if svc == nil {
-		return true // the session ends at once with status 503
-	}
+// loopDialable reports whether an event loop can dial the service: over
+// plain TCP, without a PROXY header, to an IP address or through an
+// upstream, whose picks never wait for DNS.
+func (svc *Service) loopDialable() bool {
 	if svc.tls != nil || svc.proxyProtocol {
 		return false
 	}

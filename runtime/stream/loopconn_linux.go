@@ -23,6 +23,9 @@ type loopConn struct {
 	s     *Session
 	svc   *Service
 	state loopState
+	// away is set while the session's preread hook runs on a worker,
+	// which then owns it.
+	away atomic.Bool
 	// fd are the client's and the upstream's sockets (-1: none or
 	// closed), indexed as the direction they are the source of, and slot
 	// their registrations (-1: none).
@@ -63,13 +66,78 @@ type loopDir struct {
 	piped    int
 	splicing bool
 	// quiet: the last read found the source drained, so the next comes
-	// with its next event; hup: the source reported its end, so reads go
-	// on until EOF.
-	quiet, hup bool
+	// with its next event; hup: the source reported its end, and drain:
+	// its events went unheeded (during the dial), so reads go on until
+	// EAGAIN or EOF.
+	quiet, hup, drain bool
 	eof        bool // read EOF; passed on once held and piped are out
 	finished   bool // EOF passed on (half-close)
 	more       bool // spent its budget: queued in the loop's ready list
 }
+
+// start watches the client's socket and dials svc.
+func (c *loopConn) start(svc *Service) {
+	s := c.s
+	if err := c.l.register(c, toUpstream); err != nil {
+		s.Log(errlog.LevelError, "epoll_ctl() failed: "+err.Error())
+		s.end(StatusInternalError)
+		return
+	}
+	st := s.cfg.Conf.Stream
+	c.svc, c.halfClose, c.idle = svc, st.HalfClose, st.SessionIdle(svc.idle, false)
+	s.svc, s.att = svc, svc.peers.start(s.client, false)
+	c.dial()
+}
+
+// preread runs the preread hook of a session with plugins on a worker
+// goroutine. The session then goes back to its loop to dial, or goes on
+// here, having left the loop, when a plugin used the client's stream or
+// paced the relay, or its service is one the loop cannot dial.
+func (c *loopConn) preread() {
+	s := c.s
+	svc := s.prepare()
+	switch {
+	case svc == nil: // ended
+	case s.lc == nil: // left during preread
+		s.proxyTo(svc)
+	case !svc.loopDialable() || s.meters != [2]Meter{}:
+		if err := c.leave(); err != nil {
+			s.Log(errlog.LevelError, "cannot leave the event loop: "+err.Error())
+			s.end(StatusInternalError)
+			return
+		}
+		s.proxyTo(svc)
+	default:
+		l := c.l
+		l.mu.Lock()
+		l.back = append(l.back, loopBack{c, svc})
+		l.mu.Unlock()
+		l.wake()
+	}
+}
+
+// leave makes a session away from its loop (during its preread hook) an
+// ordinary one: its client socket becomes a net.TCPConn, and its
+// goroutine carries it on. It is done at most once.
+func (c *loopConn) leave() error {
+	s := c.s
+	f := os.NewFile(uintptr(c.fd[toUpstream]), "")
+	conn, err := net.FileConn(f)
+	f.Close() // FileConn holds a copy
+	c.fd[toUpstream] = -1
+	if err != nil {
+		return err
+	}
+	tc := conn.(*net.TCPConn)
+	tc.SetKeepAlive(false) // FileConn turns it on; the loops' listeners have it off
+	s.mu.Lock()
+	s.lc, s.down, s.stream = nil, tc, tc
+	s.mu.Unlock()
+	return nil
+}
+
+// onLoop reports that the loop, not a worker, has the session.
+func (c *loopConn) onLoop() bool { return !c.away.Load() }
 
 // dial connects to the next peer the balancer gives, up to the service's
 // tries; each connect finishes in dialed or timedOut.
@@ -155,8 +223,9 @@ func (c *loopConn) established() {
 	} else {
 		c.l.stopTimer(c)
 	}
-	// The client may have sent bytes, or closed, while the dial went on:
-	// its events then were not acted on.
+	// The client may have sent bytes, or closed, while the dial went on,
+	// and the upstream as it connected: those events were not acted on.
+	c.dirs[toUpstream].drain, c.dirs[toClient].drain = true, true
 	c.pump(toUpstream)
 	if c.state == loopRelaying {
 		c.pump(toClient)
@@ -235,7 +304,7 @@ func (c *loopConn) pump(dir int) {
 			switch {
 			case err == unix.EINTR:
 			case err == unix.EAGAIN:
-				d.quiet = true
+				d.quiet, d.drain = true, false
 				c.stopSplicing(d)
 				return
 			case err != nil:
@@ -256,7 +325,7 @@ func (c *loopConn) pump(dir int) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			d.quiet = true
+			d.quiet, d.drain = true, false
 			return
 		case err != nil:
 			c.finish(opError("read", err))
@@ -269,7 +338,7 @@ func (c *loopConn) pump(dir int) {
 			if p, err := c.l.pipe(); err == nil {
 				d.pipe, d.splicing = p, true
 			}
-		} else if !d.hup {
+		} else if !d.hup && !d.drain {
 			d.quiet = true // drained: edge-triggered, more bytes make an event
 		}
 		w, err := writeSome(dst, c.l.buf[:n])

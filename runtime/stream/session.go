@@ -182,8 +182,12 @@ func (s *Session) SetMeters(down, up Meter) {
 // ClientStream is the client's stream for preread hooks to read from
 // (ngx.req.socket): the connection, and a reader over the bytes already
 // read and the connection, made on the first call. What the reader holds
-// unread when preread ends is proxied first. conn is nil for UDP.
+// unread when preread ends is proxied first. conn is nil for UDP. A
+// session on an event loop leaves it for goroutines (loopConn.leave).
 func (s *Session) ClientStream() (net.Conn, *bufio.Reader) {
+	if s.lc != nil && s.lc.leave() != nil {
+		return nil, nil
+	}
 	if s.stream == nil {
 		return nil, nil
 	}
@@ -212,6 +216,11 @@ func (s *Session) unread() []byte {
 // WriteClient sends p to the client (a hook's answer, such as
 // kong.response.exit's body), counted in the bytes sent.
 func (s *Session) WriteClient(p []byte) (int, error) {
+	if s.lc != nil {
+		if err := s.lc.leave(); err != nil {
+			return 0, err
+		}
+	}
 	var n int
 	var err error
 	if s.udp {
@@ -268,14 +277,14 @@ type Try struct {
 
 // Close ends the session at once.
 func (s *Session) Close() error {
-	if s.lc != nil {
-		s.lc.post()
-		return nil
-	}
 	s.mu.Lock()
 	s.closed = true
-	r, ur, up := s.relay, s.udpReader, s.up
+	r, ur, up, down, lc := s.relay, s.udpReader, s.up, s.down, s.lc
 	s.mu.Unlock()
+	if lc != nil {
+		lc.post()
+		return nil
+	}
 	if r != nil {
 		return r.Close()
 	}
@@ -286,10 +295,17 @@ func (s *Session) Close() error {
 	if up != nil {
 		up.Close()
 	}
-	if s.down != nil {
-		return s.down.Close()
+	if down != nil {
+		return down.Close()
 	}
 	return nil
+}
+
+// isClosed reports that Close was called.
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Info is a running session as the Admin API lists it.
@@ -379,10 +395,14 @@ func (s *Session) connect() net.Conn {
 	if svc == nil {
 		return nil
 	}
+	return s.dialOrEnd(svc)
+}
+
+// dialOrEnd connects to svc, or ends the session and returns nil.
+func (s *Session) dialOrEnd(svc *Service) net.Conn {
 	up, status := s.dial(svc)
 	if up == nil {
 		s.end(status)
-		return nil
 	}
 	return up
 }
@@ -541,7 +561,19 @@ func connectError(err error) string {
 // end closes the session's sockets, releases its peer, runs the log hook,
 // writes its access-log line and lets Quit and Stop know it is gone.
 func (s *Session) end(status int) {
+	// On an event loop, a log hook that may block runs on a worker.
+	hop := s.lc != nil && s.lc.onLoop() && !s.cfg.Hooks.NoPlugins(s.route)
 	connected, drain := s.closeSockets()
+	if hop {
+		s.e.workers.run(func() { s.settle(status, connected, drain) })
+		return
+	}
+	s.settle(status, connected, drain)
+}
+
+// settle is the rest of end once the sockets are closed: the peer's
+// release, the record, the log hook, metrics, access log and caps.
+func (s *Session) settle(status int, connected, drain bool) {
 	if s.att != nil {
 		var connectTime time.Duration
 		if connected && len(s.rec.UpstreamConnectTimes) > 0 {
@@ -577,9 +609,10 @@ func (s *Session) end(status int) {
 
 // closeSockets closes what the session still has open of its sockets,
 // reporting whether it had an upstream connection and whether drain
-// must finish closing the client's.
+// must finish closing the client's. A session refused on an event loop
+// leaves it for closeRefused's graceful close.
 func (s *Session) closeSockets() (connected, drain bool) {
-	if s.lc != nil {
+	if s.lc != nil && (!s.refused || s.lc.leave() != nil) {
 		return s.lc.closeSockets(), false
 	}
 	s.mu.Lock()

@@ -181,10 +181,20 @@ func (s *Session) noRoute() {
 // goroutine carries the direction to the upstream. The session ends when
 // the relay does, or here on failure.
 func (s *Session) proxy() {
-	up := s.connect()
-	if up == nil {
-		return
+	if up := s.connect(); up != nil {
+		s.relayWith(up)
 	}
+}
+
+// proxyTo connects the session to svc and relays, as proxy.
+func (s *Session) proxyTo(svc *Service) {
+	if up := s.dialOrEnd(svc); up != nil {
+		s.relayWith(up)
+	}
+}
+
+// relayWith relays the session's client stream to and from up.
+func (s *Session) relayWith(up net.Conn) {
 	st := s.cfg.Conf.Stream
 	r := newRelay(s.stream, s.down, up, st.SessionIdle(s.route.Service.idle, s.ssl), st.HalfClose, s.e.parker, s.e.workers, s.meters, s.relayDone)
 	s.mu.Lock()
