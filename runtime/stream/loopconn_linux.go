@@ -70,9 +70,9 @@ type loopDir struct {
 	// its events went unheeded (during the dial), so reads go on until
 	// EAGAIN or EOF.
 	quiet, hup, drain bool
-	eof        bool // read EOF; passed on once held and piped are out
-	finished   bool // EOF passed on (half-close)
-	more       bool // spent its budget: queued in the loop's ready list
+	eof               bool // read EOF; passed on once held and piped are out
+	finished          bool // EOF passed on (half-close)
+	more              bool // spent its budget: queued in the loop's ready list
 }
 
 // start watches the client's socket and dials svc.
@@ -100,7 +100,7 @@ func (c *loopConn) preread() {
 	case svc == nil: // ended
 	case s.lc == nil: // left during preread
 		s.proxyTo(svc)
-	case !svc.loopDialable() || s.meters != [2]Meter{}:
+	case !svc.loopDialable() || s.meters[0] != nil || s.meters[1] != nil:
 		if err := c.leave(); err != nil {
 			s.Log(errlog.LevelError, "cannot leave the event loop: "+err.Error())
 			s.end(StatusInternalError)

@@ -110,9 +110,10 @@ type Session struct {
 	// closed gracefully (see closeRefused).
 	refused bool
 
-	// lc is the state of a session an event loop serves (loop_linux.go),
-	// from accept to end, on raw sockets: down, stream, up and relay stay
-	// nil. Set before the session is tracked, never changed.
+	// lc is the state of a session an event loop serves (loop_linux.go)
+	// on raw sockets: down, stream, up and relay stay nil. It is set
+	// before the session is tracked; a session that leaves the loop
+	// (loopConn.leave) clears it under mu.
 	lc *loopConn
 }
 
