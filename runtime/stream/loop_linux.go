@@ -88,7 +88,9 @@ func startLoops(e *Engine) (*loopSet, error) {
 	for range runtime.GOMAXPROCS(0) {
 		l, err := newLoop(e, set)
 		if err != nil {
-			set.stop()
+			for _, l := range set.all {
+				l.closeFDs()
+			}
 			return nil, err
 		}
 		set.all = append(set.all, l)
@@ -218,6 +220,10 @@ func (l *evLoop) run() {
 			}
 		}
 	}
+	l.closeFDs()
+}
+
+func (l *evLoop) closeFDs() {
 	unix.Close(l.epfd)
 	unix.Close(l.wakeFD)
 	for _, p := range l.pipes {
