@@ -48,8 +48,10 @@ const (
 	// less than that waiting.
 	loopReadSize = 16 << 10
 	// pumpBudget bounds the reads a direction makes before the loop's
-	// other sessions have their turn.
-	pumpBudget = 16
+	// other sessions have their turn, and acceptBudget the connections a
+	// loop accepts from a socket.
+	pumpBudget   = 16
+	acceptBudget = 64
 	// sparePipes is how many idle pipes a loop keeps for splicing, and
 	// pipeSize the size each asks for.
 	sparePipes = 16
@@ -123,7 +125,9 @@ type evLoop struct {
 	free   []int32
 	timers timerHeap
 	ready  []*loopConn // sessions whose pump spent its budget
-	pipes  []*pipePair
+	// acceptMore are sockets whose accepting spent its budget.
+	acceptMore []*socket
+	pipes      []*pipePair
 	// paused are the sockets this loop stopped accepting from until
 	// resumeAt (acceptPause).
 	paused   []*socket
@@ -211,6 +215,11 @@ func (l *evLoop) run() {
 			}
 		}
 		l.runReady()
+		more := l.acceptMore
+		l.acceptMore = nil
+		for _, o := range more {
+			l.accept(o)
+		}
 		l.runTimers()
 		if l.resumeAt != 0 && l.now >= l.resumeAt {
 			paused := l.paused
@@ -232,9 +241,10 @@ func (l *evLoop) closeFDs() {
 }
 
 // waitMillis is how long the next wait may last: not at all with
-// sessions ready, else until the first timer or paused socket is due.
+// sessions or sockets that spent their budget, else until the first
+// timer or paused socket is due.
 func (l *evLoop) waitMillis() int {
-	if len(l.ready) > 0 {
+	if len(l.ready) > 0 || len(l.acceptMore) > 0 {
 		return 0
 	}
 	due := int64(-1)
@@ -409,7 +419,7 @@ func (l *evLoop) putPipe(p *pipePair) {
 // accept takes the connections waiting on o, until there are none (its
 // registration is edge-triggered).
 func (l *evLoop) accept(o *socket) {
-	for {
+	for range acceptBudget {
 		o.lmu.RLock()
 		if o.lfd < 0 {
 			o.lmu.RUnlock()
@@ -431,6 +441,7 @@ func (l *evLoop) accept(o *socket) {
 			return
 		}
 	}
+	l.acceptMore = append(l.acceptMore, o)
 }
 
 // serve begins the session of a connection accepted on o: on this loop

@@ -121,6 +121,9 @@ func (c *loopConn) preread() {
 // goroutine carries it on. It is done at most once.
 func (c *loopConn) leave() error {
 	s := c.s
+	if c.fd[toUpstream] < 0 {
+		return net.ErrClosed
+	}
 	f := os.NewFile(uintptr(c.fd[toUpstream]), "")
 	conn, err := net.FileConn(f)
 	f.Close() // FileConn holds a copy
