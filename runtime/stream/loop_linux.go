@@ -425,7 +425,9 @@ func (l *evLoop) accept(o *socket) {
 			o.lmu.RUnlock()
 			return
 		}
-		fd, sa, err := unix.Accept4(o.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		// syscall's, not unix's: unix asks every IPv4 socket its protocol
+		// (SO_PROTOCOL, for L2TP), a system call per connection.
+		fd, sa, err := syscall.Accept4(o.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		o.lmu.RUnlock()
 		switch err {
 		case nil:
@@ -463,7 +465,7 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 	}
 	local := o.local
 	if !local.IsValid() {
-		sa, err := unix.Getsockname(fd)
+		sa, err := syscall.Getsockname(fd)
 		if err != nil {
 			l.handOff(cfg, o, ln, fd) // let net report it as it would
 			return
@@ -507,11 +509,11 @@ func (l *evLoop) handOff(cfg *Config, o *socket, ln conf.Listener, fd int) {
 }
 
 // addrPortOf is a socket address as Go's net reports it.
-func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
+func addrPortOf(sa syscall.Sockaddr) netip.AddrPort {
 	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		ip := netip.AddrFrom16(a.Addr)
 		if a.ZoneId != 0 {
 			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {

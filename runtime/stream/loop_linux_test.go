@@ -108,6 +108,28 @@ func TestLoopRelaysBulkBothWays(t *testing.T) {
 	}
 }
 
+// A server that speaks first (SMTP, MySQL) is heard before the client
+// sends anything, and its bytes may come with the connect's completion.
+func TestLoopUpstreamSpeaksFirst(t *testing.T) {
+	up := upstreamServer(t, func(c net.Conn) {
+		io.WriteString(c, "220 ready\n")
+		io.Copy(c, c)
+	})
+	_, tcp, h, _ := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "")
+	for range 20 {
+		c := dialDeadline(t, "tcp", tcp)
+		got := make([]byte, len("220 ready\n"))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "220 ready\n" {
+			t.Fatalf("banner %q, %v; want %q", got, err, "220 ready\n")
+		}
+		echoOnce(t, c, "HELO x\n")
+		c.Close()
+		if r := waitEnded(t, h); r.BytesSent != 17 || r.BytesReceived != 7 {
+			t.Errorf("bytes sent %d, received %d; want 17 and 7", r.BytesSent, r.BytesReceived)
+		}
+	}
+}
+
 // answerAtEOF reads until EOF, then answers with how many bytes came.
 func answerAtEOF(c net.Conn) {
 	n, _ := io.Copy(io.Discard, c)

@@ -65,19 +65,19 @@ type loopDir struct {
 	pipe     *pipePair // while splicing: the pipe, which piped bytes wait in
 	piped    int
 	splicing bool
-	// quiet: the last read found the source drained, so the next comes
-	// with its next event; hup: the source reported its end, and drain:
-	// its events went unheeded (during the dial), so reads go on until
-	// EAGAIN or EOF.
-	quiet, hup, drain bool
-	eof               bool // read EOF; passed on once held and piped are out
-	finished          bool // EOF passed on (half-close)
-	more              bool // spent its budget: queued in the loop's ready list
+	// quiet: the source has nothing to read until its next event (it
+	// starts so: registering a socket reports what it already holds);
+	// hup: the source reported its end.
+	quiet, hup bool
+	eof        bool // read EOF; passed on once held and piped are out
+	finished   bool // EOF passed on (half-close)
+	more       bool // spent its budget: queued in the loop's ready list
 }
 
 // start watches the client's socket and dials svc.
 func (c *loopConn) start(svc *Service) {
 	s := c.s
+	c.dirs[toUpstream].quiet = true
 	if err := c.l.register(c, toUpstream); err != nil {
 		s.Log(errlog.LevelError, "epoll_ctl() failed: "+err.Error())
 		s.end(StatusInternalError)
@@ -178,6 +178,7 @@ func (c *loopConn) connect(peer string) error {
 		return err
 	}
 	c.fd[toClient] = fd
+	c.dirs[toClient] = loopDir{quiet: true}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
 		return err
@@ -226,9 +227,7 @@ func (c *loopConn) established() {
 	} else {
 		c.l.stopTimer(c)
 	}
-	// The client may have sent bytes, or closed, while the dial went on,
-	// and the upstream as it connected: those events were not acted on.
-	c.dirs[toUpstream].drain, c.dirs[toClient].drain = true, true
+	// What either side sent, or its end, while the dial went on.
 	c.pump(toUpstream)
 	if c.state == loopRelaying {
 		c.pump(toClient)
@@ -254,19 +253,22 @@ func (c *loopConn) timedOut() {
 
 // event acts on what epoll reported for a side's socket.
 func (c *loopConn) event(side int, ev uint32) {
+	readable := ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	if readable {
+		d := &c.dirs[side]
+		d.quiet = false
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			d.hup = true
+		}
+	}
 	switch c.state {
 	case loopDialing:
+		// The client's bytes wait for the relay.
 		if side == toClient {
 			c.dialed()
 		}
-		// The client's events wait for the relay, which reads anyway.
 	case loopRelaying:
-		if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			d := &c.dirs[side]
-			d.quiet = false
-			if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				d.hup = true
-			}
+		if readable {
 			c.pump(side)
 		}
 		// The direction this side is the destination of, when it waits
@@ -307,7 +309,7 @@ func (c *loopConn) pump(dir int) {
 			switch {
 			case err == unix.EINTR:
 			case err == unix.EAGAIN:
-				d.quiet, d.drain = true, false
+				d.quiet = true
 				c.stopSplicing(d)
 				return
 			case err != nil:
@@ -328,7 +330,7 @@ func (c *loopConn) pump(dir int) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			d.quiet, d.drain = true, false
+			d.quiet = true
 			return
 		case err != nil:
 			c.finish(opError("read", err))
@@ -341,7 +343,7 @@ func (c *loopConn) pump(dir int) {
 			if p, err := c.l.pipe(); err == nil {
 				d.pipe, d.splicing = p, true
 			}
-		} else if !d.hup && !d.drain {
+		} else if !d.hup {
 			d.quiet = true // drained: edge-triggered, more bytes make an event
 		}
 		w, err := writeSome(dst, c.l.buf[:n])
