@@ -15,9 +15,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/internal/testsvc"
 )
 
 func TestRoutesByDestinationPort(t *testing.T) {
@@ -187,37 +188,9 @@ func TestAllTriesFailIs502(t *testing.T) {
 	}
 }
 
-// fullBacklog returns the address of a listener whose accept queue is
-// full, so that connecting to it hangs.
-func fullBacklog(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	// Fill the queue; later SYNs are dropped.
-	for range 4 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	return addr
-}
-
 func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
-	hang := fullBacklog(t)
+	hang := testsvc.HangingAddr(t).String()
 	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", hang, "    retries: 0\n    connect_timeout: 300\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)

@@ -7,9 +7,10 @@ import (
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/internal/testsvc"
 )
 
 // loopEngine serves kongYML with hooks that run no plugin, so that its
@@ -201,7 +202,7 @@ func TestLoopRetriesThenFails(t *testing.T) {
 }
 
 func TestLoopConnectTimeout(t *testing.T) {
-	port := unresponsivePort(t)
+	port := testsvc.HangingAddr(t).Port
 	_, tcp, h, log := loopEngine(t, serviceYML("tcp", "127.0.0.1", port, "    connect_timeout: 200\n"), "")
 	c := dialDeadline(t, "tcp", tcp)
 	start := time.Now()
@@ -215,31 +216,6 @@ func TestLoopConnectTimeout(t *testing.T) {
 	if want := "upstream timed out (110: Connection timed out) while connecting to upstream"; !strings.Contains(log.String(), want) {
 		t.Errorf("no %q in the error log", want)
 	}
-}
-
-// unresponsivePort is a port whose connects hang: its listener never
-// accepts, and one connection fills its backlog of 0.
-func unresponsivePort(t *testing.T) int {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	port := sa.(*syscall.SockaddrInet4).Port
-	filler, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { filler.Close() })
-	return port
 }
 
 func TestLoopEndsWithoutRoute(t *testing.T) {
