@@ -246,6 +246,15 @@ func TestLoopSessionCloses(t *testing.T) {
 	if r := waitEnded(t, h); r.Status != StatusOK || r.BytesSent != 1 {
 		t.Errorf("status %d, sent %d", r.Status, r.BytesSent)
 	}
+	// The log hook runs before the session leaves the list; the engine's
+	// count of sessions drops after.
+	settled := make(chan struct{})
+	go func() { e.conns.Wait(); close(settled) }()
+	select {
+	case <-settled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not settle within 10 s")
+	}
 	if n := len(e.Sessions()); n != 0 {
 		t.Errorf("%d sessions still listed", n)
 	}
