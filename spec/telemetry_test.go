@@ -250,6 +250,52 @@ func TestTracingOverGRPC(t *testing.T) {
 	}
 }
 
+// TestTracingPlainConnection: a plain TCP session (served by the event
+// loops) has its connection span, its route match and its connect
+// attempt, each under the connection's.
+func TestTracingPlainConnection(t *testing.T) {
+	t.Parallel()
+	recv, endpoint := startOTLPHTTP(t)
+	echo := startEcho(t, "e")
+	p := listenPort(t)
+	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
+		fmt.Sprintf("      - name: plain\n        protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+tracingConf("http/protobuf", endpoint, 1), yml)
+	c := dial(t, fmt.Sprintf("127.0.0.1:%d", p))
+	if got, err := exchange(c, "x"); err != nil || got != "e: x" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	echoed := uint64(time.Now().UnixNano())
+	c.Close()
+	g.stop()
+	spans := recv.received()
+	root := spanNamed(t, spans, "stream connection")
+	ra := attrs(root.Attributes)
+	for k, want := range map[string]any{
+		"network.transport": "tcp", "server.port": int64(p), "gong.route.name": "plain",
+		"gong.session.status": int64(200), "gong.session.bytes_received": int64(2), "gong.session.bytes_sent": int64(5),
+	} {
+		if ra[k] != want {
+			t.Errorf("connection span %s = %v (%T); want %v", k, ra[k], ra[k], want)
+		}
+	}
+	for _, name := range []string{"stream route match", "stream balancer try"} {
+		s := spanNamed(t, spans, name)
+		if string(s.TraceId) != string(root.TraceId) || string(s.ParentSpanId) != string(root.SpanId) {
+			t.Errorf("span %q is not a child of the connection span", name)
+		}
+	}
+	try := spanNamed(t, spans, "stream balancer try")
+	if h, port := hostPort(echo); attrs(try.Attributes)["network.peer.address"] != h || fmt.Sprint(attrs(try.Attributes)["network.peer.port"]) != port ||
+		try.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("balancer try %v, status %v; want the echo server %s, no error", try.Attributes, try.Status, echo)
+	}
+	// The attempt ends when the connect does, before the echo came back.
+	if try.EndTimeUnixNano < try.StartTimeUnixNano || try.EndTimeUnixNano > echoed {
+		t.Errorf("balancer try from %d to %d; want it ended by the echo at %d", try.StartTimeUnixNano, try.EndTimeUnixNano, echoed)
+	}
+}
+
 // proxyV2 is a PROXY v2 header from 127.0.0.1, with a traceparent TLV
 // when traceparent is set.
 func proxyV2(t *testing.T, traceparent string) []byte {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/gong-proxy/gong/runtime/conf"
@@ -477,6 +478,7 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 	s.caps, s.lc = &o.caps, c
 	e.track(s)
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as Go's net and nginx's tcp_nodelay do
+	s.startTrace("tcp", trace.SpanContext{})
 	if !s.match(s.tcpConnInfo()) {
 		return
 	}

@@ -9,13 +9,10 @@ import (
 // loopListeners are the listeners of cfg whose sessions the event loops
 // may serve (loop_linux.go): plain TCP listeners, without PROXY protocol
 // or TCP keepalive, every route of which has a service the loops can
-// dial (loopDialable) or none, with tracing off. Anything else needs a
-// goroutine per session: TLS, DNS, spans. Plugins may run: their hooks
-// run on worker goroutines.
+// dial (loopDialable) or none. Anything else needs a goroutine per
+// session: TLS, DNS, PROXY headers. Plugins may run: their hooks run on
+// worker goroutines.
 func (c *Config) loopListeners() map[ListenKey]bool {
-	if c.Tracer != nil {
-		return nil
-	}
 	out := map[ListenKey]bool{}
 	for k, l := range c.Listeners {
 		if l.UDP || l.SSL || l.ProxyProtocol || l.KeepAlive.Enabled {

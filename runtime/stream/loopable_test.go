@@ -53,7 +53,7 @@ services:
 	}
 
 	cfg.Tracer = &telemetry.Tracer{}
-	if l := cfg.loopListeners(); len(l) != 0 {
-		t.Errorf("with tracing on, loop listeners %v; want none", l)
+	if l := cfg.loopListeners(); len(l) != len(want) {
+		t.Errorf("with tracing on, loop listeners %v; want %v, as with it off", l, want)
 	}
 }

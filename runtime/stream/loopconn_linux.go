@@ -8,9 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/gong-proxy/gong/runtime/errlog"
+	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
 // loopConn is a session an event loop serves: its two sockets, raw and
@@ -37,6 +39,7 @@ type loopConn struct {
 	peer, host string
 	pick       time.Time
 	dialStart  time.Time
+	trySpan    trace.Span // of a traced session's attempt under way
 	connected  bool
 	halfClose  bool
 	idle       time.Duration
@@ -155,6 +158,9 @@ func (c *loopConn) dial() {
 			return
 		}
 		c.peer, c.host, c.dialStart = peer, host, time.Now()
+		if s.trace != nil {
+			c.trySpan = s.attemptSpan(svc, c.attempt, peer)
+		}
 		if err = c.connect(peer); err == nil {
 			c.state = loopDialing
 			c.l.setTimer(c, c.l.now+int64(svc.connect))
@@ -199,6 +205,19 @@ func (c *loopConn) dialed() {
 	}
 }
 
+// endTrySpan ends the span of the attempt under way, failed with err
+// unless nil.
+func (c *loopConn) endTrySpan(err error) {
+	if c.trySpan == nil {
+		return
+	}
+	if err != nil {
+		telemetry.Fail(c.trySpan, err)
+	}
+	c.trySpan.End()
+	c.trySpan = nil
+}
+
 // retry ends a failed attempt and dials the next.
 func (c *loopConn) retry(err error) {
 	c.l.stopTimer(c)
@@ -209,6 +228,7 @@ func (c *loopConn) retry(err error) {
 
 // tryFailed records a failed attempt, closing its socket.
 func (c *loopConn) tryFailed(err error) {
+	c.endTrySpan(err)
 	c.closeSide(toClient)
 	c.s.tried(Try{Addr: c.peer, Start: c.pick, Latency: c.dialStart.Sub(c.pick), Host: c.host}, c.dialStart)
 	c.s.connectFailed(c.svc, c.attempt, c.peer, err)
@@ -217,6 +237,7 @@ func (c *loopConn) tryFailed(err error) {
 // established starts the relay of a connected session.
 func (c *loopConn) established() {
 	s := c.s
+	c.endTrySpan(nil)
 	s.tried(Try{Addr: c.peer, Start: c.pick, Latency: c.dialStart.Sub(c.pick), Host: c.host}, c.dialStart)
 	s.connectedTry()
 	c.connected = true
@@ -470,6 +491,7 @@ func (c *loopConn) finish(err error) {
 // it (Session.end); it reports whether the upstream was connected.
 func (c *loopConn) closeSockets() bool {
 	c.state = loopDone
+	c.endTrySpan(nil) // closed while dialing
 	c.l.stopTimer(c)
 	c.closeSide(toUpstream)
 	c.closeSide(toClient)
