@@ -474,10 +474,13 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 		local = addrPortOf(sa)
 	}
 	s := e.newSession(cfg, false, local, peer)
-	c := &loopConn{l: l, s: s, fd: [2]int{fd, -1}, slot: [2]int32{-1, -1}, timer: -1}
+	c := &loopConn{l: l, s: s, fd: [2]int{fd, -1}, slot: [2]int32{-1, -1}, timer: -1, keepAlive: ln.KeepAlive}
 	s.caps, s.lc = &o.caps, c
 	e.track(s)
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as Go's net and nginx's tcp_nodelay do
+	if ln.KeepAlive.Enabled {
+		setKeepAlive(fd, ln.KeepAlive)
+	}
 	s.startTrace("tcp", trace.SpanContext{})
 	if !s.match(s.tcpConnInfo()) {
 		return
@@ -489,6 +492,23 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 	}
 	if svc := s.prepare(); svc != nil {
 		c.start(svc)
+	}
+}
+
+// setKeepAlive turns TCP keepalive on for an accepted socket as
+// so_keepalive asks, in whole seconds rounded up as Go's net sets them;
+// what the setting leaves out keeps the system's default.
+func setKeepAlive(fd int, ka conf.KeepAlive) {
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	secs := func(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+	for _, o := range [...]struct{ opt, v int }{
+		{unix.TCP_KEEPIDLE, secs(ka.Idle)},
+		{unix.TCP_KEEPINTVL, secs(ka.Interval)},
+		{unix.TCP_KEEPCNT, ka.Count},
+	} {
+		if o.v > 0 {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, o.opt, o.v)
+		}
 	}
 }
 

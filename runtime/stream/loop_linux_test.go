@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gong-proxy/gong/internal/testsvc"
 )
 
@@ -127,6 +129,29 @@ func TestLoopUpstreamSpeaksFirst(t *testing.T) {
 		c.Close()
 		if r := waitEnded(t, h); r.BytesSent != 17 || r.BytesReceived != 7 {
 			t.Errorf("bytes sent %d, received %d; want 17 and 7", r.BytesSent, r.BytesReceived)
+		}
+	}
+}
+
+// so_keepalive on a listener the loops serve: its accepted sockets have
+// TCP keepalive with the times asked for.
+func TestLoopKeepAlive(t *testing.T) {
+	up := echoServer(t)
+	e, tcp, _, _ := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "stream_listen = 127.0.0.1:0 so_keepalive=7s:3s:4\n")
+	c := dialDeadline(t, "tcp", tcp)
+	echoOnce(t, c, "k")
+	fd := sessionOf(t, e, c).lc.fd[toUpstream]
+	for _, o := range []struct {
+		name             string
+		level, opt, want int
+	}{
+		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 7},
+		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 3},
+		{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 4},
+	} {
+		if got, err := unix.GetsockoptInt(fd, o.level, o.opt); err != nil || got != o.want {
+			t.Errorf("%s = %d, %v; want %d", o.name, got, err, o.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
+	"github.com/gong-proxy/gong/runtime/conf"
 	"github.com/gong-proxy/gong/runtime/errlog"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
@@ -39,7 +40,8 @@ type loopConn struct {
 	peer, host string
 	pick       time.Time
 	dialStart  time.Time
-	trySpan    trace.Span // of a traced session's attempt under way
+	trySpan    trace.Span     // of a traced session's attempt under way
+	keepAlive  conf.KeepAlive // its listener's so_keepalive, for leave
 	connected  bool
 	halfClose  bool
 	idle       time.Duration
@@ -135,7 +137,7 @@ func (c *loopConn) leave() error {
 		return err
 	}
 	tc := conn.(*net.TCPConn)
-	tc.SetKeepAlive(false) // FileConn turns it on; the loops' listeners have it off
+	tc.SetKeepAliveConfig(keepAlive(c.keepAlive)) // FileConn turns it on, with Go's defaults
 	s.mu.Lock()
 	s.lc, s.down, s.stream = nil, tc, tc
 	s.mu.Unlock()
