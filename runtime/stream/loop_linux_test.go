@@ -137,10 +137,11 @@ func TestLoopUpstreamSpeaksFirst(t *testing.T) {
 // TCP keepalive with the times asked for.
 func TestLoopKeepAlive(t *testing.T) {
 	up := echoServer(t)
-	e, tcp, _, _ := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "stream_listen = 127.0.0.1:0 so_keepalive=7s:3s:4\n")
+	e, tcp, h, _ := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "stream_listen = 127.0.0.1:0 so_keepalive=7s:3s:4\n")
 	c := dialDeadline(t, "tcp", tcp)
 	echoOnce(t, c, "k")
-	fd := sessionOf(t, e, c).lc.fd[toUpstream]
+	s := sessionOf(t, e, c)
+	fd := s.lc.fd[toUpstream]
 	for _, o := range []struct {
 		name             string
 		level, opt, want int
@@ -154,6 +155,10 @@ func TestLoopKeepAlive(t *testing.T) {
 			t.Errorf("%s = %d, %v; want %d", o.name, got, err, o.want)
 		}
 	}
+	// Session.Close posts to the loop, which then closes the socket: the
+	// reads of its descriptor above come first.
+	s.Close()
+	waitEnded(t, h)
 }
 
 // answerAtEOF reads until EOF, then answers with how many bytes came.
