@@ -382,6 +382,13 @@ func (l *evLoop) register(c *loopConn, side int) error {
 	return nil
 }
 
+// unregister stops watching a session's socket, which stays open.
+func (l *evLoop) unregister(c *loopConn, side int) {
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd[side], nil)
+	l.release(c.slot[side])
+	c.slot[side] = -1
+}
+
 // release frees a slot whose socket is closed (which took it out of
 // epoll).
 func (l *evLoop) release(i int32) {
@@ -481,18 +488,11 @@ func (l *evLoop) serve(o *socket, fd int, peer netip.AddrPort) {
 	if ln.KeepAlive.Enabled {
 		setKeepAlive(fd, ln.KeepAlive)
 	}
-	s.startTrace("tcp", trace.SpanContext{})
-	if !s.match(s.tcpConnInfo()) {
+	if ln.ProxyProtocol {
+		c.awaitHeader(cfg.Conf.Stream.ProxyProtocolTimeout)
 		return
 	}
-	if !cfg.Hooks.NoPlugins(s.route) {
-		c.away.Store(true)
-		e.workers.run(c.preread)
-		return
-	}
-	if svc := s.prepare(); svc != nil {
-		c.start(svc)
-	}
+	c.begin(trace.SpanContext{})
 }
 
 // setKeepAlive turns TCP keepalive on for an accepted socket as

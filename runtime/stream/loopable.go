@@ -7,14 +7,14 @@ import (
 )
 
 // loopListeners are the listeners of cfg whose sessions the event loops
-// may serve (loop_linux.go): plain TCP listeners without PROXY protocol,
-// every route of which has a service the loops can dial (loopDialable)
-// or none. Anything else needs a goroutine per session: TLS, DNS, PROXY
-// headers. Plugins may run: their hooks run on worker goroutines.
+// may serve (loop_linux.go): plain TCP listeners, every route of which
+// has a service the loops can dial (loopDialable) or none. Anything else
+// needs a goroutine per session: TLS, DNS, PROXY headers to upstreams.
+// Plugins may run: their hooks run on worker goroutines.
 func (c *Config) loopListeners() map[ListenKey]bool {
 	out := map[ListenKey]bool{}
 	for k, l := range c.Listeners {
-		if l.UDP || l.SSL || l.ProxyProtocol {
+		if l.UDP || l.SSL {
 			continue
 		}
 		port := uint16(l.Port)

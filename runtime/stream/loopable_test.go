@@ -45,9 +45,8 @@ services:
 			}
 		}
 	})
-	// 18002's route needs DNS, 18004's upstream TLS; 18003 and 18005
-	// have listener flags the loops do not serve.
-	want := []string{"127.0.0.1:18001", "127.0.0.1:18006", "127.0.0.1:18007"}
+	// 18002's route needs DNS, 18004's upstream TLS, 18003 is ssl.
+	want := []string{"127.0.0.1:18001", "127.0.0.1:18005", "127.0.0.1:18006", "127.0.0.1:18007"}
 	if !slices.Equal(got, want) {
 		t.Errorf("loop listeners %v; want %v", got, want)
 	}

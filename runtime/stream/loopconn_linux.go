@@ -61,6 +61,7 @@ const (
 	loopDialing loopState = iota
 	loopRelaying
 	loopDone
+	loopHeader // reading a PROXY header (loopheader_linux.go)
 )
 
 // loopDir is one direction of the relay, named by its source side.
@@ -77,6 +78,24 @@ type loopDir struct {
 	eof        bool // read EOF; passed on once held and piped are out
 	finished   bool // EOF passed on (half-close)
 	more       bool // spent its budget: queued in the loop's ready list
+}
+
+// begin routes the session, its span a child of parent when valid, and
+// starts it: on its loop, or with its preread hook on a worker.
+func (c *loopConn) begin(parent trace.SpanContext) {
+	s := c.s
+	s.startTrace("tcp", parent)
+	if !s.match(s.tcpConnInfo()) {
+		return
+	}
+	if !s.cfg.Hooks.NoPlugins(s.route) {
+		c.away.Store(true)
+		s.e.workers.run(c.preread)
+		return
+	}
+	if svc := s.prepare(); svc != nil {
+		c.start(svc)
+	}
 }
 
 // start watches the client's socket and dials svc.
@@ -271,6 +290,8 @@ func (c *loopConn) timedOut() {
 			return
 		}
 		c.finish(nil)
+	case loopHeader:
+		c.s.brokenHeader(os.ErrDeadlineExceeded)
 	}
 }
 
@@ -298,6 +319,10 @@ func (c *loopConn) event(side int, ev uint32) {
 		// for room.
 		if other := 1 - side; c.state == loopRelaying && ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.dirs[other].holding() {
 			c.pump(other)
+		}
+	case loopHeader:
+		if readable {
+			c.readHeader()
 		}
 	}
 }
@@ -482,7 +507,11 @@ func (c *loopConn) ended(dir, dst int) {
 // finish ends the session: its relay's counts go into its record and
 // end closes its sockets.
 func (c *loopConn) finish(err error) {
-	if c.state == loopDone {
+	switch c.state {
+	case loopDone:
+		return
+	case loopHeader: // closed while its header was awaited
+		c.s.brokenHeader(net.ErrClosed)
 		return
 	}
 	c.state = loopDone

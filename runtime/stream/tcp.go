@@ -64,8 +64,7 @@ func (e *Engine) serveTCP(cfg *Config, o *socket, down *net.TCPConn) {
 	if l.ProxyProtocol {
 		var err error
 		if parent, err = s.readProxyHeader(); err != nil {
-			s.Log(errlog.LevelError, fmt.Sprintf("broken header: %v while reading PROXY protocol", err))
-			s.end(StatusBadRequest)
+			s.brokenHeader(err)
 			return
 		}
 	}
@@ -100,19 +99,32 @@ func (s *Session) readProxyHeader() (trace.SpanContext, error) {
 	if err != nil {
 		return trace.SpanContext{}, err
 	}
-	var parent trace.SpanContext
-	if s.cfg.Trusted(s.client.Addr()) {
-		if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() {
-			s.mu.Lock()
-			s.client = src.AddrPort()
-			s.mu.Unlock()
-		}
-		if s.cfg.Tracer != nil {
-			parent = traceParent(h)
-		}
-	}
 	s.first, _ = br.Peek(br.Buffered())
-	return parent, nil
+	return s.useProxyHeader(h), nil
+}
+
+// useProxyHeader takes from a PROXY header what a peer in trusted_ips
+// may say: the client's address, and the parent of the session's span,
+// which it returns.
+func (s *Session) useProxyHeader(h *proxyproto.Header) trace.SpanContext {
+	if !s.cfg.Trusted(s.client.Addr()) {
+		return trace.SpanContext{}
+	}
+	if src, ok := h.SourceAddr.(*net.TCPAddr); ok && h.Command.IsProxy() {
+		s.mu.Lock()
+		s.client = src.AddrPort()
+		s.mu.Unlock()
+	}
+	if s.cfg.Tracer == nil {
+		return trace.SpanContext{}
+	}
+	return traceParent(h)
+}
+
+// brokenHeader ends a session whose PROXY header could not be read.
+func (s *Session) brokenHeader(err error) {
+	s.Log(errlog.LevelError, fmt.Sprintf("broken header: %v while reading PROXY protocol", err))
+	s.end(StatusBadRequest)
 }
 
 // traceParent is the span context of a PROXY v2 header's traceparent TLV
