@@ -22,6 +22,7 @@ import (
 	"github.com/kong/go-kong/kong"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gong-proxy/gong/internal/testsvc"
 	"github.com/gong-proxy/gong/runtime/admin"
 )
 
@@ -457,7 +458,7 @@ func TestAdminSessions(t *testing.T) {
 func TestAdminUpstreamHealth(t *testing.T) {
 	t.Parallel()
 	live := startEcho(t, "live")
-	dead := refusedAddr(t)
+	dead := testsvc.RefusedAddr(t)
 	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:

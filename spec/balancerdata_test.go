@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/gong-proxy/gong/internal/testsvc"
 )
 
 // balancerRecord is one line of the balancerdata fixture.
@@ -45,7 +47,7 @@ type balancerRecord struct {
 func TestBalancerData(t *testing.T) {
 	t.Parallel()
 	echo := startEcho(t, "alive")
-	dead := refusedAddr(t) // nothing listens there
+	dead := testsvc.RefusedAddr(t) // nothing listens there
 	p := listenPort(t)
 	path := filepath.Join(t.TempDir(), "balancer.log")
 	yml := fmt.Sprintf(`_format_version: "3.0"

@@ -125,7 +125,7 @@ func TestCustomLogFormat(t *testing.T) {
 func TestRetryAfterRefusedTarget(t *testing.T) {
 	t.Parallel()
 	echo := startEcho(t, "alive")
-	dead := refusedAddr(t) // nothing listens there
+	dead := testsvc.RefusedAddr(t) // nothing listens there
 	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:
@@ -175,7 +175,7 @@ services:
 
 func TestAllTriesFailIs502(t *testing.T) {
 	t.Parallel()
-	dead := refusedAddr(t)
+	dead := testsvc.RefusedAddr(t)
 	p := listenPort(t)
 	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", dead, "    retries: 2\n", fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
@@ -675,7 +675,7 @@ services:
 func TestHealthChecks(t *testing.T) {
 	t.Parallel()
 	live := startEcho(t, "live")
-	dead := refusedAddr(t)
+	dead := testsvc.RefusedAddr(t)
 	p := listenPort(t)
 	yml := fmt.Sprintf(`_format_version: "3.0"
 upstreams:

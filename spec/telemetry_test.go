@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gong-proxy/gong/internal/testsvc"
 	"github.com/gong-proxy/gong/runtime/telemetry"
 )
 
@@ -227,7 +228,7 @@ func TestTracingOverGRPC(t *testing.T) {
 	t.Parallel()
 	recv, addr := startOTLPGRPC(t)
 	p := listenPort(t)
-	refused := refusedAddr(t)
+	refused := testsvc.RefusedAddr(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("gone", refused, "    retries: 1\n",
 		fmt.Sprintf("      - name: r\n        protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p)+tracingConf("grpc", addr, 1), yml)
@@ -356,7 +357,7 @@ func TestTracingCollectorDown(t *testing.T) {
 	p := listenPort(t)
 	yml := fmt.Sprintf("_format_version: \"3.0\"\nservices:\n%s", svc("e", echo, "",
 		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p)))
-	down := "http://" + refusedAddr(t) + "/v1/traces"
+	down := "http://" + testsvc.RefusedAddr(t) + "/v1/traces"
 	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\ntracing_batch_span_count = 2\ntracing_batch_flush_delay = 1\n", p)+
 		tracingConf("http/protobuf", down, 1), yml)
 	for i := range 50 {
