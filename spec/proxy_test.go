@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,6 +465,75 @@ func pipes(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestOutOfDescriptorsPausesAccept: when gong runs out of file
+// descriptors it logs the failed accept, stops accepting for a moment,
+// and serves every connection that waited in the backlog once sessions
+// end and free theirs. It runs in a fresh process, whose descriptor
+// limit it lowers.
+func TestOutOfDescriptorsPausesAccept(t *testing.T) {
+	if os.Getenv("GONG_NOFILE_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestOutOfDescriptorsPausesAccept$", "-test.v")
+		cmd.Env = append(os.Environ(), "GONG_NOFILE_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the run out of descriptors failed: %v\n%s", err, out)
+		}
+		return
+	}
+	// Each session holds the client's socket and one to an upstream that
+	// never answers, until connect_timeout.
+	hang := testsvc.HangingAddr(t).String()
+	p := listenPort(t)
+	yml := "_format_version: \"3.0\"\nservices:\n" + svc("s", hang, "    retries: 0\n    connect_timeout: 500\n",
+		fmt.Sprintf("      - protocols: [tcp]\n        destinations: [{port: %d}]\n", p))
+	g := startGong(t, fmt.Sprintf("stream_listen = 127.0.0.1:%d\n", p), yml)
+	// The clients' sockets are made first: only gong runs short.
+	const clients = 20
+	var fds []int
+	for range clients {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		t.Cleanup(func() { syscall.Close(fd) })
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(len(open) + 10) // room for about five sessions
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+	lowered := time.Now()
+	connect := func(fds []int) {
+		for _, fd := range fds {
+			if err := syscall.Connect(fd, &syscall.SockaddrInet4{Port: p, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Enough to run short, then the rest while accepting is paused.
+	connect(fds[:6])
+	g.waitErrLog(t, "a failed accept", "accept() failed")
+	connect(fds[6:])
+	eventually(t, "every client's session", func() bool {
+		return strings.Count(g.errLog.String(), "while connecting to upstream") == clients
+	})
+	// A loop that failed to accept waits 500 ms before it tries again,
+	// whatever arrives meanwhile: one line per loop per pause at most.
+	most := runtime.GOMAXPROCS(0) * (1 + int(2*time.Since(lowered).Seconds()))
+	if n := strings.Count(g.errLog.String(), "accept() failed"); n > most {
+		t.Errorf("%d failed accepts logged; want at most %d, one per loop per pause", n, most)
+	}
 }
 
 // TestPlainTCPSplices proves plain TCP to plain TCP relays bulk bytes

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -206,7 +207,8 @@ func (l *evLoop) run() {
 			case padWake:
 				l.takePosted()
 			case padListener:
-				if o := (*l.set.sockets.Load())[ev.Fd]; o != nil {
+				// A paused socket's connections wait for its resumption.
+				if o := (*l.set.sockets.Load())[ev.Fd]; o != nil && !slices.Contains(l.paused, o) {
 					l.accept(o)
 				}
 			default:
