@@ -3,7 +3,9 @@ package stream
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
+	"io"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -64,13 +66,13 @@ func (c *loopConn) readHeader() {
 	if size <= 0 {
 		size = n // the parser says what is wrong with it
 	}
-	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(got[:size]), max(size, 16)))
+	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(got[:size]), size))
 	if err != nil {
 		c.s.brokenHeader(err)
 		return
 	}
-	if _, err := unix.Read(fd, c.l.buf[:size]); err != nil { // what was peeked
-		c.s.brokenHeader(opError("read", err))
+	if took, err := unix.Read(fd, c.l.buf[:size]); took != size { // what was peeked
+		c.s.brokenHeader(opError("read", cmp.Or(err, io.ErrUnexpectedEOF)))
 		return
 	}
 	c.l.stopTimer(c)
