@@ -108,10 +108,10 @@ func (t *typer) config() *Config {
 	t.accept("cluster_listen")
 	c.PortMaps = t.portMaps()
 
-	t.accept("nginx_user", "nginx_worker_processes", "nginx_daemon", "nginx_main_worker_rlimit_nofile",
-		"nginx_events_multi_accept")
+	t.accept("nginx_user", "nginx_daemon", "nginx_main_worker_rlimit_nofile", "nginx_events_multi_accept")
 	c.Stream = t.streamSettings()
 	c.Stream.WorkerConnections = t.workerConnections()
+	c.Stream.WorkerProcesses = t.workerProcesses()
 	c.Stream.WorkerShutdownTimeout = t.positiveDuration("nginx_main_worker_shutdown_timeout")
 	c.ProxyStreamAccessLog = t.accessLog(c.Stream.LogFormats)
 
@@ -225,6 +225,16 @@ func (t *typer) streamSettings() StreamSettings {
 // no cap of gong's own (see docs/caps.md).
 func (t *typer) workerConnections() int {
 	const key = "nginx_events_worker_connections"
+	if v, _ := t.lookup(key); v == "" || v == "auto" {
+		return 0
+	}
+	return t.integer(key, 1, key+" must be 'auto' or a positive integer")
+}
+
+// workerProcesses reads nginx_worker_processes: a positive integer, or
+// auto (0), one per core.
+func (t *typer) workerProcesses() int {
+	const key = "nginx_worker_processes"
 	if v, _ := t.lookup(key); v == "" || v == "auto" {
 		return 0
 	}

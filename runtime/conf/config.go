@@ -186,6 +186,10 @@ type StreamSettings struct {
 	// WorkerConnections caps the sessions in flight, TCP and UDP
 	// together (nginx_events_worker_connections); 0 is auto: no cap.
 	WorkerConnections int
+	// WorkerProcesses is how many event loops serve plain TCP sessions
+	// (nginx_worker_processes, nginx's worker_processes); 0 is auto: one
+	// per core (GOMAXPROCS).
+	WorkerProcesses int
 	// WorkerShutdownTimeout bounds a graceful quit
 	// (nginx_main_worker_shutdown_timeout, nginx's
 	// worker_shutdown_timeout): sessions still open then are closed.

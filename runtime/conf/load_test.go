@@ -389,6 +389,23 @@ func TestWorkerShutdownTimeout(t *testing.T) {
 	}
 }
 
+func TestWorkerProcesses(t *testing.T) {
+	for conf, want := range map[string]int{"": 0, "nginx_worker_processes = auto\n": 0, "nginx_worker_processes = 3\n": 3} {
+		c, _, err := load(t, conf)
+		if err != nil || c.Stream.WorkerProcesses != want {
+			t.Errorf("%q: %v, %v; want %d", conf, c, err, want)
+		}
+	}
+	for v, want := range map[string]string{
+		"0":    "nginx_worker_processes must be 'auto' or a positive integer",
+		"many": "nginx_worker_processes is not a number: 'many'",
+	} {
+		if _, _, err := load(t, "nginx_worker_processes = "+v+"\n"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error saying %q", v, err, want)
+		}
+	}
+}
+
 func TestHalfCloseSetting(t *testing.T) {
 	for conf, want := range map[string]bool{"": false, "nginx_sproxy_proxy_half_close = on\n": true, "nginx_sproxy_proxy_half_close = off\n": false} {
 		c, _, err := load(t, conf)

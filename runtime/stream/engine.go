@@ -6,10 +6,12 @@
 package stream
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,7 +153,7 @@ func (e *Engine) Swap(cfg *Config) (*Config, error) {
 	}
 	if cfg.loops = cfg.loopListeners(); len(cfg.loops) > 0 && e.loops == nil && !e.noLoops {
 		var err error
-		if e.loops, err = startLoops(e); err != nil {
+		if e.loops, err = startLoops(e, cmp.Or(cfg.Conf.Stream.WorkerProcesses, runtime.GOMAXPROCS(0))); err != nil {
 			e.noLoops = true
 			e.log.Warn(fmt.Sprintf("every session will have goroutines: the event loops cannot start: %v", err))
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -84,12 +83,12 @@ type loopSet struct {
 	lastID  int32
 }
 
-// startLoops starts one event loop per core; an error means the loops
+// startLoops starts n event loops; an error means the loops
 // are unavailable and every session has a goroutine.
-func startLoops(e *Engine) (*loopSet, error) {
+func startLoops(e *Engine, n int) (*loopSet, error) {
 	set := &loopSet{}
 	set.sockets.Store(&map[int32]*socket{})
-	for range runtime.GOMAXPROCS(0) {
+	for range n {
 		l, err := newLoop(e, set)
 		if err != nil {
 			for _, l := range set.all {

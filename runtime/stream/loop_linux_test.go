@@ -161,6 +161,16 @@ func TestLoopKeepAlive(t *testing.T) {
 	waitEnded(t, h)
 }
 
+// nginx_worker_processes sets how many loops serve the sessions.
+func TestLoopsPerWorkerProcesses(t *testing.T) {
+	up := echoServer(t)
+	e, tcp, _, _ := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "nginx_worker_processes = 3\n")
+	if n := len(e.loops.all); n != 3 {
+		t.Errorf("%d event loops; want 3", n)
+	}
+	echoOnce(t, dialDeadline(t, "tcp", tcp), "three")
+}
+
 // answerAtEOF reads until EOF, then answers with how many bytes came.
 func answerAtEOF(c net.Conn) {
 	n, _ := io.Copy(io.Discard, c)

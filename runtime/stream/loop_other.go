@@ -13,7 +13,7 @@ type loopSet struct{}
 
 type loopConn struct{ sent, received atomic.Int64 }
 
-func startLoops(*Engine) (*loopSet, error) { return nil, errors.ErrUnsupported }
+func startLoops(*Engine, int) (*loopSet, error) { return nil, errors.ErrUnsupported }
 
 func (*loopSet) stop()                   {}
 func (*loopSet) toLoops(*socket) error   { return errors.ErrUnsupported }
