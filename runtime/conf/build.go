@@ -223,18 +223,26 @@ func (t *typer) streamSettings() StreamSettings {
 // workerConnections reads nginx_events_worker_connections: a positive
 // number caps the sessions in flight, TCP and UDP together; auto (0) sets
 // no cap of gong's own (see docs/caps.md).
-func (t *typer) workerConnections() int {
-	const key = "nginx_events_worker_connections"
-	if v, _ := t.lookup(key); v == "" || v == "auto" {
-		return 0
-	}
-	return t.integer(key, 1, key+" must be 'auto' or a positive integer")
-}
+func (t *typer) workerConnections() int { return t.autoOrPositive("nginx_events_worker_connections") }
 
-// workerProcesses reads nginx_worker_processes: a positive integer, or
-// auto (0), one per core.
+// maxWorkerProcesses bounds nginx_worker_processes as nginx bounds its
+// workers (NGX_MAX_PROCESSES): each is an event loop with its buffer.
+const maxWorkerProcesses = 1024
+
+// workerProcesses reads nginx_worker_processes: at most
+// maxWorkerProcesses, or auto (0), one per core.
 func (t *typer) workerProcesses() int {
 	const key = "nginx_worker_processes"
+	n := t.autoOrPositive(key)
+	if n > maxWorkerProcesses {
+		t.fail(key, "%s must be at most %d", key, maxWorkerProcesses)
+		return 0
+	}
+	return n
+}
+
+// autoOrPositive reads a positive integer, or auto (0).
+func (t *typer) autoOrPositive(key string) int {
 	if v, _ := t.lookup(key); v == "" || v == "auto" {
 		return 0
 	}

@@ -399,6 +399,7 @@ func TestWorkerProcesses(t *testing.T) {
 	for v, want := range map[string]string{
 		"0":    "nginx_worker_processes must be 'auto' or a positive integer",
 		"many": "nginx_worker_processes is not a number: 'many'",
+		"1025": "nginx_worker_processes must be at most 1024",
 	} {
 		if _, _, err := load(t, "nginx_worker_processes = "+v+"\n"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want an error saying %q", v, err, want)
