@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -146,12 +145,7 @@ func TestBandwidthLimitUpstream(t *testing.T) {
 // still relays through splice (pipes counted as TestPlainTCPSplices
 // does, in a fresh process).
 func TestBandwidthLimitKeepsSpliceForOthers(t *testing.T) {
-	if os.Getenv("GONG_SHAPED_SPLICE_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestBandwidthLimitKeepsSpliceForOthers$", "-test.v")
-		cmd.Env = append(os.Environ(), "GONG_SHAPED_SPLICE_CHILD=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("splice measurement failed: %v\n%s", err, out)
-		}
+	if !inFreshProcess(t) {
 		return
 	}
 	debug.SetGCPercent(-1) // a collection would close pooled pipes while they are counted

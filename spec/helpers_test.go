@@ -222,6 +222,26 @@ func activate(cmd *exec.Cmd, sockets ...*os.File) {
 	cmd.ExtraFiles = sockets
 }
 
+// freshProcessEnv marks a test binary that inFreshProcess started.
+const freshProcessEnv = "GONG_SPEC_FRESH_PROCESS"
+
+// inFreshProcess runs t alone in a new process of the test binary, for
+// what earlier tests' state would blur (pooled pipes, descriptor limits),
+// and fails t with that run's output when it fails. It reports whether
+// the caller is that process and should go on with the test.
+func inFreshProcess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(freshProcessEnv) != "" {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), freshProcessEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s in a fresh process: %v\n%s", t.Name(), err, out)
+	}
+	return false
+}
+
 // startEcho runs a TCP server that answers each line with name + ": " +
 // the line, so tests see which upstream answered. It returns its address.
 func startEcho(t testing.TB, name string) string {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -473,12 +472,7 @@ func pipes(t *testing.T) int {
 // end and free theirs. It runs in a fresh process, whose descriptor
 // limit it lowers.
 func TestOutOfDescriptorsPausesAccept(t *testing.T) {
-	if os.Getenv("GONG_NOFILE_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestOutOfDescriptorsPausesAccept$", "-test.v")
-		cmd.Env = append(os.Environ(), "GONG_NOFILE_CHILD=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("the run out of descriptors failed: %v\n%s", err, out)
-		}
+	if !inFreshProcess(t) {
 		return
 	}
 	// Each session holds the client's socket and one to an upstream that
@@ -546,12 +540,7 @@ func TestOutOfDescriptorsPausesAccept(t *testing.T) {
 func TestPlainTCPSplices(t *testing.T) {
 	// Pipes that earlier tests returned to Go's pool would blur the count,
 	// so the measurement runs in a fresh process.
-	if os.Getenv("GONG_SPLICE_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPlainTCPSplices$", "-test.v")
-		cmd.Env = append(os.Environ(), "GONG_SPLICE_CHILD=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("splice measurement failed: %v\n%s", err, out)
-		}
+	if !inFreshProcess(t) {
 		return
 	}
 	// Go returns splice pipes to a pool that a garbage collection empties,
