@@ -116,3 +116,23 @@ func TestLoopBrokenProxyHeader(t *testing.T) {
 		}
 	}
 }
+
+// A session closed (Admin API) while its PROXY header is awaited ends
+// with 400 and a broken-header line, as on goroutines.
+func TestLoopSessionClosedAwaitingHeader(t *testing.T) {
+	up := echoServer(t)
+	e, tcp, h, log := loopEngine(t, serviceYML("tcp", "127.0.0.1", up.Port, ""), "stream_listen = 127.0.0.1:0 proxy_protocol\n")
+	c := dialDeadline(t, "tcp", tcp)
+	io.WriteString(c, "PROXY TCP4")
+	eventuallyTrue(t, "the session listed", func() bool { return len(e.Sessions()) == 1 })
+	e.Sessions()[0].Close()
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read %d bytes; want the connection closed", n)
+	}
+	if r := waitEnded(t, h); r.Status != StatusBadRequest {
+		t.Errorf("status %d; want 400", r.Status)
+	}
+	if want := "use of closed network connection while reading PROXY protocol"; !strings.Contains(log.String(), want) {
+		t.Errorf("no %q in the error log", want)
+	}
+}
