@@ -9,8 +9,10 @@
 # gong runs twice: with its default key exchanges (Go's, X25519MLKEM768
 # first) and with nginx_stream_ssl_ecdh_curve = X25519, the key exchange
 # nginx negotiates with this client when its OpenSSL has no ML-KEM.
+# go-tls is the floor under both: bench/floor's proxy behind Go's own TLS
+# server (crypto/tls, X25519, Go's session tickets), nothing else.
 # It uses the shared bench's fixed ports (echo 9000, nginx 8441, gong
-# 8443/8444): run it under the same lock as that bench:
+# 8443/8444, go-tls 8445): run it under the same lock as that bench:
 #   BENCH_D=3s flock /tmp/peers.lock bench/tls.sh ./gong ecdsa
 # Needs Debian packages nginx-light libnginx-mod-stream openssl, and go.
 # BENCH_D sets each measurement's length (4s). Compare ratios within one
@@ -57,12 +59,16 @@ start_gong() {
 declare -A GPIDS
 start_gong 8443
 start_gong 8444 KONG_NGINX_STREAM_SSL_ECDH_CURVE=X25519
+(cd "$HERE/floor" && go build -o "$W/floor" .) || exit 1
+"$W/floor" tls 127.0.0.1:8445 127.0.0.1:9000 "$W/cert.pem" "$W/key.pem" & PIDS+=($!)
+GOTLSPID=$!
 sleep 0.5
 
 pids_of() { case $1 in
   nginx) m=$(cat "$W/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')";;
   gong) echo "${GPIDS[8443]}";;
   gong-x25519) echo "${GPIDS[8444]}";;
+  go-tls) echo "$GOTLSPID";;
 esac; }
 measure() {
   local n=$1 label=$2; shift 2
@@ -81,7 +87,7 @@ PY
 )
   printf "%-12s %-28s %s %s\n" "$n" "$label" "$out" "$cost"
 }
-for t in nginx=8441 gong=8443 gong-x25519=8444; do n=${t%%=*}; p=${t#*=}
+for t in nginx=8441 gong=8443 gong-x25519=8444 go-tls=8445; do n=${t%%=*}; p=${t#*=}
   measure "$n" "tls $KIND full handshake" rr -addr 127.0.0.1:$p -c 20 -d "$D" -size 64 -tls -sni bench.test -reconnect
   measure "$n" "tls $KIND resumed (ticket)" rr -addr 127.0.0.1:$p -c 20 -d "$D" -size 64 -tls -sni bench.test -reconnect -resume
 done

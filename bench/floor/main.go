@@ -11,6 +11,10 @@
 //	floor hybrid LISTEN UPSTREAM  net's accept and dial, then the
 //	                              sockets leave Go's poller for an epoll
 //	                              loop per core that relays (Linux)
+//	floor tls LISTEN UPSTREAM CERT KEY
+//	                              net's proxy behind crypto/tls's server
+//	                              with X25519 and Go's session tickets:
+//	                              the floor under gong's TLS termination
 //
 // All end a connection at the first EOF from either side, as gong does
 // by default. They serve the bench only: no timeouts, no limits.
@@ -25,8 +29,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: floor net|epoll|hybrid LISTEN UPSTREAM")
+	if len(os.Args) != 4 && !(len(os.Args) == 6 && os.Args[1] == "tls") {
+		fmt.Fprintln(os.Stderr, "usage: floor net|epoll|hybrid LISTEN UPSTREAM, or floor tls LISTEN UPSTREAM CERT KEY")
 		os.Exit(2)
 	}
 	var err error
@@ -35,6 +39,8 @@ func main() {
 		err = netProxy(os.Args[2], os.Args[3])
 	case "hybrid":
 		err = hybridProxy(os.Args[2], os.Args[3])
+	case "tls":
+		err = tlsProxy(os.Args[2], os.Args[3], os.Args[4], os.Args[5])
 	case "epoll":
 		var listen, up netip.AddrPort
 		if listen, err = netip.ParseAddrPort(os.Args[2]); err == nil {
@@ -43,7 +49,7 @@ func main() {
 			}
 		}
 	default:
-		err = fmt.Errorf("unknown kind %q: want net, epoll or hybrid", os.Args[1])
+		err = fmt.Errorf("unknown kind %q: want net, epoll, hybrid or tls", os.Args[1])
 	}
 	fmt.Fprintln(os.Stderr, "floor:", err)
 	os.Exit(1)
@@ -55,6 +61,12 @@ func netProxy(listen, upstream string) error {
 	if err != nil {
 		return err
 	}
+	return relayAll(ln, upstream)
+}
+
+// relayAll relays each connection ln accepts to upstream, a goroutine per
+// connection and direction.
+func relayAll(ln net.Listener, upstream string) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
