@@ -2,7 +2,8 @@
 # TLS handshake rows, nginx and gong side by side in front of one echo
 # server, both with the same certificate: full handshakes (a new connection
 # for each round trip) and resumed ones (the same, resuming with session
-# tickets), with each proxy's own CPU time per connection.
+# tickets, in TLS 1.3 and in TLS 1.2, whose resumption makes no new key
+# exchange), with each proxy's own CPU time per connection.
 #
 #   bench/tls.sh PATH_TO_GONG [rsa|ecdsa]      (default rsa: RSA-2048; ecdsa: P-256)
 #
@@ -90,4 +91,5 @@ PY
 for t in nginx=8441 gong=8443 gong-x25519=8444 go-tls=8445; do n=${t%%=*}; p=${t#*=}
   measure "$n" "tls $KIND full handshake" rr -addr 127.0.0.1:$p -c 20 -d "$D" -size 64 -tls -sni bench.test -reconnect
   measure "$n" "tls $KIND resumed (ticket)" rr -addr 127.0.0.1:$p -c 20 -d "$D" -size 64 -tls -sni bench.test -reconnect -resume
+  measure "$n" "tls1.2 $KIND resumed" rr -addr 127.0.0.1:$p -c 20 -d "$D" -size 64 -tls -sni bench.test -reconnect -resume -tls12
 done

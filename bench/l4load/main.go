@@ -3,7 +3,7 @@
 // for the TLS rows of bench/tls.sh.
 //
 //	l4load echo  -listen 127.0.0.1:9000   (TCP and UDP on the same port)
-//	l4load rr    -addr 127.0.0.1:8000 -c 50 -d 5s -size 64 [-reconnect] [-tls -sni x [-resume] | -udp]
+//	l4load rr    -addr 127.0.0.1:8000 -c 50 -d 5s -size 64 [-reconnect] [-tls -sni x [-resume] [-tls12] | -udp]
 //	l4load bulk  -addr 127.0.0.1:8000 -c 4 -d 5s -size 65536 [-tls -sni x]
 //	l4load hold  -addr 127.0.0.1:8000 -c 10000 -d 10s
 package main
@@ -38,6 +38,7 @@ func main() {
 	useTLS := fs.Bool("tls", false, "connect with TLS")
 	sni := fs.String("sni", "", "TLS server name")
 	resume := fs.Bool("resume", false, "tls: keep session tickets and resume with them (with -reconnect, every connection after a client's first)")
+	tls12 := fs.Bool("tls12", false, "tls: offer TLS 1.2 at most, whose resumption makes no new key exchange")
 	useUDP := fs.Bool("udp", false, "rr: one UDP socket (a proxy session) per client; -reconnect opens a new one per round trip")
 	fs.Parse(os.Args[2:])
 
@@ -46,6 +47,9 @@ func main() {
 		tcfg = &tls.Config{InsecureSkipVerify: true, ServerName: *sni, ClientSessionCache: nil}
 		if *resume {
 			tcfg.ClientSessionCache = tls.NewLRUClientSessionCache(4 * *conc)
+		}
+		if *tls12 {
+			tcfg.MaxVersion = tls.VersionTLS12
 		}
 	}
 	dial := func() (net.Conn, error) {
