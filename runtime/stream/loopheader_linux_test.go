@@ -37,7 +37,7 @@ func TestProxyHeaderSize(t *testing.T) {
 }
 
 // proxyV2Header is a v2 header from 203.0.113.7:port.
-func proxyV2Header(t *testing.T, port int) string {
+func proxyV2Header(t testing.TB, port int) string {
 	h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: port}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6000})
 	b, err := h.Format()
 	if err != nil {
